@@ -1,0 +1,167 @@
+/*
+ * Execution records and their output logs (in memory, one process).
+ *
+ * A record moves PENDING -> RUNNING -> {COMPLETED, FAILED, KILLED}; the
+ * terminal transition happens exactly once, under the record's lock, however
+ * exit, timeout, Kill and cancellation race (px_record_finish returns true to
+ * the one caller that made it). Each record has an append-only output log:
+ * the stdout and stderr chunks in arrival order, addressed by absolute byte
+ * offsets that count both streams together.
+ *
+ * Records are reference counted. The store holds one reference while a
+ * record is retained; a terminal record is dropped `retention_ms` after its
+ * finished_at (lazily, on the next store call; a dropped id is NOT_FOUND).
+ *
+ * Watchers: px_record_watch() registers a callback run after every change
+ * (output appended, RUNNING, terminal). Callbacks run on the thread that made
+ * the change, with no record data lock held but with the record's watcher
+ * lock held: a callback may read the record (snapshot, read) but must not
+ * call px_record_watch/unwatch on the same record. After px_record_unwatch()
+ * returns, the callback is not running and never runs again. Lock order:
+ * watcher lock -> caller's locks -> record data lock; so never call
+ * px_record_unwatch() while holding a lock your callback takes.
+ *
+ * Thread safety: every function may be called from any thread.
+ */
+#ifndef PYEXEC_STORE_STORE_H
+#define PYEXEC_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/base/error.h"
+#include "server/executor/job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_store px_store;
+typedef struct px_record px_record;
+typedef struct px_watch px_watch;
+
+typedef struct px_store_config {
+    int64_t retention_ms;    /* terminal records kept this long after finished_at */
+    size_t max_records;      /* retained records of any state; beyond: PX_E_EXHAUSTED */
+    size_t max_watchers;     /* watchers per record; beyond: PX_E_EXHAUSTED */
+} px_store_config;
+
+px_store *px_store_new(const px_store_config *config, px_error *err);
+
+/* Drops the store's references to all records. Records still referenced
+ * elsewhere stay valid until unref'd. NULL-safe. */
+void px_store_free(px_store *store);
+
+/* Creates a PENDING record with a fresh id and returns a new reference.
+ * If `request_id` is non-empty and a retained record was created with the
+ * same request_id, returns a reference to that record instead and sets
+ * *existed = true (else false). PX_E_EXHAUSTED at max_records. */
+px_record *px_store_create(px_store *store, const char *request_id, bool *existed,
+                           px_error *err);
+
+/* Returns a new reference to the retained record `id`, or NULL with
+ * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */
+px_record *px_store_get(px_store *store, const char *id, px_error *err);
+
+/* Removes a record from the store at once (e.g. its job was never admitted).
+ * The caller's reference stays valid. */
+void px_store_remove(px_store *store, px_record *record);
+
+/* Number of retained records (after expiring old ones). */
+size_t px_store_count(px_store *store);
+
+void px_record_ref(px_record *r);
+void px_record_unref(px_record *r); /* NULL-safe */
+
+/* Borrowed; valid while the caller holds a reference. */
+const char *px_record_id(const px_record *r);
+
+/* ---- the job behind a record, for Kill and cancellation ---- */
+
+typedef struct px_record_job_ops {
+    void (*kill)(void *ctx, void *job, px_kill_cause cause);
+    void (*unref)(void *job);
+} px_record_job_ops;
+
+/* Attaches the running job (the record takes over one reference, released
+ * with ops->unref when the record is freed). `ops` must outlive the record.
+ * If px_record_kill() was called before, the kill is forwarded now. */
+void px_record_attach_job(px_record *r, const px_record_job_ops *ops, void *ctx, void *job);
+
+/* Forwards a kill to the attached job, or remembers it until a job is
+ * attached. No effect on a terminal record; the first cause is kept. */
+void px_record_kill(px_record *r, px_kill_cause cause);
+
+/* ---- lifecycle, driven by the executor's events ---- */
+
+/* PENDING -> RUNNING with the program's start time. No-op if not PENDING. */
+void px_record_set_running(px_record *r, int64_t started_at_ms);
+
+/* Appends one chunk to the output log (copied). Ignored once terminal. */
+void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_t len);
+
+/* The one terminal transition. Returns true if this call made it, false if
+ * the record was already terminal (the outcome is then ignored). */
+bool px_record_finish(px_record *r, const px_outcome *outcome);
+
+/* ---- reading ---- */
+
+/* A copy of a record's state. `stdout_data`/`stderr_data` are malloc'd
+ * (possibly NULL when empty) and owned by the view; release with
+ * px_record_view_release. */
+typedef struct px_record_view {
+    char id[48];
+    px_status status;
+    px_outcome outcome;      /* meaningful when status is terminal; started_at_ms
+                                also set while RUNNING */
+    int64_t log_len;         /* bytes in the output log */
+    uint8_t *stdout_data;
+    size_t stdout_len;
+    uint8_t *stderr_data;
+    size_t stderr_len;
+} px_record_view;
+
+/* Fills `view`; with `with_output` the stdout/stderr bodies are copied out
+ * of the log, else left NULL/0. Returns 0, or -1 (PX_E_INTERNAL) if out of
+ * memory. */
+int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_error *err);
+void px_record_view_release(px_record_view *view);
+
+typedef enum px_read_status {
+    PX_READ_DATA = 0,   /* *chunk filled */
+    PX_READ_WAIT = 1,   /* nothing at offset yet; the record is not terminal */
+    PX_READ_EOF = 2,    /* offset == log end and the record is terminal */
+} px_read_status;
+
+typedef struct px_log_chunk {
+    px_stream stream;
+    int64_t offset;   /* absolute offset of data[0] */
+    uint8_t *data;    /* malloc'd copy, owned by the caller */
+    size_t len;
+} px_log_chunk;
+
+/* Reads up to `max_len` bytes at absolute `offset`, from a single chunk of
+ * a single stream. Returns a px_read_status, or -1 with `err` set:
+ * PX_E_OUT_OF_RANGE if the record is terminal and offset > log end,
+ * PX_E_INVALID if offset < 0. */
+int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
+                   px_error *err);
+
+/* ---- watchers ---- */
+
+typedef void (*px_watch_fn)(void *ud, px_record *r);
+
+/* Registers `fn`. Returns a handle, or NULL with PX_E_EXHAUSTED at
+ * max_watchers. The callback may fire before this returns on another
+ * thread; callers re-check state after registering. */
+px_watch *px_record_watch(px_record *r, px_watch_fn fn, void *ud, px_error *err);
+
+/* Unregisters and frees `w`; see the file comment. NULL-safe. */
+void px_record_unwatch(px_record *r, px_watch *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -9,15 +9,25 @@
  * ustar/pax archive that the sandbox bootstrap unpacks.
  *
  * Rules (violations are PX_E_INVALID with a message naming the path):
- *   - paths are relative and '/'-separated; a leading "./" is dropped;
- *     "//" and trailing '/' are normalised; empty paths, absolute paths,
- *     ".." components, NUL or control bytes are rejected;
- *   - symbolic links must be relative and resolve inside the root;
- *   - hard links, devices, FIFOs and sockets are rejected;
- *   - a path may appear only once (after normalisation);
- *   - entry count, path length, path depth, single-file size and total
- *     unpacked bytes are bounded by px_tar_limits.
- * Directories implied by file paths need not be listed.
+ *   - paths are relative and '/'-separated; "." components (so a leading
+ *     "./"), repeated '/' and a trailing '/' are dropped; empty paths,
+ *     absolute paths, ".." components, NUL or control bytes (< 0x20, 0x7f)
+ *     are rejected; a directory entry for the root itself ("./") is skipped;
+ *   - symbolic links must be relative and resolve inside the root; ".." may
+ *     only lead the target ("../lib/x", not "lib/../x"), which makes the
+ *     lexical check also hold for the real filesystem;
+ *   - hard links (even to a file inside the archive), devices, FIFOs,
+ *     sockets and sparse files are rejected;
+ *   - a path may appear only once (after normalisation), except that a
+ *     directory may be listed again (later listings are dropped) or after
+ *     files inside it; no path may lie below a file or a symbolic link;
+ *   - entry count (tar headers read, including skipped ones), path length,
+ *     path depth and total unpacked bytes (sum of regular file sizes, checked
+ *     against each header before its data is read) are bounded by
+ *     px_tar_limits.
+ * Directories implied by file paths need not be listed. Modes keep the
+ * permission bits (& 0777); a mode of 0 becomes 0644 for files and 0755 for
+ * directories. Owners and times in the input are ignored.
  *
  * Thread safety: functions are reentrant; a px_project is owned by one
  * thread at a time.
@@ -77,12 +87,17 @@ typedef struct px_project {
 } px_project;
 
 /* Parses and validates an uncompressed tar archive (ustar, pax or GNU).
+ * `limits` NULL means px_tar_limits_default(). An archive of only the
+ * end-of-archive blocks gives an empty project; zero bytes are invalid.
  * Returns a new project, or NULL with `err` set (PX_E_INVALID for bad input,
- * including a compressed or truncated archive). */
+ * including a compressed, truncated or damaged archive; PX_E_INTERNAL if
+ * memory runs out). Errors about one entry start with "tar entry N" (from 1). */
 px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_limits *limits,
                                 px_error *err);
 
-/* Validates a list of files. Returns a new project, or NULL with `err` set. */
+/* Validates a list of regular files (copied; `files` stays the caller's).
+ * `limits` NULL means px_tar_limits_default(). Returns a new project, or
+ * NULL with `err` set; errors about one file start with "file N" (from 0). */
 px_project *px_project_from_files(const px_file_in *files, size_t n, const px_tar_limits *limits,
                                   px_error *err);
 
@@ -97,11 +112,13 @@ void px_project_free(px_project *project);
 const char *px_project_entrypoint(const px_project *project, const char *requested,
                                   px_error *err);
 
-/* True if the project holds a regular file at normalised `path`. */
+/* True if the project holds a regular file at normalised `path`. O(n). */
 bool px_project_has_file(const px_project *project, const char *path);
 
 /* Writes the project as a POSIX (pax) tar archive into a new malloc'd buffer
- * (*out, *out_len), owned by the caller. Returns 0, or -1 with `err` set. */
+ * (*out, *out_len), owned by the caller: entries in project order, no
+ * implied directories, owner uid/gid 0, mtime 0, modes as in the project,
+ * paths as raw bytes. Returns 0, or -1 with `err` set (PX_E_INTERNAL). */
 int px_project_pack(const px_project *project, uint8_t **out, size_t *out_len, px_error *err);
 
 #ifdef __cplusplus

@@ -1,0 +1,562 @@
+/*
+ * libpyexec over the gRPC C core.
+ *
+ * Every call owns a private completion queue and keeps at most one batch
+ * outstanding on it, so a call is a straight line of "start batch, wait for
+ * its tag" steps and concurrent calls on one channel never share state.
+ * Deadlines bound each call; the queue itself is waited on without one.
+ */
+#include "client/pyexec.h"
+
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/slice.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/time.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/codec.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "pyexec/v1/executor.pb-c.h"
+#include "server/base/cleanup.h"
+
+#define METHOD_EXECUTE "/pyexec.v1.ExecutorService/Execute"
+#define METHOD_GET "/pyexec.v1.ExecutorService/GetExecution"
+#define METHOD_STREAM "/pyexec.v1.ExecutorService/StreamOutput"
+#define METHOD_KILL "/pyexec.v1.ExecutorService/Kill"
+#define METHOD_HEALTH "/grpc.health.v1.Health/Check"
+
+struct pyexec_client {
+    grpc_channel *channel;
+    char *target;
+    int64_t call_timeout_ms; /* < 0: none */
+    int64_t wait_timeout_ms; /* <= 0: none */
+};
+
+/* ---- status mapping ---------------------------------------------------- */
+
+static px_code code_from_status(grpc_status_code s) {
+    switch (s) {
+    case GRPC_STATUS_INVALID_ARGUMENT: return PX_E_INVALID;
+    case GRPC_STATUS_NOT_FOUND: return PX_E_NOT_FOUND;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return PX_E_EXHAUSTED;
+    case GRPC_STATUS_UNAVAILABLE: return PX_E_UNAVAILABLE;
+    case GRPC_STATUS_FAILED_PRECONDITION: return PX_E_PRECONDITION;
+    case GRPC_STATUS_OUT_OF_RANGE: return PX_E_OUT_OF_RANGE;
+    case GRPC_STATUS_CANCELLED: return PX_E_CANCELLED;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return PX_E_TIMEOUT;
+    default: return PX_E_INTERNAL;
+    }
+}
+
+static const char *status_name(grpc_status_code s) {
+    static const char *const names[] = {
+        "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+        "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
+        "UNAUTHENTICATED",
+    };
+    if ((unsigned)s < PX_ARRAY_SIZE(names))
+        return names[s];
+    return "UNKNOWN";
+}
+
+/* The short RPC name ("GetExecution") of a method path. */
+static const char *rpc_name(const char *method) {
+    const char *slash = strrchr(method, '/');
+    return slash ? slash + 1 : method;
+}
+
+static int set_status_error(px_error *err, const char *method, grpc_status_code s,
+                            grpc_slice details) {
+    int n = (int)GRPC_SLICE_LENGTH(details);
+    const char *d = (const char *)GRPC_SLICE_START_PTR(details);
+    px_code code = code_from_status(s);
+    if (code == PX_E_INTERNAL)
+        return px_error_set(err, code, "%s: %s: %.*s", rpc_name(method), status_name(s), n, d);
+    return px_error_set(err, code, "%s: %.*s", rpc_name(method), n, d);
+}
+
+/* ---- time -------------------------------------------------------------- */
+
+static gpr_timespec deadline_after(int64_t ms) {
+    if (ms <= 0)
+        return gpr_inf_future(GPR_CLOCK_MONOTONIC);
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(ms, GPR_TIMESPAN));
+}
+
+/* ---- one call: a private queue and the state shared by its batches ------ */
+
+typedef struct call_ctx {
+    grpc_completion_queue *cq;
+    grpc_call *call;
+    grpc_metadata_array initial_md;
+    grpc_metadata_array trailing_md;
+    grpc_status_code status;
+    grpc_slice details;
+    const char *error_string;
+} call_ctx;
+
+static int call_open(call_ctx *cx, pyexec_client *c, const char *method, gpr_timespec deadline,
+                     px_error *err) {
+    memset(cx, 0, sizeof *cx);
+    grpc_metadata_array_init(&cx->initial_md);
+    grpc_metadata_array_init(&cx->trailing_md);
+    cx->details = grpc_empty_slice();
+    cx->cq = grpc_completion_queue_create_for_next(NULL);
+    if (!cx->cq)
+        return px_error_set(err, PX_E_INTERNAL, "%s: cannot create a completion queue",
+                            rpc_name(method));
+    grpc_slice m = grpc_slice_from_static_string(method);
+    cx->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cx->cq, m, NULL,
+                                        deadline, NULL);
+    if (!cx->call)
+        return px_error_set(err, PX_E_INTERNAL, "%s: cannot create the call", rpc_name(method));
+    return 0;
+}
+
+static void call_close(call_ctx *cx) {
+    if (cx->call)
+        grpc_call_unref(cx->call);
+    if (cx->cq) {
+        grpc_completion_queue_shutdown(cx->cq);
+        while (grpc_completion_queue_next(cx->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN)
+            ;
+        grpc_completion_queue_destroy(cx->cq);
+    }
+    grpc_metadata_array_destroy(&cx->initial_md);
+    grpc_metadata_array_destroy(&cx->trailing_md);
+    grpc_slice_unref(cx->details);
+    gpr_free((void *)cx->error_string);
+    memset(cx, 0, sizeof *cx);
+}
+
+/* Starts one batch and waits for it. Returns the batch's success flag, or -1
+ * if the batch could not be started. */
+static int call_batch(call_ctx *cx, const grpc_op *ops, size_t n, const char *method,
+                      px_error *err) {
+    void *tag = (void *)ops;
+    grpc_call_error e = grpc_call_start_batch(cx->call, ops, n, tag, NULL);
+    if (e != GRPC_CALL_OK)
+        return px_error_set(err, PX_E_INTERNAL, "%s: start batch: grpc_call_error %d",
+                            rpc_name(method), (int)e);
+    grpc_event ev = grpc_completion_queue_next(cx->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type != GRPC_OP_COMPLETE || ev.tag != tag)
+        return px_error_set(err, PX_E_INTERNAL, "%s: unexpected completion queue event %d",
+                            rpc_name(method), (int)ev.type);
+    return ev.success ? 1 : 0;
+}
+
+/* Packs `msg` into a new byte buffer (the caller destroys it). */
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, px_error *err) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice s = grpc_slice_malloc(len);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
+    grpc_slice_unref(s);
+    if (!bb)
+        px_error_set(err, PX_E_INTERNAL, "cannot allocate a %zu-byte message", len);
+    return bb;
+}
+
+/* Unpacks and destroys `bb`. Returns NULL with PX_E_INTERNAL if the bytes
+ * are not a valid message of `desc`. */
+static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc,
+                                        const char *method, px_error *err) {
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        grpc_byte_buffer_destroy(bb);
+        return px_error_set(err, PX_E_INTERNAL, "%s: cannot read the response", rpc_name(method)),
+               NULL;
+    }
+    grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    grpc_byte_buffer_destroy(bb);
+    ProtobufCMessage *m =
+        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    grpc_slice_unref(s);
+    if (!m)
+        px_error_set(err, PX_E_INTERNAL, "%s: malformed %s from the server", rpc_name(method),
+                     desc->name);
+    return m;
+}
+
+/* A unary call: sends `req`, returns the unpacked response of `resp_desc`
+ * (free with protobuf_c_message_free_unpacked) or NULL with `err` set. */
+static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
+                                    const ProtobufCMessage *req,
+                                    const ProtobufCMessageDescriptor *resp_desc,
+                                    gpr_timespec deadline, px_error *err) {
+    call_ctx cx;
+    ProtobufCMessage *resp = NULL;
+    grpc_byte_buffer *send = NULL;
+    grpc_byte_buffer *recv = NULL;
+
+    if (call_open(&cx, c, method, deadline, err) < 0)
+        goto out;
+    send = pack_message(req, err);
+    if (!send)
+        goto out;
+    grpc_op ops[] = {
+        {.op = GRPC_OP_SEND_INITIAL_METADATA},
+        {.op = GRPC_OP_SEND_MESSAGE, .data.send_message.send_message = send},
+        {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT},
+        {.op = GRPC_OP_RECV_INITIAL_METADATA,
+         .data.recv_initial_metadata.recv_initial_metadata = &cx.initial_md},
+        {.op = GRPC_OP_RECV_MESSAGE, .data.recv_message.recv_message = &recv},
+        {.op = GRPC_OP_RECV_STATUS_ON_CLIENT,
+         .data.recv_status_on_client = {.trailing_metadata = &cx.trailing_md,
+                                        .status = &cx.status,
+                                        .status_details = &cx.details,
+                                        .error_string = &cx.error_string}},
+    };
+    if (call_batch(&cx, ops, PX_ARRAY_SIZE(ops), method, err) < 0)
+        goto out;
+    if (cx.status != GRPC_STATUS_OK) {
+        set_status_error(err, method, cx.status, cx.details);
+        goto out;
+    }
+    if (!recv) {
+        px_error_set(err, PX_E_INTERNAL, "%s: the server sent no response", rpc_name(method));
+        goto out;
+    }
+    resp = unpack_message(TAKE_PTR(recv), resp_desc, method, err);
+
+out:
+    if (recv)
+        grpc_byte_buffer_destroy(recv);
+    if (send)
+        grpc_byte_buffer_destroy(send);
+    call_close(&cx);
+    return resp;
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options *opts,
+                                 px_error *err) {
+    pyexec_client_options o = {0};
+    if (opts)
+        o = *opts;
+    if (o.max_receive_bytes < 0)
+        return px_error_set(err, PX_E_INVALID, "max_receive_bytes must not be negative"), NULL;
+    if (!target || !*target)
+        target = PYEXEC_DEFAULT_SERVER;
+
+    _cleanup_free_ pyexec_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory"), NULL;
+    c->target = strdup(target);
+    if (!c->target)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory"), NULL;
+    c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS : o.call_timeout_ms;
+    c->wait_timeout_ms = o.wait_timeout_ms;
+
+    grpc_init();
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER,
+         .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = o.max_receive_bytes ? o.max_receive_bytes
+                                              : PYEXEC_DEFAULT_MAX_RECEIVE_BYTES},
+    };
+    grpc_channel_args chargs = {.num_args = PX_ARRAY_SIZE(args), .args = args};
+    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+    c->channel = grpc_channel_create(c->target, creds, &chargs);
+    grpc_channel_credentials_release(creds);
+    if (!c->channel) {
+        free(c->target);
+        grpc_shutdown();
+        return px_error_set(err, PX_E_INTERNAL, "cannot create a channel to '%s'", target), NULL;
+    }
+    return TAKE_PTR(c);
+}
+
+void pyexec_client_free(pyexec_client *c) {
+    if (!c)
+        return;
+    grpc_channel_destroy(c->channel);
+    free(c->target);
+    free(c);
+    grpc_shutdown();
+}
+
+const char *pyexec_client_target(const pyexec_client *c) {
+    return c->target;
+}
+
+int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, px_error *err) {
+    if (timeout_ms <= 0)
+        return px_error_set(err, PX_E_INVALID, "connect: timeout must be positive");
+    gpr_timespec deadline = deadline_after(timeout_ms);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
+    int rc = 0;
+    grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->channel, 1);
+    while (st != GRPC_CHANNEL_READY) {
+        if (st == GRPC_CHANNEL_SHUTDOWN) {
+            rc = px_error_set(err, PX_E_UNAVAILABLE, "connect to '%s': channel shut down",
+                              c->target);
+            break;
+        }
+        grpc_channel_watch_connectivity_state(c->channel, st, deadline, cq, cq);
+        grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
+            rc = px_error_set(err, PX_E_UNAVAILABLE, "connect to '%s': not ready within %lld ms",
+                              c->target, (long long)timeout_ms);
+            break;
+        }
+        st = grpc_channel_check_connectivity_state(c->channel, 1);
+    }
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN)
+        ;
+    grpc_completion_queue_destroy(cq);
+    return rc;
+}
+
+/* ---- ExecutorService ---------------------------------------------------- */
+
+static int execute(pyexec_client *c, const pyexec_request *req, bool async, pyexec_result **out,
+                   px_error *err) {
+    codec_request cr;
+    if (codec_request_init(&cr, req, async, err) < 0)
+        return px_error_wrap(err, "Execute");
+    gpr_timespec deadline = deadline_after(async ? c->call_timeout_ms : c->wait_timeout_ms);
+    ProtobufCMessage *m = call_unary(c, METHOD_EXECUTE, &cr.msg.base,
+                                     &pyexec__v1__execution_result__descriptor, deadline, err);
+    codec_request_release(&cr);
+    if (!m)
+        return -1;
+    pyexec_result *r = codec_result_from_msg((Pyexec__V1__ExecutionResult *)m, err);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!r)
+        return -1;
+    *out = r;
+    return 0;
+}
+
+int pyexec_execute_sync(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
+                        px_error *err) {
+    return execute(c, req, false, out, err);
+}
+
+int pyexec_execute_async(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
+                         px_error *err) {
+    return execute(c, req, true, out, err);
+}
+
+/* GetExecution and Kill: same request shape, same response. */
+static int call_by_id(pyexec_client *c, const char *method, const char *id, pyexec_result **out,
+                      px_error *err) {
+    if (!id)
+        return px_error_set(err, PX_E_INVALID, "%s: no execution id", rpc_name(method));
+    ProtobufCMessage *m;
+    if (strcmp(method, METHOD_GET) == 0) {
+        Pyexec__V1__GetExecutionRequest req = PYEXEC__V1__GET_EXECUTION_REQUEST__INIT;
+        req.execution_id = (char *)id;
+        m = call_unary(c, method, &req.base, &pyexec__v1__execution_result__descriptor,
+                       deadline_after(c->call_timeout_ms), err);
+    } else {
+        Pyexec__V1__KillRequest req = PYEXEC__V1__KILL_REQUEST__INIT;
+        req.execution_id = (char *)id;
+        m = call_unary(c, method, &req.base, &pyexec__v1__execution_result__descriptor,
+                       deadline_after(c->call_timeout_ms), err);
+    }
+    if (!m)
+        return -1;
+    pyexec_result *r = codec_result_from_msg((Pyexec__V1__ExecutionResult *)m, err);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!r)
+        return -1;
+    *out = r;
+    return 0;
+}
+
+int pyexec_get_execution(pyexec_client *c, const char *id, pyexec_result **out, px_error *err) {
+    return call_by_id(c, METHOD_GET, id, out, err);
+}
+
+int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, px_error *err) {
+    return call_by_id(c, METHOD_KILL, id, out, err);
+}
+
+int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexec_chunk_fn fn,
+                         void *userdata, pyexec_result **final, px_error *err) {
+    const char *method = METHOD_STREAM;
+    if (!id)
+        return px_error_set(err, PX_E_INVALID, "StreamOutput: no execution id");
+    Pyexec__V1__StreamOutputRequest req = PYEXEC__V1__STREAM_OUTPUT_REQUEST__INIT;
+    req.execution_id = (char *)id;
+    req.offset = offset;
+
+    call_ctx cx;
+    int rc = -1;
+    bool stopped = false;
+    grpc_byte_buffer *send = NULL;
+    pyexec_result *last = NULL;
+
+    if (call_open(&cx, c, method, deadline_after(c->wait_timeout_ms), err) < 0)
+        goto out;
+    send = pack_message(&req.base, err);
+    if (!send)
+        goto out;
+    grpc_op start[] = {
+        {.op = GRPC_OP_SEND_INITIAL_METADATA},
+        {.op = GRPC_OP_SEND_MESSAGE, .data.send_message.send_message = send},
+        {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT},
+        {.op = GRPC_OP_RECV_INITIAL_METADATA,
+         .data.recv_initial_metadata.recv_initial_metadata = &cx.initial_md},
+    };
+    if (call_batch(&cx, start, PX_ARRAY_SIZE(start), method, err) < 0)
+        goto out;
+
+    for (;;) {
+        grpc_byte_buffer *recv = NULL;
+        grpc_op op[] = {{.op = GRPC_OP_RECV_MESSAGE, .data.recv_message.recv_message = &recv}};
+        int ok = call_batch(&cx, op, 1, method, err);
+        if (ok < 0)
+            goto out;
+        if (!ok || !recv) {
+            if (recv)
+                grpc_byte_buffer_destroy(recv);
+            break;
+        }
+        Pyexec__V1__OutputChunk *chunk = (Pyexec__V1__OutputChunk *)unpack_message(
+            recv, &pyexec__v1__output_chunk__descriptor, method, err);
+        if (!chunk) {
+            grpc_call_cancel(cx.call, NULL);
+            goto out;
+        }
+        if (chunk->data.len && fn) {
+            pyexec_chunk pc = {
+                .stream = (pyexec_stream)chunk->stream,
+                .data = chunk->data.data,
+                .len = chunk->data.len,
+                .offset = chunk->offset,
+            };
+            if (fn(&pc, userdata) != 0)
+                stopped = true;
+        }
+        if (chunk->result && !stopped) {
+            pyexec_result_free(last);
+            last = codec_result_from_msg(chunk->result, err);
+            if (!last) {
+                protobuf_c_message_free_unpacked(&chunk->base, NULL);
+                grpc_call_cancel(cx.call, NULL);
+                goto out;
+            }
+        }
+        protobuf_c_message_free_unpacked(&chunk->base, NULL);
+        if (stopped) {
+            grpc_call_cancel(cx.call, NULL);
+            break;
+        }
+    }
+
+    grpc_op fin[] = {
+        {.op = GRPC_OP_RECV_STATUS_ON_CLIENT,
+         .data.recv_status_on_client = {.trailing_metadata = &cx.trailing_md,
+                                        .status = &cx.status,
+                                        .status_details = &cx.details,
+                                        .error_string = &cx.error_string}},
+    };
+    if (call_batch(&cx, fin, 1, method, err) < 0)
+        goto out;
+    if (stopped) {
+        px_error_set(err, PX_E_CANCELLED, "StreamOutput: stopped by the caller");
+        goto out;
+    }
+    if (cx.status != GRPC_STATUS_OK) {
+        set_status_error(err, method, cx.status, cx.details);
+        goto out;
+    }
+    if (!last) {
+        px_error_set(err, PX_E_INTERNAL, "StreamOutput: the stream ended without a result");
+        goto out;
+    }
+    if (final)
+        *final = TAKE_PTR(last);
+    rc = 0;
+
+out:
+    pyexec_result_free(last);
+    if (send)
+        grpc_byte_buffer_destroy(send);
+    call_close(&cx);
+    return rc;
+}
+
+/* ---- health ------------------------------------------------------------- */
+
+int pyexec_health_check(pyexec_client *c, const char *service, pyexec_health *out,
+                        px_error *err) {
+    Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    if (service)
+        req.service = (char *)service;
+    ProtobufCMessage *m =
+        call_unary(c, METHOD_HEALTH, &req.base, &grpc__health__v1__health_check_response__descriptor,
+                   deadline_after(c->call_timeout_ms), err);
+    if (!m)
+        return -1;
+    *out = (pyexec_health)((Grpc__Health__V1__HealthCheckResponse *)m)->status;
+    protobuf_c_message_free_unpacked(m, NULL);
+    return 0;
+}
+
+/* ---- results and names --------------------------------------------------- */
+
+void pyexec_result_free(pyexec_result *r) {
+    if (!r)
+        return;
+    free(r->execution_id);
+    free(r->error);
+    free(r->stdout_buf);
+    free(r->stderr_buf);
+    free(r);
+}
+
+bool pyexec_status_is_terminal(pyexec_status s) {
+    return s == PYEXEC_STATUS_COMPLETED || s == PYEXEC_STATUS_FAILED || s == PYEXEC_STATUS_KILLED;
+}
+
+const char *pyexec_status_name(pyexec_status s) {
+    switch (s) {
+    case PYEXEC_STATUS_PENDING: return "pending";
+    case PYEXEC_STATUS_RUNNING: return "running";
+    case PYEXEC_STATUS_COMPLETED: return "completed";
+    case PYEXEC_STATUS_FAILED: return "failed";
+    case PYEXEC_STATUS_KILLED: return "killed";
+    case PYEXEC_STATUS_UNSPECIFIED: break;
+    }
+    return "unspecified";
+}
+
+const char *pyexec_reason_name(pyexec_reason r) {
+    switch (r) {
+    case PYEXEC_REASON_EXITED: return "exited";
+    case PYEXEC_REASON_TIMEOUT: return "timeout";
+    case PYEXEC_REASON_MEMORY_LIMIT: return "memory_limit";
+    case PYEXEC_REASON_OUTPUT_LIMIT: return "output_limit";
+    case PYEXEC_REASON_KILLED: return "killed";
+    case PYEXEC_REASON_CLIENT_CANCELLED: return "client_cancelled";
+    case PYEXEC_REASON_LOST: return "lost";
+    case PYEXEC_REASON_SANDBOX_ERROR: return "sandbox_error";
+    case PYEXEC_REASON_UNSPECIFIED: break;
+    }
+    return "unspecified";
+}
+
+const char *pyexec_health_name(pyexec_health h) {
+    switch (h) {
+    case PYEXEC_HEALTH_SERVING: return "SERVING";
+    case PYEXEC_HEALTH_NOT_SERVING: return "NOT_SERVING";
+    case PYEXEC_HEALTH_SERVICE_UNKNOWN: return "SERVICE_UNKNOWN";
+    case PYEXEC_HEALTH_UNKNOWN: break;
+    }
+    return "UNKNOWN";
+}

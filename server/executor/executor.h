@@ -11,6 +11,10 @@
  *   OOM -> COMPLETED/MEMORY_LIMIT; else COMPLETED/EXITED.
  * The executor enforces the output cap (config.output_limit_bytes over
  * stdout+stderr): it passes on the prefix, marks output_truncated and kills.
+ * A kill cause counts only if it was requested before the back-end's run()
+ * returned. A job ended by shutdown gets error "killed by server shutdown"
+ * and error_code PX_E_INTERNAL; a job killed while queued never runs
+ * (ran = false, started_at_ms = 0).
  *
  * Events are delivered on worker threads (or, for a job killed while still
  * queued, on the thread calling px_executor_kill / px_executor_shutdown):
@@ -34,7 +38,7 @@ typedef struct px_job px_job;
 typedef struct px_executor_config {
     unsigned max_concurrent;     /* worker threads; >= 1 */
     unsigned max_queue;          /* jobs waiting beyond the running ones */
-    uint64_t output_limit_bytes; /* stdout+stderr cap per job */
+    uint64_t output_limit_bytes; /* stdout+stderr cap per job; 0: no cap */
 } px_executor_config;
 
 typedef struct px_job_events {

@@ -68,7 +68,9 @@ void px_sandbox_run_started(px_sandbox_run *run);
 void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data,
                            size_t len);
 
-/* Nonzero if the executor asked for the job to end. Any thread. */
+/* Nonzero if the executor asked for the job to end: the cause, or a value
+ * outside px_kill_cause when the executor's output cap asked (back-ends
+ * treat every nonzero value alike). Any thread. */
 px_kill_cause px_sandbox_run_kill_requested(const px_sandbox_run *run);
 
 /* A file descriptor that becomes readable once a kill is requested; for

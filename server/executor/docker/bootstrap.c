@@ -1,0 +1,74 @@
+/* The bootstrap script (generated from bootstrap.py) and its preamble. */
+#include "server/executor/docker/bootstrap.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/base/cleanup.h"
+
+static const char bootstrap_script[] =
+#include "server/executor/docker/bootstrap_py.inc"
+    ;
+
+const char *px_bootstrap_script(void) {
+    return bootstrap_script;
+}
+
+
+static int add_string(json_t *obj, const char *key, const char *value, px_error *err) {
+    json_t *s = json_string(value);
+    if (!s)
+        return px_error_set(err, PX_E_INVALID, "%s is not valid UTF-8", key);
+    json_object_set_new(obj, key, s);
+    return 0;
+}
+
+static int add_strv(json_t *obj, const char *key, char *const *v, size_t n, px_error *err) {
+    json_t *a = json_array();
+    if (!a)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    json_object_set_new(obj, key, a);
+    for (size_t i = 0; i < n; i++) {
+        json_t *s = json_string(v[i]);
+        if (!s)
+            return px_error_set(err, PX_E_INVALID, "%s[%zu] is not valid UTF-8", key, i);
+        json_array_append_new(a, s);
+    }
+    return 0;
+}
+
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out,
+                          size_t *out_len, px_error *err) {
+    __attribute__((cleanup(json_decrefp))) json_t *h = json_object();
+    if (!h)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    json_object_set_new(h, "tar_len", json_integer((json_int_t)spec->tar_len));
+    if (add_string(h, "entrypoint", spec->entrypoint, err) < 0 ||
+        add_strv(h, "args", spec->args, spec->n_args, err) < 0 ||
+        add_strv(h, "pre_commands", spec->pre_commands, spec->n_pre_commands, err) < 0 ||
+        add_string(h, "nonce", nonce, err) < 0)
+        return -1;
+    if (spec->requirements_txt && spec->requirements_txt[0]) {
+        if (add_string(h, "requirements", spec->requirements_txt, err) < 0)
+            return -1;
+    } else {
+        json_object_set_new(h, "requirements", json_null());
+    }
+    json_object_set_new(h, "network", json_boolean(spec->network));
+    _cleanup_free_ char *body = json_dumps(h, JSON_COMPACT);
+    if (!body)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    size_t blen = strlen(body);
+    if (blen > 9999999999u)
+        return px_error_set(err, PX_E_INVALID, "bootstrap header too large");
+    char *buf = malloc(PX_BOOTSTRAP_LINE_LEN + blen + 1);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYX1 %010zu\n", blen);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen + 1);
+    *out = buf;
+    *out_len = PX_BOOTSTRAP_LINE_LEN + blen;
+    return 0;
+}

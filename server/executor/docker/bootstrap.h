@@ -1,0 +1,47 @@
+/*
+ * The in-container bootstrap and the preamble the server sends it.
+ *
+ * The container's command is `python3 -I -c <px_bootstrap_script()>`. The
+ * server attaches to the container's stdin before starting it and writes:
+ *   1. the preamble from px_bootstrap_preamble(): "PYX1 %010zu\n" (the
+ *      header length) then one JSON object
+ *      {"tar_len", "entrypoint", "args", "pre_commands", "requirements",
+ *       "network", "nonce"};
+ *   2. exactly tar_len bytes of the project archive (spec->tar);
+ *   3. the user's stdin, then EOF (shutdown of the write side).
+ * The bootstrap reads 1 and 2 with unbuffered reads and leaves 3 for the
+ * program, which inherits fd 0. docs/sandbox.md describes the steps it runs
+ * and the usage trailer it writes to stderr (see frames.h).
+ *
+ * Thread safety: all functions are reentrant.
+ */
+#ifndef PYEXEC_EXECUTOR_DOCKER_BOOTSTRAP_H
+#define PYEXEC_EXECUTOR_DOCKER_BOOTSTRAP_H
+
+#include <stddef.h>
+
+#include "server/base/error.h"
+#include "server/executor/job.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Length of the framing line that precedes the JSON header. */
+#define PX_BOOTSTRAP_LINE_LEN 16
+
+/* The bootstrap's Python source: static, NUL-terminated. */
+const char *px_bootstrap_script(void);
+
+/* Builds the preamble for `spec` with the per-run `nonce` into a new buffer
+ * (*out, *out_len; malloc'd, owned by the caller). Returns 0, or -1 with
+ * `err` set: PX_E_INVALID if a string of the spec is not valid UTF-8 (JSON
+ * cannot carry it), PX_E_INTERNAL on allocation failure. */
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out,
+                          size_t *out_len, px_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

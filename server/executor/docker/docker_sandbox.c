@@ -1,0 +1,852 @@
+/*
+ * The Docker sandbox back-end; see docker_sandbox.h and docs/sandbox.md.
+ *
+ * One run, on the executor's worker thread:
+ *   image check (cached briefly) -> register the name as live -> create ->
+ *   attach -> start -> [poll loop] -> wait + inspect -> remove -> unregister.
+ * The poll loop watches the attach socket (frames in, stdin out), the
+ * executor's wake fd and the deadline, and ends in one of three ways:
+ *   EOF       the container's streams closed (the program ended, or it was
+ *             killed at the deadline and its streams drained);
+ *   KILL      the executor asked: SIGKILL at once, no draining;
+ *   PROTOCOL  the attach stream broke its framing: SIGKILL, report an error.
+ * Every path after a successful create ends in a forced removal.
+ *
+ * The reaper thread wakes every reaper_interval_ms (a timed condition wait,
+ * so destroy() stops it at once) and removes containers of this instance
+ * that are not in the live set. Names enter the live set before create and
+ * leave it after removal, so the reaper never races a run.
+ */
+#include "server/executor/docker/docker_sandbox.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/base/log.h"
+#include "server/executor/docker/bootstrap.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/frames.h"
+
+#define IMAGE_CACHE_SIZE 8
+#define IMAGE_CACHE_TTL_MS 10000
+#define PING_TIMEOUT_MS 2000
+#define STATS_TIMEOUT_MS 2000
+#define DRAIN_AFTER_KILL_MS 2000
+#define READ_CHUNK (64 * 1024)
+#define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
+
+static const char *const reserved_env[] = {
+    "PATH",
+    "HOME",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PIP_DISABLE_PIP_VERSION_CHECK",
+    "PIP_NO_CACHE_DIR",
+};
+
+static const char *const sandbox_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/tmp",
+    "PYTHONUNBUFFERED=1",
+    "PYTHONDONTWRITEBYTECODE=1",
+    "PIP_DISABLE_PIP_VERSION_CHECK=1",
+    "PIP_NO_CACHE_DIR=1",
+};
+
+typedef struct image_entry {
+    char *name;
+    int64_t expires_ms;
+} image_entry;
+
+typedef struct docker_sandbox {
+    char *instance;
+    char *runtime;
+    int64_t api_timeout_ms;
+    int pids_limit;
+    int tmp_mb;
+    int nofile;
+    int64_t reaper_interval_ms;
+    px_docker_client *client;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool stopping;               /* under mu */
+    char **live;                 /* container names of running runs; under mu */
+    size_t n_live, cap_live;
+    image_entry images[IMAGE_CACHE_SIZE]; /* under mu */
+    pthread_t reaper;
+    bool reaper_started;
+} docker_sandbox;
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+void px_docker_config_default(px_docker_config *c) {
+    c->socket_path = "/var/run/docker.sock";
+    c->instance = "default";
+    c->api_timeout_ms = 30000;
+    c->pids_limit = 256;
+    c->tmp_mb = 64;
+    c->nofile = 1024;
+    c->reaper_interval_ms = 60000;
+    c->runtime = NULL;
+}
+
+bool px_docker_env_reserved(const char *name, size_t len) {
+    for (size_t i = 0; i < PX_ARRAY_SIZE(reserved_env); i++)
+        if (strlen(reserved_env[i]) == len && memcmp(reserved_env[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- API helpers ---- */
+
+/* Calls the API and requires a 2xx answer; parses the body into *out if
+ * out is non-NULL. Returns 0, or -1 with `err` set. */
+static int api(docker_sandbox *sb, const char *method, const char *path, const char *body,
+               int64_t timeout_ms, json_t **out, px_error *err) {
+    px_docker_response r;
+    if (px_docker_call(sb->client, method, path, body, timeout_ms, &r, err) < 0)
+        return -1;
+    int rc = 0;
+    if (r.status < 200 || r.status > 299) {
+        rc = px_docker_response_error(&r, method, path, err);
+    } else if (out) {
+        json_error_t jerr;
+        *out = json_loadb(r.body, r.len, 0, &jerr);
+        if (!*out)
+            rc = px_error_set(err, PX_E_INTERNAL, "%s %s: bad JSON in answer: %s", method, path,
+                              jerr.text);
+    }
+    px_docker_response_release(&r);
+    return rc;
+}
+
+static int container_path(char *buf, size_t cap, const char *id, const char *suffix) {
+    _cleanup_free_ char *eid = px_docker_escape(id, NULL);
+    if (!eid)
+        return -1;
+    int n = snprintf(buf, cap, "/containers/%s%s", eid, suffix);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Best effort: forced removal with volumes. */
+static void remove_container(docker_sandbox *sb, const char *id) {
+    char path[512];
+    if (container_path(path, sizeof path, id, "?force=1&v=1") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    if (api(sb, "DELETE", path, NULL, 0, NULL, &err) < 0 && err.code != PX_E_NOT_FOUND)
+        px_warn("docker: remove container '%.64s': %s", id, err.msg);
+}
+
+/* Best effort SIGKILL. */
+static void kill_container(docker_sandbox *sb, const char *id) {
+    char path[512];
+    if (container_path(path, sizeof path, id, "/kill") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    api(sb, "POST", path, NULL, 0, NULL, &err);
+}
+
+/* Best effort usage snapshot from the stats endpoint (cgroup v1 and v2). */
+static void take_stats(docker_sandbox *sb, const char *id, int64_t *peak, int64_t *cpu_ms) {
+    char path[512];
+    if (container_path(path, sizeof path, id, "/stats?stream=false&one-shot=true") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    _cleanup_json_ json_t *j = NULL;
+    if (api(sb, "GET", path, NULL, STATS_TIMEOUT_MS, &j, &err) < 0)
+        return;
+    json_t *mem = json_object_get(j, "memory_stats");
+    json_int_t m = json_integer_value(json_object_get(mem, "max_usage"));
+    if (m <= 0)
+        m = json_integer_value(json_object_get(mem, "usage"));
+    json_int_t c = json_integer_value(
+        json_object_get(json_object_get(json_object_get(j, "cpu_stats"), "cpu_usage"),
+                        "total_usage"));
+    if (m > 0)
+        *peak = m;
+    if (c > 0)
+        *cpu_ms = c / 1000000;
+}
+
+/* ---- live set and image cache ---- */
+
+static int live_add(docker_sandbox *sb, const char *name) {
+    _cleanup_free_ char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    pthread_mutex_lock(&sb->mu);
+    if (sb->n_live == sb->cap_live) {
+        size_t cap = sb->cap_live ? 2 * sb->cap_live : 16;
+        char **v = realloc(sb->live, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&sb->mu);
+            return -1;
+        }
+        sb->live = v;
+        sb->cap_live = cap;
+    }
+    sb->live[sb->n_live++] = TAKE_PTR(copy);
+    pthread_mutex_unlock(&sb->mu);
+    return 0;
+}
+
+static void live_remove(docker_sandbox *sb, const char *name) {
+    pthread_mutex_lock(&sb->mu);
+    for (size_t i = 0; i < sb->n_live; i++) {
+        if (strcmp(sb->live[i], name) == 0) {
+            free(sb->live[i]);
+            sb->live[i] = sb->live[--sb->n_live];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sb->mu);
+}
+
+static bool live_has(docker_sandbox *sb, const char *name) {
+    bool found = false;
+    pthread_mutex_lock(&sb->mu);
+    for (size_t i = 0; i < sb->n_live && !found; i++)
+        found = strcmp(sb->live[i], name) == 0;
+    pthread_mutex_unlock(&sb->mu);
+    return found;
+}
+
+static bool image_cached(docker_sandbox *sb, const char *image) {
+    bool hit = false;
+    int64_t now = px_now_mono_ms();
+    pthread_mutex_lock(&sb->mu);
+    for (size_t i = 0; i < IMAGE_CACHE_SIZE && !hit; i++)
+        hit = sb->images[i].name && sb->images[i].expires_ms > now &&
+              strcmp(sb->images[i].name, image) == 0;
+    pthread_mutex_unlock(&sb->mu);
+    return hit;
+}
+
+static void image_remember(docker_sandbox *sb, const char *image) {
+    char *copy = strdup(image);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&sb->mu);
+    size_t victim = 0;
+    for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++) {
+        if (!sb->images[i].name || strcmp(sb->images[i].name, image) == 0) {
+            victim = i;
+            break;
+        }
+        if (sb->images[i].expires_ms < sb->images[victim].expires_ms)
+            victim = i;
+    }
+    free(sb->images[victim].name);
+    sb->images[victim].name = copy;
+    sb->images[victim].expires_ms = px_now_mono_ms() + IMAGE_CACHE_TTL_MS;
+    pthread_mutex_unlock(&sb->mu);
+}
+
+/* Returns 1 if present, 0 if absent, -1 with `err` set on failure. */
+static int image_present(docker_sandbox *sb, const char *image, px_error *err) {
+    _cleanup_free_ char *eimg = px_docker_escape(image, "/:@");
+    _cleanup_free_ char *path = NULL;
+    if (!eimg || asprintf(&path, "/images/%s/json", eimg) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    px_error e = PX_ERROR_INIT;
+    if (api(sb, "GET", path, NULL, 0, NULL, &e) == 0)
+        return 1;
+    if (e.code == PX_E_NOT_FOUND)
+        return 0;
+    *err = e;
+    return -1;
+}
+
+/* Pulls `image`. Returns 0, or -1 with `err` set. The engine answers 200 and
+ * reports a failure inside the progress stream, or fails the call. */
+static int image_pull(docker_sandbox *sb, const char *image, px_error *err) {
+    _cleanup_free_ char *eimg = px_docker_escape(image, NULL);
+    _cleanup_free_ char *path = NULL;
+    if (!eimg || asprintf(&path, "/images/create?fromImage=%s", eimg) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    px_docker_response r;
+    if (px_docker_call(sb->client, "POST", path, NULL, 0, &r, err) < 0)
+        return -1;
+    int rc = 0;
+    if (r.status != 200) {
+        rc = px_docker_response_error(&r, "POST", path, err);
+    } else {
+        /* One JSON object per line; the last "error" wins. */
+        for (char *line = r.body; line && *line;) {
+            char *nl = strchr(line, '\n');
+            size_t n = nl ? (size_t)(nl - line) : strlen(line);
+            _cleanup_json_ json_t *j = json_loadb(line, n, 0, NULL);
+            const char *e = json_string_value(json_object_get(j, "error"));
+            if (e)
+                rc = px_error_set(err, PX_E_INTERNAL, "POST %s: %s", path, e);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    px_docker_response_release(&r);
+    return rc;
+}
+
+static int ensure_image(docker_sandbox *sb, const char *image, px_error *err) {
+    if (image_cached(sb, image))
+        return 0;
+    int present = image_present(sb, image, err);
+    if (present < 0)
+        return px_error_wrap(err, "inspect image '%s'", image);
+    if (!present) {
+        px_error e = PX_ERROR_INIT;
+        if (image_pull(sb, image, &e) < 0 || (present = image_present(sb, image, &e)) <= 0) {
+            if (e.code == PX_E_UNAVAILABLE) {
+                *err = e;
+                return px_error_wrap(err, "pull image '%s'", image);
+            }
+            if (e.code == PX_OK)
+                px_error_set(&e, PX_E_INTERNAL, "the pull left no image");
+            return px_error_set(err, PX_E_PRECONDITION,
+                                "image '%s' is not present and could not be pulled: %s", image,
+                                e.msg);
+        }
+    }
+    image_remember(sb, image);
+    return 0;
+}
+
+/* ---- container creation ---- */
+
+static json_t *strv_json(const char *const *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *ulimit(const char *name, json_int_t value) {
+    return json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", value, "Hard", value);
+}
+
+/* Builds the create body. Returns a new JSON string, or NULL with `err` set. */
+static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *err) {
+    _cleanup_json_ json_t *env = json_array();
+    if (!env)
+        goto oom;
+    for (size_t i = 0; i < spec->n_env; i++) {
+        const char *kv = spec->env[i];
+        size_t klen = strcspn(kv, "=");
+        if (px_docker_env_reserved(kv, klen))
+            continue;
+        json_t *s = json_string(kv);
+        if (!s) {
+            px_error_set(err, PX_E_INVALID, "environment entry %zu is not valid UTF-8", i);
+            return NULL;
+        }
+        json_array_append_new(env, s);
+    }
+    for (size_t i = 0; i < PX_ARRAY_SIZE(sandbox_env); i++)
+        json_array_append_new(env, json_string(sandbox_env[i]));
+
+    char work_opts[128], tmp_opts[128];
+    snprintf(work_opts, sizeof work_opts, "rw,exec,nosuid,nodev,size=%dm,mode=1777",
+             spec->disk_mb);
+    snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm,mode=1777", sb->tmp_mb);
+    const json_int_t mib = 1024 * 1024;
+    const json_int_t memory = (json_int_t)spec->memory_mb * mib;
+    const json_int_t disk = (json_int_t)spec->disk_mb * mib;
+
+    json_t *host = json_pack(
+        "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:{s:s, s:s}, s:I, s:[o,o,o], s:b, "
+        "s:{s:s, s:{}}}",
+        "NetworkMode", spec->network ? "bridge" : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
+        "SecurityOpt", "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory",
+        memory, "MemorySwap", memory, "CpuShares", (json_int_t)spec->cpu_shares, "Tmpfs", "/work",
+        work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
+        ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 1,
+        "LogConfig", "Type", "none", "Config");
+    if (!host)
+        goto oom;
+    if (sb->runtime)
+        json_object_set_new(host, "Runtime", json_string(sb->runtime));
+
+    const char *cmd[] = {"python3", "-I", "-c", px_bootstrap_script()};
+    _cleanup_json_ json_t *body = json_pack(
+        "{s:s, s:o, s:O, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:{s:s, s:s, s:s}, s:o}",
+        "Image", spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env,
+        "WorkingDir", "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1,
+        "AttachStderr", 1, "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", "pyexec.service",
+        "pyexecd", "pyexec.instance", sb->instance, "pyexec.execution", spec->execution_id,
+        "HostConfig", host);
+    if (!body) {
+        px_error_set(err, PX_E_INVALID, "the image name or execution id is not valid UTF-8");
+        return NULL;
+    }
+    char *s = json_dumps(body, JSON_COMPACT);
+    if (!s)
+        goto oom;
+    return s;
+oom:
+    px_error_set(err, PX_E_INTERNAL, "out of memory");
+    return NULL;
+}
+
+static int create_container(docker_sandbox *sb, const px_job_spec *spec, const char *name,
+                            char *id, size_t id_cap, px_error *err) {
+    _cleanup_free_ char *body = create_body(sb, spec, err);
+    if (!body)
+        return -1;
+    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
+    char path[256];
+    if (!ename || snprintf(path, sizeof path, "/containers/create?name=%s", ename) >=
+                      (int)sizeof path)
+        return px_error_set(err, PX_E_INTERNAL, "container name too long");
+    px_docker_response r;
+    if (px_docker_call(sb->client, "POST", path, body, 0, &r, err) < 0)
+        return -1;
+    if (r.status != 201 && r.status != 200) {
+        /* Name the endpoint without the query, as the engine's docs do. */
+        px_docker_response_error(&r, "POST", "/containers/create", err);
+        px_docker_response_release(&r);
+        return -1;
+    }
+    _cleanup_json_ json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    px_docker_response_release(&r);
+    const char *cid = json_string_value(json_object_get(j, "Id"));
+    if (!cid || strlen(cid) >= id_cap)
+        return px_error_set(err, PX_E_INTERNAL, "POST /containers/create: answer has no Id");
+    memcpy(id, cid, strlen(cid) + 1);
+    return 0;
+}
+
+/* ---- one run ---- */
+
+typedef struct run_io {
+    px_sandbox_run *run;
+    px_trailer_scanner scanner;
+} run_io;
+
+static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
+}
+
+static void deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    if (stream == PX_STREAM_STDERR)
+        px_trailer_scanner_feed(&io->scanner, data, len, deliver_stderr, io);
+    else
+        px_sandbox_run_output(io->run, stream, data, len);
+}
+
+/* The bytes sent to the container's stdin, in order, without copies. */
+typedef struct stdin_feed {
+    struct {
+        const uint8_t *p;
+        size_t len;
+    } seg[3];
+    size_t i, off;
+    bool done;
+} stdin_feed;
+
+/* Writes what the socket takes now (at most WRITE_BURST bytes). Shuts the
+ * write side down after the last byte, which is the program's EOF. */
+static void feed_stdin(stdin_feed *f, int fd) {
+    size_t burst = 0;
+    while (!f->done && burst < WRITE_BURST) {
+        if (f->i == PX_ARRAY_SIZE(f->seg)) {
+            shutdown(fd, SHUT_WR);
+            f->done = true;
+            break;
+        }
+        size_t left = f->seg[f->i].len - f->off;
+        if (left == 0) {
+            f->i++;
+            f->off = 0;
+            continue;
+        }
+        if (left > WRITE_BURST - burst)
+            left = WRITE_BURST - burst;
+        ssize_t n = send(fd, f->seg[f->i].p + f->off, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            f->off += (size_t)n;
+            burst += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else {
+            /* The container closed its stdin (it ended): nothing more to say. */
+            f->done = true;
+        }
+    }
+}
+
+typedef enum run_end { END_EOF, END_KILL, END_PROTOCOL } run_end;
+
+/* Parses the bootstrap's usage trailer into the result; ignores junk. */
+static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result) {
+    if (!s->has_trailer)
+        return;
+    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
+    json_int_t m = json_integer_value(json_object_get(j, "peak_memory_bytes"));
+    json_int_t c = json_integer_value(json_object_get(j, "cpu_time_ms"));
+    if (m > 0)
+        result->peak_memory_bytes = m;
+    if (c >= 0 && json_object_get(j, "cpu_time_ms"))
+        result->cpu_time_ms = c;
+}
+
+/* After the streams ended: exit code and OOM flag. A container that is gone
+ * was lost. Returns 0, or -1 with result->error set. */
+static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *result) {
+    char path[512];
+    px_error err = PX_ERROR_INIT;
+    _cleanup_json_ json_t *w = NULL;
+    _cleanup_json_ json_t *j = NULL;
+    int rc = container_path(path, sizeof path, id, "/wait?condition=not-running");
+    if (rc == 0)
+        rc = api(sb, "POST", path, NULL, 0, &w, &err);
+    if (rc == 0 && (rc = container_path(path, sizeof path, id, "/json")) == 0)
+        rc = api(sb, "GET", path, NULL, 0, &j, &err);
+    if (rc < 0) {
+        if (err.code == PX_E_NOT_FOUND) {
+            result->lost = true;
+            px_error_wrap(&err, "container '%.12s' vanished while running", id);
+        } else {
+            px_error_wrap(&err, "collect exit status of container '%.12s'", id);
+        }
+        result->error = err;
+        return -1;
+    }
+    json_t *state = json_object_get(j, "State");
+    json_t *code = json_object_get(state, "ExitCode");
+    if (!code)
+        code = json_object_get(w, "StatusCode");
+    result->exit_code = (int)json_integer_value(code);
+    result->oom_killed = json_is_true(json_object_get(state, "OOMKilled"));
+    return 0;
+}
+
+/* Runs the created container `id` to its end; fills `result` except for the
+ * removal, which the caller does. */
+static void drive(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                  const char *id, px_sandbox_result *result) {
+    px_error err = PX_ERROR_INIT;
+    char nonce[33];
+    _cleanup_free_ char *preamble = NULL;
+    size_t preamble_len = 0;
+    _cleanup_free_ run_io *io = calloc(1, sizeof *io);
+    _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
+    if (!io || !buf) {
+        px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+        return;
+    }
+    io->run = run;
+    if (px_random_hex(nonce, 16, &err) < 0 ||
+        px_trailer_scanner_init(&io->scanner, nonce, &err) < 0 ||
+        px_bootstrap_preamble(spec, nonce, &preamble, &preamble_len, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "prepare bootstrap");
+        return;
+    }
+
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    _cleanup_close_ int fd = px_docker_attach(sb->client, id, &early, &early_len, &err);
+    if (fd < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "attach to container '%.12s'", id);
+        return;
+    }
+    char path[512];
+    if (container_path(path, sizeof path, id, "/start") < 0 ||
+        api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "start container '%.12s'", id);
+        return;
+    }
+    px_sandbox_run_started(run);
+    int64_t deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
+    int64_t drain_deadline = 0; /* set once the container was killed at the deadline */
+
+    stdin_feed in = {.seg = {{(const uint8_t *)preamble, preamble_len},
+                             {spec->tar, spec->tar_len},
+                             {spec->stdin_data, spec->stdin_len}}};
+    px_frame_demux demux;
+    px_frame_demux_init(&demux, PX_FRAME_MAX_DEFAULT);
+    run_end end = END_EOF;
+    if (early_len > 0 &&
+        px_frame_demux_feed(&demux, early, early_len, deliver_frame, io, &err) < 0)
+        end = END_PROTOCOL;
+
+    int wake = px_sandbox_run_wake_fd(run);
+    while (end == END_EOF) {
+        int64_t now = px_now_mono_ms();
+        if (px_sandbox_run_kill_requested(run)) {
+            end = END_KILL;
+            break;
+        }
+        if (!drain_deadline && now >= deadline) {
+            take_stats(sb, id, &result->peak_memory_bytes, &result->cpu_time_ms);
+            kill_container(sb, id);
+            result->timed_out = true;
+            in.done = true;
+            drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
+            continue;
+        }
+        if (drain_deadline && now >= drain_deadline)
+            break;
+        int64_t until = (drain_deadline ? drain_deadline : deadline) - now;
+        struct pollfd p[2] = {
+            {.fd = fd, .events = (short)(POLLIN | (in.done ? 0 : POLLOUT))},
+            {.fd = wake, .events = POLLIN},
+        };
+        int r = poll(p, wake >= 0 ? 2 : 1, (int)(until > 60000 ? 60000 : until));
+        if (r < 0 && errno != EINTR) {
+            px_error_set_errno(&err, PX_E_INTERNAL, errno, "poll");
+            end = END_PROTOCOL;
+            break;
+        }
+        if (r <= 0)
+            continue;
+        if (wake >= 0 && (p[1].revents & POLLIN))
+            continue; /* the top of the loop reads the kill cause */
+        if (p[0].revents & POLLOUT)
+            feed_stdin(&in, fd);
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
+            if (n > 0) {
+                if (px_frame_demux_feed(&demux, buf, (size_t)n, deliver_frame, io, &err) < 0)
+                    end = END_PROTOCOL;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                break; /* end of stream (or reset, which ends it too) */
+            }
+        }
+    }
+
+    if (end == END_EOF && px_frame_demux_finish(&demux, &err) < 0)
+        end = END_PROTOCOL;
+    px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
+
+    if (end == END_KILL) {
+        take_stats(sb, id, &result->peak_memory_bytes, &result->cpu_time_ms);
+        kill_container(sb, id);
+        result->ran = true;
+        result->exit_code = 128 + 9;
+        return;
+    }
+    if (end == END_PROTOCOL) {
+        kill_container(sb, id);
+        result->error = err;
+        px_error_wrap(&result->error, "container '%.12s'", id);
+        return;
+    }
+    if (collect_exit(sb, id, result) < 0)
+        return;
+    result->ran = true;
+    apply_trailer(&io->scanner, result);
+}
+
+static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
+                        px_sandbox_result *result) {
+    docker_sandbox *sb = self;
+    px_error err = PX_ERROR_INIT;
+    result->ran = false;
+    if (ensure_image(sb, spec->image, &err) < 0) {
+        result->error = err;
+        return;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
+    if (live_add(sb, name) < 0) {
+        px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+        return;
+    }
+    char id[128];
+    if (create_container(sb, spec, name, id, sizeof id, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "create container");
+        /* The engine may have created it before failing: no leak either way. */
+        if (err.code != PX_E_INVALID)
+            remove_container(sb, name);
+        live_remove(sb, name);
+        return;
+    }
+    drive(sb, spec, run, id, result);
+    remove_container(sb, id);
+    live_remove(sb, name);
+}
+
+static int sandbox_ping(void *self, px_error *err) {
+    docker_sandbox *sb = self;
+    int64_t t = sb->api_timeout_ms < PING_TIMEOUT_MS ? sb->api_timeout_ms : PING_TIMEOUT_MS;
+    px_error e = PX_ERROR_INIT;
+    if (api(sb, "GET", "/_ping", NULL, t, NULL, &e) < 0) {
+        if (err) {
+            *err = e;
+            err->code = PX_E_UNAVAILABLE;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reaper ---- */
+
+/* Removes this instance's containers that no live run owns. Returns the
+ * number removed, or -1 with `err` set if the list failed. */
+static int reap(docker_sandbox *sb, px_error *err) {
+    _cleanup_json_ json_t *filters =
+        json_pack("{s:[s,s]}", "label", "pyexec.service=pyexecd", "pyexec.instance=");
+    if (!filters)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    _cleanup_free_ char *inst = NULL;
+    if (asprintf(&inst, "pyexec.instance=%s", sb->instance) < 0) {
+        inst = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    json_array_set_new(json_object_get(filters, "label"), 1, json_string(inst));
+    _cleanup_free_ char *fs = json_dumps(filters, JSON_COMPACT);
+    _cleanup_free_ char *efs = fs ? px_docker_escape(fs, NULL) : NULL;
+    _cleanup_free_ char *path = NULL;
+    if (!efs || asprintf(&path, "/containers/json?all=1&filters=%s", efs) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    _cleanup_json_ json_t *list = NULL;
+    if (api(sb, "GET", path, NULL, 0, &list, err) < 0)
+        return px_error_wrap(err, "list containers");
+    int removed = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach(list, i, c) {
+        const char *cid = json_string_value(json_object_get(c, "Id"));
+        const char *name = json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+        if (!cid)
+            continue;
+        if (name && name[0] == '/')
+            name++;
+        if (name && live_has(sb, name))
+            continue;
+        px_info("docker: reaper removes orphan container '%.12s' (%s)", cid, name ? name : "?");
+        remove_container(sb, cid);
+        removed++;
+    }
+    return removed;
+}
+
+static void *reaper_main(void *arg) {
+    docker_sandbox *sb = arg;
+    pthread_mutex_lock(&sb->mu);
+    while (!sb->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (sb->reaper_interval_ms % 1000) * 1000000;
+        ts.tv_sec += sb->reaper_interval_ms / 1000 + ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        while (!sb->stopping && pthread_cond_timedwait(&sb->cond, &sb->mu, &ts) != ETIMEDOUT) {
+        }
+        if (sb->stopping)
+            break;
+        pthread_mutex_unlock(&sb->mu);
+        px_error err = PX_ERROR_INIT;
+        if (reap(sb, &err) < 0)
+            px_warn("docker: reaper: %s", err.msg);
+        pthread_mutex_lock(&sb->mu);
+    }
+    pthread_mutex_unlock(&sb->mu);
+    return NULL;
+}
+
+/* ---- life cycle ---- */
+
+static void sandbox_free(docker_sandbox *sb) {
+    if (!sb)
+        return;
+    for (size_t i = 0; i < sb->n_live; i++)
+        free(sb->live[i]);
+    free(sb->live);
+    for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++)
+        free(sb->images[i].name);
+    px_docker_client_free(sb->client);
+    pthread_cond_destroy(&sb->cond);
+    pthread_mutex_destroy(&sb->mu);
+    free(sb->instance);
+    free(sb->runtime);
+    free(sb);
+}
+
+static void sandbox_destroy(void *self) {
+    docker_sandbox *sb = self;
+    if (!sb)
+        return;
+    if (sb->reaper_started) {
+        pthread_mutex_lock(&sb->mu);
+        sb->stopping = true;
+        pthread_cond_broadcast(&sb->cond);
+        pthread_mutex_unlock(&sb->mu);
+        pthread_join(sb->reaper, NULL);
+    }
+    sandbox_free(sb);
+}
+
+static const px_sandbox_ops docker_ops = {
+    .run = sandbox_run,
+    .ping = sandbox_ping,
+    .destroy = sandbox_destroy,
+};
+
+int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_error *err) {
+    if (!config->socket_path || !config->instance || !config->instance[0] ||
+        config->pids_limit <= 0 || config->tmp_mb <= 0 || config->nofile <= 0 ||
+        config->api_timeout_ms <= 0 || config->reaper_interval_ms < 0)
+        return px_error_set(err, PX_E_INVALID, "docker sandbox: invalid configuration");
+    docker_sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb)
+        return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sb->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&sb->mu, NULL);
+    sb->instance = strdup(config->instance);
+    sb->runtime = config->runtime ? strdup(config->runtime) : NULL;
+    sb->api_timeout_ms = config->api_timeout_ms;
+    sb->pids_limit = config->pids_limit;
+    sb->tmp_mb = config->tmp_mb;
+    sb->nofile = config->nofile;
+    sb->reaper_interval_ms = config->reaper_interval_ms;
+    sb->client = px_docker_client_new(config->socket_path, config->api_timeout_ms, err);
+    if (!sb->client || !sb->instance || (config->runtime && !sb->runtime)) {
+        sandbox_free(sb);
+        return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+    }
+    px_error e = PX_ERROR_INIT;
+    if (sandbox_ping(sb, &e) == 0 && reap(sb, &e) < 0)
+        px_warn("docker: start-up reap: %s", e.msg);
+    if (sb->reaper_interval_ms > 0) {
+        int rc = pthread_create(&sb->reaper, NULL, reaper_main, sb);
+        if (rc != 0) {
+            sandbox_free(sb);
+            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: reaper thread");
+        }
+        sb->reaper_started = true;
+    }
+    out->ops = &docker_ops;
+    out->self = sb;
+    return 0;
+}

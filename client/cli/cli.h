@@ -1,0 +1,158 @@
+/*
+ * The `pyexec` command-line client: shared options, input loading and
+ * output formatting for the commands in client/cli/cmd_*.c.
+ *
+ * Exit codes (docs/cli.md): the program's exit code for `run`/`follow`
+ * (128+N for signal N), 124 when the execution timed out, 137 when it was
+ * killed, 125 when the call failed or the execution FAILED, 2 for usage
+ * errors (bad flags, unreadable local input), 0 otherwise.
+ * Single-threaded; no global mutable state beyond getopt's own.
+ */
+#ifndef PYEXEC_CLIENT_CLI_CLI_H
+#define PYEXEC_CLIENT_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "client/pyexec.h"
+#include "server/base/error.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_USAGE 2
+#define CLI_EXIT_TIMEOUT 124
+#define CLI_EXIT_FAILED 125
+#define CLI_EXIT_KILLED 137
+
+/* Upper bound on the bytes the CLI reads from local files and stdin for one
+ * request (code, requirements and program stdin together). */
+#define CLI_MAX_INPUT_BYTES (64u * 1024 * 1024)
+
+/* Deepest directory nesting walked for a directory argument. */
+#define CLI_MAX_DIR_DEPTH 64
+
+/* Which option groups a command accepts (bit set). */
+enum {
+    CLI_OPTS_GLOBAL = 1 << 0,  /* --server -q -v --json --help */
+    CLI_OPTS_REQUEST = 1 << 1, /* run/submit: limits, inputs, env, args */
+    CLI_OPTS_OFFSET = 1 << 2,  /* follow: --offset */
+    CLI_OPTS_SERVICE = 1 << 3, /* health: --service */
+};
+
+/* A growable list of strings; owns nothing (points into argv or the
+ * environment block built by the option parser). */
+typedef struct cli_strv {
+    const char **v;
+    size_t n, cap;
+} cli_strv;
+
+typedef struct cli_opts {
+    const char *server;
+    bool quiet, verbose, json, help;
+
+    /* request */
+    int32_t timeout_seconds, memory_mb, disk_mb, cpu_shares;
+    bool network;
+    const char *image, *entrypoint, *requirements_file, *stdin_file, *request_id;
+    cli_strv env;   /* "KEY=value"; entries of the form KEY are resolved into env_owned */
+    cli_strv args;  /* --arg values, then the words after `--` */
+    cli_strv pre;   /* --pre */
+    cli_strv files; /* --file */
+    char **env_owned;
+    size_t n_env_owned;
+
+    /* follow / health */
+    int64_t offset;
+    const char *service;
+
+    /* operands before `--` */
+    cli_strv operands;
+} cli_opts;
+
+/* Sets the defaults (server from $PYEXEC_SERVER, else PYEXEC_DEFAULT_SERVER). */
+void cli_opts_init(cli_opts *o);
+
+/* Frees what parsing allocated. */
+void cli_opts_release(cli_opts *o);
+
+/* Parses argv[1..argc) of command `cmd` (argv[0] is the command name) into
+ * `o`, accepting the option groups in `groups`. The first `--` ends the
+ * options; words after it are script arguments (CLI_OPTS_REQUEST only).
+ * Returns 0, or prints "pyexec CMD: ..." and returns CLI_EXIT_USAGE. */
+int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts *o);
+
+/* Prints the description of the option groups in `groups` (for --help). */
+void cli_print_options_help(FILE *f, unsigned groups);
+
+/* Prints "pyexec: ..." with the error's code name and message to stderr;
+ * returns CLI_EXIT_FAILED. */
+int cli_fail(const char *what, const px_error *err);
+
+/* Prints "pyexec CMD: <msg>" and a hint to run --help; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Creates the client for o->server; on failure prints and returns NULL. */
+pyexec_client *cli_client(const cli_opts *o);
+
+/* ---- input (input.c) ---- */
+
+/* The code of one request, loaded from local inputs. Owns everything. */
+typedef struct cli_project {
+    pyexec_file *files;
+    size_t n_files, cap_files;
+    uint8_t *tar;
+    size_t tar_len;
+    char *entrypoint; /* implied by a single file or stdin; NULL otherwise */
+    uint8_t *stdin_data;
+    size_t stdin_len;
+    char *requirements;
+    size_t total; /* bytes read so far, bounded by CLI_MAX_INPUT_BYTES */
+} cli_project;
+
+/* Loads the code named by `o` (precedence: --file, a .tar operand, a
+ * directory operand, a file operand, code on stdin when stdin is not a TTY),
+ * plus --requirements and --stdin-file. Returns 0, or -1 with `err` set
+ * (PX_E_INVALID: nothing to run or an unreadable input). */
+int cli_project_load(cli_project *p, const cli_opts *o, px_error *err);
+
+void cli_project_release(cli_project *p);
+
+/* Fills `req` from `o` and `p` (both borrowed by `req`). */
+void cli_request_fill(pyexec_request *req, const cli_opts *o, const cli_project *p);
+
+/* ---- output (output.c) ---- */
+
+/* Writes `len` bytes of `data` as a JSON string (with quotes); invalid UTF-8
+ * becomes U+FFFD. */
+void cli_json_string(FILE *f, const uint8_t *data, size_t len);
+
+/* Prints `r` as one JSON object and a newline. If `out`/`err` are not NULL
+ * they replace the result's own stdout/stderr bodies. */
+void cli_json_result(FILE *f, const pyexec_result *r, const uint8_t *out, size_t out_len,
+                     const uint8_t *err, size_t err_len);
+
+/* The CLI exit code for a terminal result (see the top of this file). */
+int cli_exit_code(const pyexec_result *r);
+
+/* Prints the -v summary of `r` to stderr. */
+void cli_print_summary(const pyexec_result *r);
+
+/* Prints a one-line note to stderr for a result that did not simply exit
+ * (timeout, memory, output cap, killed, failed). */
+void cli_print_abnormal(const pyexec_result *r);
+
+/* Streams execution `id` from `offset` to stdout/stderr (or, with --json or
+ * -q, collects it) and returns the exit code of the finished execution. */
+int cli_follow(pyexec_client *c, const cli_opts *o, const char *id, int64_t offset);
+
+/* ---- commands (cmd_*.c) ---- */
+int cmd_run(int argc, char **argv, cli_opts *o);
+int cmd_submit(int argc, char **argv, cli_opts *o);
+int cmd_get(int argc, char **argv, cli_opts *o);
+int cmd_follow(int argc, char **argv, cli_opts *o);
+int cmd_kill(int argc, char **argv, cli_opts *o);
+int cmd_health(int argc, char **argv, cli_opts *o);
+int cmd_version(int argc, char **argv, cli_opts *o);
+
+#endif

@@ -1,0 +1,286 @@
+/*
+ * Loading a project from local inputs into files or a tar archive. Paths
+ * sent to the server are relative and '/'-separated; the server validates
+ * them again (CONTRACT.md "Code in").
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client/cli/cli.h"
+#include "server/base/cleanup.h"
+
+/* Reads all of `fd` into a new NUL-terminated buffer, counting against the
+ * project's input budget. */
+static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size_t *out_len,
+                   px_error *err) {
+    size_t cap = 4096, len = 0;
+    _cleanup_free_ uint8_t *buf = malloc(cap);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    for (;;) {
+        if (len + 1 == cap) {
+            if (p->total + cap > CLI_MAX_INPUT_BYTES)
+                return px_error_set(err, PX_E_INVALID, "%s: input larger than %u bytes", name,
+                                    CLI_MAX_INPUT_BYTES);
+            uint8_t *nb = realloc(buf, cap * 2);
+            if (!nb)
+                return px_error_set(err, PX_E_INTERNAL, "out of memory");
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return px_error_set_errno(err, PX_E_INVALID, errno, "read %s", name);
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (p->total + len > CLI_MAX_INPUT_BYTES)
+        return px_error_set(err, PX_E_INVALID, "%s: input larger than %u bytes", name,
+                            CLI_MAX_INPUT_BYTES);
+    p->total += len;
+    buf[len] = '\0';
+    *out = TAKE_PTR(buf);
+    *out_len = len;
+    return 0;
+}
+
+static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *out_len,
+                     mode_t *mode, px_error *err) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return px_error_set_errno(err, PX_E_INVALID, errno, "open '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return px_error_set_errno(err, PX_E_INVALID, errno, "stat '%s'", path);
+    if (!S_ISREG(st.st_mode))
+        return px_error_set(err, PX_E_INVALID, "'%s' is not a regular file", path);
+    if (mode)
+        *mode = st.st_mode & 07777;
+    return read_fd(p, fd, path, out, out_len, err);
+}
+
+/* Adds a file; takes ownership of `path` and `content`, also on failure. */
+static int add_file(cli_project *p, char *path, uint8_t *content, size_t len, mode_t mode,
+                    px_error *err) {
+    if (p->n_files == p->cap_files) {
+        size_t cap = p->cap_files ? 2 * p->cap_files : 16;
+        pyexec_file *nf = realloc(p->files, cap * sizeof *nf);
+        if (!nf) {
+            free(path);
+            free(content);
+            return px_error_set(err, PX_E_INTERNAL, "out of memory");
+        }
+        p->files = nf;
+        p->cap_files = cap;
+    }
+    p->files[p->n_files++] = (pyexec_file){
+        .path = path, .content = content, .len = len, .mode = (uint32_t)mode};
+    return 0;
+}
+
+static int load_one(cli_project *p, const char *local, const char *remote, px_error *err) {
+    uint8_t *content = NULL;
+    size_t len = 0;
+    mode_t mode = 0;
+    if (read_path(p, local, &content, &len, &mode, err) < 0)
+        return -1;
+    char *path = strdup(remote);
+    if (!path) {
+        free(content);
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    return add_file(p, path, content, len, mode, err);
+}
+
+static const char *base_name(const char *path) {
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* The path a --file is sent under: as given, without leading "./"; an
+ * absolute path or one that climbs with ".." is sent under its base name. */
+static const char *remote_path_of(const char *given) {
+    while (given[0] == '.' && given[1] == '/')
+        given += 2;
+    if (given[0] == '/')
+        return base_name(given);
+    for (const char *s = given; *s;) {
+        const char *e = strchr(s, '/');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.')
+            return base_name(given);
+        s += n;
+        while (*s == '/')
+            s++;
+    }
+    return given;
+}
+
+static int walk_dir(cli_project *p, const char *local, const char *rel, int depth,
+                    px_error *err) {
+    if (depth > CLI_MAX_DIR_DEPTH)
+        return px_error_set(err, PX_E_INVALID, "'%s': nested deeper than %d directories", local,
+                            CLI_MAX_DIR_DEPTH);
+    struct dirent **names = NULL;
+    int n = scandir(local, &names, NULL, alphasort);
+    if (n < 0)
+        return px_error_set_errno(err, PX_E_INVALID, errno, "read directory '%s'", local);
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = names[i]->d_name;
+        if (rc == 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+            _cleanup_free_ char *lp = NULL;
+            _cleanup_free_ char *rp = NULL;
+            if (asprintf(&lp, "%s/%s", local, name) < 0 ||
+                asprintf(&rp, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
+                rc = px_error_set(err, PX_E_INTERNAL, "out of memory");
+            } else {
+                struct stat st;
+                if (stat(lp, &st) < 0) {
+                    rc = px_error_set_errno(err, PX_E_INVALID, errno, "stat '%s'", lp);
+                } else if (S_ISDIR(st.st_mode)) {
+                    struct stat lst;
+                    /* Symbolic links to directories are not followed (loops). */
+                    if (lstat(lp, &lst) == 0 && !S_ISLNK(lst.st_mode))
+                        rc = walk_dir(p, lp, rp, depth + 1, err);
+                } else if (S_ISREG(st.st_mode)) {
+                    rc = load_one(p, lp, rp, err);
+                }
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int load_code(cli_project *p, const cli_opts *o, px_error *err) {
+    if (o->files.n) {
+        if (o->operands.n && !o->quiet)
+            fprintf(stderr, "pyexec: --file given: ignoring the argument '%s'\n", o->operands.v[0]);
+        for (size_t i = 0; i < o->files.n; i++)
+            if (load_one(p, o->files.v[i], remote_path_of(o->files.v[i]), err) < 0)
+                return -1;
+        return 0;
+    }
+    if (o->operands.n > 1)
+        return px_error_set(err, PX_E_INVALID,
+                            "expected one file, directory or .tar, got %zu arguments "
+                            "(script arguments go after --)",
+                            o->operands.n);
+    if (o->operands.n == 1) {
+        const char *arg = o->operands.v[0];
+        if (ends_with(arg, ".tar")) {
+            mode_t mode;
+            return read_path(p, arg, &p->tar, &p->tar_len, &mode, err);
+        }
+        struct stat st;
+        if (stat(arg, &st) < 0)
+            return px_error_set_errno(err, PX_E_INVALID, errno, "'%s'", arg);
+        if (S_ISDIR(st.st_mode)) {
+            if (walk_dir(p, arg, "", 0, err) < 0)
+                return -1;
+            if (p->n_files == 0)
+                return px_error_set(err, PX_E_INVALID, "directory '%s' has no files", arg);
+            return 0;
+        }
+        const char *name = base_name(arg);
+        if (load_one(p, arg, name, err) < 0)
+            return -1;
+        p->entrypoint = strdup(name);
+        return p->entrypoint ? 0 : px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    if (isatty(STDIN_FILENO))
+        return px_error_set(err, PX_E_INVALID,
+                            "no code given: pass a file, a directory, a .tar, --file PATH, "
+                            "or pipe code on standard input");
+    uint8_t *code = NULL;
+    size_t len = 0;
+    if (read_fd(p, STDIN_FILENO, "standard input", &code, &len, err) < 0)
+        return -1;
+    if (len == 0) {
+        free(code);
+        return px_error_set(err, PX_E_INVALID, "no code on standard input");
+    }
+    char *path = strdup("main.py");
+    p->entrypoint = strdup("main.py");
+    if (!path || !p->entrypoint) {
+        free(path);
+        free(code);
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    return add_file(p, path, code, len, 0644, err);
+}
+
+int cli_project_load(cli_project *p, const cli_opts *o, px_error *err) {
+    memset(p, 0, sizeof *p);
+    if (load_code(p, o, err) < 0)
+        return -1;
+    if (o->requirements_file) {
+        uint8_t *req = NULL;
+        size_t len = 0;
+        if (read_path(p, o->requirements_file, &req, &len, NULL, err) < 0)
+            return px_error_wrap(err, "--requirements");
+        if (memchr(req, '\0', len)) {
+            free(req);
+            return px_error_set(err, PX_E_INVALID, "--requirements: '%s' contains a NUL byte",
+                                o->requirements_file);
+        }
+        p->requirements = (char *)req;
+    }
+    if (o->stdin_file &&
+        read_path(p, o->stdin_file, &p->stdin_data, &p->stdin_len, NULL, err) < 0)
+        return px_error_wrap(err, "--stdin-file");
+    return 0;
+}
+
+void cli_project_release(cli_project *p) {
+    for (size_t i = 0; i < p->n_files; i++) {
+        free((char *)p->files[i].path);
+        free((uint8_t *)p->files[i].content);
+    }
+    free(p->files);
+    free(p->tar);
+    free(p->entrypoint);
+    free(p->stdin_data);
+    free(p->requirements);
+    memset(p, 0, sizeof *p);
+}
+
+void cli_request_fill(pyexec_request *req, const cli_opts *o, const cli_project *p) {
+    memset(req, 0, sizeof *req);
+    req->entrypoint = o->entrypoint ? o->entrypoint : p->entrypoint;
+    req->docker_image = o->image;
+    req->requirements_txt = p->requirements;
+    req->pre_commands = o->pre.v;
+    req->n_pre_commands = o->pre.n;
+    req->stdin_data = p->stdin_data;
+    req->stdin_len = p->stdin_len;
+    req->env_vars = o->env.v;
+    req->n_env_vars = o->env.n;
+    req->script_args = o->args.v;
+    req->n_script_args = o->args.n;
+    req->timeout_seconds = o->timeout_seconds;
+    req->network = o->network ? PYEXEC_NETWORK_ENABLED : PYEXEC_NETWORK_DEFAULT;
+    req->memory_mb = o->memory_mb;
+    req->disk_mb = o->disk_mb;
+    req->cpu_shares = o->cpu_shares;
+    req->tar = p->tar;
+    req->tar_len = p->tar_len;
+    req->files = p->files;
+    req->n_files = p->n_files;
+    req->request_id = o->request_id;
+}

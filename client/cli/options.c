@@ -1,0 +1,276 @@
+/* Option parsing shared by every command (getopt_long, one table). */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client/cli/cli.h"
+
+enum {
+    OPT_SERVER = 1000,
+    OPT_JSON,
+    OPT_TIMEOUT,
+    OPT_MEMORY,
+    OPT_DISK,
+    OPT_CPU,
+    OPT_NETWORK,
+    OPT_IMAGE,
+    OPT_ENTRYPOINT,
+    OPT_ARG,
+    OPT_REQUIREMENTS,
+    OPT_PRE,
+    OPT_STDIN_FILE,
+    OPT_FILE,
+    OPT_REQUEST_ID,
+    OPT_OFFSET,
+    OPT_SERVICE,
+};
+
+static const struct option long_options[] = {
+    {"server", required_argument, NULL, OPT_SERVER},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"help", no_argument, NULL, 'h'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"memory", required_argument, NULL, OPT_MEMORY},
+    {"disk", required_argument, NULL, OPT_DISK},
+    {"cpu", required_argument, NULL, OPT_CPU},
+    {"network", no_argument, NULL, OPT_NETWORK},
+    {"image", required_argument, NULL, OPT_IMAGE},
+    {"entrypoint", required_argument, NULL, OPT_ENTRYPOINT},
+    {"env", required_argument, NULL, 'e'},
+    {"arg", required_argument, NULL, OPT_ARG},
+    {"requirements", required_argument, NULL, OPT_REQUIREMENTS},
+    {"pre", required_argument, NULL, OPT_PRE},
+    {"stdin-file", required_argument, NULL, OPT_STDIN_FILE},
+    {"file", required_argument, NULL, OPT_FILE},
+    {"request-id", required_argument, NULL, OPT_REQUEST_ID},
+    {"offset", required_argument, NULL, OPT_OFFSET},
+    {"service", required_argument, NULL, OPT_SERVICE},
+    {NULL, 0, NULL, 0},
+};
+
+/* The option group of each option code. */
+static unsigned group_of(int code) {
+    switch (code) {
+    case OPT_SERVER:
+    case 'q':
+    case 'v':
+    case OPT_JSON:
+    case 'h': return CLI_OPTS_GLOBAL;
+    case OPT_OFFSET: return CLI_OPTS_OFFSET;
+    case OPT_SERVICE: return CLI_OPTS_SERVICE;
+    default: return CLI_OPTS_REQUEST;
+    }
+}
+
+void cli_opts_init(cli_opts *o) {
+    memset(o, 0, sizeof *o);
+    const char *env = getenv("PYEXEC_SERVER");
+    o->server = env && *env ? env : PYEXEC_DEFAULT_SERVER;
+}
+
+void cli_opts_release(cli_opts *o) {
+    free(o->env.v);
+    free(o->args.v);
+    free(o->pre.v);
+    free(o->files.v);
+    free(o->operands.v);
+    for (size_t i = 0; i < o->n_env_owned; i++)
+        free(o->env_owned[i]);
+    free(o->env_owned);
+    memset(o, 0, sizeof *o);
+}
+
+static int strv_push(cli_strv *s, const char *v) {
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 8;
+        const char **nv = realloc(s->v, cap * sizeof *nv);
+        if (!nv)
+            return -1;
+        s->v = nv;
+        s->cap = cap;
+    }
+    s->v[s->n++] = v;
+    return 0;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "pyexec %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nRun 'pyexec %s --help' for usage.\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_fail(const char *what, const px_error *err) {
+    fprintf(stderr, "pyexec: %s: %s: %s\n", what, px_code_name(err->code), err->msg);
+    return CLI_EXIT_FAILED;
+}
+
+pyexec_client *cli_client(const cli_opts *o) {
+    px_error err = PX_ERROR_INIT;
+    pyexec_client *c = pyexec_client_new(o->server, NULL, &err);
+    if (!c)
+        cli_fail("client", &err);
+    return c;
+}
+
+/* Parses a decimal integer in [lo, hi]. */
+static int parse_int(const char *cmd, const char *name, const char *s, long long lo, long long hi,
+                     long long *out) {
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !*s || *end || v < lo || v > hi)
+        return cli_usage_error(cmd, "--%s: expected an integer in [%lld, %lld], got '%s'", name, lo,
+                               hi, s);
+    *out = v;
+    return 0;
+}
+
+/* --env KEY=value is taken as is; --env KEY forwards KEY from this
+ * process's environment. */
+static int add_env(const char *cmd, cli_opts *o, const char *v) {
+    if (!*v || *v == '=')
+        return cli_usage_error(cmd, "--env: expected KEY=value or KEY, got '%s'", v);
+    if (strchr(v, '='))
+        return strv_push(&o->env, v) < 0 ? cli_usage_error(cmd, "out of memory") : 0;
+    const char *val = getenv(v);
+    if (!val)
+        return cli_usage_error(cmd, "--env %s: not set in the environment", v);
+    char **owned = realloc(o->env_owned, (o->n_env_owned + 1) * sizeof *owned);
+    if (!owned)
+        return cli_usage_error(cmd, "out of memory");
+    o->env_owned = owned;
+    char *kv = NULL;
+    if (asprintf(&kv, "%s=%s", v, val) < 0)
+        return cli_usage_error(cmd, "out of memory");
+    o->env_owned[o->n_env_owned++] = kv;
+    return strv_push(&o->env, kv) < 0 ? cli_usage_error(cmd, "out of memory") : 0;
+}
+
+int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts *o) {
+    /* The first `--` ends the options: getopt never sees what follows. */
+    int dash = argc;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            dash = i;
+            break;
+        }
+    }
+    optind = 0; /* full re-initialisation of glibc's getopt */
+    opterr = 0;
+    int c;
+    long long v;
+    while ((c = getopt_long(dash, argv, ":hqve:", long_options, NULL)) != -1) {
+        if (c == '?') {
+            if (optopt)
+                return cli_usage_error(cmd, "unknown option '-%c'", optopt);
+            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+        if (c == ':')
+            return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        if (!(group_of(c) & groups))
+            return cli_usage_error(cmd, "option '%s' does not apply to '%s'", argv[optind - 1], cmd);
+        int rc = 0;
+        switch (c) {
+        case OPT_SERVER:
+            if (!*optarg)
+                return cli_usage_error(cmd, "--server: empty address");
+            o->server = optarg;
+            break;
+        case 'q': o->quiet = true; break;
+        case 'v': o->verbose = true; break;
+        case OPT_JSON: o->json = true; break;
+        case 'h': o->help = true; break;
+        case OPT_TIMEOUT:
+            if ((rc = parse_int(cmd, "timeout", optarg, 0, INT32_MAX, &v)) == 0)
+                o->timeout_seconds = (int32_t)v;
+            break;
+        case OPT_MEMORY:
+            if ((rc = parse_int(cmd, "memory", optarg, 0, INT32_MAX, &v)) == 0)
+                o->memory_mb = (int32_t)v;
+            break;
+        case OPT_DISK:
+            if ((rc = parse_int(cmd, "disk", optarg, 0, INT32_MAX, &v)) == 0)
+                o->disk_mb = (int32_t)v;
+            break;
+        case OPT_CPU:
+            if ((rc = parse_int(cmd, "cpu", optarg, 0, INT32_MAX, &v)) == 0)
+                o->cpu_shares = (int32_t)v;
+            break;
+        case OPT_OFFSET:
+            if ((rc = parse_int(cmd, "offset", optarg, 0, INT64_MAX, &v)) == 0)
+                o->offset = v;
+            break;
+        case OPT_NETWORK: o->network = true; break;
+        case OPT_IMAGE: o->image = optarg; break;
+        case OPT_ENTRYPOINT: o->entrypoint = optarg; break;
+        case OPT_REQUIREMENTS: o->requirements_file = optarg; break;
+        case OPT_STDIN_FILE: o->stdin_file = optarg; break;
+        case OPT_REQUEST_ID: o->request_id = optarg; break;
+        case OPT_SERVICE: o->service = optarg; break;
+        case 'e': rc = add_env(cmd, o, optarg); break;
+        case OPT_ARG: rc = strv_push(&o->args, optarg); break;
+        case OPT_PRE: rc = strv_push(&o->pre, optarg); break;
+        case OPT_FILE: rc = strv_push(&o->files, optarg); break;
+        default: return cli_usage_error(cmd, "unhandled option");
+        }
+        if (rc)
+            return rc < 0 ? cli_usage_error(cmd, "out of memory") : rc;
+    }
+    for (int i = optind; i < dash; i++)
+        if (strv_push(&o->operands, argv[i]) < 0)
+            return cli_usage_error(cmd, "out of memory");
+    if (dash < argc) {
+        if (!(groups & CLI_OPTS_REQUEST))
+            return cli_usage_error(cmd, "'--' (script arguments) does not apply to '%s'", cmd);
+        for (int i = dash + 1; i < argc; i++)
+            if (strv_push(&o->args, argv[i]) < 0)
+                return cli_usage_error(cmd, "out of memory");
+    }
+    return 0;
+}
+
+void cli_print_options_help(FILE *f, unsigned groups) {
+    if (groups & CLI_OPTS_REQUEST)
+        fputs("Input (first that applies): --file PATH (repeatable), a .tar archive, a\n"
+              "directory, a single file, or code on standard input (run as main.py).\n"
+              "\n"
+              "Execution options:\n"
+              "  --entrypoint PATH     script to run (default: main.py, __main__.py, first .py)\n"
+              "  --file PATH           add a file, path kept relative as given (repeatable)\n"
+              "  --arg VALUE           script argument (repeatable); also words after --\n"
+              "  -e, --env KEY=VALUE   environment variable; --env KEY forwards it (repeatable)\n"
+              "  --requirements FILE   requirements.txt installed with pip before the run\n"
+              "  --pre CMD             shell command run before the program (repeatable)\n"
+              "  --stdin-file FILE     feed FILE to the program's standard input\n"
+              "  --timeout SECONDS     wall-clock limit (0: server default, 300)\n"
+              "  --memory MB           memory limit (0: server default, 1024)\n"
+              "  --disk MB             size of /work (0: server default, 2048)\n"
+              "  --cpu SHARES          CPU weight (0: server default, 1024)\n"
+              "  --network             give the sandbox a network interface (default: none)\n"
+              "  --image NAME          sandbox image (default: the server's)\n"
+              "  --request-id KEY      idempotency key: resubmitting returns the same execution\n"
+              "\n",
+              f);
+    if (groups & CLI_OPTS_OFFSET)
+        fputs("  --offset N            start at byte N of the combined output log\n", f);
+    if (groups & CLI_OPTS_SERVICE)
+        fputs("  --service NAME        service to check (default: the whole server)\n", f);
+    fputs("Common options:\n"
+          "  --server ADDR         server address (env PYEXEC_SERVER, default " PYEXEC_DEFAULT_SERVER
+          ")\n"
+          "  --json                print one JSON object instead of text\n"
+          "  -q, --quiet           quiet: only the program's stdout, and only on success\n"
+          "  -v, --verbose         print execution details to stderr\n"
+          "  -h, --help            show this help\n",
+          f);
+}

@@ -1,0 +1,258 @@
+#include "server/base/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB (INT64_C(1) << 20)
+
+typedef enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_LEVEL } opt_kind;
+
+/* One setting: its flag (without "--"), its type, where it lives in
+ * px_config, and the accepted range for numbers. */
+typedef struct opt {
+    const char *name;
+    opt_kind kind;
+    size_t offset;
+    size_t size; /* for OPT_STR: the buffer size */
+    int64_t min, max;
+    const char *help;
+} opt;
+
+#define STR(field, help)                                                                           \
+    {#field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 0, 0, help}
+#define INT(field, lo, hi, help)                                                                   \
+    {#field, OPT_INT, offsetof(px_config, field), sizeof(int), lo, hi, help}
+#define I64(field, lo, hi, help)                                                                   \
+    {#field, OPT_I64, offsetof(px_config, field), sizeof(int64_t), lo, hi, help}
+
+static const opt opts[] = {
+    STR(listen, "address to listen on, HOST:PORT (port 0 picks a free port)"),
+    STR(docker_socket, "path of the Docker engine's unix socket"),
+    STR(default_image, "image used when a request names none"),
+    STR(instance, "name of this server instance (container label; the reaper's scope)"),
+    {"log_level", OPT_LEVEL, offsetof(px_config, log_level), sizeof(px_log_level), 0, 0,
+     "debug, info, warn or error"},
+    INT(default_timeout_s, 1, 86400, "default wall-clock timeout of an execution, seconds"),
+    INT(max_timeout_s, 1, 86400, "largest timeout a request may ask for"),
+    INT(default_memory_mb, 16, 1 << 20, "default memory limit, MiB"),
+    INT(max_memory_mb, 16, 1 << 20, "largest memory limit a request may ask for"),
+    INT(default_disk_mb, 1, 1 << 20, "default size of /work, MiB"),
+    INT(max_disk_mb, 1, 1 << 20, "largest /work a request may ask for"),
+    INT(default_cpu_shares, 2, 262144, "default CPU weight"),
+    INT(max_cpu_shares, 2, 262144, "largest CPU weight a request may ask for"),
+    I64(output_limit_bytes, 1, INT64_C(1) << 32, "stdout+stderr cap per execution, bytes"),
+    I64(max_message_bytes, 1024, INT_MAX, "largest request message, bytes"),
+    I64(max_stdin_bytes, 0, INT_MAX, "largest stdin of a request, bytes"),
+    I64(max_project_bytes, 1, INT64_C(1) << 40, "largest unpacked project, bytes"),
+    INT(max_files, 1, 10000000, "most entries in a project"),
+    INT(max_path_len, 16, 65536, "longest path in a project, bytes"),
+    INT(max_env_vars, 0, 100000, "most env_vars in a request"),
+    INT(max_args, 0, 100000, "most script_args in a request"),
+    INT(max_pre_commands, 0, 10000, "most pre_commands in a request"),
+    I64(max_string_bytes, 1, INT_MAX, "longest env var, argument, pre-command or requirements"),
+    INT(max_concurrent, 1, 4096, "executions running at once"),
+    INT(max_queue, 0, 1000000, "admitted executions waiting to run"),
+    INT(max_records, 1, 100000000, "executions retained in memory"),
+    INT(max_stream_readers, 1, 100000, "concurrent StreamOutput calls per execution"),
+    INT(max_concurrent_streams, 1, 100000, "HTTP/2 streams per connection"),
+    I64(retention_s, 0, INT64_C(1) << 31, "seconds a finished execution stays readable"),
+    I64(shutdown_grace_s, 0, 86400, "seconds running executions get on SIGTERM"),
+    INT(pids_limit, 8, 1 << 22, "process limit of a sandbox"),
+    INT(tmp_mb, 1, 1 << 20, "size of a sandbox's /tmp, MiB"),
+    I64(docker_timeout_ms, 100, 3600000, "bound on each Docker Engine API call, ms"),
+    I64(reaper_interval_s, 0, 86400, "seconds between orphan-container sweeps (0: start-up only)"),
+    I64(health_interval_ms, 10, 3600000, "how often the Docker engine is pinged, ms"),
+};
+
+void px_config_default(px_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:50051");
+    snprintf(cfg->docker_socket, sizeof cfg->docker_socket, "/var/run/docker.sock");
+    snprintf(cfg->default_image, sizeof cfg->default_image, "pyexec/python:3.11");
+    snprintf(cfg->instance, sizeof cfg->instance, "default");
+    cfg->log_level = PX_LOG_INFO;
+    cfg->default_timeout_s = 300;
+    cfg->max_timeout_s = 3600;
+    cfg->default_memory_mb = 1024;
+    cfg->max_memory_mb = 8192;
+    cfg->default_disk_mb = 2048;
+    cfg->max_disk_mb = 8192;
+    cfg->default_cpu_shares = 1024;
+    cfg->max_cpu_shares = 262144;
+    cfg->output_limit_bytes = 16 * MIB;
+    cfg->max_message_bytes = 96 * MIB;
+    cfg->max_stdin_bytes = 16 * MIB;
+    cfg->max_project_bytes = 256 * MIB;
+    cfg->max_files = 10000;
+    cfg->max_path_len = 1024;
+    cfg->max_env_vars = 256;
+    cfg->max_args = 1024;
+    cfg->max_pre_commands = 64;
+    cfg->max_string_bytes = MIB;
+    cfg->max_concurrent = 4;
+    cfg->max_queue = 64;
+    cfg->max_records = 10000;
+    cfg->max_stream_readers = 256;
+    cfg->max_concurrent_streams = 256;
+    cfg->retention_s = 300;
+    cfg->shutdown_grace_s = 10;
+    cfg->pids_limit = 256;
+    cfg->tmp_mb = 64;
+    cfg->docker_timeout_ms = 30000;
+    cfg->reaper_interval_s = 60;
+    cfg->health_interval_ms = 1000;
+}
+
+/* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */
+static void flag_name(const opt *o, char *out, size_t n) {
+    snprintf(out, n, "%s", o->name);
+    for (char *p = out; *p; p++)
+        if (*p == '_')
+            *p = '-';
+}
+
+static void env_name(const opt *o, char *out, size_t n) {
+    int k = snprintf(out, n, "PYEXEC_");
+    for (const char *p = o->name; *p && (size_t)k + 1 < n; p++)
+        out[k++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+    out[k] = '\0';
+}
+
+static int set_value(px_config *cfg, const opt *o, const char *value, const char *source,
+                     px_error *err) {
+    char *field = (char *)cfg + o->offset;
+    if (o->kind == OPT_STR) {
+        size_t len = strlen(value);
+        if (len == 0 || len >= o->size)
+            return px_error_set(err, PX_E_INVALID, "%s: must be 1 to %zu characters", source,
+                                o->size - 1);
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    if (o->kind == OPT_LEVEL) {
+        if (px_log_level_parse(value, (px_log_level *)(void *)field) < 0)
+            return px_error_set(err, PX_E_INVALID,
+                                "%s: '%s' is not one of debug, info, warn, error", source, value);
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0')
+        return px_error_set(err, PX_E_INVALID, "%s: '%s' is not an integer", source, value);
+    if (v < o->min || v > o->max)
+        return px_error_set(err, PX_E_INVALID,
+                            "%s: %lld is out of range [%" PRId64 ", %" PRId64 "]", source, v,
+                            o->min, o->max);
+    if (o->kind == OPT_INT)
+        *(int *)(void *)field = (int)v;
+    else
+        *(int64_t *)(void *)field = (int64_t)v;
+    return 0;
+}
+
+static const opt *find_flag(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        char flag[64];
+        flag_name(&opts[i], flag, sizeof flag);
+        if (strlen(flag) == len && memcmp(flag, name, len) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+void px_config_usage(FILE *out) {
+    px_config def;
+    px_config_default(&def);
+    fprintf(out, "usage: pyexecd [--FLAG VALUE]...\n\n"
+                 "Runs Python projects in fresh Docker containers behind a gRPC API.\n"
+                 "Every flag can also be set with the environment variable shown.\n\n");
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        const opt *o = &opts[i];
+        char flag[64], env[80], defval[300];
+        flag_name(o, flag, sizeof flag);
+        env_name(o, env, sizeof env);
+        const char *field = (const char *)&def + o->offset;
+        switch (o->kind) {
+        case OPT_STR: snprintf(defval, sizeof defval, "%s", field); break;
+        case OPT_INT: snprintf(defval, sizeof defval, "%d", *(const int *)(const void *)field); break;
+        case OPT_I64:
+            snprintf(defval, sizeof defval, "%" PRId64, *(const int64_t *)(const void *)field);
+            break;
+        case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
+        }
+        fprintf(out, "  --%-24s %s\n  %-26s env %s, default %s\n", flag, o->help, "", env,
+                defval);
+    }
+    fprintf(out, "  --%-24s %s\n  --%-24s %s\n", "help", "print this text", "version",
+            "print the version");
+}
+
+int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
+                    px_error *err) {
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, "PYEXEC_", 7) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+            char env[80];
+            env_name(&opts[i], env, sizeof env);
+            if (strlen(env) == (size_t)(eq - *e) && memcmp(env, *e, (size_t)(eq - *e)) == 0) {
+                if (set_value(cfg, &opts[i], eq + 1, env, err) < 0)
+                    return -1;
+            }
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            px_config_usage(out);
+            return PX_CONFIG_HELP;
+        }
+        if (strcmp(arg, "--version") == 0) {
+            fprintf(out, "pyexecd %s\n", PYEXEC_VERSION);
+            return PX_CONFIG_VERSION;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return px_error_set(err, PX_E_INVALID, "unexpected argument '%s' (see --help)", arg);
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const opt *o = find_flag(name, len);
+        if (!o)
+            return px_error_set(err, PX_E_INVALID, "unknown flag '%s' (see --help)", arg);
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc)
+                return px_error_set(err, PX_E_INVALID, "flag '--%.*s' needs a value", (int)len,
+                                    name);
+            value = argv[++i];
+        }
+        char source[80];
+        snprintf(source, sizeof source, "--%.*s", (int)len, name);
+        if (set_value(cfg, o, value, source, err) < 0)
+            return -1;
+    }
+    struct {
+        const char *what;
+        int64_t def, max;
+    } pairs[] = {
+        {"timeout-s", cfg->default_timeout_s, cfg->max_timeout_s},
+        {"memory-mb", cfg->default_memory_mb, cfg->max_memory_mb},
+        {"disk-mb", cfg->default_disk_mb, cfg->max_disk_mb},
+        {"cpu-shares", cfg->default_cpu_shares, cfg->max_cpu_shares},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        if (pairs[i].def > pairs[i].max)
+            return px_error_set(err, PX_E_INVALID,
+                                "--default-%s (%" PRId64 ") is above --max-%s (%" PRId64 ")",
+                                pairs[i].what, pairs[i].def, pairs[i].what, pairs[i].max);
+    }
+    return PX_CONFIG_RUN;
+}

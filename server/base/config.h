@@ -1,0 +1,88 @@
+/*
+ * pyexecd's configuration: every setting is a flag `--name VALUE` and an
+ * environment variable `PYEXEC_NAME` (upper case, '-' -> '_'); a flag wins
+ * over the environment, which wins over the default. Parsed once in main(),
+ * then read-only (shared by all threads without locks).
+ */
+#ifndef PYEXEC_BASE_CONFIG_H
+#define PYEXEC_BASE_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "server/base/error.h"
+#include "server/base/log.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_config {
+    char listen[256];          /* --listen, default 127.0.0.1:50051 */
+    char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
+    char default_image[256];   /* --default-image, default pyexec/python:3.11 */
+    char instance[64];         /* --instance: label value for the reaper, default "default" */
+    px_log_level log_level;    /* --log-level debug|info|warn|error */
+
+    /* Per-execution limits: the default applied when a request leaves a
+     * field 0/unset, and the maximum a request may ask for. */
+    int default_timeout_s, max_timeout_s;
+    int default_memory_mb, max_memory_mb;
+    int default_disk_mb, max_disk_mb;
+    int default_cpu_shares, max_cpu_shares;
+    int64_t output_limit_bytes;  /* stdout+stderr per execution */
+
+    /* Request limits. */
+    int64_t max_message_bytes;   /* gRPC receive limit */
+    int64_t max_stdin_bytes;
+    int64_t max_project_bytes;   /* unpacked */
+    int max_files;
+    int max_path_len;
+    int max_env_vars;
+    int max_args;
+    int max_pre_commands;
+    int64_t max_string_bytes;    /* one env var, arg, pre-command, requirements */
+
+    /* Service capacity. */
+    int max_concurrent;          /* executions running at once */
+    int max_queue;               /* admitted executions waiting to run */
+    int max_records;             /* executions retained in memory */
+    int max_stream_readers;      /* concurrent StreamOutput calls per execution */
+    int max_concurrent_streams;  /* HTTP/2 streams per connection */
+    int64_t retention_s;         /* terminal records kept after finished_at */
+    int64_t shutdown_grace_s;    /* SIGTERM: running executions may finish */
+
+    /* Sandbox. */
+    int pids_limit;
+    int tmp_mb;
+    int64_t docker_timeout_ms;   /* bound on each Engine API call */
+    int64_t reaper_interval_s;
+    int64_t health_interval_ms;  /* how often the engine is pinged */
+} px_config;
+
+/* Fills `cfg` with the defaults. */
+void px_config_default(px_config *cfg);
+
+typedef enum px_config_action {
+    PX_CONFIG_RUN = 0,     /* parsed: run the server */
+    PX_CONFIG_HELP = 1,    /* --help was given: usage printed, exit 0 */
+    PX_CONFIG_VERSION = 2, /* --version was given: version printed, exit 0 */
+} px_config_action;
+
+/* Parses `envp` (NULL-terminated "KEY=value" strings, may be NULL) and then
+ * argv[1..argc-1] over the defaults. Help and version text go to `out`.
+ * Returns a px_config_action, or -1 with `err` set (PX_E_INVALID) naming
+ * the flag or variable and the accepted range; main() exits 2 then. */
+int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
+                    px_error *err);
+
+/* Prints the usage text (all flags, env names and defaults). */
+void px_config_usage(FILE *out);
+
+#define PYEXEC_VERSION "0.1.0"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,131 @@
+#include "server/base/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct Parsed {
+    int rc;
+    px_config cfg;
+    px_error err;
+    std::string out;
+};
+
+Parsed parse(std::vector<std::string> args, std::vector<std::string> env = {}) {
+    Parsed p;
+    px_config_default(&p.cfg);
+    p.err = PX_ERROR_INIT;
+    std::vector<char *> argv{const_cast<char *>("pyexecd")};
+    for (auto &a : args)
+        argv.push_back(&a[0]);
+    std::vector<char *> envp;
+    for (auto &e : env)
+        envp.push_back(&e[0]);
+    envp.push_back(nullptr);
+    char *buf = nullptr;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    p.rc = px_config_parse(&p.cfg, (int)argv.size(), argv.data(), envp.data(), out, &p.err);
+    fclose(out);
+    p.out.assign(buf, len);
+    free(buf);
+    return p;
+}
+
+TEST(Config, DefaultsMatchTheContract) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_STREQ("127.0.0.1:50051", c.listen);
+    EXPECT_STREQ("/var/run/docker.sock", c.docker_socket);
+    EXPECT_EQ(300, c.default_timeout_s);
+    EXPECT_EQ(1024, c.default_memory_mb);
+    EXPECT_EQ(2048, c.default_disk_mb);
+    EXPECT_EQ(1024, c.default_cpu_shares);
+    EXPECT_EQ(16 << 20, c.output_limit_bytes);
+    EXPECT_EQ(300, c.retention_s);
+}
+
+TEST(Config, FlagsInBothForms) {
+    Parsed p = parse({"--listen", "127.0.0.1:0", "--docker-socket=/tmp/d.sock",
+                      "--default-image", "img:1", "--max-concurrent", "7"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("127.0.0.1:0", p.cfg.listen);
+    EXPECT_STREQ("/tmp/d.sock", p.cfg.docker_socket);
+    EXPECT_STREQ("img:1", p.cfg.default_image);
+    EXPECT_EQ(7, p.cfg.max_concurrent);
+}
+
+TEST(Config, EnvironmentAndFlagPrecedence) {
+    Parsed p = parse({"--default-image", "from-flag"},
+                     {"PYEXEC_LISTEN=0.0.0.0:1234", "PYEXEC_DEFAULT_IMAGE=from-env", "OTHER=x"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("0.0.0.0:1234", p.cfg.listen);
+    EXPECT_STREQ("from-flag", p.cfg.default_image);
+}
+
+TEST(Config, UnknownFlagIsAClearError) {
+    Parsed p = parse({"--no-such-flag", "1"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_EQ(PX_E_INVALID, p.err.code);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--no-such-flag")) << p.err.msg;
+}
+
+TEST(Config, MissingValue) {
+    Parsed p = parse({"--listen"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "needs a value")) << p.err.msg;
+}
+
+TEST(Config, NumbersAreCheckedAndBounded) {
+    Parsed p = parse({"--max-concurrent", "abc"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "not an integer")) << p.err.msg;
+    p = parse({"--max-concurrent", "0"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "out of range")) << p.err.msg;
+    p = parse({}, {"PYEXEC_RETENTION_S=-5"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "PYEXEC_RETENTION_S")) << p.err.msg;
+}
+
+TEST(Config, DefaultAboveMaximumIsRejected) {
+    Parsed p = parse({"--default-timeout-s", "100", "--max-timeout-s", "50"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--max-timeout-s")) << p.err.msg;
+}
+
+TEST(Config, EmptyStringRejected) {
+    Parsed p = parse({"--listen", ""});
+    EXPECT_EQ(-1, p.rc);
+}
+
+TEST(Config, LogLevel) {
+    Parsed p = parse({"--log-level", "debug"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc);
+    EXPECT_EQ(PX_LOG_DEBUG, p.cfg.log_level);
+    p = parse({"--log-level", "loud"});
+    EXPECT_EQ(-1, p.rc);
+}
+
+TEST(Config, HelpAndVersion) {
+    Parsed p = parse({"--help"});
+    EXPECT_EQ(PX_CONFIG_HELP, p.rc);
+    EXPECT_NE(std::string::npos, p.out.find("--docker-socket"));
+    EXPECT_NE(std::string::npos, p.out.find("PYEXEC_DOCKER_SOCKET"));
+    p = parse({"--version"});
+    EXPECT_EQ(PX_CONFIG_VERSION, p.rc);
+    EXPECT_NE(std::string::npos, p.out.find(PYEXEC_VERSION));
+}
+
+TEST(Config, PositionalArgumentRejected) {
+    Parsed p = parse({"serve"});
+    EXPECT_EQ(-1, p.rc);
+}
+
+}  // namespace

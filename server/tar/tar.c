@@ -743,7 +743,11 @@ static int pack_entry(struct archive *a, struct archive_entry *ae, const px_entr
         archive_entry_copy_symlink(ae, e->link_target);
         break;
     }
-    if (archive_write_header(a, ae) != ARCHIVE_OK)
+    /* A warning here is the pax writer failing to convert a non-ASCII path
+     * from the process locale to UTF-8; it then writes the bytes unchanged
+     * under hdrcharset=BINARY, which is what the sandbox should create. */
+    int r = archive_write_header(a, ae);
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
         return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", quote_str(&q, e->path),
                             archive_message(a));
     if (e->type == PX_ENTRY_FILE && e->len > 0) {
@@ -762,11 +766,8 @@ int px_project_pack(const px_project *project, uint8_t **out, size_t *out_len, p
     if (!a || !ae)
         return set_oom(err);
     /* Restricted pax: plain ustar headers, plus a pax extended header only
-     * for what ustar cannot hold (long names, non-ASCII bytes). Paths are
-     * written as the bytes the client sent (hdrcharset=BINARY), with no
-     * locale conversion. */
+     * for what ustar cannot hold (long names, non-ASCII bytes). */
     if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
         archive_write_open2(a, &buf, NULL, write_to_buf, NULL, NULL) != ARCHIVE_OK)
         return px_error_set(err, PX_E_INTERNAL, "pack: %s", archive_message(a));

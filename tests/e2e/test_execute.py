@@ -147,11 +147,17 @@ def test_image_is_selectable(ex):
     assert res.stdout == b"ok\n"
 
 
+# The server asks the engine to pull a missing image. This name points the
+# pull at a registry on loopback port 1, which refuses at once: the test
+# never sends traffic off the machine.
+MISSING_IMAGE = "127.0.0.1:1/pyexec/no-such-image:never"
+
+
 def test_missing_image_is_refused(ex):
     """CONTRACT.md names both FAILED_PRECONDITION (status table) and a FAILED
     result (status list) for a missing image; either is accepted."""
     try:
-        res = ex.run("print('ok')\n", docker_image="pyexec/no-such-image:never")
+        res = ex.run("print('ok')\n", docker_image=MISSING_IMAGE)
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
         return

@@ -1,0 +1,480 @@
+"""Python client of the pyexec gRPC service.
+
+Runs Python projects in fresh, locked-down containers on a pyexec server.
+The API mirrors the original ``PythonExecutorClient`` (execute_sync,
+execute_async, get_execution, kill, wait_for_completion) and adds
+``stream_output`` and ``health``.
+
+Example:
+    >>> from python_executor_client import PythonExecutorClient
+    >>> with PythonExecutorClient("127.0.0.1:50051") as client:
+    ...     result = client.execute_sync(files={"main.py": "print('Hello, World!')"})
+    ...     print(result.stdout, result.exit_code)
+    Hello, World!
+     0
+
+Errors: every gRPC failure is raised as PythonExecutorError, whose ``code``
+is the ``grpc.StatusCode`` (e.g. NOT_FOUND for an unknown execution id,
+INVALID_ARGUMENT for a malformed one or a bad request) and ``details`` the
+server's message. A program that fails is not an error: its result says so.
+
+Threads: a client may be shared by threads (gRPC channels are thread-safe);
+close it once, after the last call.
+"""
+
+import io
+import os
+import stat
+import tarfile
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import grpc
+from google.protobuf import wrappers_pb2
+
+from ._proto import executor_pb2, executor_pb2_grpc, health_pb2, health_pb2_grpc
+from .types import (
+    ExecutionConfig,
+    ExecutionResult,
+    ExecutionStatus,
+    Metadata,
+    OutputChunk,
+    ResourceUsage,
+)
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+# A synchronous result carries up to the server's output cap (16 MiB by
+# default) in one message: accept well above that.
+MAX_RECEIVE_BYTES = 128 * 1024 * 1024
+
+FilesArg = Union[dict, Path, str, bytes, bytearray, None]
+
+_STATUS = {
+    executor_pb2.EXECUTION_STATUS_PENDING: ExecutionStatus.PENDING,
+    executor_pb2.EXECUTION_STATUS_RUNNING: ExecutionStatus.RUNNING,
+    executor_pb2.EXECUTION_STATUS_COMPLETED: ExecutionStatus.COMPLETED,
+    executor_pb2.EXECUTION_STATUS_FAILED: ExecutionStatus.FAILED,
+    executor_pb2.EXECUTION_STATUS_KILLED: ExecutionStatus.KILLED,
+}
+
+_STREAMS = {executor_pb2.STREAM_STDOUT: "stdout", executor_pb2.STREAM_STDERR: "stderr"}
+
+_CONFIG_FIELDS = ("timeout_seconds", "network_disabled", "memory_mb", "disk_mb", "cpu_shares")
+_METADATA_FIELDS = ("entrypoint", "docker_image", "requirements_txt", "pre_commands", "stdin",
+                    "env_vars", "script_args")
+
+
+class PythonExecutorError(Exception):
+    """A gRPC call to the pyexec server failed.
+
+    Attributes:
+        code: The ``grpc.StatusCode`` (NOT_FOUND, INVALID_ARGUMENT,
+            RESOURCE_EXHAUSTED, UNAVAILABLE, FAILED_PRECONDITION,
+            OUT_OF_RANGE, DEADLINE_EXCEEDED, ...).
+        details: The server's status message.
+        method: The RPC that failed, e.g. "GetExecution".
+    """
+
+    def __init__(self, code: grpc.StatusCode, details: str, method: str = ""):
+        self.code = code
+        self.details = details or ""
+        self.method = method
+        name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        super().__init__(f"{method}: {name}: {self.details}" if method else
+                         f"{name}: {self.details}")
+
+
+def _error(method: str, e: grpc.RpcError) -> PythonExecutorError:
+    code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
+    details = e.details() if hasattr(e, "details") else str(e)
+    return PythonExecutorError(code, details, method)
+
+
+def _result_from_proto(msg) -> ExecutionResult:
+    status = _STATUS.get(msg.status, ExecutionStatus.PENDING)
+    terminal = status.is_terminal
+    reason = None
+    if msg.reason:
+        reason = executor_pb2.TerminationReason.Name(msg.reason)
+        reason = reason[len("TERMINATION_REASON_"):].lower()
+    return ExecutionResult(
+        execution_id=msg.execution_id,
+        status=status,
+        stdout=msg.stdout.decode("utf-8", errors="replace"),
+        stderr=msg.stderr.decode("utf-8", errors="replace"),
+        exit_code=msg.exit_code if terminal else None,
+        error=msg.error or None,
+        started_at=msg.started_at.ToDatetime() if msg.HasField("started_at") else None,
+        finished_at=msg.finished_at.ToDatetime() if msg.HasField("finished_at") else None,
+        duration_ms=msg.duration_ms if (terminal or msg.duration_ms) else None,
+        reason=reason,
+        output_truncated=msg.output_truncated,
+        usage=(ResourceUsage(peak_memory_bytes=msg.usage.peak_memory_bytes,
+                             cpu_time_ms=msg.usage.cpu_time_ms)
+               if msg.HasField("usage") else None),
+        stdout_bytes=bytes(msg.stdout),
+        stderr_bytes=bytes(msg.stderr),
+    )
+
+
+def _as_bytes(content) -> bytes:
+    if isinstance(content, str):
+        return content.encode("utf-8")
+    return bytes(content)
+
+
+def _files_from_dir(root: Path) -> list:
+    """Every regular file below `root`, sorted, with paths relative to it
+    and permission bits kept. Symbolic links to directories are not followed."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = Path(dirpath) / name
+            try:
+                st = full.stat()
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            rel = full.relative_to(root).as_posix()
+            out.append(executor_pb2.File(path=rel, content=full.read_bytes(),
+                                         mode=stat.S_IMODE(st.st_mode)))
+    out.sort(key=lambda f: f.path)
+    return out
+
+
+class PythonExecutorClient:
+    """Client of the pyexec service, over an insecure gRPC channel.
+
+    Usable as a context manager (the channel is closed on exit).
+
+    Args:
+        server: "host:port" of the server (a leading "http://" and a trailing
+            "/" are accepted and dropped). Default "127.0.0.1:50051", or the
+            PYEXEC_SERVER environment variable when set.
+        timeout: Deadline in seconds for calls that wait for the program
+            (execute_sync, stream_output); None: no deadline. When the
+            deadline of execute_sync passes the server kills the execution.
+        call_timeout: Deadline in seconds for calls that return at once
+            (execute_async, get_execution, kill, health). Default 30.
+        max_receive_bytes: Largest message accepted from the server.
+
+    Example:
+        >>> client = PythonExecutorClient("127.0.0.1:50051")
+        >>> exec_id = client.execute_async(files={"main.py": "print('hi')"})
+        >>> for chunk in client.stream_output(exec_id):
+        ...     if chunk.result is None:
+        ...         print(chunk.text, end="")
+        hi
+        >>> client.close()
+    """
+
+    def __init__(self, server: Optional[str] = None, timeout: Optional[float] = None,
+                 call_timeout: Optional[float] = 30.0,
+                 max_receive_bytes: int = MAX_RECEIVE_BYTES):
+        server = server or os.environ.get("PYEXEC_SERVER") or DEFAULT_SERVER
+        for prefix in ("http://", "grpc://"):
+            if server.startswith(prefix):
+                server = server[len(prefix):]
+        self.server = server.rstrip("/")
+        self.timeout = timeout
+        self.call_timeout = call_timeout
+        self._channel = grpc.insecure_channel(self.server, options=[
+            ("grpc.max_receive_message_length", max_receive_bytes),
+            ("grpc.max_send_message_length", -1),
+        ])
+        self._stub = executor_pb2_grpc.ExecutorServiceStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+
+    # -- lifecycle --
+
+    def close(self) -> None:
+        """Closes the channel. Calls after this fail."""
+        self._channel.close()
+
+    def __enter__(self) -> "PythonExecutorClient":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Waits until the channel is connected.
+
+        Raises:
+            PythonExecutorError: UNAVAILABLE if not connected within `timeout` s.
+        """
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            raise PythonExecutorError(grpc.StatusCode.UNAVAILABLE,
+                                      f"not connected to {self.server} within {timeout} s",
+                                      "connect") from None
+
+    # -- requests --
+
+    def _build_request(self, files: FilesArg, tar_data: Optional[bytes],
+                       metadata: Optional[Metadata], async_: bool, kwargs: dict):
+        request_id = kwargs.pop("request_id", None)
+        unknown = set(kwargs) - set(_CONFIG_FIELDS) - set(_METADATA_FIELDS)
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+
+        req = executor_pb2.ExecuteRequest(**{"async": async_})  # `async` is a keyword
+        if request_id:
+            req.request_id = request_id
+
+        implied_entrypoint = ""
+        if tar_data is not None:
+            req.tar = bytes(tar_data)
+        elif files is None:
+            raise ValueError("Either files or tar_data must be provided")
+        elif isinstance(files, dict):
+            for path, content in files.items():
+                mode = 0
+                if isinstance(content, tuple):
+                    content, mode = content
+                req.files.append(executor_pb2.File(path=str(path), content=_as_bytes(content),
+                                                   mode=mode))
+        elif isinstance(files, (bytes, bytearray)):
+            req.tar = bytes(files)
+        else:
+            path = Path(files)
+            if path.is_dir():
+                req.files.extend(_files_from_dir(path))
+                if not req.files:
+                    raise ValueError(f"directory {path} has no files")
+            elif path.suffix == ".tar":
+                req.tar = path.read_bytes()
+            else:
+                req.files.append(executor_pb2.File(
+                    path=path.name, content=path.read_bytes(),
+                    mode=stat.S_IMODE(path.stat().st_mode)))
+                implied_entrypoint = path.name
+
+        meta = req.metadata
+        if metadata is not None:
+            src = {name: getattr(metadata, name) for name in _METADATA_FIELDS}
+            config = metadata.config
+            explicit = _CONFIG_FIELDS if config is not None else ()
+        else:
+            src = {name: kwargs.get(name) for name in _METADATA_FIELDS}
+            # Only the limits that were given are sent; the rest are the
+            # server's defaults (which may be configured below ours).
+            explicit = tuple(name for name in _CONFIG_FIELDS if name in kwargs)
+            config = ExecutionConfig(**{name: kwargs[name] for name in explicit})
+
+        meta.entrypoint = src["entrypoint"] or implied_entrypoint
+        if src["docker_image"]:
+            meta.docker_image = src["docker_image"]
+        if src["requirements_txt"]:
+            meta.requirements_txt = src["requirements_txt"]
+        meta.pre_commands.extend(src["pre_commands"] or [])
+        if src["stdin"]:
+            meta.stdin = _as_bytes(src["stdin"])
+        meta.env_vars.extend(src["env_vars"] or [])
+        meta.script_args.extend(str(a) for a in (src["script_args"] or []))
+        for name in explicit:
+            if name == "network_disabled":
+                meta.config.network_disabled.CopyFrom(
+                    wrappers_pb2.BoolValue(value=bool(config.network_disabled)))
+            else:
+                setattr(meta.config, name, int(getattr(config, name)))
+        return req
+
+    def _execute(self, req, timeout):
+        try:
+            return self._stub.Execute(req, timeout=timeout)
+        except grpc.RpcError as e:
+            raise _error("Execute", e) from None
+
+    # -- the service --
+
+    def execute_sync(self, files: FilesArg = None, tar_data: Optional[bytes] = None,
+                     metadata: Optional[Metadata] = None, **kwargs) -> ExecutionResult:
+        """Runs a project and waits for its terminal result.
+
+        Args:
+            files: The project. One of:
+                - dict: {path: content}, content a str (UTF-8), bytes, or a
+                  (content, mode) tuple;
+                - bytes: an uncompressed tar archive;
+                - Path or str: a directory (walked; relative paths and
+                  permission bits kept), a ``.tar`` file, or a single file
+                  (sent under its base name, which becomes the entrypoint).
+            tar_data: An uncompressed tar archive (takes precedence over files).
+            metadata: A full Metadata; if given, the keyword arguments that
+                describe metadata and limits are ignored.
+            **kwargs: Shorthand for Metadata and ExecutionConfig fields
+                (entrypoint, docker_image, requirements_txt, pre_commands,
+                stdin, env_vars, script_args, timeout_seconds,
+                network_disabled, memory_mb, disk_mb, cpu_shares) and
+                request_id (idempotency key).
+
+        Returns:
+            ExecutionResult: The terminal result with stdout and stderr.
+
+        Raises:
+            ValueError: Neither files nor tar_data was given.
+            PythonExecutorError: The call failed (e.g. INVALID_ARGUMENT for a
+                bad path or an entrypoint that is not among the files).
+        """
+        req = self._build_request(files, tar_data, metadata, False, dict(kwargs))
+        return _result_from_proto(self._execute(req, self.timeout))
+
+    def execute_async(self, files: FilesArg = None, tar_data: Optional[bytes] = None,
+                      metadata: Optional[Metadata] = None, **kwargs) -> str:
+        """Submits a project and returns its execution id at once.
+
+        Arguments as for execute_sync(). Follow the execution with
+        stream_output(), get_execution() or wait_for_completion().
+
+        Returns:
+            str: The execution id ("exe_" + UUID).
+
+        Raises:
+            ValueError: Neither files nor tar_data was given.
+            PythonExecutorError: The call failed.
+        """
+        req = self._build_request(files, tar_data, metadata, True, dict(kwargs))
+        return self._execute(req, self.call_timeout).execution_id
+
+    def get_execution(self, execution_id: str) -> ExecutionResult:
+        """The current state of an execution, with its output so far.
+
+        Raises:
+            PythonExecutorError: NOT_FOUND for an unknown (or expired) id,
+                INVALID_ARGUMENT for a malformed one.
+        """
+        try:
+            msg = self._stub.GetExecution(
+                executor_pb2.GetExecutionRequest(execution_id=execution_id),
+                timeout=self.call_timeout)
+        except grpc.RpcError as e:
+            raise _error("GetExecution", e) from None
+        return _result_from_proto(msg)
+
+    def kill(self, execution_id: str) -> ExecutionResult:
+        """Kills a pending or running execution and returns its terminal
+        result (status KILLED). Idempotent: on a finished execution it
+        returns that result unchanged.
+
+        Raises:
+            PythonExecutorError: NOT_FOUND / INVALID_ARGUMENT as get_execution.
+        """
+        try:
+            msg = self._stub.Kill(executor_pb2.KillRequest(execution_id=execution_id),
+                                  timeout=self.call_timeout)
+        except grpc.RpcError as e:
+            raise _error("Kill", e) from None
+        return _result_from_proto(msg)
+
+    def stream_output(self, execution_id: str, offset: int = 0,
+                      timeout: Optional[float] = None) -> Iterator[OutputChunk]:
+        """Streams the combined output of an execution from byte `offset`.
+
+        Yields an OutputChunk per piece of output while the execution runs
+        (already-written output is replayed first), then one last chunk whose
+        ``result`` is the terminal ExecutionResult. Closing the iterator
+        early cancels the call.
+
+        Args:
+            execution_id: The id returned by execute_async().
+            offset: Absolute byte offset into the combined stdout+stderr log.
+            timeout: Deadline in seconds (default: the client's `timeout`).
+
+        Raises:
+            PythonExecutorError: NOT_FOUND, INVALID_ARGUMENT (negative
+                offset), OUT_OF_RANGE (offset past the end of a finished
+                log), DEADLINE_EXCEEDED.
+        """
+        call = self._stub.StreamOutput(
+            executor_pb2.StreamOutputRequest(execution_id=execution_id, offset=offset),
+            timeout=self.timeout if timeout is None else timeout)
+        try:
+            for msg in call:
+                result = _result_from_proto(msg.result) if msg.HasField("result") else None
+                yield OutputChunk(stream=_STREAMS.get(msg.stream), data=bytes(msg.data),
+                                  offset=msg.offset, result=result)
+        except grpc.RpcError as e:
+            raise _error("StreamOutput", e) from None
+        finally:
+            call.cancel()
+
+    def wait_for_completion(self, execution_id: str, timeout: Optional[float] = None,
+                            poll_interval: float = 2.0,
+                            max_wait: Optional[float] = None) -> ExecutionResult:
+        """Waits for an execution to finish and returns its terminal result
+        (with the full output).
+
+        The end is awaited on StreamOutput, so it is seen as soon as it
+        happens; `poll_interval` is only used against a server without
+        StreamOutput, which is then polled with get_execution().
+
+        Args:
+            execution_id: The id returned by execute_async().
+            timeout: Seconds to wait at most; None: no limit.
+            poll_interval: Seconds between polls in the fallback.
+            max_wait: The original client's name for `timeout`.
+
+        Raises:
+            TimeoutError: The execution did not finish within `timeout`.
+            PythonExecutorError: The call failed.
+        """
+        if timeout is None:
+            timeout = max_wait
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for chunk in self.stream_output(execution_id, 0, timeout=timeout):
+                if chunk.result is not None:
+                    break
+        except PythonExecutorError as e:
+            if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise TimeoutError(f"Execution did not complete within {timeout}s") from None
+            if e.code != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            while True:
+                result = self.get_execution(execution_id)
+                if result.status.is_terminal:
+                    return result
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"Execution did not complete within {timeout}s") from None
+                time.sleep(poll_interval)
+        return self.get_execution(execution_id)
+
+    def health(self, service: str = "") -> str:
+        """The server's health as the standard gRPC health service reports it:
+        "SERVING", "NOT_SERVING" (e.g. Docker unreachable), "UNKNOWN" or
+        "SERVICE_UNKNOWN".
+
+        Raises:
+            PythonExecutorError: The call failed (NOT_FOUND for an unknown
+                `service`, UNAVAILABLE if the server is down).
+        """
+        try:
+            resp = self._health.Check(health_pb2.HealthCheckRequest(service=service),
+                                      timeout=self.call_timeout)
+        except grpc.RpcError as e:
+            raise _error("Check", e) from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def make_tar(files: dict) -> bytes:
+    """An uncompressed tar archive of {path: str|bytes|(content, mode)}, in
+    the given order, as execute_sync(tar_data=...) accepts."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for path, content in files.items():
+            mode = 0o644
+            if isinstance(content, tuple):
+                content, mode = content
+            data = _as_bytes(content)
+            info = tarfile.TarInfo(str(path))
+            info.size = len(data)
+            info.mode = mode
+            info.mtime = int(time.time())
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

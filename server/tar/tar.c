@@ -361,7 +361,8 @@ static void archive_write_closep(struct archive **a) {
         archive_write_free(*a);
 }
 
-/* Names the compression of `data` if it starts with a known magic number. */
+/* Names the compression of `data` if it starts with a known magic number;
+ * for the error message of input that is not a tar archive. */
 static const char *compression_name(const uint8_t *data, size_t len) {
     static const struct {
         const char *name;
@@ -515,13 +516,6 @@ px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_lim
         len = 0;
     }
 
-    const char *compression = compression_name(tar, len);
-    if (compression) {
-        px_error_set(err, PX_E_INVALID,
-                     "%s-compressed archive: only uncompressed tar is accepted", compression);
-        return NULL;
-    }
-
     __attribute__((cleanup(px_project_freep))) px_project *project = calloc(1, sizeof *project);
     __attribute__((cleanup(archive_read_closep))) struct archive *a = archive_read_new();
     if (!project || !a) {
@@ -532,7 +526,14 @@ px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_lim
      * else is an "Unrecognized archive format". */
     if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
         archive_read_open_memory(a, tar, len) != ARCHIVE_OK) {
-        px_error_set(err, PX_E_INVALID, "not a tar archive: %s", archive_message(a));
+        /* Only now, as a tar header may well start with "BZh" too. */
+        const char *compression = compression_name(tar, len);
+        if (compression)
+            px_error_set(err, PX_E_INVALID,
+                         "%s-compressed archive: only uncompressed tar is accepted",
+                         compression);
+        else
+            px_error_set(err, PX_E_INVALID, "not a tar archive: %s", archive_message(a));
         return NULL;
     }
 

@@ -689,6 +689,15 @@ TEST(TarGarbage, RejectsCompressedArchives) {
                "zstd-compressed");
 }
 
+TEST(TarGarbage, NamesThatLookLikeCompressionMagicAreFine) {
+    for (const char *name : {"BZh91.py", "LZIP", "(\xb5/\xfd.py"}) {
+        SCOPED_TRACE(name);
+        Project p = Parse(TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File(name, "1").Finish());
+        ASSERT_TRUE(p);
+        EXPECT_STREQ(name, p->entries[0].path);
+    }
+}
+
 TEST(TarGarbage, RejectsTruncatedArchives) {
     std::string data(3000, 'd');
     std::string tar = TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").File("b.bin", data)

@@ -1,0 +1,58 @@
+#include "server/daemon.h"
+
+#include <stdio.h>
+
+#include "server/base/log.h"
+#include "server/executor/executor.h"
+#include "server/rpc/rpc.h"
+#include "server/store/store.h"
+
+int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals) {
+    px_error err = PX_ERROR_INIT;
+    px_executor_config ec = {
+        .max_concurrent = (unsigned)cfg->max_concurrent,
+        .max_queue = (unsigned)cfg->max_queue,
+        .output_limit_bytes = (uint64_t)cfg->output_limit_bytes,
+    };
+    px_executor *ex = px_executor_new(&ec, sandbox, &err);
+    if (!ex) {
+        px_err("start: executor: %s", err.msg);
+        return 1;
+    }
+    px_store_config sc = {
+        .retention_ms = cfg->retention_s * 1000,
+        .max_records = (size_t)cfg->max_records,
+        /* Stream readers plus the calls waiting for the end (sync Execute,
+         * Kill). */
+        .max_watchers = (size_t)cfg->max_stream_readers + 64,
+    };
+    px_store *store = px_store_new(&sc, &err);
+    if (!store) {
+        px_err("start: store: %s", err.msg);
+        px_executor_free(ex);
+        return 1;
+    }
+    px_rpc_server *srv = px_rpc_server_new(cfg, ex, store, &err);
+    if (!srv || px_rpc_server_start(srv, &err) < 0) {
+        px_err("start: %s", err.msg);
+        px_rpc_server_free(srv);
+        px_executor_free(ex);
+        px_store_free(store);
+        return 1;
+    }
+    printf("listening on %s\n", px_rpc_server_address(srv));
+    fflush(stdout);
+    px_info("pyexecd %s listening on %s (default image '%s', engine '%s', instance '%s')",
+            PYEXEC_VERSION, px_rpc_server_address(srv), cfg->default_image, cfg->docker_socket,
+            cfg->instance);
+
+    int sig = 0;
+    sigwait(signals, &sig);
+    px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    px_rpc_server_shutdown(srv);
+    px_rpc_server_free(srv);
+    /* Records release their jobs when freed: the store goes first. */
+    px_store_free(store);
+    px_executor_free(ex);
+    return 0;
+}

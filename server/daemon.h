@@ -1,0 +1,22 @@
+/*
+ * The server process's body, shared by pyexecd (with the Docker back-end)
+ * and the test server (with a fake back-end): executor -> store -> gRPC
+ * server, serve until one of `signals` arrives, shut down in order.
+ *
+ * Prints "listening on HOST:PORT" as the first line of stdout once the
+ * server accepts calls. Must be called from main's thread with `signals`
+ * blocked in every thread. Takes ownership of `sandbox`. Returns the
+ * process exit code: 0 after a clean shutdown, 1 if the server could not
+ * start (the reason is logged).
+ */
+#ifndef PYEXEC_DAEMON_H
+#define PYEXEC_DAEMON_H
+
+#include <signal.h>
+
+#include "server/base/config.h"
+#include "server/executor/sandbox.h"
+
+int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * pyexecd: parse the configuration, initialise the libraries before any
+ * thread, create the Docker back-end, run the daemon until SIGTERM/SIGINT.
+ *
+ * Exit codes: 0 after a clean shutdown (or --help/--version), 1 when the
+ * server cannot start, 2 for bad flags or environment.
+ */
+#include <signal.h>
+#include <stdio.h>
+
+#include "server/base/config.h"
+#include "server/base/log.h"
+#include "server/daemon.h"
+#include "server/rpc/rpc.h"
+#include "server/executor/docker/docker_global.h"
+#include "server/executor/docker/docker_sandbox.h"
+
+extern char **environ;
+
+int main(int argc, char **argv) {
+    px_config cfg;
+    px_config_default(&cfg);
+    px_error err = PX_ERROR_INIT;
+    int action = px_config_parse(&cfg, argc, argv, environ, stdout, &err);
+    if (action < 0) {
+        fprintf(stderr, "pyexecd: %s\n", err.msg);
+        return 2;
+    }
+    if (action != PX_CONFIG_RUN)
+        return 0;
+    px_log_set_level(cfg.log_level);
+
+    /* Signals are taken synchronously by the daemon's sigwait; every thread
+     * started from here on inherits the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    px_rpc_global_init();
+    if (px_docker_global_init(&err) < 0) {
+        px_err("start: %s", err.msg);
+        px_rpc_global_cleanup();
+        return 1;
+    }
+    px_docker_config dc;
+    px_docker_config_default(&dc);
+    dc.socket_path = cfg.docker_socket;
+    dc.instance = cfg.instance;
+    dc.api_timeout_ms = cfg.docker_timeout_ms;
+    dc.pids_limit = cfg.pids_limit;
+    dc.tmp_mb = cfg.tmp_mb;
+    dc.reaper_interval_ms = cfg.reaper_interval_s * 1000;
+    px_sandbox sandbox;
+    int rc = 1;
+    if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
+        px_err("start: Docker back-end: %s", err.msg);
+    else
+        rc = px_daemon_run(&cfg, sandbox, &signals);
+    px_docker_global_cleanup();
+    px_rpc_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,232 @@
+#include "server/rpc/call.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/slice.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/id.h"
+#include "server/base/log.h"
+#include "server/rpc/status.h"
+
+static void on_close_done(px_tag *tag, bool ok) {
+    (void)ok;
+    px_call *call = container_of(tag, px_call, close_tag);
+    if (call->ops->on_close)
+        call->ops->on_close(call, call->cancelled != 0);
+    px_call_unref(call);
+}
+
+static void on_final_done(px_tag *tag, bool ok) {
+    px_call *call = container_of(tag, px_call, final_tag);
+    pthread_mutex_lock(&call->mu);
+    grpc_byte_buffer *buf = call->final_buf;
+    call->final_buf = NULL;
+    pthread_mutex_unlock(&call->mu);
+    if (buf)
+        grpc_byte_buffer_destroy(buf);
+    if (call->ops->on_finished)
+        call->ops->on_finished(call, ok);
+    px_call_unref(call);
+}
+
+static void on_send_done(px_tag *tag, bool ok) {
+    px_call *call = container_of(tag, px_call, send_tag);
+    pthread_mutex_lock(&call->mu);
+    grpc_byte_buffer *buf = call->send_buf;
+    call->send_buf = NULL;
+    void (*cb)(px_call *, bool) = call->on_sent;
+    call->on_sent = NULL;
+    pthread_mutex_unlock(&call->mu);
+    if (buf)
+        grpc_byte_buffer_destroy(buf);
+    if (cb)
+        cb(call, ok);
+    px_call_unref(call);
+}
+
+int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_call_ops *ops) {
+    call->srv = srv;
+    call->call = gcall;
+    call->ops = ops;
+    pthread_mutex_init(&call->mu, NULL);
+    atomic_init(&call->refs, 2); /* the handler's + the close batch's */
+    call->close_tag.on_done = on_close_done;
+    call->final_tag.on_done = on_final_done;
+    call->send_tag.on_done = on_send_done;
+    call->final_details = grpc_empty_slice();
+    atomic_fetch_add(&srv->live_calls, 1);
+    grpc_op op = {
+        .op = GRPC_OP_RECV_CLOSE_ON_SERVER,
+        .data.recv_close_on_server.cancelled = &call->cancelled,
+    };
+    pthread_mutex_lock(&call->mu);
+    grpc_call_error e = grpc_call_start_batch(gcall, &op, 1, &call->close_tag, NULL);
+    pthread_mutex_unlock(&call->mu);
+    if (e != GRPC_CALL_OK) {
+        px_warn("rpc: start RECV_CLOSE_ON_SERVER: grpc_call_error %d", (int)e);
+        atomic_fetch_sub(&call->refs, 1);
+        return -1;
+    }
+    return 0;
+}
+
+void px_call_ref(px_call *call) {
+    atomic_fetch_add(&call->refs, 1);
+}
+
+void px_call_unref(px_call *call) {
+    if (!call || atomic_fetch_sub(&call->refs, 1) != 1)
+        return;
+    px_rpc_server *srv = call->srv;
+    if (call->ops->destroy)
+        call->ops->destroy(call);
+    grpc_slice_unref(call->final_details);
+    grpc_call_unref(call->call);
+    pthread_mutex_destroy(&call->mu);
+    free(call);
+    if (atomic_fetch_sub(&srv->live_calls, 1) == 1) {
+        pthread_mutex_lock(&srv->mu);
+        pthread_cond_broadcast(&srv->cond);
+        pthread_mutex_unlock(&srv->mu);
+    }
+}
+
+static grpc_byte_buffer *encode(const ProtobufCMessage *msg) {
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    grpc_slice slice = grpc_slice_malloc(len);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
+    grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return buf;
+}
+
+bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
+                    const char *details) {
+    pthread_mutex_lock(&call->mu);
+    if (call->finished) {
+        pthread_mutex_unlock(&call->mu);
+        return false;
+    }
+    call->finished = true;
+    grpc_op ops[3];
+    size_t n = 0;
+    if (!call->initial_md_sent) {
+        call->initial_md_sent = true;
+        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA};
+    }
+    if (msg && code == GRPC_STATUS_OK) {
+        call->final_buf = encode(msg);
+        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_MESSAGE,
+                             .data.send_message.send_message = call->final_buf};
+    }
+    grpc_slice_unref(call->final_details);
+    call->final_details = grpc_slice_from_copied_string(details ? details : "");
+    ops[n++] = (grpc_op){
+        .op = GRPC_OP_SEND_STATUS_FROM_SERVER,
+        .data.send_status_from_server = {.status = code, .status_details = &call->final_details},
+    };
+    px_call_ref(call);
+    grpc_call_error e = grpc_call_start_batch(call->call, ops, n, &call->final_tag, NULL);
+    grpc_byte_buffer *buf = NULL;
+    if (e != GRPC_CALL_OK) {
+        buf = call->final_buf;
+        call->final_buf = NULL;
+    }
+    pthread_mutex_unlock(&call->mu);
+    if (e != GRPC_CALL_OK) {
+        px_warn("rpc: start final batch: grpc_call_error %d", (int)e);
+        if (buf)
+            grpc_byte_buffer_destroy(buf);
+        px_call_unref(call);
+        return false;
+    }
+    return true;
+}
+
+bool px_call_finish_error(px_call *call, const px_error *err) {
+    return px_call_finish(call, NULL, px_status_from_code(err->code), err->msg);
+}
+
+bool px_call_send_locked(px_call *call, const ProtobufCMessage *msg,
+                         void (*on_sent)(px_call *call, bool ok)) {
+    grpc_op ops[2];
+    size_t n = 0;
+    if (!call->initial_md_sent) {
+        call->initial_md_sent = true;
+        ops[n++] = (grpc_op){.op = GRPC_OP_SEND_INITIAL_METADATA};
+    }
+    call->send_buf = encode(msg);
+    call->on_sent = on_sent;
+    ops[n++] = (grpc_op){.op = GRPC_OP_SEND_MESSAGE,
+                         .data.send_message.send_message = call->send_buf};
+    px_call_ref(call);
+    grpc_call_error e = grpc_call_start_batch(call->call, ops, n, &call->send_tag, NULL);
+    if (e != GRPC_CALL_OK) {
+        grpc_byte_buffer_destroy(call->send_buf);
+        call->send_buf = NULL;
+        call->on_sent = NULL;
+        atomic_fetch_sub(&call->refs, 1);
+        return false;
+    }
+    return true;
+}
+
+ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessageDescriptor *desc,
+                                 px_error *err) {
+    if (!payload) {
+        px_error_set(err, PX_E_INVALID, "request: no message");
+        return NULL;
+    }
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, payload)) {
+        grpc_byte_buffer_destroy(payload);
+        px_error_set(err, PX_E_INVALID, "request: cannot read message");
+        return NULL;
+    }
+    grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+    grpc_byte_buffer_reader_destroy(&reader);
+    grpc_byte_buffer_destroy(payload);
+    size_t len = GRPC_SLICE_LENGTH(slice);
+    ProtobufCMessage *msg =
+        protobuf_c_message_unpack(desc, NULL, len, GRPC_SLICE_START_PTR(slice));
+    grpc_slice_unref(slice);
+    if (!msg) {
+        px_error_set(err, PX_E_INVALID, "request: not a valid %s message", desc->name);
+        return NULL;
+    }
+    /* protobuf-c stores strings NUL-terminated and drops anything after an
+     * embedded NUL. A message that packs smaller than it arrived lost such
+     * bytes (or was encoded non-canonically); refuse it rather than run
+     * something other than what was sent. */
+    if (protobuf_c_message_get_packed_size(msg) < len) {
+        protobuf_c_message_free_unpacked(msg, NULL);
+        px_error_set(err, PX_E_INVALID,
+                     "request: a string field contains a NUL byte (or the message is not "
+                     "canonically encoded)");
+        return NULL;
+    }
+    return msg;
+}
+
+int px_check_id(const char *id, px_error *err) {
+    size_t len = strlen(id);
+    if (len == 0)
+        return px_error_set(err, PX_E_INVALID, "execution_id: empty");
+    if (!px_id_valid(id, len)) {
+        if (len > 64)
+            return px_error_set(err, PX_E_INVALID,
+                                "execution_id: malformed (%zu bytes; expected exe_<uuid>)", len);
+        /* Quote only printable ASCII of a user-controlled string. */
+        char shown[65];
+        size_t k = 0;
+        for (size_t i = 0; i < len && k < sizeof shown - 1; i++)
+            shown[k++] = (id[i] >= 0x20 && id[i] < 0x7f) ? id[i] : '?';
+        shown[k] = '\0';
+        return px_error_set(err, PX_E_INVALID, "execution_id: '%s' is malformed (expected exe_<uuid>)",
+                            shown);
+    }
+    return 0;
+}

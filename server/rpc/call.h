@@ -1,0 +1,185 @@
+/*
+ * Internals shared by the RPC handlers: the tag closure, the server context
+ * and the per-call object.
+ *
+ * A tag is a closure (STYLE.md rule 9): every pointer handed to the
+ * completion queue is a px_tag embedded in a per-call object, recovered with
+ * container_of when the queue delivers it.
+ *
+ * A px_call wraps one grpc_call. It is reference counted: the handler holds
+ * one reference, and every batch in flight holds one. Batches on one call
+ * are started under call->mu, so they are serialised whichever thread (a
+ * completion-queue thread, or an executor thread resuming the call) starts
+ * them. At most one SEND_MESSAGE is outstanding (the handlers track it).
+ * Every call starts a RECV_CLOSE_ON_SERVER batch at once; its completion is
+ * the cancellation signal (CONTRACT.md: cancel of a sync Execute kills).
+ */
+#ifndef PYEXEC_RPC_CALL_H
+#define PYEXEC_RPC_CALL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <grpc/grpc.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "server/base/config.h"
+#include "server/base/error.h"
+#include "server/executor/executor.h"
+#include "server/rpc/rpc.h"
+#include "server/store/store.h"
+
+typedef struct px_tag {
+    void (*on_done)(struct px_tag *tag, bool ok);
+} px_tag;
+
+enum px_method {
+    PX_M_EXECUTE,
+    PX_M_GET,
+    PX_M_STREAM,
+    PX_M_KILL,
+    PX_M_HEALTH_CHECK,
+    PX_M_HEALTH_WATCH,
+    PX_M_COUNT,
+};
+
+typedef struct px_health_watch px_health_watch;
+
+struct px_rpc_server {
+    const px_config *cfg;
+    px_executor *ex;
+    px_store *store;
+    grpc_server *server;
+    grpc_completion_queue *cq;
+    void *methods[PX_M_COUNT];
+    char address[300];
+
+    pthread_t cq_threads[2];
+    int n_cq_threads;
+    pthread_t health_thread;
+    bool health_thread_started;
+
+    pthread_mutex_t mu;           /* guards the fields below */
+    pthread_cond_t cond;
+    bool started;
+    bool shutting_down;
+    bool shutdown_done;           /* the server's shutdown tag completed */
+    bool stopped;                 /* px_rpc_server_shutdown finished */
+    int serving;                  /* a HealthCheckResponse.ServingStatus */
+    px_health_watch *watches;     /* open Health/Watch calls */
+    px_tag shutdown_tag;
+
+    atomic_int live_calls;
+    const px_record_job_ops *job_ops;
+};
+
+typedef struct px_call px_call;
+
+typedef struct px_call_ops {
+    /* The RECV_CLOSE_ON_SERVER batch completed; `cancelled` tells whether
+     * the client cancelled (or the deadline passed) before the status was
+     * sent. Completion-queue thread, no lock held. May be NULL. */
+    void (*on_close)(px_call *call, bool cancelled);
+    /* The final batch (status sent) completed. Completion-queue thread, no
+     * lock held. May be NULL. */
+    void (*on_finished)(px_call *call, bool ok);
+    /* The last reference is gone: free the handler's state (not `call`
+     * itself, which is freed by the caller of destroy). May be NULL. */
+    void (*destroy)(px_call *call);
+} px_call_ops;
+
+struct px_call {
+    px_rpc_server *srv;
+    grpc_call *call;
+    const px_call_ops *ops;
+    pthread_mutex_t mu;
+    atomic_int refs;
+    bool initial_md_sent;         /* under mu */
+    bool finished;                /* final status batch started; under mu */
+    px_tag close_tag;
+    int cancelled;                /* written by the core for RECV_CLOSE */
+    px_tag final_tag;
+    grpc_byte_buffer *final_buf;  /* message sent with the status */
+    grpc_slice final_details;
+    px_tag send_tag;              /* the one outstanding SEND_MESSAGE */
+    grpc_byte_buffer *send_buf;
+    void (*on_sent)(px_call *call, bool ok);
+};
+
+/* Initialises `call` (embedded in a handler object), takes over `gcall`,
+ * starts the RECV_CLOSE_ON_SERVER batch. The handler holds one reference.
+ * Returns 0, or -1 if the batch could not start (the call is dead: the
+ * caller just drops its reference). */
+int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_call_ops *ops);
+
+void px_call_ref(px_call *call);
+/* Drops a reference; at zero calls ops->destroy, unrefs the grpc_call and
+ * frees `call` (which must be the first member of a malloc'd handler). */
+void px_call_unref(px_call *call);
+
+/* Sends the final message (if `msg` is non-NULL) and status. At most once:
+ * later calls are ignored and return false. Any thread; takes call->mu. */
+bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
+                    const char *details);
+
+/* Sends the final status for `err` (no message). */
+bool px_call_finish_error(px_call *call, const px_error *err);
+
+/* Starts a SEND_MESSAGE of `msg` (with initial metadata the first time);
+ * `on_sent` runs on a completion-queue thread when it completes. The caller
+ * guarantees no other send is outstanding and holds call->mu. Returns false
+ * if the batch could not start. */
+bool px_call_send_locked(px_call *call, const ProtobufCMessage *msg,
+                         void (*on_sent)(px_call *call, bool ok));
+
+/* Reads a received payload into a protobuf-c message. Returns NULL with
+ * `err` set (PX_E_INVALID) if it does not parse, or if a string field held a
+ * NUL byte (protobuf-c would silently cut the string there). Takes
+ * ownership of `payload`. Free the result with protobuf_c_message_free_unpacked. */
+ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessageDescriptor *desc,
+                                 px_error *err);
+
+/* Handlers, one per RPC (one file each). Each takes over `gcall` and
+ * `payload` (NULL for streaming requests read later). */
+void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_health_watch(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+
+/* Health: set the status and notify watchers (any thread). */
+void px_health_set(px_rpc_server *srv, int serving);
+/* Cancels nothing; finishes every open Watch call (shutdown). */
+void px_health_close_all(px_rpc_server *srv);
+
+/* ---- waiting for a record to turn terminal (sync Execute, Kill) ---- */
+
+/* A unary call that may have to wait for an execution to end. */
+typedef struct px_waiter {
+    px_call base;        /* first: px_call_unref frees the waiter */
+    px_record *record;   /* set by px_waiter_wait */
+    px_watch *watch;
+    bool kill_on_cancel; /* a cancelled call kills with PX_KILL_CANCEL */
+    bool map_failures;   /* FAILED before any container: reply with its status code */
+    bool replied;        /* under base.mu */
+    bool closed;         /* the call is over (on_close/on_finished ran); under base.mu */
+} px_waiter;
+
+/* Allocates a waiter for `gcall` (taken over). Returns NULL if the call is
+ * already dead (nothing to do then). */
+px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall);
+
+/* Replies with the record's result (with output) once it is terminal, now
+ * or from the executor thread that ends it. Takes over one reference to
+ * `record` and the caller's reference to the waiter. */
+void px_waiter_wait(px_waiter *w, px_record *record);
+
+/* Encodes a record view as an ExecutionResult and finishes `call` with it. */
+bool px_finish_with_view(px_call *call, const px_record_view *view);
+
+/* Validates an execution id field: PX_E_INVALID if malformed. */
+int px_check_id(const char *id, px_error *err);
+
+#endif

@@ -1,0 +1,269 @@
+#include "server/rpc/codec.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/base/cleanup.h"
+#include "server/tar/tar.h"
+
+/* Variables the sandbox sets itself; a request may not override them. */
+static const char *const reserved_env[] = {
+    "PYTHONUNBUFFERED", "HOME", "PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+    "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR", "PYTHONSTARTUP", "PYTHONHOME",
+    "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
+    "PYEXEC_NONCE",
+};
+
+static int check_limit(const char *field, int32_t value, int def, int max, int *out,
+                       px_error *err) {
+    if (value < 0)
+        return px_error_set(err, PX_E_INVALID, "metadata.config.%s: %d is negative", field, value);
+    if (value > max)
+        return px_error_set(err, PX_E_INVALID, "metadata.config.%s: %d is above the maximum %d",
+                            field, value, max);
+    *out = value == 0 ? def : value;
+    return 0;
+}
+
+static int check_env(const char *kv, px_error *err) {
+    const char *eq = strchr(kv, '=');
+    if (!eq)
+        return px_error_set(err, PX_E_INVALID, "metadata.env_vars: '%.64s' is not KEY=value", kv);
+    size_t klen = (size_t)(eq - kv);
+    if (klen == 0)
+        return px_error_set(err, PX_E_INVALID, "metadata.env_vars: empty variable name");
+    for (size_t i = 0; i < klen; i++) {
+        char c = kv[i];
+        bool ok = c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok)
+            return px_error_set(err, PX_E_INVALID,
+                                "metadata.env_vars: '%.*s' is not a valid variable name",
+                                (int)(klen > 64 ? 64 : klen), kv);
+    }
+    for (size_t i = 0; i < PX_ARRAY_SIZE(reserved_env); i++) {
+        if (strlen(reserved_env[i]) == klen && memcmp(reserved_env[i], kv, klen) == 0)
+            return px_error_set(err, PX_E_INVALID,
+                                "metadata.env_vars: '%s' is set by the sandbox and cannot be "
+                                "overridden",
+                                reserved_env[i]);
+    }
+    return 0;
+}
+
+static char **copy_strv(char **v, size_t n, const char *field, int max_n, int64_t max_len,
+                        int (*check)(const char *, px_error *), px_error *err) {
+    if (n > (size_t)max_n) {
+        px_error_set(err, PX_E_INVALID, "metadata.%s: %zu entries, the maximum is %d", field, n,
+                     max_n);
+        return NULL;
+    }
+    char **out = calloc(n + 1, sizeof *out);
+    if (!out) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(v[i]);
+        if ((int64_t)len > max_len) {
+            px_error_set(err, PX_E_INVALID,
+                         "metadata.%s[%zu]: %zu bytes, the maximum is %" PRId64, field, i, len,
+                         max_len);
+            goto fail;
+        }
+        if (check && check(v[i], err) < 0)
+            goto fail;
+        out[i] = strdup(v[i]);
+        if (!out[i]) {
+            px_error_set(err, PX_E_INTERNAL, "out of memory");
+            goto fail;
+        }
+    }
+    return out;
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(out[i]);
+    free(out);
+    return NULL;
+}
+
+static px_project *read_project(const Pyexec__V1__ExecuteRequest *req, const px_config *cfg,
+                                px_error *err) {
+    px_tar_limits limits;
+    px_tar_limits_default(&limits);
+    limits.max_entries = (size_t)cfg->max_files;
+    limits.max_path_len = (size_t)cfg->max_path_len;
+    limits.max_total_bytes = (uint64_t)cfg->max_project_bytes;
+    bool has_tar = req->tar.len > 0;
+    bool has_files = req->n_files > 0;
+    if (has_tar && has_files) {
+        px_error_set(err, PX_E_INVALID, "tar and files: send exactly one of them, not both");
+        return NULL;
+    }
+    if (!has_tar && !has_files) {
+        px_error_set(err, PX_E_INVALID, "tar/files: no code was sent");
+        return NULL;
+    }
+    if (has_tar) {
+        px_project *p = px_project_from_tar(req->tar.data, req->tar.len, &limits, err);
+        if (!p)
+            px_error_wrap(err, "tar");
+        return p;
+    }
+    if (req->n_files > (size_t)cfg->max_files) {
+        px_error_set(err, PX_E_INVALID, "files: %zu entries, the maximum is %d", req->n_files,
+                     cfg->max_files);
+        return NULL;
+    }
+    _cleanup_free_ px_file_in *in = calloc(req->n_files, sizeof *in);
+    if (!in) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < req->n_files; i++) {
+        const Pyexec__V1__File *f = req->files[i];
+        in[i] = (px_file_in){
+            .path = f->path,
+            .path_len = strlen(f->path),
+            .data = f->content.data,
+            .len = f->content.len,
+            .mode = f->mode,
+        };
+    }
+    px_project *p = px_project_from_files(in, req->n_files, &limits, err);
+    if (!p)
+        px_error_wrap(err, "files");
+    return p;
+}
+
+PX_DEFINE_CLEANUP(px_project, px_project_free)
+PX_DEFINE_CLEANUP(px_job_spec, px_job_spec_free)
+
+px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_config *cfg,
+                               px_error *err) {
+    static const Pyexec__V1__Metadata empty_meta = PYEXEC__V1__METADATA__INIT;
+    static const Pyexec__V1__ExecutionConfig empty_conf = PYEXEC__V1__EXECUTION_CONFIG__INIT;
+    const Pyexec__V1__Metadata *meta = req->metadata ? req->metadata : &empty_meta;
+    const Pyexec__V1__ExecutionConfig *conf = meta->config ? meta->config : &empty_conf;
+
+    __attribute__((cleanup(px_job_spec_freep))) px_job_spec *spec = calloc(1, sizeof *spec);
+    if (!spec) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (check_limit("timeout_seconds", conf->timeout_seconds, cfg->default_timeout_s,
+                    cfg->max_timeout_s, &spec->timeout_s, err) < 0 ||
+        check_limit("memory_mb", conf->memory_mb, cfg->default_memory_mb, cfg->max_memory_mb,
+                    &spec->memory_mb, err) < 0 ||
+        check_limit("disk_mb", conf->disk_mb, cfg->default_disk_mb, cfg->max_disk_mb,
+                    &spec->disk_mb, err) < 0 ||
+        check_limit("cpu_shares", conf->cpu_shares, cfg->default_cpu_shares, cfg->max_cpu_shares,
+                    &spec->cpu_shares, err) < 0)
+        return NULL;
+    if (spec->memory_mb < 16)
+        return px_error_set(err, PX_E_INVALID, "metadata.config.memory_mb: %d is below the minimum 16",
+                            spec->memory_mb),
+               NULL;
+    if (spec->cpu_shares < 2)
+        return px_error_set(err, PX_E_INVALID, "metadata.config.cpu_shares: %d is below the minimum 2",
+                            spec->cpu_shares),
+               NULL;
+    spec->network = conf->network_disabled ? !conf->network_disabled->value : false;
+
+    if ((int64_t)meta->stdin.len > cfg->max_stdin_bytes)
+        return px_error_set(err, PX_E_INVALID, "metadata.stdin: %zu bytes, the maximum is %" PRId64,
+                            meta->stdin.len, cfg->max_stdin_bytes),
+               NULL;
+    if ((int64_t)strlen(meta->requirements_txt) > cfg->max_string_bytes)
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.requirements_txt: longer than %" PRId64 " bytes",
+                            cfg->max_string_bytes),
+               NULL;
+    const char *image = meta->docker_image[0] ? meta->docker_image : cfg->default_image;
+    if (strlen(image) > 255 || strspn(image, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789._-/:@") != strlen(image))
+        return px_error_set(err, PX_E_INVALID, "metadata.docker_image: '%.64s' is not a valid image "
+                                               "reference",
+                            image),
+               NULL;
+
+    if (!(spec->env = copy_strv(meta->env_vars, meta->n_env_vars, "env_vars", cfg->max_env_vars,
+                                cfg->max_string_bytes, check_env, err)))
+        return NULL;
+    spec->n_env = meta->n_env_vars;
+    if (!(spec->args = copy_strv(meta->script_args, meta->n_script_args, "script_args",
+                                 cfg->max_args, cfg->max_string_bytes, NULL, err)))
+        return NULL;
+    spec->n_args = meta->n_script_args;
+    if (!(spec->pre_commands = copy_strv(meta->pre_commands, meta->n_pre_commands, "pre_commands",
+                                         cfg->max_pre_commands, cfg->max_string_bytes, NULL, err)))
+        return NULL;
+    spec->n_pre_commands = meta->n_pre_commands;
+
+    __attribute__((cleanup(px_project_freep))) px_project *project = read_project(req, cfg, err);
+    if (!project)
+        return NULL;
+    const char *entry = px_project_entrypoint(project, meta->entrypoint, err);
+    if (!entry) {
+        px_error_wrap(err, "metadata.entrypoint");
+        return NULL;
+    }
+    spec->entrypoint = strdup(entry);
+    spec->image = strdup(image);
+    spec->requirements_txt = strdup(meta->requirements_txt);
+    if (meta->stdin.len > 0) {
+        spec->stdin_data = malloc(meta->stdin.len);
+        if (spec->stdin_data)
+            memcpy(spec->stdin_data, meta->stdin.data, meta->stdin.len);
+        spec->stdin_len = meta->stdin.len;
+    }
+    if (!spec->entrypoint || !spec->image || !spec->requirements_txt ||
+        (meta->stdin.len > 0 && !spec->stdin_data)) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (px_project_pack(project, &spec->tar, &spec->tar_len, err) < 0) {
+        px_error_wrap(err, "repack project");
+        return NULL;
+    }
+    return TAKE_PTR(spec);
+}
+
+static void set_ts(Google__Protobuf__Timestamp *ts, int64_t unix_ms) {
+    google__protobuf__timestamp__init(ts);
+    ts->seconds = unix_ms / 1000;
+    ts->nanos = (int32_t)((unix_ms % 1000) * 1000000);
+}
+
+void px_codec_result(px_result_msg *m, const px_record_view *v) {
+    pyexec__v1__execution_result__init(&m->result);
+    pyexec__v1__resource_usage__init(&m->usage);
+    Pyexec__V1__ExecutionResult *r = &m->result;
+    const px_outcome *o = &v->outcome;
+    r->execution_id = (char *)v->id;
+    r->status = (Pyexec__V1__ExecutionStatus)v->status;
+    r->stdout.data = v->stdout_data;
+    r->stdout.len = v->stdout_len;
+    r->stderr.data = v->stderr_data;
+    r->stderr.len = v->stderr_len;
+    if (o->started_at_ms > 0) {
+        set_ts(&m->started_at, o->started_at_ms);
+        r->started_at = &m->started_at;
+    }
+    if (px_status_terminal(v->status)) {
+        r->exit_code = o->exit_code;
+        r->error = (char *)o->error;
+        r->reason = (Pyexec__V1__TerminationReason)o->reason;
+        r->output_truncated = o->output_truncated;
+        if (o->finished_at_ms > 0) {
+            set_ts(&m->finished_at, o->finished_at_ms);
+            r->finished_at = &m->finished_at;
+        }
+        if (o->started_at_ms > 0 && o->finished_at_ms >= o->started_at_ms)
+            r->duration_ms = o->finished_at_ms - o->started_at_ms;
+        m->usage.peak_memory_bytes = o->peak_memory_bytes;
+        m->usage.cpu_time_ms = o->cpu_time_ms;
+        r->usage = &m->usage;
+    }
+}

@@ -1,0 +1,121 @@
+/*
+ * Execute: decode, validate (INVALID_ARGUMENT before anything exists), make
+ * or find the record (request_id), admit the job (RESOURCE_EXHAUSTED /
+ * UNAVAILABLE before any container), then answer at once (async) or when
+ * the execution is terminal (sync). Nothing here blocks the queue thread:
+ * the work is parsing and a hand-off to the executor.
+ *
+ * The executor's events drive the record: on_running -> RUNNING,
+ * on_output -> the output log, on_done -> the terminal transition. The job
+ * holds a reference to the record until on_done.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyexec/v1/executor.pb-c.h"
+#include "server/base/log.h"
+#include "server/rpc/call.h"
+#include "server/rpc/codec.h"
+
+static void ev_running(void *ud, int64_t started_at_ms) {
+    px_record_set_running(ud, started_at_ms);
+}
+
+static void ev_output(void *ud, px_stream stream, const uint8_t *data, size_t len) {
+    px_record_append(ud, stream, data, len);
+}
+
+static void ev_done(void *ud, const px_outcome *o) {
+    px_record *r = ud;
+    if (o->status == PX_STATUS_FAILED)
+        px_warn("execution %s: FAILED: %s", px_record_id(r), o->error);
+    else
+        px_info("execution %s: %s, reason %d, exit code %d", px_record_id(r),
+                o->status == PX_STATUS_KILLED ? "KILLED" : "COMPLETED", (int)o->reason,
+                o->exit_code);
+    px_record_finish(r, o);
+    px_record_unref(r);
+}
+
+static int start_job(px_rpc_server *srv, px_record *record, px_job_spec *spec, px_error *err) {
+    snprintf(spec->execution_id, sizeof spec->execution_id, "%s", px_record_id(record));
+    px_job_events events = {
+        .ud = record, .on_running = ev_running, .on_output = ev_output, .on_done = ev_done};
+    px_record_ref(record); /* the job's, released in ev_done */
+    px_job *job = px_executor_submit(srv->ex, spec, &events, err);
+    if (!job) {
+        px_record_unref(record);
+        return -1;
+    }
+    px_record_attach_job(record, srv->job_ops, srv->ex, job);
+    return 0;
+}
+
+static void reply_now(px_waiter *w, px_record *record) {
+    px_record_view view;
+    px_error err = PX_ERROR_INIT;
+    if (px_record_snapshot(record, true, &view, &err) < 0) {
+        px_call_finish_error(&w->base, &err);
+        return;
+    }
+    px_finish_with_view(&w->base, &view);
+    px_record_view_release(&view);
+}
+
+void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+    px_waiter *w = px_waiter_new(srv, gcall);
+    if (!w) {
+        if (payload)
+            grpc_byte_buffer_destroy(payload);
+        return;
+    }
+    px_error err = PX_ERROR_INIT;
+    Pyexec__V1__ExecuteRequest *req = (Pyexec__V1__ExecuteRequest *)px_call_decode(
+        payload, &pyexec__v1__execute_request__descriptor, &err);
+    if (!req) {
+        px_call_finish_error(&w->base, &err);
+        px_call_unref(&w->base);
+        return;
+    }
+    bool async = req->async;
+    if (strlen(req->request_id) > 256) {
+        px_error_set(&err, PX_E_INVALID, "request_id: longer than 256 bytes");
+        goto fail;
+    }
+    px_job_spec *spec = px_codec_job_spec(req, srv->cfg, &err);
+    if (!spec)
+        goto fail;
+    bool existed = false;
+    px_record *record = px_store_create(srv->store, req->request_id, &existed, &err);
+    if (!record) {
+        px_job_spec_free(spec);
+        goto fail;
+    }
+    if (existed) {
+        px_job_spec_free(spec);
+        px_debug("execution %s: request_id repeated; not running again", px_record_id(record));
+    } else if (start_job(srv, record, spec, &err) < 0) {
+        px_store_remove(srv->store, record);
+        px_record_unref(record);
+        px_error_wrap(&err, "execute");
+        goto fail;
+    } else {
+        px_info("execution %s: admitted (%s)", px_record_id(record), async ? "async" : "sync");
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (async) {
+        reply_now(w, record);
+        px_record_unref(record);
+        px_call_unref(&w->base);
+        return;
+    }
+    w->kill_on_cancel = !existed;
+    w->map_failures = true;
+    px_waiter_wait(w, record);
+    return;
+
+fail:
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    px_call_finish_error(&w->base, &err);
+    px_call_unref(&w->base);
+}

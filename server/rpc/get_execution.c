@@ -1,0 +1,39 @@
+/* GetExecution: the current state of a retained execution, with its output. */
+#include <stdlib.h>
+
+#include "pyexec/v1/executor.pb-c.h"
+#include "server/rpc/call.h"
+
+void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+    static const px_call_ops ops = {0};
+    px_call *call = calloc(1, sizeof *call);
+    if (!call) {
+        grpc_call_unref(gcall);
+        if (payload)
+            grpc_byte_buffer_destroy(payload);
+        return;
+    }
+    if (px_call_init(call, srv, gcall, &ops) < 0) {
+        if (payload)
+            grpc_byte_buffer_destroy(payload);
+        px_call_unref(call);
+        return;
+    }
+    px_error err = PX_ERROR_INIT;
+    Pyexec__V1__GetExecutionRequest *req = (Pyexec__V1__GetExecutionRequest *)px_call_decode(
+        payload, &pyexec__v1__get_execution_request__descriptor, &err);
+    px_record *record = NULL;
+    px_record_view view;
+    if (req && px_check_id(req->execution_id, &err) == 0 &&
+        (record = px_store_get(srv->store, req->execution_id, &err)) != NULL &&
+        px_record_snapshot(record, true, &view, &err) == 0) {
+        px_finish_with_view(call, &view);
+        px_record_view_release(&view);
+    } else {
+        px_call_finish_error(call, &err);
+    }
+    px_record_unref(record);
+    if (req)
+        protobuf_c_message_free_unpacked(&req->base, NULL);
+    px_call_unref(call);
+}

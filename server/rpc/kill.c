@@ -1,0 +1,33 @@
+/*
+ * Kill: idempotent. A pending or running execution is killed (the first
+ * cause wins) and the reply waits until it is terminal, i.e. until the
+ * sandbox is gone; a terminal one is returned unchanged.
+ */
+#include "pyexec/v1/executor.pb-c.h"
+#include "server/base/log.h"
+#include "server/rpc/call.h"
+
+void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+    px_waiter *w = px_waiter_new(srv, gcall);
+    if (!w) {
+        if (payload)
+            grpc_byte_buffer_destroy(payload);
+        return;
+    }
+    px_error err = PX_ERROR_INIT;
+    Pyexec__V1__KillRequest *req = (Pyexec__V1__KillRequest *)px_call_decode(
+        payload, &pyexec__v1__kill_request__descriptor, &err);
+    px_record *record = NULL;
+    if (!req || px_check_id(req->execution_id, &err) < 0 ||
+        !(record = px_store_get(srv->store, req->execution_id, &err))) {
+        if (req)
+            protobuf_c_message_free_unpacked(&req->base, NULL);
+        px_call_finish_error(&w->base, &err);
+        px_call_unref(&w->base);
+        return;
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    px_info("execution %s: Kill requested", px_record_id(record));
+    px_record_kill(record, PX_KILL_RPC);
+    px_waiter_wait(w, record);
+}

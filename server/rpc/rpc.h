@@ -1,0 +1,61 @@
+/*
+ * The gRPC server: the only gRPC user on the server side.
+ *
+ * It serves pyexec.v1.ExecutorService (Execute, GetExecution, StreamOutput,
+ * Kill) and grpc.health.v1.Health (Check, Watch) on one completion queue,
+ * answers any other method with UNIMPLEMENTED at once, and shuts down in the
+ * order CONTRACT.md gives.
+ *
+ * Threads: px_rpc_server_new/start/shutdown/free are called by main() (or a
+ * test) from one thread. The server runs its own completion-queue threads and
+ * a health-probe thread; the executor's worker threads resume calls when
+ * records change.
+ */
+#ifndef PYEXEC_RPC_RPC_H
+#define PYEXEC_RPC_RPC_H
+
+#include "server/base/config.h"
+#include "server/base/error.h"
+#include "server/executor/executor.h"
+#include "server/store/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_rpc_server px_rpc_server;
+
+/* Initialises / releases the gRPC library for the process: main() calls
+ * them once, before any thread starts and after the last server is freed,
+ * so that no other module includes gRPC. */
+void px_rpc_global_init(void);
+void px_rpc_global_cleanup(void);
+
+/* Creates the server and binds cfg->listen. Borrows `cfg`, `ex` and
+ * `store`, which must outlive the server. Returns NULL with `err` set
+ * (PX_E_UNAVAILABLE if the address cannot be bound, PX_E_INVALID if it
+ * is malformed). */
+px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store *store,
+                                 px_error *err);
+
+/* The bound address as HOST:PORT (the real port when cfg->listen asked for
+ * port 0). Borrowed until px_rpc_server_free. */
+const char *px_rpc_server_address(const px_rpc_server *srv);
+
+/* Probes the engine once, then starts serving. Returns 0, or -1 with `err`. */
+int px_rpc_server_start(px_rpc_server *srv, px_error *err);
+
+/* Graceful shutdown, blocking until done: health turns NOT_SERVING, new
+ * calls are refused (UNAVAILABLE), running executions get
+ * cfg->shutdown_grace_s and are then killed (FAILED, SANDBOX_ERROR), open
+ * calls are finished or cancelled, the threads stop. Idempotent. */
+void px_rpc_server_shutdown(px_rpc_server *srv);
+
+/* Shuts down if needed and frees. NULL-safe. */
+void px_rpc_server_free(px_rpc_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

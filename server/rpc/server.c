@@ -1,0 +1,445 @@
+/*
+ * The server's lifecycle and its completion-queue loop.
+ *
+ * Every RPC method is registered; for each, one "acceptor" keeps a
+ * grpc_server_request_registered_call outstanding and re-arms it as soon as
+ * a call arrives, then hands the call to that method's handler. A catch-all
+ * grpc_server_request_call answers every unregistered method with
+ * UNIMPLEMENTED at once (otherwise the C core leaves such calls hanging until
+ * their deadline).
+ *
+ * Shutdown order (px_rpc_server_shutdown), written once, here:
+ *   1. health -> NOT_SERVING, refuse new executions;
+ *   2. grpc_server_shutdown_and_notify: no new calls (clients see UNAVAILABLE);
+ *   3. the executor gets the grace period, then kills what still runs; the
+ *      calls waiting on those executions finish normally;
+ *   4. open Health/Watch calls are finished, then grpc_server_cancel_all_calls;
+ *   5. wait for the shutdown tag and for zero live calls;
+ *   6. stop the health thread, grpc_server_destroy, shut the queue down and
+ *      drain it to GRPC_QUEUE_SHUTDOWN, join the queue threads, destroy it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+
+#include "grpc/health/v1/health.pb-c.h"
+#include "server/base/cleanup.h"
+#include "server/base/log.h"
+#include "server/rpc/call.h"
+
+/* ---- acceptors for registered methods ---- */
+
+typedef struct acceptor {
+    px_tag tag;
+    px_rpc_server *srv;
+    enum px_method method;
+    grpc_call *call;
+    gpr_timespec deadline;
+    grpc_metadata_array md;
+    grpc_byte_buffer *payload;
+} acceptor;
+
+static void acceptor_arm(acceptor *a);
+
+static void on_accept(px_tag *tag, bool ok) {
+    acceptor *a = container_of(tag, acceptor, tag);
+    grpc_metadata_array_destroy(&a->md);
+    if (!ok) {
+        /* The server is shutting down: this acceptor is done. */
+        if (a->call)
+            grpc_call_unref(a->call);
+        if (a->payload)
+            grpc_byte_buffer_destroy(a->payload);
+        free(a);
+        return;
+    }
+    grpc_call *call = a->call;
+    grpc_byte_buffer *payload = a->payload;
+    px_rpc_server *srv = a->srv;
+    enum px_method method = a->method;
+    acceptor_arm(a);
+    switch (method) {
+    case PX_M_EXECUTE: px_handle_execute(srv, call, payload); break;
+    case PX_M_GET: px_handle_get(srv, call, payload); break;
+    case PX_M_STREAM: px_handle_stream(srv, call, payload); break;
+    case PX_M_KILL: px_handle_kill(srv, call, payload); break;
+    case PX_M_HEALTH_CHECK: px_handle_health_check(srv, call, payload); break;
+    case PX_M_HEALTH_WATCH: px_handle_health_watch(srv, call, payload); break;
+    case PX_M_COUNT: break;
+    }
+}
+
+static void acceptor_arm(acceptor *a) {
+    a->call = NULL;
+    a->payload = NULL;
+    grpc_metadata_array_init(&a->md);
+    grpc_call_error e = grpc_server_request_registered_call(
+        a->srv->server, a->srv->methods[a->method], &a->call, &a->deadline, &a->md, &a->payload,
+        a->srv->cq, a->srv->cq, &a->tag);
+    if (e != GRPC_CALL_OK) {
+        px_err("rpc: request_registered_call: grpc_call_error %d", (int)e);
+        grpc_metadata_array_destroy(&a->md);
+        free(a);
+    }
+}
+
+static int acceptor_start(px_rpc_server *srv, enum px_method method) {
+    acceptor *a = calloc(1, sizeof *a);
+    if (!a)
+        return -1;
+    a->tag.on_done = on_accept;
+    a->srv = srv;
+    a->method = method;
+    acceptor_arm(a);
+    return 0;
+}
+
+/* ---- the catch-all for unknown methods ---- */
+
+typedef struct unknown_call {
+    px_tag request_tag;
+    px_tag done_tag;
+    px_rpc_server *srv;
+    grpc_call *call;
+    grpc_call_details details;
+    grpc_metadata_array md;
+    int cancelled;
+    grpc_slice status_details;
+} unknown_call;
+
+static void unknown_arm(px_rpc_server *srv);
+
+static void on_unknown_done(px_tag *tag, bool ok) {
+    (void)ok;
+    unknown_call *u = container_of(tag, unknown_call, done_tag);
+    grpc_slice_unref(u->status_details);
+    grpc_call_unref(u->call);
+    grpc_call_details_destroy(&u->details);
+    grpc_metadata_array_destroy(&u->md);
+    free(u);
+}
+
+static void on_unknown_request(px_tag *tag, bool ok) {
+    unknown_call *u = container_of(tag, unknown_call, request_tag);
+    if (!ok) {
+        grpc_call_details_destroy(&u->details);
+        grpc_metadata_array_destroy(&u->md);
+        free(u);
+        return;
+    }
+    unknown_arm(u->srv);
+    char *method = grpc_slice_to_c_string(u->details.method);
+    char msg[512];
+    snprintf(msg, sizeof msg, "unknown method '%.400s'", method);
+    gpr_free(method);
+    u->status_details = grpc_slice_from_copied_string(msg);
+    grpc_op ops[] = {
+        {.op = GRPC_OP_SEND_INITIAL_METADATA},
+        {.op = GRPC_OP_RECV_CLOSE_ON_SERVER, .data.recv_close_on_server.cancelled = &u->cancelled},
+        {.op = GRPC_OP_SEND_STATUS_FROM_SERVER,
+         .data.send_status_from_server = {.status = GRPC_STATUS_UNIMPLEMENTED,
+                                          .status_details = &u->status_details}},
+    };
+    u->done_tag.on_done = on_unknown_done;
+    if (grpc_call_start_batch(u->call, ops, PX_ARRAY_SIZE(ops), &u->done_tag, NULL) !=
+        GRPC_CALL_OK)
+        on_unknown_done(&u->done_tag, false);
+}
+
+static void unknown_arm(px_rpc_server *srv) {
+    unknown_call *u = calloc(1, sizeof *u);
+    if (!u)
+        return;
+    u->srv = srv;
+    u->request_tag.on_done = on_unknown_request;
+    grpc_call_details_init(&u->details);
+    grpc_metadata_array_init(&u->md);
+    if (grpc_server_request_call(srv->server, &u->call, &u->details, &u->md, srv->cq, srv->cq,
+                                 &u->request_tag) != GRPC_CALL_OK) {
+        grpc_call_details_destroy(&u->details);
+        grpc_metadata_array_destroy(&u->md);
+        free(u);
+    }
+}
+
+/* ---- the loop ---- */
+
+static void *cq_loop(void *arg) {
+    px_rpc_server *srv = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            return NULL;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        px_tag *tag = ev.tag;
+        tag->on_done(tag, ev.success != 0);
+    }
+}
+
+static void on_shutdown_done(px_tag *tag, bool ok) {
+    (void)ok;
+    px_rpc_server *srv = container_of(tag, px_rpc_server, shutdown_tag);
+    pthread_mutex_lock(&srv->mu);
+    srv->shutdown_done = true;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* ---- health probing ---- */
+
+static int probe(px_rpc_server *srv) {
+    px_error err = PX_ERROR_INIT;
+    if (px_executor_ping(srv->ex, &err) < 0) {
+        px_debug("health: engine not answering: %s", err.msg);
+        return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    }
+    return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+}
+
+static void *health_loop(void *arg) {
+    px_rpc_server *srv = arg;
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->shutting_down) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        int64_t ns = until.tv_nsec + (srv->cfg->health_interval_ms % 1000) * 1000000;
+        until.tv_sec += srv->cfg->health_interval_ms / 1000 + ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        while (!srv->shutting_down &&
+               pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != ETIMEDOUT) {
+        }
+        if (srv->shutting_down)
+            break;
+        pthread_mutex_unlock(&srv->mu);
+        int status = probe(srv);
+        pthread_mutex_lock(&srv->mu);
+        if (!srv->shutting_down && status != srv->serving) {
+            pthread_mutex_unlock(&srv->mu);
+            px_info("health: %s", status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                                      ? "SERVING (Docker engine answers)"
+                                      : "NOT_SERVING (Docker engine does not answer)");
+            px_health_set(srv, status);
+            pthread_mutex_lock(&srv->mu);
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+/* ---- public API ---- */
+
+void px_rpc_global_init(void) {
+    grpc_init();
+}
+
+void px_rpc_global_cleanup(void) {
+    grpc_shutdown();
+}
+
+static void record_job_kill(void *ctx, void *job, px_kill_cause cause) {
+    px_executor_kill(ctx, job, cause);
+}
+
+static void record_job_unref(void *job) {
+    px_job_unref(job);
+}
+
+/* Records may outlive the server (a caller still holding one), so the ops
+ * they point to are static. */
+static const px_record_job_ops job_ops = {.kill = record_job_kill, .unref = record_job_unref};
+
+static int split_host(const char *listen, char *host, size_t n) {
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen || (size_t)(colon - listen) >= n)
+        return -1;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    return 0;
+}
+
+px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store *store,
+                                 px_error *err) {
+    char host[256];
+    if (split_host(cfg->listen, host, sizeof host) < 0) {
+        px_error_set(err, PX_E_INVALID, "--listen: '%s' is not HOST:PORT", cfg->listen);
+        return NULL;
+    }
+    px_rpc_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    srv->cfg = cfg;
+    srv->ex = ex;
+    srv->store = store;
+    srv->serving = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    srv->job_ops = &job_ops;
+    srv->shutdown_tag.on_done = on_shutdown_done;
+    atomic_init(&srv->live_calls, 0);
+    pthread_mutex_init(&srv->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&srv->cond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_message_bytes},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
+         .value.integer = cfg->max_concurrent_streams},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
+        /* Keepalive enforcement: clients may ping every 10 s at most, and
+         * only with calls open; abusers are disconnected. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = 10000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000},
+    };
+    grpc_channel_args chargs = {.num_args = PX_ARRAY_SIZE(args), .args = args};
+    srv->server = grpc_server_create(&chargs, NULL);
+    srv->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+
+    static const struct {
+        enum px_method m;
+        const char *path;
+    } methods[] = {
+        {PX_M_EXECUTE, "/pyexec.v1.ExecutorService/Execute"},
+        {PX_M_GET, "/pyexec.v1.ExecutorService/GetExecution"},
+        {PX_M_STREAM, "/pyexec.v1.ExecutorService/StreamOutput"},
+        {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
+        {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
+        {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
+    };
+    for (size_t i = 0; i < PX_ARRAY_SIZE(methods); i++)
+        srv->methods[methods[i].m] = grpc_server_register_method(
+            srv->server, methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+
+    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    int port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
+    grpc_server_credentials_release(creds);
+    if (port <= 0) {
+        px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'", cfg->listen);
+        grpc_server_destroy(srv->server);
+        grpc_completion_queue_shutdown(srv->cq);
+        while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(srv->cq);
+        pthread_mutex_destroy(&srv->mu);
+        pthread_cond_destroy(&srv->cond);
+        free(srv);
+        return NULL;
+    }
+    snprintf(srv->address, sizeof srv->address, "%s:%d", host, port);
+    return srv;
+}
+
+const char *px_rpc_server_address(const px_rpc_server *srv) {
+    return srv->address;
+}
+
+int px_rpc_server_start(px_rpc_server *srv, px_error *err) {
+    srv->serving = probe(srv);
+    grpc_server_start(srv->server);
+    for (int m = 0; m < PX_M_COUNT; m++) {
+        if (acceptor_start(srv, (enum px_method)m) < 0)
+            return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    unknown_arm(srv);
+    srv->n_cq_threads = (int)PX_ARRAY_SIZE(srv->cq_threads);
+    for (int i = 0; i < srv->n_cq_threads; i++) {
+        int rc = pthread_create(&srv->cq_threads[i], NULL, cq_loop, srv);
+        if (rc != 0) {
+            srv->n_cq_threads = i;
+            return px_error_set_errno(err, PX_E_INTERNAL, rc, "start queue thread");
+        }
+    }
+    int rc = pthread_create(&srv->health_thread, NULL, health_loop, srv);
+    if (rc != 0)
+        return px_error_set_errno(err, PX_E_INTERNAL, rc, "start health thread");
+    srv->health_thread_started = true;
+    pthread_mutex_lock(&srv->mu);
+    srv->started = true;
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+}
+
+void px_rpc_server_shutdown(px_rpc_server *srv) {
+    pthread_mutex_lock(&srv->mu);
+    if (srv->stopped || !srv->started) {
+        bool was_started = srv->started;
+        pthread_mutex_unlock(&srv->mu);
+        if (!was_started)
+            px_executor_shutdown(srv->ex, 0);
+        return;
+    }
+    srv->shutting_down = true;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->mu);
+
+    px_info("shutdown: refusing new calls; running executions get %lld s",
+            (long long)srv->cfg->shutdown_grace_s);
+    px_health_set(srv, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+
+    px_executor_shutdown(srv->ex, srv->cfg->shutdown_grace_s * 1000);
+
+    px_health_close_all(srv);
+    grpc_server_cancel_all_calls(srv->server);
+
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->shutdown_done || atomic_load(&srv->live_calls) > 0)
+        pthread_cond_wait(&srv->cond, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
+
+    if (srv->health_thread_started)
+        pthread_join(srv->health_thread, NULL);
+    grpc_server_destroy(srv->server);
+    srv->server = NULL;
+    grpc_completion_queue_shutdown(srv->cq);
+    for (int i = 0; i < srv->n_cq_threads; i++)
+        pthread_join(srv->cq_threads[i], NULL);
+    grpc_completion_queue_destroy(srv->cq);
+    srv->cq = NULL;
+
+    pthread_mutex_lock(&srv->mu);
+    srv->stopped = true;
+    pthread_mutex_unlock(&srv->mu);
+    px_info("shutdown: done");
+}
+
+void px_rpc_server_free(px_rpc_server *srv) {
+    if (!srv)
+        return;
+    px_rpc_server_shutdown(srv);
+    if (srv->server) {
+        /* Never started: nothing is in flight. */
+        grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+        grpc_server_cancel_all_calls(srv->server);
+        grpc_event ev;
+        do {
+            ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        } while (ev.type == GRPC_OP_COMPLETE && ev.tag != &srv->shutdown_tag);
+        grpc_server_destroy(srv->server);
+        grpc_completion_queue_shutdown(srv->cq);
+        while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+               GRPC_QUEUE_SHUTDOWN) {
+        }
+        grpc_completion_queue_destroy(srv->cq);
+    }
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cond);
+    free(srv);
+}

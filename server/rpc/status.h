@@ -1,0 +1,11 @@
+/* The one place that maps px_code to a gRPC status code (STYLE.md rule 5). */
+#ifndef PYEXEC_RPC_STATUS_H
+#define PYEXEC_RPC_STATUS_H
+
+#include <grpc/status.h>
+
+#include "server/base/error.h"
+
+grpc_status_code px_status_from_code(px_code code);
+
+#endif

@@ -1,0 +1,437 @@
+"""RPC-layer behaviour over the fake back-end: every contract point that
+does not need a real container. Each test names the behaviour it asserts."""
+
+import os
+import signal
+import threading
+import time
+
+import grpc
+import pytest
+
+S = "EXECUTION_STATUS_"
+R = "TERMINATION_REASON_"
+
+
+def status(fake, res):
+    return fake.pb.ExecutionStatus.Name(res.status)
+
+
+def reason(fake, res):
+    return fake.pb.TerminationReason.Name(res.reason)
+
+
+def read_all(fake, execution_id, offset=0):
+    data, chunks, final = [], [], None
+    for c in fake.stream(execution_id, offset):
+        if c.HasField("result"):
+            final = c
+            break
+        chunks.append(c)
+        data.append(c.data)
+    return b"".join(data), chunks, final
+
+
+# ---- Execute ----
+
+def test_sync_execute_returns_terminal_result_with_output(fake):
+    res = fake.run("print:hello\n", "stderr:warn\n", "exit:3")
+    assert status(fake, res) == S + "COMPLETED"
+    assert reason(fake, res) == R + "EXITED"
+    assert res.exit_code == 3
+    assert res.stdout == b"hello\n" and res.stderr == b"warn\n"
+    assert res.execution_id.startswith("exe_") and len(res.execution_id) == 40
+    assert res.HasField("started_at") and res.HasField("finished_at")
+    assert res.duration_ms >= 0
+
+
+def test_async_execute_returns_at_once_then_get_and_kill(fake):
+    res = fake.submit("print:x", "sleep")
+    assert status(fake, res) in (S + "PENDING", S + "RUNNING")
+    got = fake.get(res.execution_id)
+    assert status(fake, got) in (S + "PENDING", S + "RUNNING")
+    killed = fake.kill(res.execution_id)
+    assert status(fake, killed) == S + "KILLED"
+    assert reason(fake, killed) == R + "KILLED"
+    assert fake.kill(res.execution_id) == killed  # idempotent, unchanged
+    assert fake.get(res.execution_id).status == killed.status
+
+
+def test_kill_after_exit_leaves_the_result_unchanged(fake):
+    res = fake.run("print:done", "exit:0")
+    assert fake.kill(res.execution_id) == res
+
+
+@pytest.mark.parametrize("step,want_status,want_reason", [
+    ("timeout", "COMPLETED", "TIMEOUT"),
+    ("oom", "COMPLETED", "MEMORY_LIMIT"),
+    ("fail", "FAILED", "SANDBOX_ERROR"),
+    ("lost", "FAILED", "LOST"),
+])
+def test_outcomes_are_classified(fake, step, want_status, want_reason):
+    res = fake.run(step)
+    assert status(fake, res) == S + want_status
+    assert reason(fake, res) == R + want_reason
+    if want_status == "FAILED":
+        assert res.error
+
+
+def test_missing_image_is_failed_precondition_for_sync_and_failed_for_async(fake):
+    with pytest.raises(grpc.RpcError) as e:
+        fake.run("noimage")
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    res = fake.submit("noimage")
+    res = fake.get(res.execution_id) if status(fake, res) != S + "FAILED" else res
+    _, _, final = read_all(fake, res.execution_id)
+    assert status(fake, final.result) == S + "FAILED"
+    assert final.result.error
+
+
+def test_output_cap_truncates_and_kills(fake_factory):
+    fake = fake_factory("--output-limit-bytes", "1000")
+    res = fake.run("flood:100000", "sleep")
+    assert status(fake, res) == S + "COMPLETED"
+    assert reason(fake, res) == R + "OUTPUT_LIMIT"
+    assert res.output_truncated
+    assert len(res.stdout) == 1000
+    assert res.stdout == bytes((ord("a") + i % 26) for i in range(1000))
+
+
+def test_stdin_reaches_the_job(fake):
+    res = fake.run("stdin", stdin=b"\x00\xffbinary")
+    assert res.stdout == b"\x00\xffbinary"
+
+
+def test_request_id_returns_the_same_execution(fake):
+    a = fake.submit("sleep", request_id="job-1")
+    b = fake.submit("print:other", request_id="job-1")
+    assert a.execution_id == b.execution_id
+    c = fake.submit("sleep", request_id="job-2")
+    assert c.execution_id != a.execution_id
+    for r in (a, c):
+        fake.kill(r.execution_id)
+
+
+def test_admission_limit_is_resource_exhausted(fake_factory):
+    fake = fake_factory("--max-concurrent", "1", "--max-queue", "1")
+    a = fake.submit("sleep")
+    b = fake.submit("sleep")
+    with pytest.raises(grpc.RpcError) as e:
+        fake.submit("sleep")
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status(fake, fake.kill(b.execution_id)) == S + "KILLED"  # killed while queued
+    assert status(fake, fake.kill(a.execution_id)) == S + "KILLED"
+    assert status(fake, fake.run("exit:0")) == S + "COMPLETED"  # admitted again
+
+
+def test_sync_call_whose_deadline_passes_kills_its_execution(fake):
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Execute(fake.request("sleep", request_id="deadline-1"), timeout=0.5)
+    assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    again = fake.submit("sleep", request_id="deadline-1")
+    _, _, final = read_all(fake, again.execution_id)
+    assert status(fake, final.result) == S + "KILLED"
+    assert reason(fake, final.result) == R + "CLIENT_CANCELLED"
+
+
+def test_retention_expires_finished_executions(fake_factory):
+    fake = fake_factory("--retention-s", "1")
+    res = fake.run("exit:0")
+    assert fake.get(res.execution_id).execution_id == res.execution_id
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fake.get(res.execution_id)
+        except grpc.RpcError as e:
+            assert e.code() == grpc.StatusCode.NOT_FOUND
+            break
+        assert time.monotonic() < deadline, "not expired after 10 s"
+        time.sleep(0.1)
+
+
+# ---- validation ----
+
+@pytest.mark.parametrize("field,value,needle", [
+    ("timeout_seconds", 999999, "timeout_seconds"),
+    ("memory_mb", 10 ** 7, "memory_mb"),
+    ("disk_mb", 10 ** 7, "disk_mb"),
+    ("cpu_shares", 10 ** 7, "cpu_shares"),
+    ("timeout_seconds", -1, "timeout_seconds"),
+    ("memory_mb", -5, "memory_mb"),
+])
+def test_limits_out_of_range_name_the_field(fake, field, value, needle):
+    with pytest.raises(grpc.RpcError) as e:
+        fake.run("exit:0", **{field: value})
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in e.value.details()
+
+
+@pytest.mark.parametrize("env,needle", [
+    ("NOEQUALS", "KEY=value"),
+    ("1BAD=x", "not a valid variable name"),
+    ("PYTHONUNBUFFERED=0", "cannot be overridden"),
+    ("PATH=/evil", "cannot be overridden"),
+])
+def test_bad_env_vars_are_rejected(fake, env, needle):
+    req = fake.request("exit:0")
+    req.metadata.env_vars.append(env)
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Execute(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in e.value.details()
+
+
+def test_code_input_rules(fake):
+    pb = fake.pb
+    cases = [
+        pb.ExecuteRequest(),  # no code
+        pb.ExecuteRequest(files=[pb.File(path="../x.py", content=b"")]),
+        pb.ExecuteRequest(files=[pb.File(path="/etc/x.py", content=b"")]),
+        pb.ExecuteRequest(files=[pb.File(path="a.txt", content=b"")]),  # no entrypoint
+        pb.ExecuteRequest(tar=b"not a tar" * 100, files=[pb.File(path="m.py")]),
+        pb.ExecuteRequest(tar=b"\x00garbage" * 200),
+        pb.ExecuteRequest(metadata=pb.Metadata(entrypoint="missing.py"),
+                          files=[pb.File(path="main.py", content=b"")]),
+    ]
+    for req in cases:
+        with pytest.raises(grpc.RpcError) as e:
+            fake.stub.Execute(req, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, req
+
+
+def test_nul_in_a_string_field_is_rejected(fake):
+    req = fake.request("exit:0")
+    req.metadata.script_args.append("a\x00b")
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Execute(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_random_bytes_as_a_request(fake):
+    raw = fake.channel.unary_unary("/pyexec.v1.ExecutorService/Execute",
+                                   request_serializer=None, response_deserializer=None)
+    for blob in (os.urandom(64), b"\xff" * 100, b"\x0a\xff\xff\xff\xff\x0f"):
+        with pytest.raises(grpc.RpcError) as e:
+            raw(blob, timeout=10)
+        assert e.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.INTERNAL)
+    assert status(fake, fake.run("exit:0")) == S + "COMPLETED"
+
+
+def test_message_above_the_receive_limit_is_resource_exhausted(fake_factory):
+    fake = fake_factory("--max-message-bytes", "4096")
+    req = fake.request("exit:0")
+    req.files[0].content = b"#" * 10000
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Execute(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 10240, "../../etc/passwd",
+                                 "exe_1b4e28ba-2fa1-4d2e-8c9f-0e02b2c3d47Z"])
+def test_malformed_ids_are_invalid_argument(fake, bad):
+    for call in (fake.get, fake.kill):
+        with pytest.raises(grpc.RpcError) as e:
+            call(bad)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as e:
+        list(fake.stream(bad))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_unknown_ids_are_not_found(fake):
+    unknown = "exe_1b4e28ba-2fa1-4d2e-8c9f-0e02b2c3d479"
+    for call in (fake.get, fake.kill):
+        with pytest.raises(grpc.RpcError) as e:
+            call(unknown)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as e:
+        list(fake.stream(unknown))
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_unknown_method_and_service_are_unimplemented_at_once(fake):
+    for path in ("/pyexec.v1.ExecutorService/Nope", "/no.such.Service/Call"):
+        call = fake.channel.unary_unary(path)
+        t0 = time.monotonic()
+        with pytest.raises(grpc.RpcError) as e:
+            call(b"", timeout=30)
+        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        # The deadline is 30 s: an answer at all before it proves there was no hang.
+        assert time.monotonic() - t0 < 30
+
+
+# ---- StreamOutput ----
+
+def test_stream_replays_with_offsets_then_the_final_result(fake):
+    res = fake.run("print:ab", "stderr:cd", "print:e")
+    data, chunks, final = read_all(fake, res.execution_id)
+    assert data == b"abcde"
+    assert [(c.offset, c.data) for c in chunks] == [(0, b"ab"), (2, b"cd"), (4, b"e")]
+    assert [fake.pb.Stream.Name(c.stream) for c in chunks] == [
+        "STREAM_STDOUT", "STREAM_STDERR", "STREAM_STDOUT"]
+    assert final.offset == 5
+    assert final.result.execution_id == res.execution_id
+    assert status(fake, final.result) == S + "COMPLETED"
+
+
+def test_stream_resumes_from_an_offset_inside_a_chunk(fake):
+    res = fake.run("print:ab", "stderr:cd", "print:e")
+    data, chunks, _ = read_all(fake, res.execution_id, offset=3)
+    assert data == b"de"
+    assert chunks[0].offset == 3
+
+
+def test_stream_offset_at_end_gives_only_the_result(fake):
+    res = fake.run("print:abc")
+    data, chunks, final = read_all(fake, res.execution_id, offset=3)
+    assert data == b"" and final is not None
+
+
+def test_stream_offset_past_end_is_out_of_range_and_negative_is_invalid(fake):
+    res = fake.run("print:abc")
+    with pytest.raises(grpc.RpcError) as e:
+        list(fake.stream(res.execution_id, offset=4))
+    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
+    with pytest.raises(grpc.RpcError) as e:
+        list(fake.stream(res.execution_id, offset=-1))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_stream_follows_live_output_until_killed(fake):
+    res = fake.submit("print:first", "sleep")
+    it = fake.stream(res.execution_id)
+    first = next(it)
+    assert first.data == b"first"  # arrived while the job still runs
+    assert status(fake, fake.get(res.execution_id)) == S + "RUNNING"
+    fake.kill(res.execution_id)
+    rest = list(it)
+    assert rest[-1].HasField("result")
+    assert status(fake, rest[-1].result) == S + "KILLED"
+
+
+def test_stream_on_a_running_execution_waits_for_a_future_offset(fake):
+    res = fake.submit("print:abc", "sleep")
+    it = fake.stream(res.execution_id, offset=10)
+    # The reader waits (no message, no error) while the job runs ...
+    assert status(fake, fake.get(res.execution_id)) == S + "RUNNING"
+    fake.kill(res.execution_id)
+    # ... and once the log ends at 3 < 10 it gets OUT_OF_RANGE, not a hang.
+    with pytest.raises(grpc.RpcError) as e:
+        list(it)
+    assert e.value.code() == grpc.StatusCode.OUT_OF_RANGE
+
+
+def test_fifty_readers_get_identical_bytes(fake):
+    res = fake.submit("print:head-", "flood:200000", "sleep")
+    results = [None] * 50
+    errors = []
+
+    def reader(i):
+        try:
+            results[i] = read_all(fake, res.execution_id)
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(50)]
+    for t in threads:
+        t.start()
+    # Wait until the flood is fully in the log, then end the job.
+    deadline = time.monotonic() + 30
+    while len(fake.get(res.execution_id).stdout) < 200005:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    fake.kill(res.execution_id)
+    for t in threads:
+        t.join(60)
+    assert not errors
+    expected = b"head-" + bytes((ord("a") + i % 26) for i in range(200000))
+    for data, _, final in results:
+        assert data == expected
+        assert status(fake, final.result) == S + "KILLED"
+
+
+def test_a_stalled_reader_does_not_block_the_job_or_other_readers(fake):
+    res = fake.submit("flood:3000000", "exit:0")
+    stalled = fake.stream(res.execution_id)
+    next(stalled)  # opened, then never read again
+    data, _, final = read_all(fake, res.execution_id)
+    assert len(data) == 3000000
+    assert status(fake, final.result) == S + "COMPLETED"
+    stalled.cancel()
+
+
+def test_cancelled_readers_are_cleaned_up(fake):
+    res = fake.submit("print:x", "sleep")
+    for _ in range(200):
+        it = fake.stream(res.execution_id)
+        next(it)
+        it.cancel()
+    # Still serving, and a full reader works.
+    fake.kill(res.execution_id)
+    data, _, final = read_all(fake, res.execution_id)
+    assert data == b"x" and final is not None
+
+
+def test_reader_limit_is_resource_exhausted(fake_factory):
+    fake = fake_factory("--max-stream-readers", "2")
+    res = fake.submit("print:x", "sleep")
+    # max_watchers = readers + 64 (room for waiting unary calls)
+    streams = []
+    try:
+        with pytest.raises(grpc.RpcError) as e:
+            for _ in range(100):
+                it = fake.stream(res.execution_id)
+                next(it)
+                streams.append(it)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    finally:
+        for it in streams:
+            it.cancel()
+        fake.kill(res.execution_id)
+
+
+# ---- health and shutdown ----
+
+def test_health_check_serving(fake):
+    h = __import__("pyexecd").stubs()
+    stub = h.health_grpc.HealthStub(fake.channel)
+    resp = stub.Check(h.health.HealthCheckRequest(), timeout=10)
+    assert h.health.HealthCheckResponse.ServingStatus.Name(resp.status) == "SERVING"
+    resp = stub.Check(h.health.HealthCheckRequest(service="pyexec.v1.ExecutorService"), timeout=10)
+    assert resp.status == h.health.HealthCheckResponse.SERVING
+    with pytest.raises(grpc.RpcError) as e:
+        stub.Check(h.health.HealthCheckRequest(service="nope"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_shutdown_with_calls_in_flight(fake_factory):
+    fake = fake_factory("--shutdown-grace-s", "0")
+    h = __import__("pyexecd").stubs()
+    watch = h.health_grpc.HealthStub(fake.channel).Watch(h.health.HealthCheckRequest(),
+                                                         timeout=30)
+    assert next(watch).status == h.health.HealthCheckResponse.SERVING
+    running = fake.submit("print:x", "sleep")
+    stream = fake.stream(running.execution_id)
+    assert next(stream).data == b"x"
+    sync_result = {}
+
+    def sync_call():
+        try:
+            sync_result["res"] = fake.run("sleep")
+        except grpc.RpcError as e:
+            sync_result["err"] = e
+
+    t = threading.Thread(target=sync_call)
+    t.start()
+    assert fake.server.proc.poll() is None
+    fake.server.proc.send_signal(signal.SIGTERM)
+    rest = list(stream)
+    assert rest[-1].HasField("result")
+    assert status(fake, rest[-1].result) == S + "FAILED"
+    assert reason(fake, rest[-1].result) == R + "SANDBOX_ERROR"
+    assert "shut" in rest[-1].result.error
+    t.join(30)
+    assert "res" in sync_result or "err" in sync_result
+    if "res" in sync_result:
+        assert status(fake, sync_result["res"]) == S + "FAILED"
+    assert fake.server.proc.wait(30) == 0

@@ -9,7 +9,7 @@
 
 /* Variables the sandbox sets itself; a request may not override them. */
 static const char *const reserved_env[] = {
-    "PYTHONUNBUFFERED", "HOME", "PATH", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED", "HOME", "PATH", "PYTHONDONTWRITEBYTECODE",
     "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR", "PYTHONSTARTUP", "PYTHONHOME",
     "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
     "PYEXEC_NONCE",

@@ -43,6 +43,7 @@
 #define PING_TIMEOUT_MS 2000
 #define STATS_TIMEOUT_MS 2000
 #define DRAIN_AFTER_KILL_MS 2000
+#define SANDBOX_UID 65534 /* nobody:nogroup */
 #define READ_CHUNK (64 * 1024)
 #define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
 
@@ -361,8 +362,11 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *
         json_array_append_new(env, json_string(sandbox_env[i]));
 
     char work_opts[128], tmp_opts[128];
-    snprintf(work_opts, sizeof work_opts, "rw,exec,nosuid,nodev,size=%dm,mode=1777",
-             spec->disk_mb);
+    /* Owned by the sandbox user: the engine re-modes the WorkingDir mount
+     * point to 0755 after mounting it, so mode=1777 alone is not enough. */
+    snprintf(work_opts, sizeof work_opts,
+             "rw,exec,nosuid,nodev,size=%dm,mode=1777,uid=%d,gid=%d", spec->disk_mb,
+             SANDBOX_UID, SANDBOX_UID);
     snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm,mode=1777", sb->tmp_mb);
     const json_int_t mib = 1024 * 1024;
     const json_int_t memory = (json_int_t)spec->memory_mb * mib;

@@ -1,0 +1,80 @@
+// Test support for the Docker back-end: a stand-in for the executor's side
+// of px_sandbox_run (collects output, offers a wake pipe and a kill flag),
+// a job-spec builder, and tiny ustar and zip (wheel) writers.
+#ifndef PYEXEC_TESTS_EXECUTOR_DOCKER_TEST_SUPPORT_H
+#define PYEXEC_TESTS_EXECUTOR_DOCKER_TEST_SUPPORT_H
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "server/executor/job.h"
+#include "server/executor/sandbox.h"
+
+// The executor's control object, as far as the back-end can see it.
+struct px_sandbox_run {
+    px_sandbox_run();
+    ~px_sandbox_run();
+    // Requests a kill: sets the cause and makes the wake fd readable.
+    void Kill(px_kill_cause cause);
+    // Waits until the combined output contains `needle` (or the timeout).
+    bool WaitForOutput(const std::string &needle, int timeout_ms);
+
+    std::mutex mu;
+    std::condition_variable cv;
+    std::string out, err, combined;
+    int started = 0;
+    int64_t started_mono_ms = 0;
+    std::atomic<int> cause{PX_KILL_NONE};
+    int wake[2] = {-1, -1};
+    bool order_ok = true; // no output before started
+};
+
+// A px_job_spec built from C++ values; owns the C spec.
+class Spec {
+  public:
+    Spec();
+    ~Spec();
+    Spec(const Spec &) = delete;
+    Spec &operator=(const Spec &) = delete;
+
+    Spec &Image(const std::string &image);
+    Spec &Entrypoint(const std::string &ep);
+    Spec &Tar(const std::string &tar);
+    Spec &Stdin(const std::string &data);
+    Spec &Env(const std::vector<std::string> &env);
+    Spec &Args(const std::vector<std::string> &args);
+    Spec &PreCommands(const std::vector<std::string> &cmds);
+    Spec &Requirements(const std::string &req);
+    Spec &Timeout(int s);
+    Spec &Network(bool on);
+    Spec &MemoryMb(int mb);
+    Spec &DiskMb(int mb);
+
+    const px_job_spec *get() const { return spec_; }
+    std::string id() const { return spec_->execution_id; }
+
+  private:
+    px_job_spec *spec_;
+};
+
+// One file of a test project.
+struct TarEntry {
+    std::string path;
+    std::string data;
+    unsigned mode = 0644;
+    char type = '0'; // '0' file, '5' directory, '2' symlink (data = target)
+};
+
+// Writes a ustar archive (paths up to 100 bytes).
+std::string MakeTar(const std::vector<TarEntry> &entries);
+
+// Writes a zip archive with stored (uncompressed) members.
+std::string MakeZip(const std::vector<std::pair<std::string, std::string>> &files);
+
+#endif

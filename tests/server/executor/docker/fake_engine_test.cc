@@ -1,0 +1,391 @@
+// The Docker back-end against a fake Engine API on a temporary unix socket:
+// an engine that is down, one that fails, one that hangs, and attach streams
+// that break the framing.
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/base/clock.h"
+#include "server/executor/docker/docker_sandbox.h"
+#include "tests/server/executor/docker/test_support.h"
+
+namespace {
+
+struct Request {
+    std::string method, target; // target without the /v1.41 prefix
+};
+
+// A one-thread HTTP server. The handler answers on `fd` and returns true to
+// have the connection closed, false to keep it open until the server stops.
+class FakeEngine {
+  public:
+    using Handler = std::function<bool(const Request &, int fd)>;
+
+    explicit FakeEngine(Handler handler) : handler_(std::move(handler)) {
+        char tmpl[] = "/tmp/pyexec-fake-engine-XXXXXX";
+        dir_ = mkdtemp(tmpl);
+        path_ = dir_ + "/docker.sock";
+        listen_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa = {};
+        sa.sun_family = AF_UNIX;
+        memcpy(sa.sun_path, path_.c_str(), path_.size() + 1);
+        if (bind(listen_, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0 ||
+            listen(listen_, 16) != 0 || pipe(stop_) != 0)
+            abort();
+        thread_ = std::thread([this] { Serve(); });
+    }
+
+    ~FakeEngine() {
+        (void)!write(stop_[1], "x", 1);
+        thread_.join();
+        for (int fd : held_)
+            close(fd);
+        close(listen_);
+        close(stop_[0]);
+        close(stop_[1]);
+        unlink(path_.c_str());
+        rmdir(dir_.c_str());
+    }
+
+    const std::string &path() const { return path_; }
+
+    std::vector<std::string> Requests() {
+        std::lock_guard<std::mutex> lock(mu_);
+        return requests_;
+    }
+
+    bool Saw(const std::string &line) {
+        for (const std::string &r : Requests())
+            if (r == line)
+                return true;
+        return false;
+    }
+
+    static void Respond(int fd, int status, const std::string &body) {
+        std::string head = "HTTP/1.1 " + std::to_string(status) +
+                           " X\r\nContent-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+        WriteAll(fd, head + body);
+    }
+
+    static void WriteAll(int fd, const std::string &s) {
+        size_t off = 0;
+        while (off < s.size()) {
+            ssize_t n = send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+            if (n <= 0)
+                return;
+            off += static_cast<size_t>(n);
+        }
+    }
+
+  private:
+    void Serve() {
+        for (;;) {
+            pollfd p[2] = {{listen_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+            if (poll(p, 2, -1) < 0)
+                continue;
+            if (p[1].revents)
+                return;
+            int fd = accept4(listen_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0)
+                continue;
+            Request req;
+            if (!ReadRequest(fd, &req)) {
+                held_.push_back(fd);
+                continue;
+            }
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                requests_.push_back(req.method + " " + req.target);
+            }
+            if (handler_(req, fd))
+                close(fd);
+            else
+                held_.push_back(fd);
+        }
+    }
+
+    // Reads one request (head and Content-Length body). False if the client
+    // sent nothing within a second.
+    static bool ReadRequest(int fd, Request *req) {
+        std::string data;
+        size_t head_end;
+        while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+            pollfd p = {fd, POLLIN, 0};
+            if (poll(&p, 1, 1000) <= 0)
+                return false;
+            char buf[4096];
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0)
+                return false;
+            data.append(buf, static_cast<size_t>(n));
+        }
+        size_t sp1 = data.find(' '), sp2 = data.find(' ', sp1 + 1);
+        req->method = data.substr(0, sp1);
+        req->target = data.substr(sp1 + 1, sp2 - sp1 - 1);
+        if (req->target.rfind("/v1.41", 0) == 0)
+            req->target = req->target.substr(6);
+        size_t cl = data.find("Content-Length: ");
+        size_t want = cl == std::string::npos || cl > head_end ? 0 : atoi(data.c_str() + cl + 16);
+        while (data.size() - head_end - 4 < want) {
+            char buf[4096];
+            ssize_t n = recv(fd, buf, sizeof buf, 0);
+            if (n <= 0)
+                return false;
+            data.append(buf, static_cast<size_t>(n));
+        }
+        return true;
+    }
+
+    Handler handler_;
+    std::string dir_, path_;
+    int listen_ = -1;
+    int stop_[2] = {-1, -1};
+    std::thread thread_;
+    std::vector<int> held_;
+    std::mutex mu_;
+    std::vector<std::string> requests_;
+};
+
+std::string Frame(int stream, uint32_t len, const std::string &payload) {
+    std::string f(8, '\0');
+    f[0] = static_cast<char>(stream);
+    f[4] = static_cast<char>(len >> 24);
+    f[5] = static_cast<char>(len >> 16);
+    f[6] = static_cast<char>(len >> 8);
+    f[7] = static_cast<char>(len);
+    return f + payload;
+}
+
+const char kUpgraded[] = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+                         "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+
+// Answers the calls every run makes before and after the container runs.
+bool Routine(const Request &r, int fd) {
+    if (r.target == "/_ping")
+        FakeEngine::Respond(fd, 200, "OK");
+    else if (r.target.rfind("/containers/json", 0) == 0)
+        FakeEngine::Respond(fd, 200, "[]");
+    else if (r.target.rfind("/images/", 0) == 0)
+        FakeEngine::Respond(fd, 200, "{}");
+    else if (r.target.rfind("/containers/create", 0) == 0)
+        FakeEngine::Respond(fd, 201, "{\"Id\":\"c0ffee\",\"Warnings\":[]}");
+    else if (r.method == "DELETE" || r.target.find("/kill") != std::string::npos ||
+             r.target.find("/start") != std::string::npos)
+        FakeEngine::Respond(fd, 204, "");
+    else
+        FakeEngine::Respond(fd, 404, "{\"message\":\"not faked\"}");
+    return true;
+}
+
+class FakeEngineTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+    void TearDown() override {
+        if (sandbox_.ops)
+            sandbox_.ops->destroy(sandbox_.self);
+    }
+
+    void NewSandbox(const std::string &socket, int64_t api_timeout_ms = 5000) {
+        px_docker_config cfg;
+        px_docker_config_default(&cfg);
+        cfg.socket_path = socket.c_str();
+        cfg.instance = "fake";
+        cfg.api_timeout_ms = api_timeout_ms;
+        cfg.reaper_interval_ms = 0;
+        px_error err = PX_ERROR_INIT;
+        ASSERT_EQ(px_docker_sandbox_new(&cfg, &sandbox_, &err), 0) << err.msg;
+    }
+
+    px_sandbox_result Run(const Spec &spec, px_sandbox_run *run) {
+        px_sandbox_result result = {};
+        sandbox_.ops->run(sandbox_.self, spec.get(), run, &result);
+        return result;
+    }
+
+    px_sandbox sandbox_ = {};
+};
+
+TEST_F(FakeEngineTest, DaemonDown) {
+    NewSandbox("/tmp/pyexec-no-such-dir/docker.sock");
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(sandbox_.ops->ping(sandbox_.self, &err), -1);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_FALSE(result.ran);
+    EXPECT_EQ(result.error.code, PX_E_UNAVAILABLE) << result.error.msg;
+    EXPECT_NE(std::string(result.error.msg).find("/tmp/pyexec-no-such-dir/docker.sock"),
+              std::string::npos)
+        << result.error.msg;
+    EXPECT_EQ(run.started, 0);
+}
+
+TEST_F(FakeEngineTest, CreateFailsWithHttp500) {
+    FakeEngine engine([](const Request &r, int fd) {
+        if (r.target.rfind("/containers/create", 0) == 0) {
+            FakeEngine::Respond(fd, 500, "{\"message\":\"no space left on device\"}");
+            return true;
+        }
+        if (r.method == "DELETE") {
+            FakeEngine::Respond(fd, 404, "{\"message\":\"No such container\"}");
+            return true;
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_FALSE(result.ran);
+    EXPECT_EQ(result.error.code, PX_E_INTERNAL);
+    EXPECT_STREQ(result.error.msg,
+                 "create container: POST /containers/create: HTTP 500: no space left on device");
+    EXPECT_EQ(run.started, 0);
+    EXPECT_TRUE(engine.Saw("DELETE /containers/pyexec-" + spec.id() + "?force=1&v=1"))
+        << "a half-created container would not leak";
+}
+
+TEST_F(FakeEngineTest, EngineThatNeverAnswersIsBoundedByTheApiTimeout) {
+    FakeEngine engine([](const Request &, int) { return false; });
+    int64_t t0 = px_now_mono_ms();
+    NewSandbox(engine.path(), 300);
+    EXPECT_LT(px_now_mono_ms() - t0, 3000) << "the start-up ping is bounded";
+
+    px_error err = PX_ERROR_INIT;
+    t0 = px_now_mono_ms();
+    EXPECT_EQ(sandbox_.ops->ping(sandbox_.self, &err), -1);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+    EXPECT_LT(px_now_mono_ms() - t0, 3000);
+
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    t0 = px_now_mono_ms();
+    px_sandbox_result result = Run(spec, &run);
+    int64_t took = px_now_mono_ms() - t0;
+    EXPECT_FALSE(result.ran);
+    EXPECT_EQ(result.error.code, PX_E_UNAVAILABLE) << result.error.msg;
+    EXPECT_NE(std::string(result.error.msg).find("did not answer within 300 ms"),
+              std::string::npos)
+        << result.error.msg;
+    EXPECT_GE(took, 300);
+    EXPECT_LT(took, 3000);
+}
+
+TEST_F(FakeEngineTest, TruncatedFrameOnAttach) {
+    FakeEngine engine([](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded + Frame(1, 14, "partial output") +
+                                         Frame(2, 100, "0123456789"));
+            return true; // closes mid-frame
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_FALSE(result.ran);
+    EXPECT_EQ(result.error.code, PX_E_INTERNAL);
+    EXPECT_NE(std::string(result.error.msg).find("truncated frame"), std::string::npos)
+        << result.error.msg;
+    EXPECT_EQ(run.out, "partial output");
+    EXPECT_EQ(run.err, "0123456789") << "pieces are delivered as they arrive";
+    EXPECT_EQ(run.started, 1);
+    EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/kill"));
+    EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
+}
+
+TEST_F(FakeEngineTest, OversizedFrameOnAttach) {
+    FakeEngine engine([](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded + Frame(1, 2 << 20, "xx"));
+            return false; // keeps the stream open: the back-end must not wait for it
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    int64_t t0 = px_now_mono_ms();
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_LT(px_now_mono_ms() - t0, 3000);
+    EXPECT_FALSE(result.ran);
+    EXPECT_EQ(result.error.code, PX_E_INTERNAL);
+    EXPECT_NE(std::string(result.error.msg).find("exceeds"), std::string::npos)
+        << result.error.msg;
+    EXPECT_EQ(run.out, "");
+    EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/kill"));
+    EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
+}
+
+TEST_F(FakeEngineTest, ContainerThatVanishesIsLost) {
+    FakeEngine engine([](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded + Frame(1, 3, "hi\n"));
+            return true; // a clean end of stream
+        }
+        if (r.target.find("/wait") != std::string::npos) {
+            FakeEngine::Respond(fd, 404, "{\"message\":\"No such container: c0ffee\"}");
+            return true;
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_FALSE(result.ran);
+    EXPECT_TRUE(result.lost);
+    EXPECT_NE(std::string(result.error.msg).find("vanished"), std::string::npos)
+        << result.error.msg;
+    EXPECT_EQ(run.out, "hi\n");
+}
+
+TEST_F(FakeEngineTest, ExitCodeAndOomFromInspect) {
+    FakeEngine engine([](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded);
+            return true;
+        }
+        if (r.target.find("/wait") != std::string::npos) {
+            FakeEngine::Respond(fd, 200, "{\"StatusCode\":137}");
+            return true;
+        }
+        if (r.target == "/containers/c0ffee/json") {
+            FakeEngine::Respond(fd, 200, "{\"State\":{\"ExitCode\":137,\"OOMKilled\":true}}");
+            return true;
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_TRUE(result.ran) << result.error.msg;
+    EXPECT_EQ(result.exit_code, 137);
+    EXPECT_TRUE(result.oom_killed);
+    EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
+}
+
+} // namespace

@@ -1,0 +1,259 @@
+/* The `pyexec` CLI against a real pyexecd: input methods, streaming, exit
+ * codes, --json and usage errors. */
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "tests/client/pyexecd_process.h"
+
+namespace {
+
+using pyexec_test::ProcessResult;
+
+class CliTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        server_ = new pyexec_test::PyexecdProcess();
+        std::string why;
+        if (!server_->Start(&why)) {
+            start_error_ = why;
+            delete server_;
+            server_ = nullptr;
+        }
+    }
+    static void TearDownTestSuite() {
+        delete server_;
+        server_ = nullptr;
+    }
+    void SetUp() override {
+        ASSERT_NE(server_, nullptr) << start_error_;
+        cli_ = pyexec_test::Runfile("client/pyexec");
+        ASSERT_FALSE(cli_.empty()) << "client/pyexec not in runfiles";
+        const char *tmp = getenv("TEST_TMPDIR");
+        std::string tmpl = std::string(tmp ? tmp : "/tmp") + "/cli_test.XXXXXX";
+        ASSERT_NE(mkdtemp(&tmpl[0]), nullptr);
+        dir_ = tmpl;
+    }
+    void TearDown() override {
+        for (const auto &id : submitted_)
+            Run({"kill", "-q", id});
+        std::string cmd = "rm -rf '" + dir_ + "'";
+        EXPECT_EQ(system(cmd.c_str()), 0);
+    }
+
+    /* Runs `pyexec ARGS` with PYEXEC_SERVER set to the test server. */
+    ProcessResult Run(const std::vector<std::string> &args, const std::string &in = "",
+                      bool stdin_null = false) {
+        std::vector<std::string> argv = {cli_};
+        argv.insert(argv.end(), args.begin(), args.end());
+        return pyexec_test::RunProcess(argv, in, {"PYEXEC_SERVER=" + server_->address()},
+                                       stdin_null);
+    }
+    std::string Write(const std::string &rel, const std::string &content, mode_t mode = 0644) {
+        std::string path = dir_ + "/" + rel;
+        for (size_t i = dir_.size() + 1; (i = path.find('/', i)) != std::string::npos; i++)
+            mkdir(path.substr(0, i).c_str(), 0755);
+        std::ofstream(path, std::ios::binary) << content;
+        chmod(path.c_str(), mode);
+        return path;
+    }
+
+    static pyexec_test::PyexecdProcess *server_;
+    static std::string start_error_;
+    std::string cli_, dir_;
+    std::vector<std::string> submitted_;
+};
+
+pyexec_test::PyexecdProcess *CliTest::server_ = nullptr;
+std::string CliTest::start_error_;
+
+TEST_F(CliTest, RunsAFileAndStreamsItsOutput) {
+    std::string f = Write("hello.py", "import sys\nprint('hello')\nsys.stderr.write('oops\\n')\n");
+    ProcessResult r = Run({"run", f});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hello\n");
+    EXPECT_EQ(r.err, "oops\n");
+}
+
+TEST_F(CliTest, PropagatesTheExitCode) {
+    EXPECT_EQ(Run({"run", Write("a.py", "import sys\nsys.exit(7)\n")}).exit_code, 7);
+    /* Killed by SIGTERM: 128 + 15. */
+    ProcessResult r = Run({"run", Write("b.py", "import os, signal\nos.kill(os.getpid(), "
+                                                "signal.SIGTERM)\n")});
+    EXPECT_EQ(r.exit_code, 143) << r.err;
+}
+
+TEST_F(CliTest, TimeoutExits124) {
+    ProcessResult r = Run({"run", "--timeout", "1", Write("slow.py", "import time\n"
+                                                                     "time.sleep(60)\n")});
+    EXPECT_EQ(r.exit_code, 124) << r.err;
+    EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, RunsCodeFromStandardInput) {
+    ProcessResult r = Run({"run"}, "print(6 * 7)\n");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "42\n");
+}
+
+TEST_F(CliTest, PassesArgsEnvAndStdinFile) {
+    std::string f = Write("main.py", "import os, sys\n"
+                                     "print(sys.argv[1:], os.environ['K'], sys.stdin.read())\n");
+    std::string in = Write("input.txt", "data");
+    setenv("PYEXEC_CLI_TEST_FORWARD", "fwd", 1);
+    ProcessResult r = Run({"run", "--env", "K=v", "-e", "PYEXEC_CLI_TEST_FORWARD", "--arg", "one",
+                           "--stdin-file", in, f, "--", "two", "--three"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "['one', 'two', '--three'] v data\n");
+}
+
+TEST_F(CliTest, RunsADirectoryKeepingPathsAndModes) {
+    Write("proj/main.py", "import os\nfrom pkg import mod\n"
+                          "print(mod.X, oct(os.stat('tool.sh').st_mode & 0o777))\n");
+    Write("proj/pkg/__init__.py", "");
+    Write("proj/pkg/mod.py", "X = 'deep'\n");
+    Write("proj/tool.sh", "echo\n", 0750);
+    ProcessResult r = Run({"run", dir_ + "/proj"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "deep 0o750\n");
+}
+
+TEST_F(CliTest, RunsRepeatedFileFlagsWithRelativePaths) {
+    Write("lib/util.py", "def f():\n    return 'util'\n");
+    Write("app.py", "import sys\nsys.path.insert(0, 'lib')\nimport util\nprint(util.f())\n");
+    /* Paths are kept relative as given: run from the temporary directory. */
+    std::string cmd = "cd '" + dir_ + "' && PYEXEC_SERVER=" + server_->address() + " '" + cli_ +
+                      "' run --file app.py --file ./lib/util.py --entrypoint app.py";
+    FILE *p = popen(cmd.c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[256] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    int status = pclose(p);
+    EXPECT_EQ(std::string(buf, n), "util\n");
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_F(CliTest, RunsATarArchive) {
+    Write("t/main.py", "print('from tar')\n");
+    std::string cmd = "tar -C '" + dir_ + "/t' -cf '" + dir_ + "/code.tar' main.py";
+    ASSERT_EQ(system(cmd.c_str()), 0);
+    ProcessResult r = Run({"run", dir_ + "/code.tar"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "from tar\n");
+}
+
+TEST_F(CliTest, JsonPrintsOneResultObject) {
+    ProcessResult r = Run({"run", "--json", Write("j.py", "print('hi \"there\"')\n")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find("{\"execution_id\": \"exe_"), 0u) << r.out;
+    EXPECT_NE(r.out.find("\"status\": \"completed\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"stdout\": \"hi \\\"there\\\"\\n\""), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"exit_code\": 0"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"reason\": \"exited\""), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.back(), '\n');
+    EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << "one line";
+}
+
+TEST_F(CliTest, JsonReplacesInvalidUtf8) {
+    ProcessResult r = Run({"run", "--json",
+                           Write("u.py", "import sys\nsys.stdout.buffer.write(b'a\\xffb\\x01')\n")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("\"stdout\": \"a\\ufffdb\\u0001\""), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, SubmitFollowGetKill) {
+    ProcessResult s = Run({"submit", Write("s.py", "print('sub')\n")});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    std::string id = s.out.substr(0, s.out.find('\n'));
+    ASSERT_EQ(id.rfind("exe_", 0), 0u) << s.out;
+    submitted_.push_back(id);
+
+    ProcessResult f = Run({"follow", id});
+    EXPECT_EQ(f.exit_code, 0) << f.err;
+    EXPECT_EQ(f.out, "sub\n");
+    ProcessResult off = Run({"follow", id, "--offset", "2"});
+    EXPECT_EQ(off.out, "b\n");
+
+    ProcessResult g = Run({"get", id});
+    EXPECT_EQ(g.exit_code, 0) << g.err;
+    EXPECT_EQ(g.out, "sub\n");
+    ProcessResult gj = Run({"get", "--json", id});
+    EXPECT_NE(gj.out.find("\"execution_id\": \"" + id + "\""), std::string::npos) << gj.out;
+
+    ProcessResult slow = Run({"submit", Write("sl.py", "import time\ntime.sleep(300)\n")});
+    ASSERT_EQ(slow.exit_code, 0) << slow.err;
+    std::string sid = slow.out.substr(0, slow.out.find('\n'));
+    submitted_.push_back(sid);
+    ProcessResult k = Run({"kill", sid});
+    EXPECT_EQ(k.exit_code, 0) << k.err;
+    EXPECT_EQ(k.out, sid + " killed\n");
+    /* Following a killed execution exits 137. */
+    EXPECT_EQ(Run({"follow", sid}).exit_code, 137);
+}
+
+TEST_F(CliTest, HealthAndVersion) {
+    ProcessResult h = Run({"health"});
+    EXPECT_EQ(h.exit_code, 0) << h.err;
+    EXPECT_EQ(h.out, "SERVING\n");
+    ProcessResult v = Run({"version"});
+    EXPECT_EQ(v.exit_code, 0);
+    EXPECT_EQ(v.out, "pyexec 0.1.0\n");
+}
+
+TEST_F(CliTest, CallFailuresExit125) {
+    ProcessResult r = Run({"--server", "127.0.0.1:1", "run", Write("x.py", "print(1)\n")});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r.err;
+    ProcessResult g = Run({"get", "exe_00000000-0000-4000-8000-000000000000"});
+    EXPECT_EQ(g.exit_code, 125);
+    EXPECT_NE(g.err.find("NOT_FOUND"), std::string::npos) << g.err;
+    ProcessResult bad = Run({"get", "nope"});
+    EXPECT_EQ(bad.exit_code, 125);
+    EXPECT_NE(bad.err.find("INVALID_ARGUMENT"), std::string::npos) << bad.err;
+}
+
+TEST_F(CliTest, UsageErrorsExit2) {
+    std::string f = Write("ok.py", "print(1)\n");
+    for (const auto &args : std::vector<std::vector<std::string>>{
+             {},
+             {"frobnicate"},
+             {"run", "--bogus", f},
+             {"run", "--timeout", "soon", f},
+             {"run", "--memory"},
+             {"run", f, f},
+             {"run", dir_ + "/does-not-exist.py"},
+             {"run", "--env", "=x", f},
+             {"get"},
+             {"kill", "a", "b"},
+             {"follow", "--offset", "-1", "exe_x"},
+             {"health", "--offset", "3"},
+         }) {
+        ProcessResult r = Run(args, "", true);
+        std::string shown;
+        for (const auto &a : args)
+            shown += a + " ";
+        EXPECT_EQ(r.exit_code, 2) << shown << ": " << r.err;
+        EXPECT_FALSE(r.err.empty()) << shown;
+    }
+    /* No code anywhere: stdin is empty. */
+    ProcessResult none = Run({"run"}, "");
+    EXPECT_EQ(none.exit_code, 2) << none.err;
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+    for (const char *cmd : {"run", "submit", "get", "follow", "kill", "health", "version"}) {
+        ProcessResult r = Run({cmd, "--help"});
+        EXPECT_EQ(r.exit_code, 0) << cmd;
+        EXPECT_EQ(r.out.find(std::string("Usage: pyexec ") + cmd), 0u) << r.out;
+    }
+    ProcessResult top = Run({"--help"});
+    EXPECT_EQ(top.exit_code, 0);
+    EXPECT_NE(top.out.find("Commands:"), std::string::npos);
+}
+
+} // namespace

@@ -16,7 +16,9 @@
  * (output appended, RUNNING, terminal). Callbacks run on the thread that made
  * the change, with no record data lock held but with the record's watcher
  * lock held: a callback may read the record (snapshot, read) but must not
- * call px_record_watch/unwatch on the same record. After px_record_unwatch()
+ * call px_record_watch/unwatch on the same record, nor change it
+ * (set_running, append, finish, or a kill that may finish it synchronously):
+ * that would deadlock on the watcher lock. After px_record_unwatch()
  * returns, the callback is not running and never runs again. Lock order:
  * watcher lock -> caller's locks -> record data lock; so never call
  * px_record_unwatch() while holding a lock your callback takes.
@@ -47,6 +49,8 @@ typedef struct px_store_config {
     size_t max_watchers;     /* watchers per record; beyond: PX_E_EXHAUSTED */
 } px_store_config;
 
+/* Returns a new store, or NULL with PX_E_INVALID if retention_ms < 0 or
+ * max_records or max_watchers is 0. */
 px_store *px_store_new(const px_store_config *config, px_error *err);
 
 /* Drops the store's references to all records. Records still referenced
@@ -144,7 +148,7 @@ typedef struct px_log_chunk {
 /* Reads up to `max_len` bytes at absolute `offset`, from a single chunk of
  * a single stream. Returns a px_read_status, or -1 with `err` set:
  * PX_E_OUT_OF_RANGE if the record is terminal and offset > log end,
- * PX_E_INVALID if offset < 0. */
+ * PX_E_INVALID if offset < 0 or max_len == 0. */
 int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
                    px_error *err);
 

@@ -1,0 +1,687 @@
+/*
+ * In-memory execution records (see store.h for the contract).
+ *
+ * DESIGN
+ *
+ * States of a record, changed only under its data lock (r->mu):
+ *
+ *     PENDING --set_running--> RUNNING --finish--> COMPLETED | FAILED | KILLED
+ *        \-----------------------finish----------------^
+ *
+ * px_record_finish is the only way into a terminal state and succeeds once.
+ * The terminal time is also published in r->finished_at (atomic), so the
+ * store can decide expiry without taking record locks.
+ *
+ * The store (store->mu) owns the membership links: a list of all retained
+ * records plus two chained hash tables, id -> record and request_id ->
+ * record; it holds one reference per retained record. Expiry is lazy:
+ * px_store_get checks the record it found, px_store_count sweeps every
+ * record, and px_store_create sweeps when the store is full or when the
+ * last sweep is older than SWEEP_INTERVAL_MS (bounding the memory held by
+ * expired records without scanning on every call).
+ *
+ * The output log is one growing buffer (offset == position) plus an index
+ * of segments (offset, length, stream); consecutive chunks of the same
+ * stream are merged into one segment. Reads copy from a single segment.
+ *
+ * Locks: store->mu is never held while taking a record lock and record
+ * functions never take store->mu. Per record: watch_mu -> (caller's locks)
+ * -> mu. Watcher callbacks run with watch_mu held and mu released. The
+ * job's kill op is called with no record lock held.
+ */
+#include "server/store/store.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/base/clock.h"
+#include "server/base/id.h"
+
+#define SWEEP_INTERVAL_MS 1000
+#define MIN_BUCKETS 64
+
+typedef struct log_seg {
+    int64_t offset;
+    size_t len;
+    px_stream stream;
+} log_seg;
+
+struct px_watch {
+    px_watch_fn fn;
+    void *ud;
+    px_watch *prev, *next;
+};
+
+struct px_record {
+    atomic_uint refs;
+    char id[48];
+    char *request_id; /* NULL when none; immutable */
+    size_t max_watchers;
+
+    /* Membership, guarded by the owning store's mu. */
+    px_store *store;
+    px_record *all_prev, *all_next;
+    px_record *id_next, *req_next;
+
+    /* Unix ms of the terminal transition; 0 while not terminal. */
+    _Atomic int64_t finished_at;
+
+    pthread_mutex_t mu; /* everything below up to watch_mu */
+    px_status status;
+    px_outcome outcome;
+    int64_t started_at;
+    uint8_t *buf;
+    size_t len, cap;
+    log_seg *segs;
+    size_t n_segs, cap_segs;
+    px_kill_cause kill_cause;
+    const px_record_job_ops *job_ops;
+    void *job_ctx;
+    void *job;
+
+    pthread_mutex_t watch_mu; /* the watcher list; held while callbacks run */
+    px_watch *watchers;
+    size_t n_watchers;
+};
+
+typedef struct htab {
+    px_record **buckets;
+    size_t n_buckets; /* power of two, or 0 before the first insert */
+    size_t count;
+} htab;
+
+struct px_store {
+    px_store_config config;
+    pthread_mutex_t mu;
+    px_record *all; /* retained records, newest first */
+    size_t count;
+    htab by_id;
+    htab by_request;
+    int64_t next_sweep_mono_ms;
+};
+
+/* ---- records ---- */
+
+void px_record_ref(px_record *r) {
+    atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
+}
+
+void px_record_unref(px_record *r) {
+    if (!r)
+        return;
+    if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (r->job_ops && r->job_ops->unref)
+        r->job_ops->unref(r->job);
+    for (px_watch *w = r->watchers, *next; w; w = next) {
+        next = w->next;
+        free(w);
+    }
+    free(r->request_id);
+    free(r->buf);
+    free(r->segs);
+    pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->watch_mu);
+    free(r);
+}
+
+const char *px_record_id(const px_record *r) {
+    return r->id;
+}
+
+static px_record *record_new(const char *id, const char *request_id, size_t max_watchers) {
+    px_record *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (request_id && request_id[0]) {
+        r->request_id = strdup(request_id);
+        if (!r->request_id) {
+            free(r);
+            return NULL;
+        }
+    }
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->finished_at, 0);
+    snprintf(r->id, sizeof r->id, "%s", id);
+    r->max_watchers = max_watchers;
+    r->status = PX_STATUS_PENDING;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->watch_mu, NULL);
+    return r;
+}
+
+/* Runs every watcher of `r`. Called with no record lock held. */
+static void notify(px_record *r) {
+    pthread_mutex_lock(&r->watch_mu);
+    for (px_watch *w = r->watchers; w; w = w->next)
+        w->fn(w->ud, r);
+    pthread_mutex_unlock(&r->watch_mu);
+}
+
+/* ---- hash tables ---- */
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+typedef enum key_kind { KEY_ID, KEY_REQUEST } key_kind;
+
+static const char *key_of(const px_record *r, key_kind k) {
+    return k == KEY_ID ? r->id : r->request_id;
+}
+
+static px_record **next_of(px_record *r, key_kind k) {
+    return k == KEY_ID ? &r->id_next : &r->req_next;
+}
+
+static px_record *htab_find(const htab *t, key_kind k, const char *key) {
+    if (t->n_buckets == 0)
+        return NULL;
+    for (px_record *r = t->buckets[hash_str(key) & (t->n_buckets - 1)]; r; r = *next_of(r, k)) {
+        if (strcmp(key_of(r, k), key) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* Grows to keep the load factor at most 1. Returns -1 if out of memory. */
+static int htab_reserve(htab *t, key_kind k) {
+    if (t->count < t->n_buckets)
+        return 0;
+    size_t n = t->n_buckets ? t->n_buckets * 2 : MIN_BUCKETS;
+    px_record **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (px_record *r = t->buckets[i], *next; r; r = next) {
+            next = *next_of(r, k);
+            px_record **head = &b[hash_str(key_of(r, k)) & (n - 1)];
+            *next_of(r, k) = *head;
+            *head = r;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+    return 0;
+}
+
+/* Call htab_reserve first. */
+static void htab_insert(htab *t, key_kind k, px_record *r) {
+    px_record **head = &t->buckets[hash_str(key_of(r, k)) & (t->n_buckets - 1)];
+    *next_of(r, k) = *head;
+    *head = r;
+    t->count++;
+}
+
+static void htab_remove(htab *t, key_kind k, px_record *r) {
+    if (t->n_buckets == 0)
+        return;
+    for (px_record **p = &t->buckets[hash_str(key_of(r, k)) & (t->n_buckets - 1)]; *p;
+         p = next_of(*p, k)) {
+        if (*p == r) {
+            *p = *next_of(r, k);
+            *next_of(r, k) = NULL;
+            t->count--;
+            return;
+        }
+    }
+}
+
+/* ---- the store ---- */
+
+px_store *px_store_new(const px_store_config *config, px_error *err) {
+    if (!config || config->retention_ms < 0 || config->max_records == 0 ||
+        config->max_watchers == 0) {
+        px_error_set(err, PX_E_INVALID,
+                     "store: retention must be >= 0 and max_records, max_watchers >= 1");
+        return NULL;
+    }
+    px_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        return NULL;
+    }
+    s->config = *config;
+    pthread_mutex_init(&s->mu, NULL);
+    return s;
+}
+
+/* Takes `r` out of the store; the store's reference moves to *dropped (a
+ * list through all_next) for the caller to release after unlocking.
+ * Caller holds s->mu. */
+static void detach_locked(px_store *s, px_record *r, px_record **dropped) {
+    if (r->all_prev)
+        r->all_prev->all_next = r->all_next;
+    else
+        s->all = r->all_next;
+    if (r->all_next)
+        r->all_next->all_prev = r->all_prev;
+    htab_remove(&s->by_id, KEY_ID, r);
+    if (r->request_id)
+        htab_remove(&s->by_request, KEY_REQUEST, r);
+    s->count--;
+    r->store = NULL;
+    r->all_prev = NULL;
+    r->all_next = *dropped;
+    *dropped = r;
+}
+
+static void release_dropped(px_record *dropped) {
+    while (dropped) {
+        px_record *r = dropped;
+        dropped = r->all_next;
+        r->all_next = NULL;
+        px_record_unref(r);
+    }
+}
+
+static bool expired(const px_store *s, px_record *r, int64_t now_unix_ms) {
+    int64_t fin = atomic_load(&r->finished_at);
+    return fin != 0 && now_unix_ms - fin >= s->config.retention_ms;
+}
+
+/* Drops every expired record. Caller holds s->mu. */
+static void sweep_locked(px_store *s, px_record **dropped) {
+    int64_t now = px_now_unix_ms();
+    for (px_record *r = s->all, *next; r; r = next) {
+        next = r->all_next;
+        if (expired(s, r, now))
+            detach_locked(s, r, dropped);
+    }
+    int64_t interval = s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms
+                                                                    : SWEEP_INTERVAL_MS;
+    s->next_sweep_mono_ms = px_now_mono_ms() + interval;
+}
+
+void px_store_free(px_store *s) {
+    if (!s)
+        return;
+    px_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    while (s->all)
+        detach_locked(s, s->all, &dropped);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    free(s->by_id.buckets);
+    free(s->by_request.buckets);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+px_record *px_store_create(px_store *s, const char *request_id, bool *existed, px_error *err) {
+    if (existed)
+        *existed = false;
+    bool with_request = request_id && request_id[0];
+    px_record *dropped = NULL;
+    px_record *r = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->count >= s->config.max_records || px_now_mono_ms() >= s->next_sweep_mono_ms)
+        sweep_locked(s, &dropped);
+
+    if (with_request) {
+        px_record *old = htab_find(&s->by_request, KEY_REQUEST, request_id);
+        if (old && expired(s, old, px_now_unix_ms())) {
+            detach_locked(s, old, &dropped);
+            old = NULL;
+        }
+        if (old) {
+            px_record_ref(old);
+            if (existed)
+                *existed = true;
+            r = old;
+            goto out;
+        }
+    }
+
+    if (s->count >= s->config.max_records) {
+        px_error_set(err, PX_E_EXHAUSTED, "store: %zu executions retained (limit %zu)", s->count,
+                     s->config.max_records);
+        goto out;
+    }
+    if (htab_reserve(&s->by_id, KEY_ID) < 0 ||
+        (with_request && htab_reserve(&s->by_request, KEY_REQUEST) < 0)) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        goto out;
+    }
+    char id[PX_ID_LEN + 1];
+    do {
+        if (px_id_new(id, err) < 0) {
+            px_error_wrap(err, "store: new execution id");
+            goto out;
+        }
+    } while (htab_find(&s->by_id, KEY_ID, id));
+
+    r = record_new(id, with_request ? request_id : NULL, s->config.max_watchers);
+    if (!r) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        goto out;
+    }
+    r->store = s;
+    r->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = r;
+    s->all = r;
+    s->count++;
+    htab_insert(&s->by_id, KEY_ID, r);
+    if (with_request)
+        htab_insert(&s->by_request, KEY_REQUEST, r);
+    px_record_ref(r); /* the store's reference */
+
+out:
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return r;
+}
+
+px_record *px_store_get(px_store *s, const char *id, px_error *err) {
+    px_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    px_record *r = htab_find(&s->by_id, KEY_ID, id);
+    if (r && expired(s, r, px_now_unix_ms())) {
+        detach_locked(s, r, &dropped);
+        r = NULL;
+    }
+    if (r)
+        px_record_ref(r);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    if (!r)
+        px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    return r;
+}
+
+void px_store_remove(px_store *s, px_record *r) {
+    px_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (r->store == s)
+        detach_locked(s, r, &dropped);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+}
+
+size_t px_store_count(px_store *s) {
+    px_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    sweep_locked(s, &dropped);
+    size_t n = s->count;
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return n;
+}
+
+/* ---- the job behind a record ---- */
+
+void px_record_attach_job(px_record *r, const px_record_job_ops *ops, void *ctx, void *job) {
+    pthread_mutex_lock(&r->mu);
+    const px_record_job_ops *old_ops = r->job_ops;
+    void *old_job = r->job;
+    r->job_ops = ops;
+    r->job_ctx = ctx;
+    r->job = job;
+    px_kill_cause cause = px_status_terminal(r->status) ? PX_KILL_NONE : r->kill_cause;
+    pthread_mutex_unlock(&r->mu);
+
+    if (old_ops && old_ops->unref)
+        old_ops->unref(old_job);
+    /* The record holds a reference to `job` and the caller one to `r`. */
+    if (cause != PX_KILL_NONE && ops && ops->kill)
+        ops->kill(ctx, job, cause);
+}
+
+void px_record_kill(px_record *r, px_kill_cause cause) {
+    if (cause == PX_KILL_NONE)
+        return;
+    pthread_mutex_lock(&r->mu);
+    if (px_status_terminal(r->status)) {
+        pthread_mutex_unlock(&r->mu);
+        return;
+    }
+    if (r->kill_cause == PX_KILL_NONE)
+        r->kill_cause = cause;
+    cause = r->kill_cause;
+    const px_record_job_ops *ops = r->job_ops;
+    void *ctx = r->job_ctx;
+    void *job = r->job;
+    pthread_mutex_unlock(&r->mu);
+
+    /* No lock held: the kill may finish the record synchronously. */
+    if (ops && ops->kill)
+        ops->kill(ctx, job, cause);
+}
+
+/* ---- lifecycle ---- */
+
+void px_record_set_running(px_record *r, int64_t started_at_ms) {
+    pthread_mutex_lock(&r->mu);
+    bool changed = r->status == PX_STATUS_PENDING;
+    if (changed) {
+        r->status = PX_STATUS_RUNNING;
+        r->started_at = started_at_ms;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (changed)
+        notify(r);
+}
+
+/* Makes room for `n` more bytes and one more segment. Caller holds r->mu. */
+static int log_reserve_locked(px_record *r, size_t n) {
+    if (n > SIZE_MAX / 4 - r->len)
+        return -1;
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        uint8_t *buf = realloc(r->buf, cap);
+        if (!buf)
+            return -1;
+        r->buf = buf;
+        r->cap = cap;
+    }
+    if (r->n_segs == r->cap_segs) {
+        size_t cap = r->cap_segs ? r->cap_segs * 2 : 16;
+        log_seg *segs = realloc(r->segs, cap * sizeof *segs);
+        if (!segs)
+            return -1;
+        r->segs = segs;
+        r->cap_segs = cap;
+    }
+    return 0;
+}
+
+void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_t len) {
+    if (len == 0)
+        return;
+    pthread_mutex_lock(&r->mu);
+    /* Out of memory drops the chunk: offsets stay consistent. */
+    bool appended = !px_status_terminal(r->status) && log_reserve_locked(r, len) == 0;
+    if (appended) {
+        memcpy(r->buf + r->len, data, len);
+        log_seg *last = r->n_segs ? &r->segs[r->n_segs - 1] : NULL;
+        if (last && last->stream == stream) {
+            last->len += len;
+        } else {
+            r->segs[r->n_segs++] = (log_seg){.offset = (int64_t)r->len, .len = len,
+                                             .stream = stream};
+        }
+        r->len += len;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (appended)
+        notify(r);
+}
+
+bool px_record_finish(px_record *r, const px_outcome *outcome) {
+    pthread_mutex_lock(&r->mu);
+    if (px_status_terminal(r->status)) {
+        pthread_mutex_unlock(&r->mu);
+        return false;
+    }
+    r->outcome = *outcome;
+    if (!px_status_terminal(r->outcome.status)) {
+        /* A caller bug; still end the record exactly once. */
+        r->outcome.status = PX_STATUS_FAILED;
+        r->outcome.reason = PX_REASON_SANDBOX_ERROR;
+        r->outcome.error_code = PX_E_INTERNAL;
+        snprintf(r->outcome.error, sizeof r->outcome.error, "finished without a terminal status");
+    }
+    if (r->outcome.started_at_ms == 0)
+        r->outcome.started_at_ms = r->started_at;
+    if (r->outcome.finished_at_ms == 0)
+        r->outcome.finished_at_ms = px_now_unix_ms();
+    r->status = r->outcome.status;
+    atomic_store(&r->finished_at, r->outcome.finished_at_ms);
+    pthread_mutex_unlock(&r->mu);
+    notify(r);
+    return true;
+}
+
+/* ---- reading ---- */
+
+int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_error *err) {
+    memset(view, 0, sizeof *view);
+    snprintf(view->id, sizeof view->id, "%s", r->id);
+    pthread_mutex_lock(&r->mu);
+    view->status = r->status;
+    if (px_status_terminal(r->status)) {
+        view->outcome = r->outcome;
+    } else {
+        view->outcome.status = r->status;
+        view->outcome.started_at_ms = r->started_at;
+    }
+    view->log_len = (int64_t)r->len;
+    if (with_output) {
+        size_t n_out = 0, n_err = 0;
+        for (size_t i = 0; i < r->n_segs; i++)
+            *(r->segs[i].stream == PX_STREAM_STDOUT ? &n_out : &n_err) += r->segs[i].len;
+        view->stdout_data = n_out ? malloc(n_out) : NULL;
+        view->stderr_data = n_err ? malloc(n_err) : NULL;
+        if ((n_out && !view->stdout_data) || (n_err && !view->stderr_data)) {
+            pthread_mutex_unlock(&r->mu);
+            px_record_view_release(view);
+            return px_error_set(err, PX_E_INTERNAL, "snapshot '%s': out of memory", r->id);
+        }
+        for (size_t i = 0; i < r->n_segs; i++) {
+            const log_seg *g = &r->segs[i];
+            if (g->stream == PX_STREAM_STDOUT) {
+                memcpy(view->stdout_data + view->stdout_len, r->buf + g->offset, g->len);
+                view->stdout_len += g->len;
+            } else {
+                memcpy(view->stderr_data + view->stderr_len, r->buf + g->offset, g->len);
+                view->stderr_len += g->len;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+void px_record_view_release(px_record_view *view) {
+    if (!view)
+        return;
+    free(view->stdout_data);
+    free(view->stderr_data);
+    view->stdout_data = view->stderr_data = NULL;
+    view->stdout_len = view->stderr_len = 0;
+}
+
+/* The segment holding byte `offset` (< r->len). Caller holds r->mu. */
+static const log_seg *seg_at_locked(const px_record *r, int64_t offset) {
+    size_t lo = 0, hi = r->n_segs; /* the answer is in [lo, hi) */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->segs[mid].offset <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return &r->segs[lo];
+}
+
+int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
+                   px_error *err) {
+    memset(chunk, 0, sizeof *chunk);
+    if (offset < 0)
+        return px_error_set(err, PX_E_INVALID, "negative offset %lld", (long long)offset);
+    if (max_len == 0)
+        return px_error_set(err, PX_E_INVALID, "read of 0 bytes");
+    pthread_mutex_lock(&r->mu);
+    int64_t end = (int64_t)r->len;
+    bool terminal = px_status_terminal(r->status);
+    if (offset >= end) {
+        pthread_mutex_unlock(&r->mu);
+        if (!terminal)
+            return PX_READ_WAIT;
+        if (offset == end)
+            return PX_READ_EOF;
+        return px_error_set(err, PX_E_OUT_OF_RANGE,
+                            "offset %lld is past the end of the output (%lld bytes)",
+                            (long long)offset, (long long)end);
+    }
+    const log_seg *g = seg_at_locked(r, offset);
+    size_t avail = (size_t)(g->offset + (int64_t)g->len - offset);
+    size_t n = avail < max_len ? avail : max_len;
+    uint8_t *data = malloc(n);
+    if (!data) {
+        pthread_mutex_unlock(&r->mu);
+        return px_error_set(err, PX_E_INTERNAL, "read: out of memory");
+    }
+    memcpy(data, r->buf + offset, n);
+    chunk->stream = g->stream;
+    pthread_mutex_unlock(&r->mu);
+    chunk->offset = offset;
+    chunk->data = data;
+    chunk->len = n;
+    return PX_READ_DATA;
+}
+
+/* ---- watchers ---- */
+
+px_watch *px_record_watch(px_record *r, px_watch_fn fn, void *ud, px_error *err) {
+    px_watch *w = calloc(1, sizeof *w);
+    if (!w) {
+        px_error_set(err, PX_E_INTERNAL, "watch: out of memory");
+        return NULL;
+    }
+    w->fn = fn;
+    w->ud = ud;
+    pthread_mutex_lock(&r->watch_mu);
+    if (r->n_watchers >= r->max_watchers) {
+        pthread_mutex_unlock(&r->watch_mu);
+        free(w);
+        px_error_set(err, PX_E_EXHAUSTED, "execution '%s' has %zu watchers (limit %zu)", r->id,
+                     r->n_watchers, r->max_watchers);
+        return NULL;
+    }
+    w->next = r->watchers;
+    if (r->watchers)
+        r->watchers->prev = w;
+    r->watchers = w;
+    r->n_watchers++;
+    pthread_mutex_unlock(&r->watch_mu);
+    return w;
+}
+
+void px_record_unwatch(px_record *r, px_watch *w) {
+    if (!w)
+        return;
+    pthread_mutex_lock(&r->watch_mu);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        r->watchers = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    r->n_watchers--;
+    pthread_mutex_unlock(&r->watch_mu);
+    free(w);
+}

@@ -268,16 +268,28 @@ def test_tar_with_bad_links_or_devices_is_invalid(ex, kind, target):
 
 
 def test_tar_with_relative_symlink_inside_work_runs(ex):
+    import io
     import tarfile
 
     def add(tf):
-        info = tarfile.TarInfo("alias.py")
-        info.type, info.linkname = tarfile.SYMTYPE, "main.py"
+        data = b"through the link"
+        info = tarfile.TarInfo("data/real.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("data/alias.txt")
+        info.type, info.linkname = tarfile.SYMTYPE, "real.txt"
         tf.addfile(info)
 
-    res = ex.run(tar=_tar_with(add), entrypoint="alias.py")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        code = b"print(open('data/alias.txt').read())\n"
+        info = tarfile.TarInfo("main.py")
+        info.size = len(code)
+        tf.addfile(info, io.BytesIO(code))
+        add(tf)
+    res = ex.run(tar=buf.getvalue())
     assert status(res) == COMPLETED, res.error
-    assert res.stdout == b"1\n"
+    assert res.stdout == b"through the link\n"
 
 
 def test_garbage_tar_is_invalid(ex):

@@ -14,7 +14,7 @@ def started(ex, code=BLOCKING):
     """Starts `code` async and returns its id once its first output arrived
     (so it is running)."""
     eid = ex.start(code).execution_id
-    assert next(ex.stream(eid)).data == b"ready\n"
+    assert pyexecd.read_until(ex.stream(eid), b"ready\n") == b"ready\n"
     return eid
 
 

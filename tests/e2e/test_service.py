@@ -86,8 +86,7 @@ def test_shutdown_refuses_new_calls_and_ends_running_executions(flags, instance,
         setattr(req, "async", True)
         eid = stub.Execute(req, timeout=30).execution_id
         stream = stub.StreamOutput(pb.StreamOutputRequest(execution_id=eid), timeout=120)
-        first = next(stream)
-        assert first.data == b"ready\n"
+        assert pyexecd.read_until(stream, b"ready\n") == b"ready\n"
 
         watch = health.Watch(s.health.HealthCheckRequest(service=""), timeout=60)
         assert s.health.HealthCheckResponse.ServingStatus.Name(next(watch).status) == "SERVING"

@@ -390,6 +390,23 @@ def wait_terminal(stub, execution_id, timeout=60.0):
     return res
 
 
+def read_until(stream, expected):
+    """Reads output chunks from a StreamOutput call until their bytes add up
+    to at least len(expected); returns those bytes (the program's writes may
+    arrive split into several chunks, e.g. print's text and its newline).
+    Stops early at the final message."""
+    data = b""
+    if not expected:
+        return data
+    for chunk in stream:
+        if chunk.HasField("result"):
+            break
+        data += chunk.data
+        if len(data) >= len(expected):
+            break
+    return data
+
+
 # ---------------------------------------------------------------------------
 # Docker
 

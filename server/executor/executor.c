@@ -70,7 +70,7 @@ struct px_job {
     px_job_events events;
 
     pthread_mutex_t mu;
-    job_state state;    /* guarded by mu (and ex->mu for QUEUED transitions) */
+    job_state state;     /* guarded by mu (and ex->mu for QUEUED transitions) */
     px_kill_cause cause; /* first external cause; guarded by mu */
     bool output_capped;  /* the output cap asked for the end; guarded by mu */
 
@@ -173,8 +173,8 @@ static void queue_remove_locked(px_executor *ex, px_job *job) {
 
 /* ---- classification (CONTRACT.md order) ---- */
 
-static void classify(px_kill_cause cause, bool output_capped, bool truncated,
-                     int64_t started_at_ms, const px_sandbox_result *res, px_outcome *out) {
+static void classify(px_kill_cause cause, bool output_capped, bool truncated, int64_t started_at_ms,
+                     const px_sandbox_result *res, px_outcome *out) {
     memset(out, 0, sizeof *out);
     out->ran = res->ran && !res->lost;
     out->exit_code = out->ran ? res->exit_code : 0;
@@ -241,8 +241,7 @@ void px_sandbox_run_started(px_sandbox_run *run) {
         job->events.on_running(job->events.ud, job->started_at_ms);
 }
 
-void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data,
-                           size_t len) {
+void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data, size_t len) {
     px_job *job = job_of_run(run);
     if (len == 0 || job->truncated)
         return;
@@ -374,8 +373,7 @@ static void run_job(px_executor *ex, px_job *job) {
     px_job_spec_free(TAKE_PTR(job->spec));
 
     px_outcome outcome;
-    classify(cause, capped, job->truncated, job->started ? job->started_at_ms : 0, &res,
-             &outcome);
+    classify(cause, capped, job->truncated, job->started ? job->started_at_ms : 0, &res, &outcome);
 
     pthread_mutex_lock(&ex->mu);
     list_remove_locked(ex, job);
@@ -483,14 +481,14 @@ px_job *px_executor_submit(px_executor *ex, px_job_spec *spec, const px_job_even
         px_error_set(err, PX_E_UNAVAILABLE, "executor: shutting down");
         return NULL;
     }
-    unsigned limit = ex->config.max_concurrent + ex->config.max_queue;
+    uint64_t limit = (uint64_t)ex->config.max_concurrent + ex->config.max_queue;
     if (ex->admitted >= limit) {
         pthread_mutex_unlock(&ex->mu);
         px_job_spec_free(TAKE_PTR(job->spec));
         free(job);
         px_error_set(err, PX_E_EXHAUSTED,
                      "executor: %u executions running or queued (limit %u running + %u queued)",
-                     limit, ex->config.max_concurrent, ex->config.max_queue);
+                     ex->admitted, ex->config.max_concurrent, ex->config.max_queue);
         return NULL;
     }
     ex->admitted++;

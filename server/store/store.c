@@ -297,8 +297,8 @@ static void sweep_locked(px_store *s, px_record **dropped) {
         if (expired(s, r, now))
             detach_locked(s, r, dropped);
     }
-    int64_t interval = s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms
-                                                                    : SWEEP_INTERVAL_MS;
+    int64_t interval =
+        s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms : SWEEP_INTERVAL_MS;
     s->next_sweep_mono_ms = px_now_mono_ms() + interval;
 }
 
@@ -510,8 +510,8 @@ void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_
         if (last && last->stream == stream) {
             last->len += len;
         } else {
-            r->segs[r->n_segs++] = (log_seg){.offset = (int64_t)r->len, .len = len,
-                                             .stream = stream};
+            r->segs[r->n_segs++] =
+                (log_seg){.offset = (int64_t)r->len, .len = len, .stream = stream};
         }
         r->len += len;
     }

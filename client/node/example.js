@@ -1,0 +1,123 @@
+'use strict';
+/*
+ * Calling pyexec from Node.js: load the proto at run time with
+ * @grpc/proto-loader, run hello world synchronously, then submit a project
+ * asynchronously and stream its output live with StreamOutput.
+ *
+ *   PYEXEC_SERVER=127.0.0.1:50051 node example.js
+ *
+ * Exits with the streamed program's exit code.
+ */
+const path = require('node:path');
+const grpc = require('@grpc/grpc-js');
+const protoLoader = require('@grpc/proto-loader');
+
+const PROTO_DIR = path.resolve(__dirname, '..', '..', 'proto');
+// A sync result carries up to the server's output cap (16 MiB by default).
+const MAX_RECEIVE_BYTES = 128 * 1024 * 1024;
+
+/** Loads the service definitions and returns {executor, health, close}. */
+function connect(address) {
+  const def = protoLoader.loadSync(
+    ['pyexec/v1/executor.proto', 'grpc/health/v1/health.proto'],
+    {
+      includeDirs: [PROTO_DIR, '/usr/include'],
+      keepCase: true, // field names as in the proto: execution_id, exit_code
+      longs: Number, // int64 (offset, duration_ms) as numbers
+      enums: String, // 'EXECUTION_STATUS_COMPLETED'
+      defaults: true,
+    });
+  const pkg = grpc.loadPackageDefinition(def);
+  const creds = grpc.credentials.createInsecure();
+  const options = {'grpc.max_receive_message_length': MAX_RECEIVE_BYTES};
+  const executor = new pkg.pyexec.v1.ExecutorService(address, creds, options);
+  const health = new pkg.grpc.health.v1.Health(address, creds, options);
+  return {
+    executor,
+    health,
+    close() {
+      executor.close();
+      health.close();
+    },
+  };
+}
+
+/** Promise wrapper of a unary call. */
+function unary(client, method, request, deadlineMs = 60000) {
+  return new Promise((resolve, reject) => {
+    client[method](request, {deadline: Date.now() + deadlineMs}, (err, res) =>
+      err ? reject(err) : resolve(res));
+  });
+}
+
+/** A request for one file, main.py, holding `code`. */
+function request(code, extra = {}) {
+  return {
+    files: [{path: 'main.py', content: Buffer.from(code), mode: 0o644}],
+    metadata: {entrypoint: 'main.py'},
+    ...extra,
+  };
+}
+
+/**
+ * Streams execution `id` from `offset`, calling onChunk({stream, data,
+ * offset}) for each piece of output; resolves with the terminal result.
+ */
+function streamOutput(executor, id, onChunk, offset = 0) {
+  return new Promise((resolve, reject) => {
+    let result = null;
+    // protobufjs encodes every field that is set, even to its default value;
+    // leave defaults unset so the message is canonically encoded.
+    const req = offset ? {execution_id: id, offset} : {execution_id: id};
+    const call = executor.StreamOutput(req);
+    call.on('data', (chunk) => {
+      if (chunk.result) {
+        result = chunk.result;
+      } else if (chunk.data.length > 0) {
+        onChunk({stream: chunk.stream, data: chunk.data, offset: chunk.offset});
+      }
+    });
+    call.on('error', reject);
+    call.on('end', () =>
+      result ? resolve(result) : reject(new Error('stream ended without a result')));
+  });
+}
+
+async function main() {
+  const address = process.env.PYEXEC_SERVER || '127.0.0.1:50051';
+  const c = connect(address);
+  try {
+    const hc = await unary(c.health, 'Check', {}); // service '' (the whole server)
+    console.error(`health: ${hc.status}`);
+
+    const hello = await unary(c.executor, 'Execute', request("print('Hello, World!')"));
+    process.stdout.write(hello.stdout);
+    console.error(`hello world: ${hello.status}, exit code ${hello.exit_code}`);
+
+    const code = [
+      'import sys, time',
+      'for i in range(3):',
+      "    print(f'tick {i}')",
+      '    time.sleep(0.2)',
+      "sys.stderr.write('done\\n')",
+    ].join('\n');
+    const sub = await unary(c.executor, 'Execute', request(code, {async: true}));
+    console.error(`submitted ${sub.execution_id} (${sub.status})`);
+    const result = await streamOutput(c.executor, sub.execution_id, (chunk) =>
+      (chunk.stream === 'STREAM_STDERR' ? process.stderr : process.stdout).write(chunk.data));
+    console.error(`finished: ${result.status}, reason ${result.reason}, ` +
+                  `exit code ${result.exit_code}`);
+    return result.exit_code;
+  } finally {
+    c.close();
+  }
+}
+
+module.exports = {connect, unary, request, streamOutput};
+
+if (require.main === module) {
+  main().then((code) => process.exit(code), (err) => {
+    console.error(`pyexec example: ${err.message}`);
+    process.exit(125);
+  });
+}

@@ -164,8 +164,10 @@ Spec &Spec::DiskMb(int mb) {
 }
 
 static void octal(char *field, size_t width, unsigned long long v) {
-    // width includes the terminating NUL.
-    snprintf(field, width, "%0*llo", static_cast<int>(width - 1), v);
+    // width includes the terminating NUL; digits are right-aligned, zero-filled.
+    for (size_t i = width - 1; i-- > 0; v >>= 3)
+        field[i] = static_cast<char>('0' + (v & 7));
+    field[width - 1] = '\0';
 }
 
 std::string MakeTar(const std::vector<TarEntry> &entries) {

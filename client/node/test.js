@@ -22,7 +22,9 @@ function startServer() {
   if (!fs.existsSync(bin)) {
     throw new Error(`no server: set PYEXEC_SERVER, or build //server:pyexecd (${bin})`);
   }
-  const args = ['--listen', '127.0.0.1:0'];
+  // Its own instance name: a server reaps the containers of its instance
+  // that it does not own, including those of other test servers.
+  const args = ['--listen', '127.0.0.1:0', '--instance', `client-node-${process.pid}`];
   if (process.env.PYEXEC_TEST_IMAGE) args.push('--default-image', process.env.PYEXEC_TEST_IMAGE);
   const child = spawn(bin, args, {stdio: ['ignore', 'pipe', 'inherit']});
   const exited = new Promise((resolve) => child.on('exit', resolve));

@@ -48,7 +48,11 @@ bool PyexecdProcess::Start(std::string *why) {
         *why = "pyexecd not found: set PYEXECD_BIN or depend on //server:pyexecd";
         return false;
     }
-    std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0"};
+    /* A unique instance name: a server's reaper removes the containers of
+     * its instance that it does not own, which would include those of
+     * other test servers running at the same time. */
+    std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0", "--instance",
+                                     "client-test-" + std::to_string(getpid())};
     const char *image = getenv("PYEXEC_TEST_IMAGE");
     if (image && *image) {
         args.push_back("--default-image");

@@ -4,7 +4,8 @@
  *
  * The server binary is $PYEXECD_BIN if set, else the runfiles copy of
  * //server:pyexecd. It is started as `pyexecd --listen 127.0.0.1:0
- * [--default-image $PYEXEC_TEST_IMAGE]` and its first stdout line
+ * --instance client-test-PID [--default-image $PYEXEC_TEST_IMAGE]` (its
+ * own reaper scope) and its first stdout line
  * "listening on HOST:PORT" gives the address. Stop() (and the destructor)
  * end it by pid: SIGTERM, then SIGKILL after 30 s.
  * Not thread-safe; one object per test fixture.

@@ -29,7 +29,10 @@ from python_executor_client import PythonExecutorClient  # noqa: E402
 
 @pytest.fixture(scope="session")
 def server():
-    with pyexecd.Server("--default-image", IMAGE) as srv:
+    # Its own instance name: a server reaps the containers of its instance
+    # that it does not own, including those of other test servers.
+    with pyexecd.Server("--default-image", IMAGE, "--instance",
+                        f"client-python-{os.getpid()}") as srv:
         yield srv
 
 

@@ -341,11 +341,16 @@ static json_t *ulimit(const char *name, json_int_t value) {
     return json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", value, "Hard", value);
 }
 
+static char *out_of_memory(px_error *err) {
+    px_error_set(err, PX_E_INTERNAL, "out of memory");
+    return NULL;
+}
+
 /* Builds the create body. Returns a new JSON string, or NULL with `err` set. */
 static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *err) {
     _cleanup_json_ json_t *env = json_array();
     if (!env)
-        goto oom;
+        return out_of_memory(err);
     for (size_t i = 0; i < spec->n_env; i++) {
         const char *kv = spec->env[i];
         size_t klen = strcspn(kv, "=");
@@ -382,7 +387,7 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *
         ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 1,
         "LogConfig", "Type", "none", "Config");
     if (!host)
-        goto oom;
+        return out_of_memory(err);
     if (sb->runtime)
         json_object_set_new(host, "Runtime", json_string(sb->runtime));
 
@@ -399,12 +404,7 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *
         return NULL;
     }
     char *s = json_dumps(body, JSON_COMPACT);
-    if (!s)
-        goto oom;
-    return s;
-oom:
-    px_error_set(err, PX_E_INTERNAL, "out of memory");
-    return NULL;
+    return s ? s : out_of_memory(err);
 }
 
 static int create_container(docker_sandbox *sb, const px_job_spec *spec, const char *name,
@@ -671,6 +671,10 @@ static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run
     result->ran = false;
     if (ensure_image(sb, spec->image, &err) < 0) {
         result->error = err;
+        return;
+    }
+    if (px_sandbox_run_kill_requested(run)) {
+        px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
         return;
     }
     char name[128];

@@ -24,6 +24,7 @@
  * requirements are installed their directory is prepended to it.
  *
  * Result errors (px_sandbox_result.error when ran is false):
+ *   PX_E_CANCELLED     a kill was requested before the container was created;
  *   PX_E_PRECONDITION  image absent and not pullable;
  *   PX_E_UNAVAILABLE   the engine cannot be reached or does not answer in time;
  *   PX_E_INVALID       the spec cannot be encoded (a string that is not UTF-8);

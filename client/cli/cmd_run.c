@@ -42,7 +42,7 @@ int cmd_run(int argc, char **argv, cli_opts *o) {
         rc = cli_fail("run", &err);
     } else {
         if (o->verbose)
-            fprintf(stderr, "Execution ID: %s\n", sub->execution_id);
+            fprintf(stderr, "Submitted: %s\n", sub->execution_id);
         rc = cli_follow(c, o, sub->execution_id, 0);
     }
     pyexec_result_free(sub);

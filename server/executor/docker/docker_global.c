@@ -1,3 +1,4 @@
+/* Library set-up for main; see docker_global.h. */
 #include "server/executor/docker/docker_global.h"
 
 #include <curl/curl.h>

@@ -1,9 +1,9 @@
 // End-to-end tests of the Docker back-end against the real engine and the
 // sandbox image. Skipped when /var/run/docker.sock does not answer. Every
 // test checks that no container of this process's instance is left behind.
+#include "server/executor/docker/docker_global.h"
 #include "server/executor/docker/docker_sandbox.h"
 
-#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -41,7 +41,7 @@ struct Outcome {
 class DockerSandboxTest : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        curl_global_init(CURL_GLOBAL_DEFAULT);
+        ASSERT_EQ(px_docker_global_init(nullptr), 0);
         px_docker_client *c = px_docker_client_new(kSocket, 2000, nullptr);
         px_docker_response r;
         engine_up_ = px_docker_call(c, "GET", "/_ping", nullptr, 0, &r, nullptr) == 0 &&

@@ -1,7 +1,6 @@
 // The Docker back-end against a fake Engine API on a temporary unix socket:
 // an engine that is down, one that fails, one that hangs, and attach streams
 // that break the framing.
-#include <curl/curl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <vector>
 
 #include "server/base/clock.h"
+#include "server/executor/docker/docker_global.h"
 #include "server/executor/docker/docker_sandbox.h"
 #include "tests/server/executor/docker/test_support.h"
 
@@ -190,7 +190,7 @@ bool Routine(const Request &r, int fd) {
 
 class FakeEngineTest : public ::testing::Test {
   protected:
-    static void SetUpTestSuite() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+    static void SetUpTestSuite() { ASSERT_EQ(px_docker_global_init(nullptr), 0); }
 
     void TearDown() override {
         if (sandbox_.ops)

@@ -41,10 +41,13 @@ enum px_method {
     PX_M_KILL,
     PX_M_HEALTH_CHECK,
     PX_M_HEALTH_WATCH,
+    PX_M_REFLECTION_V1,      /* bidi streaming: requests read by the handler */
+    PX_M_REFLECTION_V1ALPHA, /* the same protocol under its older name */
     PX_M_COUNT,
 };
 
 typedef struct px_health_watch px_health_watch;
+typedef struct px_reflection px_reflection;
 
 struct px_rpc_server {
     const px_config *cfg;
@@ -72,6 +75,7 @@ struct px_rpc_server {
 
     atomic_int live_calls;
     const px_record_job_ops *job_ops;
+    px_reflection *reflection;    /* owned; immutable once built, read by any thread */
 };
 
 typedef struct px_call px_call;
@@ -148,6 +152,15 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
 void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_health_watch(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+/* grpc.reflection.v1 and v1alpha ServerReflectionInfo (reflection.c). */
+void px_handle_reflection(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+
+/* Reflection: indexes the descriptors built into the binary (the protos of
+ * every service served, with their imports). Returns NULL with `err` set
+ * (PX_E_INTERNAL) if they cannot be indexed, a build error. The result is
+ * immutable: any thread may read it. px_reflection_free is NULL-safe. */
+px_reflection *px_reflection_new(px_error *err);
+void px_reflection_free(px_reflection *r);
 
 /* Health: set the status and notify watchers (any thread). */
 void px_health_set(px_rpc_server *srv, int serving);

@@ -1,5 +1,7 @@
 /*
- * The server's lifecycle and its completion-queue loop.
+ * The server's lifecycle and its completion-queue loop. It serves
+ * pyexec.v1.ExecutorService, grpc.health.v1.Health and server reflection
+ * (grpc.reflection.v1 and v1alpha, reflection.c).
  *
  * Every RPC method is registered; for each, one "acceptor" keeps a
  * grpc_server_request_registered_call outstanding and re-arms it as soon as
@@ -71,8 +73,16 @@ static void on_accept(px_tag *tag, bool ok) {
     case PX_M_KILL: px_handle_kill(srv, call, payload); break;
     case PX_M_HEALTH_CHECK: px_handle_health_check(srv, call, payload); break;
     case PX_M_HEALTH_WATCH: px_handle_health_watch(srv, call, payload); break;
+    case PX_M_REFLECTION_V1:
+    case PX_M_REFLECTION_V1ALPHA: px_handle_reflection(srv, call, payload); break;
     case PX_M_COUNT: break;
     }
+}
+
+/* Bidi methods read their requests themselves (GRPC_SRM_PAYLOAD_NONE); the
+ * others get their one request with the call. */
+static bool reads_request_stream(enum px_method m) {
+    return m == PX_M_REFLECTION_V1 || m == PX_M_REFLECTION_V1ALPHA;
 }
 
 static void acceptor_arm(acceptor *a) {
@@ -80,8 +90,8 @@ static void acceptor_arm(acceptor *a) {
     a->payload = NULL;
     grpc_metadata_array_init(&a->md);
     grpc_call_error e = grpc_server_request_registered_call(
-        a->srv->server, a->srv->methods[a->method], &a->call, &a->deadline, &a->md, &a->payload,
-        a->srv->cq, a->srv->cq, &a->tag);
+        a->srv->server, a->srv->methods[a->method], &a->call, &a->deadline, &a->md,
+        reads_request_stream(a->method) ? NULL : &a->payload, a->srv->cq, a->srv->cq, &a->tag);
     if (e != GRPC_CALL_OK) {
         px_err("rpc: request_registered_call: grpc_call_error %d", (int)e);
         grpc_metadata_array_destroy(&a->md);
@@ -271,11 +281,16 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
         px_error_set(err, PX_E_INVALID, "--listen: '%s' is not HOST:PORT", cfg->listen);
         return NULL;
     }
+    px_reflection *reflection = px_reflection_new(err);
+    if (!reflection)
+        return NULL;
     px_rpc_server *srv = calloc(1, sizeof *srv);
     if (!srv) {
+        px_reflection_free(reflection);
         px_error_set(err, PX_E_INTERNAL, "out of memory");
         return NULL;
     }
+    srv->reflection = reflection;
     srv->cfg = cfg;
     srv->ex = ex;
     srv->store = store;
@@ -321,10 +336,16 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
         {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
         {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
         {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
+        {PX_M_REFLECTION_V1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"},
+        {PX_M_REFLECTION_V1ALPHA,
+         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"},
     };
     for (size_t i = 0; i < PX_ARRAY_SIZE(methods); i++)
         srv->methods[methods[i].m] = grpc_server_register_method(
-            srv->server, methods[i].path, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
+            srv->server, methods[i].path, NULL,
+            reads_request_stream(methods[i].m) ? GRPC_SRM_PAYLOAD_NONE
+                                               : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            0);
 
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
@@ -339,6 +360,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
         grpc_completion_queue_destroy(srv->cq);
         pthread_mutex_destroy(&srv->mu);
         pthread_cond_destroy(&srv->cond);
+        px_reflection_free(srv->reflection);
         free(srv);
         return NULL;
     }
@@ -441,5 +463,6 @@ void px_rpc_server_free(px_rpc_server *srv) {
     }
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cond);
+    px_reflection_free(srv->reflection);
     free(srv);
 }

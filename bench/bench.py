@@ -451,11 +451,11 @@ def latency_cases(b, rec, iters, full):
         ms, out = b.docker_run(HELLO)
         expect(out, "Hello, World!\n")
         return sample(ms)
+    if not full:
+        return
     rec.run_case("sync vs async (hello world)",
                  [("pyexec sync", sync), ("pyexec async + GetExecution every 50 ms", poll),
                   ("pyexec async + StreamOutput", stream), ("docker run", dk_hello)], iters)
-    if not full:
-        return
 
     # Multi-file projects: pyexec gets the files in the request; the baseline
     # bind-mounts a directory holding them read-only at /work.
@@ -798,7 +798,9 @@ def throughput_cases(b, rec, levels, rounds, per_slot):
             e1 = engine_cpu()
             after = b.server_proc()
             return sample(n / wall, n=n, wall_s=wall, latencies_ms=lat,
+                          server_cpu_ms=(after["cpu_s"] - before["cpu_s"]) * 1000,
                           server_cpu_ms_per_exec=(after["cpu_s"] - before["cpu_s"]) * 1000 / n,
+                          server_rss_kb_per_exec=(after["rss_kb"] - before["rss_kb"]) / n,
                           server_rss_kb_before=before["rss_kb"],
                           server_rss_kb_after=after["rss_kb"],
                           server_hwm_kb=after["hwm_kb"],
@@ -811,6 +813,7 @@ def throughput_cases(b, rec, levels, rounds, per_slot):
             e1 = engine_cpu()
             c1 = children_cpu()
             return sample(n / wall, n=n, wall_s=wall, latencies_ms=lat,
+                          client_cpu_ms=(c1 - c0) * 1000,
                           client_cpu_ms_per_exec=(c1 - c0) * 1000 / n,
                           engine_cpu_ms_per_exec=(e1 - e0) * 1000 / n)
         rec.run_case(f"throughput, concurrency {c}", [("pyexec", px), ("docker run", dk)],
@@ -848,10 +851,20 @@ def summarise(phases):
             for name, slot in case["variants"].items():
                 for field in ("create_ms", "start_ms", "run_ms", "remove_ms", "kill_rpc_ms", "kill_return_to_gone_ms", "kill_to_gone_ms",
                               "server_cpu_ms_per_exec", "client_cpu_ms_per_exec",
-                              "engine_cpu_ms_per_exec", "server_duration_ms"):
+                              "engine_cpu_ms_per_exec", "server_rss_kb_per_exec",
+                              "server_duration_ms"):
                     vals = [s[field] for s in slot["samples"] if field in s]
                     if vals:
                         extra.setdefault(name, {})[field] = summary(vals)
+                # CPU is read in clock ticks (10 ms): the total over all
+                # rounds divided by all their executions is the precise figure.
+                for field in ("server_cpu_ms", "client_cpu_ms"):
+                    tot = [s for s in slot["samples"] if field in s]
+                    if tot:
+                        n = sum(s["n"] for s in tot)
+                        per = sum(s[field] for s in tot) / n
+                        extra.setdefault(name, {})[field + "_per_exec_all_rounds"] = {
+                            "n": n, "p50": per, "p95": None, "p99": None}
                 lat = [x for s in slot["samples"] for x in s.get("latencies_ms", [])]
                 if lat:
                     extra.setdefault(name, {})["latency_ms"] = summary(lat)

@@ -162,9 +162,17 @@ static size_t body_part(px_trailer_scanner *s, const uint8_t *p, size_t len, px_
         }
     }
     if (hit || s->body_len >= PX_TRAILER_BODY_MAX + s->marker_len) {
-        /* Give back the bytes of this call and re-scan them as output. */
-        s->body_len = old;
-        body_overflow(s, sink, ud);
+        /* Not a trailer: the opening marker was output. Scanning restarts
+         * right after it, over the body bytes of earlier calls and then
+         * those of this call, exactly as if they had come in one piece (a
+         * marker may begin in one and end in the other). The earlier bytes
+         * hold no whole marker, so this re-feed cannot overflow again. */
+        uint8_t again[sizeof s->body];
+        memcpy(again, s->body, old);
+        s->body_len = 0;
+        s->state = SCAN;
+        sink(ud, s->marker, s->marker_len);
+        px_trailer_scanner_feed(s, again, old, sink, ud);
         return 0;
     }
     return n;

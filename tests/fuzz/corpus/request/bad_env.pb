@@ -1,0 +1,3 @@
+
+:PATH=/x:1A=b
+main.pyx

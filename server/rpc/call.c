@@ -174,6 +174,70 @@ bool px_call_send_locked(px_call *call, const ProtobufCMessage *msg,
     return true;
 }
 
+/* Reads a varint at p[*i] (len bytes in all). Returns false if malformed. */
+static bool read_varint(const uint8_t *p, size_t len, size_t *i, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && *i < len; shift += 7) {
+        uint8_t b = p[(*i)++];
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = v;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True if a string field of `desc`, at any depth of nested messages, holds
+ * a NUL byte in the encoded message p[0..len). protobuf-c keeps strings
+ * NUL-terminated, so such a string would silently lose its tail: the raw
+ * bytes are the only place to see it. Malformed input returns true. */
+static bool string_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t *p, size_t len,
+                           int depth) {
+    if (depth > 16)
+        return true;
+    size_t i = 0;
+    while (i < len) {
+        uint64_t key, n;
+        if (!read_varint(p, len, &i, &key))
+            return true;
+        switch (key & 7) {
+        case 0:
+            if (!read_varint(p, len, &i, &n))
+                return true;
+            break;
+        case 1:
+            if (len - i < 8)
+                return true;
+            i += 8;
+            break;
+        case 5:
+            if (len - i < 4)
+                return true;
+            i += 4;
+            break;
+        case 2: {
+            if (!read_varint(p, len, &i, &n) || n > len - i)
+                return true;
+            const ProtobufCFieldDescriptor *f =
+                key >> 3 <= UINT32_MAX
+                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
+                    : NULL;
+            if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)n))
+                return true;
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                string_has_nul(f->descriptor, p + i, (size_t)n, depth + 1))
+                return true;
+            i += (size_t)n;
+            break;
+        }
+        default:
+            return true; /* groups are not used by proto3 */
+        }
+    }
+    return false;
+}
+
 ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessageDescriptor *desc,
                                  px_error *err) {
     if (!payload) {
@@ -190,22 +254,20 @@ ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessa
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(payload);
     size_t len = GRPC_SLICE_LENGTH(slice);
-    ProtobufCMessage *msg =
-        protobuf_c_message_unpack(desc, NULL, len, GRPC_SLICE_START_PTR(slice));
-    grpc_slice_unref(slice);
+    const uint8_t *bytes = GRPC_SLICE_START_PTR(slice);
+    ProtobufCMessage *msg = protobuf_c_message_unpack(desc, NULL, len, bytes);
     if (!msg) {
+        grpc_slice_unref(slice);
         px_error_set(err, PX_E_INVALID, "request: not a valid %s message", desc->name);
         return NULL;
     }
-    /* protobuf-c stores strings NUL-terminated and drops anything after an
-     * embedded NUL. A message that packs smaller than it arrived lost such
-     * bytes (or was encoded non-canonically); refuse it rather than run
-     * something other than what was sent. */
-    if (protobuf_c_message_get_packed_size(msg) < len) {
+    /* Refuse a string with a NUL byte rather than run something other than
+     * what was sent (protobuf-c would cut the string there). */
+    bool nul = string_has_nul(desc, bytes, len, 0);
+    grpc_slice_unref(slice);
+    if (nul) {
         protobuf_c_message_free_unpacked(msg, NULL);
-        px_error_set(err, PX_E_INVALID,
-                     "request: a string field contains a NUL byte (or the message is not "
-                     "canonically encoded)");
+        px_error_set(err, PX_E_INVALID, "request: a string field contains a NUL byte");
         return NULL;
     }
     return msg;

@@ -138,8 +138,8 @@ bool px_call_send_locked(px_call *call, const ProtobufCMessage *msg,
                          void (*on_sent)(px_call *call, bool ok));
 
 /* Reads a received payload into a protobuf-c message. Returns NULL with
- * `err` set (PX_E_INVALID) if it does not parse, or if a string field held a
- * NUL byte (protobuf-c would silently cut the string there). Takes
+ * `err` set (PX_E_INVALID) if it does not parse, or if a string field (at
+ * any depth) holds a NUL byte (protobuf-c would silently cut it there). Takes
  * ownership of `payload`. Free the result with protobuf_c_message_free_unpacked. */
 ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessageDescriptor *desc,
                                  px_error *err);

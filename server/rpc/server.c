@@ -11,8 +11,8 @@
  * their deadline).
  *
  * Shutdown order (px_rpc_server_shutdown), written once, here:
- *   1. health -> NOT_SERVING, refuse new executions;
- *   2. grpc_server_shutdown_and_notify: no new calls (clients see UNAVAILABLE);
+ *   1. grpc_server_shutdown_and_notify: no new calls (clients see UNAVAILABLE);
+ *   2. health -> NOT_SERVING (open Watch calls are told);
  *   3. the executor gets the grace period, then kills what still runs; the
  *      calls waiting on those executions finish normally;
  *   4. open Health/Watch calls are finished, then grpc_server_cancel_all_calls;
@@ -413,8 +413,10 @@ void px_rpc_server_shutdown(px_rpc_server *srv) {
 
     px_info("shutdown: refusing new calls; running executions get %lld s",
             (long long)srv->cfg->shutdown_grace_s);
-    px_health_set(srv, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    /* Refuse new calls first, so that nobody who has seen NOT_SERVING can
+     * still get a new call in. */
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
+    px_health_set(srv, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
 
     px_executor_shutdown(srv->ex, srv->cfg->shutdown_grace_s * 1000);
 

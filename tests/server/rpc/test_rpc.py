@@ -311,6 +311,7 @@ def test_stream_follows_live_output_until_killed(fake):
 
 def test_stream_on_a_running_execution_waits_for_a_future_offset(fake):
     res = fake.submit("print:abc", "sleep")
+    assert next(fake.stream(res.execution_id)).data == b"abc"  # it runs
     it = fake.stream(res.execution_id, offset=10)
     # The reader waits (no message, no error) while the job runs ...
     assert status(fake, fake.get(res.execution_id)) == S + "RUNNING"
@@ -435,3 +436,27 @@ def test_shutdown_with_calls_in_flight(fake_factory):
     if "res" in sync_result:
         assert status(fake, sync_result["res"]) == S + "FAILED"
     assert fake.server.proc.wait(30) == 0
+
+
+def test_explicitly_encoded_default_fields_are_accepted(fake):
+    # Some encoders (protobufjs) write fields set to their default value,
+    # e.g. offset 0 and an empty string: legal protobuf, must be accepted.
+    res = fake.run("print:x")
+    raw = fake.channel.unary_stream("/pyexec.v1.ExecutorService/StreamOutput",
+                                    request_serializer=None, response_deserializer=None)
+    eid = res.execution_id.encode()
+    msg = b"\x0a" + bytes([len(eid)]) + eid + b"\x10\x00"  # execution_id, offset=0 explicit
+    out = list(raw(msg, timeout=10))
+    assert len(out) == 2  # the chunk "x" and the final result
+    get = fake.channel.unary_unary("/grpc.health.v1.Health/Check",
+                                   request_serializer=None, response_deserializer=None)
+    assert get(b"\x0a\x00", timeout=10) == b"\x08\x01"  # service="" explicit -> SERVING
+
+
+def test_nul_in_a_nested_string_field_is_rejected(fake):
+    req = fake.request("exit:0")
+    req.files[0].path = "ma\x00in.py"
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Execute(req, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "NUL" in e.value.details()

@@ -15,7 +15,9 @@
  *   2. health -> NOT_SERVING (open Watch calls are told);
  *   3. the executor gets the grace period, then kills what still runs; the
  *      calls waiting on those executions finish normally;
- *   4. open Health/Watch calls are finished, then grpc_server_cancel_all_calls;
+ *   4. open Health/Watch calls are finished; the other calls get up to
+ *      SHUTDOWN_DRAIN_S to send their final messages; then
+ *      grpc_server_cancel_all_calls;
  *   5. wait for the shutdown tag and for zero live calls;
  *   6. stop the health thread, grpc_server_destroy, shut the queue down and
  *      drain it to GRPC_QUEUE_SHUTDOWN, join the queue threads, destroy it.
@@ -34,6 +36,10 @@
 #include "server/base/cleanup.h"
 #include "server/base/log.h"
 #include "server/rpc/call.h"
+
+/* Seconds the calls still open after the executor stopped get to send
+ * their final messages before they are cancelled. */
+#define SHUTDOWN_DRAIN_S 5
 
 /* ---- acceptors for registered methods ---- */
 
@@ -421,6 +427,18 @@ void px_rpc_server_shutdown(px_rpc_server *srv) {
     px_executor_shutdown(srv->ex, srv->cfg->shutdown_grace_s * 1000);
 
     px_health_close_all(srv);
+    /* Every execution is terminal now: the calls waiting on them are
+     * sending their last messages. Give them a bounded moment to finish
+     * (a reader that stopped reading would otherwise hold us forever),
+     * then cancel whatever is left. */
+    pthread_mutex_lock(&srv->mu);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SHUTDOWN_DRAIN_S;
+    while (atomic_load(&srv->live_calls) > 0 &&
+           pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&srv->mu);
     grpc_server_cancel_all_calls(srv->server);
 
     pthread_mutex_lock(&srv->mu);

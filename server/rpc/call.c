@@ -73,6 +73,22 @@ int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_c
     return 0;
 }
 
+void *px_call_new(size_t size, px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer **payload,
+                  const px_call_ops *ops) {
+    px_call *call = calloc(1, size);
+    if (!call) {
+        grpc_call_unref(gcall);
+    } else if (px_call_init(call, srv, gcall, ops) < 0) {
+        px_call_unref(call);
+        call = NULL;
+    }
+    if (!call && payload && *payload) {
+        grpc_byte_buffer_destroy(*payload);
+        *payload = NULL;
+    }
+    return call;
+}
+
 void px_call_ref(px_call *call) {
     atomic_fetch_add(&call->refs, 1);
 }

@@ -117,6 +117,13 @@ struct px_call {
  * caller just drops its reference). */
 int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_call_ops *ops);
 
+/* Allocates a zeroed handler object of `size` bytes whose first member is
+ * a px_call, and initialises that call with px_call_init. On failure (out
+ * of memory, or the call is already dead) releases `gcall` and *payload
+ * (which may be NULL) and returns NULL; there is nothing left to answer. */
+void *px_call_new(size_t size, px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer **payload,
+                  const px_call_ops *ops);
+
 void px_call_ref(px_call *call);
 /* Drops a reference; at zero calls ops->destroy, unrefs the grpc_call and
  * frees `call` (which must be the first member of a malloc'd handler). */

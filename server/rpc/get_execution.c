@@ -6,19 +6,9 @@
 
 void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {0};
-    px_call *call = calloc(1, sizeof *call);
-    if (!call) {
-        grpc_call_unref(gcall);
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
+    if (!call)
         return;
-    }
-    if (px_call_init(call, srv, gcall, &ops) < 0) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
-        px_call_unref(call);
-        return;
-    }
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__GetExecutionRequest *req = (Pyexec__V1__GetExecutionRequest *)px_call_decode(
         payload, &pyexec__v1__get_execution_request__descriptor, &err);

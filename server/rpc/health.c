@@ -38,19 +38,9 @@ static int current(px_rpc_server *srv) {
 
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {0};
-    px_call *call = calloc(1, sizeof *call);
-    if (!call) {
-        grpc_call_unref(gcall);
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
+    if (!call)
         return;
-    }
-    if (px_call_init(call, srv, gcall, &ops) < 0) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
-        px_call_unref(call);
-        return;
-    }
     px_error err = PX_ERROR_INIT;
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)
         px_call_decode(payload, &grpc__health__v1__health_check_request__descriptor, &err);
@@ -121,20 +111,10 @@ static void on_watch_close(px_call *call, bool cancelled) {
 
 void px_handle_health_watch(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {.on_close = on_watch_close};
-    px_health_watch *w = calloc(1, sizeof *w);
-    if (!w) {
-        grpc_call_unref(gcall);
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    px_health_watch *w = px_call_new(sizeof *w, srv, gcall, &payload, &ops);
+    if (!w)
         return;
-    }
     w->last_sent = -1;
-    if (px_call_init(&w->base, srv, gcall, &ops) < 0) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
-        px_call_unref(&w->base);
-        return;
-    }
     px_error err = PX_ERROR_INIT;
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)
         px_call_decode(payload, &grpc__health__v1__health_check_request__descriptor, &err);

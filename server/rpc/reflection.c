@@ -561,16 +561,10 @@ void px_handle_reflection(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer
     static const px_call_ops ops = {0};
     if (payload)
         grpc_byte_buffer_destroy(payload);
-    refl_call *c = calloc(1, sizeof *c);
-    if (!c) {
-        grpc_call_unref(gcall);
+    refl_call *c = px_call_new(sizeof *c, srv, gcall, NULL, &ops);
+    if (!c)
         return;
-    }
     c->recv_tag.on_done = on_recv;
-    if (px_call_init(&c->base, srv, gcall, &ops) < 0) {
-        px_call_unref(&c->base);
-        return;
-    }
     start_recv(c);
     px_call_unref(&c->base);
 }

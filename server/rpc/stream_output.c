@@ -139,19 +139,9 @@ static void destroy(px_call *call) {
 void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {
         .on_close = on_close, .on_finished = on_finished, .destroy = destroy};
-    stream_call *s = calloc(1, sizeof *s);
-    if (!s) {
-        grpc_call_unref(gcall);
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    stream_call *s = px_call_new(sizeof *s, srv, gcall, &payload, &ops);
+    if (!s)
         return;
-    }
-    if (px_call_init(&s->base, srv, gcall, &ops) < 0) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
-        px_call_unref(&s->base);
-        return;
-    }
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__StreamOutputRequest *req = (Pyexec__V1__StreamOutputRequest *)px_call_decode(
         payload, &pyexec__v1__stream_output_request__descriptor, &err);

@@ -110,16 +110,7 @@ static void destroy(px_call *call) {
 px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall) {
     static const px_call_ops ops = {
         .on_close = on_close, .on_finished = on_finished, .destroy = destroy};
-    px_waiter *w = calloc(1, sizeof *w);
-    if (!w) {
-        grpc_call_unref(gcall);
-        return NULL;
-    }
-    if (px_call_init(&w->base, srv, gcall, &ops) < 0) {
-        px_call_unref(&w->base);
-        return NULL;
-    }
-    return w;
+    return px_call_new(sizeof(px_waiter), srv, gcall, NULL, &ops);
 }
 
 void px_waiter_wait(px_waiter *w, px_record *record) {

@@ -645,6 +645,12 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *r
         end = END_PROTOCOL;
     px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
 
+    if (end != END_EOF) {
+        /* Nothing more is read: let the engine's stream copier fail at once
+         * instead of blocking on a full socket, which would hold up the
+         * container's exit and so the kill call below until its timeout. */
+        shutdown(fd, SHUT_RDWR);
+    }
     if (end == END_KILL) {
         take_stats(sb, id, &result->peak_memory_bytes, &result->cpu_time_ms);
         kill_container(sb, id);

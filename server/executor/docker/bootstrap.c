@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "server/base/cleanup.h"
+#include "server/executor/docker/docker_sandbox.h"
 
 static const char bootstrap_script[] =
 #include "server/executor/docker/bootstrap_py.inc"
@@ -39,6 +40,26 @@ static int add_strv(json_t *obj, const char *key, char *const *v, size_t n, px_e
     return 0;
 }
 
+/* The request's environment without the names the sandbox reserves (its
+ * own values, set on the container, win). */
+static int add_env(json_t *obj, const px_job_spec *spec, px_error *err) {
+    json_t *a = json_array();
+    if (!a)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    json_object_set_new(obj, "env", a);
+    for (size_t i = 0; i < spec->n_env; i++) {
+        const char *kv = spec->env[i];
+        if (px_docker_env_reserved(kv, strcspn(kv, "=")))
+            continue;
+        json_t *s = json_string(kv);
+        if (!s)
+            return px_error_set(err, PX_E_INVALID, "environment entry %zu is not valid UTF-8",
+                                i);
+        json_array_append_new(a, s);
+    }
+    return 0;
+}
+
 int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out,
                           size_t *out_len, px_error *err) {
     __attribute__((cleanup(json_decrefp))) json_t *h = json_object();
@@ -46,7 +67,7 @@ int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
     json_object_set_new(h, "tar_len", json_integer((json_int_t)spec->tar_len));
     if (add_string(h, "entrypoint", spec->entrypoint, err) < 0 ||
-        add_strv(h, "args", spec->args, spec->n_args, err) < 0 ||
+        add_strv(h, "args", spec->args, spec->n_args, err) < 0 || add_env(h, spec, err) < 0 ||
         add_strv(h, "pre_commands", spec->pre_commands, spec->n_pre_commands, err) < 0 ||
         add_string(h, "nonce", nonce, err) < 0)
         return -1;

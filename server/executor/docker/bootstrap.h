@@ -5,8 +5,9 @@
  * server attaches to the container's stdin before starting it and writes:
  *   1. the preamble from px_bootstrap_preamble(): "PYX1 %010zu\n" (the
  *      header length) then one JSON object
- *      {"tar_len", "entrypoint", "args", "pre_commands", "requirements",
- *       "network", "nonce"};
+ *      {"tar_len", "entrypoint", "args", "env", "pre_commands",
+ *       "requirements", "network", "nonce"}, where "env" is spec->env minus
+ *      the names px_docker_env_reserved() reserves;
  *   2. exactly tar_len bytes of the project archive (spec->tar);
  *   3. the user's stdin, then EOF (shutdown of the write side).
  * The bootstrap reads 1 and 2 with unbuffered reads and leaves 3 for the

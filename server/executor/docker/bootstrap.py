@@ -2,8 +2,9 @@
 #
 # Protocol on standard input (see docs/sandbox.md):
 #   "PYX1 " + 10 decimal digits (header length N) + "\n"
-#   N bytes of JSON header: tar_len, entrypoint, args, pre_commands,
-#       requirements (string or null), network (bool), nonce
+#   N bytes of JSON header: tar_len, entrypoint, args, env ("KEY=value"
+#       strings for every step), pre_commands, requirements (string or
+#       null), network (bool), nonce
 #   tar_len bytes of a tar archive (the project)
 #   the user's stdin, up to EOF (left unread here: the program inherits fd 0)
 # The bootstrap unpacks the project into /work, runs the pre_commands and
@@ -11,7 +12,10 @@
 # (128+N for signal N). Last, it writes one usage trailer to stderr:
 #   "\x1ePYX" + nonce + "\x1e" + JSON + "\x1ePYX" + nonce + "\x1e\n"
 # Every read of stdin is an unbuffered os.read of at most the bytes still
-# due, so not one byte of the user's stdin is consumed here.
+# due, so not one byte of the user's stdin is consumed here. Until the header
+# arrives the bootstrap only waits, which is what lets a warm pool start
+# containers before their jobs exist: all that is job-specific (files,
+# environment, arguments) comes through stdin.
 import json
 import os
 import subprocess
@@ -140,8 +144,11 @@ def run(hdr):
         say("cannot unpack the project into %s: %s" % (WORK, e))
         return SETUP_FAILED
     env = dict(os.environ)
+    for kv in hdr["env"]:
+        k, _, v = kv.partition("=")
+        env[k] = v
     for cmd in hdr["pre_commands"]:
-        rc = subprocess.call(["sh", "-c", cmd], cwd=WORK, stdin=subprocess.DEVNULL)
+        rc = subprocess.call(["sh", "-c", cmd], cwd=WORK, stdin=subprocess.DEVNULL, env=env)
         if rc != 0:
             say("pre-command %s failed with exit code %d" % (json.dumps(cmd), exit_code(rc)))
             return exit_code(rc)

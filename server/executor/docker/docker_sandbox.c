@@ -1,9 +1,14 @@
 /*
  * The Docker sandbox back-end; see docker_sandbox.h and docs/sandbox.md.
  *
- * One run, on the executor's worker thread:
- *   image check (cached briefly) -> register the name as live -> create ->
- *   attach -> start -> [poll loop] -> wait + inspect -> remove -> unregister.
+ * One run, on the executor's worker thread, takes one of two paths to a
+ * started container whose bootstrap waits for its header on stdin:
+ *   warm  take a pooled container (when the spec fits the pool's profile) ->
+ *         check it is still idle -> update its limits if they differ;
+ *   cold  image check (cached briefly) -> register the name as live ->
+ *         create -> attach -> start;
+ * and then, on both: report started -> [poll loop] -> wait + inspect ->
+ * remove -> unregister.
  * The poll loop watches the attach socket (frames in, stdin out), the
  * executor's wake fd and the deadline, and ends in one of three ways:
  *   EOF       the container's streams closed (the program ended, or it was
@@ -15,7 +20,22 @@
  * The reaper thread wakes every reaper_interval_ms (a timed condition wait,
  * so destroy() stops it at once) and removes containers of this instance
  * that are not in the live set. Names enter the live set before create and
- * leave it after removal, so the reaper never races a run.
+ * leave it after removal, so the reaper never races a run or the pool.
+ *
+ * The warm pool. Up to POOL_THREADS pool threads (so at most that many
+ * creations at once) keep `pool_size` containers of the pool's profile
+ * created, attached and started. A pooled container moves through:
+ *   creating (counted in `creating`) -> ready (in `ready`, FIFO) ->
+ *   taken by one run (owned by it, removed when the run ends)
+ * or, from ready, to discarded (died while idle, update failed, destroy).
+ * A pool thread creates while ready + creating < pool_size and otherwise
+ * waits on pool_cond, which a take, destroy() and a ping that finds the
+ * engine back signal. A failed creation sets retry_at (exponential backoff,
+ * POOL_BACKOFF_MIN_MS..POOL_BACKOFF_MAX_MS) and the threads wait for it with
+ * a timed condition wait: an absent engine costs one attempt per backoff
+ * period, never a spin. destroy() stops the threads (a creation in flight
+ * finishes, bounded by api_timeout_ms, and is removed), closes the ready
+ * containers' stdin so their bootstraps exit, then removes them.
  */
 #include "server/executor/docker/docker_sandbox.h"
 
@@ -46,6 +66,9 @@
 #define SANDBOX_UID 65534 /* nobody:nogroup */
 #define READ_CHUNK (64 * 1024)
 #define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
+#define POOL_THREADS 2             /* bound on concurrent pooled creations */
+#define POOL_BACKOFF_MIN_MS 250
+#define POOL_BACKOFF_MAX_MS 10000
 
 static const char *const reserved_env[] = {
     "PATH",
@@ -70,6 +93,14 @@ typedef struct image_entry {
     int64_t expires_ms;
 } image_entry;
 
+/* A pooled container: created, attached and started; its bootstrap blocks
+ * reading its header. Owned by the pool while ready, then by one run. */
+typedef struct pooled {
+    char name[64];
+    char id[128];
+    int fd; /* the attach socket, -1 before attach */
+} pooled;
+
 typedef struct docker_sandbox {
     char *instance;
     char *runtime;
@@ -88,6 +119,22 @@ typedef struct docker_sandbox {
     image_entry images[IMAGE_CACHE_SIZE]; /* under mu */
     pthread_t reaper;
     bool reaper_started;
+
+    /* The warm pool (see the file comment). Settings are fixed at creation;
+     * the rest is under mu. */
+    int pool_size;
+    char *pool_image;
+    int pool_memory_mb, pool_disk_mb, pool_cpu_shares;
+    pthread_cond_t pool_cond;
+    pooled *ready[PX_DOCKER_POOL_MAX]; /* oldest first */
+    int n_ready;
+    int creating;
+    int64_t retry_at_ms;       /* monotonic; no creation before it */
+    int64_t backoff_ms;        /* 0 after a success */
+    bool down;                 /* the last failure was an unreachable engine */
+    px_docker_pool_stats stats; /* counters only; the gauges are read live */
+    pthread_t pool_threads[POOL_THREADS];
+    int n_pool_threads;
 } docker_sandbox;
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
@@ -101,6 +148,11 @@ void px_docker_config_default(px_docker_config *c) {
     c->nofile = 1024;
     c->reaper_interval_ms = 60000;
     c->runtime = NULL;
+    c->warm_pool = 0;
+    c->pool_image = NULL;
+    c->pool_memory_mb = 1024;
+    c->pool_disk_mb = 2048;
+    c->pool_cpu_shares = 1024;
 }
 
 bool px_docker_env_reserved(const char *name, size_t len) {
@@ -346,25 +398,19 @@ static char *out_of_memory(px_error *err) {
     return NULL;
 }
 
-/* Builds the create body. Returns a new JSON string, or NULL with `err` set. */
-static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *err) {
-    _cleanup_json_ json_t *env = json_array();
-    if (!env)
-        return out_of_memory(err);
-    for (size_t i = 0; i < spec->n_env; i++) {
-        const char *kv = spec->env[i];
-        size_t klen = strcspn(kv, "=");
-        if (px_docker_env_reserved(kv, klen))
-            continue;
-        json_t *s = json_string(kv);
-        if (!s) {
-            px_error_set(err, PX_E_INVALID, "environment entry %zu is not valid UTF-8", i);
-            return NULL;
-        }
-        json_array_append_new(env, s);
-    }
-    for (size_t i = 0; i < PX_ARRAY_SIZE(sandbox_env); i++)
-        json_array_append_new(env, json_string(sandbox_env[i]));
+/* Builds the create body for the profile of `spec` (image, network, limits;
+ * the request's environment travels in the bootstrap header instead). A
+ * pooled container (`for_pool`) is labelled pyexec.pool=1, any other
+ * pyexec.execution=<id>. Returns a new JSON string, or NULL with `err` set. */
+static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
+                         px_error *err) {
+    json_t *env = strv_json(sandbox_env, PX_ARRAY_SIZE(sandbox_env));
+    json_t *labels = json_pack("{s:s, s:s}", "pyexec.service", "pyexecd", "pyexec.instance",
+                               sb->instance);
+    if (labels && for_pool)
+        json_object_set_new(labels, "pyexec.pool", json_string("1"));
+    else if (labels)
+        json_object_set_new(labels, "pyexec.execution", json_string(spec->execution_id));
 
     char work_opts[128], tmp_opts[128];
     /* Owned by the sandbox user: the engine re-modes the WorkingDir mount
@@ -386,19 +432,21 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *
         work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
         ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 1,
         "LogConfig", "Type", "none", "Config");
-    if (!host)
+    if (!host || !env || !labels) {
+        json_decref(host);
+        json_decref(env);
+        json_decref(labels);
         return out_of_memory(err);
+    }
     if (sb->runtime)
         json_object_set_new(host, "Runtime", json_string(sb->runtime));
 
     const char *cmd[] = {"python3", "-I", "-c", px_bootstrap_script()};
     _cleanup_json_ json_t *body = json_pack(
-        "{s:s, s:o, s:O, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:{s:s, s:s, s:s}, s:o}",
-        "Image", spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env,
-        "WorkingDir", "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1,
-        "AttachStderr", 1, "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", "pyexec.service",
-        "pyexecd", "pyexec.instance", sb->instance, "pyexec.execution", spec->execution_id,
-        "HostConfig", host);
+        "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image",
+        spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env, "WorkingDir",
+        "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1,
+        "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", labels, "HostConfig", host);
     if (!body) {
         px_error_set(err, PX_E_INVALID, "the image name or execution id is not valid UTF-8");
         return NULL;
@@ -407,9 +455,9 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, px_error *
     return s ? s : out_of_memory(err);
 }
 
-static int create_container(docker_sandbox *sb, const px_job_spec *spec, const char *name,
-                            char *id, size_t id_cap, px_error *err) {
-    _cleanup_free_ char *body = create_body(sb, spec, err);
+static int create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
+                            const char *name, char *id, size_t id_cap, px_error *err) {
+    _cleanup_free_ char *body = create_body(sb, spec, for_pool, err);
     if (!body)
         return -1;
     _cleanup_free_ char *ename = px_docker_escape(name, NULL);
@@ -437,10 +485,39 @@ static int create_container(docker_sandbox *sb, const px_job_spec *spec, const c
 
 /* ---- one run ---- */
 
+/* What one run sends and scans, prepared before any container is touched. */
 typedef struct run_io {
     px_sandbox_run *run;
     px_trailer_scanner scanner;
+    char *preamble; /* the bootstrap preamble; owned */
+    size_t preamble_len;
 } run_io;
+
+static void run_io_free(run_io *io) {
+    if (!io)
+        return;
+    free(io->preamble);
+    free(io);
+}
+PX_DEFINE_CLEANUP(run_io, run_io_free)
+
+/* Chooses the nonce, arms the trailer scanner and builds the preamble.
+ * Returns a new run_io, or NULL with `err` set (PX_E_INVALID when the spec
+ * cannot be encoded). */
+static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error *err) {
+    char nonce[33];
+    __attribute__((cleanup(run_io_freep))) run_io *io = calloc(1, sizeof *io);
+    if (!io) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    io->run = run;
+    if (px_random_hex(nonce, 16, err) < 0 ||
+        px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
+        px_bootstrap_preamble(spec, nonce, &io->preamble, &io->preamble_len, err) < 0)
+        return NULL;
+    return TAKE_PTR(io);
+}
 
 static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
     run_io *io = ud;
@@ -536,6 +613,14 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
         return -1;
     }
     json_t *state = json_object_get(j, "State");
+    const char *status = json_string_value(json_object_get(state, "Status"));
+    if (status && (strcmp(status, "removing") == 0 || strcmp(status, "dead") == 0)) {
+        /* We remove our containers only after this: someone else is. */
+        result->lost = true;
+        px_error_set(&result->error, PX_E_NOT_FOUND,
+                     "container '%.12s' vanished while running (state '%s')", id, status);
+        return -1;
+    }
     json_t *code = json_object_get(state, "ExitCode");
     if (!code)
         code = json_object_get(w, "StatusCode");
@@ -544,49 +629,26 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
     return 0;
 }
 
-/* Runs the created container `id` to its end; fills `result` except for the
- * removal, which the caller does. */
-static void drive(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
-                  const char *id, px_sandbox_result *result) {
+/* Runs the started container `id`, attached on `fd` (borrowed; `early`
+ * holds the stream bytes that came with the attach answer), to its end:
+ * sends the preamble, project and stdin, pumps output, enforces the
+ * deadline (counted from this call: the caller has just reported the start)
+ * and kill requests, and fills `result` except for the removal, which the
+ * caller does. */
+static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
+                  int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
-    char nonce[33];
-    _cleanup_free_ char *preamble = NULL;
-    size_t preamble_len = 0;
-    _cleanup_free_ run_io *io = calloc(1, sizeof *io);
+    px_sandbox_run *run = io->run;
     _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
-    if (!io || !buf) {
+    if (!buf) {
         px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+        kill_container(sb, id);
         return;
     }
-    io->run = run;
-    if (px_random_hex(nonce, 16, &err) < 0 ||
-        px_trailer_scanner_init(&io->scanner, nonce, &err) < 0 ||
-        px_bootstrap_preamble(spec, nonce, &preamble, &preamble_len, &err) < 0) {
-        result->error = err;
-        px_error_wrap(&result->error, "prepare bootstrap");
-        return;
-    }
-
-    _cleanup_free_ uint8_t *early = NULL;
-    size_t early_len = 0;
-    _cleanup_close_ int fd = px_docker_attach(sb->client, id, &early, &early_len, &err);
-    if (fd < 0) {
-        result->error = err;
-        px_error_wrap(&result->error, "attach to container '%.12s'", id);
-        return;
-    }
-    char path[512];
-    if (container_path(path, sizeof path, id, "/start") < 0 ||
-        api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
-        result->error = err;
-        px_error_wrap(&result->error, "start container '%.12s'", id);
-        return;
-    }
-    px_sandbox_run_started(run);
     int64_t deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
     int64_t drain_deadline = 0; /* set once the container was killed at the deadline */
 
-    stdin_feed in = {.seg = {{(const uint8_t *)preamble, preamble_len},
+    stdin_feed in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
                              {spec->tar, spec->tar_len},
                              {spec->stdin_data, spec->stdin_len}}};
     px_frame_demux demux;
@@ -670,19 +732,147 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *r
     apply_trailer(&io->scanner, result);
 }
 
-static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
-                        px_sandbox_result *result) {
-    docker_sandbox *sb = self;
+/* ---- the warm pool: take, check, hand over ---- */
+
+static void pool_count(docker_sandbox *sb, uint64_t *counter) {
+    pthread_mutex_lock(&sb->mu);
+    (*counter)++;
+    pthread_mutex_unlock(&sb->mu);
+}
+
+/* Ends a pooled container that no run will use, or that a run has used:
+ * closes its stdin (its bootstrap then exits by itself), removes it and
+ * drops its name from the live set. NULL-safe. */
+static void pooled_discard(docker_sandbox *sb, pooled *p) {
+    if (!p)
+        return;
+    if (p->fd >= 0)
+        close(p->fd);
+    remove_container(sb, p->id[0] ? p->id : p->name);
+    live_remove(sb, p->name);
+    free(p);
+}
+
+/* Whether a spec can run in a pooled container: everything `update` cannot
+ * change must match the pool's profile. */
+static bool pool_fits(const docker_sandbox *sb, const px_job_spec *spec) {
+    return sb->pool_size > 0 && !spec->network && spec->disk_mb == sb->pool_disk_mb &&
+           strcmp(spec->image, sb->pool_image) == 0;
+}
+
+/* Takes the oldest ready container (owned by the caller from now on), or
+ * returns NULL when none is ready. Wakes the pool threads to refill. */
+static pooled *pool_take(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->mu);
+    pooled *p = NULL;
+    if (sb->n_ready > 0) {
+        p = sb->ready[0];
+        memmove(&sb->ready[0], &sb->ready[1], (size_t)(sb->n_ready - 1) * sizeof sb->ready[0]);
+        sb->n_ready--;
+        pthread_cond_broadcast(&sb->pool_cond);
+    }
+    pthread_mutex_unlock(&sb->mu);
+    return p;
+}
+
+/* True while the idle bootstrap still waits: its stream has neither output
+ * (an idle bootstrap prints nothing) nor an end (the container died). */
+static bool pooled_idle(const pooled *p) {
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 0;
+}
+
+/* Gives pooled container `id` the spec's memory (Memory = MemorySwap, one
+ * call, so the engine orders the cgroup v1 writes for a raise or a cut), CPU
+ * weight and process limit. No call when they equal the ones it was created
+ * with. Returns 0, or -1 with `err` set. */
+static int pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *spec,
+                             px_error *err) {
+    if (spec->memory_mb == sb->pool_memory_mb && spec->cpu_shares == sb->pool_cpu_shares)
+        return 0;
+    const json_int_t memory = (json_int_t)spec->memory_mb * 1024 * 1024;
+    _cleanup_json_ json_t *b =
+        json_pack("{s:I, s:I, s:I, s:I}", "Memory", memory, "MemorySwap", memory, "CpuShares",
+                  (json_int_t)spec->cpu_shares, "PidsLimit", (json_int_t)sb->pids_limit);
+    _cleanup_free_ char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    char path[512];
+    if (!body || container_path(path, sizeof path, id, "/update") < 0)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (api(sb, "POST", path, body, 0, NULL, err) < 0)
+        return px_error_wrap(err, "update pooled container '%.12s'", id);
+    return 0;
+}
+
+/* Renames pooled container `p` to `name`, keeping it in the live set under
+ * one name or the other throughout. Returns 0, or -1 with `err` set. */
+static int pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *err) {
+    if (strlen(name) >= sizeof p->name)
+        return px_error_set(err, PX_E_INTERNAL, "container name too long");
+    _cleanup_free_ char *eid = px_docker_escape(p->id, NULL);
+    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
+    _cleanup_free_ char *path = NULL;
+    if (!eid || !ename || asprintf(&path, "/containers/%s/rename?name=%s", eid, ename) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    if (live_add(sb, name) < 0)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
+        live_remove(sb, name);
+        return px_error_wrap(err, "rename pooled container '%.12s'", p->id);
+    }
+    live_remove(sb, p->name);
+    memcpy(p->name, name, strlen(name) + 1); /* fits: checked above */
+    return 0;
+}
+
+/* The warm path: takes pooled containers until one is idle, accepts the
+ * spec's limits and takes the run's name, pyexec-<execution id> (the others
+ * are discarded), then reports the start and drives it.
+ * Returns false, having done nothing for the run, when the pool has none to
+ * give. */
+static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
+                     px_sandbox_result *result) {
+    for (;;) {
+        pooled *p = pool_take(sb);
+        if (!p)
+            return false;
+        px_error err = PX_ERROR_INIT;
+        char name[128];
+        snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
+        if (!pooled_idle(p)) {
+            px_warn("docker: pooled container '%.12s' ended or spoke while idle; removing it",
+                    p->id);
+        } else if (pooled_set_limits(sb, p->id, spec, &err) < 0 ||
+                   pooled_rename(sb, p, name, &err) < 0) {
+            px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
+        } else {
+            pool_count(sb, &sb->stats.taken);
+            px_debug("docker: execution %s runs in pooled container '%.12s'",
+                     spec->execution_id, p->id);
+            px_sandbox_run_started(io->run);
+            drive(sb, spec, io, p->id, p->fd, NULL, 0, result);
+            pooled_discard(sb, p);
+            return true;
+        }
+        pool_count(sb, &sb->stats.discarded);
+        pooled_discard(sb, p);
+    }
+}
+
+/* The cold path: a container made for this run alone. */
+static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
+                     px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
-    result->ran = false;
     if (ensure_image(sb, spec->image, &err) < 0) {
         result->error = err;
         return;
     }
-    if (px_sandbox_run_kill_requested(run)) {
+    if (px_sandbox_run_kill_requested(io->run)) {
         px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
         return;
     }
+    pool_count(sb, &sb->stats.cold);
     char name[128];
     snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
     if (live_add(sb, name) < 0) {
@@ -690,7 +880,7 @@ static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run
         return;
     }
     char id[128];
-    if (create_container(sb, spec, name, id, sizeof id, &err) < 0) {
+    if (create_container(sb, spec, false, name, id, sizeof id, &err) < 0) {
         result->error = err;
         px_error_wrap(&result->error, "create container");
         /* The engine may have created it before failing: no leak either way. */
@@ -699,9 +889,45 @@ static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run
         live_remove(sb, name);
         return;
     }
-    drive(sb, spec, run, id, result);
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    char path[512];
+    int fd = px_docker_attach(sb->client, id, &early, &early_len, &err);
+    if (fd < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "attach to container '%.12s'", id);
+    } else if (container_path(path, sizeof path, id, "/start") < 0 ||
+               api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "start container '%.12s'", id);
+    } else {
+        px_sandbox_run_started(io->run);
+        drive(sb, spec, io, id, fd, early, early_len, result);
+    }
+    if (fd >= 0)
+        close(fd);
     remove_container(sb, id);
     live_remove(sb, name);
+}
+
+static void sandbox_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
+                        px_sandbox_result *result) {
+    docker_sandbox *sb = self;
+    px_error err = PX_ERROR_INIT;
+    result->ran = false;
+    __attribute__((cleanup(run_io_freep))) run_io *io = run_io_new(spec, run, &err);
+    if (!io) {
+        result->error = err;
+        px_error_wrap(&result->error, "prepare bootstrap");
+        return;
+    }
+    if (px_sandbox_run_kill_requested(run)) {
+        px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
+        return;
+    }
+    if (pool_fits(sb, spec) && run_warm(sb, spec, io, result))
+        return;
+    run_cold(sb, spec, io, result);
 }
 
 static int sandbox_ping(void *self, px_error *err) {
@@ -715,7 +941,165 @@ static int sandbox_ping(void *self, px_error *err) {
         }
         return -1;
     }
+    /* The engine answers: a pool waiting out a backoff because it did not
+     * may refill now rather than at the end of the backoff. */
+    pthread_mutex_lock(&sb->mu);
+    if (sb->down) {
+        sb->down = false;
+        sb->retry_at_ms = 0;
+        pthread_cond_broadcast(&sb->pool_cond);
+    }
+    pthread_mutex_unlock(&sb->mu);
     return 0;
+}
+
+/* ---- the warm pool: refill ---- */
+
+/* Waits on `cond` until woken or until the monotonic time `until_ms`.
+ * Returns ETIMEDOUT once that time has passed. */
+static int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t until_ms) {
+    struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(cond, mu, &ts);
+}
+
+/* Makes one pooled container: image present (never pulled here: a pull may
+ * take long, and a cold run pulls), name live, create, attach, start.
+ * Returns it (owned by the caller), or NULL with `err` set and nothing left
+ * behind. */
+static pooled *pool_create(docker_sandbox *sb, px_error *err) {
+    char hex[17];
+    if (px_random_hex(hex, 8, err) < 0)
+        return NULL;
+    pooled *p = calloc(1, sizeof *p);
+    if (!p) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    p->fd = -1;
+    snprintf(p->name, sizeof p->name, "pyexec-pool-%s", hex);
+    if (!image_cached(sb, sb->pool_image)) {
+        int present = image_present(sb, sb->pool_image, err);
+        if (present <= 0) {
+            if (present == 0)
+                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present",
+                             sb->pool_image);
+            free(p);
+            return NULL;
+        }
+        image_remember(sb, sb->pool_image);
+    }
+    if (live_add(sb, p->name) < 0) {
+        free(p);
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    px_job_spec profile = {
+        .image = sb->pool_image,
+        .network = false,
+        .memory_mb = sb->pool_memory_mb,
+        .disk_mb = sb->pool_disk_mb,
+        .cpu_shares = sb->pool_cpu_shares,
+    };
+    if (create_container(sb, &profile, true, p->name, p->id, sizeof p->id, err) < 0) {
+        px_error_wrap(err, "create container");
+        pooled_discard(sb, p); /* by name: the engine may have made it */
+        return NULL;
+    }
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    char path[512];
+    p->fd = px_docker_attach(sb->client, p->id, &early, &early_len, err);
+    if (p->fd < 0) {
+        px_error_wrap(err, "attach to container '%.12s'", p->id);
+    } else if (early_len > 0) {
+        px_error_set(err, PX_E_INTERNAL, "container '%.12s' spoke before its start", p->id);
+    } else if (container_path(path, sizeof path, p->id, "/start") < 0 ||
+               api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
+        px_error_wrap(err, "start container '%.12s'", p->id);
+    } else {
+        return p;
+    }
+    pooled_discard(sb, p);
+    return NULL;
+}
+
+/* A pool thread; see the file comment. */
+static void *pool_main(void *arg) {
+    docker_sandbox *sb = arg;
+    pthread_mutex_lock(&sb->mu);
+    while (!sb->stopping) {
+        if (sb->retry_at_ms > px_now_mono_ms()) {
+            cond_wait_until(&sb->pool_cond, &sb->mu, sb->retry_at_ms);
+            continue;
+        }
+        if (sb->n_ready + sb->creating >= sb->pool_size) {
+            pthread_cond_wait(&sb->pool_cond, &sb->mu);
+            continue;
+        }
+        sb->creating++;
+        pthread_mutex_unlock(&sb->mu);
+
+        px_error err = PX_ERROR_INIT;
+        pooled *p = pool_create(sb, &err);
+
+        pthread_mutex_lock(&sb->mu);
+        sb->creating--;
+        bool recovered = false, first_failure = false;
+        if (p) {
+            recovered = sb->backoff_ms > 0;
+            sb->backoff_ms = 0;
+            sb->retry_at_ms = 0;
+            sb->down = false;
+            if (!sb->stopping) {
+                sb->ready[sb->n_ready++] = TAKE_PTR(p);
+                sb->stats.created++;
+            }
+        } else {
+            sb->stats.failures++;
+            first_failure = sb->backoff_ms == 0;
+            sb->backoff_ms = first_failure ? POOL_BACKOFF_MIN_MS
+                             : 2 * sb->backoff_ms > POOL_BACKOFF_MAX_MS
+                                 ? POOL_BACKOFF_MAX_MS
+                                 : 2 * sb->backoff_ms;
+            sb->retry_at_ms = px_now_mono_ms() + sb->backoff_ms;
+            sb->down = err.code == PX_E_UNAVAILABLE;
+        }
+        pthread_cond_broadcast(&sb->pool_cond); /* pool_wait() and the other thread */
+        pthread_mutex_unlock(&sb->mu);
+
+        pooled_discard(sb, p); /* made while destroy() began: nobody will take it */
+        if (first_failure)
+            px_warn("docker: warm pool: %s (retrying with backoff)", err.msg);
+        if (recovered)
+            px_info("docker: warm pool: creating containers again");
+        pthread_mutex_lock(&sb->mu);
+    }
+    pthread_mutex_unlock(&sb->mu);
+    return NULL;
+}
+
+void px_docker_sandbox_pool_stats(const px_sandbox *s, px_docker_pool_stats *out) {
+    docker_sandbox *sb = s->self;
+    pthread_mutex_lock(&sb->mu);
+    *out = sb->stats;
+    out->size = sb->pool_size;
+    out->ready = sb->n_ready;
+    out->creating = sb->creating;
+    pthread_mutex_unlock(&sb->mu);
+}
+
+int px_docker_sandbox_pool_wait(const px_sandbox *s, int ready, int64_t timeout_ms) {
+    docker_sandbox *sb = s->self;
+    if (ready > sb->pool_size)
+        return -1;
+    int64_t until = px_now_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&sb->mu);
+    while (sb->n_ready < ready && !sb->stopping &&
+           cond_wait_until(&sb->pool_cond, &sb->mu, until) != ETIMEDOUT) {
+    }
+    bool reached = sb->n_ready >= ready;
+    pthread_mutex_unlock(&sb->mu);
+    return reached ? 0 : -1;
 }
 
 /* ---- reaper ---- */
@@ -790,30 +1174,56 @@ static void *reaper_main(void *arg) {
 static void sandbox_free(docker_sandbox *sb) {
     if (!sb)
         return;
+    for (int i = 0; i < sb->n_ready; i++)
+        free(sb->ready[i]);
     for (size_t i = 0; i < sb->n_live; i++)
         free(sb->live[i]);
     free(sb->live);
     for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++)
         free(sb->images[i].name);
     px_docker_client_free(sb->client);
+    pthread_cond_destroy(&sb->pool_cond);
     pthread_cond_destroy(&sb->cond);
     pthread_mutex_destroy(&sb->mu);
+    free(sb->pool_image);
     free(sb->instance);
     free(sb->runtime);
     free(sb);
+}
+
+/* Stops and joins the reaper and pool threads. */
+static void stop_threads(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->mu);
+    sb->stopping = true;
+    pthread_cond_broadcast(&sb->cond);
+    pthread_cond_broadcast(&sb->pool_cond);
+    pthread_mutex_unlock(&sb->mu);
+    if (sb->reaper_started)
+        pthread_join(sb->reaper, NULL);
+    for (int i = 0; i < sb->n_pool_threads; i++)
+        pthread_join(sb->pool_threads[i], NULL);
+    sb->reaper_started = false;
+    sb->n_pool_threads = 0;
+}
+
+/* Removes every ready pooled container. First all their stdins close, so
+ * the bootstraps exit in parallel; then each is removed. Only after
+ * stop_threads(). */
+static void pool_drain(docker_sandbox *sb) {
+    for (int i = 0; i < sb->n_ready; i++) {
+        close(sb->ready[i]->fd);
+        sb->ready[i]->fd = -1;
+    }
+    while (sb->n_ready > 0)
+        pooled_discard(sb, sb->ready[--sb->n_ready]);
 }
 
 static void sandbox_destroy(void *self) {
     docker_sandbox *sb = self;
     if (!sb)
         return;
-    if (sb->reaper_started) {
-        pthread_mutex_lock(&sb->mu);
-        sb->stopping = true;
-        pthread_cond_broadcast(&sb->cond);
-        pthread_mutex_unlock(&sb->mu);
-        pthread_join(sb->reaper, NULL);
-    }
+    stop_threads(sb);
+    pool_drain(sb);
     sandbox_free(sb);
 }
 
@@ -826,7 +1236,11 @@ static const px_sandbox_ops docker_ops = {
 int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_error *err) {
     if (!config->socket_path || !config->instance || !config->instance[0] ||
         config->pids_limit <= 0 || config->tmp_mb <= 0 || config->nofile <= 0 ||
-        config->api_timeout_ms <= 0 || config->reaper_interval_ms < 0)
+        config->api_timeout_ms <= 0 || config->reaper_interval_ms < 0 ||
+        config->warm_pool < 0 || config->warm_pool > PX_DOCKER_POOL_MAX ||
+        (config->warm_pool > 0 &&
+         (!config->pool_image || !config->pool_image[0] || config->pool_memory_mb <= 0 ||
+          config->pool_disk_mb <= 0 || config->pool_cpu_shares <= 0)))
         return px_error_set(err, PX_E_INVALID, "docker sandbox: invalid configuration");
     docker_sandbox *sb = calloc(1, sizeof *sb);
     if (!sb)
@@ -835,6 +1249,7 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sb->cond, &ca);
+    pthread_cond_init(&sb->pool_cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sb->mu, NULL);
     sb->instance = strdup(config->instance);
@@ -844,8 +1259,14 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
     sb->tmp_mb = config->tmp_mb;
     sb->nofile = config->nofile;
     sb->reaper_interval_ms = config->reaper_interval_ms;
+    sb->pool_size = config->warm_pool;
+    sb->pool_image = config->warm_pool > 0 ? strdup(config->pool_image) : NULL;
+    sb->pool_memory_mb = config->pool_memory_mb;
+    sb->pool_disk_mb = config->pool_disk_mb;
+    sb->pool_cpu_shares = config->pool_cpu_shares;
     sb->client = px_docker_client_new(config->socket_path, config->api_timeout_ms, err);
-    if (!sb->client || !sb->instance || (config->runtime && !sb->runtime)) {
+    if (!sb->client || !sb->instance || (config->runtime && !sb->runtime) ||
+        (sb->pool_size > 0 && !sb->pool_image)) {
         sandbox_free(sb);
         return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
     }
@@ -859,6 +1280,19 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
             return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: reaper thread");
         }
         sb->reaper_started = true;
+    }
+    /* After the start-up reap, which would otherwise race the first pooled
+     * containers' creation. */
+    int threads = sb->pool_size < POOL_THREADS ? sb->pool_size : POOL_THREADS;
+    for (int i = 0; i < threads; i++) {
+        int rc = pthread_create(&sb->pool_threads[i], NULL, pool_main, sb);
+        if (rc != 0) {
+            stop_threads(sb);
+            pool_drain(sb);
+            sandbox_free(sb);
+            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: pool thread");
+        }
+        sb->n_pool_threads++;
     }
     out->ops = &docker_ops;
     out->self = sb;

@@ -2,19 +2,31 @@
  * The Docker sandbox back-end: implements px_sandbox (server/executor/
  * sandbox.h) on the Docker Engine API v1.41 over the engine's unix socket.
  *
- * Each run() creates one hardened container named "pyexec-<execution id>"
- * (profile and protocol: docs/sandbox.md), attaches to it, starts it, sends
- * the project and stdin through the bootstrap protocol (bootstrap.h), streams
- * stdout/stderr to the executor, enforces spec->timeout_s from the start,
+ * Each run() gets one hardened, single-use container (profile and protocol:
+ * docs/sandbox.md): either one it creates, attaches to and starts for the
+ * run, or, when the spec fits the warm pool's profile, an idle one from the
+ * pool, which the run renames and whose memory and CPU limits it updates to
+ * the spec's. Either way the container is named "pyexec-<execution id>"
+ * while the run uses it. run() sends the project, environment and stdin
+ * through the bootstrap protocol (bootstrap.h), streams stdout/stderr to the
+ * executor, enforces spec->timeout_s from the start (creation or hand-over),
  * obeys kill requests, collects exit code, OOM flag and usage, and always
  * removes the container before returning.
  *
- * Every container carries the labels pyexec.service=pyexecd,
- * pyexec.instance=<config.instance> and pyexec.execution=<id>. A reaper runs
+ * The warm pool (config.warm_pool > 0): background threads keep that many
+ * containers of the pool's profile created, attached and started, their
+ * bootstraps blocked on reading the header; each serves at most one run.
+ * They are named "pyexec-pool-<random>" until taken. A failed creation is
+ * retried after an exponential backoff (a successful ping() cuts a backoff
+ * caused by an unreachable engine short). destroy() removes them all.
+ *
+ * Every container carries the labels pyexec.service=pyexecd and
+ * pyexec.instance=<config.instance>, plus pyexec.execution=<id> when made
+ * for a run or pyexec.pool=1 when made for the pool. A reaper runs
  * once when the back-end is created and then every reaper_interval_ms: it
  * force-removes containers labelled with this instance that no live run of
- * this back-end owns (leftovers of a crash). Use one instance name per server
- * process that shares an engine.
+ * this back-end owns (leftovers of a crash; never its pooled containers).
+ * Use one instance name per server process that shares an engine.
  *
  * Environment: the sandbox sets PATH, HOME (/tmp), PYTHONUNBUFFERED=1,
  * PYTHONDONTWRITEBYTECODE=1, PIP_DISABLE_PIP_VERSION_CHECK=1 and
@@ -24,7 +36,8 @@
  * requirements are installed their directory is prepended to it.
  *
  * Result errors (px_sandbox_result.error when ran is false):
- *   PX_E_CANCELLED     a kill was requested before the container was created;
+ *   PX_E_CANCELLED     a kill was requested before a container was created
+ *                      or taken from the pool;
  *   PX_E_PRECONDITION  image absent and not pullable;
  *   PX_E_UNAVAILABLE   the engine cannot be reached or does not answer in time;
  *   PX_E_INVALID       the spec cannot be encoded (a string that is not UTF-8);
@@ -33,7 +46,9 @@
  *   lost=true          the container vanished while running.
  *
  * Thread safety: run() and ping() may be called concurrently from any
- * threads; destroy() once, after every run() has returned.
+ * threads; destroy() once, after every run() has returned. destroy() waits
+ * for pooled creations in flight (each bounded by api_timeout_ms, normally
+ * ~0.1 s).
  */
 #ifndef PYEXEC_EXECUTOR_DOCKER_SANDBOX_H
 #define PYEXEC_EXECUTOR_DOCKER_SANDBOX_H
@@ -58,9 +73,23 @@ typedef struct px_docker_config {
     int nofile;                 /* RLIMIT_NOFILE, e.g. 1024 */
     int64_t reaper_interval_ms; /* 0 disables the periodic reaper (start-up reap still runs) */
     const char *runtime;        /* NULL = engine default */
+
+    /* The warm pool (see below): how many pre-started containers to keep
+     * ready (0 disables it, at most PX_DOCKER_POOL_MAX), and the profile
+     * they are made for: the server's default image, memory, /work size and
+     * CPU weight. A run uses a pooled container when its spec has that image
+     * and disk_mb and the network off; memory and CPU are set at hand-over. */
+    int warm_pool;
+    const char *pool_image;     /* required when warm_pool > 0 */
+    int pool_memory_mb;         /* e.g. 1024 */
+    int pool_disk_mb;           /* e.g. 2048 */
+    int pool_cpu_shares;        /* e.g. 1024 */
 } px_docker_config;
 
-/* Fills `c` with the defaults above (reaper every 60 s, runtime NULL). */
+#define PX_DOCKER_POOL_MAX 64
+
+/* Fills `c` with the defaults above (reaper every 60 s, runtime NULL, warm
+ * pool off with the profile 1024 MiB, 2048 MiB, 1024 shares, no image). */
 void px_docker_config_default(px_docker_config *c);
 
 /* Creates the back-end (strings of `config` are copied); runs the reaper once
@@ -68,6 +97,29 @@ void px_docker_config_default(px_docker_config *c);
  * here) and starts the reaper thread when reaper_interval_ms > 0. Returns 0
  * and fills *out, or -1 with `err` set (bad config, out of resources). */
 int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_error *err);
+
+/* A snapshot of the warm pool's state and counters (since creation). */
+typedef struct px_docker_pool_stats {
+    int size;           /* configured pool size */
+    int ready;          /* started containers waiting for a run */
+    int creating;       /* creations in flight */
+    uint64_t created;   /* containers that became ready */
+    uint64_t taken;     /* runs that used a pooled container */
+    uint64_t cold;      /* runs that created their own container */
+    uint64_t discarded; /* pooled containers removed unused (died idle, update failed) */
+    uint64_t failures;  /* failed creations; each one delays the next attempt */
+} px_docker_pool_stats;
+
+/* Fills *out for the Docker back-end `sb` (from px_docker_sandbox_new).
+ * Any thread, while the back-end exists. */
+void px_docker_sandbox_pool_stats(const px_sandbox *sb, px_docker_pool_stats *out);
+
+/* Blocks until at least `ready` pooled containers are ready or `timeout_ms`
+ * passed (a condition wait, no polling). Returns 0 when reached, -1 on
+ * timeout or when the pool is smaller than `ready`. For tests and for
+ * warming up before serving. Any thread, while the back-end exists (not
+ * concurrently with destroy()). */
+int px_docker_sandbox_pool_wait(const px_sandbox *sb, int ready, int64_t timeout_ms);
 
 /* True if `name` (of `len` bytes) is an environment variable the sandbox
  * reserves (see above). */

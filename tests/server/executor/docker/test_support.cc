@@ -162,6 +162,10 @@ Spec &Spec::DiskMb(int mb) {
     spec_->disk_mb = mb;
     return *this;
 }
+Spec &Spec::CpuShares(int shares) {
+    spec_->cpu_shares = shares;
+    return *this;
+}
 
 static void octal(char *field, size_t width, unsigned long long v) {
     // width includes the terminating NUL; digits are right-aligned, zero-filled.

@@ -55,6 +55,7 @@ class Spec {
     Spec &Network(bool on);
     Spec &MemoryMb(int mb);
     Spec &DiskMb(int mb);
+    Spec &CpuShares(int shares);
 
     const px_job_spec *get() const { return spec_; }
     std::string id() const { return spec_->execution_id; }

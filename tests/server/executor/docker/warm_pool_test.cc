@@ -1,0 +1,384 @@
+// The Docker back-end's warm pool, against the real engine and the sandbox
+// image: single use, limits applied at hand-over, the cold path for specs
+// the pool does not fit, the timeout counted from hand-over, refill, backoff
+// while the engine is away, and removal on destroy. Skipped when
+// /var/run/docker.sock does not answer. Every test checks that no container
+// of its instance is left behind.
+#include "server/executor/docker/docker_global.h"
+#include "server/executor/docker/docker_sandbox.h"
+
+#include <gtest/gtest.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/executor/docker/docker_client.h"
+#include "tests/server/executor/docker/test_support.h"
+
+namespace {
+
+const char kSocket[] = "/var/run/docker.sock";
+const int kPoolMemoryMb = 1024;
+const int kPoolDiskMb = 64; // Spec's default disk_mb: default specs fit the pool
+const int kPidsLimit = 64;
+const int64_t kReadyTimeoutMs = 60000; // generous: creation takes ~0.1-1 s
+
+std::string TestImage() {
+    const char *img = getenv("PYEXEC_TEST_IMAGE");
+    return img && *img ? img : "pyexec/python:3.11";
+}
+
+struct Outcome {
+    px_sandbox_result result = {};
+    std::string out, err;
+    int started = 0;
+};
+
+class WarmPoolTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        ASSERT_EQ(px_docker_global_init(nullptr), 0);
+        px_docker_client *c = px_docker_client_new(kSocket, 2000, nullptr);
+        px_docker_response r;
+        engine_up_ = px_docker_call(c, "GET", "/_ping", nullptr, 0, &r, nullptr) == 0 &&
+                     r.status == 200;
+        if (engine_up_)
+            px_docker_response_release(&r);
+        px_docker_client_free(c);
+    }
+
+    void SetUp() override {
+        if (!engine_up_)
+            GTEST_SKIP() << "no docker engine answers on " << kSocket;
+        client_ = px_docker_client_new(kSocket, 30000, nullptr);
+        char hex[17];
+        px_random_hex(hex, 8, nullptr);
+        instance_ = "test-pool-" + std::to_string(getpid()) + "-" + hex;
+    }
+
+    void TearDown() override {
+        Destroy();
+        if (client_) {
+            EXPECT_EQ(CountContainers("pyexec.instance=" + instance_), 0)
+                << "containers left behind";
+        }
+        px_docker_client_free(client_);
+    }
+
+    // Creates the back-end with a pool of `size` on `socket`.
+    void MakeSandbox(int size, const char *socket = kSocket) {
+        image_ = TestImage();
+        px_docker_config cfg;
+        px_docker_config_default(&cfg);
+        cfg.socket_path = socket;
+        cfg.instance = instance_.c_str();
+        cfg.reaper_interval_ms = 0;
+        cfg.pids_limit = kPidsLimit;
+        cfg.warm_pool = size;
+        cfg.pool_image = image_.c_str();
+        cfg.pool_memory_mb = kPoolMemoryMb;
+        cfg.pool_disk_mb = kPoolDiskMb;
+        cfg.pool_cpu_shares = 1024;
+        px_error err = PX_ERROR_INIT;
+        ASSERT_EQ(px_docker_sandbox_new(&cfg, &sandbox_, &err), 0) << err.msg;
+    }
+
+    void Destroy() {
+        if (sandbox_.ops)
+            sandbox_.ops->destroy(sandbox_.self);
+        sandbox_ = {};
+    }
+
+    px_docker_pool_stats Stats() {
+        px_docker_pool_stats s;
+        px_docker_sandbox_pool_stats(&sandbox_, &s);
+        return s;
+    }
+
+    bool WaitReady(int n) {
+        return px_docker_sandbox_pool_wait(&sandbox_, n, kReadyTimeoutMs) == 0;
+    }
+
+    // Containers (any state) carrying `label` and this test's instance label.
+    int CountContainers(const std::string &label) {
+        std::string filters = "{\"label\":[\"pyexec.instance=" + instance_ + "\",\"" + label +
+                              "\"]}";
+        char *esc = px_docker_escape(filters.c_str(), nullptr);
+        std::string path = std::string("/containers/json?all=1&filters=") + esc;
+        free(esc);
+        px_docker_response r;
+        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
+            return -1;
+        json_t *j = json_loadb(r.body, r.len, 0, nullptr);
+        int n = j ? static_cast<int>(json_array_size(j)) : -1;
+        json_decref(j);
+        px_docker_response_release(&r);
+        return n;
+    }
+
+    // GET /containers/{name}/json: the HTTP status, and the body in *body.
+    long Inspect(const std::string &name, std::string *body = nullptr) {
+        px_docker_response r;
+        std::string path = "/containers/" + name + "/json";
+        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
+            return -1;
+        long s = r.status;
+        if (body)
+            body->assign(r.body, r.len);
+        px_docker_response_release(&r);
+        return s;
+    }
+
+    Outcome Run(const Spec &spec, px_sandbox_run *run = nullptr) {
+        px_sandbox_run local;
+        if (!run)
+            run = &local;
+        Outcome o;
+        sandbox_.ops->run(sandbox_.self, spec.get(), run, &o.result);
+        std::lock_guard<std::mutex> lock(run->mu);
+        o.out = run->out;
+        o.err = run->err;
+        o.started = run->started;
+        return o;
+    }
+
+    static std::string Main(const std::string &code) {
+        return MakeTar({{"main.py", code}});
+    }
+
+    static bool engine_up_;
+    px_sandbox sandbox_ = {};
+    px_docker_client *client_ = nullptr;
+    std::string instance_, image_;
+};
+
+bool WarmPoolTest::engine_up_ = false;
+
+TEST_F(WarmPoolTest, EachPooledContainerServesOneRun) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    EXPECT_EQ(CountContainers("pyexec.pool=1"), 1);
+
+    Spec first;
+    first.Tar(Main("import socket\n"
+                   "open('/work/secret.txt', 'w').write('first')\n"
+                   "open('/tmp/secret.txt', 'w').write('first')\n"
+                   "print(socket.gethostname())\n"))
+        .MemoryMb(kPoolMemoryMb); // the pool's own limits: no update call
+    Outcome a = Run(first);
+    ASSERT_TRUE(a.result.ran) << a.result.error.msg;
+    EXPECT_EQ(a.result.exit_code, 0) << a.err;
+    EXPECT_EQ(a.started, 1);
+    EXPECT_EQ(Stats().taken, 1u);
+
+    // The pool holds one container: the next run's must be a refill.
+    ASSERT_TRUE(WaitReady(1));
+    Spec second;
+    second.Tar(Main("import os, socket\n"
+                    "print(os.path.exists('/work/secret.txt'), os.path.exists('/tmp/secret.txt'))\n"
+                    "print(sorted(os.listdir('/work')))\n"
+                    "print(socket.gethostname())\n"));
+    Outcome b = Run(second);
+    ASSERT_TRUE(b.result.ran) << b.result.error.msg;
+    EXPECT_EQ(b.result.exit_code, 0) << b.err;
+    px_docker_pool_stats s = Stats();
+    EXPECT_EQ(s.taken, 2u);
+    EXPECT_EQ(s.cold, 0u);
+    EXPECT_GE(s.created, 2u);
+
+    std::string host_a = a.out, host_b = b.out.substr(b.out.rfind('\n', b.out.size() - 2) + 1);
+    EXPECT_EQ(b.out.substr(0, b.out.size() - host_b.size()), "False False\n['main.py']\n");
+    EXPECT_EQ(host_a.size(), 13u) << host_a; // 12 hex digits of the container id
+    EXPECT_NE(host_a, host_b) << "a different container";
+    EXPECT_EQ(Inspect(host_a.substr(0, 12)), 404) << "the used container is removed";
+}
+
+TEST_F(WarmPoolTest, RunningContainerIsNamedAfterItsExecution) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("import time\nprint('ready', flush=True)\ntime.sleep(60)\n"));
+    px_sandbox_run run;
+    Outcome o;
+    std::thread t([&] { o = Run(spec, &run); });
+    EXPECT_TRUE(run.WaitForOutput("ready\n", 30000));
+    std::string body;
+    EXPECT_EQ(Inspect("pyexec-" + spec.id(), &body), 200);
+    EXPECT_NE(body.find("\"pyexec.pool\":\"1\""), std::string::npos) << body;
+    run.Kill(PX_KILL_RPC);
+    t.join();
+    EXPECT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(o.result.exit_code, 137);
+    EXPECT_EQ(Stats().taken, 1u);
+    EXPECT_EQ(Inspect("pyexec-" + spec.id()), 404) << "removed after the run";
+}
+
+TEST_F(WarmPoolTest, LowerMemoryLimitIsEnforcedAfterHandOver) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("print('allocating', flush=True)\nb = b'x' * (200 * 1024 * 1024)\n"
+                  "print('survived')\n"))
+        .MemoryMb(64);
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(Stats().taken, 1u) << "ran in the pooled container made with 1024 MiB";
+    EXPECT_TRUE(o.result.oom_killed);
+    EXPECT_EQ(o.result.exit_code, 137);
+    EXPECT_EQ(o.out, "allocating\n");
+}
+
+TEST_F(WarmPoolTest, LimitsSetAtHandOverAreTheJobs) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("import os\n"
+                  "if not os.path.exists('/sys/fs/cgroup/memory/memory.limit_in_bytes'):\n"
+                  "    print('cgroup v2')\n"
+                  "    raise SystemExit(0)\n"
+                  "for f in ('memory/memory.limit_in_bytes', 'memory/memory.memsw.limit_in_bytes',\n"
+                  "          'cpu/cpu.shares', 'pids/pids.max'):\n"
+                  "    try:\n"
+                  "        print(open('/sys/fs/cgroup/' + f).read().strip())\n"
+                  "    except OSError:\n"
+                  "        print('-')\n"))
+        .MemoryMb(2048) // above the pool's 1024: a raise
+        .CpuShares(512);
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(Stats().taken, 1u);
+    if (o.out == "cgroup v2\n")
+        GTEST_SKIP() << "the cgroup v1 files are not there";
+    std::string memsw = o.out.find("\n-\n") != std::string::npos ? "-" : "2147483648";
+    EXPECT_EQ(o.out, "2147483648\n" + memsw + "\n512\n64\n") << o.err;
+}
+
+TEST_F(WarmPoolTest, ForkBombIsContainedInAPooledContainer) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("import os, time\n"
+                  "n = 0\n"
+                  "try:\n"
+                  "    for _ in range(1000):\n"
+                  "        if os.fork() == 0:\n"
+                  "            time.sleep(60)\n"
+                  "            os._exit(0)\n"
+                  "        n += 1\n"
+                  "except OSError as e:\n"
+                  "    print('fork failed after', n, e.errno)\n"))
+        .Timeout(20);
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(Stats().taken, 1u);
+    EXPECT_FALSE(o.result.timed_out);
+    ASSERT_EQ(o.out.rfind("fork failed after ", 0), 0u) << o.out << o.err;
+    EXPECT_LT(atoi(o.out.c_str() + strlen("fork failed after ")), kPidsLimit);
+}
+
+TEST_F(WarmPoolTest, SpecsThePoolDoesNotFitTakeTheColdPath) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+
+    Spec net;
+    net.Tar(Main("import os\nprint(len(os.listdir('/sys/class/net')) > 1)\n")).Network(true);
+    Outcome a = Run(net);
+    ASSERT_TRUE(a.result.ran) << a.result.error.msg;
+    EXPECT_EQ(a.out, "True\n") << a.err;
+
+    Spec disk;
+    disk.Tar(Main("import os\ns = os.statvfs('/work')\nprint(s.f_blocks * s.f_frsize >> 20)\n"))
+        .DiskMb(32);
+    Outcome b = Run(disk);
+    ASSERT_TRUE(b.result.ran) << b.result.error.msg;
+    EXPECT_EQ(b.out, "32\n") << b.err;
+
+    px_docker_pool_stats s = Stats();
+    EXPECT_EQ(s.cold, 2u);
+    EXPECT_EQ(s.taken, 0u);
+    EXPECT_EQ(s.ready, 1) << "the pooled container still waits";
+}
+
+TEST_F(WarmPoolTest, TimeoutCountsFromHandOver) {
+    MakeSandbox(1);
+    ASSERT_TRUE(WaitReady(1));
+    // The pooled container idles longer than the run's whole timeout before
+    // the run takes it; the run still gets all of its 3 s.
+    sleep(4);
+    Spec spec;
+    spec.Tar(Main("import time\nprint('start', flush=True)\ntime.sleep(2)\nprint('end')\n"))
+        .Timeout(3);
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(Stats().taken, 1u);
+    EXPECT_FALSE(o.result.timed_out);
+    EXPECT_EQ(o.result.exit_code, 0) << o.err;
+    EXPECT_EQ(o.out, "start\nend\n");
+}
+
+TEST_F(WarmPoolTest, RefillsAfterTakes) {
+    MakeSandbox(2);
+    ASSERT_TRUE(WaitReady(2));
+    for (int i = 0; i < 3; i++) {
+        Spec spec;
+        spec.Tar(Main("print('run')\n"));
+        Outcome o = Run(spec);
+        ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+        EXPECT_EQ(o.out, "run\n");
+    }
+    ASSERT_TRUE(WaitReady(2)) << "back to full";
+    px_docker_pool_stats s = Stats();
+    EXPECT_EQ(s.taken + s.cold, 3u);
+    EXPECT_GE(s.taken, 2u);
+    EXPECT_EQ(s.created, 2u + s.taken) << "one refill per take";
+    EXPECT_EQ(CountContainers("pyexec.pool=1"), 2);
+}
+
+TEST_F(WarmPoolTest, DestroyRemovesEveryPooledContainer) {
+    MakeSandbox(3);
+    ASSERT_TRUE(WaitReady(3));
+    EXPECT_EQ(CountContainers("pyexec.pool=1"), 3);
+    int64_t t0 = px_now_mono_ms();
+    Destroy();
+    EXPECT_LT(px_now_mono_ms() - t0, 20000) << "generous bound; it is well under a second";
+    EXPECT_EQ(CountContainers("pyexec.service=pyexecd"), 0);
+}
+
+TEST_F(WarmPoolTest, DestroyWhileRefilling) {
+    MakeSandbox(3);
+    // When the first is ready, the pool threads are making the other two.
+    ASSERT_TRUE(WaitReady(1));
+    Destroy(); // creations in flight finish, and their containers are removed
+    EXPECT_EQ(CountContainers("pyexec.service=pyexecd"), 0);
+}
+
+TEST_F(WarmPoolTest, BacksOffWhileTheEngineIsAwayAndRefillsWhenItReturns) {
+    char dir[] = "/tmp/pyexec-pool-test-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string socket = std::string(dir) + "/engine.sock";
+    MakeSandbox(1, socket.c_str());
+
+    // No engine behind the socket path: the pool must wait between attempts.
+    EXPECT_EQ(px_docker_sandbox_pool_wait(&sandbox_, 1, 1500), -1);
+    px_docker_pool_stats s = Stats();
+    EXPECT_GE(s.failures, 1u);
+    EXPECT_LE(s.failures, 6u) << "backs off instead of spinning";
+    EXPECT_EQ(s.ready, 0);
+
+    // The engine appears at the path; the next ping notices and the pool fills.
+    ASSERT_EQ(symlink(kSocket, socket.c_str()), 0);
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(sandbox_.ops->ping(sandbox_.self, &err), 0) << err.msg;
+    EXPECT_TRUE(WaitReady(1));
+    Destroy();
+    unlink(socket.c_str());
+    rmdir(dir);
+}
+
+} // namespace

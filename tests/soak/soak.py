@@ -95,7 +95,8 @@ class Soak:
             res, expect = getattr(self, "do_" + kind)(i)
             got = (pyexecd.status_name(res), pyexecd.reason_name(res))
             ok = got == expect
-            detail = "" if ok else f"{got} != {expect}: {res.error} {res.stderr[-200:]!r}"
+            detail = "" if ok else (f"{got} != {expect}, exit {res.exit_code}: {res.error} "
+                                    f"{res.stderr[-200:]!r}")
             if ok and kind in ("normal", "stdin"):
                 ok = res.stdout == f"run {i}\n".encode()
                 detail = "" if ok else f"stdout {res.stdout[:80]!r}"

@@ -3,7 +3,8 @@
  * archive and, when they are accepted, packs the project and checks that
  * the packed archive parses back to the same entries.
  *
- * Not wired into Bazel (it needs clang's -fsanitize=fuzzer). By hand:
+ * Not wired into Bazel (it needs clang's -fsanitize=fuzzer): scripts/fuzz
+ * builds and runs it with the other targets. By hand:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -I. \
  *       tests/fuzz/tar_fuzz.c server/tar/tar.c server/base/error.c -larchive -o tar_fuzz
  *   ./tar_fuzz -max_total_time=30 -max_len=65536 tests/fuzz/corpus/tar

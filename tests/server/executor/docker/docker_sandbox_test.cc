@@ -428,14 +428,16 @@ TEST_F(DockerSandboxTest, FailingPreCommandStopsTheRun) {
 }
 
 TEST_F(DockerSandboxTest, MissingImageIsAPrecondition) {
+    // The back-end asks the engine to pull a missing image; a registry on
+    // 127.0.0.1:1 keeps that attempt on this machine (refused at once).
     Spec spec;
-    spec.Tar(Main("print(1)\n")).Image("pyexec/no-such-image:1");
+    spec.Tar(Main("print(1)\n")).Image("127.0.0.1:1/pyexec/no-such-image:1");
     Outcome o = Run(spec);
     EXPECT_FALSE(o.result.ran);
     EXPECT_EQ(o.started, 0);
     EXPECT_EQ(o.result.error.code, PX_E_PRECONDITION) << o.result.error.msg;
     EXPECT_NE(std::string(o.result.error.msg)
-                  .find("image 'pyexec/no-such-image:1' is not present and could not be pulled"),
+                  .find("image '127.0.0.1:1/pyexec/no-such-image:1' is not present and could not be pulled"),
               std::string::npos)
         << o.result.error.msg;
 }

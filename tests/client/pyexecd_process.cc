@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <random>
 #include <cstdlib>
 #include <cstring>
 
@@ -50,9 +51,13 @@ bool PyexecdProcess::Start(std::string *why) {
     }
     /* A unique instance name: a server's reaper removes the containers of
      * its instance that it does not own, which would include those of
-     * other test servers running at the same time. */
+     * other test servers running at the same time. The pid alone is not
+     * unique: Bazel runs each test in its own pid namespace. */
+    std::random_device rd;
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "%d-%08x", (int)getpid(), (unsigned)rd());
     std::vector<std::string> args = {bin, "--listen", "127.0.0.1:0", "--instance",
-                                     "client-test-" + std::to_string(getpid())};
+                                     std::string("client-test-") + suffix};
     const char *image = getenv("PYEXEC_TEST_IMAGE");
     if (image && *image) {
         args.push_back("--default-image");

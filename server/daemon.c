@@ -1,5 +1,6 @@
 #include "server/daemon.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 #include "server/base/log.h"
@@ -55,4 +56,28 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
     px_store_free(store);
     px_executor_free(ex);
     return 0;
+}
+
+extern char **environ;
+
+int px_daemon_prepare(const char *prog, int argc, char **argv, px_config *cfg,
+                      sigset_t *signals) {
+    px_config_default(cfg);
+    px_error err = PX_ERROR_INIT;
+    int action = px_config_parse(cfg, argc, argv, environ, stdout, &err);
+    if (action < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    if (action != PX_CONFIG_RUN)
+        return 0;
+    px_log_set_level(cfg->log_level);
+    /* Signals are taken synchronously by px_daemon_run's sigwait. */
+    sigemptyset(signals);
+    sigaddset(signals, SIGTERM);
+    sigaddset(signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    px_rpc_global_init();
+    return -1;
 }

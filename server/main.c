@@ -15,31 +15,13 @@
 #include "server/executor/docker/docker_global.h"
 #include "server/executor/docker/docker_sandbox.h"
 
-extern char **environ;
-
 int main(int argc, char **argv) {
     px_config cfg;
-    px_config_default(&cfg);
-    px_error err = PX_ERROR_INIT;
-    int action = px_config_parse(&cfg, argc, argv, environ, stdout, &err);
-    if (action < 0) {
-        fprintf(stderr, "pyexecd: %s\n", err.msg);
-        return 2;
-    }
-    if (action != PX_CONFIG_RUN)
-        return 0;
-    px_log_set_level(cfg.log_level);
-
-    /* Signals are taken synchronously by the daemon's sigwait; every thread
-     * started from here on inherits the mask. */
     sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    px_rpc_global_init();
+    int rc = px_daemon_prepare("pyexecd", argc, argv, &cfg, &signals);
+    if (rc >= 0)
+        return rc;
+    px_error err = PX_ERROR_INIT;
     if (px_docker_global_init(&err) < 0) {
         px_err("start: %s", err.msg);
         px_rpc_global_cleanup();
@@ -59,7 +41,7 @@ int main(int argc, char **argv) {
     dc.pool_disk_mb = cfg.default_disk_mb;
     dc.pool_cpu_shares = cfg.default_cpu_shares;
     px_sandbox sandbox;
-    int rc = 1;
+    rc = 1;
     if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
         px_err("start: Docker back-end: %s", err.msg);
     else

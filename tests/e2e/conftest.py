@@ -18,6 +18,7 @@ default pyexec/python:3.11).
 
 import os
 import pathlib
+import signal
 import sys
 import uuid
 
@@ -112,6 +113,12 @@ def server(flags, instance, no_container_left_behind):
         if srv.proc.poll() is not None:
             pytest.fail(f"the session server died (exit {srv.proc.returncode}); "
                         f"stderr: {srv.stderr_text()[-2000:]}")
+        # A clean shutdown exits 0; under AddressSanitizer a leak or memory
+        # error makes this fail too.
+        code = srv.stop(signal.SIGTERM, timeout=60)
+        if code != 0:
+            pytest.fail(f"the session server exited {code} on SIGTERM; "
+                        f"stderr: {srv.stderr_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

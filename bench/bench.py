@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -352,9 +353,10 @@ def summary(values):
 class Recorder:
     """Samples of one phase: case -> variant -> list of sample dicts."""
 
-    def __init__(self, phase, bench):
+    def __init__(self, phase, bench, pool=0):
         self.phase = phase
         self.bench = bench
+        self.pool = pool
         self.cases = {}
         self.meta = {}
 
@@ -368,7 +370,14 @@ class Recorder:
         store = self.cases.setdefault(case, {"unit": unit, "note": note, "variants": {}})
         for name, _ in variants:
             store["variants"].setdefault(name, {"samples": [], "failures": []})
+        if self.pool:
+            # Every case starts with a full pool (the server fills it after
+            # start-up, and a previous case may have drained it); untimed.
+            if not pyexecd.wait_until(lambda: pool_ready() >= self.pool, timeout=60,
+                                      interval=0.05):
+                log(f"bench: [{self.phase}] {case}: pool not full after 60 s")
         t_case = time.monotonic()
+        wall0 = time.time()
         for i in range(iterations):
             k = i % len(variants)
             for name, fn in variants[k:] + variants[:k]:
@@ -380,6 +389,14 @@ class Recorder:
                     continue
                 slot["samples"].extend(got if isinstance(got, list) else [got])
         elapsed = time.monotonic() - t_case
+        # Which path served the server's runs: pool hand-overs vs cold
+        # creations, from the engine's event log over the case's span.
+        try:
+            use = pool_use(wall0)
+            prev = store.get("pool_use", {"pooled": 0, "cold": 0})
+            store["pool_use"] = {k: prev[k] + use[k] for k in prev}
+        except Exception as e:  # noqa: BLE001 - a missing count is not fatal
+            log(f"bench: engine events for {case}: {e}")
         parts = []
         for name, _ in variants:
             slot = store["variants"][name]
@@ -388,6 +405,9 @@ class Recorder:
             parts.append(f"{name} p50 {p50:.1f}" if p50 is not None else f"{name} -")
             if slot["failures"]:
                 parts[-1] += f" ({len(slot['failures'])} failed: {slot['failures'][-1][:120]})"
+        use = store.get("pool_use")
+        if use:
+            parts.append(f"server runs: {use['pooled']} pooled, {use['cold']} cold")
         log(f"[{self.phase}] {case}: " + "; ".join(parts) + f"  [{elapsed:.0f} s]")
 
 
@@ -401,7 +421,19 @@ def sample(ms, **extra):
     return d
 
 
-def latency_cases(b, rec, iters, full):
+def pool_ready():
+    """Idle pooled containers of the bench server that are running."""
+    n = 0
+    for c in pyexecd.containers("pyexec.pool=1"):
+        if (c.get("Labels") or {}).get("pyexec.instance") != INSTANCE:
+            continue
+        if c.get("State") == "running" and \
+                any(x.startswith("/pyexec-pool-") for x in c.get("Names") or []):
+            n += 1
+    return n
+
+
+def latency_cases(b, rec, iters, full, pool=0):
     """The original service's cases, each against its docker baseline."""
 
     def expect(out, want):
@@ -430,6 +462,41 @@ def latency_cases(b, rec, iters, full):
                      iters)
         rec.run_case("memory (allocate 50 MB)", simple(MEMORY, f"{50 * MB}\n"), iters)
     rec.run_case("empty program", simple(EMPTY, ""), iters)
+
+    if pool:
+        # How a sequential client sees the pool: runs back to back (the pool
+        # refills only while runs are going on) vs one run once the pool is
+        # full again (a client that pauses between runs).
+        burst = 3 * pool + 4
+
+        def spaced():
+            t0 = time.monotonic()
+            pyexecd.wait_until(lambda: pool_ready() >= pool, timeout=15, interval=0.02)
+            wait = (time.monotonic() - t0) * 1000
+            ms, res = b.pyexec_sync(code=HELLO)
+            expect(res.stdout, "Hello, World!\n")
+            return sample(ms, refill_wait_ms=wait)
+
+        def back_to_back():
+            out = []
+            for i in range(burst):
+                ms, res = b.pyexec_sync(code=HELLO)
+                expect(res.stdout, "Hello, World!\n")
+                extra = {"burst_after_pool_ms": ms} if i >= pool else {}
+                out.append(sample(ms, position=i, **extra))
+            return out
+
+        def dk():
+            ms, out = b.docker_run(HELLO)
+            expect(out, "Hello, World!\n")
+            return sample(ms)
+        rec.run_case("hello world, spaced vs back to back",
+                     [("pyexec spaced (pool full before each run)", spaced),
+                      (f"pyexec back to back (bursts of {burst})", back_to_back),
+                      ("docker run", dk)], max(3, iters // 2),
+                     note=f"spaced: waits (untimed) until {pool} pooled containers are "
+                          f"running; back to back: {burst} sync runs in a row, "
+                          f"burst_after_pool_ms = the runs after the first {pool}")
 
     # Sync vs async with polling vs async with StreamOutput.
     def sync():
@@ -563,10 +630,13 @@ def stream_cases(b, rec, iters):
                     break
                 if chunk.HasField("result"):
                     raise RuntimeError(f"ended before output: {chunk.result}")
-            cs = pyexecd.containers(f"pyexec.execution={eid}")
-            if len(cs) != 1:
-                raise RuntimeError(f"{len(cs)} containers labelled with {eid}")
-            cid = cs[0]["Id"]
+            # By name: a pooled container never gets the pyexec.execution
+            # label, but both paths name it pyexec-<execution id>.
+            st, info = pyexecd.docker_api("GET", f"/containers/pyexec-{eid}/json")
+            if st != 200:
+                raise RuntimeError(f"inspect pyexec-{eid}: HTTP {st}")
+            cid = info["Id"]
+            pooled = "pyexec.pool" in (info.get("Config", {}).get("Labels") or {})
             t2 = time.monotonic()
             killed = b.stub.Kill(pb.KillRequest(execution_id=eid), timeout=60)
             t3 = time.monotonic()
@@ -575,7 +645,7 @@ def stream_cases(b, rec, iters):
             it.cancel()
         if pyexecd.status_name(killed) != "EXECUTION_STATUS_KILLED":
             raise RuntimeError(f"Kill returned {pyexecd.status_name(killed)}")
-        return sample((t1 - t0) * 1000, kill_rpc_ms=(t3 - t2) * 1000,
+        return sample((t1 - t0) * 1000, pooled=pooled, kill_rpc_ms=(t3 - t2) * 1000,
                       kill_return_to_gone_ms=(t4 - t3) * 1000,
                       kill_to_gone_ms=(t4 - t2) * 1000)
 
@@ -678,6 +748,36 @@ def wait_gone(cid, timeout=30.0):
         if now > deadline:
             raise RuntimeError(f"container {cid[:12]} still there after {timeout} s")
         time.sleep(0.002)
+
+
+def pool_use(since):
+    """How the bench server's runs since wall-clock time `since` got their
+    containers, from the engine's event log: `pooled` =
+    hand-overs (a pooled container renamed to pyexec-<execution id>), `cold`
+    = containers created for one execution (no pyexec.pool label)."""
+    time.sleep(0.05)  # let the last events of the span be logged
+    filters = urllib.parse.quote(json.dumps(
+        {"type": ["container"], "label": [f"pyexec.instance={INSTANCE}"],
+         "event": ["create", "rename"]}))
+    st, raw = engine_call("GET", f"/events?since={since:.6f}&until={time.time():.6f}"
+                          f"&filters={filters}")
+    if st != 200:
+        raise RuntimeError(f"GET /events: HTTP {st}")
+    if isinstance(raw, (dict, list)):  # exactly one event
+        raw = json.dumps(raw).encode()
+    pooled = cold = 0
+    for line in (raw or b"").splitlines():
+        if not line.strip():
+            continue
+        ev = json.loads(line)
+        attrs = ev.get("Actor", {}).get("Attributes", {})
+        is_pool = "pyexec.pool" in attrs
+        if ev.get("Action") == "create" and not is_pool:
+            cold += 1
+        elif ev.get("Action") == "rename" and is_pool and \
+                not attrs.get("name", "").startswith("pyexec-pool-"):
+            pooled += 1
+    return {"pooled": pooled, "cold": cold}
 
 
 def engine_call(method, path, body=None, timeout=60):
@@ -849,7 +949,9 @@ def summarise(phases):
                                      if base[k]}
             extra = {}
             for name, slot in case["variants"].items():
-                for field in ("create_ms", "start_ms", "run_ms", "remove_ms", "kill_rpc_ms", "kill_return_to_gone_ms", "kill_to_gone_ms",
+                for field in ("create_ms", "start_ms", "run_ms", "remove_ms", "kill_rpc_ms",
+                              "kill_return_to_gone_ms", "kill_to_gone_ms", "refill_wait_ms",
+                              "burst_after_pool_ms",
                               "server_cpu_ms_per_exec", "client_cpu_ms_per_exec",
                               "engine_cpu_ms_per_exec", "server_rss_kb_per_exec",
                               "server_duration_ms"):
@@ -908,6 +1010,15 @@ def markdown(phases):
             out.append("|---|---|---|---:|---:|---:|---:|")
             out += rows
             out.append("")
+        use = [(c, case["pool_use"]) for c, case in phase["cases"].items()
+               if "pool_use" in case]
+        if use:
+            out.append("How the server's runs got their containers (engine events: hand-overs "
+                       "of a pooled container vs containers created for one run):\n")
+            out.append("| case | pooled | cold |")
+            out.append("|---|---:|---:|")
+            out += [f"| {c} | {u['pooled']} | {u['cold']} |" for c, u in use]
+            out.append("")
         res = phase.get("server_resources")
         if res:
             out.append(f"pyexecd over the whole phase: {res['executions']} executions, "
@@ -922,8 +1033,15 @@ def ratio(v):
 
 
 def targets(phases):
-    """The project's targets, for information."""
-    off = phases.get("warm_pool_off", {}).get("cases", {})
+    """The project's targets, for information, for each phase measured."""
+    rows = []
+    for key, label in (("warm_pool_off", "warm pool off"), ("warm_pool_on", "warm pool on")):
+        if key in phases:
+            rows += phase_targets(phases[key].get("cases", {}), label)
+    return rows
+
+
+def phase_targets(off, label):
     rows = []
 
     def get(case, variant, key="p50", field=None):
@@ -935,11 +1053,12 @@ def targets(phases):
         return c["variants"].get(variant, {}).get("summary", {}).get(key)
 
     def add(name, value, target, ok):
-        rows.append({"target": name, "value": value, "limit": target, "met": ok})
+        rows.append({"target": f"{name} ({label})", "value": value, "limit": target,
+                     "met": ok})
 
     px, dk = get("basic print", "pyexec"), get("basic print", "docker run")
     if px and dk:
-        add("hello world p50, warm pool off, <= 0.8 x docker run --rm p50",
+        add("hello world p50 <= 0.8 x docker run --rm p50",
             f"{px:.0f} ms vs {dk:.0f} ms = {px / dk:.2f} x", "0.80 x", px <= 0.8 * dk)
     v = get("output chunk to client (per line)", "pyexec StreamOutput", "p99")
     if v is not None:
@@ -987,14 +1106,14 @@ def machine():
 # ---------------------------------------------------------------------------
 
 
-def run_phase(b, key, title, extra_server_args, full):
+def run_phase(b, key, title, extra_server_args, full, pool=0):
     a = b.args
     log(f"== {title}: pyexecd {' '.join(['--instance', INSTANCE] + extra_server_args)}")
     b.start_server(extra_server_args)
-    rec = Recorder(key, b)
+    rec = Recorder(key, b, pool)
     start = b.server_proc()
     try:
-        latency_cases(b, rec, a.iterations, full)
+        latency_cases(b, rec, a.iterations, full, pool)
         stream_cases(b, rec, a.stream_iterations)
         throughput_cases(b, rec, a.concurrency, a.throughput_rounds, a.per_slot)
         end = b.server_proc()
@@ -1035,8 +1154,9 @@ def main():
                     "throughput round (default 4, quick 2)")
     ap.add_argument("--concurrency", default="1,4,8",
                     help="throughput concurrency levels (default 1,4,8)")
-    ap.add_argument("--warm-pool", type=int, default=8,
-                    help="pool size for the warm-pool-on phase, when pyexecd has --warm-pool")
+    ap.add_argument("--warm-pool", type=int, default=2,
+                    help="pool size for the warm-pool-on phase, when pyexecd has --warm-pool "
+                         "(default 2, the server's own default)")
     ap.add_argument("--max-concurrent", type=int, default=8,
                     help="pyexecd --max-concurrent (default 8)")
     ap.add_argument("--image", default="pyexec/python:3.11")
@@ -1087,7 +1207,7 @@ def main():
         if has_pool:
             phases["warm_pool_on"] = run_phase(
                 b, "warm_pool_on", f"Warm pool on ({a.warm_pool})",
-                ["--warm-pool", str(a.warm_pool)], full=False)
+                ["--warm-pool", str(a.warm_pool)], full=False, pool=a.warm_pool)
     except KeyboardInterrupt as e:
         log(f"bench: interrupted ({e}); cleaning up")
         left = b.cleanup()

@@ -18,12 +18,14 @@ Runs with /usr/bin/python3 (the interpreter that has python3-grpcio).
 
 import argparse
 import datetime
+import http.client
 import json
 import os
 import platform
 import re
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -135,6 +137,7 @@ class Bench:
         os.makedirs(self.tmp, exist_ok=True)
         self.results = {}
         self.resources = {}
+        self.events = EventLog()
 
     # -- naming --
 
@@ -255,6 +258,7 @@ class Bench:
 
     def cleanup(self):
         self.stop_server()
+        self.events.close()
         left = []
         for label in (f"pyexec.bench={self.run_id}", f"pyexec.instance={INSTANCE}"):
             try:
@@ -392,7 +396,7 @@ class Recorder:
         # Which path served the server's runs: pool hand-overs vs cold
         # creations, from the engine's event log over the case's span.
         try:
-            use = pool_use(wall0)
+            use = self.bench.events.pool_use(wall0)
             prev = store.get("pool_use", {"pooled": 0, "cold": 0})
             store["pool_use"] = {k: prev[k] + use[k] for k in prev}
         except Exception as e:  # noqa: BLE001 - a missing count is not fatal
@@ -750,34 +754,62 @@ def wait_gone(cid, timeout=30.0):
         time.sleep(0.002)
 
 
-def pool_use(since):
-    """How the bench server's runs since wall-clock time `since` got their
-    containers, from the engine's event log: `pooled` =
-    hand-overs (a pooled container renamed to pyexec-<execution id>), `cold`
-    = containers created for one execution (no pyexec.pool label)."""
-    time.sleep(0.05)  # let the last events of the span be logged
-    filters = urllib.parse.quote(json.dumps(
-        {"type": ["container"], "label": [f"pyexec.instance={INSTANCE}"],
-         "event": ["create", "rename"]}))
-    st, raw = engine_call("GET", f"/events?since={since:.6f}&until={time.time():.6f}"
-                          f"&filters={filters}")
-    if st != 200:
-        raise RuntimeError(f"GET /events: HTTP {st}")
-    if isinstance(raw, (dict, list)):  # exactly one event
-        raw = json.dumps(raw).encode()
-    pooled = cold = 0
-    for line in (raw or b"").splitlines():
-        if not line.strip():
-            continue
-        ev = json.loads(line)
-        attrs = ev.get("Actor", {}).get("Attributes", {})
-        is_pool = "pyexec.pool" in attrs
-        if ev.get("Action") == "create" and not is_pool:
-            cold += 1
-        elif ev.get("Action") == "rename" and is_pool and \
-                not attrs.get("name", "").startswith("pyexec-pool-"):
-            pooled += 1
-    return {"pooled": pooled, "cold": cold}
+class EventLog:
+    """The engine's create and rename events of the bench server's
+    containers, followed live on one streaming GET /events connection (the
+    engine keeps only its last 256 events for a `since` query, too few with
+    the baseline's containers in between)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []  # (unix time, action, pooled container?, name)
+        filters = urllib.parse.quote(json.dumps(
+            {"type": ["container"], "label": [f"pyexec.instance={INSTANCE}"],
+             "event": ["create", "rename"]}))
+        self.conn = pyexecd._UnixHTTPConnection(
+            os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock"), timeout=None)
+        self.conn.request("GET", f"/events?filters={filters}")
+        self.resp = self.conn.getresponse()
+        if self.resp.status != 200:
+            raise RuntimeError(f"GET /events: HTTP {self.resp.status}")
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        try:
+            for line in iter(self.resp.readline, b""):
+                if not line.strip():
+                    continue
+                ev = json.loads(line)
+                attrs = ev.get("Actor", {}).get("Attributes", {})
+                with self.lock:
+                    self.events.append((ev.get("timeNano", 0) / 1e9, ev.get("Action"),
+                                        "pyexec.pool" in attrs, attrs.get("name", "")))
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # closed at the end of the run
+
+    def close(self):
+        if self.conn.sock is not None:
+            try:
+                self.conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.conn.close()
+
+    def pool_use(self, since):
+        """How the server's runs since wall-clock time `since` got their
+        containers: `pooled` = hand-overs (a pooled container renamed to
+        pyexec-<execution id>), `cold` = containers created for one execution."""
+        time.sleep(0.2)  # let the last events of the span arrive
+        pooled = cold = 0
+        with self.lock:
+            for t, action, is_pool, name in self.events:
+                if t < since:
+                    continue
+                if action == "create" and not is_pool:
+                    cold += 1
+                elif action == "rename" and is_pool and not name.startswith("pyexec-pool-"):
+                    pooled += 1
+        return {"pooled": pooled, "cold": cold}
 
 
 def engine_call(method, path, body=None, timeout=60):

@@ -26,6 +26,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         /* Stream readers plus the calls waiting for the end (sync Execute,
          * Kill). */
         .max_watchers = (size_t)cfg->max_stream_readers + 64,
+        .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
     };
     px_store *store = px_store_new(&sc, &err);
     if (!store) {

@@ -57,6 +57,9 @@ static const opt opts[] = {
     INT(max_concurrent, 1, 4096, "executions running at once"),
     INT(max_queue, 0, 1000000, "admitted executions waiting to run"),
     INT(max_records, 1, 100000000, "executions retained in memory"),
+    I64(max_retained_bytes, 0, INT64_C(1) << 40,
+        "output bytes finished executions may hold together; past it the oldest are dropped "
+        "before their retention ends (0: no budget)"),
     INT(max_stream_readers, 1, 100000, "concurrent StreamOutput calls per execution"),
     INT(max_concurrent_streams, 1, 100000, "HTTP/2 streams per connection"),
     I64(retention_s, 0, INT64_C(1) << 31, "seconds a finished execution stays readable"),
@@ -97,6 +100,7 @@ void px_config_default(px_config *cfg) {
     cfg->max_concurrent = 4;
     cfg->max_queue = 64;
     cfg->max_records = 10000;
+    cfg->max_retained_bytes = 1024 * MIB;
     cfg->max_stream_readers = 256;
     cfg->max_concurrent_streams = 256;
     cfg->retention_s = 300;

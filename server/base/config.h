@@ -47,6 +47,7 @@ typedef struct px_config {
     int max_concurrent;          /* executions running at once */
     int max_queue;               /* admitted executions waiting to run */
     int max_records;             /* executions retained in memory */
+    int64_t max_retained_bytes;  /* output bytes retained executions may hold together */
     int max_stream_readers;      /* concurrent StreamOutput calls per execution */
     int max_concurrent_streams;  /* HTTP/2 streams per connection */
     int64_t retention_s;         /* terminal records kept after finished_at */

@@ -18,7 +18,10 @@
  * px_store_get checks the record it found, px_store_count sweeps every
  * record, and px_store_create sweeps when the store is full or when the
  * last sweep is older than SWEEP_INTERVAL_MS (bounding the memory held by
- * expired records without scanning on every call).
+ * expired records without scanning on every call), or when the retained
+ * output passed max_retained_bytes: then the oldest terminal records are
+ * dropped early until it fits (each record publishes its log length in
+ * r->log_bytes, so this needs no record lock).
  *
  * The output log is one growing buffer (offset == position) plus an index
  * of segments (offset, length, stream); consecutive chunks of the same
@@ -68,6 +71,8 @@ struct px_record {
 
     /* Unix ms of the terminal transition; 0 while not terminal. */
     _Atomic int64_t finished_at;
+    /* Bytes in the output log, for the store's budget. */
+    _Atomic uint64_t log_bytes;
 
     pthread_mutex_t mu; /* everything below up to watch_mu */
     px_status status;
@@ -145,6 +150,7 @@ static px_record *record_new(const char *id, const char *request_id, size_t max_
     }
     atomic_init(&r->refs, 1);
     atomic_init(&r->finished_at, 0);
+    atomic_init(&r->log_bytes, 0);
     snprintf(r->id, sizeof r->id, "%s", id);
     r->max_watchers = max_watchers;
     r->status = PX_STATUS_PENDING;
@@ -284,6 +290,14 @@ static void release_dropped(px_record *dropped) {
     }
 }
 
+/* The output bytes the retained records hold. Caller holds s->mu. */
+static uint64_t retained_bytes(px_store *s) {
+    uint64_t total = 0;
+    for (px_record *r = s->all; r; r = r->all_next)
+        total += atomic_load(&r->log_bytes);
+    return total;
+}
+
 static bool expired(const px_store *s, px_record *r, int64_t now_unix_ms) {
     int64_t fin = atomic_load(&r->finished_at);
     return fin != 0 && now_unix_ms - fin >= s->config.retention_ms;
@@ -300,6 +314,24 @@ static void sweep_locked(px_store *s, px_record **dropped) {
     int64_t interval =
         s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms : SWEEP_INTERVAL_MS;
     s->next_sweep_mono_ms = px_now_mono_ms() + interval;
+}
+
+/* Drops the oldest terminal records until the retained output fits the
+ * budget (or only running records are left). Caller holds s->mu. */
+static void trim_locked(px_store *s, px_record **dropped) {
+    uint64_t total = retained_bytes(s);
+    if (total <= s->config.max_retained_bytes)
+        return;
+    px_record *tail = s->all;
+    while (tail && tail->all_next)
+        tail = tail->all_next;
+    for (px_record *r = tail, *prev; r && total > s->config.max_retained_bytes; r = prev) {
+        prev = r->all_prev;
+        if (atomic_load(&r->finished_at) != 0) {
+            total -= atomic_load(&r->log_bytes);
+            detach_locked(s, r, dropped);
+        }
+    }
 }
 
 void px_store_free(px_store *s) {
@@ -327,6 +359,8 @@ px_record *px_store_create(px_store *s, const char *request_id, bool *existed, p
     pthread_mutex_lock(&s->mu);
     if (s->count >= s->config.max_records || px_now_mono_ms() >= s->next_sweep_mono_ms)
         sweep_locked(s, &dropped);
+    if (s->config.max_retained_bytes > 0)
+        trim_locked(s, &dropped);
 
     if (with_request) {
         px_record *old = htab_find(&s->by_request, KEY_REQUEST, request_id);
@@ -514,6 +548,7 @@ void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_
                 (log_seg){.offset = (int64_t)r->len, .len = len, .stream = stream};
         }
         r->len += len;
+        atomic_fetch_add(&r->log_bytes, len);
     }
     pthread_mutex_unlock(&r->mu);
     if (appended)

@@ -49,6 +49,7 @@ TEST(Config, DefaultsMatchTheContract) {
     EXPECT_EQ(1024, c.default_cpu_shares);
     EXPECT_EQ(16 << 20, c.output_limit_bytes);
     EXPECT_EQ(300, c.retention_s);
+    EXPECT_EQ(int64_t(1) << 30, c.max_retained_bytes);
 }
 
 TEST(Config, FlagsInBothForms) {

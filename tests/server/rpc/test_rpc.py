@@ -460,3 +460,15 @@ def test_nul_in_a_nested_string_field_is_rejected(fake):
         fake.stub.Execute(req, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "NUL" in e.value.details()
+
+
+def test_retained_output_budget_drops_the_oldest_finished_execution(fake_factory):
+    fake = fake_factory("--max-retained-bytes", "1500")
+    first = fake.run("print:" + "a" * 1000)
+    second = fake.run("print:" + "b" * 1000)
+    assert fake.get(first.execution_id).stdout == b"a" * 1000  # 2000 held, until ...
+    fake.run("print:c")  # ... the next execution is admitted: the oldest goes
+    with pytest.raises(grpc.RpcError) as e:
+        fake.get(first.execution_id)
+    assert e.value.code() == grpc.StatusCode.NOT_FOUND
+    assert fake.get(second.execution_id).stdout == b"b" * 1000

@@ -733,3 +733,66 @@ TEST(Store, ConcurrentCreateGetAndFinish) {
 }
 
 }  // namespace
+
+TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
+    px_store_config cfg{};
+    cfg.retention_ms = 300000;
+    cfg.max_records = 1000;
+    cfg.max_watchers = 8;
+    cfg.max_retained_bytes = 2500;
+    px_error err = PX_ERROR_INIT;
+    StorePtr s(px_store_new(&cfg, &err));
+    ASSERT_NE(nullptr, s) << err.msg;
+    const std::string kilo(1000, 'x');
+    // Three finished records of 1000 bytes each, then a running one.
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; i++) {
+        px_record *r = Create(s.get());
+        Append(r, PX_STREAM_STDOUT, kilo);
+        px_outcome o = Outcome(PX_STATUS_COMPLETED, PX_REASON_EXITED);
+        EXPECT_TRUE(px_record_finish(r, &o));
+        ids.push_back(px_record_id(r));
+        px_record_unref(r);
+    }
+    px_record *running = Create(s.get());  // 3000 > 2500: the oldest went
+    Append(running, PX_STREAM_STDOUT, kilo);
+    Append(running, PX_STREAM_STDOUT, kilo);
+    px_record *probe = px_store_get(s.get(), ids[0].c_str(), &err);
+    EXPECT_EQ(nullptr, probe);
+    EXPECT_EQ(PX_E_NOT_FOUND, err.code);
+    // Next create: 2000 (finished) + 2000 (running) > 2500; the finished
+    // ones go oldest first, the running one stays however large it is.
+    px_record *another = Create(s.get());
+    for (int i = 1; i < 3; i++) {
+        px_error e2 = PX_ERROR_INIT;
+        px_record *gone = px_store_get(s.get(), ids[i].c_str(), &e2);
+        EXPECT_EQ(nullptr, gone) << ids[i];
+        px_record_unref(gone);
+    }
+    px_record *still = px_store_get(s.get(), px_record_id(running), &err);
+    EXPECT_NE(nullptr, still);
+    px_record_unref(still);
+    px_record_unref(another);
+    px_record_unref(running);
+}
+
+TEST(Store, NoBudgetKeepsEverythingUntilRetention) {
+    StorePtr s = NewStore();
+    const std::string big(100000, 'y');
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; i++) {
+        px_record *r = Create(s.get());
+        Append(r, PX_STREAM_STDOUT, big);
+        px_outcome o = Outcome(PX_STATUS_COMPLETED, PX_REASON_EXITED);
+        px_record_finish(r, &o);
+        ids.push_back(px_record_id(r));
+        px_record_unref(r);
+    }
+    px_record_unref(Create(s.get()));
+    for (const auto &id : ids) {
+        px_error err = PX_ERROR_INIT;
+        px_record *r = px_store_get(s.get(), id.c_str(), &err);
+        EXPECT_NE(nullptr, r) << id;
+        px_record_unref(r);
+    }
+}

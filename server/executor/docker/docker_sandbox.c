@@ -63,8 +63,10 @@
 #define PING_TIMEOUT_MS 2000
 /* Usage snapshots before a kill are best effort: the engine answers a
  * one-shot stats call in a few ms, but waits for its 1 s sampling cycle
- * when another stats call is in flight. A kill must not wait for that. */
-#define STATS_TIMEOUT_MS 150
+ * when another stats call is in flight. A Kill RPC must not wait for that;
+ * a timeout (already late by definition) may, to report usage. */
+#define KILL_STATS_TIMEOUT_MS 150
+#define TIMEOUT_STATS_TIMEOUT_MS 1500
 #define DRAIN_AFTER_KILL_MS 2000
 #define SANDBOX_UID 65534 /* nobody:nogroup */
 #define READ_CHUNK (64 * 1024)
@@ -216,13 +218,14 @@ static void kill_container(docker_sandbox *sb, const char *id) {
 }
 
 /* Best effort usage snapshot from the stats endpoint (cgroup v1 and v2). */
-static void take_stats(docker_sandbox *sb, const char *id, int64_t *peak, int64_t *cpu_ms) {
+static void take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64_t *peak,
+                       int64_t *cpu_ms) {
     char path[512];
     if (container_path(path, sizeof path, id, "/stats?stream=false&one-shot=true") < 0)
         return;
     px_error err = PX_ERROR_INIT;
     _cleanup_json_ json_t *j = NULL;
-    if (api(sb, "GET", path, NULL, STATS_TIMEOUT_MS, &j, &err) < 0)
+    if (api(sb, "GET", path, NULL, timeout_ms, &j, &err) < 0)
         return;
     json_t *mem = json_object_get(j, "memory_stats");
     json_int_t m = json_integer_value(json_object_get(mem, "max_usage"));
@@ -674,7 +677,8 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
             break;
         }
         if (!drain_deadline && now >= deadline) {
-            take_stats(sb, id, &result->peak_memory_bytes, &result->cpu_time_ms);
+            take_stats(sb, id, TIMEOUT_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
+                       &result->cpu_time_ms);
             kill_container(sb, id);
             result->timed_out = true;
             in.done = true;
@@ -722,7 +726,8 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         shutdown(fd, SHUT_RDWR);
     }
     if (end == END_KILL) {
-        take_stats(sb, id, &result->peak_memory_bytes, &result->cpu_time_ms);
+        take_stats(sb, id, KILL_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
+                   &result->cpu_time_ms);
         kill_container(sb, id);
         result->ran = true;
         result->exit_code = 128 + 9;

@@ -13,9 +13,12 @@
  * QUEUED -> RUNNING happens under ex->mu and job->mu together, and so does
  * QUEUED -> DONE by a kill, so a killed queued job is never started and gets
  * exactly one on_done (from the killing thread). RUNNING -> DONE happens on
- * the worker under job->mu once run() has returned: a kill cause only counts
- * if it was recorded before that, so a Kill that arrives after the program
- * ended by itself changes nothing.
+ * the worker under job->mu when the back-end reports its result: early,
+ * through px_sandbox_run_ended() while it still cleans up, or when run()
+ * returns. A kill cause only counts if it was recorded before that, so a
+ * Kill that arrives after the program ended by itself changes nothing. The
+ * worker stays busy until run() returns, so max_concurrent bounds sandboxes
+ * that still exist, not only results still due.
  *
  * Kill requests while RUNNING record the first cause (RPC, cancel,
  * shutdown) and make the job's wake fd (an eventfd created when the job
@@ -343,10 +346,48 @@ void px_executor_kill(px_executor *ex, px_job *job, px_kill_cause cause) {
         finish_queued(ex, job, cause);
 }
 
-/* Runs one popped job on the calling worker and delivers its end. */
+/* Moves a RUNNING job to DONE with `res` and delivers its end, once: the
+ * back-end may report the result early (px_sandbox_run_ended) and run()
+ * returns later. Called on the job's worker with no lock held. */
+static void job_end(px_executor *ex, px_job *job, const px_sandbox_result *res) {
+    /* From here on kills have no effect. */
+    pthread_mutex_lock(&job->mu);
+    if (job->state == JOB_DONE) {
+        pthread_mutex_unlock(&job->mu);
+        return;
+    }
+    job->state = JOB_DONE;
+    px_kill_cause cause = job->cause;
+    bool capped = job->output_capped;
+    if (job->run.wake_fd >= 0)
+        close(job->run.wake_fd);
+    job->run.wake_fd = -1;
+    pthread_mutex_unlock(&job->mu);
+
+    px_outcome outcome;
+    classify(cause, capped, job->truncated, job->started ? job->started_at_ms : 0, res, &outcome);
+
+    pthread_mutex_lock(&ex->mu);
+    list_remove_locked(ex, job);
+    ex->admitted--;
+    pthread_cond_broadcast(&ex->idle_cond);
+    pthread_mutex_unlock(&ex->mu);
+
+    deliver_done(job, &outcome);
+}
+
+void px_sandbox_run_ended(px_sandbox_run *run, const px_sandbox_result *result) {
+    px_job *job = job_of_run(run);
+    job_end(job->ex, job, result);
+}
+
+/* Runs one popped job on the calling worker and delivers its end. The
+ * worker holds a reference of its own until run() returns, which may be
+ * after the end was delivered (and the list's reference dropped). */
 static void run_job(px_executor *ex, px_job *job) {
     px_sandbox_result res;
     memset(&res, 0, sizeof res);
+    px_job_ref(job);
 
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) {
@@ -360,28 +401,9 @@ static void run_job(px_executor *ex, px_job *job) {
         ex->sandbox.ops->run(ex->sandbox.self, job->spec, &job->run, &res);
     }
 
-    /* The run is over: from here on kills have no effect. */
-    pthread_mutex_lock(&job->mu);
-    job->state = JOB_DONE;
-    px_kill_cause cause = job->cause;
-    bool capped = job->output_capped;
-    if (job->run.wake_fd >= 0)
-        close(job->run.wake_fd);
-    job->run.wake_fd = -1;
-    pthread_mutex_unlock(&job->mu);
-
     px_job_spec_free(TAKE_PTR(job->spec));
-
-    px_outcome outcome;
-    classify(cause, capped, job->truncated, job->started ? job->started_at_ms : 0, &res, &outcome);
-
-    pthread_mutex_lock(&ex->mu);
-    list_remove_locked(ex, job);
-    ex->admitted--;
-    pthread_cond_broadcast(&ex->idle_cond);
-    pthread_mutex_unlock(&ex->mu);
-
-    deliver_done(job, &outcome);
+    job_end(ex, job, &res);
+    px_job_unref(job);
 }
 
 static void *worker_main(void *arg) {

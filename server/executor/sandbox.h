@@ -12,7 +12,11 @@
  *   - px_sandbox_run_kill_requested() / px_sandbox_run_wake_fd(): when the
  *     executor wants the job ended (Kill RPC, cancellation, output cap,
  *     shutdown), the wake fd becomes readable; run() must then SIGKILL and
- *     remove the sandbox promptly (well under a second) and return.
+ *     remove the sandbox promptly (well under a second) and return;
+ *   - px_sandbox_run_ended(), optionally, once the result is final but the
+ *     sandbox still has to be cleaned up: the executor reports the result at
+ *     once, and run() removes the sandbox and returns (the worker stays
+ *     busy until then).
  */
 #ifndef PYEXEC_EXECUTOR_SANDBOX_H
 #define PYEXEC_EXECUTOR_SANDBOX_H
@@ -74,8 +78,16 @@ void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t 
 px_kill_cause px_sandbox_run_kill_requested(const px_sandbox_run *run);
 
 /* A file descriptor that becomes readable once a kill is requested; for
- * poll(). Owned by the executor; never read from or close it. */
+ * poll(). Owned by the executor; never read from or close it. -1 after
+ * px_sandbox_run_ended(). */
 int px_sandbox_run_wake_fd(const px_sandbox_run *run);
+
+/* Reports the final result before run() returns (for a back-end whose
+ * cleanup takes a while after the program's end is known). After this call
+ * the back-end must not report output or the start again, kill requests
+ * have no effect, and the `result` run() fills is ignored.
+ * Thread: the run() thread. */
+void px_sandbox_run_ended(px_sandbox_run *run, const px_sandbox_result *result);
 
 #ifdef __cplusplus
 }

@@ -290,6 +290,34 @@ TEST_F(ExecutorTest, FirstKillCauseWins) {
     px_job_unref(job);
 }
 
+TEST_F(ExecutorTest, EarlyEndIsReportedWhileTheWorkerStillCleansUp) {
+    Start(1, 4);
+    Recorder a, b;
+    px_job *ja = Submit(fake_sandbox_spec("print:hi", "ended:3", "gate:cleanup", NULL), &a);
+    /* The gate holds run() in its cleanup: the end arrives before it returns. */
+    ASSERT_TRUE(a.WaitDone());
+    EXPECT_EQ(PX_STATUS_COMPLETED, a.outcome.status);
+    EXPECT_EQ(PX_REASON_EXITED, a.outcome.reason);
+    EXPECT_EQ(3, a.outcome.exit_code) << "the early result, not run()'s later one";
+    EXPECT_EQ(2, a.outcome.cpu_time_ms);
+    EXPECT_EQ("hi", a.out);
+    EXPECT_EQ(0u, px_executor_active(ex_));
+
+    /* A kill after the early end changes nothing and delivers nothing. */
+    px_executor_kill(ex_, ja, PX_KILL_RPC);
+    EXPECT_EQ(1, a.Done());
+
+    /* The one worker is still busy: the next job waits for the cleanup. */
+    px_job *jb = Submit(fake_sandbox_spec("exit:8", NULL), &b);
+    EXPECT_FALSE(fake_sandbox_wait_runs(fake_, 2, 0));
+    fake_sandbox_open_gate(fake_, "cleanup");
+    ASSERT_TRUE(b.WaitDone());
+    EXPECT_EQ(8, b.outcome.exit_code);
+    EXPECT_EQ(1, a.Done());
+    px_job_unref(ja);
+    px_job_unref(jb);
+}
+
 TEST_F(ExecutorTest, KillAfterExitChangesNothing) {
     Start();
     Recorder rec;

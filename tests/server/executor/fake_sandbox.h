@@ -13,6 +13,9 @@
  *                   of the flood is 'a' + i % 26. Before each chunk, a
  *                   requested kill ends the run as killed (exit 137).
  *   exit:<n>        end now with exit code <n>; later steps are ignored
+ *   ended:<n>       report the result early (px_sandbox_run_ended: ran, exit
+ *                   code <n>, cpu_time_ms 2), then go on with the next steps,
+ *                   which model the back-end's cleanup (no output after it)
  *   sleep           block until a kill is requested (poll() on the wake fd,
  *                   no timeout), then end as killed (exit 137)
  *   gate:<name>     block until fake_sandbox_open_gate(fake, "<name>") was

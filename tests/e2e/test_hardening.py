@@ -256,7 +256,10 @@ def test_detached_grandchild_does_not_outlive_the_execution(ex):
     assert res.exit_code == 0
     assert res.stdout.endswith(b"main exits\n")
     assert b"grandchild" in res.stdout
-    assert not pyexecd.containers_mentioning(res.execution_id[len("exe_"):])
+    # The result comes as soon as the program has ended; the container (and
+    # the grandchild with it) is removed right after.
+    assert pyexecd.wait_until(
+        lambda: not pyexecd.containers_mentioning(res.execution_id[len("exe_"):]), 15)
 
 
 def test_program_that_closes_its_stdout_keeps_running_and_ends_normally(ex):

@@ -9,8 +9,12 @@
 #   the user's stdin, up to EOF (left unread here: the program inherits fd 0)
 # The bootstrap unpacks the project into /work, runs the pre_commands and
 # pip, then the program, and exits with the first failing step's exit code
-# (128+N for signal N). Last, it writes one usage trailer to stderr:
+# (128+N for signal N). Last, it writes one end marker to stdout and one
+# usage trailer (with that exit code) to stderr:
 #   "\x1ePYX" + nonce + "\x1e" + JSON + "\x1ePYX" + nonce + "\x1e\n"
+# (JSON is "{}" on stdout). The program has exited by then, so whatever it
+# wrote is ahead of them on each pipe: once the server has both, the run's
+# output and result are complete and it need not wait for the container.
 # Every read of stdin is an unbuffered os.read of at most the bytes still
 # due, so not one byte of the user's stdin is consumed here. Until the header
 # arrives the bootstrap only waits, which is what lets a warm pool start
@@ -209,7 +213,13 @@ def main():
         say("bootstrap failed: %s: %s" % (type(e).__name__, e))
     if nonce:
         m = ("\x1ePYX" + nonce + "\x1e").encode()
-        os.write(2, m + json.dumps(usage()).encode() + m + b"\n")
+        u = usage()
+        u["exit_code"] = code
+        try:  # the end of stdout: the program is gone, all its output is ahead
+            os.write(1, m + b"{}" + m + b"\n")
+        except OSError:
+            pass
+        os.write(2, m + json.dumps(u).encode() + m + b"\n")
     os._exit(code)
 
 

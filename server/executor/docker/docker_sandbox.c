@@ -494,7 +494,8 @@ static int create_container(docker_sandbox *sb, const px_job_spec *spec, bool fo
 /* What one run sends and scans, prepared before any container is touched. */
 typedef struct run_io {
     px_sandbox_run *run;
-    px_trailer_scanner scanner;
+    px_trailer_scanner scanner;     /* stderr: the usage trailer */
+    px_trailer_scanner out_scanner; /* stdout: the end marker */
     char *preamble; /* the bootstrap preamble; owned */
     size_t preamble_len;
 } run_io;
@@ -520,6 +521,7 @@ static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error
     io->run = run;
     if (px_random_hex(nonce, 16, err) < 0 ||
         px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
+        px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
         px_bootstrap_preamble(spec, nonce, &io->preamble, &io->preamble_len, err) < 0)
         return NULL;
     return TAKE_PTR(io);
@@ -530,12 +532,23 @@ static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
     px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
 }
 
+static void deliver_stdout(void *ud, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    px_sandbox_run_output(io->run, PX_STREAM_STDOUT, data, len);
+}
+
 static void deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len) {
     run_io *io = ud;
     if (stream == PX_STREAM_STDERR)
         px_trailer_scanner_feed(&io->scanner, data, len, deliver_stderr, io);
     else
-        px_sandbox_run_output(io->run, stream, data, len);
+        px_trailer_scanner_feed(&io->out_scanner, data, len, deliver_stdout, io);
+}
+
+/* Both of the bootstrap's last words arrived: the end marker on stdout and
+ * the trailer on stderr. The program has exited and all of its output is in. */
+static bool bootstrap_done(const run_io *io) {
+    return io->scanner.has_trailer && io->out_scanner.has_trailer;
 }
 
 /* The bytes sent to the container's stdin, in order, without copies. */
@@ -581,7 +594,7 @@ static void feed_stdin(stdin_feed *f, int fd) {
     }
 }
 
-typedef enum run_end { END_EOF, END_KILL, END_PROTOCOL } run_end;
+typedef enum run_end { END_EOF, END_DONE, END_KILL, END_PROTOCOL } run_end;
 
 /* Parses the bootstrap's usage trailer into the result; ignores junk. */
 static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result) {
@@ -599,6 +612,17 @@ static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result
      * OOM kills here). */
     if (json_integer_value(json_object_get(j, "oom_kills")) > 0)
         result->oom_killed = true;
+}
+
+/* The bootstrap's exit code from its trailer, or -1 if it has none. */
+static int trailer_exit_code(const px_trailer_scanner *s) {
+    if (!s->has_trailer)
+        return -1;
+    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
+    json_t *code = json_object_get(j, "exit_code");
+    if (!json_is_integer(code) || json_integer_value(code) < 0 || json_integer_value(code) > 255)
+        return -1;
+    return (int)json_integer_value(code);
 }
 
 /* After the streams ended: exit code and OOM flag. A container that is gone
@@ -645,7 +669,9 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
  * sends the preamble, project and stdin, pumps output, enforces the
  * deadline (counted from this call: the caller has just reported the start)
  * and kill requests, and fills `result` except for the removal, which the
- * caller does. */
+ * caller does. When the bootstrap's end marker and trailer both arrive, the
+ * result is reported at once (px_sandbox_run_ended) without waiting for the
+ * container to exit. */
 static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
                   int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
@@ -709,6 +735,8 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
             if (n > 0) {
                 if (px_frame_demux_feed(&demux, buf, (size_t)n, deliver_frame, io, &err) < 0)
                     end = END_PROTOCOL;
+                else if (bootstrap_done(io) && !drain_deadline)
+                    end = END_DONE;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 break; /* end of stream (or reset, which ends it too) */
             }
@@ -717,7 +745,21 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
 
     if (end == END_EOF && px_frame_demux_finish(&demux, &err) < 0)
         end = END_PROTOCOL;
+    px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
     px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
+
+    int code = end == END_DONE ? trailer_exit_code(&io->scanner) : -1;
+    if (code >= 0) {
+        /* The result is complete without the engine: report it now; the
+         * container, which is exiting by itself, is removed afterwards. */
+        result->ran = true;
+        result->exit_code = code;
+        apply_trailer(&io->scanner, result);
+        px_sandbox_run_ended(run, result);
+        return;
+    }
+    if (end == END_DONE)
+        end = END_EOF; /* no usable exit code: ask the engine as before */
 
     if (end != END_EOF) {
         /* Nothing more is read: let the engine's stream copier fail at once

@@ -35,6 +35,7 @@ struct Outcome {
     std::string out, err;
     int started = 0;
     bool order_ok = true;
+    int ended = 0;
     int64_t ran_ms_after_start = 0;
 };
 
@@ -124,9 +125,12 @@ class DockerSandboxTest : public ::testing::Test {
         if (!run)
             run = &local;
         Outcome o;
-        sandbox_.ops->run(sandbox_.self, spec.get(), run, &o.result);
+        px_sandbox_result returned = {};
+        sandbox_.ops->run(sandbox_.self, spec.get(), run, &returned);
         int64_t end = px_now_mono_ms();
+        o.result = run->Effective(returned);
         std::lock_guard<std::mutex> lock(run->mu);
+        o.ended = run->ended;
         o.out = run->out;
         o.err = run->err;
         o.started = run->started;
@@ -137,6 +141,17 @@ class DockerSandboxTest : public ::testing::Test {
 
     static std::string Main(const std::string &code) {
         return MakeTar({{"main.py", code}});
+    }
+
+    // A Python string literal holding `s` (ASCII), escapes spelled out.
+    static std::string PyStr(const std::string &s) {
+        std::string lit = "'";
+        char buf[8];
+        for (unsigned char c : s) {
+            snprintf(buf, sizeof buf, "\\x%02x", c);
+            lit += buf;
+        }
+        return lit + "'";
     }
 
     static bool engine_up_;
@@ -156,6 +171,7 @@ TEST_F(DockerSandboxTest, HelloWorldWithUsage) {
     EXPECT_EQ(o.out, "hello world\n");
     EXPECT_EQ(o.err, "") << "the usage trailer is stripped from stderr";
     EXPECT_EQ(o.started, 1);
+    EXPECT_EQ(o.ended, 1) << "the end marker and trailer report the result early";
     EXPECT_TRUE(o.order_ok);
     EXPECT_FALSE(o.result.timed_out);
     EXPECT_FALSE(o.result.oom_killed);
@@ -216,6 +232,43 @@ TEST_F(DockerSandboxTest, NonZeroExitWithTraceback) {
     EXPECT_NE(o.err.find("Traceback (most recent call last)"), std::string::npos) << o.err;
     EXPECT_NE(o.err.find("ValueError: bad value\n"), std::string::npos) << o.err;
     EXPECT_EQ(o.err.find("PYX"), std::string::npos) << "no trailer bytes leak";
+}
+
+TEST_F(DockerSandboxTest, WithoutTheBootstrapsTrailerTheEngineReportsTheExit) {
+    // The program kills its parent, the bootstrap: no end marker, no
+    // trailer. The run still ends, with the exit the engine saw.
+    Spec spec;
+    spec.Tar(Main("import os, signal, sys\n"
+                  "print('going', flush=True)\n"
+                  "os.kill(os.getppid(), signal.SIGKILL)\n"));
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(o.ended, 0) << "nothing to end early on";
+    EXPECT_EQ(o.result.exit_code, 128 + 9);
+    EXPECT_EQ(o.out, "going\n");
+}
+
+TEST_F(DockerSandboxTest, MarkersWithAWrongNonceAreProgramOutput) {
+    // A program that prints what an end marker and a trailer look like, with
+    // a nonce it made up, ends the run no earlier and gets its bytes back.
+    const std::string fake = "\x1ePYX0123456789abcdef0123456789abcdef\x1e";
+    const std::string body = fake + "{}" + fake + "\n";
+    const std::string trailer = fake + "{\"exit_code\": 7}" + fake + "\n";
+    Spec spec;
+    spec.Tar(Main("import sys, time\n"
+                  "sys.stdout.write(" + PyStr(body) + ")\n"
+                  "sys.stdout.flush()\n"
+                  "sys.stderr.write(" + PyStr(trailer) + ")\n"
+                  "sys.stderr.flush()\n"
+                  "time.sleep(0.2)\n"
+                  "print('after', flush=True)\n"
+                  "sys.exit(3)\n"));
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_EQ(o.result.exit_code, 3);
+    EXPECT_EQ(o.out, body + "after\n");
+    EXPECT_EQ(o.err, trailer);
+    EXPECT_EQ(o.ended, 1);
 }
 
 TEST_F(DockerSandboxTest, SignalExitIs128PlusN) {

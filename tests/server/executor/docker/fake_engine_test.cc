@@ -211,7 +211,7 @@ class FakeEngineTest : public ::testing::Test {
     px_sandbox_result Run(const Spec &spec, px_sandbox_run *run) {
         px_sandbox_result result = {};
         sandbox_.ops->run(sandbox_.self, spec.get(), run, &result);
-        return result;
+        return run->Effective(result);
     }
 
     px_sandbox sandbox_ = {};

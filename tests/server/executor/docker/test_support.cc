@@ -34,6 +34,11 @@ bool px_sandbox_run::WaitForOutput(const std::string &needle, int timeout_ms) {
                        [&] { return combined.find(needle) != std::string::npos; });
 }
 
+px_sandbox_result px_sandbox_run::Effective(const px_sandbox_result &returned) {
+    std::lock_guard<std::mutex> lock(mu);
+    return ended ? early : returned;
+}
+
 extern "C" {
 
 void px_sandbox_run_started(px_sandbox_run *run) {
@@ -45,7 +50,7 @@ void px_sandbox_run_started(px_sandbox_run *run) {
 void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data,
                            size_t len) {
     std::lock_guard<std::mutex> lock(run->mu);
-    if (!run->started)
+    if (!run->started || run->ended)
         run->order_ok = false;
     std::string &s = stream == PX_STREAM_STDOUT ? run->out : run->err;
     s.append(reinterpret_cast<const char *>(data), len);
@@ -58,7 +63,13 @@ px_kill_cause px_sandbox_run_kill_requested(const px_sandbox_run *run) {
 }
 
 int px_sandbox_run_wake_fd(const px_sandbox_run *run) {
-    return run->wake[0];
+    return run->ended ? -1 : run->wake[0];
+}
+
+void px_sandbox_run_ended(px_sandbox_run *run, const px_sandbox_result *result) {
+    std::lock_guard<std::mutex> lock(run->mu);
+    if (run->ended++ == 0)
+        run->early = *result;
 }
 
 } // extern "C"

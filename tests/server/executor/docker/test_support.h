@@ -24,6 +24,9 @@ struct px_sandbox_run {
     void Kill(px_kill_cause cause);
     // Waits until the combined output contains `needle` (or the timeout).
     bool WaitForOutput(const std::string &needle, int timeout_ms);
+    // The result the executor would report: the early one if the back-end
+    // called px_sandbox_run_ended, else the one run() filled.
+    px_sandbox_result Effective(const px_sandbox_result &returned);
 
     std::mutex mu;
     std::condition_variable cv;
@@ -32,7 +35,9 @@ struct px_sandbox_run {
     int64_t started_mono_ms = 0;
     std::atomic<int> cause{PX_KILL_NONE};
     int wake[2] = {-1, -1};
-    bool order_ok = true; // no output before started
+    bool order_ok = true; // no output before started, none after ended
+    int ended = 0;        // px_sandbox_run_ended calls
+    px_sandbox_result early = {};
 };
 
 // A px_job_spec built from C++ values; owns the C spec.

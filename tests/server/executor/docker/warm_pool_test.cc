@@ -38,6 +38,7 @@ struct Outcome {
     px_sandbox_result result = {};
     std::string out, err;
     int started = 0;
+    int ended = 0;
 };
 
 class WarmPoolTest : public ::testing::Test {
@@ -140,11 +141,14 @@ class WarmPoolTest : public ::testing::Test {
         if (!run)
             run = &local;
         Outcome o;
-        sandbox_.ops->run(sandbox_.self, spec.get(), run, &o.result);
+        px_sandbox_result returned = {};
+        sandbox_.ops->run(sandbox_.self, spec.get(), run, &returned);
+        o.result = run->Effective(returned);
         std::lock_guard<std::mutex> lock(run->mu);
         o.out = run->out;
         o.err = run->err;
         o.started = run->started;
+        o.ended = run->ended;
         return o;
     }
 

@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
     px_docker_config_default(&dc);
     dc.socket_path = cfg.docker_socket;
     dc.instance = cfg.instance;
+    dc.runtime = cfg.runtime[0] ? cfg.runtime : NULL;
     dc.api_timeout_ms = cfg.docker_timeout_ms;
     dc.pids_limit = cfg.pids_limit;
     dc.tmp_mb = cfg.tmp_mb;

@@ -34,6 +34,8 @@ static const opt opts[] = {
     STR(docker_socket, "path of the Docker engine's unix socket"),
     STR(default_image, "image used when a request names none"),
     STR(instance, "name of this server instance (container label; the reaper's scope)"),
+    STR(runtime, "OCI runtime of the sandboxes, as registered with the engine, e.g. crun "
+                 "(empty: the engine's default)"),
     {"log_level", OPT_LEVEL, offsetof(px_config, log_level), sizeof(px_log_level), 0, 0,
      "debug, info, warn or error"},
     INT(default_timeout_s, 1, 86400, "default wall-clock timeout of an execution, seconds"),

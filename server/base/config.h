@@ -22,6 +22,7 @@ typedef struct px_config {
     char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
     char default_image[256];   /* --default-image, default pyexec/python:3.11 */
     char instance[64];         /* --instance: label value for the reaper, default "default" */
+    char runtime[64];          /* --runtime: OCI runtime of sandboxes; "" = engine default */
     px_log_level log_level;    /* --log-level debug|info|warn|error */
 
     /* Per-execution limits: the default applied when a request leaves a

@@ -422,13 +422,17 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def docker_api(method, path, socket_path=None):
-    """One Engine API call over the unix socket; returns (status, parsed JSON
-    or raw bytes)."""
+def docker_api(method, path, socket_path=None, body=None):
+    """One Engine API call over the unix socket (`body`: a value sent as
+    JSON); returns (status, parsed JSON or raw bytes)."""
     conn = _UnixHTTPConnection(socket_path or os.environ.get("DOCKER_SOCKET",
                                                              "/var/run/docker.sock"))
     try:
-        conn.request(method, path)
+        if body is None:
+            conn.request(method, path)
+        else:
+            conn.request(method, path, body=json.dumps(body),
+                         headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
         body = resp.read()
     finally:

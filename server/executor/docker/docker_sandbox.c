@@ -1201,6 +1201,32 @@ static int reap(docker_sandbox *sb, px_error *err) {
     return removed;
 }
 
+/* Fails, naming the ones there are, when the engine has no runtime called
+ * sb->runtime: every create would fail with an error the client cannot fix. */
+static int check_runtime(docker_sandbox *sb, px_error *err) {
+    _cleanup_json_ json_t *info = NULL;
+    if (api(sb, "GET", "/info", NULL, 0, &info, err) < 0)
+        return px_error_wrap(err, "docker sandbox: look up runtime '%s'", sb->runtime);
+    json_t *runtimes = json_object_get(info, "Runtimes");
+    if (json_object_get(runtimes, sb->runtime))
+        return 0;
+    char names[256] = "";
+    size_t used = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(runtimes, name, v) {
+        int n = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", name);
+        if (n < 0 || (size_t)n >= sizeof names - used)
+            break;
+        used += (size_t)n;
+    }
+    (void)v;
+    return px_error_set(err, PX_E_INVALID,
+                        "docker sandbox: the engine has no runtime '%s' (it has: %s); register "
+                        "it with dockerd --add-runtime or \"runtimes\" in daemon.json",
+                        sb->runtime, used ? names : "none listed");
+}
+
 static void *reaper_main(void *arg) {
     docker_sandbox *sb = arg;
     pthread_mutex_lock(&sb->mu);
@@ -1326,8 +1352,14 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
         return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
     }
     px_error e = PX_ERROR_INIT;
-    if (sandbox_ping(sb, &e) == 0 && reap(sb, &e) < 0)
-        px_warn("docker: start-up reap: %s", e.msg);
+    if (sandbox_ping(sb, &e) == 0) {
+        if (sb->runtime && check_runtime(sb, err) < 0) {
+            sandbox_free(sb);
+            return -1;
+        }
+        if (reap(sb, &e) < 0)
+            px_warn("docker: start-up reap: %s", e.msg);
+    }
     if (sb->reaper_interval_ms > 0) {
         int rc = pthread_create(&sb->reaper, NULL, reaper_main, sb);
         if (rc != 0) {

@@ -68,6 +68,9 @@
 #define KILL_STATS_TIMEOUT_MS 150
 #define TIMEOUT_STATS_TIMEOUT_MS 1500
 #define DRAIN_AFTER_KILL_MS 2000
+/* After an early end, how long the container may take to exit by itself
+ * before the removal kills it (it takes ~50 ms here). */
+#define EXIT_AFTER_END_MS 2000
 #define SANDBOX_UID 65534 /* nobody:nogroup */
 #define READ_CHUNK (64 * 1024)
 #define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
@@ -664,6 +667,29 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
     return 0;
 }
 
+/* After an early end: reads the attach stream to its end, which comes when
+ * the container has exited, discarding what little may come (output of
+ * processes the program left behind), for at most EXIT_AFTER_END_MS. A
+ * container that exited by itself costs the engine less to remove than a
+ * running one, which it would first have to kill (another runtime call). */
+static void await_exit(int fd, uint8_t *buf) {
+    int64_t until = px_now_mono_ms() + EXIT_AFTER_END_MS;
+    for (;;) {
+        int64_t left = until - px_now_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+    }
+}
+
 /* Runs the started container `id`, attached on `fd` (borrowed; `early`
  * holds the stream bytes that came with the attach answer), to its end:
  * sends the preamble, project and stdin, pumps output, enforces the
@@ -756,6 +782,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         result->exit_code = code;
         apply_trailer(&io->scanner, result);
         px_sandbox_run_ended(run, result);
+        await_exit(fd, buf);
         return;
     }
     if (end == END_DONE)

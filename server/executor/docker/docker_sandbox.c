@@ -450,7 +450,7 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
     if (sb->runtime)
         json_object_set_new(host, "Runtime", json_string(sb->runtime));
 
-    const char *cmd[] = {"python3", "-I", "-c", px_bootstrap_script()};
+    const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
     _cleanup_json_ json_t *body = json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image",
         spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env, "WorkingDir",

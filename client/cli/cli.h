@@ -146,6 +146,24 @@ void cli_print_abnormal(const pyexec_result *r);
  * -q, collects it) and returns the exit code of the finished execution. */
 int cli_follow(pyexec_client *c, const cli_opts *o, const char *id, int64_t offset);
 
+/* ---- interrupt.c: Ctrl-C kills what `run` started ---- */
+
+typedef struct cli_interrupt cli_interrupt;
+
+/* Blocks SIGINT, SIGTERM and SIGHUP in the calling thread and every thread
+ * it creates later; call before the client exists. */
+void cli_interrupt_block(void);
+
+/* From now on the first of those signals kills execution `id` through `c`
+ * (the stream being followed then ends with the KILLED result) and a second
+ * exits at once with 128+N. Returns NULL if it cannot (the signals then stay
+ * blocked and pending: the process ends when the run does). */
+cli_interrupt *cli_interrupt_start(pyexec_client *c, const char *id);
+
+/* No Kill after this returns (one in progress has finished); call before
+ * freeing the client. NULL-safe. */
+void cli_interrupt_stop(cli_interrupt *in);
+
 /* ---- commands (cmd_*.c) ---- */
 int cmd_run(int argc, char **argv, cli_opts *o);
 int cmd_submit(int argc, char **argv, cli_opts *o);

@@ -9,7 +9,8 @@ static void help(void) {
           "Runs a project and streams its stdout and stderr live. Exits with the\n"
           "program's exit code (128+N if killed by signal N), 124 if it timed out,\n"
           "137 if it was killed, 125 if the call failed or the execution FAILED,\n"
-          "2 on a usage error.\n"
+          "2 on a usage error. Ctrl-C kills the execution (and shows its end);\n"
+          "a second Ctrl-C quits at once.\n"
           "\n",
           stdout);
     cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_REQUEST);
@@ -32,6 +33,9 @@ int cmd_run(int argc, char **argv, cli_opts *o) {
     pyexec_request req;
     cli_request_fill(&req, o, &p);
 
+    /* Before the client exists: gRPC's threads inherit the blocked mask, so
+     * only our interrupt thread ever takes these signals. */
+    cli_interrupt_block();
     pyexec_client *c = cli_client(o);
     if (!c) {
         cli_project_release(&p);
@@ -43,7 +47,9 @@ int cmd_run(int argc, char **argv, cli_opts *o) {
     } else {
         if (o->verbose)
             fprintf(stderr, "Submitted: %s\n", sub->execution_id);
+        cli_interrupt *in = cli_interrupt_start(c, sub->execution_id);
         rc = cli_follow(c, o, sub->execution_id, 0);
+        cli_interrupt_stop(in);
     }
     pyexec_result_free(sub);
     pyexec_client_free(c);

@@ -12,8 +12,8 @@ Fixtures:
 A session-wide check fails the run if any container started by this
 session's servers is still there at the end.
 
-Environment: PYEXECD_BIN (server binary), PYEXEC_TEST_IMAGE (sandbox image,
-default pyexec/python:3.11).
+Environment: PYEXECD_BIN (server binary), PYEXEC_CLI_BIN (the `pyexec` CLI),
+PYEXEC_TEST_IMAGE (sandbox image, default pyexec/python:3.11).
 """
 
 import os

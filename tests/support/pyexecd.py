@@ -14,6 +14,7 @@ may be shadowed by another suite's own `tests` directory):
 Runs with /usr/bin/python3 (the interpreter that has python3-grpcio).
 Environment:
   PYEXECD_BIN         the server binary (default <repo>/bazel-bin/server/pyexecd)
+  PYEXEC_CLI_BIN      the `pyexec` CLI (default <repo>/bazel-bin/client/pyexec)
   PYEXEC_TEST_STUBS   "client" or "own": which generated stubs stubs() returns;
                       default: the Python client's if present, else our own
   DOCKER_SOCKET       the Docker socket for containers() (default
@@ -52,6 +53,11 @@ class ServerError(RuntimeError):
 def server_binary():
     """Path of the pyexecd binary under test."""
     return os.environ.get("PYEXECD_BIN") or os.path.join(REPO, "bazel-bin", "server", "pyexecd")
+
+
+def cli_binary():
+    """Path of the `pyexec` CLI under test."""
+    return os.environ.get("PYEXEC_CLI_BIN") or os.path.join(REPO, "bazel-bin", "client", "pyexec")
 
 
 def server_help():

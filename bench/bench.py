@@ -267,6 +267,8 @@ class Bench:
             try:
                 for c in pyexecd.containers(label):
                     left.append(c["Id"])
+                    print(f"bench: leftover container {' '.join(c.get('Names') or [])} "
+                          f"({c.get('State')}, {label})", file=sys.stderr)
                     pyexecd.docker_api("DELETE", f"/containers/{c['Id']}?force=1&v=1")
             except Exception as e:  # noqa: BLE001 - cleanup goes on
                 print(f"bench: cleanup of {label}: {e}", file=sys.stderr)

@@ -105,3 +105,32 @@ def test_output_written_right_before_exit_is_complete(ex):
         assert res.exit_code == 5
         assert res.stdout == b"o" * 300000 + b"last-out"
         assert res.stderr == b"e" * 200000 + b"last-err"
+
+
+def test_program_that_makes_its_output_non_blocking_still_ends_normally(ex):
+    """stdout and stderr are open files the program shares with the
+    bootstrap, so O_NONBLOCK set on them is the bootstrap's too; it restores
+    blocking mode before its last words. The program writes as fast as the
+    pipes take it and exits at once; the run must still end normally with
+    all of its output and the trailer's usage. (Whether the bootstrap's
+    writes would have met EAGAIN depends on how fast the server drains the
+    pipes; here it drains them too fast to force that case.)"""
+    code = ("import os, select, sys\n"
+            "for fd in (1, 2):\n"
+            "    os.set_blocking(fd, False)\n"
+            "chunk = b'x' * 65536\n"
+            "for fd in (1, 2):\n"
+            "    left = 1 << 18\n"
+            "    while left > 0:\n"
+            "        select.select([], [fd], [])\n"
+            "        try:\n"
+            "            left -= os.write(fd, chunk[:left])\n"
+            "        except BlockingIOError:\n"
+            "            pass\n"
+            "os._exit(6)\n")
+    for _ in range(3):
+        res = ex.run(code)
+        assert pyexecd.status_name(res) == COMPLETED, res.error
+        assert res.exit_code == 6, res.stderr[-500:]
+        assert (len(res.stdout), len(res.stderr)) == (1 << 18, 1 << 18), res.stderr[-500:]
+        assert res.usage.peak_memory_bytes > 0, "the trailer arrived"

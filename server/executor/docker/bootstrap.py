@@ -354,6 +354,13 @@ def main():
         m = ("\x1ePYX" + nonce + "\x1e").encode()
         u = usage()
         u["exit_code"] = code
+        for fd in (1, 2):
+            # The program shares these open files with us and may have made
+            # them non-blocking; our last words must not fail with EAGAIN.
+            try:
+                os.set_blocking(fd, True)
+            except OSError:
+                pass
         try:  # the end of stdout: the program is gone, all its output is ahead
             os.write(1, m + b"{}" + m + b"\n")
         except OSError:

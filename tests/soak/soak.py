@@ -234,6 +234,13 @@ def main():
         # Once retention has passed, the finished executions' records (and
         # their output) are gone: what is left is the server's own.
         time.sleep(RETENTION_S + 5)
+        # The store drops expired records lazily, on its next call: make one.
+        try:
+            stub.GetExecution(pb.GetExecutionRequest(execution_id=soak.ids[0]), timeout=10)
+            report["retention_check"] = "a finished execution was still retained"
+            ok = False
+        except grpc.RpcError as e:
+            report["retention_check"] = e.code().name
         report["after_retention"] = snapshot(pid)
         rc = srv.stop(timeout=60)
         report["server_exit"] = rc

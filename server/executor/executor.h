@@ -25,8 +25,8 @@
 #ifndef PYEXEC_EXECUTOR_EXECUTOR_H
 #define PYEXEC_EXECUTOR_EXECUTOR_H
 
-#include "server/executor/job.h"
 #include "server/executor/sandbox.h"
+#include "server/model/job.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -21,7 +21,7 @@
 #ifndef PYEXEC_EXECUTOR_SANDBOX_H
 #define PYEXEC_EXECUTOR_SANDBOX_H
 
-#include "server/executor/job.h"
+#include "server/model/job.h"
 
 #ifdef __cplusplus
 extern "C" {

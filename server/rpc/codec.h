@@ -9,7 +9,7 @@
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/base/config.h"
 #include "server/base/error.h"
-#include "server/executor/job.h"
+#include "server/model/job.h"
 #include "server/store/store.h"
 
 /* Validates `req` against CONTRACT.md and the limits in `cfg`, fills in the

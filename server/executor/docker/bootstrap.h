@@ -22,7 +22,7 @@
 #include <stddef.h>
 
 #include "server/base/error.h"
-#include "server/executor/job.h"
+#include "server/model/job.h"
 
 #ifdef __cplusplus
 extern "C" {

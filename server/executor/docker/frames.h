@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "server/base/error.h"
-#include "server/executor/job.h"
+#include "server/model/job.h"
 
 #ifdef __cplusplus
 extern "C" {

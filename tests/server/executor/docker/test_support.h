@@ -13,8 +13,8 @@
 #include <utility>
 #include <vector>
 
-#include "server/executor/job.h"
 #include "server/executor/sandbox.h"
+#include "server/model/job.h"
 
 // The executor's control object, as far as the back-end can see it.
 struct px_sandbox_run {

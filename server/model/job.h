@@ -1,10 +1,12 @@
 /*
- * Plain data shared by the executor, its sandbox back-ends and the store:
- * what to run (px_job_spec) and how it ended (px_outcome). Enum values equal
- * the proto's so the RPC codec can copy them.
+ * The data model: plain data shared by the executor, its sandbox back-ends,
+ * the store and the RPC codec: what to run (px_job_spec) and how it ended
+ * (status, reason, px_outcome with its usage figures). Enum values equal the
+ * proto's so the RPC codec can copy them. This module depends on base only;
+ * everything that speaks about executions depends on it, never the reverse.
  */
-#ifndef PYEXEC_EXECUTOR_JOB_H
-#define PYEXEC_EXECUTOR_JOB_H
+#ifndef PYEXEC_MODEL_JOB_H
+#define PYEXEC_MODEL_JOB_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "server/executor/job.h"
+#include "server/model/job.h"
 
 #include <stdlib.h>
 

@@ -24,3 +24,17 @@ bzq() {
 bazel_bin() {
     bz info bazel-bin 2>/dev/null
 }
+
+# sanitizer_of FILE: prints "asan", "ubsan", "tsan" or "msan" when FILE is a
+# binary built with that sanitizer (its runtime's entry points are among its
+# symbols), nothing otherwise. Uses nm (binutils, which gcc depends on).
+sanitizer_of() {
+    local syms
+    syms=$( { nm -D "$1"; nm "$1"; } 2>/dev/null) || true
+    case "$syms" in
+    *__asan_init*) echo asan ;;
+    *__ubsan_handle_*) echo ubsan ;;
+    *__tsan_init*) echo tsan ;;
+    *__msan_init*) echo msan ;;
+    esac
+}

@@ -13,6 +13,9 @@
  *     "./"), repeated '/' and a trailing '/' are dropped; empty paths,
  *     absolute paths, ".." components, NUL or control bytes (< 0x20, 0x7f)
  *     are rejected; a directory entry for the root itself ("./") is skipped;
+ *   - in a tar, a pax extended-header value (other than a binary xattr) or a
+ *     GNU long name or link target that holds a NUL byte is rejected (the
+ *     name would otherwise be cut there), as is a malformed pax record;
  *   - symbolic links must be relative and resolve inside the root; ".." may
  *     only lead the target ("../lib/x", not "lib/../x"), which makes the
  *     lexical check also hold for the real filesystem;

@@ -358,6 +358,49 @@ TEST(TarParse, PaxPathsAreCheckedToo) {
                "'l': symbolic link target '/etc' is absolute");
 }
 
+/* libarchive keeps pax and GNU long-name values as C strings: "a\0b" would
+ * silently become "a". Such a value is refused like any string with a NUL. */
+TEST(TarParse, NulInAPaxOrLongNameValueIsRefused) {
+    using std::string;
+    EXPECT_HAS(Reject(PaxHeader({"mtime=1", string("path=a\0b.py", 12)}) + RawFile("x.py", "1") +
+                      EndBlocks()),
+               "pax record 'path' contains a NUL byte");
+    EXPECT_HAS(Reject(PaxHeader({string("linkpath=ok\0/etc", 17)}) +
+                      RawHeader("l", '2', 0, "ok") + EndBlocks()),
+               "pax record 'linkpath' contains a NUL byte");
+    /* The second entry's header, after a first entry with data. */
+    EXPECT_HAS(Reject(RawFile("first.py", string(700, 'x')) +
+                      PaxHeader({string("path=b\0c", 8)}) + RawFile("y.py", "2") + EndBlocks()),
+               "tar entry 2: pax record 'path' contains a NUL byte");
+    /* A GNU long name ('L') is NUL-terminated; a NUL before its end is not. */
+    string longname("a\0b", 3);
+    longname += '\0';
+    string gnu = RawHeader("././@LongLink", 'L', longname.size()) + longname;
+    gnu.append(512 - longname.size(), '\0');
+    EXPECT_HAS(Reject(gnu + RawFile("z.py", "3") + EndBlocks()),
+               "GNU long name contains a NUL byte");
+    /* Well-formed ones still parse, and binary xattr values are no strings. */
+    string ok_name("long/name.py");
+    ok_name += '\0';
+    string ok_gnu = RawHeader("././@LongLink", 'L', ok_name.size()) + ok_name;
+    ok_gnu.append(512 - ok_name.size(), '\0');
+    Project p = Parse(ok_gnu + RawFile("n.py", "4") +
+                      PaxHeader({"path=p.py", string("SCHILY.xattr.user.x=\0\1", 22)}) +
+                      RawFile("q.py", "5") + EndBlocks());
+    ASSERT_TRUE(p);
+    EXPECT_EQ((std::vector<std::string>{"long/name.py", "p.py"}), Paths(p.get()));
+}
+
+/* A pax header that is not a sequence of "LEN key=value\n" records. */
+TEST(TarParse, MalformedPaxRecordsAreRefused) {
+    for (const std::string &body : {std::string("5 a=b"), std::string("x path=a\n"),
+                                    std::string("99 path=a\n"), std::string("7 path\n")}) {
+        std::string h = RawHeader("././@PaxHeader", 'x', body.size()) + body;
+        h.append(512 - body.size(), '\0');
+        EXPECT_HAS(Reject(h + RawFile("x.py", "1") + EndBlocks()), "pax") << body;
+    }
+}
+
 TEST(TarParse, ModeZeroGetsDefaults) {
     Project p = Parse(TarBuilder().Dir("d", 0).File("d/f", "f", 0).Finish());
     ASSERT_TRUE(p);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,28 +178,57 @@ static const opt *find_flag(const char *name, size_t len) {
     return NULL;
 }
 
+/* A number for --help: a byte count that is a whole number of KiB, MiB or
+ * GiB also gets that form, e.g. "16777216 (16 MiB)". */
+static void format_number(int64_t v, bool bytes, char *out, size_t n) {
+    static const struct {
+        int64_t unit;
+        const char *name;
+    } units[] = {{INT64_C(1) << 40, "TiB"}, {INT64_C(1) << 30, "GiB"}, {MIB, "MiB"}, {1024, "KiB"}};
+    int k = snprintf(out, n, "%" PRId64, v);
+    if (!bytes || v <= 0 || k < 0 || (size_t)k >= n)
+        return;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (v >= units[i].unit && v % units[i].unit == 0) {
+            snprintf(out + k, n - (size_t)k, " (%" PRId64 " %s)", v / units[i].unit, units[i].name);
+            return;
+        }
+    }
+}
+
 void px_config_usage(FILE *out) {
     px_config def;
     px_config_default(&def);
     fprintf(out, "usage: pyexecd [--FLAG VALUE]...\n\n"
                  "Runs Python projects in fresh Docker containers behind a gRPC API.\n"
-                 "Every flag can also be set with the environment variable shown.\n\n");
+                 "Every flag can also be set with the environment variable shown;\n"
+                 "a number outside the range shown is refused.\n\n");
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         const opt *o = &opts[i];
-        char flag[64], env[80], defval[300];
+        char flag[64], env[80], defval[300], lo[64], hi[64], range[160] = "";
         flag_name(o, flag, sizeof flag);
         env_name(o, env, sizeof env);
         const char *field = (const char *)&def + o->offset;
+        bool bytes = strstr(o->name, "_bytes") != NULL;
         switch (o->kind) {
-        case OPT_STR: snprintf(defval, sizeof defval, "%s", field); break;
-        case OPT_INT: snprintf(defval, sizeof defval, "%d", *(const int *)(const void *)field); break;
+        case OPT_STR:
+            snprintf(defval, sizeof defval, "%s", field[0] ? field : "(none)");
+            break;
+        case OPT_INT:
+            format_number(*(const int *)(const void *)field, bytes, defval, sizeof defval);
+            break;
         case OPT_I64:
-            snprintf(defval, sizeof defval, "%" PRId64, *(const int64_t *)(const void *)field);
+            format_number(*(const int64_t *)(const void *)field, bytes, defval, sizeof defval);
             break;
         case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
         }
-        fprintf(out, "  --%-24s %s\n  %-26s env %s, default %s\n", flag, o->help, "", env,
-                defval);
+        if (o->kind == OPT_INT || o->kind == OPT_I64) {
+            format_number(o->min, bytes, lo, sizeof lo);
+            format_number(o->max, bytes, hi, sizeof hi);
+            snprintf(range, sizeof range, "%s to %s, ", lo, hi);
+        }
+        fprintf(out, "  --%-24s %s\n  %-26s %sdefault %s; env %s\n", flag, o->help, "", range,
+                defval, env);
     }
     fprintf(out, "  --%-24s %s\n  --%-24s %s\n", "help", "print this text", "version",
             "print the version");

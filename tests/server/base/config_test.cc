@@ -1,6 +1,7 @@
 #include "server/base/config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <string>
@@ -139,6 +140,51 @@ TEST(Config, HelpAndVersion) {
     p = parse({"--version"});
     EXPECT_EQ(PX_CONFIG_VERSION, p.rc);
     EXPECT_NE(std::string::npos, p.out.find(PYEXEC_VERSION));
+}
+
+/* Every numeric flag's --help entry shows "MIN to MAX, default D", and those
+ * are the bounds the parser enforces: MIN and MAX are accepted, one past
+ * either is refused as out of range. (A value may still be refused for
+ * another reason, e.g. a default above its maximum; that is not a range.) */
+TEST(Config, HelpShowsTheRangeOfEveryNumericFlag) {
+    Parsed help = parse({"--help"});
+    ASSERT_EQ(PX_CONFIG_HELP, help.rc);
+    std::vector<std::pair<std::string, std::string>> blocks; /* flag, its second line */
+    size_t pos = 0;
+    while ((pos = help.out.find("\n  --", pos)) != std::string::npos) {
+        size_t name_end = help.out.find(' ', pos + 5);
+        if (help.out.compare(pos + 5, name_end - pos - 5, "help") == 0)
+            break; /* --help and --version take no value */
+        size_t line2 = help.out.find('\n', pos + 1);
+        size_t line2_end = help.out.find('\n', line2 + 1);
+        ASSERT_NE(std::string::npos, line2_end);
+        blocks.emplace_back(help.out.substr(pos + 5, name_end - pos - 5),
+                            help.out.substr(line2 + 1, line2_end - line2 - 1));
+        pos = line2;
+    }
+    int ranged = 0;
+    for (const auto &b : blocks) {
+        const std::string &flag = b.first, &line = b.second;
+        size_t d = line.find("default ");
+        ASSERT_NE(std::string::npos, d) << flag << ": " << line;
+        char *end = nullptr;
+        strtoll(line.c_str() + d + 8, &end, 10);
+        bool numeric = end != line.c_str() + d + 8 && (*end == ';' || *end == ' ');
+        long long lo = 0, hi = 0;
+        int n = sscanf(line.c_str(), " %lld%*[^t]to %lld", &lo, &hi);
+        if (!numeric) {
+            EXPECT_EQ(std::string::npos, line.find(" to ")) << flag << ": " << line;
+            continue;
+        }
+        ASSERT_EQ(2, n) << "--" << flag << " shows no range: " << line;
+        ranged++;
+        for (long long v : {lo, hi, lo - 1, hi + 1}) {
+            Parsed p = parse({"--" + flag, std::to_string(v)});
+            bool refused = p.rc < 0 && strstr(p.err.msg, "out of range") != nullptr;
+            EXPECT_EQ(v < lo || v > hi, refused) << "--" << flag << " " << v << ": " << p.err.msg;
+        }
+    }
+    EXPECT_GE(ranged, 30);
 }
 
 TEST(Config, PositionalArgumentRejected) {

@@ -14,17 +14,18 @@ static char **unconst_array(const char *const *a) {
     return (char **)a;
 }
 
-static int check_limit(const char *name, int32_t v, px_error *err) {
+static int check_limit(const char *name, int32_t v, pyexec_error *err) {
     if (v < 0)
-        return px_error_set(err, PX_E_INVALID, "%s must not be negative (got %d)", name, (int)v);
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s must not be negative (got %d)", name,
+                                (int)v);
     return 0;
 }
 
 int codec_request_init(codec_request *out, const pyexec_request *req, bool async,
-                       px_error *err) {
+                       pyexec_error *err) {
     memset(out, 0, sizeof *out);
     if (!req)
-        return px_error_set(err, PX_E_INVALID, "no request");
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "no request");
     if (check_limit("timeout_seconds", req->timeout_seconds, err) < 0 ||
         check_limit("memory_mb", req->memory_mb, err) < 0 ||
         check_limit("disk_mb", req->disk_mb, err) < 0 ||
@@ -33,7 +34,7 @@ int codec_request_init(codec_request *out, const pyexec_request *req, bool async
     if ((req->n_pre_commands && !req->pre_commands) || (req->n_env_vars && !req->env_vars) ||
         (req->n_script_args && !req->script_args) || (req->n_files && !req->files) ||
         (req->tar_len && !req->tar) || (req->stdin_len && !req->stdin_data))
-        return px_error_set(err, PX_E_INVALID, "a count is set but its array is NULL");
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "a count is set but its array is NULL");
 
     Pyexec__V1__ExecuteRequest msg = PYEXEC__V1__EXECUTE_REQUEST__INIT;
     Pyexec__V1__Metadata meta = PYEXEC__V1__METADATA__INIT;
@@ -73,7 +74,9 @@ int codec_request_init(codec_request *out, const pyexec_request *req, bool async
         out->network_disabled.value = 0;
         out->config.network_disabled = &out->network_disabled;
         break;
-    default: return px_error_set(err, PX_E_INVALID, "unknown network setting %d", (int)req->network);
+    default:
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "unknown network setting %d",
+                                (int)req->network);
     }
     out->meta.config = &out->config;
     out->msg.metadata = &out->meta;
@@ -85,13 +88,15 @@ int codec_request_init(codec_request *out, const pyexec_request *req, bool async
         out->file_ptrs = calloc(req->n_files, sizeof *out->file_ptrs);
         if (!out->file_msgs || !out->file_ptrs) {
             codec_request_release(out);
-            return px_error_set(err, PX_E_INTERNAL, "out of memory for %zu files", req->n_files);
+            return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory for %zu files",
+                                    req->n_files);
         }
         for (size_t i = 0; i < req->n_files; i++) {
             const pyexec_file *f = &req->files[i];
             if (!f->path || (f->len && !f->content)) {
                 codec_request_release(out);
-                return px_error_set(err, PX_E_INVALID, "file %zu has no path or no content", i);
+                return pyexec_error_set(err, PYEXEC_E_INVALID, "file %zu has no path or no content",
+                                        i);
             }
             Pyexec__V1__File fm = PYEXEC__V1__FILE__INIT;
             fm.path = unconst(f->path);
@@ -134,10 +139,10 @@ static uint8_t *dup_bytes(const uint8_t *data, size_t len) {
     return p;
 }
 
-pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, px_error *err) {
+pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, pyexec_error *err) {
     _cleanup_free_ pyexec_result *r = calloc(1, sizeof *r);
     if (!r)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory"), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
     Pyexec__V1__ExecutionResult empty = PYEXEC__V1__EXECUTION_RESULT__INIT;
     if (!msg)
         msg = &empty;
@@ -147,7 +152,7 @@ pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, px_
     r->stderr_buf = dup_bytes(msg->stderr.data, msg->stderr.len);
     if (!r->execution_id || !r->error || !r->stdout_buf || !r->stderr_buf) {
         pyexec_result_free(TAKE_PTR(r));
-        return px_error_set(err, PX_E_INTERNAL, "out of memory copying a result"), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory copying a result"), NULL;
     }
     r->stdout_len = msg->stdout.len;
     r->stderr_len = msg->stderr.len;

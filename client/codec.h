@@ -7,8 +7,8 @@
 #define PYEXEC_CLIENT_CODEC_H
 
 #include "client/pyexec.h"
+#include "client/pyexec_error.h"
 #include "pyexec/v1/executor.pb-c.h"
-#include "server/base/error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,17 +26,17 @@ typedef struct codec_request {
 } codec_request;
 
 /* Fills `out` from `req` (borrowed: `req` must outlive `out`). Returns 0, or
- * -1 with PX_E_INVALID for a request that cannot be encoded (NULL path,
- * negative limit) or PX_E_INTERNAL when out of memory. */
+ * -1 with PYEXEC_E_INVALID for a request that cannot be encoded (NULL path,
+ * negative limit) or PYEXEC_E_INTERNAL when out of memory. */
 int codec_request_init(codec_request *out, const pyexec_request *req, bool async,
-                       px_error *err);
+                       pyexec_error *err);
 
 /* Frees what codec_request_init allocated. Safe on a zeroed struct. */
 void codec_request_release(codec_request *r);
 
 /* Copies `msg` into a new caller-owned pyexec_result. NULL `msg` gives an
- * empty result. Returns NULL with PX_E_INTERNAL when out of memory. */
-pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, px_error *err);
+ * empty result. Returns NULL with PYEXEC_E_INTERNAL when out of memory. */
+pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, pyexec_error *err);
 
 #ifdef __cplusplus
 }

@@ -38,17 +38,17 @@ struct pyexec_client {
 
 /* ---- status mapping ---------------------------------------------------- */
 
-static px_code code_from_status(grpc_status_code s) {
+static pyexec_code code_from_status(grpc_status_code s) {
     switch (s) {
-    case GRPC_STATUS_INVALID_ARGUMENT: return PX_E_INVALID;
-    case GRPC_STATUS_NOT_FOUND: return PX_E_NOT_FOUND;
-    case GRPC_STATUS_RESOURCE_EXHAUSTED: return PX_E_EXHAUSTED;
-    case GRPC_STATUS_UNAVAILABLE: return PX_E_UNAVAILABLE;
-    case GRPC_STATUS_FAILED_PRECONDITION: return PX_E_PRECONDITION;
-    case GRPC_STATUS_OUT_OF_RANGE: return PX_E_OUT_OF_RANGE;
-    case GRPC_STATUS_CANCELLED: return PX_E_CANCELLED;
-    case GRPC_STATUS_DEADLINE_EXCEEDED: return PX_E_TIMEOUT;
-    default: return PX_E_INTERNAL;
+    case GRPC_STATUS_INVALID_ARGUMENT: return PYEXEC_E_INVALID;
+    case GRPC_STATUS_NOT_FOUND: return PYEXEC_E_NOT_FOUND;
+    case GRPC_STATUS_RESOURCE_EXHAUSTED: return PYEXEC_E_EXHAUSTED;
+    case GRPC_STATUS_UNAVAILABLE: return PYEXEC_E_UNAVAILABLE;
+    case GRPC_STATUS_FAILED_PRECONDITION: return PYEXEC_E_PRECONDITION;
+    case GRPC_STATUS_OUT_OF_RANGE: return PYEXEC_E_OUT_OF_RANGE;
+    case GRPC_STATUS_CANCELLED: return PYEXEC_E_CANCELLED;
+    case GRPC_STATUS_DEADLINE_EXCEEDED: return PYEXEC_E_TIMEOUT;
+    default: return PYEXEC_E_INTERNAL;
     }
 }
 
@@ -71,14 +71,14 @@ static const char *rpc_name(const char *method) {
     return slash ? slash + 1 : method;
 }
 
-static int set_status_error(px_error *err, const char *method, grpc_status_code s,
+static int set_status_error(pyexec_error *err, const char *method, grpc_status_code s,
                             grpc_slice details) {
     int n = (int)GRPC_SLICE_LENGTH(details);
     const char *d = (const char *)GRPC_SLICE_START_PTR(details);
-    px_code code = code_from_status(s);
-    if (code == PX_E_INTERNAL)
-        return px_error_set(err, code, "%s: %s: %.*s", rpc_name(method), status_name(s), n, d);
-    return px_error_set(err, code, "%s: %.*s", rpc_name(method), n, d);
+    pyexec_code code = code_from_status(s);
+    if (code == PYEXEC_E_INTERNAL)
+        return pyexec_error_set(err, code, "%s: %s: %.*s", rpc_name(method), status_name(s), n, d);
+    return pyexec_error_set(err, code, "%s: %.*s", rpc_name(method), n, d);
 }
 
 /* ---- time -------------------------------------------------------------- */
@@ -102,20 +102,21 @@ typedef struct call_ctx {
 } call_ctx;
 
 static int call_open(call_ctx *cx, pyexec_client *c, const char *method, gpr_timespec deadline,
-                     px_error *err) {
+                     pyexec_error *err) {
     memset(cx, 0, sizeof *cx);
     grpc_metadata_array_init(&cx->initial_md);
     grpc_metadata_array_init(&cx->trailing_md);
     cx->details = grpc_empty_slice();
     cx->cq = grpc_completion_queue_create_for_next(NULL);
     if (!cx->cq)
-        return px_error_set(err, PX_E_INTERNAL, "%s: cannot create a completion queue",
-                            rpc_name(method));
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: cannot create a completion queue",
+                                rpc_name(method));
     grpc_slice m = grpc_slice_from_static_string(method);
     cx->call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS, cx->cq, m, NULL,
                                         deadline, NULL);
     if (!cx->call)
-        return px_error_set(err, PX_E_INTERNAL, "%s: cannot create the call", rpc_name(method));
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: cannot create the call",
+                                rpc_name(method));
     return 0;
 }
 
@@ -139,39 +140,41 @@ static void call_close(call_ctx *cx) {
 /* Starts one batch and waits for it. Returns the batch's success flag, or -1
  * if the batch could not be started. */
 static int call_batch(call_ctx *cx, const grpc_op *ops, size_t n, const char *method,
-                      px_error *err) {
+                      pyexec_error *err) {
     void *tag = (void *)ops;
     grpc_call_error e = grpc_call_start_batch(cx->call, ops, n, tag, NULL);
     if (e != GRPC_CALL_OK)
-        return px_error_set(err, PX_E_INTERNAL, "%s: start batch: grpc_call_error %d",
-                            rpc_name(method), (int)e);
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: start batch: grpc_call_error %d",
+                                rpc_name(method), (int)e);
     grpc_event ev = grpc_completion_queue_next(cx->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
     if (ev.type != GRPC_OP_COMPLETE || ev.tag != tag)
-        return px_error_set(err, PX_E_INTERNAL, "%s: unexpected completion queue event %d",
-                            rpc_name(method), (int)ev.type);
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: unexpected completion queue event %d",
+                                rpc_name(method), (int)ev.type);
     return ev.success ? 1 : 0;
 }
 
 /* Packs `msg` into a new byte buffer (the caller destroys it). */
-static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, px_error *err) {
+static grpc_byte_buffer *pack_message(const ProtobufCMessage *msg, pyexec_error *err) {
     size_t len = protobuf_c_message_get_packed_size(msg);
     grpc_slice s = grpc_slice_malloc(len);
     protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
     grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
     grpc_slice_unref(s);
     if (!bb)
-        px_error_set(err, PX_E_INTERNAL, "cannot allocate a %zu-byte message", len);
+        pyexec_error_set(err, PYEXEC_E_INTERNAL, "cannot allocate a %zu-byte message", len);
     return bb;
 }
 
-/* Unpacks and destroys `bb`. Returns NULL with PX_E_INTERNAL if the bytes
+/* Unpacks and destroys `bb`. Returns NULL with PYEXEC_E_INTERNAL if the bytes
  * are not a valid message of `desc`. */
-static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc,
-                                        const char *method, px_error *err) {
+static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb,
+                                        const ProtobufCMessageDescriptor *desc, const char *method,
+                                        pyexec_error *err) {
     grpc_byte_buffer_reader reader;
     if (!grpc_byte_buffer_reader_init(&reader, bb)) {
         grpc_byte_buffer_destroy(bb);
-        return px_error_set(err, PX_E_INTERNAL, "%s: cannot read the response", rpc_name(method)),
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: cannot read the response",
+                                rpc_name(method)),
                NULL;
     }
     grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
@@ -181,8 +184,8 @@ static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMes
         protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);
     if (!m)
-        px_error_set(err, PX_E_INTERNAL, "%s: malformed %s from the server", rpc_name(method),
-                     desc->name);
+        pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: malformed %s from the server",
+                         rpc_name(method), desc->name);
     return m;
 }
 
@@ -191,7 +194,7 @@ static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb, const ProtobufCMes
 static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
                                     const ProtobufCMessage *req,
                                     const ProtobufCMessageDescriptor *resp_desc,
-                                    gpr_timespec deadline, px_error *err) {
+                                    gpr_timespec deadline, pyexec_error *err) {
     call_ctx cx;
     ProtobufCMessage *resp = NULL;
     grpc_byte_buffer *send = NULL;
@@ -222,7 +225,8 @@ static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
         goto out;
     }
     if (!recv) {
-        px_error_set(err, PX_E_INTERNAL, "%s: the server sent no response", rpc_name(method));
+        pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: the server sent no response",
+                         rpc_name(method));
         goto out;
     }
     resp = unpack_message(TAKE_PTR(recv), resp_desc, method, err);
@@ -239,21 +243,22 @@ out:
 /* ---- client ------------------------------------------------------------ */
 
 pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options *opts,
-                                 px_error *err) {
+                                 pyexec_error *err) {
     pyexec_client_options o = {0};
     if (opts)
         o = *opts;
     if (o.max_receive_bytes < 0)
-        return px_error_set(err, PX_E_INVALID, "max_receive_bytes must not be negative"), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "max_receive_bytes must not be negative"),
+               NULL;
     if (!target || !*target)
         target = PYEXEC_DEFAULT_SERVER;
 
     _cleanup_free_ pyexec_client *c = calloc(1, sizeof *c);
     if (!c)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory"), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
     c->target = strdup(target);
     if (!c->target)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory"), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
     c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS : o.call_timeout_ms;
     c->wait_timeout_ms = o.wait_timeout_ms;
 
@@ -271,7 +276,8 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
     if (!c->channel) {
         free(c->target);
         grpc_shutdown();
-        return px_error_set(err, PX_E_INTERNAL, "cannot create a channel to '%s'", target), NULL;
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "cannot create a channel to '%s'", target),
+               NULL;
     }
     return TAKE_PTR(c);
 }
@@ -289,24 +295,25 @@ const char *pyexec_client_target(const pyexec_client *c) {
     return c->target;
 }
 
-int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, px_error *err) {
+int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, pyexec_error *err) {
     if (timeout_ms <= 0)
-        return px_error_set(err, PX_E_INVALID, "connect: timeout must be positive");
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "connect: timeout must be positive");
     gpr_timespec deadline = deadline_after(timeout_ms);
     grpc_completion_queue *cq = grpc_completion_queue_create_for_next(NULL);
     int rc = 0;
     grpc_connectivity_state st = grpc_channel_check_connectivity_state(c->channel, 1);
     while (st != GRPC_CHANNEL_READY) {
         if (st == GRPC_CHANNEL_SHUTDOWN) {
-            rc = px_error_set(err, PX_E_UNAVAILABLE, "connect to '%s': channel shut down",
-                              c->target);
+            rc = pyexec_error_set(err, PYEXEC_E_UNAVAILABLE, "connect to '%s': channel shut down",
+                                  c->target);
             break;
         }
         grpc_channel_watch_connectivity_state(c->channel, st, deadline, cq, cq);
         grpc_event ev = grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         if (ev.type != GRPC_OP_COMPLETE || !ev.success) {
-            rc = px_error_set(err, PX_E_UNAVAILABLE, "connect to '%s': not ready within %lld ms",
-                              c->target, (long long)timeout_ms);
+            rc = pyexec_error_set(err, PYEXEC_E_UNAVAILABLE,
+                                  "connect to '%s': not ready within %lld ms", c->target,
+                                  (long long)timeout_ms);
             break;
         }
         st = grpc_channel_check_connectivity_state(c->channel, 1);
@@ -322,10 +329,10 @@ int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, px_error *err) {
 /* ---- ExecutorService ---------------------------------------------------- */
 
 static int execute(pyexec_client *c, const pyexec_request *req, bool async, pyexec_result **out,
-                   px_error *err) {
+                   pyexec_error *err) {
     codec_request cr;
     if (codec_request_init(&cr, req, async, err) < 0)
-        return px_error_wrap(err, "Execute");
+        return pyexec_error_wrap(err, "Execute");
     gpr_timespec deadline = deadline_after(async ? c->call_timeout_ms : c->wait_timeout_ms);
     ProtobufCMessage *m = call_unary(c, METHOD_EXECUTE, &cr.msg.base,
                                      &pyexec__v1__execution_result__descriptor, deadline, err);
@@ -341,20 +348,20 @@ static int execute(pyexec_client *c, const pyexec_request *req, bool async, pyex
 }
 
 int pyexec_execute_sync(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
-                        px_error *err) {
+                        pyexec_error *err) {
     return execute(c, req, false, out, err);
 }
 
 int pyexec_execute_async(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
-                         px_error *err) {
+                         pyexec_error *err) {
     return execute(c, req, true, out, err);
 }
 
 /* GetExecution and Kill: same request shape, same response. */
 static int call_by_id(pyexec_client *c, const char *method, const char *id, pyexec_result **out,
-                      px_error *err) {
+                      pyexec_error *err) {
     if (!id)
-        return px_error_set(err, PX_E_INVALID, "%s: no execution id", rpc_name(method));
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s: no execution id", rpc_name(method));
     ProtobufCMessage *m;
     if (strcmp(method, METHOD_GET) == 0) {
         Pyexec__V1__GetExecutionRequest req = PYEXEC__V1__GET_EXECUTION_REQUEST__INIT;
@@ -377,19 +384,19 @@ static int call_by_id(pyexec_client *c, const char *method, const char *id, pyex
     return 0;
 }
 
-int pyexec_get_execution(pyexec_client *c, const char *id, pyexec_result **out, px_error *err) {
+int pyexec_get_execution(pyexec_client *c, const char *id, pyexec_result **out, pyexec_error *err) {
     return call_by_id(c, METHOD_GET, id, out, err);
 }
 
-int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, px_error *err) {
+int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, pyexec_error *err) {
     return call_by_id(c, METHOD_KILL, id, out, err);
 }
 
 int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexec_chunk_fn fn,
-                         void *userdata, pyexec_result **final, px_error *err) {
+                         void *userdata, pyexec_result **final, pyexec_error *err) {
     const char *method = METHOD_STREAM;
     if (!id)
-        return px_error_set(err, PX_E_INVALID, "StreamOutput: no execution id");
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "StreamOutput: no execution id");
     Pyexec__V1__StreamOutputRequest req = PYEXEC__V1__STREAM_OUTPUT_REQUEST__INIT;
     req.execution_id = (char *)id;
     req.offset = offset;
@@ -468,7 +475,7 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
     if (call_batch(&cx, fin, 1, method, err) < 0)
         goto out;
     if (stopped) {
-        px_error_set(err, PX_E_CANCELLED, "StreamOutput: stopped by the caller");
+        pyexec_error_set(err, PYEXEC_E_CANCELLED, "StreamOutput: stopped by the caller");
         goto out;
     }
     if (cx.status != GRPC_STATUS_OK) {
@@ -476,7 +483,7 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
         goto out;
     }
     if (!last) {
-        px_error_set(err, PX_E_INTERNAL, "StreamOutput: the stream ended without a result");
+        pyexec_error_set(err, PYEXEC_E_INTERNAL, "StreamOutput: the stream ended without a result");
         goto out;
     }
     if (final)
@@ -494,7 +501,7 @@ out:
 /* ---- health ------------------------------------------------------------- */
 
 int pyexec_health_check(pyexec_client *c, const char *service, pyexec_health *out,
-                        px_error *err) {
+                        pyexec_error *err) {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     if (service)
         req.service = (char *)service;

@@ -1,8 +1,10 @@
 /*
- * libpyexec: the C client of the pyexec service (proto/pyexec/v1/executor.proto,
- * CONTRACT.md is the normative text).
+ * libpyexec: the C client of the pyexec service (proto/pyexec/v1/executor.proto;
+ * docs/contract.md is the normative text). This header and
+ * client/pyexec_error.h are the whole public interface: neither includes
+ * anything from server/.
  *
- *   px_error err = PX_ERROR_INIT;
+ *   pyexec_error err = PYEXEC_ERROR_INIT;
  *   pyexec_client *c = pyexec_client_new("127.0.0.1:50051", NULL, &err);
  *   if (!c || pyexec_client_connect(c, 5000, &err) < 0) { ... err.msg ... }
  *   pyexec_file f = {.path = "main.py", .content = (const uint8_t *)"print(1)\n", .len = 9};
@@ -12,17 +14,17 @@
  *   pyexec_result_free(r);
  *   pyexec_client_free(c);
  *
- * Errors follow server/base/error.h: every call that can fail returns 0 (or
- * non-NULL) and leaves `*err` untouched, or returns -1 (or NULL) with `*err`
- * set. A gRPC status other than OK maps to one px_code:
- *   INVALID_ARGUMENT -> PX_E_INVALID        NOT_FOUND           -> PX_E_NOT_FOUND
- *   RESOURCE_EXHAUSTED -> PX_E_EXHAUSTED    UNAVAILABLE         -> PX_E_UNAVAILABLE
- *   FAILED_PRECONDITION -> PX_E_PRECONDITION OUT_OF_RANGE       -> PX_E_OUT_OF_RANGE
- *   CANCELLED -> PX_E_CANCELLED             DEADLINE_EXCEEDED   -> PX_E_TIMEOUT
- *   anything else (UNIMPLEMENTED, INTERNAL, UNKNOWN, ...) -> PX_E_INTERNAL
+ * Errors are the client's own pyexec_error (client/pyexec_error.h): every
+ * call that can fail returns 0 (or non-NULL) and leaves `*err` untouched, or
+ * returns -1 (or NULL) with `*err` set. A gRPC status other than OK maps to one pyexec_code:
+ *   INVALID_ARGUMENT -> PYEXEC_E_INVALID        NOT_FOUND           -> PYEXEC_E_NOT_FOUND
+ *   RESOURCE_EXHAUSTED -> PYEXEC_E_EXHAUSTED    UNAVAILABLE         -> PYEXEC_E_UNAVAILABLE
+ *   FAILED_PRECONDITION -> PYEXEC_E_PRECONDITION OUT_OF_RANGE       -> PYEXEC_E_OUT_OF_RANGE
+ *   CANCELLED -> PYEXEC_E_CANCELLED             DEADLINE_EXCEEDED   -> PYEXEC_E_TIMEOUT
+ *   anything else (UNIMPLEMENTED, INTERNAL, UNKNOWN, ...) -> PYEXEC_E_INTERNAL
  * and the message is "<Rpc>: <server's status message>", e.g.
  *   "GetExecution: execution 'exe_…' not found"
- * (for PX_E_INTERNAL the gRPC status name is inserted before the server's
+ * (for PYEXEC_E_INTERNAL the gRPC status name is inserted before the server's
  * message, so UNIMPLEMENTED stays recognisable). A program that fails is not
  * an error: the call succeeds and the result says so.
  *
@@ -43,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/base/error.h"
+#include "client/pyexec_error.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -196,17 +198,17 @@ typedef struct pyexec_chunk {
 
 /* Called for every output chunk, in order. Return 0 to go on, non-zero to
  * stop: the call is then cancelled and pyexec_stream_output() returns -1
- * with PX_E_CANCELLED. */
+ * with PYEXEC_E_CANCELLED. */
 typedef int (*pyexec_chunk_fn)(const pyexec_chunk *chunk, void *userdata);
 
 /* Creates a client for `target` ("host:port", or any gRPC target string;
  * NULL: PYEXEC_DEFAULT_SERVER) over an insecure channel. `opts` may be NULL.
  * Does not connect: the channel connects lazily, or at
  * pyexec_client_connect(). Initialises the gRPC library (reference counted,
- * released by pyexec_client_free). Returns NULL with `err` set (PX_E_INVALID
- * for bad options, PX_E_INTERNAL if gRPC fails). */
+ * released by pyexec_client_free). Returns NULL with `err` set (PYEXEC_E_INVALID
+ * for bad options, PYEXEC_E_INTERNAL if gRPC fails). */
 pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options *opts,
-                                 px_error *err);
+                                 pyexec_error *err);
 
 /* Closes the channel and releases the client. NULL-safe. No call on `c` may
  * be in progress. */
@@ -216,39 +218,39 @@ void pyexec_client_free(pyexec_client *c);
 const char *pyexec_client_target(const pyexec_client *c);
 
 /* Waits until the channel is connected, at most `timeout_ms` (> 0).
- * Returns 0, or -1 with PX_E_UNAVAILABLE if it is not ready in time. */
-int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, px_error *err);
+ * Returns 0, or -1 with PYEXEC_E_UNAVAILABLE if it is not ready in time. */
+int pyexec_client_connect(pyexec_client *c, int64_t timeout_ms, pyexec_error *err);
 
 /* Runs a project and waits for its terminal result (stdout and stderr in
  * full, up to the server's output cap). On success `*out` is the caller's. */
 int pyexec_execute_sync(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
-                        px_error *err);
+                        pyexec_error *err);
 
 /* Submits a project and returns at once: `*out` carries the execution id and
  * status PENDING or RUNNING. */
 int pyexec_execute_async(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
-                         px_error *err);
+                         pyexec_error *err);
 
 /* The current state of execution `id`, with the output so far. Unknown id:
- * PX_E_NOT_FOUND; malformed id: PX_E_INVALID. */
-int pyexec_get_execution(pyexec_client *c, const char *id, pyexec_result **out, px_error *err);
+ * PYEXEC_E_NOT_FOUND; malformed id: PYEXEC_E_INVALID. */
+int pyexec_get_execution(pyexec_client *c, const char *id, pyexec_result **out, pyexec_error *err);
 
 /* Kills execution `id` (idempotent) and returns its terminal result. */
-int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, px_error *err);
+int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, pyexec_error *err);
 
 /* Streams the combined output log of `id` from byte `offset`: calls `fn`
  * for every chunk while the execution runs, then returns 0 once the server
  * sends the terminal result, which is stored in `*final` if `final` is not
  * NULL (its stdout/stderr are empty: the chunks carried them). Offset past
- * the end of a finished log: PX_E_OUT_OF_RANGE; negative: PX_E_INVALID;
- * `fn` asked to stop: PX_E_CANCELLED. `fn` may be NULL (wait only). */
+ * the end of a finished log: PYEXEC_E_OUT_OF_RANGE; negative: PYEXEC_E_INVALID;
+ * `fn` asked to stop: PYEXEC_E_CANCELLED. `fn` may be NULL (wait only). */
 int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexec_chunk_fn fn,
-                         void *userdata, pyexec_result **final, px_error *err);
+                         void *userdata, pyexec_result **final, pyexec_error *err);
 
 /* grpc.health.v1.Health/Check for `service` ("" or NULL: the server as a
  * whole). Stores the status in `*out`. */
 int pyexec_health_check(pyexec_client *c, const char *service, pyexec_health *out,
-                        px_error *err);
+                        pyexec_error *err);
 
 /* Releases a result. NULL-safe. */
 void pyexec_result_free(pyexec_result *r);

@@ -17,7 +17,7 @@
 #include <stdio.h>
 
 #include "client/pyexec.h"
-#include "server/base/error.h"
+#include "client/pyexec_error.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_USAGE 2
@@ -87,7 +87,7 @@ void cli_print_options_help(FILE *f, unsigned groups);
 
 /* Prints "pyexec: ..." with the error's code name and message to stderr;
  * returns CLI_EXIT_FAILED. */
-int cli_fail(const char *what, const px_error *err);
+int cli_fail(const char *what, const pyexec_error *err);
 
 /* Prints "pyexec CMD: <msg>" and a hint to run --help; returns CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -113,8 +113,8 @@ typedef struct cli_project {
 /* Loads the code named by `o` (precedence: --file, a .tar operand, a
  * directory operand, a file operand, code on stdin when stdin is not a TTY),
  * plus --requirements and --stdin-file. Returns 0, or -1 with `err` set
- * (PX_E_INVALID: nothing to run or an unreadable input). */
-int cli_project_load(cli_project *p, const cli_opts *o, px_error *err);
+ * (PYEXEC_E_INVALID: nothing to run or an unreadable input). */
+int cli_project_load(cli_project *p, const cli_opts *o, pyexec_error *err);
 
 void cli_project_release(cli_project *p);
 

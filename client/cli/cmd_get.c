@@ -30,7 +30,7 @@ int cmd_get(int argc, char **argv, cli_opts *o) {
     if (!c)
         return CLI_EXIT_FAILED;
     pyexec_result *r = NULL;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     if (pyexec_get_execution(c, o->operands.v[0], &r, &err) < 0) {
         rc = cli_fail("get", &err);
     } else {

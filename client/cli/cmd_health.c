@@ -27,7 +27,7 @@ int cmd_health(int argc, char **argv, cli_opts *o) {
     if (!c)
         return CLI_EXIT_FAILED;
     pyexec_health h = PYEXEC_HEALTH_UNKNOWN;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     if (pyexec_health_check(c, o->service, &h, &err) < 0) {
         rc = cli_fail("health", &err);
     } else {

@@ -28,7 +28,7 @@ int cmd_kill(int argc, char **argv, cli_opts *o) {
     if (!c)
         return CLI_EXIT_FAILED;
     pyexec_result *r = NULL;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     if (pyexec_kill(c, o->operands.v[0], &r, &err) < 0) {
         rc = cli_fail("kill", &err);
     } else {

@@ -23,7 +23,7 @@ int cmd_submit(int argc, char **argv, cli_opts *o) {
         return CLI_EXIT_OK;
     }
     cli_project p;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     if (cli_project_load(&p, o, &err) < 0) {
         cli_project_release(&p);
         return cli_usage_error("submit", "%s", err.msg);

@@ -17,19 +17,19 @@
 /* Reads all of `fd` into a new NUL-terminated buffer, counting against the
  * project's input budget. */
 static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size_t *out_len,
-                   px_error *err) {
+                   pyexec_error *err) {
     size_t cap = 4096, len = 0;
     _cleanup_free_ uint8_t *buf = malloc(cap);
     if (!buf)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
     for (;;) {
         if (len + 1 == cap) {
             if (p->total + cap > CLI_MAX_INPUT_BYTES)
-                return px_error_set(err, PX_E_INVALID, "%s: input larger than %u bytes", name,
-                                    CLI_MAX_INPUT_BYTES);
+                return pyexec_error_set(err, PYEXEC_E_INVALID, "%s: input larger than %u bytes",
+                                        name, CLI_MAX_INPUT_BYTES);
             uint8_t *nb = realloc(buf, cap * 2);
             if (!nb)
-                return px_error_set(err, PX_E_INTERNAL, "out of memory");
+                return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
             buf = nb;
             cap *= 2;
         }
@@ -37,14 +37,14 @@ static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return px_error_set_errno(err, PX_E_INVALID, errno, "read %s", name);
+            return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "read %s", name);
         if (n == 0)
             break;
         len += (size_t)n;
     }
     if (p->total + len > CLI_MAX_INPUT_BYTES)
-        return px_error_set(err, PX_E_INVALID, "%s: input larger than %u bytes", name,
-                            CLI_MAX_INPUT_BYTES);
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s: input larger than %u bytes", name,
+                                CLI_MAX_INPUT_BYTES);
     p->total += len;
     buf[len] = '\0';
     *out = TAKE_PTR(buf);
@@ -52,16 +52,16 @@ static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size
     return 0;
 }
 
-static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *out_len,
-                     mode_t *mode, px_error *err) {
+static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *out_len, mode_t *mode,
+                     pyexec_error *err) {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return px_error_set_errno(err, PX_E_INVALID, errno, "open '%s'", path);
+        return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "open '%s'", path);
     struct stat st;
     if (fstat(fd, &st) < 0)
-        return px_error_set_errno(err, PX_E_INVALID, errno, "stat '%s'", path);
+        return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "stat '%s'", path);
     if (!S_ISREG(st.st_mode))
-        return px_error_set(err, PX_E_INVALID, "'%s' is not a regular file", path);
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s' is not a regular file", path);
     if (mode)
         *mode = st.st_mode & 07777;
     return read_fd(p, fd, path, out, out_len, err);
@@ -69,14 +69,14 @@ static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *ou
 
 /* Adds a file; takes ownership of `path` and `content`, also on failure. */
 static int add_file(cli_project *p, char *path, uint8_t *content, size_t len, mode_t mode,
-                    px_error *err) {
+                    pyexec_error *err) {
     if (p->n_files == p->cap_files) {
         size_t cap = p->cap_files ? 2 * p->cap_files : 16;
         pyexec_file *nf = realloc(p->files, cap * sizeof *nf);
         if (!nf) {
             free(path);
             free(content);
-            return px_error_set(err, PX_E_INTERNAL, "out of memory");
+            return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
         }
         p->files = nf;
         p->cap_files = cap;
@@ -86,7 +86,7 @@ static int add_file(cli_project *p, char *path, uint8_t *content, size_t len, mo
     return 0;
 }
 
-static int load_one(cli_project *p, const char *local, const char *remote, px_error *err) {
+static int load_one(cli_project *p, const char *local, const char *remote, pyexec_error *err) {
     uint8_t *content = NULL;
     size_t len = 0;
     mode_t mode = 0;
@@ -95,7 +95,7 @@ static int load_one(cli_project *p, const char *local, const char *remote, px_er
     char *path = strdup(remote);
     if (!path) {
         free(content);
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
     }
     return add_file(p, path, content, len, mode, err);
 }
@@ -125,14 +125,14 @@ static const char *remote_path_of(const char *given) {
 }
 
 static int walk_dir(cli_project *p, const char *local, const char *rel, int depth,
-                    px_error *err) {
+                    pyexec_error *err) {
     if (depth > CLI_MAX_DIR_DEPTH)
-        return px_error_set(err, PX_E_INVALID, "'%s': nested deeper than %d directories", local,
-                            CLI_MAX_DIR_DEPTH);
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s': nested deeper than %d directories",
+                                local, CLI_MAX_DIR_DEPTH);
     struct dirent **names = NULL;
     int n = scandir(local, &names, NULL, alphasort);
     if (n < 0)
-        return px_error_set_errno(err, PX_E_INVALID, errno, "read directory '%s'", local);
+        return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "read directory '%s'", local);
     int rc = 0;
     for (int i = 0; i < n; i++) {
         const char *name = names[i]->d_name;
@@ -141,11 +141,11 @@ static int walk_dir(cli_project *p, const char *local, const char *rel, int dept
             _cleanup_free_ char *rp = NULL;
             if (asprintf(&lp, "%s/%s", local, name) < 0 ||
                 asprintf(&rp, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
-                rc = px_error_set(err, PX_E_INTERNAL, "out of memory");
+                rc = pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
             } else {
                 struct stat st;
                 if (stat(lp, &st) < 0) {
-                    rc = px_error_set_errno(err, PX_E_INVALID, errno, "stat '%s'", lp);
+                    rc = pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "stat '%s'", lp);
                 } else if (S_ISDIR(st.st_mode)) {
                     struct stat lst;
                     /* Symbolic links to directories are not followed (loops). */
@@ -167,7 +167,7 @@ static bool ends_with(const char *s, const char *suffix) {
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int load_code(cli_project *p, const cli_opts *o, px_error *err) {
+static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
     if (o->files.n) {
         if (o->operands.n && !o->quiet)
             fprintf(stderr, "pyexec: --file given: ignoring the argument '%s'\n", o->operands.v[0]);
@@ -177,10 +177,10 @@ static int load_code(cli_project *p, const cli_opts *o, px_error *err) {
         return 0;
     }
     if (o->operands.n > 1)
-        return px_error_set(err, PX_E_INVALID,
-                            "expected one file, directory or .tar, got %zu arguments "
-                            "(script arguments go after --)",
-                            o->operands.n);
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "expected one file, directory or .tar, got %zu arguments "
+                                "(script arguments go after --)",
+                                o->operands.n);
     if (o->operands.n == 1) {
         const char *arg = o->operands.v[0];
         if (ends_with(arg, ".tar")) {
@@ -189,43 +189,43 @@ static int load_code(cli_project *p, const cli_opts *o, px_error *err) {
         }
         struct stat st;
         if (stat(arg, &st) < 0)
-            return px_error_set_errno(err, PX_E_INVALID, errno, "'%s'", arg);
+            return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "'%s'", arg);
         if (S_ISDIR(st.st_mode)) {
             if (walk_dir(p, arg, "", 0, err) < 0)
                 return -1;
             if (p->n_files == 0)
-                return px_error_set(err, PX_E_INVALID, "directory '%s' has no files", arg);
+                return pyexec_error_set(err, PYEXEC_E_INVALID, "directory '%s' has no files", arg);
             return 0;
         }
         const char *name = base_name(arg);
         if (load_one(p, arg, name, err) < 0)
             return -1;
         p->entrypoint = strdup(name);
-        return p->entrypoint ? 0 : px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return p->entrypoint ? 0 : pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
     }
     if (isatty(STDIN_FILENO))
-        return px_error_set(err, PX_E_INVALID,
-                            "no code given: pass a file, a directory, a .tar, --file PATH, "
-                            "or pipe code on standard input");
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "no code given: pass a file, a directory, a .tar, --file PATH, "
+                                "or pipe code on standard input");
     uint8_t *code = NULL;
     size_t len = 0;
     if (read_fd(p, STDIN_FILENO, "standard input", &code, &len, err) < 0)
         return -1;
     if (len == 0) {
         free(code);
-        return px_error_set(err, PX_E_INVALID, "no code on standard input");
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "no code on standard input");
     }
     char *path = strdup("main.py");
     p->entrypoint = strdup("main.py");
     if (!path || !p->entrypoint) {
         free(path);
         free(code);
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
     }
     return add_file(p, path, code, len, 0644, err);
 }
 
-int cli_project_load(cli_project *p, const cli_opts *o, px_error *err) {
+int cli_project_load(cli_project *p, const cli_opts *o, pyexec_error *err) {
     memset(p, 0, sizeof *p);
     if (load_code(p, o, err) < 0)
         return -1;
@@ -233,17 +233,18 @@ int cli_project_load(cli_project *p, const cli_opts *o, px_error *err) {
         uint8_t *req = NULL;
         size_t len = 0;
         if (read_path(p, o->requirements_file, &req, &len, NULL, err) < 0)
-            return px_error_wrap(err, "--requirements");
+            return pyexec_error_wrap(err, "--requirements");
         if (memchr(req, '\0', len)) {
             free(req);
-            return px_error_set(err, PX_E_INVALID, "--requirements: '%s' contains a NUL byte",
-                                o->requirements_file);
+            return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                    "--requirements: '%s' contains a NUL byte",
+                                    o->requirements_file);
         }
         p->requirements = (char *)req;
     }
     if (o->stdin_file &&
         read_path(p, o->stdin_file, &p->stdin_data, &p->stdin_len, NULL, err) < 0)
-        return px_error_wrap(err, "--stdin-file");
+        return pyexec_error_wrap(err, "--stdin-file");
     return 0;
 }
 

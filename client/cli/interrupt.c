@@ -47,7 +47,7 @@ static void *interrupt_main(void *arg) {
         fprintf(stderr, "pyexec: %s: killing %s (again to quit at once)\n", strsignal(sig),
                 in->id);
         pyexec_result *r = NULL;
-        px_error err = PX_ERROR_INIT;
+        pyexec_error err = PYEXEC_ERROR_INIT;
         if (pyexec_kill(in->client, in->id, &r, &err) < 0)
             fprintf(stderr, "pyexec: kill %s: %s\n", in->id, err.msg);
         pyexec_result_free(r);

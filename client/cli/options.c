@@ -109,13 +109,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     return CLI_EXIT_USAGE;
 }
 
-int cli_fail(const char *what, const px_error *err) {
-    fprintf(stderr, "pyexec: %s: %s: %s\n", what, px_code_name(err->code), err->msg);
+int cli_fail(const char *what, const pyexec_error *err) {
+    fprintf(stderr, "pyexec: %s: %s: %s\n", what, pyexec_code_name(err->code), err->msg);
     return CLI_EXIT_FAILED;
 }
 
 pyexec_client *cli_client(const cli_opts *o) {
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     pyexec_client *c = pyexec_client_new(o->server, NULL, &err);
     if (!c)
         cli_fail("client", &err);

@@ -220,7 +220,7 @@ static int on_chunk(const pyexec_chunk *chunk, void *userdata) {
 int cli_follow(pyexec_client *c, const cli_opts *o, const char *id, int64_t offset) {
     follow_ctx fc = {.collect = o->json || o->quiet};
     pyexec_result *r = NULL;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     int rc;
     if (pyexec_stream_output(c, id, offset, on_chunk, &fc, &r, &err) < 0) {
         rc = cli_fail("follow", &err);

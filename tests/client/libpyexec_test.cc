@@ -76,7 +76,7 @@ class LibpyexecTest : public ::testing::Test {
     }
     void SetUp() override {
         ASSERT_NE(server_, nullptr) << start_error_;
-        px_error err = PX_ERROR_INIT;
+        pyexec_error err = PYEXEC_ERROR_INIT;
         client_ = pyexec_client_new(server_->address().c_str(), nullptr, &err);
         ASSERT_NE(client_, nullptr) << err.msg;
         ASSERT_EQ(pyexec_client_connect(client_, 10000, &err), 0) << err.msg;
@@ -93,7 +93,7 @@ class LibpyexecTest : public ::testing::Test {
     std::string Submit(const std::string &code) {
         OneFile f(code);
         pyexec_result *r = nullptr;
-        px_error err = PX_ERROR_INIT;
+        pyexec_error err = PYEXEC_ERROR_INIT;
         EXPECT_EQ(pyexec_execute_async(client_, &f.req, &r, &err), 0) << err.msg;
         if (!r)
             return "";
@@ -114,7 +114,7 @@ std::string LibpyexecTest::start_error_;
 
 TEST_F(LibpyexecTest, HealthIsServing) {
     pyexec_health h = PYEXEC_HEALTH_UNKNOWN;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_health_check(client_, nullptr, &h, &err), 0) << err.msg;
     EXPECT_EQ(h, PYEXEC_HEALTH_SERVING);
     EXPECT_STREQ(pyexec_health_name(h), "SERVING");
@@ -123,7 +123,7 @@ TEST_F(LibpyexecTest, HealthIsServing) {
 TEST_F(LibpyexecTest, ExecuteSyncHelloWorld) {
     OneFile f("print('hello, world')\n");
     pyexec_result *r = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_execute_sync(client_, &f.req, &r, &err), 0) << err.msg;
     EXPECT_TRUE(px_id_valid(r->execution_id, strlen(r->execution_id))) << r->execution_id;
     EXPECT_EQ(r->status, PYEXEC_STATUS_COMPLETED);
@@ -156,7 +156,7 @@ TEST_F(LibpyexecTest, ExecuteSyncPassesStdinArgsEnvAndExitCode) {
     f.req.timeout_seconds = 60;
     f.req.network = PYEXEC_NETWORK_DISABLED;
     pyexec_result *r = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_execute_sync(client_, &f.req, &r, &err), 0) << err.msg;
     EXPECT_EQ(r->status, PYEXEC_STATUS_COMPLETED);
     EXPECT_EQ(r->exit_code, 3);
@@ -169,7 +169,7 @@ TEST_F(LibpyexecTest, ExecuteSyncPassesStdinArgsEnvAndExitCode) {
 TEST_F(LibpyexecTest, ExecuteSyncReceivesLargeOutput) {
     OneFile f("import sys\nsys.stdout.write('x' * (6 * 1024 * 1024))\n");
     pyexec_result *r = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_execute_sync(client_, &f.req, &r, &err), 0) << err.msg;
     EXPECT_EQ(r->status, PYEXEC_STATUS_COMPLETED);
     EXPECT_EQ(r->stdout_len, 6u * 1024 * 1024);
@@ -179,7 +179,7 @@ TEST_F(LibpyexecTest, ExecuteSyncReceivesLargeOutput) {
 TEST_F(LibpyexecTest, ExecuteAsyncThenStreamThenGet) {
     OneFile f("print('async hello')\n");
     pyexec_result *r = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_execute_async(client_, &f.req, &r, &err), 0) << err.msg;
     EXPECT_TRUE(r->status == PYEXEC_STATUS_PENDING || r->status == PYEXEC_STATUS_RUNNING)
         << pyexec_status_name(r->status);
@@ -211,7 +211,7 @@ TEST_F(LibpyexecTest, StreamOutputDeliversChunksInOrderThenTheResult) {
     ASSERT_FALSE(id.empty());
     Collected col;
     pyexec_result *fin = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_stream_output(client_, id.c_str(), 0, Collect, &col, &fin, &err), 0)
         << err.msg;
     EXPECT_EQ(col.out, "one\nthree\n");
@@ -242,9 +242,9 @@ TEST_F(LibpyexecTest, KillARunningExecution) {
     /* Running once it printed: stop the stream after the first chunk. */
     Collected col;
     col.stop_after = 1;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), 0, Collect, &col, nullptr, &err), -1);
-    EXPECT_EQ(err.code, PX_E_CANCELLED) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_CANCELLED) << err.msg;
     EXPECT_EQ(col.out.rfind("started", 0), 0u) << col.out;
 
     pyexec_result *r = nullptr;
@@ -260,50 +260,50 @@ TEST_F(LibpyexecTest, KillARunningExecution) {
 
 TEST_F(LibpyexecTest, ErrorsMapToPxCodesAndKeepTheServerMessage) {
     pyexec_result *r = nullptr;
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_get_execution(client_, kUnknownId, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_NOT_FOUND) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_NOT_FOUND) << err.msg;
     EXPECT_EQ(std::string(err.msg).rfind("GetExecution: ", 0), 0u) << err.msg;
     EXPECT_GT(strlen(err.msg), strlen("GetExecution: ")) << "server message kept";
     EXPECT_EQ(r, nullptr);
 
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_get_execution(client_, "exe_not-a-uuid", &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
 
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_kill(client_, kUnknownId, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_NOT_FOUND) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_NOT_FOUND) << err.msg;
 
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_stream_output(client_, kUnknownId, 0, nullptr, nullptr, nullptr, &err), -1);
-    EXPECT_EQ(err.code, PX_E_NOT_FOUND) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_NOT_FOUND) << err.msg;
 
     OneFile f("print(1)\n");
     f.req.entrypoint = "missing.py";
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_execute_sync(client_, &f.req, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
 
     OneFile bad("print(1)\n");
     bad.file.path = "../escape.py";
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_execute_sync(client_, &bad.req, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
 }
 
 TEST_F(LibpyexecTest, StreamOffsetsOutOfRange) {
     std::string id = Submit("print('x')\n");
     ASSERT_FALSE(id.empty());
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_stream_output(client_, id.c_str(), 0, nullptr, nullptr, nullptr, &err), 0)
         << err.msg;
     EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), 1000, nullptr, nullptr, nullptr, &err),
               -1);
-    EXPECT_EQ(err.code, PX_E_OUT_OF_RANGE) << err.msg;
-    err = PX_ERROR_INIT;
+    EXPECT_EQ(err.code, PYEXEC_E_OUT_OF_RANGE) << err.msg;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), -1, nullptr, nullptr, nullptr, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
 }
 
 TEST_F(LibpyexecTest, OneClientServesConcurrentCalls) {
@@ -313,7 +313,7 @@ TEST_F(LibpyexecTest, OneClientServesConcurrentCalls) {
         threads.emplace_back([this, i, &outs] {
             OneFile f("print(" + std::to_string(i) + " * 7)\n");
             pyexec_result *r = nullptr;
-            px_error err = PX_ERROR_INIT;
+            pyexec_error err = PYEXEC_ERROR_INIT;
             if (pyexec_execute_sync(client_, &f.req, &r, &err) == 0) {
                 outs[i] = Out(r);
                 pyexec_result_free(r);
@@ -331,21 +331,21 @@ TEST_F(LibpyexecTest, OneClientServesConcurrentCalls) {
 /* ---- without a server -------------------------------------------------- */
 
 TEST(LibpyexecOffline, UnreachableServerIsUnavailable) {
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     pyexec_client *c = pyexec_client_new("127.0.0.1:1", nullptr, &err);
     ASSERT_NE(c, nullptr) << err.msg;
     EXPECT_EQ(pyexec_client_connect(c, 300, &err), -1);
-    EXPECT_EQ(err.code, PX_E_UNAVAILABLE) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_UNAVAILABLE) << err.msg;
     pyexec_health h;
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_health_check(c, nullptr, &h, &err), -1);
-    EXPECT_EQ(err.code, PX_E_UNAVAILABLE) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_UNAVAILABLE) << err.msg;
     EXPECT_EQ(std::string(err.msg).rfind("Check: ", 0), 0u) << err.msg;
     pyexec_client_free(c);
 }
 
 TEST(LibpyexecOffline, InvalidRequestsFailBeforeAnyCall) {
-    px_error err = PX_ERROR_INIT;
+    pyexec_error err = PYEXEC_ERROR_INIT;
     pyexec_client *c = pyexec_client_new("127.0.0.1:1", nullptr, &err);
     ASSERT_NE(c, nullptr) << err.msg;
     EXPECT_STREQ(pyexec_client_target(c), "127.0.0.1:1");
@@ -353,23 +353,23 @@ TEST(LibpyexecOffline, InvalidRequestsFailBeforeAnyCall) {
     f.req.memory_mb = -1;
     pyexec_result *r = nullptr;
     EXPECT_EQ(pyexec_execute_sync(c, &f.req, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
     OneFile g("print(1)\n");
     g.req.n_env_vars = 2; /* no array */
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_execute_async(c, &g.req, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
-    err = PX_ERROR_INIT;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_get_execution(c, nullptr, &r, &err), -1);
-    EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
     EXPECT_EQ(r, nullptr);
     pyexec_client_free(c);
 
     pyexec_client_options bad = {};
     bad.max_receive_bytes = -5;
-    err = PX_ERROR_INIT;
+    err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_client_new(nullptr, &bad, &err), nullptr);
-    EXPECT_EQ(err.code, PX_E_INVALID);
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID);
 }
 
 TEST(LibpyexecOffline, NamesAndTerminalStates) {

@@ -1,0 +1,79 @@
+#include "client/pyexec_error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void vset(pyexec_error *err, pyexec_code code, const char *fmt, va_list ap) {
+    err->code = code;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+}
+
+int pyexec_error_set(pyexec_error *err, pyexec_code code, const char *fmt, ...) {
+    if (!err)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vset(err, code, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int pyexec_error_set_errno(pyexec_error *err, pyexec_code code, int errnum, const char *fmt, ...) {
+    if (!err)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vset(err, code, fmt, ap);
+    va_end(ap);
+    size_t len = strlen(err->msg);
+    snprintf(err->msg + len, sizeof err->msg - len, ": %s", strerror(errnum));
+    return -1;
+}
+
+int pyexec_error_wrap(pyexec_error *err, const char *fmt, ...) {
+    if (!err)
+        return -1;
+    char ctx[PYEXEC_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    char old[PYEXEC_ERROR_MSG_MAX];
+    memcpy(old, err->msg, sizeof old);
+    size_t n = strlen(ctx);
+    if (n > sizeof err->msg - 3)
+        n = sizeof err->msg - 3;
+    memcpy(err->msg, ctx, n);
+    err->msg[n++] = ':';
+    err->msg[n++] = ' ';
+    size_t rest = strnlen(old, sizeof old);
+    if (rest > sizeof err->msg - 1 - n)
+        rest = sizeof err->msg - 1 - n;
+    memcpy(err->msg + n, old, rest);
+    err->msg[n + rest] = '\0';
+    return -1;
+}
+
+void pyexec_error_clear(pyexec_error *err) {
+    if (!err)
+        return;
+    err->code = PYEXEC_OK;
+    err->msg[0] = '\0';
+}
+
+const char *pyexec_code_name(pyexec_code code) {
+    switch (code) {
+    case PYEXEC_OK: return "OK";
+    case PYEXEC_E_INVALID: return "INVALID_ARGUMENT";
+    case PYEXEC_E_NOT_FOUND: return "NOT_FOUND";
+    case PYEXEC_E_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case PYEXEC_E_UNAVAILABLE: return "UNAVAILABLE";
+    case PYEXEC_E_PRECONDITION: return "FAILED_PRECONDITION";
+    case PYEXEC_E_OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case PYEXEC_E_CANCELLED: return "CANCELLED";
+    case PYEXEC_E_TIMEOUT: return "DEADLINE_EXCEEDED";
+    case PYEXEC_E_INTERNAL: return "INTERNAL";
+    }
+    return "UNKNOWN";
+}

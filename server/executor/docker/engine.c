@@ -1,0 +1,409 @@
+/*
+ * The Docker sandbox back-end's engine side (see sandbox_internal.h): API
+ * helpers, the container profile and creation, the live set and the image
+ * cache (image check, cached briefly; pull when absent).
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/log.h"
+#include "server/executor/docker/bootstrap.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/sandbox_internal.h"
+
+#define IMAGE_CACHE_TTL_MS 10000
+#define SANDBOX_UID 65534 /* nobody:nogroup */
+
+static const char *const reserved_env[] = {
+    "PATH",
+    "HOME",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "PIP_DISABLE_PIP_VERSION_CHECK",
+    "PIP_NO_CACHE_DIR",
+};
+
+static const char *const sandbox_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=/tmp",
+    "PYTHONUNBUFFERED=1",
+    "PYTHONDONTWRITEBYTECODE=1",
+    "PIP_DISABLE_PIP_VERSION_CHECK=1",
+    "PIP_NO_CACHE_DIR=1",
+};
+
+void px_docker_config_default(px_docker_config *c) {
+    c->socket_path = "/var/run/docker.sock";
+    c->instance = "default";
+    c->api_timeout_ms = 30000;
+    c->pids_limit = 256;
+    c->tmp_mb = 64;
+    c->nofile = 1024;
+    c->reaper_interval_ms = 60000;
+    c->runtime = NULL;
+    c->warm_pool = 0;
+    c->pool_image = NULL;
+    c->pool_memory_mb = 1024;
+    c->pool_disk_mb = 2048;
+    c->pool_cpu_shares = 1024;
+}
+
+bool px_docker_env_reserved(const char *name, size_t len) {
+    for (size_t i = 0; i < PX_ARRAY_SIZE(reserved_env); i++)
+        if (strlen(reserved_env[i]) == len && memcmp(reserved_env[i], name, len) == 0)
+            return true;
+    return false;
+}
+
+/* ---- API helpers ---- */
+
+/* Calls the API and requires a 2xx answer; parses the body into *out if
+ * out is non-NULL. Returns 0, or -1 with `err` set. */
+int sb_api(docker_sandbox *sb, const char *method, const char *path, const char *body,
+           int64_t timeout_ms, json_t **out, px_error *err) {
+    px_docker_response r;
+    if (px_docker_call(sb->client, method, path, body, timeout_ms, &r, err) < 0)
+        return -1;
+    int rc = 0;
+    if (r.status < 200 || r.status > 299) {
+        rc = px_docker_response_error(&r, method, path, err);
+    } else if (out) {
+        json_error_t jerr;
+        *out = json_loadb(r.body, r.len, 0, &jerr);
+        if (!*out)
+            rc = px_error_set(err, PX_E_INTERNAL, "%s %s: bad JSON in answer: %s", method, path,
+                              jerr.text);
+    }
+    px_docker_response_release(&r);
+    return rc;
+}
+
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix) {
+    _cleanup_free_ char *eid = px_docker_escape(id, NULL);
+    if (!eid)
+        return -1;
+    int n = snprintf(buf, cap, "/containers/%s%s", eid, suffix);
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Best effort: forced removal with volumes. */
+void sb_remove_container(docker_sandbox *sb, const char *id) {
+    char path[512];
+    if (sb_container_path(path, sizeof path, id, "?force=1&v=1") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    if (sb_api(sb, "DELETE", path, NULL, 0, NULL, &err) < 0 && err.code != PX_E_NOT_FOUND)
+        px_warn("docker: remove container '%.64s': %s", id, err.msg);
+}
+
+/* Best effort SIGKILL. */
+void sb_kill_container(docker_sandbox *sb, const char *id) {
+    char path[512];
+    if (sb_container_path(path, sizeof path, id, "/kill") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    sb_api(sb, "POST", path, NULL, 0, NULL, &err);
+}
+
+/* Best effort usage snapshot from the stats endpoint (cgroup v1 and v2). */
+void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64_t *peak,
+                   int64_t *cpu_ms) {
+    char path[512];
+    if (sb_container_path(path, sizeof path, id, "/stats?stream=false&one-shot=true") < 0)
+        return;
+    px_error err = PX_ERROR_INIT;
+    _cleanup_json_ json_t *j = NULL;
+    if (sb_api(sb, "GET", path, NULL, timeout_ms, &j, &err) < 0)
+        return;
+    json_t *mem = json_object_get(j, "memory_stats");
+    json_int_t m = json_integer_value(json_object_get(mem, "max_usage"));
+    if (m <= 0)
+        m = json_integer_value(json_object_get(mem, "usage"));
+    json_int_t c = json_integer_value(
+        json_object_get(json_object_get(json_object_get(j, "cpu_stats"), "cpu_usage"),
+                        "total_usage"));
+    if (m > 0)
+        *peak = m;
+    if (c > 0)
+        *cpu_ms = c / 1000000;
+}
+
+/* ---- live set and image cache ---- */
+
+int sb_live_add(docker_sandbox *sb, const char *name) {
+    _cleanup_free_ char *copy = strdup(name);
+    if (!copy)
+        return -1;
+    pthread_mutex_lock(&sb->live_mu);
+    if (sb->n_live == sb->cap_live) {
+        size_t cap = sb->cap_live ? 2 * sb->cap_live : 16;
+        char **v = realloc(sb->live, cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&sb->live_mu);
+            return -1;
+        }
+        sb->live = v;
+        sb->cap_live = cap;
+    }
+    sb->live[sb->n_live++] = TAKE_PTR(copy);
+    pthread_mutex_unlock(&sb->live_mu);
+    return 0;
+}
+
+void sb_live_remove(docker_sandbox *sb, const char *name) {
+    pthread_mutex_lock(&sb->live_mu);
+    for (size_t i = 0; i < sb->n_live; i++) {
+        if (strcmp(sb->live[i], name) == 0) {
+            free(sb->live[i]);
+            sb->live[i] = sb->live[--sb->n_live];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&sb->live_mu);
+}
+
+bool sb_live_has(docker_sandbox *sb, const char *name) {
+    bool found = false;
+    pthread_mutex_lock(&sb->live_mu);
+    for (size_t i = 0; i < sb->n_live && !found; i++)
+        found = strcmp(sb->live[i], name) == 0;
+    pthread_mutex_unlock(&sb->live_mu);
+    return found;
+}
+
+bool sb_image_cached(docker_sandbox *sb, const char *image) {
+    bool hit = false;
+    int64_t now = px_now_mono_ms();
+    pthread_mutex_lock(&sb->image_mu);
+    for (size_t i = 0; i < IMAGE_CACHE_SIZE && !hit; i++)
+        hit = sb->images[i].name && sb->images[i].expires_ms > now &&
+              strcmp(sb->images[i].name, image) == 0;
+    pthread_mutex_unlock(&sb->image_mu);
+    return hit;
+}
+
+void sb_image_remember(docker_sandbox *sb, const char *image) {
+    char *copy = strdup(image);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&sb->image_mu);
+    size_t victim = 0;
+    for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++) {
+        if (!sb->images[i].name || strcmp(sb->images[i].name, image) == 0) {
+            victim = i;
+            break;
+        }
+        if (sb->images[i].expires_ms < sb->images[victim].expires_ms)
+            victim = i;
+    }
+    free(sb->images[victim].name);
+    sb->images[victim].name = copy;
+    sb->images[victim].expires_ms = px_now_mono_ms() + IMAGE_CACHE_TTL_MS;
+    pthread_mutex_unlock(&sb->image_mu);
+}
+
+/* Returns 1 if present, 0 if absent, -1 with `err` set on failure. */
+int sb_image_present(docker_sandbox *sb, const char *image, px_error *err) {
+    _cleanup_free_ char *eimg = px_docker_escape(image, "/:@");
+    _cleanup_free_ char *path = NULL;
+    if (!eimg || asprintf(&path, "/images/%s/json", eimg) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    px_error e = PX_ERROR_INIT;
+    if (sb_api(sb, "GET", path, NULL, 0, NULL, &e) == 0)
+        return 1;
+    if (e.code == PX_E_NOT_FOUND)
+        return 0;
+    *err = e;
+    return -1;
+}
+
+/* Pulls `image`. Returns 0, or -1 with `err` set. The engine answers 200 and
+ * reports a failure inside the progress stream, or fails the call. */
+static int image_pull(docker_sandbox *sb, const char *image, px_error *err) {
+    _cleanup_free_ char *eimg = px_docker_escape(image, NULL);
+    _cleanup_free_ char *path = NULL;
+    if (!eimg || asprintf(&path, "/images/create?fromImage=%s", eimg) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    px_docker_response r;
+    if (px_docker_call(sb->client, "POST", path, NULL, 0, &r, err) < 0)
+        return -1;
+    int rc = 0;
+    if (r.status != 200) {
+        rc = px_docker_response_error(&r, "POST", path, err);
+    } else {
+        /* One JSON object per line; the last "error" wins. */
+        for (char *line = r.body; line && *line;) {
+            char *nl = strchr(line, '\n');
+            size_t n = nl ? (size_t)(nl - line) : strlen(line);
+            _cleanup_json_ json_t *j = json_loadb(line, n, 0, NULL);
+            const char *e = json_string_value(json_object_get(j, "error"));
+            if (e)
+                rc = px_error_set(err, PX_E_INTERNAL, "POST %s: %s", path, e);
+            line = nl ? nl + 1 : NULL;
+        }
+    }
+    px_docker_response_release(&r);
+    return rc;
+}
+
+int sb_ensure_image(docker_sandbox *sb, const char *image, px_error *err) {
+    if (sb_image_cached(sb, image))
+        return 0;
+    int present = sb_image_present(sb, image, err);
+    if (present < 0)
+        return px_error_wrap(err, "inspect image '%s'", image);
+    if (!present) {
+        px_error e = PX_ERROR_INIT;
+        if (image_pull(sb, image, &e) < 0 || (present = sb_image_present(sb, image, &e)) <= 0) {
+            if (e.code == PX_E_UNAVAILABLE) {
+                *err = e;
+                return px_error_wrap(err, "pull image '%s'", image);
+            }
+            if (e.code == PX_OK)
+                px_error_set(&e, PX_E_INTERNAL, "the pull left no image");
+            return px_error_set(err, PX_E_PRECONDITION,
+                                "image '%s' is not present and could not be pulled: %s", image,
+                                e.msg);
+        }
+    }
+    sb_image_remember(sb, image);
+    return 0;
+}
+
+/* ---- container creation ---- */
+
+static json_t *strv_json(const char *const *v, size_t n) {
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static json_t *ulimit(const char *name, json_int_t value) {
+    return json_pack("{s:s, s:I, s:I}", "Name", name, "Soft", value, "Hard", value);
+}
+
+static char *out_of_memory(px_error *err) {
+    px_error_set(err, PX_E_INTERNAL, "out of memory");
+    return NULL;
+}
+
+/* Builds the create body for the profile of `spec` (image, network, limits;
+ * the request's environment travels in the bootstrap header instead). A
+ * pooled container (`for_pool`) is labelled pyexec.pool=1, any other
+ * pyexec.execution=<id>. Returns a new JSON string, or NULL with `err` set. */
+static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
+                         px_error *err) {
+    json_t *env = strv_json(sandbox_env, PX_ARRAY_SIZE(sandbox_env));
+    json_t *labels = json_pack("{s:s, s:s}", "pyexec.service", "pyexecd", "pyexec.instance",
+                               sb->instance);
+    if (labels && for_pool)
+        json_object_set_new(labels, "pyexec.pool", json_string("1"));
+    else if (labels)
+        json_object_set_new(labels, "pyexec.execution", json_string(spec->execution_id));
+
+    char work_opts[128], tmp_opts[128];
+    /* Owned by the sandbox user: the engine re-modes the WorkingDir mount
+     * point to 0755 after mounting it, so mode=1777 alone is not enough. */
+    snprintf(work_opts, sizeof work_opts,
+             "rw,exec,nosuid,nodev,size=%dm,mode=1777,uid=%d,gid=%d", spec->disk_mb,
+             SANDBOX_UID, SANDBOX_UID);
+    snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm,mode=1777", sb->tmp_mb);
+    const json_int_t mib = 1024 * 1024;
+    const json_int_t memory = (json_int_t)spec->memory_mb * mib;
+    const json_int_t disk = (json_int_t)spec->disk_mb * mib;
+
+    json_t *host = json_pack(
+        "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:{s:s, s:s}, s:I, s:[o,o,o], s:b, "
+        "s:{s:s, s:{}}}",
+        "NetworkMode", spec->network ? "bridge" : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
+        "SecurityOpt", "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory",
+        memory, "MemorySwap", memory, "CpuShares", (json_int_t)spec->cpu_shares, "Tmpfs", "/work",
+        work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
+        ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 1,
+        "LogConfig", "Type", "none", "Config");
+    if (!host || !env || !labels) {
+        json_decref(host);
+        json_decref(env);
+        json_decref(labels);
+        return out_of_memory(err);
+    }
+    if (sb->runtime)
+        json_object_set_new(host, "Runtime", json_string(sb->runtime));
+
+    const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
+    _cleanup_json_ json_t *body = json_pack(
+        "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image",
+        spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env, "WorkingDir",
+        "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1,
+        "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", labels, "HostConfig", host);
+    if (!body) {
+        px_error_set(err, PX_E_INVALID, "the image name or execution id is not valid UTF-8");
+        return NULL;
+    }
+    char *s = json_dumps(body, JSON_COMPACT);
+    return s ? s : out_of_memory(err);
+}
+
+int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
+                        const char *name, char *id, size_t id_cap, px_error *err) {
+    _cleanup_free_ char *body = create_body(sb, spec, for_pool, err);
+    if (!body)
+        return -1;
+    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
+    char path[256];
+    if (!ename || snprintf(path, sizeof path, "/containers/create?name=%s", ename) >=
+                      (int)sizeof path)
+        return px_error_set(err, PX_E_INTERNAL, "container name too long");
+    px_docker_response r;
+    if (px_docker_call(sb->client, "POST", path, body, 0, &r, err) < 0)
+        return -1;
+    if (r.status != 201 && r.status != 200) {
+        /* Name the endpoint without the query, as the engine's docs do. */
+        px_docker_response_error(&r, "POST", "/containers/create", err);
+        px_docker_response_release(&r);
+        return -1;
+    }
+    _cleanup_json_ json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    px_docker_response_release(&r);
+    const char *cid = json_string_value(json_object_get(j, "Id"));
+    if (!cid || strlen(cid) >= id_cap)
+        return px_error_set(err, PX_E_INTERNAL, "POST /containers/create: answer has no Id");
+    memcpy(id, cid, strlen(cid) + 1);
+    return 0;
+}
+
+/* Fails, naming the ones there are, when the engine has no runtime called
+ * sb->runtime: every create would fail with an error the client cannot fix. */
+int sb_check_runtime(docker_sandbox *sb, px_error *err) {
+    _cleanup_json_ json_t *info = NULL;
+    if (sb_api(sb, "GET", "/info", NULL, 0, &info, err) < 0)
+        return px_error_wrap(err, "docker sandbox: look up runtime '%s'", sb->runtime);
+    json_t *runtimes = json_object_get(info, "Runtimes");
+    if (json_object_get(runtimes, sb->runtime))
+        return 0;
+    char names[256] = "";
+    size_t used = 0;
+    const char *name;
+    json_t *v;
+    json_object_foreach(runtimes, name, v) {
+        int n = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", name);
+        if (n < 0 || (size_t)n >= sizeof names - used)
+            break;
+        used += (size_t)n;
+    }
+    (void)v;
+    return px_error_set(err, PX_E_INVALID,
+                        "docker sandbox: the engine has no runtime '%s' (it has: %s); register "
+                        "it with dockerd --add-runtime or \"runtimes\" in daemon.json",
+                        sb->runtime, used ? names : "none listed");
+}

@@ -1,0 +1,304 @@
+/*
+ * The Docker sandbox back-end's warm pool (see sandbox_internal.h).
+ *
+ * Up to POOL_THREADS pool threads (so at most that many creations at once)
+ * keep `pool_size` containers of the pool's profile created, attached and
+ * started. A pooled container moves through:
+ *   creating (counted in `creating`) -> ready (in `ready`, FIFO) ->
+ *   taken by one run (owned by it, removed when the run ends)
+ * or, from ready, to discarded (died while idle, update failed, destroy).
+ * A pool thread creates while ready + creating < pool_size and otherwise
+ * waits on pool_cond, which a take, destroy() and a ping that finds the
+ * engine back signal. A failed creation sets retry_at (exponential backoff,
+ * POOL_BACKOFF_MIN_MS..POOL_BACKOFF_MAX_MS) and the threads wait for it with
+ * a timed condition wait: an absent engine costs one attempt per backoff
+ * period, never a spin. destroy() stops the threads (a creation in flight
+ * finishes, bounded by api_timeout_ms, and is removed), closes the ready
+ * containers' stdin so their bootstraps exit, then removes them.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/base/log.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/sandbox_internal.h"
+
+#define POOL_BACKOFF_MIN_MS 250
+#define POOL_BACKOFF_MAX_MS 10000
+
+/* ---- the warm pool: take, check, hand over ---- */
+
+void sb_pool_count(docker_sandbox *sb, uint64_t *counter) {
+    pthread_mutex_lock(&sb->pool_mu);
+    (*counter)++;
+    pthread_mutex_unlock(&sb->pool_mu);
+}
+
+/* Ends a pooled container that no run will use, or that a run has used:
+ * closes its stdin (its bootstrap then exits by itself), removes it and
+ * drops its name from the live set. NULL-safe. */
+void sb_pooled_discard(docker_sandbox *sb, pooled *p) {
+    if (!p)
+        return;
+    if (p->fd >= 0)
+        close(p->fd);
+    sb_remove_container(sb, p->id[0] ? p->id : p->name);
+    sb_live_remove(sb, p->name);
+    free(p);
+}
+
+/* Whether a spec can run in a pooled container: everything `update` cannot
+ * change must match the pool's profile. */
+bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec) {
+    return sb->pool_size > 0 && !spec->network && spec->disk_mb == sb->pool_disk_mb &&
+           strcmp(spec->image, sb->pool_image) == 0;
+}
+
+/* Takes the oldest ready container (owned by the caller from now on), or
+ * returns NULL when none is ready. Wakes the pool threads to refill. */
+pooled *sb_pool_take(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->pool_mu);
+    pooled *p = NULL;
+    if (sb->n_ready > 0) {
+        p = sb->ready[0];
+        memmove(&sb->ready[0], &sb->ready[1], (size_t)(sb->n_ready - 1) * sizeof sb->ready[0]);
+        sb->n_ready--;
+        pthread_cond_broadcast(&sb->pool_cond);
+    }
+    pthread_mutex_unlock(&sb->pool_mu);
+    return p;
+}
+
+/* True while the idle bootstrap still waits: its stream has neither output
+ * (an idle bootstrap prints nothing) nor an end (the container died). */
+bool sb_pooled_idle(const pooled *p) {
+    struct pollfd pfd = {.fd = p->fd, .events = POLLIN};
+    return poll(&pfd, 1, 0) == 0;
+}
+
+/* Gives pooled container `id` the spec's memory (Memory = MemorySwap, one
+ * call, so the engine orders the cgroup v1 writes for a raise or a cut), CPU
+ * weight and process limit. No call when they equal the ones it was created
+ * with. Returns 0, or -1 with `err` set. */
+int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *spec,
+                         px_error *err) {
+    if (spec->memory_mb == sb->pool_memory_mb && spec->cpu_shares == sb->pool_cpu_shares)
+        return 0;
+    const json_int_t memory = (json_int_t)spec->memory_mb * 1024 * 1024;
+    _cleanup_json_ json_t *b =
+        json_pack("{s:I, s:I, s:I, s:I}", "Memory", memory, "MemorySwap", memory, "CpuShares",
+                  (json_int_t)spec->cpu_shares, "PidsLimit", (json_int_t)sb->pids_limit);
+    _cleanup_free_ char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+    char path[512];
+    if (!body || sb_container_path(path, sizeof path, id, "/update") < 0)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (sb_api(sb, "POST", path, body, 0, NULL, err) < 0)
+        return px_error_wrap(err, "update pooled container '%.12s'", id);
+    return 0;
+}
+
+/* Renames pooled container `p` to `name`, keeping it in the live set under
+ * one name or the other throughout. Returns 0, or -1 with `err` set. */
+int sb_pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *err) {
+    if (strlen(name) >= sizeof p->name)
+        return px_error_set(err, PX_E_INTERNAL, "container name too long");
+    _cleanup_free_ char *eid = px_docker_escape(p->id, NULL);
+    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
+    _cleanup_free_ char *path = NULL;
+    if (!eid || !ename || asprintf(&path, "/containers/%s/rename?name=%s", eid, ename) < 0) {
+        path = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    }
+    if (sb_live_add(sb, name) < 0)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
+        sb_live_remove(sb, name);
+        return px_error_wrap(err, "rename pooled container '%.12s'", p->id);
+    }
+    sb_live_remove(sb, p->name);
+    memcpy(p->name, name, strlen(name) + 1); /* fits: checked above */
+    return 0;
+}
+
+/* The engine answers: a pool waiting out a backoff because it did not
+ * may refill now rather than at the end of the backoff. */
+void sb_pool_engine_back(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->pool_mu);
+    if (sb->down) {
+        sb->down = false;
+        sb->retry_at_ms = 0;
+        pthread_cond_broadcast(&sb->pool_cond);
+    }
+    pthread_mutex_unlock(&sb->pool_mu);
+}
+
+/* ---- the warm pool: refill ---- */
+
+/* Waits on `cond` until woken or until the monotonic time `until_ms`.
+ * Returns ETIMEDOUT once that time has passed. */
+static int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t until_ms) {
+    struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
+    return pthread_cond_timedwait(cond, mu, &ts);
+}
+
+/* Makes one pooled container: image present (never pulled here: a pull may
+ * take long, and a cold run pulls), name live, create, attach, start.
+ * Returns it (owned by the caller), or NULL with `err` set and nothing left
+ * behind. */
+static pooled *pool_create(docker_sandbox *sb, px_error *err) {
+    char hex[17];
+    if (px_random_hex(hex, 8, err) < 0)
+        return NULL;
+    pooled *p = calloc(1, sizeof *p);
+    if (!p) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    p->fd = -1;
+    snprintf(p->name, sizeof p->name, "pyexec-pool-%s", hex);
+    if (!sb_image_cached(sb, sb->pool_image)) {
+        int present = sb_image_present(sb, sb->pool_image, err);
+        if (present <= 0) {
+            if (present == 0)
+                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present",
+                             sb->pool_image);
+            free(p);
+            return NULL;
+        }
+        sb_image_remember(sb, sb->pool_image);
+    }
+    if (sb_live_add(sb, p->name) < 0) {
+        free(p);
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    px_job_spec profile = {
+        .image = sb->pool_image,
+        .network = false,
+        .memory_mb = sb->pool_memory_mb,
+        .disk_mb = sb->pool_disk_mb,
+        .cpu_shares = sb->pool_cpu_shares,
+    };
+    if (sb_create_container(sb, &profile, true, p->name, p->id, sizeof p->id, err) < 0) {
+        px_error_wrap(err, "create container");
+        sb_pooled_discard(sb, p); /* by name: the engine may have made it */
+        return NULL;
+    }
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    char path[512];
+    p->fd = px_docker_attach(sb->client, p->id, &early, &early_len, err);
+    if (p->fd < 0) {
+        px_error_wrap(err, "attach to container '%.12s'", p->id);
+    } else if (early_len > 0) {
+        px_error_set(err, PX_E_INTERNAL, "container '%.12s' spoke before its start", p->id);
+    } else if (sb_container_path(path, sizeof path, p->id, "/start") < 0 ||
+               sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
+        px_error_wrap(err, "start container '%.12s'", p->id);
+    } else {
+        return p;
+    }
+    sb_pooled_discard(sb, p);
+    return NULL;
+}
+
+/* A pool thread; see the file comment. */
+void *sb_pool_main(void *arg) {
+    docker_sandbox *sb = arg;
+    pthread_mutex_lock(&sb->pool_mu);
+    while (!sb->pool_stopping) {
+        if (sb->retry_at_ms > px_now_mono_ms()) {
+            cond_wait_until(&sb->pool_cond, &sb->pool_mu, sb->retry_at_ms);
+            continue;
+        }
+        if (sb->n_ready + sb->creating >= sb->pool_size) {
+            pthread_cond_wait(&sb->pool_cond, &sb->pool_mu);
+            continue;
+        }
+        sb->creating++;
+        pthread_mutex_unlock(&sb->pool_mu);
+
+        px_error err = PX_ERROR_INIT;
+        pooled *p = pool_create(sb, &err);
+
+        pthread_mutex_lock(&sb->pool_mu);
+        sb->creating--;
+        bool recovered = false, first_failure = false;
+        if (p) {
+            recovered = sb->backoff_ms > 0;
+            sb->backoff_ms = 0;
+            sb->retry_at_ms = 0;
+            sb->down = false;
+            if (!sb->pool_stopping) {
+                sb->ready[sb->n_ready++] = TAKE_PTR(p);
+                sb->stats.created++;
+            }
+        } else {
+            sb->stats.failures++;
+            first_failure = sb->backoff_ms == 0;
+            sb->backoff_ms = first_failure ? POOL_BACKOFF_MIN_MS
+                             : 2 * sb->backoff_ms > POOL_BACKOFF_MAX_MS
+                                 ? POOL_BACKOFF_MAX_MS
+                                 : 2 * sb->backoff_ms;
+            sb->retry_at_ms = px_now_mono_ms() + sb->backoff_ms;
+            sb->down = err.code == PX_E_UNAVAILABLE;
+        }
+        pthread_cond_broadcast(&sb->pool_cond); /* pool_wait() and the other thread */
+        pthread_mutex_unlock(&sb->pool_mu);
+
+        sb_pooled_discard(sb, p); /* made while destroy() began: nobody will take it */
+        if (first_failure)
+            px_warn("docker: warm pool: %s (retrying with backoff)", err.msg);
+        if (recovered)
+            px_info("docker: warm pool: creating containers again");
+        pthread_mutex_lock(&sb->pool_mu);
+    }
+    pthread_mutex_unlock(&sb->pool_mu);
+    return NULL;
+}
+
+void px_docker_sandbox_pool_stats(const px_sandbox *s, px_docker_pool_stats *out) {
+    docker_sandbox *sb = s->self;
+    pthread_mutex_lock(&sb->pool_mu);
+    *out = sb->stats;
+    out->size = sb->pool_size;
+    out->ready = sb->n_ready;
+    out->creating = sb->creating;
+    pthread_mutex_unlock(&sb->pool_mu);
+}
+
+int px_docker_sandbox_pool_wait(const px_sandbox *s, int ready, int64_t timeout_ms) {
+    docker_sandbox *sb = s->self;
+    if (ready > sb->pool_size)
+        return -1;
+    int64_t until = px_now_mono_ms() + timeout_ms;
+    pthread_mutex_lock(&sb->pool_mu);
+    while (sb->n_ready < ready && !sb->pool_stopping &&
+           cond_wait_until(&sb->pool_cond, &sb->pool_mu, until) != ETIMEDOUT) {
+    }
+    bool reached = sb->n_ready >= ready;
+    pthread_mutex_unlock(&sb->pool_mu);
+    return reached ? 0 : -1;
+}
+
+/* Removes every ready pooled container. First all their stdins close, so
+ * the bootstraps exit in parallel; then each is removed. Only after
+ * stop_threads(). */
+void sb_pool_drain(docker_sandbox *sb) {
+    for (int i = 0; i < sb->n_ready; i++) {
+        close(sb->ready[i]->fd);
+        sb->ready[i]->fd = -1;
+    }
+    while (sb->n_ready > 0)
+        sb_pooled_discard(sb, sb->ready[--sb->n_ready]);
+}

@@ -1,0 +1,475 @@
+/*
+ * One run of the Docker sandbox back-end (see sandbox_internal.h).
+ *
+ * One run, on the executor's worker thread, takes one of two paths to a
+ * started container whose bootstrap waits for its header on stdin:
+ *   warm  take a pooled container (when the spec fits the pool's profile) ->
+ *         check it is still idle -> update its limits if they differ;
+ *   cold  image check (cached briefly) -> register the name as live ->
+ *         create -> attach -> start;
+ * and then, on both: report started -> [poll loop] -> wait + inspect ->
+ * remove -> unregister.
+ * The poll loop watches the attach socket (frames in, stdin out), the
+ * executor's wake fd and the deadline, and ends in one of three ways:
+ *   EOF       the container's streams closed (the program ended, or it was
+ *             killed at the deadline and its streams drained);
+ *   KILL      the executor asked: SIGKILL at once, no draining;
+ *   PROTOCOL  the attach stream broke its framing: SIGKILL, report an error.
+ * Every path after a successful create ends in a forced removal.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/base/log.h"
+#include "server/executor/docker/bootstrap.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/frames.h"
+#include "server/executor/docker/sandbox_internal.h"
+
+/* Usage snapshots before a kill are best effort: the engine answers a
+ * one-shot stats call in a few ms, but waits for its 1 s sampling cycle
+ * when another stats call is in flight. A Kill RPC must not wait for that;
+ * a timeout (already late by definition) may, to report usage. */
+#define KILL_STATS_TIMEOUT_MS 150
+#define TIMEOUT_STATS_TIMEOUT_MS 1500
+#define DRAIN_AFTER_KILL_MS 2000
+/* After an early end, how long the container may take to exit by itself
+ * before the removal kills it (it takes ~50 ms here). */
+#define EXIT_AFTER_END_MS 2000
+#define READ_CHUNK (64 * 1024)
+#define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
+
+/* ---- one run ---- */
+
+/* What one run sends and scans, prepared before any container is touched. */
+typedef struct run_io {
+    px_sandbox_run *run;
+    px_trailer_scanner scanner;     /* stderr: the usage trailer */
+    px_trailer_scanner out_scanner; /* stdout: the end marker */
+    char *preamble; /* the bootstrap preamble; owned */
+    size_t preamble_len;
+} run_io;
+
+static void run_io_free(run_io *io) {
+    if (!io)
+        return;
+    free(io->preamble);
+    free(io);
+}
+PX_DEFINE_CLEANUP(run_io, run_io_free)
+
+/* Chooses the nonce, arms the trailer scanner and builds the preamble.
+ * Returns a new run_io, or NULL with `err` set (PX_E_INVALID when the spec
+ * cannot be encoded). */
+static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error *err) {
+    char nonce[33];
+    __attribute__((cleanup(run_io_freep))) run_io *io = calloc(1, sizeof *io);
+    if (!io) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    io->run = run;
+    if (px_random_hex(nonce, 16, err) < 0 ||
+        px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
+        px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
+        px_bootstrap_preamble(spec, nonce, &io->preamble, &io->preamble_len, err) < 0)
+        return NULL;
+    return TAKE_PTR(io);
+}
+
+static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
+}
+
+static void deliver_stdout(void *ud, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    px_sandbox_run_output(io->run, PX_STREAM_STDOUT, data, len);
+}
+
+static void deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len) {
+    run_io *io = ud;
+    if (stream == PX_STREAM_STDERR)
+        px_trailer_scanner_feed(&io->scanner, data, len, deliver_stderr, io);
+    else
+        px_trailer_scanner_feed(&io->out_scanner, data, len, deliver_stdout, io);
+}
+
+/* Both of the bootstrap's last words arrived: the end marker on stdout and
+ * the trailer on stderr. The program has exited and all of its output is in. */
+static bool bootstrap_done(const run_io *io) {
+    return io->scanner.has_trailer && io->out_scanner.has_trailer;
+}
+
+/* The bytes sent to the container's stdin, in order, without copies. */
+typedef struct stdin_feed {
+    struct {
+        const uint8_t *p;
+        size_t len;
+    } seg[3];
+    size_t i, off;
+    bool done;
+} stdin_feed;
+
+/* Writes what the socket takes now (at most WRITE_BURST bytes). Shuts the
+ * write side down after the last byte, which is the program's EOF. */
+static void feed_stdin(stdin_feed *f, int fd) {
+    size_t burst = 0;
+    while (!f->done && burst < WRITE_BURST) {
+        if (f->i == PX_ARRAY_SIZE(f->seg)) {
+            shutdown(fd, SHUT_WR);
+            f->done = true;
+            break;
+        }
+        size_t left = f->seg[f->i].len - f->off;
+        if (left == 0) {
+            f->i++;
+            f->off = 0;
+            continue;
+        }
+        if (left > WRITE_BURST - burst)
+            left = WRITE_BURST - burst;
+        ssize_t n = send(fd, f->seg[f->i].p + f->off, left, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            f->off += (size_t)n;
+            burst += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && errno == EAGAIN) {
+            break;
+        } else {
+            /* The container closed its stdin (it ended): nothing more to say. */
+            f->done = true;
+        }
+    }
+}
+
+typedef enum run_end { END_EOF, END_DONE, END_KILL, END_PROTOCOL } run_end;
+
+/* Parses the bootstrap's usage trailer into the result; ignores junk. */
+static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result) {
+    if (!s->has_trailer)
+        return;
+    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
+    json_int_t m = json_integer_value(json_object_get(j, "peak_memory_bytes"));
+    json_int_t c = json_integer_value(json_object_get(j, "cpu_time_ms"));
+    if (m > 0)
+        result->peak_memory_bytes = m;
+    if (c >= 0 && json_object_get(j, "cpu_time_ms"))
+        result->cpu_time_ms = c;
+    /* The memory cgroup's own count: exact, where the engine's OOMKilled
+     * flag misses a kill that races with the container's exit (~1 in 100
+     * OOM kills here). */
+    if (json_integer_value(json_object_get(j, "oom_kills")) > 0)
+        result->oom_killed = true;
+}
+
+/* The bootstrap's exit code from its trailer, or -1 if it has none. */
+static int trailer_exit_code(const px_trailer_scanner *s) {
+    if (!s->has_trailer)
+        return -1;
+    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
+    json_t *code = json_object_get(j, "exit_code");
+    if (!json_is_integer(code) || json_integer_value(code) < 0 || json_integer_value(code) > 255)
+        return -1;
+    return (int)json_integer_value(code);
+}
+
+/* After the streams ended: exit code and OOM flag. A container that is gone
+ * was lost. Returns 0, or -1 with result->error set. */
+static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *result) {
+    char path[512];
+    px_error err = PX_ERROR_INIT;
+    _cleanup_json_ json_t *w = NULL;
+    _cleanup_json_ json_t *j = NULL;
+    int rc = sb_container_path(path, sizeof path, id, "/wait?condition=not-running");
+    if (rc == 0)
+        rc = sb_api(sb, "POST", path, NULL, 0, &w, &err);
+    if (rc == 0 && (rc = sb_container_path(path, sizeof path, id, "/json")) == 0)
+        rc = sb_api(sb, "GET", path, NULL, 0, &j, &err);
+    if (rc < 0) {
+        if (err.code == PX_E_NOT_FOUND) {
+            result->lost = true;
+            px_error_wrap(&err, "container '%.12s' vanished while running", id);
+        } else {
+            px_error_wrap(&err, "collect exit status of container '%.12s'", id);
+        }
+        result->error = err;
+        return -1;
+    }
+    json_t *state = json_object_get(j, "State");
+    const char *status = json_string_value(json_object_get(state, "Status"));
+    if (status && (strcmp(status, "removing") == 0 || strcmp(status, "dead") == 0)) {
+        /* We remove our containers only after this: someone else is. */
+        result->lost = true;
+        px_error_set(&result->error, PX_E_NOT_FOUND,
+                     "container '%.12s' vanished while running (state '%s')", id, status);
+        return -1;
+    }
+    json_t *code = json_object_get(state, "ExitCode");
+    if (!code)
+        code = json_object_get(w, "StatusCode");
+    result->exit_code = (int)json_integer_value(code);
+    result->oom_killed = json_is_true(json_object_get(state, "OOMKilled"));
+    return 0;
+}
+
+/* After an early end: reads the attach stream to its end, which comes when
+ * the container has exited, discarding what little may come (output of
+ * processes the program left behind), for at most EXIT_AFTER_END_MS. A
+ * container that exited by itself costs the engine less to remove than a
+ * running one, which it would first have to kill (another runtime call). */
+static void await_exit(int fd, uint8_t *buf) {
+    int64_t until = px_now_mono_ms() + EXIT_AFTER_END_MS;
+    for (;;) {
+        int64_t left = until - px_now_mono_ms();
+        if (left <= 0)
+            return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;
+        ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+    }
+}
+
+/* Runs the started container `id`, attached on `fd` (borrowed; `early`
+ * holds the stream bytes that came with the attach answer), to its end:
+ * sends the preamble, project and stdin, pumps output, enforces the
+ * deadline (counted from this call: the caller has just reported the start)
+ * and kill requests, and fills `result` except for the removal, which the
+ * caller does. When the bootstrap's end marker and trailer both arrive, the
+ * result is reported at once (px_sandbox_run_ended) without waiting for the
+ * container to exit. */
+static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
+                  int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
+    px_error err = PX_ERROR_INIT;
+    px_sandbox_run *run = io->run;
+    _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
+    if (!buf) {
+        px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+        sb_kill_container(sb, id);
+        return;
+    }
+    int64_t deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
+    int64_t drain_deadline = 0; /* set once the container was killed at the deadline */
+
+    stdin_feed in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
+                             {spec->tar, spec->tar_len},
+                             {spec->stdin_data, spec->stdin_len}}};
+    px_frame_demux demux;
+    px_frame_demux_init(&demux, PX_FRAME_MAX_DEFAULT);
+    run_end end = END_EOF;
+    if (early_len > 0 &&
+        px_frame_demux_feed(&demux, early, early_len, deliver_frame, io, &err) < 0)
+        end = END_PROTOCOL;
+
+    int wake = px_sandbox_run_wake_fd(run);
+    while (end == END_EOF) {
+        int64_t now = px_now_mono_ms();
+        if (px_sandbox_run_kill_requested(run)) {
+            end = END_KILL;
+            break;
+        }
+        if (!drain_deadline && now >= deadline) {
+            sb_take_stats(sb, id, TIMEOUT_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
+                          &result->cpu_time_ms);
+            sb_kill_container(sb, id);
+            result->timed_out = true;
+            in.done = true;
+            drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
+            continue;
+        }
+        if (drain_deadline && now >= drain_deadline)
+            break;
+        int64_t until = (drain_deadline ? drain_deadline : deadline) - now;
+        struct pollfd p[2] = {
+            {.fd = fd, .events = (short)(POLLIN | (in.done ? 0 : POLLOUT))},
+            {.fd = wake, .events = POLLIN},
+        };
+        int r = poll(p, wake >= 0 ? 2 : 1, (int)(until > 60000 ? 60000 : until));
+        if (r < 0 && errno != EINTR) {
+            px_error_set_errno(&err, PX_E_INTERNAL, errno, "poll");
+            end = END_PROTOCOL;
+            break;
+        }
+        if (r <= 0)
+            continue;
+        if (wake >= 0 && (p[1].revents & POLLIN))
+            continue; /* the top of the loop reads the kill cause */
+        if (p[0].revents & POLLOUT)
+            feed_stdin(&in, fd);
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
+            if (n > 0) {
+                if (px_frame_demux_feed(&demux, buf, (size_t)n, deliver_frame, io, &err) < 0)
+                    end = END_PROTOCOL;
+                else if (bootstrap_done(io) && !drain_deadline)
+                    end = END_DONE;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                break; /* end of stream (or reset, which ends it too) */
+            }
+        }
+    }
+
+    if (end == END_EOF && px_frame_demux_finish(&demux, &err) < 0)
+        end = END_PROTOCOL;
+    px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
+    px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
+
+    int code = end == END_DONE ? trailer_exit_code(&io->scanner) : -1;
+    if (code >= 0) {
+        /* The result is complete without the engine: report it now; the
+         * container, which is exiting by itself, is removed afterwards. */
+        result->ran = true;
+        result->exit_code = code;
+        apply_trailer(&io->scanner, result);
+        px_sandbox_run_ended(run, result);
+        await_exit(fd, buf);
+        return;
+    }
+    if (end == END_DONE)
+        end = END_EOF; /* no usable exit code: ask the engine as before */
+
+    if (end != END_EOF) {
+        /* Nothing more is read: let the engine's stream copier fail at once
+         * instead of blocking on a full socket, which would hold up the
+         * container's exit and so the kill call below until its timeout. */
+        shutdown(fd, SHUT_RDWR);
+    }
+    if (end == END_KILL) {
+        sb_take_stats(sb, id, KILL_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
+                      &result->cpu_time_ms);
+        sb_kill_container(sb, id);
+        result->ran = true;
+        result->exit_code = 128 + 9;
+        return;
+    }
+    if (end == END_PROTOCOL) {
+        sb_kill_container(sb, id);
+        result->error = err;
+        px_error_wrap(&result->error, "container '%.12s'", id);
+        return;
+    }
+    if (collect_exit(sb, id, result) < 0)
+        return;
+    result->ran = true;
+    apply_trailer(&io->scanner, result);
+}
+
+/* The warm path: takes pooled containers until one is idle, accepts the
+ * spec's limits and takes the run's name, pyexec-<execution id> (the others
+ * are discarded), then reports the start and drives it.
+ * Returns false, having done nothing for the run, when the pool has none to
+ * give. */
+static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
+                     px_sandbox_result *result) {
+    for (;;) {
+        pooled *p = sb_pool_take(sb);
+        if (!p)
+            return false;
+        px_error err = PX_ERROR_INIT;
+        char name[128];
+        snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
+        if (!sb_pooled_idle(p)) {
+            px_warn("docker: pooled container '%.12s' ended or spoke while idle; removing it",
+                    p->id);
+        } else if (sb_pooled_set_limits(sb, p->id, spec, &err) < 0 ||
+                   sb_pooled_rename(sb, p, name, &err) < 0) {
+            px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
+        } else {
+            sb_pool_count(sb, &sb->stats.taken);
+            px_debug("docker: execution %s runs in pooled container '%.12s'",
+                     spec->execution_id, p->id);
+            px_sandbox_run_started(io->run);
+            drive(sb, spec, io, p->id, p->fd, NULL, 0, result);
+            sb_pooled_discard(sb, p);
+            return true;
+        }
+        sb_pool_count(sb, &sb->stats.discarded);
+        sb_pooled_discard(sb, p);
+    }
+}
+
+/* The cold path: a container made for this run alone. */
+static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
+                     px_sandbox_result *result) {
+    px_error err = PX_ERROR_INIT;
+    if (sb_ensure_image(sb, spec->image, &err) < 0) {
+        result->error = err;
+        return;
+    }
+    if (px_sandbox_run_kill_requested(io->run)) {
+        px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
+        return;
+    }
+    sb_pool_count(sb, &sb->stats.cold);
+    char name[128];
+    snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
+    if (sb_live_add(sb, name) < 0) {
+        px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+        return;
+    }
+    char id[128];
+    if (sb_create_container(sb, spec, false, name, id, sizeof id, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "create container");
+        /* The engine may have created it before failing: no leak either way. */
+        if (err.code != PX_E_INVALID)
+            sb_remove_container(sb, name);
+        sb_live_remove(sb, name);
+        return;
+    }
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    char path[512];
+    int fd = px_docker_attach(sb->client, id, &early, &early_len, &err);
+    if (fd < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "attach to container '%.12s'", id);
+    } else if (sb_container_path(path, sizeof path, id, "/start") < 0 ||
+               sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
+        result->error = err;
+        px_error_wrap(&result->error, "start container '%.12s'", id);
+    } else {
+        px_sandbox_run_started(io->run);
+        drive(sb, spec, io, id, fd, early, early_len, result);
+    }
+    if (fd >= 0)
+        close(fd);
+    sb_remove_container(sb, id);
+    sb_live_remove(sb, name);
+}
+
+void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
+            px_sandbox_result *result) {
+    docker_sandbox *sb = self;
+    px_error err = PX_ERROR_INIT;
+    result->ran = false;
+    __attribute__((cleanup(run_io_freep))) run_io *io = run_io_new(spec, run, &err);
+    if (!io) {
+        result->error = err;
+        px_error_wrap(&result->error, "prepare bootstrap");
+        return;
+    }
+    if (px_sandbox_run_kill_requested(run)) {
+        px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
+        return;
+    }
+    if (sb_pool_fits(sb, spec) && run_warm(sb, spec, io, result))
+        return;
+    run_cold(sb, spec, io, result);
+}

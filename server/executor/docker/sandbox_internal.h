@@ -1,0 +1,184 @@
+/*
+ * The Docker sandbox back-end's private header: the state one back-end
+ * holds and the functions its files share. Not part of the module's API
+ * (that is docker_sandbox.h); included only by the files below.
+ *
+ *   docker_sandbox.c  life cycle: create (config checks, threads), ping,
+ *                     destroy; the ops table;
+ *   engine.c          Engine API helpers, the container profile and
+ *                     creation, the live set and the image cache;
+ *   run.c             one run: the warm or cold path to a started
+ *                     container, then the poll loop to its end;
+ *   pool.c            the warm pool: its threads, take and hand-over;
+ *   reaper.c          the reaper: removes this instance's orphans.
+ *
+ * Locks. Each mutex guards one domain and is never held while taking
+ * another or while calling the engine:
+ *   live_mu    the live set (live, n_live, cap_live);
+ *   image_mu   the image cache (images);
+ *   reaper_mu  the reaper's stop flag; reaper_cond waits on it;
+ *   pool_mu    the warm pool's state and the counters in stats; pool_cond
+ *              waits on it.
+ * Everything else is set before the threads start and is then read-only,
+ * or is touched only by the thread that creates and destroys the back-end
+ * (reaper, reaper_started, pool_threads, n_pool_threads).
+ *
+ * Functions named sb_* are shared between these files; each returns 0 /
+ * non-NULL, or -1 / NULL with `err` set, unless its comment says otherwise.
+ */
+#ifndef PYEXEC_EXECUTOR_DOCKER_SANDBOX_INTERNAL_H
+#define PYEXEC_EXECUTOR_DOCKER_SANDBOX_INTERNAL_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/base/error.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/docker_sandbox.h"
+#include "server/executor/sandbox.h"
+#include "server/model/job.h"
+
+#define IMAGE_CACHE_SIZE 8
+#define POOL_THREADS 2 /* bound on concurrent pooled creations */
+
+#define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
+
+typedef struct image_entry {
+    char *name;
+    int64_t expires_ms;
+} image_entry;
+
+/* A pooled container: created, attached and started; its bootstrap blocks
+ * reading its header. Owned by the pool while ready, then by one run. */
+typedef struct pooled {
+    char name[64];
+    char id[128];
+    int fd; /* the attach socket, -1 before attach */
+} pooled;
+
+typedef struct docker_sandbox {
+    /* Settings, fixed at creation. */
+    char *instance;
+    char *runtime;
+    int64_t api_timeout_ms;
+    int pids_limit;
+    int tmp_mb;
+    int nofile;
+    int64_t reaper_interval_ms;
+    px_docker_client *client;
+
+    /* The live set: names of the containers a run or the pool owns, which
+     * the reaper leaves alone. */
+    pthread_mutex_t live_mu;
+    char **live; /* under live_mu */
+    size_t n_live, cap_live;
+
+    /* The image cache: images seen present recently. */
+    pthread_mutex_t image_mu;
+    image_entry images[IMAGE_CACHE_SIZE]; /* under image_mu */
+
+    /* The reaper thread. */
+    pthread_mutex_t reaper_mu;
+    pthread_cond_t reaper_cond;
+    bool reaper_stopping; /* under reaper_mu */
+    pthread_t reaper;
+    bool reaper_started;
+
+    /* The warm pool (see pool.c). Settings are fixed at creation; the rest
+     * is under pool_mu. */
+    int pool_size;
+    char *pool_image;
+    int pool_memory_mb, pool_disk_mb, pool_cpu_shares;
+    pthread_mutex_t pool_mu;
+    pthread_cond_t pool_cond;
+    bool pool_stopping;
+    pooled *ready[PX_DOCKER_POOL_MAX]; /* oldest first */
+    int n_ready;
+    int creating;
+    int64_t retry_at_ms;        /* monotonic; no creation before it */
+    int64_t backoff_ms;         /* 0 after a success */
+    bool down;                  /* the last failure was an unreachable engine */
+    px_docker_pool_stats stats; /* counters only; the gauges are read live */
+    pthread_t pool_threads[POOL_THREADS];
+    int n_pool_threads;
+} docker_sandbox;
+
+/* ---- engine.c ---- */
+
+/* Calls the API and requires a 2xx answer; parses the body into *out if
+ * out is non-NULL. Returns 0, or -1 with `err` set. */
+int sb_api(docker_sandbox *sb, const char *method, const char *path, const char *body,
+           int64_t timeout_ms, json_t **out, px_error *err);
+/* Writes "/containers/<escaped id><suffix>" into buf. */
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix);
+/* Best effort: forced removal with volumes. */
+void sb_remove_container(docker_sandbox *sb, const char *id);
+/* Best effort SIGKILL. */
+void sb_kill_container(docker_sandbox *sb, const char *id);
+/* Best effort usage snapshot; leaves *peak and *cpu_ms alone on failure. */
+void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64_t *peak,
+                   int64_t *cpu_ms);
+/* Adds `name` to the live set / removes it / asks whether it is there. */
+int sb_live_add(docker_sandbox *sb, const char *name);
+void sb_live_remove(docker_sandbox *sb, const char *name);
+bool sb_live_has(docker_sandbox *sb, const char *name);
+/* Whether `image` was seen present lately; records that it was. */
+bool sb_image_cached(docker_sandbox *sb, const char *image);
+void sb_image_remember(docker_sandbox *sb, const char *image);
+/* Returns 1 if present, 0 if absent, -1 with `err` set on failure. */
+int sb_image_present(docker_sandbox *sb, const char *image, px_error *err);
+/* Makes sure `image` is present, pulling it if needed. */
+int sb_ensure_image(docker_sandbox *sb, const char *image, px_error *err);
+/* Creates container `name` for the profile of `spec` (labelled as pooled
+ * when `for_pool`) and writes its id into id[id_cap]. */
+int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
+                        const char *name, char *id, size_t id_cap, px_error *err);
+/* Fails (PX_E_INVALID, naming the ones there are) when the engine has no
+ * runtime called sb->runtime. */
+int sb_check_runtime(docker_sandbox *sb, px_error *err);
+
+/* ---- run.c ---- */
+
+/* px_sandbox_ops.run. */
+void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
+            px_sandbox_result *result);
+
+/* ---- pool.c ---- */
+
+/* Increments a counter of sb->stats under pool_mu. */
+void sb_pool_count(docker_sandbox *sb, uint64_t *counter);
+/* Ends a pooled container: closes its stdin, removes it, drops its name
+ * from the live set. NULL-safe. */
+void sb_pooled_discard(docker_sandbox *sb, pooled *p);
+/* Whether a spec can run in a pooled container. */
+bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec);
+/* Takes the oldest ready container (the caller owns it), or NULL. */
+pooled *sb_pool_take(docker_sandbox *sb);
+/* True while the pooled container's bootstrap still waits, unspoken. */
+bool sb_pooled_idle(const pooled *p);
+/* Gives pooled container `id` the spec's memory, CPU weight and process
+ * limit. */
+int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *spec,
+                         px_error *err);
+/* Renames pooled container `p` to `name`, keeping it live throughout. */
+int sb_pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *err);
+/* The engine answered a ping: ends a backoff caused by its absence. */
+void sb_pool_engine_back(docker_sandbox *sb);
+/* A pool thread's body (arg: the docker_sandbox). */
+void *sb_pool_main(void *arg);
+/* Removes every ready pooled container; only after the pool threads were
+ * joined. */
+void sb_pool_drain(docker_sandbox *sb);
+
+/* ---- reaper.c ---- */
+
+/* Removes this instance's containers that no live run owns. Returns the
+ * number removed, or -1 with `err` set if the list failed. */
+int sb_reap(docker_sandbox *sb, px_error *err);
+/* The reaper thread's body (arg: the docker_sandbox). */
+void *sb_reaper_main(void *arg);
+
+#endif

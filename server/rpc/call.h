@@ -39,6 +39,7 @@ enum px_method {
     PX_M_GET,
     PX_M_STREAM,
     PX_M_KILL,
+    PX_M_LIST,
     PX_M_HEALTH_CHECK,
     PX_M_HEALTH_WATCH,
     PX_M_REFLECTION_V1,      /* bidi streaming: requests read by the handler */
@@ -157,6 +158,7 @@ void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *p
 void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_health_watch(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 /* grpc.reflection.v1 and v1alpha ServerReflectionInfo (reflection.c). */

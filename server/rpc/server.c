@@ -77,6 +77,7 @@ static void on_accept(px_tag *tag, bool ok) {
     case PX_M_GET: px_handle_get(srv, call, payload); break;
     case PX_M_STREAM: px_handle_stream(srv, call, payload); break;
     case PX_M_KILL: px_handle_kill(srv, call, payload); break;
+    case PX_M_LIST: px_handle_list_executions(srv, call, payload); break;
     case PX_M_HEALTH_CHECK: px_handle_health_check(srv, call, payload); break;
     case PX_M_HEALTH_WATCH: px_handle_health_watch(srv, call, payload); break;
     case PX_M_REFLECTION_V1:
@@ -340,6 +341,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
         {PX_M_GET, "/pyexec.v1.ExecutorService/GetExecution"},
         {PX_M_STREAM, "/pyexec.v1.ExecutorService/StreamOutput"},
         {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
+        {PX_M_LIST, "/pyexec.v1.ExecutorService/ListExecutions"},
         {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
         {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
         {PX_M_REFLECTION_V1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"},

@@ -34,6 +34,7 @@
  */
 #include "server/store/store.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -69,6 +70,10 @@ struct px_record {
     px_record *all_prev, *all_next;
     px_record *id_next, *req_next;
 
+    /* Creation order in the store, from 1: ListExecutions pages by it. */
+    uint64_t seq;
+    /* The status, published for listing without the record lock. */
+    _Atomic int pub_status;
     /* Unix ms of the terminal transition; 0 while not terminal. */
     _Atomic int64_t finished_at;
     /* Bytes in the output log, for the store's budget. */
@@ -103,6 +108,7 @@ struct px_store {
     pthread_mutex_t mu;
     px_record *all; /* retained records, newest first */
     size_t count;
+    uint64_t last_seq; /* the seq of the newest record created */
     htab by_id;
     htab by_request;
     int64_t next_sweep_mono_ms;
@@ -151,6 +157,7 @@ static px_record *record_new(const char *id, const char *request_id, size_t max_
     atomic_init(&r->refs, 1);
     atomic_init(&r->finished_at, 0);
     atomic_init(&r->log_bytes, 0);
+    atomic_init(&r->pub_status, PX_STATUS_PENDING);
     snprintf(r->id, sizeof r->id, "%s", id);
     r->max_watchers = max_watchers;
     r->status = PX_STATUS_PENDING;
@@ -401,6 +408,7 @@ px_record *px_store_create(px_store *s, const char *request_id, bool *existed, p
         goto out;
     }
     r->store = s;
+    r->seq = ++s->last_seq;
     r->all_next = s->all;
     if (s->all)
         s->all->all_prev = r;
@@ -441,6 +449,73 @@ void px_store_remove(px_store *s, px_record *r) {
         detach_locked(s, r, &dropped);
     pthread_mutex_unlock(&s->mu);
     release_dropped(dropped);
+}
+
+/* Page tokens are "s" followed by the decimal seq of the last record of
+ * the page before; the next page starts below it. */
+static int parse_token(const char *token, uint64_t *below, px_error *err) {
+    *below = UINT64_MAX;
+    if (!token || !token[0])
+        return 0;
+    const char *p = token + 1;
+    uint64_t v = 0;
+    if (token[0] != 's' || !*p || strlen(p) > 20)
+        goto bad;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *below = v;
+    return 0;
+bad:
+    return px_error_set(err, PX_E_INVALID, "page_token: '%.40s' is not a token of this server",
+                        token);
+}
+
+int px_store_list(px_store *s, px_status status, size_t page_size, const char *page_token,
+                  px_store_page *page, px_error *err) {
+    memset(page, 0, sizeof *page);
+    if (page_size < 1 || page_size > PX_STORE_LIST_MAX)
+        return px_error_set(err, PX_E_INVALID, "page_size: %zu is not in 1..%d", page_size,
+                            PX_STORE_LIST_MAX);
+    uint64_t below;
+    if (parse_token(page_token, &below, err) < 0)
+        return -1;
+    page->records = calloc(page_size, sizeof *page->records);
+    if (!page->records)
+        return px_error_set(err, PX_E_INTERNAL, "store: list: out of memory");
+
+    px_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    sweep_locked(s, &dropped);
+    px_record *r = s->all;
+    while (r && r->seq >= below)
+        r = r->all_next;
+    for (; r && page->n < page_size; r = r->all_next) {
+        if (status == PX_STATUS_UNSPECIFIED || atomic_load(&r->pub_status) == (int)status) {
+            px_record_ref(r);
+            page->records[page->n++] = r;
+        }
+    }
+    /* A next page exists if another matching record follows. */
+    while (r && status != PX_STATUS_UNSPECIFIED && atomic_load(&r->pub_status) != (int)status)
+        r = r->all_next;
+    if (r && page->n > 0)
+        snprintf(page->next_token, sizeof page->next_token, "s%" PRIu64,
+                 page->records[page->n - 1]->seq);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return 0;
+}
+
+void px_store_page_release(px_store_page *page) {
+    if (!page)
+        return;
+    for (size_t i = 0; i < page->n; i++)
+        px_record_unref(page->records[i]);
+    free(page->records);
+    memset(page, 0, sizeof *page);
 }
 
 size_t px_store_count(px_store *s) {
@@ -500,6 +575,7 @@ void px_record_set_running(px_record *r, int64_t started_at_ms) {
     bool changed = r->status == PX_STATUS_PENDING;
     if (changed) {
         r->status = PX_STATUS_RUNNING;
+        atomic_store(&r->pub_status, PX_STATUS_RUNNING);
         r->started_at = started_at_ms;
     }
     pthread_mutex_unlock(&r->mu);
@@ -574,6 +650,7 @@ bool px_record_finish(px_record *r, const px_outcome *outcome) {
     if (r->outcome.finished_at_ms == 0)
         r->outcome.finished_at_ms = px_now_unix_ms();
     r->status = r->outcome.status;
+    atomic_store(&r->pub_status, (int)r->status);
     atomic_store(&r->finished_at, r->outcome.finished_at_ms);
     pthread_mutex_unlock(&r->mu);
     notify(r);

@@ -81,6 +81,32 @@ void px_store_remove(px_store *store, px_record *record);
 /* Number of retained records (after expiring old ones). */
 size_t px_store_count(px_store *store);
 
+/* Most records one px_store_list call returns. */
+#define PX_STORE_LIST_MAX 1000
+
+/* One page of retained records, newest first. */
+typedef struct px_store_page {
+    px_record **records; /* new references; release with px_store_page_release */
+    size_t n;
+    /* Where the next page starts, for px_store_list's `page_token`; empty
+     * when this page reached the oldest record. Opaque to callers. */
+    char next_token[32];
+} px_store_page;
+
+/* Lists retained records newest first (in creation order): up to
+ * `page_size` (1..PX_STORE_LIST_MAX) of them, starting after the record the
+ * `page_token` of an earlier page points to ("" or NULL: the newest), and
+ * only those whose status is `status` (PX_STATUS_UNSPECIFIED: any). A page
+ * token stays valid when records come and go: a record created after the
+ * first page never appears in later ones. Returns 0 with `page` filled, or
+ * -1 with `err`: PX_E_INVALID for a page_size out of range or a token this
+ * store did not make, PX_E_INTERNAL out of memory. */
+int px_store_list(px_store *store, px_status status, size_t page_size, const char *page_token,
+                  px_store_page *page, px_error *err);
+
+/* Drops the page's references. NULL-safe; the page may be reused. */
+void px_store_page_release(px_store_page *page);
+
 void px_record_ref(px_record *r);
 void px_record_unref(px_record *r); /* NULL-safe */
 

@@ -281,7 +281,10 @@ def _client_stubs():
     pkg_root = os.path.join(REPO, "client", "python")
     gen = os.path.join(pkg_root, "python_executor_client", "_gen")
     script = os.path.join(pkg_root, "gen_stubs.sh")
-    if not os.path.exists(os.path.join(gen, "pyexec", "v1", "executor_pb2.py")):
+    stub = os.path.join(gen, "pyexec", "v1", "executor_pb2.py")
+    proto = os.path.join(REPO, "proto", "pyexec", "v1", "executor.proto")
+    # Regenerated when missing or older than the proto (a new field or RPC).
+    if not os.path.exists(stub) or os.path.getmtime(stub) < os.path.getmtime(proto):
         if not os.path.exists(script):
             raise FileNotFoundError("client/python/gen_stubs.sh does not exist yet")
         subprocess.run(["bash", script], check=True, cwd=pkg_root, stdin=subprocess.DEVNULL,

@@ -118,10 +118,12 @@ def test_file_containing_service_describes_it_completely(fake, refl, version):
     assert set(names) == EXECUTOR_FILES             # with its imports
     service = pool_of(fdps).FindServiceByName("pyexec.v1.ExecutorService")
     methods = {m.name: m for m in service.methods}
-    assert set(methods) == {"Execute", "GetExecution", "StreamOutput", "Kill"}
+    assert set(methods) == {"Execute", "GetExecution", "StreamOutput", "Kill", "Eval",
+                            "ListExecutions"}
     assert methods["Execute"].input_type.full_name == "pyexec.v1.ExecuteRequest"
     assert methods["Execute"].output_type.full_name == "pyexec.v1.ExecutionResult"
     assert methods["StreamOutput"].output_type.full_name == "pyexec.v1.OutputChunk"
+    assert methods["ListExecutions"].output_type.full_name == "pyexec.v1.ListExecutionsResponse"
 
 
 def test_a_client_can_call_the_service_from_reflected_descriptors_alone(fake, refl):

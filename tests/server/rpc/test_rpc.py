@@ -472,3 +472,54 @@ def test_retained_output_budget_drops_the_oldest_finished_execution(fake_factory
         fake.get(first.execution_id)
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     assert fake.get(second.execution_id).stdout == b"b" * 1000
+
+
+# ---- ListExecutions ----
+
+def list_all(fake, **kw):
+    return fake.stub.ListExecutions(fake.pb.ListExecutionsRequest(**kw), timeout=10)
+
+
+def test_list_executions_pages_newest_first_without_output(fake):
+    ids = [fake.run("print:out%d" % i, "stderr:err", "exit:0").execution_id for i in range(5)]
+    first = list_all(fake, page_size=2)
+    assert [e.execution_id for e in first.executions] == ids[::-1][:2]
+    assert first.next_page_token
+    for e in first.executions:
+        assert status(fake, e) == S + "COMPLETED" and e.HasField("finished_at")
+        assert e.stdout == b"" and e.stderr == b""
+    second = list_all(fake, page_size=2, page_token=first.next_page_token)
+    third = list_all(fake, page_size=2, page_token=second.next_page_token)
+    assert [e.execution_id for e in list(second.executions) + list(third.executions)] == ids[::-1][2:]
+    assert third.next_page_token == ""
+
+
+def test_list_executions_filters_by_status_and_defaults_to_fifty(fake):
+    done = fake.run("exit:0").execution_id
+    running = fake.submit("print:x", "sleep").execution_id
+    got = list_all(fake, status=fake.pb.EXECUTION_STATUS_COMPLETED)
+    assert [e.execution_id for e in got.executions] == [done]
+    killed = fake.kill(running)
+    got = list_all(fake, status=fake.pb.EXECUTION_STATUS_KILLED)
+    assert [e.execution_id for e in got.executions] == [killed.execution_id]
+    for _ in range(55):
+        fake.run("exit:0")
+    page = list_all(fake)
+    assert len(page.executions) == 50 and page.next_page_token
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({"page_size": 1001}, "page_size"),
+    ({"page_size": -1}, "page_size"),
+    ({"page_token": "nonsense"}, "page_token"),
+])
+def test_list_executions_bad_requests_are_invalid_argument(fake, kw, needle):
+    with pytest.raises(grpc.RpcError) as e:
+        list_all(fake, **kw)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in e.value.details()
+
+
+def test_list_executions_at_the_maximum_page_size(fake):
+    fake.run("exit:0")
+    assert len(list_all(fake, page_size=1000).executions) == 1

@@ -796,3 +796,122 @@ TEST(Store, NoBudgetKeepsEverythingUntilRetention) {
         px_record_unref(r);
     }
 }
+
+namespace {
+
+std::vector<std::string> PageIds(const px_store_page &page) {
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < page.n; i++)
+        ids.push_back(px_record_id(page.records[i]));
+    return ids;
+}
+
+TEST(Store, ListPagesNewestFirstWithTokens) {
+    StorePtr s = NewStore();
+    std::vector<std::string> ids; /* oldest first */
+    for (int i = 0; i < 5; i++) {
+        px_record *r = Create(s.get());
+        ids.push_back(px_record_id(r));
+        px_record_unref(r);
+    }
+    px_error err = PX_ERROR_INIT;
+    px_store_page page;
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, "", &page, &err)) << err.msg;
+    EXPECT_EQ((std::vector<std::string>{ids[4], ids[3]}), PageIds(page));
+    std::string token = page.next_token;
+    EXPECT_FALSE(token.empty());
+    px_store_page_release(&page);
+
+    /* A record created meanwhile does not shift the pages after the first. */
+    px_record_unref(Create(s.get()));
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
+    EXPECT_EQ((std::vector<std::string>{ids[2], ids[1]}), PageIds(page));
+    token = page.next_token;
+    px_store_page_release(&page);
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
+    EXPECT_EQ((std::vector<std::string>{ids[0]}), PageIds(page));
+    EXPECT_STREQ("", page.next_token);
+    px_store_page_release(&page);
+}
+
+TEST(Store, ListTokenSurvivesTheDropOfItsRecord) {
+    StorePtr s = NewStore();
+    std::vector<px_record *> recs;
+    for (int i = 0; i < 3; i++)
+        recs.push_back(Create(s.get()));
+    px_error err = PX_ERROR_INIT;
+    px_store_page page;
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 1, NULL, &page, &err));
+    std::string token = page.next_token;
+    px_store_page_release(&page);
+    px_store_remove(s.get(), recs[2]);
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 5, token.c_str(), &page, &err));
+    EXPECT_EQ((std::vector<std::string>{px_record_id(recs[1]), px_record_id(recs[0])}),
+              PageIds(page));
+    px_store_page_release(&page);
+    for (px_record *r : recs)
+        px_record_unref(r);
+}
+
+TEST(Store, ListFiltersByStatus) {
+    StorePtr s = NewStore();
+    px_record *pending = Create(s.get());
+    px_record *running = Create(s.get());
+    px_record *done = Create(s.get());
+    px_record *killed = Create(s.get());
+    px_record_set_running(running, 1);
+    px_outcome o = Outcome(PX_STATUS_COMPLETED, PX_REASON_EXITED);
+    px_record_finish(done, &o);
+    o = Outcome(PX_STATUS_KILLED, PX_REASON_KILLED);
+    px_record_finish(killed, &o);
+    px_error err = PX_ERROR_INIT;
+    px_store_page page;
+    const struct {
+        px_status status;
+        px_record *want;
+    } cases[] = {{PX_STATUS_PENDING, pending},
+                 {PX_STATUS_RUNNING, running},
+                 {PX_STATUS_COMPLETED, done},
+                 {PX_STATUS_KILLED, killed}};
+    for (const auto &c : cases) {
+        ASSERT_EQ(0, px_store_list(s.get(), c.status, 10, "", &page, &err));
+        EXPECT_EQ((std::vector<std::string>{px_record_id(c.want)}), PageIds(page)) << c.status;
+        EXPECT_STREQ("", page.next_token);
+        px_store_page_release(&page);
+    }
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_FAILED, 10, "", &page, &err));
+    EXPECT_EQ(0u, page.n);
+    px_store_page_release(&page);
+
+    /* A full filtered page announces a next page only if a match follows. */
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_COMPLETED, 1, "", &page, &err));
+    EXPECT_STREQ("", page.next_token);
+    px_store_page_release(&page);
+    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 4, "", &page, &err));
+    EXPECT_STREQ("", page.next_token);
+    px_store_page_release(&page);
+    for (px_record *r : {pending, running, done, killed})
+        px_record_unref(r);
+}
+
+TEST(Store, ListRejectsBadPageSizesAndForeignTokens) {
+    StorePtr s = NewStore();
+    px_store_page page;
+    for (size_t size : {size_t{0}, size_t{PX_STORE_LIST_MAX + 1}}) {
+        px_error err = PX_ERROR_INIT;
+        EXPECT_EQ(-1, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, size, "", &page, &err));
+        EXPECT_EQ(PX_E_INVALID, err.code);
+    }
+    for (const char *token : {"x1", "s", "s12a", "s-1", "s99999999999999999999999"}) {
+        px_error err = PX_ERROR_INIT;
+        EXPECT_EQ(-1, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 5, token, &page, &err))
+            << token;
+        EXPECT_EQ(PX_E_INVALID, err.code) << token;
+    }
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, PX_STORE_LIST_MAX, "", &page,
+                               &err));
+    px_store_page_release(&page);
+}
+
+}  // namespace

@@ -71,6 +71,7 @@ const char *px_code_name(px_code code) {
     case PX_E_UNAVAILABLE: return "UNAVAILABLE";
     case PX_E_PRECONDITION: return "FAILED_PRECONDITION";
     case PX_E_OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case PX_E_EXISTS: return "ALREADY_EXISTS";
     case PX_E_CANCELLED: return "CANCELLED";
     case PX_E_TIMEOUT: return "DEADLINE_EXCEEDED";
     case PX_E_INTERNAL: return "INTERNAL";

@@ -30,6 +30,7 @@ typedef enum px_code {
     PX_E_UNAVAILABLE,  /* Docker unreachable, shutting down: UNAVAILABLE */
     PX_E_PRECONDITION, /* image missing and not pullable: FAILED_PRECONDITION */
     PX_E_OUT_OF_RANGE, /* offset past the end of a finished log: OUT_OF_RANGE */
+    PX_E_EXISTS,       /* a key already names something different: ALREADY_EXISTS */
     PX_E_CANCELLED,    /* the operation was cancelled: CANCELLED */
     PX_E_TIMEOUT,      /* a call to a dependency timed out: DEADLINE_EXCEEDED */
     PX_E_INTERNAL,     /* a bug or an unexpected system failure: INTERNAL */

@@ -267,3 +267,24 @@ void px_codec_result(px_result_msg *m, const px_record_view *v) {
         r->usage = &m->usage;
     }
 }
+
+/* A protobuf-c output buffer that hashes what is appended. */
+typedef struct hash_buffer {
+    ProtobufCBuffer base;
+    px_sha256_ctx ctx;
+} hash_buffer;
+
+static void hash_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data) {
+    px_sha256_update(&container_of(buffer, hash_buffer, base)->ctx, data, len);
+}
+
+void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
+                             uint8_t out[PX_SHA256_LEN]) {
+    Pyexec__V1__ExecuteRequest content = *req;
+    content.async = 0;
+    content.request_id = (char *)"";
+    hash_buffer hb = {.base = {.append = hash_append}};
+    px_sha256_init(&hb.ctx);
+    protobuf_c_message_pack_to_buffer(&content.base, &hb.base);
+    px_sha256_final(&hb.ctx, out);
+}

@@ -9,6 +9,7 @@
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/base/config.h"
 #include "server/base/error.h"
+#include "server/base/sha256.h"
 #include "server/model/job.h"
 #include "server/store/store.h"
 
@@ -20,6 +21,14 @@
  * maximum 8192". */
 px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_config *cfg,
                                px_error *err);
+
+/* The SHA-256 of `req`'s content, for request_id: the canonical protobuf
+ * encoding of the message as protobuf-c packs it (fields in number order,
+ * proto3 defaults omitted, unknown fields kept) with `async` and
+ * `request_id` cleared, so two requests differing in any other field differ.
+ * Hashed while packing: no copy of the request is made. */
+void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
+                             uint8_t out[PX_SHA256_LEN]);
 
 /* An ExecutionResult with the sub-messages it points to; all borrowed from
  * the view it was filled from, which must outlive it. */

@@ -1,6 +1,7 @@
 /*
  * Execute: decode, validate (INVALID_ARGUMENT before anything exists), make
- * or find the record (request_id), admit the job (RESOURCE_EXHAUSTED /
+ * or find the record (request_id: the same content finds it, other content
+ * is ALREADY_EXISTS), admit the job (RESOURCE_EXHAUSTED /
  * UNAVAILABLE before any container), then answer at once (async) or when
  * the execution is terminal (sync). Nothing here blocks the queue thread:
  * the work is parsing and a hand-off to the executor.
@@ -85,8 +86,10 @@ void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *p
     px_job_spec *spec = px_codec_job_spec(req, srv->cfg, &err);
     if (!spec)
         goto fail;
+    uint8_t digest[PX_SHA256_LEN];
+    px_codec_request_digest(req, digest);
     bool existed = false;
-    px_record *record = px_store_create(srv->store, req->request_id, &existed, &err);
+    px_record *record = px_store_create(srv->store, req->request_id, digest, &existed, &err);
     if (!record) {
         px_job_spec_free(spec);
         goto fail;

@@ -9,6 +9,7 @@ grpc_status_code px_status_from_code(px_code code) {
     case PX_E_UNAVAILABLE: return GRPC_STATUS_UNAVAILABLE;
     case PX_E_PRECONDITION: return GRPC_STATUS_FAILED_PRECONDITION;
     case PX_E_OUT_OF_RANGE: return GRPC_STATUS_OUT_OF_RANGE;
+    case PX_E_EXISTS: return GRPC_STATUS_ALREADY_EXISTS;
     case PX_E_CANCELLED: return GRPC_STATUS_CANCELLED;
     case PX_E_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
     case PX_E_INTERNAL: return GRPC_STATUS_INTERNAL;

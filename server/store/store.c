@@ -12,6 +12,9 @@
  * The terminal time is also published in r->finished_at (atomic), so the
  * store can decide expiry without taking record locks.
  *
+ * A record created with a request_id keeps the digest of its request's
+ * content; the same request_id with another digest is PX_E_EXISTS.
+ *
  * The store (store->mu) owns the membership links: a list of all retained
  * records plus two chained hash tables, id -> record and request_id ->
  * record; it holds one reference per retained record. Expiry is lazy:
@@ -63,6 +66,7 @@ struct px_record {
     atomic_uint refs;
     char id[48];
     char *request_id; /* NULL when none; immutable */
+    uint8_t digest[PX_SHA256_LEN]; /* the request's content, with request_id; immutable */
     size_t max_watchers;
 
     /* Membership, guarded by the owning store's mu. */
@@ -143,7 +147,8 @@ const char *px_record_id(const px_record *r) {
     return r->id;
 }
 
-static px_record *record_new(const char *id, const char *request_id, size_t max_watchers) {
+static px_record *record_new(const char *id, const char *request_id, const uint8_t *digest,
+                             size_t max_watchers) {
     px_record *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -153,6 +158,8 @@ static px_record *record_new(const char *id, const char *request_id, size_t max_
             free(r);
             return NULL;
         }
+        if (digest)
+            memcpy(r->digest, digest, PX_SHA256_LEN);
     }
     atomic_init(&r->refs, 1);
     atomic_init(&r->finished_at, 0);
@@ -356,7 +363,14 @@ void px_store_free(px_store *s) {
     free(s);
 }
 
-px_record *px_store_create(px_store *s, const char *request_id, bool *existed, px_error *err) {
+/* Whether `r` was created by a request with this content digest. */
+static bool same_digest(const px_record *r, const uint8_t *digest) {
+    static const uint8_t zero[PX_SHA256_LEN];
+    return memcmp(r->digest, digest ? digest : zero, PX_SHA256_LEN) == 0;
+}
+
+px_record *px_store_create(px_store *s, const char *request_id, const uint8_t *digest,
+                           bool *existed, px_error *err) {
     if (existed)
         *existed = false;
     bool with_request = request_id && request_id[0];
@@ -374,6 +388,12 @@ px_record *px_store_create(px_store *s, const char *request_id, bool *existed, p
         if (old && expired(s, old, px_now_unix_ms())) {
             detach_locked(s, old, &dropped);
             old = NULL;
+        }
+        if (old && !same_digest(old, digest)) {
+            /* Not even the existence of the other execution's id leaks. */
+            px_error_set(err, PX_E_EXISTS,
+                         "request_id: already used by a different request (the content differs)");
+            goto out;
         }
         if (old) {
             px_record_ref(old);
@@ -402,7 +422,7 @@ px_record *px_store_create(px_store *s, const char *request_id, bool *existed, p
         }
     } while (htab_find(&s->by_id, KEY_ID, id));
 
-    r = record_new(id, with_request ? request_id : NULL, s->config.max_watchers);
+    r = record_new(id, with_request ? request_id : NULL, digest, s->config.max_watchers);
     if (!r) {
         px_error_set(err, PX_E_INTERNAL, "store: out of memory");
         goto out;

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "server/base/error.h"
+#include "server/base/sha256.h"
 #include "server/model/job.h"
 
 #ifdef __cplusplus
@@ -64,11 +65,15 @@ px_store *px_store_new(const px_store_config *config, px_error *err);
 void px_store_free(px_store *store);
 
 /* Creates a PENDING record with a fresh id and returns a new reference.
- * If `request_id` is non-empty and a retained record was created with the
- * same request_id, returns a reference to that record instead and sets
- * *existed = true (else false). PX_E_EXHAUSTED at max_records. */
-px_record *px_store_create(px_store *store, const char *request_id, bool *existed,
-                           px_error *err);
+ * If `request_id` is non-empty, `digest` (PX_SHA256_LEN bytes; NULL counts
+ * as all zeros) identifies the request's content and is kept with the
+ * record: if a retained record was created with the same request_id and the
+ * same digest, returns a reference to that record instead and sets
+ * *existed = true (else false); with another digest, fails with
+ * PX_E_EXISTS (a reused key never hands out another request's record).
+ * PX_E_EXHAUSTED at max_records. */
+px_record *px_store_create(px_store *store, const char *request_id, const uint8_t *digest,
+                           bool *existed, px_error *err);
 
 /* Returns a new reference to the retained record `id`, or NULL with
  * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */

@@ -332,18 +332,24 @@ def test_request_id_returns_the_same_execution(ex):
     rid = f"e2e-{uuid.uuid4()}"
     code = "import uuid\nprint(uuid.uuid4())\n"
     first = ex.run(code, request_id=rid)
-    second = ex.run("print('different code is not run')\n", request_id=rid)
+    second = ex.run(code, request_id=rid)
     assert second.execution_id == first.execution_id
     assert second.stdout == first.stdout
     third = ex.run(code, request_id=f"e2e-{uuid.uuid4()}")
     assert third.execution_id != first.execution_id
     assert third.stdout != first.stdout
+    # Other content under the same key gets nothing of the first execution.
+    with pytest.raises(grpc.RpcError) as e:
+        ex.run("print('different code')\n", request_id=rid)
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert first.execution_id not in e.value.details()
 
 
 def test_request_id_of_a_running_execution_waits_for_it(ex):
     rid = f"e2e-{uuid.uuid4()}"
-    first = ex.start("import sys\nprint(sys.stdin.read())\n", stdin=b"once", request_id=rid)
-    second = ex.run("print('not run')\n", request_id=rid)
+    code = "import sys\nprint(sys.stdin.read())\n"
+    first = ex.start(code, stdin=b"once", request_id=rid)
+    second = ex.run(code, stdin=b"once", request_id=rid)
     assert second.execution_id == first.execution_id
     assert status(second) == COMPLETED
     assert second.stdout == b"once\n"
@@ -351,13 +357,13 @@ def test_request_id_of_a_running_execution_waits_for_it(ex):
 
 def test_sync_call_deadline_kills_the_execution(ex, pb, our_containers):
     rid = f"e2e-{uuid.uuid4()}"
-    req = ex.request("import time\nprint('started', flush=True)\ntime.sleep(3600)\n",
-                     request_id=rid)
+    code = "import time\nprint('started', flush=True)\ntime.sleep(3600)\n"
+    req = ex.request(code, request_id=rid)
     with pytest.raises(grpc.RpcError) as e:
         ex.execute(req, timeout=3)
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    # The same request_id finds the execution the cancelled call started.
-    found = ex.start("print('not run')\n", request_id=rid)
+    # The same request finds the execution the cancelled call started.
+    found = ex.start(code, request_id=rid)
     res = ex.wait(found.execution_id, timeout=60)
     assert status(res) == KILLED
     assert reason(res) == "TERMINATION_REASON_CLIENT_CANCELLED"

@@ -104,12 +104,45 @@ def test_stdin_reaches_the_job(fake):
 
 def test_request_id_returns_the_same_execution(fake):
     a = fake.submit("sleep", request_id="job-1")
-    b = fake.submit("print:other", request_id="job-1")
+    b = fake.submit("sleep", request_id="job-1")
     assert a.execution_id == b.execution_id
     c = fake.submit("sleep", request_id="job-2")
     assert c.execution_id != a.execution_id
     for r in (a, c):
         fake.kill(r.execution_id)
+    # The same request sync (async aside) gets the same, now terminal, execution.
+    d = fake.run("sleep", request_id="job-1")
+    assert d.execution_id == a.execution_id
+    assert status(fake, d) == S + "KILLED"
+
+
+def test_request_id_with_other_content_is_already_exists(fake):
+    secret = fake.run("print:secret output", request_id="job-1", timeout_seconds=30)
+    assert secret.stdout == b"secret output"
+    pb = fake.pb
+    others = [
+        fake.request("print:other", request_id="job-1", timeout_seconds=30),   # other code path
+        fake.request("print:secret output", request_id="job-1"),               # other limits
+        fake.request("print:secret output", request_id="job-1", timeout_seconds=30,
+                     stdin=b"x"),                                              # other stdin
+    ]
+    other_file = fake.request("print:secret output", request_id="job-1", timeout_seconds=30)
+    other_file.files[0].content = b"print(1)"                                   # other project
+    others.append(other_file)
+    for req in others:
+        for async_ in (False, True):
+            setattr(req, "async", async_)
+            with pytest.raises(grpc.RpcError) as e:
+                fake.stub.Execute(req, timeout=10)
+            assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS, req
+            assert "request_id" in e.value.details()
+            assert secret.execution_id not in e.value.details()
+    # The same content still finds it, sync and async.
+    same = fake.request("print:secret output", request_id="job-1", timeout_seconds=30)
+    assert fake.stub.Execute(same, timeout=10).stdout == b"secret output"
+    setattr(same, "async", True)
+    assert fake.stub.Execute(same, timeout=10).execution_id == secret.execution_id
+    assert pb.ExecutionStatus.Name(fake.get(secret.execution_id).status) == S + "COMPLETED"
 
 
 def test_admission_limit_is_resource_exhausted(fake_factory):

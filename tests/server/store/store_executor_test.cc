@@ -62,7 +62,7 @@ class StoreExecutorTest : public ::testing::Test {
 
     /* Creates a record, submits `spec` for it and attaches the job. */
     px_record *Start(px_job_spec *spec, bool kill_first = false) {
-        px_record *r = px_store_create(store_, "", nullptr, nullptr);
+        px_record *r = px_store_create(store_, "", nullptr, nullptr, nullptr);
         EXPECT_NE(nullptr, r);
         if (kill_first)
             px_record_kill(r, PX_KILL_RPC);

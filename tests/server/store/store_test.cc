@@ -36,10 +36,11 @@ StorePtr NewStore(int64_t retention_ms = 300000, size_t max_records = 1000,
     return StorePtr(s);
 }
 
-px_record *Create(px_store *s, const char *request_id = "", bool *existed = nullptr) {
+px_record *Create(px_store *s, const char *request_id = "", bool *existed = nullptr,
+                  const uint8_t *digest = nullptr) {
     px_error err = PX_ERROR_INIT;
     bool ex = false;
-    px_record *r = px_store_create(s, request_id, &ex, &err);
+    px_record *r = px_store_create(s, request_id, digest, &ex, &err);
     EXPECT_NE(nullptr, r) << err.msg;
     if (existed)
         *existed = ex;
@@ -137,6 +138,45 @@ TEST(Store, RequestIdDedupe) {
     EXPECT_FALSE(existed);
     EXPECT_NE(a, g);
     for (px_record *r : {a, b, c, d, e, f, g})
+        px_record_unref(r);
+}
+
+/* A request_id names one request's content: the same key with another
+ * digest is PX_E_EXISTS and hands out nothing; the same digest dedupes. */
+TEST(Store, RequestIdWithOtherContentIsAlreadyExists) {
+    StorePtr s = NewStore();
+    uint8_t one[PX_SHA256_LEN], two[PX_SHA256_LEN];
+    px_sha256("one", 3, one);
+    px_sha256("two", 3, two);
+    bool existed = true;
+    px_record *a = Create(s.get(), "key", &existed, one);
+    EXPECT_FALSE(existed);
+    px_record *same = Create(s.get(), "key", &existed, one);
+    EXPECT_TRUE(existed);
+    EXPECT_EQ(a, same);
+
+    px_error err = PX_ERROR_INIT;
+    existed = true;
+    EXPECT_EQ(nullptr, px_store_create(s.get(), "key", two, &existed, &err));
+    EXPECT_EQ(PX_E_EXISTS, err.code);
+    EXPECT_FALSE(existed);
+    EXPECT_EQ(nullptr, strstr(err.msg, px_record_id(a))) << err.msg;
+    err = PX_ERROR_INIT;
+    EXPECT_EQ(nullptr, px_store_create(s.get(), "key", nullptr, &existed, &err));
+    EXPECT_EQ(PX_E_EXISTS, err.code);
+    EXPECT_EQ(1u, px_store_count(s.get()));
+
+    /* Once the first record is gone, the key is free for other content. */
+    px_store_remove(s.get(), a);
+    px_record *b = Create(s.get(), "key", &existed, two);
+    EXPECT_FALSE(existed);
+    EXPECT_NE(a, b);
+    /* Without a request_id the digest plays no part. */
+    px_record *c = Create(s.get(), "", &existed, one);
+    px_record *d = Create(s.get(), "", &existed, one);
+    EXPECT_FALSE(existed);
+    EXPECT_NE(c, d);
+    for (px_record *r : {a, same, b, c, d})
         px_record_unref(r);
 }
 
@@ -445,7 +485,7 @@ TEST(Store, MaxRecords) {
         recs.push_back(Create(s.get()));
     px_error err = PX_ERROR_INIT;
     bool existed = true;
-    EXPECT_EQ(nullptr, px_store_create(s.get(), "", &existed, &err));
+    EXPECT_EQ(nullptr, px_store_create(s.get(), "", nullptr, &existed, &err));
     EXPECT_EQ(PX_E_EXHAUSTED, err.code);
     EXPECT_FALSE(existed);
 
@@ -467,7 +507,7 @@ TEST(Store, MaxRecords) {
     ASSERT_TRUE(px_record_finish(recs[1], &o));
     px_record *after = nullptr;
     EXPECT_TRUE(PollUntil([&] {
-        after = px_store_create(s.get(), "", nullptr, nullptr);
+        after = px_store_create(s.get(), "", nullptr, nullptr, nullptr);
         return after != nullptr;
     }));
     px_record_unref(after);
@@ -710,7 +750,7 @@ TEST(Store, ConcurrentCreateGetAndFinish) {
             for (int i = 0; i < 500; i++) {
                 std::string req = "req-" + std::to_string(i % 50);
                 px_record *r = px_store_create(s.get(), t % 2 ? req.c_str() : "", nullptr,
-                                               nullptr);
+                                               nullptr, nullptr);
                 if (!r) {
                     failures++;
                     continue;

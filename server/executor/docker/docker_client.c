@@ -215,16 +215,11 @@ static int wait_fd(int fd, short events, int64_t deadline_ms) {
     }
 }
 
-int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
-                     size_t *early_len, px_error *err) {
-    *early = NULL;
-    *early_len = 0;
-    _cleanup_free_ char *eid = px_docker_escape(id, NULL);
-    char what[256];
-    snprintf(what, sizeof what, "POST /containers/%s/attach", eid ? eid : "?");
+/* Connects a non-blocking socket to the engine within the deadline.
+ * Returns the socket, or -1 with `err` set (`what` names the call). */
+static int connect_engine(const px_docker_client *c, const char *what, int64_t deadline,
+                          px_error *err) {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (!eid)
-        return px_error_set(err, PX_E_INTERNAL, "%s: out of memory", what);
     if (strlen(c->socket_path) >= sizeof sa.sun_path)
         return px_error_set(err, PX_E_UNAVAILABLE, "%s: socket path too long", what);
     memcpy(sa.sun_path, c->socket_path, strlen(c->socket_path) + 1);
@@ -232,7 +227,6 @@ int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
     _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return px_error_set_errno(err, PX_E_INTERNAL, errno, "%s: socket", what);
-    int64_t deadline = px_now_mono_ms() + c->timeout_ms;
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         if (errno != EAGAIN && errno != EINPROGRESS)
             return px_error_set_errno(err, PX_E_UNAVAILABLE, errno,
@@ -242,6 +236,81 @@ int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
             return px_error_set(err, PX_E_UNAVAILABLE, "%s: cannot connect to %s in time", what,
                                 c->socket_path);
     }
+    return TAKE_FD(fd);
+}
+
+/* Sends all `len` bytes of `req` on the non-blocking `fd` within the
+ * deadline. Returns 0, or -1 with `err` set. */
+static int send_all(int fd, const char *req, size_t len, int64_t deadline, const char *what,
+                    px_error *err) {
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = send(fd, req + off, len - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            if (wait_fd(fd, POLLOUT, deadline) <= 0)
+                return px_error_set(err, PX_E_UNAVAILABLE, "%s: engine did not accept the request",
+                                    what);
+            continue;
+        }
+        return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: send", what);
+    }
+    return 0;
+}
+
+/* Reads from `fd` into head[cap] (NUL-terminated) until the response head
+ * ends ("\r\n\r\n") or the deadline passes. Stores the bytes read in
+ * *have and returns the length of the head with its blank line, or -1 with
+ * `err` set. Bytes after the head (stream data) stay in `head`. */
+static ssize_t read_head(const px_docker_client *c, int fd, char *head, size_t cap, size_t *have,
+                         int64_t deadline, const char *what, px_error *err) {
+    char *end = NULL;
+    *have = 0;
+    while (!end) {
+        if (*have == cap - 1)
+            return px_error_set(err, PX_E_INTERNAL, "%s: response head too long", what);
+        int w = wait_fd(fd, POLLIN, deadline);
+        if (w == 0)
+            return px_error_set(err, PX_E_UNAVAILABLE,
+                                "%s: docker engine at %s did not answer within %lld ms", what,
+                                c->socket_path, (long long)c->timeout_ms);
+        if (w < 0)
+            return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: poll", what);
+        ssize_t n = recv(fd, head + *have, cap - 1 - *have, 0);
+        if (n == 0)
+            return px_error_set(err, PX_E_UNAVAILABLE, "%s: connection closed by the engine",
+                                what);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: recv", what);
+        }
+        *have += (size_t)n;
+        head[*have] = '\0';
+        end = memmem(head, *have, "\r\n\r\n", 4);
+    }
+    return end + 4 - head;
+}
+
+int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
+                     size_t *early_len, px_error *err) {
+    *early = NULL;
+    *early_len = 0;
+    _cleanup_free_ char *eid = px_docker_escape(id, NULL);
+    char what[256];
+    snprintf(what, sizeof what, "POST /containers/%s/attach", eid ? eid : "?");
+    if (!eid)
+        return px_error_set(err, PX_E_INTERNAL, "%s: out of memory", what);
+
+    int64_t deadline = px_now_mono_ms() + c->timeout_ms;
+    _cleanup_close_ int fd = connect_engine(c, what, deadline, err);
+    if (fd < 0)
+        return -1;
 
     _cleanup_free_ char *req = NULL;
     int req_len = asprintf(&req,
@@ -257,54 +326,18 @@ int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
         req = NULL;
         return px_error_set(err, PX_E_INTERNAL, "%s: out of memory", what);
     }
-    size_t off = 0;
-    while (off < (size_t)req_len) {
-        ssize_t n = send(fd, req + off, (size_t)req_len - off, MSG_NOSIGNAL);
-        if (n > 0) {
-            off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            if (wait_fd(fd, POLLOUT, deadline) <= 0)
-                return px_error_set(err, PX_E_UNAVAILABLE, "%s: engine did not accept the request",
-                                    what);
-            continue;
-        }
-        return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: send", what);
-    }
+    if (send_all(fd, req, (size_t)req_len, deadline, what, err) < 0)
+        return -1;
 
     char head[8192];
-    size_t have = 0;
-    char *end = NULL;
-    while (!end) {
-        if (have == sizeof head - 1)
-            return px_error_set(err, PX_E_INTERNAL, "%s: response head too long", what);
-        int w = wait_fd(fd, POLLIN, deadline);
-        if (w == 0)
-            return px_error_set(err, PX_E_UNAVAILABLE,
-                                "%s: docker engine at %s did not answer within %lld ms", what,
-                                c->socket_path, (long long)c->timeout_ms);
-        if (w < 0)
-            return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: poll", what);
-        ssize_t n = recv(fd, head + have, sizeof head - 1 - have, 0);
-        if (n == 0)
-            return px_error_set(err, PX_E_UNAVAILABLE, "%s: connection closed by the engine",
-                                what);
-        if (n < 0) {
-            if (errno == EINTR || errno == EAGAIN)
-                continue;
-            return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: recv", what);
-        }
-        have += (size_t)n;
-        head[have] = '\0';
-        end = memmem(head, have, "\r\n\r\n", 4);
-    }
+    size_t have;
+    ssize_t got = read_head(c, fd, head, sizeof head, &have, deadline, what, err);
+    if (got < 0)
+        return -1;
+    size_t head_len = (size_t)got;
     int status = 0;
     if (sscanf(head, "HTTP/1.%*d %d", &status) != 1)
         return px_error_set(err, PX_E_INTERNAL, "%s: malformed response", what);
-    size_t head_len = (size_t)(end + 4 - head);
     if (status != 101 && status != 200) {
         px_docker_response r = {.status = status, .body = head + head_len, .len = have - head_len};
         return px_docker_response_error(&r, "POST", what + 5, err);

@@ -246,6 +246,126 @@ static void await_exit(int fd, uint8_t *buf) {
     }
 }
 
+/* One drive's state, shared by its steps. */
+typedef struct drive_state {
+    docker_sandbox *sb;
+    run_io *io;
+    const char *id;         /* the container */
+    int fd;                 /* its attach socket; borrowed */
+    uint8_t *buf;           /* READ_CHUNK bytes */
+    px_sandbox_result *result;
+    stdin_feed in;
+    px_frame_demux demux;
+    int64_t deadline;       /* monotonic ms */
+    int64_t drain_deadline; /* set once the container was killed at the deadline */
+    px_error err;           /* why the stream broke (END_PROTOCOL) */
+} drive_state;
+
+/* The deadline passed: takes a usage snapshot, kills the container and lets
+ * its streams drain for at most DRAIN_AFTER_KILL_MS. */
+static void kill_at_deadline(drive_state *d) {
+    sb_take_stats(d->sb, d->id, TIMEOUT_STATS_TIMEOUT_MS, &d->result->peak_memory_bytes,
+                  &d->result->cpu_time_ms);
+    sb_kill_container(d->sb, d->id);
+    d->result->timed_out = true;
+    d->in.done = true;
+    d->drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
+}
+
+/* The poll loop: pumps stdin out and frames in until the stream ends, the
+ * bootstrap's last words arrive, a kill is requested or the drain after the
+ * deadline's kill runs out. Returns how it ended (END_PROTOCOL with d->err
+ * set). */
+static run_end pump(drive_state *d) {
+    px_sandbox_run *run = d->io->run;
+    int wake = px_sandbox_run_wake_fd(run);
+    for (;;) {
+        int64_t now = px_now_mono_ms();
+        if (px_sandbox_run_kill_requested(run))
+            return END_KILL;
+        if (!d->drain_deadline && now >= d->deadline) {
+            kill_at_deadline(d);
+            continue;
+        }
+        if (d->drain_deadline && now >= d->drain_deadline)
+            return END_EOF;
+        int64_t until = (d->drain_deadline ? d->drain_deadline : d->deadline) - now;
+        struct pollfd p[2] = {
+            {.fd = d->fd, .events = (short)(POLLIN | (d->in.done ? 0 : POLLOUT))},
+            {.fd = wake, .events = POLLIN},
+        };
+        int r = poll(p, wake >= 0 ? 2 : 1, (int)(until > 60000 ? 60000 : until));
+        if (r < 0 && errno != EINTR) {
+            px_error_set_errno(&d->err, PX_E_INTERNAL, errno, "poll");
+            return END_PROTOCOL;
+        }
+        if (r <= 0)
+            continue;
+        if (wake >= 0 && (p[1].revents & POLLIN))
+            continue; /* the top of the loop reads the kill cause */
+        if (p[0].revents & POLLOUT)
+            feed_stdin(&d->in, d->fd);
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(d->fd, d->buf, READ_CHUNK, MSG_DONTWAIT);
+            if (n > 0) {
+                if (px_frame_demux_feed(&d->demux, d->buf, (size_t)n, deliver_frame, d->io,
+                                        &d->err) < 0)
+                    return END_PROTOCOL;
+                if (bootstrap_done(d->io) && !d->drain_deadline)
+                    return END_DONE;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                return END_EOF; /* end of stream (or reset, which ends it too) */
+            }
+        }
+    }
+}
+
+/* Fills the result from how the loop ended: reports an early end at once,
+ * kills on a kill request or a broken stream, and otherwise asks the engine
+ * for the exit status. */
+static void conclude(drive_state *d, run_end end) {
+    run_io *io = d->io;
+    px_sandbox_result *result = d->result;
+    int code = end == END_DONE ? trailer_exit_code(&io->scanner) : -1;
+    if (code >= 0) {
+        /* The result is complete without the engine: report it now; the
+         * container, which is exiting by itself, is removed afterwards. */
+        result->ran = true;
+        result->exit_code = code;
+        apply_trailer(&io->scanner, result);
+        px_sandbox_run_ended(io->run, result);
+        await_exit(d->fd, d->buf);
+        return;
+    }
+    if (end == END_DONE)
+        end = END_EOF; /* no usable exit code: ask the engine as before */
+
+    if (end != END_EOF) {
+        /* Nothing more is read: let the engine's stream copier fail at once
+         * instead of blocking on a full socket, which would hold up the
+         * container's exit and so the kill call below until its timeout. */
+        shutdown(d->fd, SHUT_RDWR);
+    }
+    if (end == END_KILL) {
+        sb_take_stats(d->sb, d->id, KILL_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
+                      &result->cpu_time_ms);
+        sb_kill_container(d->sb, d->id);
+        result->ran = true;
+        result->exit_code = 128 + 9;
+        return;
+    }
+    if (end == END_PROTOCOL) {
+        sb_kill_container(d->sb, d->id);
+        result->error = d->err;
+        px_error_wrap(&result->error, "container '%.12s'", d->id);
+        return;
+    }
+    if (collect_exit(d->sb, d->id, result) < 0)
+        return;
+    result->ran = true;
+    apply_trailer(&io->scanner, result);
+}
+
 /* Runs the started container `id`, attached on `fd` (borrowed; `early`
  * holds the stream bytes that came with the attach answer), to its end:
  * sends the preamble, project and stdin, pumps output, enforces the
@@ -256,118 +376,38 @@ static void await_exit(int fd, uint8_t *buf) {
  * container to exit. */
 static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
                   int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
-    px_error err = PX_ERROR_INIT;
-    px_sandbox_run *run = io->run;
     _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
     if (!buf) {
         px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
         sb_kill_container(sb, id);
         return;
     }
-    int64_t deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
-    int64_t drain_deadline = 0; /* set once the container was killed at the deadline */
-
-    stdin_feed in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
-                             {spec->tar, spec->tar_len},
-                             {spec->stdin_data, spec->stdin_len}}};
-    px_frame_demux demux;
-    px_frame_demux_init(&demux, PX_FRAME_MAX_DEFAULT);
-    run_end end = END_EOF;
+    drive_state d = {
+        .sb = sb,
+        .io = io,
+        .id = id,
+        .fd = fd,
+        .buf = buf,
+        .result = result,
+        .in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
+                       {spec->tar, spec->tar_len},
+                       {spec->stdin_data, spec->stdin_len}}},
+        .deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000,
+        .err = PX_ERROR_INIT,
+    };
+    px_frame_demux_init(&d.demux, PX_FRAME_MAX_DEFAULT);
+    run_end end;
     if (early_len > 0 &&
-        px_frame_demux_feed(&demux, early, early_len, deliver_frame, io, &err) < 0)
+        px_frame_demux_feed(&d.demux, early, early_len, deliver_frame, io, &d.err) < 0)
         end = END_PROTOCOL;
+    else
+        end = pump(&d);
 
-    int wake = px_sandbox_run_wake_fd(run);
-    while (end == END_EOF) {
-        int64_t now = px_now_mono_ms();
-        if (px_sandbox_run_kill_requested(run)) {
-            end = END_KILL;
-            break;
-        }
-        if (!drain_deadline && now >= deadline) {
-            sb_take_stats(sb, id, TIMEOUT_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
-                          &result->cpu_time_ms);
-            sb_kill_container(sb, id);
-            result->timed_out = true;
-            in.done = true;
-            drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
-            continue;
-        }
-        if (drain_deadline && now >= drain_deadline)
-            break;
-        int64_t until = (drain_deadline ? drain_deadline : deadline) - now;
-        struct pollfd p[2] = {
-            {.fd = fd, .events = (short)(POLLIN | (in.done ? 0 : POLLOUT))},
-            {.fd = wake, .events = POLLIN},
-        };
-        int r = poll(p, wake >= 0 ? 2 : 1, (int)(until > 60000 ? 60000 : until));
-        if (r < 0 && errno != EINTR) {
-            px_error_set_errno(&err, PX_E_INTERNAL, errno, "poll");
-            end = END_PROTOCOL;
-            break;
-        }
-        if (r <= 0)
-            continue;
-        if (wake >= 0 && (p[1].revents & POLLIN))
-            continue; /* the top of the loop reads the kill cause */
-        if (p[0].revents & POLLOUT)
-            feed_stdin(&in, fd);
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
-            if (n > 0) {
-                if (px_frame_demux_feed(&demux, buf, (size_t)n, deliver_frame, io, &err) < 0)
-                    end = END_PROTOCOL;
-                else if (bootstrap_done(io) && !drain_deadline)
-                    end = END_DONE;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                break; /* end of stream (or reset, which ends it too) */
-            }
-        }
-    }
-
-    if (end == END_EOF && px_frame_demux_finish(&demux, &err) < 0)
+    if (end == END_EOF && px_frame_demux_finish(&d.demux, &d.err) < 0)
         end = END_PROTOCOL;
     px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
     px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
-
-    int code = end == END_DONE ? trailer_exit_code(&io->scanner) : -1;
-    if (code >= 0) {
-        /* The result is complete without the engine: report it now; the
-         * container, which is exiting by itself, is removed afterwards. */
-        result->ran = true;
-        result->exit_code = code;
-        apply_trailer(&io->scanner, result);
-        px_sandbox_run_ended(run, result);
-        await_exit(fd, buf);
-        return;
-    }
-    if (end == END_DONE)
-        end = END_EOF; /* no usable exit code: ask the engine as before */
-
-    if (end != END_EOF) {
-        /* Nothing more is read: let the engine's stream copier fail at once
-         * instead of blocking on a full socket, which would hold up the
-         * container's exit and so the kill call below until its timeout. */
-        shutdown(fd, SHUT_RDWR);
-    }
-    if (end == END_KILL) {
-        sb_take_stats(sb, id, KILL_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
-                      &result->cpu_time_ms);
-        sb_kill_container(sb, id);
-        result->ran = true;
-        result->exit_code = 128 + 9;
-        return;
-    }
-    if (end == END_PROTOCOL) {
-        sb_kill_container(sb, id);
-        result->error = err;
-        px_error_wrap(&result->error, "container '%.12s'", id);
-        return;
-    }
-    if (collect_exit(sb, id, result) < 0)
-        return;
-    result->ran = true;
-    apply_trailer(&io->scanner, result);
+    conclude(&d, end);
 }
 
 /* The warm path: takes pooled containers until one is idle, accepts the

@@ -221,11 +221,13 @@ def unpack(tar_len):
         src.read(src.left)
 
 
-def spawn(argv, env, stdin_null=False):
+def spawn(argv, env, stdin_null=False, stdout_to_stderr=False):
     """Runs argv (PATH-searched) in WORK, the bootstrap's working directory,
     with SIGPIPE and SIGXFSZ at their defaults; returns its exit code, as
     exit_code() writes it."""
     actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)] if stdin_null else []
+    if stdout_to_stderr:
+        actions.append((os.POSIX_SPAWN_DUP2, 2, 1))
     pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions,
                           setsigdef=(SIGPIPE, SIGXFSZ))
     while True:
@@ -315,13 +317,15 @@ def run(hdr):
         except OSError as e:
             say("cannot write the requirements: %s" % e)
             return SETUP_FAILED
-        cmd = [sys.executable, "-m", "pip", "install", "--no-input", "--target", site,
+        # Install output is not program output: pip runs quiet (warnings and
+        # errors only) and whatever it prints goes to stderr.
+        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--target", site,
                "--break-system-packages", "-r", path]
         if not hdr["network"]:
             cmd += ["--no-index", "--find-links", WORK]
         pip_env = dict(env, TMPDIR=tmp)
         try:
-            rc = spawn(cmd, pip_env, stdin_null=True)
+            rc = spawn(cmd, pip_env, stdin_null=True, stdout_to_stderr=True)
         except OSError as e:
             say("cannot run pip: %s" % e)
             return SETUP_FAILED

@@ -138,9 +138,19 @@ int cli_exit_code(const pyexec_result *r);
 /* Prints the -v summary of `r` to stderr. */
 void cli_print_summary(const pyexec_result *r);
 
-/* Prints a one-line note to stderr for a result that did not simply exit
- * (timeout, memory, output cap, killed, failed). */
-void cli_print_abnormal(const pyexec_result *r);
+/* Prints a one-line note to stderr for a result that did not simply exit,
+ * in words: "timed out after 30 s", "ran out of memory (peak 512 MiB)",
+ * "its output reached the server's limit of 16 MiB", "was killed", "failed
+ * (...): why", "the program was killed by SIGSEGV". `log_bytes` is the length
+ * of the execution's output log (the output limit when it was reached; 0 if
+ * unknown); `timeout_s` the timeout the request asked for (0: unknown). */
+void cli_print_abnormal(const pyexec_result *r, int64_t log_bytes, int32_t timeout_s);
+
+/* "7.2 MiB", "512 bytes": `n` bytes in binary units. */
+void cli_format_bytes(char *buf, size_t size, int64_t n);
+
+/* "149 ms", "1.5 s", "300 s". */
+void cli_format_duration(char *buf, size_t size, int64_t ms);
 
 /* Streams execution `id` from `offset` to stdout/stderr (or, with --json or
  * -q, collects it) and returns the exit code of the finished execution. */

@@ -46,7 +46,7 @@ int cmd_get(int argc, char **argv, cli_opts *o) {
                     fprintf(stderr, "pyexec: execution %s is %s\n", r->execution_id,
                             pyexec_status_name(r->status));
                 else
-                    cli_print_abnormal(r);
+                    cli_print_abnormal(r, (int64_t)(r->stdout_len + r->stderr_len), 0);
                 if (o->verbose)
                     cli_print_summary(r);
             }

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "client/cli/cli.h"
+#include "server/base/cleanup.h"
 
 /* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
  * (overlong forms, surrogates and values past U+10FFFF are invalid). */
@@ -141,41 +142,122 @@ int cli_exit_code(const pyexec_result *r) {
     }
 }
 
+void cli_format_bytes(char *buf, size_t size, int64_t n) {
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (n < 1024) {
+        snprintf(buf, size, "%" PRId64 " bytes", n);
+        return;
+    }
+    double v = (double)n / 1024;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < PX_ARRAY_SIZE(units)) {
+        v /= 1024;
+        u++;
+    }
+    /* One decimal, dropped when it is 0 ("1 MiB", "7.2 MiB"). */
+    int tenths = (int)(v * 10 + 0.5);
+    if (tenths % 10 == 0)
+        snprintf(buf, size, "%d %s", tenths / 10, units[u]);
+    else
+        snprintf(buf, size, "%.1f %s", v, units[u]);
+}
+
+void cli_format_duration(char *buf, size_t size, int64_t ms) {
+    if (ms < 1000)
+        snprintf(buf, size, "%" PRId64 " ms", ms);
+    else if (ms % 1000 == 0 || ms >= 100000)
+        snprintf(buf, size, "%" PRId64 " s", (ms + 500) / 1000);
+    else
+        snprintf(buf, size, "%.1f s", (double)ms / 1000);
+}
+
 void cli_print_summary(const pyexec_result *r) {
+    char a[32], b[32];
     fprintf(stderr, "Execution ID: %s\nStatus: %s\n", r->execution_id,
             pyexec_status_name(r->status));
     if (pyexec_status_is_terminal(r->status)) {
         fprintf(stderr, "Exit code: %" PRId32 "\nReason: %s\n", r->exit_code,
                 pyexec_reason_name(r->reason));
-        if (r->duration_ms > 0)
-            fprintf(stderr, "Duration: %" PRId64 "ms\n", r->duration_ms);
-        if (r->peak_memory_bytes || r->cpu_time_ms)
-            fprintf(stderr, "Peak memory: %" PRId64 " bytes\nCPU time: %" PRId64 "ms\n",
-                    r->peak_memory_bytes, r->cpu_time_ms);
+        if (r->duration_ms > 0) {
+            cli_format_duration(a, sizeof a, r->duration_ms);
+            fprintf(stderr, "Duration: %s\n", a);
+        }
+        if (r->peak_memory_bytes || r->cpu_time_ms) {
+            cli_format_bytes(a, sizeof a, r->peak_memory_bytes);
+            cli_format_duration(b, sizeof b, r->cpu_time_ms);
+            fprintf(stderr, "Peak memory: %s\nCPU time: %s\n", a, b);
+        }
         if (r->output_truncated)
             fputs("Output: truncated\n", stderr);
     }
 }
 
-void cli_print_abnormal(const pyexec_result *r) {
+/* "SEGV" for 11; NULL for a number that is no signal. */
+static const char *signal_abbrev(int n) {
+    return n > 0 && n < 65 ? sigabbrev_np(n) : NULL;
+}
+
+void cli_print_abnormal(const pyexec_result *r, int64_t log_bytes, int32_t timeout_s) {
+    const char *id = r->execution_id;
+    char a[32];
     switch (r->status) {
     case PYEXEC_STATUS_FAILED:
-        fprintf(stderr, "pyexec: execution %s failed (%s): %s\n", r->execution_id,
+        fprintf(stderr, "pyexec: execution %s failed (%s): %s\n", id,
                 pyexec_reason_name(r->reason), *r->error ? r->error : "no reason given");
         return;
     case PYEXEC_STATUS_KILLED:
-        fprintf(stderr, "pyexec: execution %s was killed (%s)\n", r->execution_id,
-                pyexec_reason_name(r->reason));
+        if (r->reason == PYEXEC_REASON_CLIENT_CANCELLED)
+            fprintf(stderr, "pyexec: execution %s was killed: its synchronous caller went away\n",
+                    id);
+        else
+            fprintf(stderr, "pyexec: execution %s was killed\n", id);
         return;
-    case PYEXEC_STATUS_COMPLETED:
-        if (r->reason != PYEXEC_REASON_EXITED && r->reason != PYEXEC_REASON_UNSPECIFIED)
-            fprintf(stderr, "pyexec: execution %s stopped: %s (exit code %" PRId32 ")\n",
-                    r->execution_id, pyexec_reason_name(r->reason), r->exit_code);
-        if (r->output_truncated && r->reason != PYEXEC_REASON_OUTPUT_LIMIT)
-            fprintf(stderr, "pyexec: execution %s: output truncated\n", r->execution_id);
-        return;
+    case PYEXEC_STATUS_COMPLETED: break;
     default: return;
     }
+    switch (r->reason) {
+    case PYEXEC_REASON_TIMEOUT:
+        if (timeout_s > 0)
+            snprintf(a, sizeof a, "%" PRId32 " s", timeout_s);
+        else
+            cli_format_duration(a, sizeof a, r->duration_ms);
+        fprintf(stderr, "pyexec: execution %s timed out after %s\n", id, a);
+        break;
+    case PYEXEC_REASON_MEMORY_LIMIT:
+        if (r->peak_memory_bytes > 0) {
+            cli_format_bytes(a, sizeof a, r->peak_memory_bytes);
+            fprintf(stderr, "pyexec: execution %s ran out of memory (peak %s)\n", id, a);
+        } else {
+            fprintf(stderr, "pyexec: execution %s ran out of memory\n", id);
+        }
+        break;
+    case PYEXEC_REASON_OUTPUT_LIMIT:
+        if (log_bytes > 0) {
+            cli_format_bytes(a, sizeof a, log_bytes);
+            fprintf(stderr,
+                    "pyexec: execution %s was stopped: its output reached the server's "
+                    "limit of %s\n",
+                    id, a);
+        } else {
+            fprintf(stderr, "pyexec: execution %s was stopped: its output reached the server's "
+                            "limit\n",
+                    id);
+        }
+        break;
+    case PYEXEC_REASON_EXITED:
+    case PYEXEC_REASON_UNSPECIFIED: {
+        /* The bootstrap reports a death by signal N as 128+N. */
+        const char *sig = r->exit_code > 128 ? signal_abbrev(r->exit_code - 128) : NULL;
+        if (sig)
+            fprintf(stderr, "pyexec: execution %s: the program was killed by SIG%s\n", id, sig);
+        break;
+    }
+    default:
+        fprintf(stderr, "pyexec: execution %s stopped: %s\n", id, pyexec_reason_name(r->reason));
+        break;
+    }
+    if (r->output_truncated && r->reason != PYEXEC_REASON_OUTPUT_LIMIT)
+        fprintf(stderr, "pyexec: execution %s: output truncated\n", id);
 }
 
 /* ---- following a stream ---------------------------------------------- */
@@ -204,11 +286,13 @@ static int growbuf_append(growbuf *b, const uint8_t *d, size_t n) {
 typedef struct follow_ctx {
     bool collect; /* --json or -q: keep the output instead of printing it */
     growbuf out, err;
+    int64_t end; /* offset just past the last byte received */
 } follow_ctx;
 
 static int on_chunk(const pyexec_chunk *chunk, void *userdata) {
     follow_ctx *fc = userdata;
     bool is_err = chunk->stream == PYEXEC_STREAM_STDERR;
+    fc->end = chunk->offset + (int64_t)chunk->len;
     if (fc->collect)
         return growbuf_append(is_err ? &fc->err : &fc->out, chunk->data, chunk->len);
     FILE *f = is_err ? stderr : stdout;
@@ -218,7 +302,7 @@ static int on_chunk(const pyexec_chunk *chunk, void *userdata) {
 }
 
 int cli_follow(pyexec_client *c, const cli_opts *o, const char *id, int64_t offset) {
-    follow_ctx fc = {.collect = o->json || o->quiet};
+    follow_ctx fc = {.collect = o->json || o->quiet, .end = offset};
     pyexec_result *r = NULL;
     pyexec_error err = PYEXEC_ERROR_INIT;
     int rc;
@@ -233,7 +317,7 @@ int cli_follow(pyexec_client *c, const cli_opts *o, const char *id, int64_t offs
             if (r->status == PYEXEC_STATUS_COMPLETED && r->exit_code == 0 && fc.out.len)
                 fwrite(fc.out.data, 1, fc.out.len, stdout);
         } else {
-            cli_print_abnormal(r);
+            cli_print_abnormal(r, fc.end, o->timeout_seconds);
             if (o->verbose)
                 cli_print_summary(r);
         }

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -88,11 +89,50 @@ TEST_F(CliTest, PropagatesTheExitCode) {
     EXPECT_EQ(r.exit_code, 143) << r.err;
 }
 
-TEST_F(CliTest, TimeoutExits124) {
+TEST_F(CliTest, TimeoutExits124AndSaysSoOnce) {
     ProcessResult r = Run({"run", "--timeout", "1", Write("slow.py", "import time\n"
                                                                      "time.sleep(60)\n")});
     EXPECT_EQ(r.exit_code, 124) << r.err;
-    EXPECT_NE(r.err.find("timeout"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(" timed out after 1 s\n"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("exit code"), std::string::npos) << "no conflicting code: " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(CliTest, ASignalDeathIsNamed) {
+    ProcessResult r = Run({"run", Write("segv.py", "import ctypes\nctypes.string_at(0)\n")});
+    EXPECT_EQ(r.exit_code, 139) << r.err;
+    EXPECT_NE(r.err.find("killed by SIGSEGV\n"), std::string::npos) << r.err;
+    /* A plain exit says nothing. */
+    EXPECT_EQ(Run({"run", Write("seven.py", "import sys\nsys.exit(7)\n")}).err, "");
+}
+
+TEST_F(CliTest, KilledIsSaidOnceInWords) {
+    ProcessResult s = Run({"submit", Write("sl.py", "import time\ntime.sleep(300)\n")});
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+    std::string id = s.out.substr(0, s.out.find('\n'));
+    submitted_.push_back(id);
+    ASSERT_EQ(Run({"kill", id}).exit_code, 0);
+    ProcessResult f = Run({"follow", id});
+    EXPECT_EQ(f.exit_code, 137);
+    EXPECT_EQ(f.err, "pyexec: execution " + id + " was killed\n");
+}
+
+TEST_F(CliTest, OutputLimitNamesTheLimit) {
+    /* The test server keeps the default output cap, 16 MiB. */
+    ProcessResult r = Run({"run", Write("flood.py", "import sys\nwhile True:\n"
+                                                    "    sys.stdout.write('x' * 65536)\n")});
+    EXPECT_EQ(r.out.size(), 16u << 20);
+    EXPECT_NE(r.err.find("its output reached the server's limit of 16 MiB\n"), std::string::npos)
+        << r.err;
+}
+
+TEST_F(CliTest, VerboseUsesUnits) {
+    ProcessResult r = Run({"run", "-v", Write("v.py", "print(1)\n")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.err.find("Peak memory: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(" MiB\n"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find(" bytes\n"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("CPU time: "), std::string::npos) << r.err;
 }
 
 TEST_F(CliTest, RunsCodeFromStandardInput) {

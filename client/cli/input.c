@@ -25,8 +25,10 @@ static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size
     for (;;) {
         if (len + 1 == cap) {
             if (p->total + cap > CLI_MAX_INPUT_BYTES)
-                return pyexec_error_set(err, PYEXEC_E_INVALID, "%s: input larger than %u bytes",
-                                        name, CLI_MAX_INPUT_BYTES);
+                return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                        "%s: the request's input is larger than %u MiB, the "
+                                        "most pyexec sends",
+                                        name, CLI_MAX_INPUT_BYTES >> 20);
             uint8_t *nb = realloc(buf, cap * 2);
             if (!nb)
                 return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
@@ -43,8 +45,10 @@ static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size
         len += (size_t)n;
     }
     if (p->total + len > CLI_MAX_INPUT_BYTES)
-        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s: input larger than %u bytes", name,
-                                CLI_MAX_INPUT_BYTES);
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "%s: the request's input is larger than %u MiB, the most "
+                                "pyexec sends",
+                                name, CLI_MAX_INPUT_BYTES >> 20);
     p->total += len;
     buf[len] = '\0';
     *out = TAKE_PTR(buf);
@@ -52,6 +56,8 @@ static int read_fd(cli_project *p, int fd, const char *name, uint8_t **out, size
     return 0;
 }
 
+/* Reads the file at `path`: a regular file, or a pipe, FIFO, socket or
+ * character device (`/dev/stdin`, `<(cmd)`), read to its end. */
 static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *out_len, mode_t *mode,
                      pyexec_error *err) {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -60,10 +66,11 @@ static int read_path(cli_project *p, const char *path, uint8_t **out, size_t *ou
     struct stat st;
     if (fstat(fd, &st) < 0)
         return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "stat '%s'", path);
-    if (!S_ISREG(st.st_mode))
-        return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s' is not a regular file", path);
+    if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode) &&
+        !S_ISCHR(st.st_mode))
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s' is not a file or a pipe", path);
     if (mode)
-        *mode = st.st_mode & 07777;
+        *mode = S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
     return read_fd(p, fd, path, out, out_len, err);
 }
 
@@ -225,8 +232,35 @@ static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
     return add_file(p, path, code, len, 0644, err);
 }
 
+/* True when the code comes from standard input (no --file, no argument). */
+static bool code_from_stdin(const cli_opts *o) {
+    return o->files.n == 0 && o->operands.n == 0;
+}
+
+/* The program's standard input: --stdin-file FILE (`-` is standard input),
+ * else standard input itself when the code does not come from it and it is
+ * not a terminal (`echo bob | pyexec run ask.py`). */
+static int load_stdin(cli_project *p, const cli_opts *o, pyexec_error *err) {
+    bool dash = o->stdin_file && strcmp(o->stdin_file, "-") == 0;
+    if (o->stdin_file && !dash) {
+        if (read_path(p, o->stdin_file, &p->stdin_data, &p->stdin_len, NULL, err) < 0)
+            return pyexec_error_wrap(err, "--stdin-file");
+        return 0;
+    }
+    if (code_from_stdin(o)) /* `--stdin-file -` was refused before */
+        return 0;
+    if (!dash && isatty(STDIN_FILENO))
+        return 0;
+    if (read_fd(p, STDIN_FILENO, "standard input", &p->stdin_data, &p->stdin_len, err) < 0)
+        return pyexec_error_wrap(err, "the program's input");
+    return 0;
+}
+
 int cli_project_load(cli_project *p, const cli_opts *o, pyexec_error *err) {
     memset(p, 0, sizeof *p);
+    if (o->stdin_file && strcmp(o->stdin_file, "-") == 0 && code_from_stdin(o))
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "--stdin-file -: standard input already carries the code");
     if (load_code(p, o, err) < 0)
         return -1;
     if (o->requirements_file) {
@@ -242,10 +276,7 @@ int cli_project_load(cli_project *p, const cli_opts *o, pyexec_error *err) {
         }
         p->requirements = (char *)req;
     }
-    if (o->stdin_file &&
-        read_path(p, o->stdin_file, &p->stdin_data, &p->stdin_len, NULL, err) < 0)
-        return pyexec_error_wrap(err, "--stdin-file");
-    return 0;
+    return load_stdin(p, o, err);
 }
 
 void cli_project_release(cli_project *p) {

@@ -141,6 +141,32 @@ TEST_F(CliTest, RunsCodeFromStandardInput) {
     EXPECT_EQ(r.out, "42\n");
 }
 
+TEST_F(CliTest, ForwardsPipedStandardInput) {
+    std::string f = Write("ask.py", "print('hi', input())\n");
+    ProcessResult r = Run({"run", f}, "bob\n");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hi bob\n");
+    /* `-` and /dev/stdin name the same pipe. */
+    for (const char *name : {"-", "/dev/stdin"}) {
+        ProcessResult d = Run({"run", "--stdin-file", name, f}, "ann\n");
+        EXPECT_EQ(d.exit_code, 0) << name << ": " << d.err;
+        EXPECT_EQ(d.out, "hi ann\n") << name;
+    }
+    /* Code on stdin leaves the program none; `-` then has nothing to give. */
+    ProcessResult both = Run({"run", "--stdin-file", "-"}, "print(1)\n");
+    EXPECT_EQ(both.exit_code, 2) << both.err;
+    EXPECT_NE(both.err.find("already carries the code"), std::string::npos) << both.err;
+}
+
+TEST_F(CliTest, PipedStandardInputPastTheServersLimitIsRefusedClearly) {
+    ProcessResult r = Run({"run", Write("n.py", "print(1)\n")}, std::string((16u << 20) + 1, 'x'));
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find("INVALID_ARGUMENT: Execute: metadata.stdin: 16777217 bytes, the maximum "
+                         "is 16777216"),
+              std::string::npos)
+        << r.err;
+}
+
 TEST_F(CliTest, PassesArgsEnvAndStdinFile) {
     std::string f = Write("main.py", "import os, sys\n"
                                      "print(sys.argv[1:], os.environ['K'], sys.stdin.read())\n");

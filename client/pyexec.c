@@ -15,6 +15,7 @@
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,11 +72,15 @@ static const char *rpc_name(const char *method) {
     return slash ? slash + 1 : method;
 }
 
-static int set_status_error(pyexec_error *err, const char *method, grpc_status_code s,
-                            grpc_slice details) {
+static int set_status_error(pyexec_error *err, const pyexec_client *c, const char *method,
+                            grpc_status_code s, grpc_slice details) {
     int n = (int)GRPC_SLICE_LENGTH(details);
     const char *d = (const char *)GRPC_SLICE_START_PTR(details);
     pyexec_code code = code_from_status(s);
+    /* Unreachable (or shutting down): say which server was tried. */
+    if (code == PYEXEC_E_UNAVAILABLE)
+        return pyexec_error_set(err, code, "%s: server %s: %.*s", rpc_name(method), c->target, n,
+                                d);
     if (code == PYEXEC_E_INTERNAL)
         return pyexec_error_set(err, code, "%s: %s: %.*s", rpc_name(method), status_name(s), n, d);
     return pyexec_error_set(err, code, "%s: %.*s", rpc_name(method), n, d);
@@ -221,7 +226,7 @@ static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
     if (call_batch(&cx, ops, PX_ARRAY_SIZE(ops), method, err) < 0)
         goto out;
     if (cx.status != GRPC_STATUS_OK) {
-        set_status_error(err, method, cx.status, cx.details);
+        set_status_error(err, c, method, cx.status, cx.details);
         goto out;
     }
     if (!recv) {
@@ -242,6 +247,104 @@ out:
 
 /* ---- client ------------------------------------------------------------ */
 
+static bool has_prefix(const char *s, const char *prefix) {
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Checks the port text s[0..n): a decimal number in 1..65535. */
+static int check_port(const char *address, const char *s, size_t n, pyexec_error *err) {
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9' || (v = v * 10 + (s[i] - '0')) > 65535)
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad port '%.*s'",
+                                address, (int)n, s);
+    }
+    if (n == 0 || v == 0)
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad port '%.*s'", address,
+                            (int)n, s);
+    return 0;
+}
+
+char *pyexec_target_from_address(const char *address, pyexec_error *err) {
+    static const char *const passthrough[] = {"unix:", "unix-abstract:", "ipv4:", "ipv6:",
+                                              "dns:"};
+    static const char *const plain[] = {"http://", "grpc://"};
+    static const char *const tls[] = {"https://", "grpcs://"};
+    char *out = NULL;
+    if (!address || !*address)
+        address = PYEXEC_DEFAULT_SERVER;
+    for (size_t i = 0; i < PX_ARRAY_SIZE(passthrough); i++)
+        if (has_prefix(address, passthrough[i])) {
+            out = strdup(address);
+            if (!out)
+                pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
+            return out;
+        }
+    for (size_t i = 0; i < PX_ARRAY_SIZE(tls); i++)
+        if (has_prefix(address, tls[i]))
+            return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "server address '%s': TLS is not supported yet; use host:port "
+                                "(plaintext)",
+                                address),
+                   NULL;
+    const char *h = address;
+    for (size_t i = 0; i < PX_ARRAY_SIZE(plain); i++)
+        if (has_prefix(h, plain[i]))
+            h += strlen(plain[i]);
+    if (strstr(h, "://"))
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                            "server address '%s': unknown scheme (use host:port, http:// or "
+                            "grpc://)",
+                            address),
+               NULL;
+    size_t len = strlen(h);
+    while (len > 0 && h[len - 1] == '/')
+        len--;
+    if (memchr(h, '/', len))
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': a path is not part of it",
+                            address),
+               NULL;
+    const char *colon = memchr(h, ':', len);
+    size_t colons = 0;
+    for (size_t i = 0; i < len; i++)
+        colons += h[i] == ':';
+    int rc;
+    if (len > 0 && h[0] == '[') { /* [v6] or [v6]:port */
+        const char *close = memchr(h, ']', len);
+        if (!close || close == h + 1)
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad IPv6 address",
+                                address),
+                   NULL;
+        size_t hl = (size_t)(close - h) + 1;
+        if (hl == len) {
+            rc = asprintf(&out, "%.*s:%d", (int)hl, h, PYEXEC_DEFAULT_PORT);
+        } else if (h[hl] != ':') {
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': expected [v6]:port",
+                                address),
+                   NULL;
+        } else {
+            if (check_port(address, h + hl + 1, len - hl - 1, err) < 0)
+                return NULL;
+            rc = asprintf(&out, "%.*s", (int)len, h);
+        }
+    } else if (colons > 1) { /* a bare IPv6 address */
+        rc = asprintf(&out, "[%.*s]:%d", (int)len, h, PYEXEC_DEFAULT_PORT);
+    } else if (colon) { /* host:port */
+        if (colon == h)
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
+        if (check_port(address, colon + 1, (size_t)(h + len - colon - 1), err) < 0)
+            return NULL;
+        rc = asprintf(&out, "%.*s", (int)len, h);
+    } else {
+        if (len == 0)
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
+        rc = asprintf(&out, "%.*s:%d", (int)len, h, PYEXEC_DEFAULT_PORT);
+    }
+    if (rc < 0)
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
+    return out;
+}
+
 pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options *opts,
                                  pyexec_error *err) {
     pyexec_client_options o = {0};
@@ -250,15 +353,13 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
     if (o.max_receive_bytes < 0)
         return pyexec_error_set(err, PYEXEC_E_INVALID, "max_receive_bytes must not be negative"),
                NULL;
-    if (!target || !*target)
-        target = PYEXEC_DEFAULT_SERVER;
-
     _cleanup_free_ pyexec_client *c = calloc(1, sizeof *c);
     if (!c)
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
-    c->target = strdup(target);
+    c->target = pyexec_target_from_address(target, err);
     if (!c->target)
-        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
+        return NULL;
+    target = c->target;
     c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS : o.call_timeout_ms;
     c->wait_timeout_ms = o.wait_timeout_ms;
 
@@ -479,7 +580,7 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
         goto out;
     }
     if (cx.status != GRPC_STATUS_OK) {
-        set_status_error(err, method, cx.status, cx.details);
+        set_status_error(err, c, method, cx.status, cx.details);
         goto out;
     }
     if (!last) {

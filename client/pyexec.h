@@ -57,6 +57,9 @@ extern "C" {
 /* The server a client talks to when none is given. */
 #define PYEXEC_DEFAULT_SERVER "127.0.0.1:50051"
 
+/* The port of an address that names none. */
+#define PYEXEC_DEFAULT_PORT 50051
+
 /* Largest message the client accepts by default: a sync result carries up to
  * the server's output cap (16 MiB by default) plus the envelope. */
 #define PYEXEC_DEFAULT_MAX_RECEIVE_BYTES (128 * 1024 * 1024)
@@ -201,8 +204,21 @@ typedef struct pyexec_chunk {
  * with PYEXEC_E_CANCELLED. */
 typedef int (*pyexec_chunk_fn)(const pyexec_chunk *chunk, void *userdata);
 
-/* Creates a client for `target` ("host:port", or any gRPC target string;
- * NULL: PYEXEC_DEFAULT_SERVER) over an insecure channel. `opts` may be NULL.
+/* The gRPC target for a server address as people write it:
+ *   "host:port", "[v6addr]:port"          as given
+ *   "host", "[v6addr]", "v6addr"          the port PYEXEC_DEFAULT_PORT added
+ *   "http://ADDR", "grpc://ADDR"          the scheme (and a trailing '/') dropped
+ *   "unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:" targets: as given
+ * "https://" and "grpcs://" fail with PYEXEC_E_INVALID: TLS is not supported
+ * yet. So do an empty host, a port that is not a number in 1..65535, and a
+ * path after the address. Returns a new string (free()) or NULL with `err`
+ * set. */
+char *pyexec_target_from_address(const char *address, pyexec_error *err);
+
+/* Creates a client for `target` (an address as pyexec_target_from_address()
+ * reads it; NULL: PYEXEC_DEFAULT_SERVER) over an insecure channel. A call
+ * that cannot reach the server fails with PYEXEC_E_UNAVAILABLE and a message
+ * naming the target tried. `opts` may be NULL.
  * Does not connect: the channel connects lazily, or at
  * pyexec_client_connect(). Initialises the gRPC library (reference counted,
  * released by pyexec_client_free). Returns NULL with `err` set (PYEXEC_E_INVALID
@@ -214,7 +230,8 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
  * be in progress. */
 void pyexec_client_free(pyexec_client *c);
 
-/* The target the client was created with; borrowed until pyexec_client_free. */
+/* The gRPC target the client talks to (pyexec_target_from_address() of the
+ * address it was created with); borrowed until pyexec_client_free. */
 const char *pyexec_client_target(const pyexec_client *c);
 
 /* Waits until the channel is connected, at most `timeout_ms` (> 0).

@@ -49,6 +49,7 @@ typedef struct cli_strv {
 
 typedef struct cli_opts {
     const char *server;
+    bool server_from_env; /* o->server came from $PYEXEC_SERVER */
     bool quiet, verbose, json, help;
 
     /* request */

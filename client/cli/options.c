@@ -72,6 +72,7 @@ void cli_opts_init(cli_opts *o) {
     memset(o, 0, sizeof *o);
     const char *env = getenv("PYEXEC_SERVER");
     o->server = env && *env ? env : PYEXEC_DEFAULT_SERVER;
+    o->server_from_env = env && *env;
 }
 
 void cli_opts_release(cli_opts *o) {
@@ -185,6 +186,7 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
             if (!*optarg)
                 return cli_usage_error(cmd, "--server: empty address");
             o->server = optarg;
+            o->server_from_env = false;
             break;
         case 'q': o->quiet = true; break;
         case 'v': o->verbose = true; break;
@@ -226,6 +228,14 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
         if (rc)
             return rc < 0 ? cli_usage_error(cmd, "out of memory") : rc;
     }
+    /* A malformed or unsupported address is a usage error, found before
+     * any input is read. */
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    char *target = pyexec_target_from_address(o->server, &err);
+    if (!target)
+        return cli_usage_error(cmd, "%s%s", o->server_from_env ? "PYEXEC_SERVER: " : "--server: ",
+                               err.msg);
+    free(target);
     for (int i = optind; i < dash; i++)
         if (strv_push(&o->operands, argv[i]) < 0)
             return cli_usage_error(cmd, "out of memory");
@@ -267,7 +277,8 @@ void cli_print_options_help(FILE *f, unsigned groups) {
     if (groups & CLI_OPTS_SERVICE)
         fputs("  --service NAME        service to check (default: the whole server)\n", f);
     fputs("Common options:\n"
-          "  --server ADDR         server address (env PYEXEC_SERVER, default " PYEXEC_DEFAULT_SERVER
+          "  --server ADDR         server: HOST[:PORT] (port 50051), http://HOST:PORT or\n"
+          "                        grpc://HOST:PORT (env PYEXEC_SERVER, default " PYEXEC_DEFAULT_SERVER
           ")\n"
           "  --json                print one JSON object instead of text\n"
           "  -q, --quiet           quiet: only the program's stdout, and only on success\n"

@@ -167,6 +167,29 @@ TEST_F(CliTest, PipedStandardInputPastTheServersLimitIsRefusedClearly) {
         << r.err;
 }
 
+TEST_F(CliTest, AcceptsUrlStyleAddresses) {
+    std::string f = Write("a.py", "print('url')\n");
+    for (const std::string &addr : {"http://" + server_->address(),
+                                    "http://" + server_->address() + "/",
+                                    "grpc://" + server_->address()}) {
+        ProcessResult r = Run({"--server", addr, "run", f});
+        EXPECT_EQ(r.exit_code, 0) << addr << ": " << r.err;
+        EXPECT_EQ(r.out, "url\n") << addr;
+    }
+    ProcessResult tls = Run({"--server", "https://" + server_->address(), "health"});
+    EXPECT_EQ(tls.exit_code, 2);
+    EXPECT_NE(tls.err.find("TLS is not supported yet"), std::string::npos) << tls.err;
+    ProcessResult port = Run({"health", "--server", "localhost:http"});
+    EXPECT_EQ(port.exit_code, 2);
+    EXPECT_NE(port.err.find("bad port 'http'"), std::string::npos) << port.err;
+}
+
+TEST_F(CliTest, AnUnreachableServerIsNamed) {
+    ProcessResult r = Run({"--server", "localhost:1", "health"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("UNAVAILABLE: Check: server localhost:1: "), std::string::npos) << r.err;
+}
+
 TEST_F(CliTest, PassesArgsEnvAndStdinFile) {
     std::string f = Write("main.py", "import os, sys\n"
                                      "print(sys.argv[1:], os.environ['K'], sys.stdin.read())\n");

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -340,8 +341,53 @@ TEST(LibpyexecOffline, UnreachableServerIsUnavailable) {
     err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_health_check(c, nullptr, &h, &err), -1);
     EXPECT_EQ(err.code, PYEXEC_E_UNAVAILABLE) << err.msg;
-    EXPECT_EQ(std::string(err.msg).rfind("Check: ", 0), 0u) << err.msg;
+    /* The message names the server tried. */
+    EXPECT_EQ(std::string(err.msg).rfind("Check: server 127.0.0.1:1: ", 0), 0u) << err.msg;
     pyexec_client_free(c);
+}
+
+/* pyexec_target_from_address() of `address`, or "error: <message>". */
+static std::string Target(const char *address) {
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    char *t = pyexec_target_from_address(address, &err);
+    if (!t)
+        return std::string("error: ") + err.msg;
+    std::string s = t;
+    free(t);
+    return s;
+}
+
+TEST(LibpyexecOffline, AddressesBecomeTargets) {
+    EXPECT_EQ(Target("127.0.0.1:6000"), "127.0.0.1:6000");
+    EXPECT_EQ(Target("127.0.0.1"), "127.0.0.1:50051");
+    EXPECT_EQ(Target("localhost"), "localhost:50051");
+    EXPECT_EQ(Target("http://localhost:50061"), "localhost:50061");
+    EXPECT_EQ(Target("http://localhost:50061/"), "localhost:50061");
+    EXPECT_EQ(Target("grpc://example.test"), "example.test:50051");
+    EXPECT_EQ(Target("[::1]:7"), "[::1]:7");
+    EXPECT_EQ(Target("[::1]"), "[::1]:50051");
+    EXPECT_EQ(Target("::1"), "[::1]:50051");
+    EXPECT_EQ(Target("unix:/run/pyexec.sock"), "unix:/run/pyexec.sock");
+    EXPECT_EQ(Target("dns:///h:1"), "dns:///h:1");
+    EXPECT_EQ(Target(nullptr), PYEXEC_DEFAULT_SERVER);
+    EXPECT_EQ(Target(""), PYEXEC_DEFAULT_SERVER);
+    EXPECT_NE(Target("https://h:1").find("TLS is not supported yet"), std::string::npos);
+    EXPECT_NE(Target("grpcs://h:1").find("TLS is not supported yet"), std::string::npos);
+    EXPECT_NE(Target("ftp://h:1").find("unknown scheme"), std::string::npos);
+    EXPECT_NE(Target("h:0").find("bad port '0'"), std::string::npos);
+    EXPECT_NE(Target("h:65536").find("bad port"), std::string::npos);
+    EXPECT_NE(Target("h:").find("bad port"), std::string::npos);
+    EXPECT_NE(Target(":1").find("no host"), std::string::npos);
+    EXPECT_NE(Target("http://h:1/x").find("a path"), std::string::npos);
+    EXPECT_NE(Target("[::1]x").find("expected [v6]:port"), std::string::npos);
+
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    pyexec_client *c = pyexec_client_new("http://localhost", nullptr, &err);
+    ASSERT_NE(c, nullptr) << err.msg;
+    EXPECT_STREQ(pyexec_client_target(c), "localhost:50051");
+    pyexec_client_free(c);
+    EXPECT_EQ(pyexec_client_new("https://localhost", nullptr, &err), nullptr);
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID);
 }
 
 TEST(LibpyexecOffline, InvalidRequestsFailBeforeAnyCall) {

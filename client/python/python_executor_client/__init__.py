@@ -5,7 +5,7 @@ defined by proto/pyexec/v1/executor.proto. The generated stubs are created
 by ``client/python/gen_stubs.sh`` into ``python_executor_client/_gen/``.
 """
 
-from .client import PythonExecutorClient, PythonExecutorError, make_tar
+from .client import PythonExecutorClient, PythonExecutorError, make_tar, server_target
 from .types import (
     ExecutionConfig,
     ExecutionResult,
@@ -27,4 +27,5 @@ __all__ = [
     "OutputChunk",
     "ResourceUsage",
     "make_tar",
+    "server_target",
 ]

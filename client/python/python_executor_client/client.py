@@ -44,6 +44,7 @@ from .types import (
 )
 
 DEFAULT_SERVER = "127.0.0.1:50051"
+DEFAULT_PORT = 50051
 # A synchronous result carries up to the server's output cap (16 MiB by
 # default) in one message: accept well above that.
 MAX_RECEIVE_BYTES = 128 * 1024 * 1024
@@ -85,10 +86,69 @@ class PythonExecutorError(Exception):
                          f"{name}: {self.details}")
 
 
-def _error(method: str, e: grpc.RpcError) -> PythonExecutorError:
+def _error(method: str, e: grpc.RpcError, server: str = "") -> PythonExecutorError:
     code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
     details = e.details() if hasattr(e, "details") else str(e)
+    if code == grpc.StatusCode.UNAVAILABLE and server:
+        # Unreachable (or shutting down): say which server was tried.
+        details = f"server {server}: {details}"
     return PythonExecutorError(code, details, method)
+
+
+def server_target(address: Optional[str]) -> str:
+    """The gRPC target for a server address as people write it.
+
+    "host:port" and "[v6]:port" are kept; "host", "[v6]" and a bare IPv6
+    address get port 50051; "http://" and "grpc://" (and a trailing "/") are
+    dropped; gRPC's own "unix:", "unix-abstract:", "ipv4:", "ipv6:" and
+    "dns:" targets pass through. None or "" is "127.0.0.1:50051".
+
+    Raises:
+        ValueError: "https://" or "grpcs://" (TLS is not supported yet), an
+            unknown scheme, a path, no host, or a port outside 1..65535.
+    """
+    if not address:
+        return DEFAULT_SERVER
+    if address.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
+        return address
+    if address.startswith(("https://", "grpcs://")):
+        raise ValueError(f"server address {address!r}: TLS is not supported yet; "
+                         "use host:port (plaintext)")
+    h = address
+    for prefix in ("http://", "grpc://"):
+        if h.startswith(prefix):
+            h = h[len(prefix):]
+    if "://" in h:
+        raise ValueError(f"server address {address!r}: unknown scheme "
+                         "(use host:port, http:// or grpc://)")
+    h = h.rstrip("/")
+    if "/" in h:
+        raise ValueError(f"server address {address!r}: a path is not part of it")
+
+    def port_ok(p):
+        return p.isdigit() and 1 <= int(p) <= 65535
+
+    if h.startswith("["):
+        host, sep, rest = h.partition("]")
+        if not sep or host == "[":
+            raise ValueError(f"server address {address!r}: bad IPv6 address")
+        if not rest:
+            return f"{h}:{DEFAULT_PORT}"
+        if not rest.startswith(":"):
+            raise ValueError(f"server address {address!r}: expected [v6]:port")
+        if not port_ok(rest[1:]):
+            raise ValueError(f"server address {address!r}: bad port {rest[1:]!r}")
+        return h
+    if h.count(":") > 1:
+        return f"[{h}]:{DEFAULT_PORT}"
+    host, sep, port = h.partition(":")
+    if not host:
+        raise ValueError(f"server address {address!r}: no host")
+    if not sep:
+        return f"{h}:{DEFAULT_PORT}"
+    if not port_ok(port):
+        raise ValueError(f"server address {address!r}: bad port {port!r}")
+    return h
 
 
 def _result_from_proto(msg) -> ExecutionResult:
@@ -151,9 +211,12 @@ class PythonExecutorClient:
     Usable as a context manager (the channel is closed on exit).
 
     Args:
-        server: "host:port" of the server (a leading "http://" and a trailing
-            "/" are accepted and dropped). Default "127.0.0.1:50051", or the
-            PYEXEC_SERVER environment variable when set.
+        server: The server's address: "host:port", "host" (port 50051),
+            "http://host:port" or "grpc://host:port" (see server_target();
+            "https://" raises ValueError: TLS is not supported yet). Default
+            "127.0.0.1:50051", or the PYEXEC_SERVER environment variable
+            when set. A call that cannot reach it raises PythonExecutorError
+            UNAVAILABLE naming the address tried.
         timeout: Deadline in seconds for calls that wait for the program
             (execute_sync, stream_output); None: no deadline. When the
             deadline of execute_sync passes the server kills the execution.
@@ -174,11 +237,7 @@ class PythonExecutorClient:
     def __init__(self, server: Optional[str] = None, timeout: Optional[float] = None,
                  call_timeout: Optional[float] = 30.0,
                  max_receive_bytes: int = MAX_RECEIVE_BYTES):
-        server = server or os.environ.get("PYEXEC_SERVER") or DEFAULT_SERVER
-        for prefix in ("http://", "grpc://"):
-            if server.startswith(prefix):
-                server = server[len(prefix):]
-        self.server = server.rstrip("/")
+        self.server = server_target(server or os.environ.get("PYEXEC_SERVER"))
         self.timeout = timeout
         self.call_timeout = call_timeout
         self._channel = grpc.insecure_channel(self.server, options=[
@@ -289,7 +348,7 @@ class PythonExecutorClient:
         try:
             return self._stub.Execute(req, timeout=timeout)
         except grpc.RpcError as e:
-            raise _error("Execute", e) from None
+            raise _error("Execute", e, self.server) from None
 
     # -- the service --
 
@@ -354,7 +413,7 @@ class PythonExecutorClient:
                 executor_pb2.GetExecutionRequest(execution_id=execution_id),
                 timeout=self.call_timeout)
         except grpc.RpcError as e:
-            raise _error("GetExecution", e) from None
+            raise _error("GetExecution", e, self.server) from None
         return _result_from_proto(msg)
 
     def kill(self, execution_id: str) -> ExecutionResult:
@@ -369,7 +428,7 @@ class PythonExecutorClient:
             msg = self._stub.Kill(executor_pb2.KillRequest(execution_id=execution_id),
                                   timeout=self.call_timeout)
         except grpc.RpcError as e:
-            raise _error("Kill", e) from None
+            raise _error("Kill", e, self.server) from None
         return _result_from_proto(msg)
 
     def stream_output(self, execution_id: str, offset: int = 0,
@@ -400,7 +459,7 @@ class PythonExecutorClient:
                 yield OutputChunk(stream=_STREAMS.get(msg.stream), data=bytes(msg.data),
                                   offset=msg.offset, result=result)
         except grpc.RpcError as e:
-            raise _error("StreamOutput", e) from None
+            raise _error("StreamOutput", e, self.server) from None
         finally:
             call.cancel()
 
@@ -458,7 +517,7 @@ class PythonExecutorClient:
             resp = self._health.Check(health_pb2.HealthCheckRequest(service=service),
                                       timeout=self.call_timeout)
         except grpc.RpcError as e:
-            raise _error("Check", e) from None
+            raise _error("Check", e, self.server) from None
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
 
 

@@ -20,6 +20,7 @@ from python_executor_client import (
     PythonExecutorError,
     ResourceUsage,
     make_tar,
+    server_target,
 )
 from python_executor_client._proto import executor_pb2
 
@@ -189,6 +190,23 @@ def test_request_errors():
 def test_server_address_forms():
     with PythonExecutorClient("http://127.0.0.1:1/") as c:
         assert c.server == "127.0.0.1:1"
+    with PythonExecutorClient("127.0.0.1") as c:
+        assert c.server == "127.0.0.1:50051"
+    assert server_target("grpc://localhost:50061") == "localhost:50061"
+    assert server_target("localhost") == "localhost:50051"
+    assert server_target("[::1]") == "[::1]:50051"
+    assert server_target("::1") == "[::1]:50051"
+    assert server_target("[::1]:7") == "[::1]:7"
+    assert server_target("unix:/run/x.sock") == "unix:/run/x.sock"
+    assert server_target(None) == "127.0.0.1:50051"
+    for bad, why in (("https://h:1", "TLS is not supported yet"),
+                     ("grpcs://h", "TLS is not supported yet"),
+                     ("ftp://h", "unknown scheme"), ("h:0", "bad port"), ("h:x", "bad port"),
+                     (":1", "no host"), ("http://h:1/x", "a path")):
+        with pytest.raises(ValueError, match=why):
+            server_target(bad)
+    with pytest.raises(ValueError, match="TLS"):
+        PythonExecutorClient("https://127.0.0.1:1")
 
 
 # ---------------------------------------------------------------------------
@@ -343,6 +361,7 @@ def test_unreachable_server_is_unavailable():
         with pytest.raises(PythonExecutorError) as e:
             c.health()
         assert e.value.code == grpc.StatusCode.UNAVAILABLE
+        assert "server 127.0.0.1:1: " in str(e.value)
 
 
 def test_context_manager_closes_the_channel(server):

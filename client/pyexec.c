@@ -29,6 +29,8 @@
 #define METHOD_STREAM "/pyexec.v1.ExecutorService/StreamOutput"
 #define METHOD_KILL "/pyexec.v1.ExecutorService/Kill"
 #define METHOD_HEALTH "/grpc.health.v1.Health/Check"
+/* Trailing metadata of a Check answered NOT_SERVING: why (docs/api.md). */
+#define HEALTH_REASON_KEY "pyexec-health-reason"
 
 struct pyexec_client {
     grpc_channel *channel;
@@ -196,10 +198,37 @@ static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb,
 
 /* A unary call: sends `req`, returns the unpacked response of `resp_desc`
  * (free with protobuf_c_message_free_unpacked) or NULL with `err` set. */
+static ProtobufCMessage *call_unary_trailer(pyexec_client *c, const char *method,
+                                            const ProtobufCMessage *req,
+                                            const ProtobufCMessageDescriptor *resp_desc,
+                                            gpr_timespec deadline, const char *trailer_key,
+                                            char **trailer_value, pyexec_error *err);
+
 static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
                                     const ProtobufCMessage *req,
                                     const ProtobufCMessageDescriptor *resp_desc,
                                     gpr_timespec deadline, pyexec_error *err) {
+    return call_unary_trailer(c, method, req, resp_desc, deadline, NULL, NULL, err);
+}
+
+/* The value of trailing metadata entry `key` as a new string, or NULL when
+ * absent (or out of memory: the entry is an extra, never an error). */
+static char *trailer_dup(const grpc_metadata_array *md, const char *key) {
+    for (size_t i = 0; i < md->count; i++) {
+        if (grpc_slice_str_cmp(md->metadata[i].key, key) == 0)
+            return grpc_slice_to_c_string(md->metadata[i].value);
+    }
+    return NULL;
+}
+
+/* call_unary, and on success stores the value of the trailing metadata
+ * entry `trailer_key` in `*trailer_value` (gpr_free'd by the caller; NULL
+ * when absent). */
+static ProtobufCMessage *call_unary_trailer(pyexec_client *c, const char *method,
+                                            const ProtobufCMessage *req,
+                                            const ProtobufCMessageDescriptor *resp_desc,
+                                            gpr_timespec deadline, const char *trailer_key,
+                                            char **trailer_value, pyexec_error *err) {
     call_ctx cx;
     ProtobufCMessage *resp = NULL;
     grpc_byte_buffer *send = NULL;
@@ -235,6 +264,8 @@ static ProtobufCMessage *call_unary(pyexec_client *c, const char *method,
         goto out;
     }
     resp = unpack_message(TAKE_PTR(recv), resp_desc, method, err);
+    if (resp && trailer_key)
+        *trailer_value = trailer_dup(&cx.trailing_md, trailer_key);
 
 out:
     if (recv)
@@ -603,16 +634,25 @@ out:
 
 int pyexec_health_check(pyexec_client *c, const char *service, pyexec_health *out,
                         pyexec_error *err) {
+    return pyexec_health_check_reason(c, service, out, NULL, err);
+}
+
+int pyexec_health_check_reason(pyexec_client *c, const char *service, pyexec_health *out,
+                               char **reason, pyexec_error *err) {
     Grpc__Health__V1__HealthCheckRequest req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     if (service)
         req.service = (char *)service;
-    ProtobufCMessage *m =
-        call_unary(c, METHOD_HEALTH, &req.base, &grpc__health__v1__health_check_response__descriptor,
-                   deadline_after(c->call_timeout_ms), err);
+    char *why = NULL;
+    ProtobufCMessage *m = call_unary_trailer(
+        c, METHOD_HEALTH, &req.base, &grpc__health__v1__health_check_response__descriptor,
+        deadline_after(c->call_timeout_ms), HEALTH_REASON_KEY, &why, err);
     if (!m)
         return -1;
     *out = (pyexec_health)((Grpc__Health__V1__HealthCheckResponse *)m)->status;
     protobuf_c_message_free_unpacked(m, NULL);
+    if (reason)
+        *reason = why && why[0] ? strdup(why) : NULL;
+    gpr_free(why);
     return 0;
 }
 

@@ -269,6 +269,13 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
 int pyexec_health_check(pyexec_client *c, const char *service, pyexec_health *out,
                         pyexec_error *err);
 
+/* pyexec_health_check, and stores in `*reason` why the server is not
+ * SERVING, as it said (the `pyexec-health-reason` trailing metadata of the
+ * response), or NULL when it said nothing (always when SERVING). `*reason`
+ * is the caller's: free() it. */
+int pyexec_health_check_reason(pyexec_client *c, const char *service, pyexec_health *out,
+                               char **reason, pyexec_error *err);
+
 /* Releases a result. NULL-safe. */
 void pyexec_result_free(pyexec_result *r);
 

@@ -1,12 +1,15 @@
 /* pyexec health: grpc.health.v1 Check. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "client/cli/cli.h"
 
 static void help(void) {
     fputs("Usage: pyexec health [OPTIONS]\n"
           "\n"
-          "Asks the server's health service. Prints SERVING, NOT_SERVING, ...\n"
+          "Asks the server's health service. Prints SERVING, or NOT_SERVING and why\n"
+          "(e.g. \"NOT_SERVING: GET /_ping: Docker engine at ...: connect: ...\").\n"
           "Exits 0 when SERVING, 1 otherwise, 125 if the call failed.\n"
           "\n",
           stdout);
@@ -27,16 +30,24 @@ int cmd_health(int argc, char **argv, cli_opts *o) {
     if (!c)
         return CLI_EXIT_FAILED;
     pyexec_health h = PYEXEC_HEALTH_UNKNOWN;
+    char *reason = NULL;
     pyexec_error err = PYEXEC_ERROR_INIT;
-    if (pyexec_health_check(c, o->service, &h, &err) < 0) {
+    if (pyexec_health_check_reason(c, o->service, &h, &reason, &err) < 0) {
         rc = cli_fail("health", &err);
     } else {
-        if (o->json)
-            printf("{\"status\": \"%s\"}\n", pyexec_health_name(h));
-        else if (!o->quiet)
-            printf("%s\n", pyexec_health_name(h));
+        if (o->json) {
+            printf("{\"status\": \"%s\"", pyexec_health_name(h));
+            if (reason) {
+                fputs(", \"reason\": ", stdout);
+                cli_json_string(stdout, (const uint8_t *)reason, strlen(reason));
+            }
+            fputs("}\n", stdout);
+        } else if (!o->quiet) {
+            printf("%s%s%s\n", pyexec_health_name(h), reason ? ": " : "", reason ? reason : "");
+        }
         rc = h == PYEXEC_HEALTH_SERVING ? CLI_EXIT_OK : 1;
     }
+    free(reason);
     pyexec_client_free(c);
     return rc;
 }

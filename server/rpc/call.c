@@ -100,6 +100,10 @@ void px_call_unref(px_call *call) {
     if (call->ops->destroy)
         call->ops->destroy(call);
     grpc_slice_unref(call->final_details);
+    if (call->n_final_trailer) {
+        grpc_slice_unref(call->final_trailer.key);
+        grpc_slice_unref(call->final_trailer.value);
+    }
     grpc_call_unref(call->call);
     pthread_mutex_destroy(&call->mu);
     free(call);
@@ -121,12 +125,36 @@ static grpc_byte_buffer *encode(const ProtobufCMessage *msg) {
 
 bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
                     const char *details) {
+    return px_call_finish_with_trailer(call, msg, code, details, NULL, NULL);
+}
+
+/* `value` as a text header value: printable ASCII only. */
+static grpc_slice header_value(const char *value) {
+    size_t n = strlen(value);
+    grpc_slice s = grpc_slice_malloc(n);
+    uint8_t *p = GRPC_SLICE_START_PTR(s);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)value[i];
+        p[i] = c >= 0x20 && c < 0x7f ? c : '?';
+    }
+    return s;
+}
+
+bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
+                                 grpc_status_code code, const char *details, const char *key,
+                                 const char *value) {
     pthread_mutex_lock(&call->mu);
     if (call->finished) {
         pthread_mutex_unlock(&call->mu);
         return false;
     }
     call->finished = true;
+    if (key && value) {
+        /* Released with the call: the batch borrows them until it completes. */
+        call->final_trailer.key = grpc_slice_from_copied_string(key);
+        call->final_trailer.value = header_value(value);
+        call->n_final_trailer = 1;
+    }
     grpc_op ops[3];
     size_t n = 0;
     if (!call->initial_md_sent) {
@@ -142,7 +170,10 @@ bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code
     call->final_details = grpc_slice_from_copied_string(details ? details : "");
     ops[n++] = (grpc_op){
         .op = GRPC_OP_SEND_STATUS_FROM_SERVER,
-        .data.send_status_from_server = {.status = code, .status_details = &call->final_details},
+        .data.send_status_from_server = {.status = code,
+                                         .status_details = &call->final_details,
+                                         .trailing_metadata_count = call->n_final_trailer,
+                                         .trailing_metadata = &call->final_trailer},
     };
     px_call_ref(call);
     grpc_call_error e = grpc_call_start_batch(call->call, ops, n, &call->final_tag, NULL);

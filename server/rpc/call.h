@@ -71,6 +71,8 @@ struct px_rpc_server {
     bool shutdown_done;           /* the server's shutdown tag completed */
     bool stopped;                 /* px_rpc_server_shutdown finished */
     int serving;                  /* a HealthCheckResponse.ServingStatus */
+    char health_reason[512];      /* why not SERVING ("" when SERVING) */
+    bool logged_health;           /* the first status has been logged */
     px_health_watch *watches;     /* open Health/Watch calls */
     px_tag shutdown_tag;
 
@@ -107,6 +109,8 @@ struct px_call {
     px_tag final_tag;
     grpc_byte_buffer *final_buf;  /* message sent with the status */
     grpc_slice final_details;
+    grpc_metadata final_trailer;  /* optional trailing metadata entry */
+    size_t n_final_trailer;       /* 0 or 1 */
     px_tag send_tag;              /* the one outstanding SEND_MESSAGE */
     grpc_byte_buffer *send_buf;
     void (*on_sent)(px_call *call, bool ok);
@@ -134,6 +138,13 @@ void px_call_unref(px_call *call);
  * later calls are ignored and return false. Any thread; takes call->mu. */
 bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
                     const char *details);
+
+/* px_call_finish, and the status carries one trailing metadata entry
+ * `key: value` (both copied). `key` is a lowercase ASCII header name; bytes
+ * of `value` outside printable ASCII are sent as '?' (a text header). */
+bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
+                                 grpc_status_code code, const char *details, const char *key,
+                                 const char *value);
 
 /* Sends the final status for `err` (no message). */
 bool px_call_finish_error(px_call *call, const px_error *err);
@@ -171,8 +182,13 @@ void px_handle_reflection(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer
 px_reflection *px_reflection_new(px_error *err);
 void px_reflection_free(px_reflection *r);
 
-/* Health: set the status and notify watchers (any thread). */
-void px_health_set(px_rpc_server *srv, int serving);
+/* The trailing metadata key of a Health/Check response that is not SERVING:
+ * why, in words (docs/api.md). */
+#define PX_HEALTH_REASON_KEY "pyexec-health-reason"
+
+/* Health: set the status and why it is not SERVING (`reason`, copied; NULL
+ * or "" when SERVING), log a change, and notify watchers (any thread). */
+void px_health_set(px_rpc_server *srv, int serving, const char *reason);
 /* Cancels nothing; finishes every open Watch call (shutdown). */
 void px_health_close_all(px_rpc_server *srv);
 

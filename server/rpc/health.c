@@ -7,7 +7,14 @@
  *
  * Service names: "" (the server) and "pyexec.v1.ExecutorService" are known;
  * any other is NOT_FOUND for Check and SERVICE_UNKNOWN for Watch.
+ *
+ * A Check answered NOT_SERVING says why in its trailing metadata
+ * (PX_HEALTH_REASON_KEY), e.g. "GET /_ping: Docker engine at
+ * /var/run/docker.sock: connect: No such file or directory"; the standard
+ * response message has no field for it. Every change of the status is
+ * logged once, with the reason.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +43,15 @@ static int current(px_rpc_server *srv) {
     return s;
 }
 
+/* The status, and into `reason` why it is not SERVING ("" if it is). */
+static int current_with_reason(px_rpc_server *srv, char *reason, size_t n) {
+    pthread_mutex_lock(&srv->mu);
+    int s = srv->serving;
+    snprintf(reason, n, "%s", srv->health_reason);
+    pthread_mutex_unlock(&srv->mu);
+    return s;
+}
+
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {0};
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
@@ -50,9 +66,12 @@ void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buff
         px_error_set(&err, PX_E_NOT_FOUND, "unknown service '%.200s'", req->service);
         px_call_finish_error(call, &err);
     } else {
+        char reason[sizeof srv->health_reason];
         Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-        resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)current(srv);
-        px_call_finish(call, &resp.base, GRPC_STATUS_OK, NULL);
+        resp.status = (Grpc__Health__V1__HealthCheckResponse__ServingStatus)current_with_reason(
+            srv, reason, sizeof reason);
+        px_call_finish_with_trailer(call, &resp.base, GRPC_STATUS_OK, NULL, PX_HEALTH_REASON_KEY,
+                                    reason[0] ? reason : NULL);
     }
     if (req)
         protobuf_c_message_free_unpacked(&req->base, NULL);
@@ -173,13 +192,25 @@ static void pump_one(px_health_watch *w) {
     pthread_mutex_unlock(&w->base.mu);
 }
 
-void px_health_set(px_rpc_server *srv, int serving) {
+void px_health_set(px_rpc_server *srv, int serving, const char *reason) {
+    bool is_serving = serving == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    if (is_serving || !reason)
+        reason = "";
     pthread_mutex_lock(&srv->mu);
-    bool changed = srv->serving != serving;
+    bool changed = srv->serving != serving || !srv->logged_health;
+    bool shutting_down = srv->shutting_down;
     srv->serving = serving;
+    srv->logged_health = true;
+    snprintf(srv->health_reason, sizeof srv->health_reason, "%s", reason);
     pthread_mutex_unlock(&srv->mu);
-    if (changed)
-        for_each_watch(srv, pump_one);
+    if (!changed)
+        return;
+    if (is_serving)
+        px_info("health: SERVING");
+    else
+        px_log(shutting_down ? PX_LOG_INFO : PX_LOG_WARN, "health: NOT_SERVING: %s",
+               reason[0] ? reason : "(no reason given)");
+    for_each_watch(srv, pump_one);
 }
 
 static void close_one(px_health_watch *w) {

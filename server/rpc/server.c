@@ -23,14 +23,18 @@
  *      drain it to GRPC_QUEUE_SHUTDOWN, join the queue threads, destroy it.
  */
 #include <errno.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "server/base/cleanup.h"
@@ -211,10 +215,12 @@ static void on_shutdown_done(px_tag *tag, bool ok) {
 
 /* ---- health probing ---- */
 
-static int probe(px_rpc_server *srv) {
+/* Pings the back-end: SERVING, or NOT_SERVING with why in `reason`. */
+static int probe(px_rpc_server *srv, char *reason, size_t n) {
     px_error err = PX_ERROR_INIT;
+    reason[0] = '\0';
     if (px_executor_ping(srv->ex, &err) < 0) {
-        px_debug("health: engine not answering: %s", err.msg);
+        snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the back-end does not answer");
         return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     }
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
@@ -235,14 +241,15 @@ static void *health_loop(void *arg) {
         if (srv->shutting_down)
             break;
         pthread_mutex_unlock(&srv->mu);
-        int status = probe(srv);
+        char reason[sizeof srv->health_reason];
+        int status = probe(srv, reason, sizeof reason);
         pthread_mutex_lock(&srv->mu);
-        if (!srv->shutting_down && status != srv->serving) {
+        /* A reason that changes while NOT_SERVING (the engine went from
+         * absent to hanging) is kept for Check, without a new log line. */
+        if (!srv->shutting_down &&
+            (status != srv->serving || strcmp(reason, srv->health_reason) != 0)) {
             pthread_mutex_unlock(&srv->mu);
-            px_info("health: %s", status == GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
-                                      ? "SERVING (Docker engine answers)"
-                                      : "NOT_SERVING (Docker engine does not answer)");
-            px_health_set(srv, status);
+            px_health_set(srv, status, reason);
             pthread_mutex_lock(&srv->mu);
         }
     }
@@ -252,7 +259,20 @@ static void *health_loop(void *arg) {
 
 /* ---- public API ---- */
 
+/* The gRPC core's own log lines (errors only, unless GRPC_VERBOSITY asks
+ * for more) go to the server's log at debug level: the server reports what
+ * failed itself, in its own words (e.g. "--listen: cannot bind ...: Address
+ * already in use"), and the core's structured dumps are only for those who
+ * look. A failed internal assertion, which aborts the process, stays an
+ * error. */
+static void grpc_log_to_px(gpr_log_func_args *args) {
+    bool fatal = strncmp(args->message, "assertion failed", 16) == 0;
+    px_log(fatal ? PX_LOG_ERROR : PX_LOG_DEBUG, "grpc: %s (%s:%d)", args->message, args->file,
+           args->line);
+}
+
 void px_rpc_global_init(void) {
+    gpr_set_log_function(grpc_log_to_px);
     grpc_init();
 }
 
@@ -271,6 +291,46 @@ static void record_job_unref(void *job) {
 /* Records may outlive the server (a caller still holding one), so the ops
  * they point to are static. */
 static const px_record_job_ops job_ops = {.kill = record_job_kill, .unref = record_job_unref};
+
+/* Why `listen` cannot be bound, in the words of bind(2) (the gRPC core
+ * only says that it could not): binds a throw-away socket the way the core
+ * does. Writes "" when that succeeds (the address was freed meanwhile) or
+ * the address does not resolve to an IP socket. */
+static void bind_error(const char *listen, char *out, size_t n) {
+    out[0] = '\0';
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon == listen)
+        return;
+    char host[256];
+    size_t len = (size_t)(colon - listen);
+    if (listen[0] == '[' && len >= 2 && listen[len - 1] == ']') {
+        listen++;
+        len -= 2;
+    }
+    if (len >= sizeof host)
+        return;
+    memcpy(host, listen, len);
+    host[len] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+    if (rc != 0) {
+        snprintf(out, n, "%s", gai_strerror(rc));
+        return;
+    }
+    for (struct addrinfo *a = ai; a && !out[0]; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) < 0)
+            snprintf(out, n, "%s", strerror(errno));
+        close(fd);
+    }
+    freeaddrinfo(ai);
+}
 
 static int split_host(const char *listen, char *host, size_t n) {
     const char *colon = strrchr(listen, ':');
@@ -359,7 +419,10 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     int port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
-        px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'", cfg->listen);
+        char why[256];
+        bind_error(cfg->listen, why, sizeof why);
+        px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'%s%s", cfg->listen,
+                     why[0] ? ": " : "", why);
         grpc_server_destroy(srv->server);
         grpc_completion_queue_shutdown(srv->cq);
         while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
@@ -381,7 +444,9 @@ const char *px_rpc_server_address(const px_rpc_server *srv) {
 }
 
 int px_rpc_server_start(px_rpc_server *srv, px_error *err) {
-    srv->serving = probe(srv);
+    char reason[sizeof srv->health_reason];
+    int status = probe(srv, reason, sizeof reason);
+    px_health_set(srv, status, reason);
     grpc_server_start(srv->server);
     for (int m = 0; m < PX_M_COUNT; m++) {
         if (acceptor_start(srv, (enum px_method)m) < 0)
@@ -424,7 +489,8 @@ void px_rpc_server_shutdown(px_rpc_server *srv) {
     /* Refuse new calls first, so that nobody who has seen NOT_SERVING can
      * still get a new call in. */
     grpc_server_shutdown_and_notify(srv->server, srv->cq, &srv->shutdown_tag);
-    px_health_set(srv, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+    px_health_set(srv, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
+                  "the server is shutting down");
 
     px_executor_shutdown(srv->ex, srv->cfg->shutdown_grace_s * 1000);
 

@@ -40,6 +40,41 @@ def test_health_not_serving_when_docker_is_unreachable(flags, instance, pb):
         assert srv.stop() == 0
 
 
+def test_not_serving_says_why_in_the_response_the_log_and_the_cli(flags, instance):
+    """The reason travels as the Check response's trailing metadata
+    pyexec-health-reason; the server logs it when health changes; `pyexec
+    health` prints it after the status. The Docker error names the socket
+    and what connect(2) said, not curl's "localhost port 80"."""
+    why = "Docker engine at /nonexistent/docker.sock: connect: No such file or directory"
+    args = server_args(flags, instance) + ["--docker-socket", "/nonexistent/docker.sock"]
+    with pyexecd.Server(*args) as srv:
+        s = pyexecd.stubs()
+        health = s.health_grpc.HealthStub(srv.channel())
+        resp, call = health.Check.with_call(s.health.HealthCheckRequest(), timeout=10)
+        assert s.health.HealthCheckResponse.ServingStatus.Name(resp.status) == "NOT_SERVING"
+        trailer = dict(call.trailing_metadata())
+        assert why in trailer.get("pyexec-health-reason", ""), trailer
+        assert "localhost" not in trailer["pyexec-health-reason"]
+
+        logged = [line for line in srv.stderr_lines() if "health: NOT_SERVING: " in line]
+        assert logged and why in logged[0], srv.stderr_text()[-2000:]
+
+        cli = subprocess.run([pyexecd.cli_binary(), "--server", srv.address, "health"],
+                             capture_output=True, text=True, timeout=30,
+                             stdin=subprocess.DEVNULL)
+        assert cli.returncode == 1, cli.stderr
+        assert cli.stdout.startswith("NOT_SERVING: "), cli.stdout
+        assert why in cli.stdout
+        assert srv.stop() == 0
+
+
+def test_serving_has_no_reason(health_stub):
+    s = pyexecd.stubs()
+    resp, call = health_stub.Check.with_call(s.health.HealthCheckRequest(), timeout=10)
+    assert s.health.HealthCheckResponse.ServingStatus.Name(resp.status) == "SERVING"
+    assert "pyexec-health-reason" not in dict(call.trailing_metadata())
+
+
 @pytest.mark.parametrize("method", [
     "/pyexec.v1.ExecutorService/NoSuchMethod",
     "/no.such.Service/Execute",

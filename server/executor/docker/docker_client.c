@@ -145,9 +145,17 @@ int px_docker_call(const px_docker_client *c, const char *method, const char *pa
                                 method, path, PX_DOCKER_MAX_RESPONSE);
         if (rc == CURLE_OPERATION_TIMEDOUT)
             return px_error_set(err, PX_E_UNAVAILABLE,
-                                "%s %s: docker engine at %s did not answer within %lld ms", method,
+                                "%s %s: Docker engine at %s did not answer within %lld ms", method,
                                 path, c->socket_path, (long long)timeout_ms);
-        return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: docker engine at %s: %s", method, path,
+        /* curl words a failed connect to the socket as one to the URL's
+         * host ("Failed to connect to localhost port 80"): say what the
+         * socket's connect(2) said instead. */
+        long os_errno = 0;
+        if (rc == CURLE_COULDNT_CONNECT &&
+            curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0)
+            return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: connect: %s",
+                                method, path, c->socket_path, strerror((int)os_errno));
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: %s", method, path,
                             c->socket_path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
     long status = 0;

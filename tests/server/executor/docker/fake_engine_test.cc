@@ -222,6 +222,14 @@ TEST_F(FakeEngineTest, DaemonDown) {
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(sandbox_.ops->ping(sandbox_.self, &err), -1);
     EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+    // The socket's own connect(2) error, not curl's "Failed to connect to
+    // localhost port 80" about the URL it never dialled.
+    EXPECT_NE(std::string(err.msg).find(
+                  "Docker engine at /tmp/pyexec-no-such-dir/docker.sock: connect: No such file "
+                  "or directory"),
+              std::string::npos)
+        << err.msg;
+    EXPECT_EQ(std::string(err.msg).find("localhost"), std::string::npos) << err.msg;
 
     Spec spec;
     spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));

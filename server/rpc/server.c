@@ -341,6 +341,75 @@ static int split_host(const char *listen, char *host, size_t n) {
     return 0;
 }
 
+/* Creates the gRPC server with its channel arguments (message and
+ * metadata limits, keepalive enforcement) and its completion queue. */
+static void create_grpc_server(px_rpc_server *srv, const px_config *cfg) {
+    grpc_arg args[] = {
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+         .value.integer = (int)cfg->max_message_bytes},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
+         .value.integer = cfg->max_concurrent_streams},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
+        /* Keepalive enforcement: clients may ping every 10 s at most, and
+         * only with calls open; abusers are disconnected. */
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+         .value.integer = 10000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120000},
+        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000},
+    };
+    grpc_channel_args chargs = {.num_args = PX_ARRAY_SIZE(args), .args = args};
+    srv->server = grpc_server_create(&chargs, NULL);
+    srv->cq = grpc_completion_queue_create_for_next(NULL);
+    grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
+}
+
+/* Registers every method the server serves in srv->methods. */
+static void register_methods(px_rpc_server *srv) {
+    static const struct {
+        enum px_method m;
+        const char *path;
+    } methods[] = {
+        {PX_M_EXECUTE, "/pyexec.v1.ExecutorService/Execute"},
+        {PX_M_GET, "/pyexec.v1.ExecutorService/GetExecution"},
+        {PX_M_STREAM, "/pyexec.v1.ExecutorService/StreamOutput"},
+        {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
+        {PX_M_LIST, "/pyexec.v1.ExecutorService/ListExecutions"},
+        {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
+        {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
+        {PX_M_REFLECTION_V1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"},
+        {PX_M_REFLECTION_V1ALPHA,
+         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"},
+    };
+    for (size_t i = 0; i < PX_ARRAY_SIZE(methods); i++)
+        srv->methods[methods[i].m] = grpc_server_register_method(
+            srv->server, methods[i].path, NULL,
+            reads_request_stream(methods[i].m) ? GRPC_SRM_PAYLOAD_NONE
+                                               : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
+            0);
+}
+
+/* Shuts `cq` down, drains it to GRPC_QUEUE_SHUTDOWN and destroys it. Only
+ * when no thread takes events from it. */
+static void cq_drain_destroy(grpc_completion_queue *cq) {
+    grpc_completion_queue_shutdown(cq);
+    while (grpc_completion_queue_next(cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+           GRPC_QUEUE_SHUTDOWN) {
+    }
+    grpc_completion_queue_destroy(cq);
+}
+
+/* Frees what px_rpc_server_new allocated besides the gRPC server and its
+ * queue, which are gone by now. */
+static void server_release(px_rpc_server *srv) {
+    pthread_mutex_destroy(&srv->mu);
+    pthread_cond_destroy(&srv->cond);
+    px_reflection_free(srv->reflection);
+    free(srv);
+}
+
 px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store *store,
                                  px_error *err) {
     char host[256];
@@ -372,49 +441,8 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     pthread_cond_init(&srv->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    grpc_arg args[] = {
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-         .value.integer = (int)cfg->max_message_bytes},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
-         .value.integer = cfg->max_concurrent_streams},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
-        /* Keepalive enforcement: clients may ping every 10 s at most, and
-         * only with calls open; abusers are disconnected. */
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-         .value.integer = 10000},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120000},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000},
-    };
-    grpc_channel_args chargs = {.num_args = PX_ARRAY_SIZE(args), .args = args};
-    srv->server = grpc_server_create(&chargs, NULL);
-    srv->cq = grpc_completion_queue_create_for_next(NULL);
-    grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
-
-    static const struct {
-        enum px_method m;
-        const char *path;
-    } methods[] = {
-        {PX_M_EXECUTE, "/pyexec.v1.ExecutorService/Execute"},
-        {PX_M_GET, "/pyexec.v1.ExecutorService/GetExecution"},
-        {PX_M_STREAM, "/pyexec.v1.ExecutorService/StreamOutput"},
-        {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
-        {PX_M_LIST, "/pyexec.v1.ExecutorService/ListExecutions"},
-        {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
-        {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
-        {PX_M_REFLECTION_V1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"},
-        {PX_M_REFLECTION_V1ALPHA,
-         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"},
-    };
-    for (size_t i = 0; i < PX_ARRAY_SIZE(methods); i++)
-        srv->methods[methods[i].m] = grpc_server_register_method(
-            srv->server, methods[i].path, NULL,
-            reads_request_stream(methods[i].m) ? GRPC_SRM_PAYLOAD_NONE
-                                               : GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER,
-            0);
-
+    create_grpc_server(srv, cfg);
+    register_methods(srv);
     grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
     grpc_server_credentials_release(creds);
@@ -424,15 +452,8 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
         px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'%s%s", cfg->listen,
                      why[0] ? ": " : "", why);
         grpc_server_destroy(srv->server);
-        grpc_completion_queue_shutdown(srv->cq);
-        while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN) {
-        }
-        grpc_completion_queue_destroy(srv->cq);
-        pthread_mutex_destroy(&srv->mu);
-        pthread_cond_destroy(&srv->cond);
-        px_reflection_free(srv->reflection);
-        free(srv);
+        cq_drain_destroy(srv->cq);
+        server_release(srv);
         return NULL;
     }
     snprintf(srv->address, sizeof srv->address, "%s:%d", host, port);
@@ -543,14 +564,7 @@ void px_rpc_server_free(px_rpc_server *srv) {
             ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
         } while (ev.type == GRPC_OP_COMPLETE && ev.tag != &srv->shutdown_tag);
         grpc_server_destroy(srv->server);
-        grpc_completion_queue_shutdown(srv->cq);
-        while (grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
-               GRPC_QUEUE_SHUTDOWN) {
-        }
-        grpc_completion_queue_destroy(srv->cq);
+        cq_drain_destroy(srv->cq);
     }
-    pthread_mutex_destroy(&srv->mu);
-    pthread_cond_destroy(&srv->cond);
-    px_reflection_free(srv->reflection);
-    free(srv);
+    server_release(srv);
 }

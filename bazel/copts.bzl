@@ -1,4 +1,4 @@
-"""Compiler flags shared by every target (STYLE.md rule 15)."""
+"""Compiler flags shared by every target (CONTRIBUTING.md, "Style, by example")."""
 
 # C sources of the project.
 PX_COPTS = [

@@ -1,7 +1,7 @@
 /*
  * Loading a project from local inputs into files or a tar archive. Paths
  * sent to the server are relative and '/'-separated; the server validates
- * them again (CONTRACT.md "Code in").
+ * them again (docs/contract.md, "Code in").
  */
 #include <dirent.h>
 #include <errno.h>

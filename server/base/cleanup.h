@@ -1,5 +1,5 @@
 /*
- * Scope-bound cleanup for locals (STYLE.md rule 6).
+ * Scope-bound cleanup for locals (CONTRIBUTING.md, "Style, by example").
  *
  *   _cleanup_free_ char *buf = malloc(n);     freed when `buf` leaves scope
  *   return TAKE_PTR(buf);                      hands ownership to the caller

@@ -1,11 +1,12 @@
 /*
- * One error type for the whole server and the C client.
+ * One error type for the whole server (the C client has its own of the same
+ * shape, client/pyexec_error.h).
  *
- * Convention (STYLE.md rule 5): a function that can fail takes a trailing
- * `px_error *err`, returns 0 (or a non-NULL pointer) on success and leaves
- * `*err` untouched, or returns -1 (or NULL) with `*err` set.  Each layer that
- * passes an error up prefixes one phrase of context with px_error_wrap(), so
- * the final message reads like a stack:
+ * Convention (CONTRIBUTING.md, "Style, by example"): a function that can
+ * fail takes a trailing `px_error *err`, returns 0 (or a non-NULL pointer) on
+ * success and leaves `*err` untouched, or returns -1 (or NULL) with `*err`
+ * set.  Each layer that passes an error up prefixes one phrase of context
+ * with px_error_wrap(), so the final message reads like a stack:
  *   "execute: start container 'ab12cd34ef56': POST /containers/.../start: HTTP 500: ..."
  * Only server/rpc/status.c turns a px_code into a gRPC status code.
  *

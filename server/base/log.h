@@ -1,7 +1,7 @@
 /*
- * Logging (STYLE.md rule 11): modules return errors, the boundary logs them
- * once. Lines name their subject (execution id, container id) and quote
- * user-controlled strings.
+ * Logging (CONTRIBUTING.md, "Style, by example"): modules return errors,
+ * the boundary logs them once. Lines name their subject (execution id,
+ * container id) and quote user-controlled strings.
  *
  * The sink and level are process-wide and set once by main() (or a test)
  * before threads start; px_log() itself is thread-safe. The default sink

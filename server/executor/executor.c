@@ -174,7 +174,7 @@ static void queue_remove_locked(px_executor *ex, px_job *job) {
     }
 }
 
-/* ---- classification (CONTRACT.md order) ---- */
+/* ---- classification (the order of docs/contract.md, "Reasons") ---- */
 
 static void classify(px_kill_cause cause, bool output_capped, bool truncated, int64_t started_at_ms,
                      const px_sandbox_result *res, px_outcome *out) {

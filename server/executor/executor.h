@@ -4,7 +4,7 @@
  * An executor owns a bounded queue and a fixed set of worker threads. Each
  * submitted job waits in the queue (PENDING), then runs on a worker through
  * the sandbox back-end (RUNNING once the program starts), then ends exactly
- * once with a px_outcome classified in CONTRACT.md's order:
+ * once with a px_outcome classified in docs/contract.md's order:
  *   kill by RPC -> KILLED/KILLED; client cancel -> KILLED/CLIENT_CANCELLED;
  *   shutdown -> FAILED/SANDBOX_ERROR; back-end failure -> FAILED/SANDBOX_ERROR
  *   or LOST; timeout -> COMPLETED/TIMEOUT; output cap -> COMPLETED/OUTPUT_LIMIT;

@@ -29,7 +29,7 @@ extern "C" {
 
 typedef struct px_sandbox_run px_sandbox_run;
 
-/* Raw facts a back-end reports; the executor classifies them (CONTRACT.md). */
+/* Raw facts a back-end reports; the executor classifies them (docs/contract.md). */
 typedef struct px_sandbox_result {
     /* The sandbox started and the run reached an end (exit, kill, timeout).
      * false: it failed before or while starting, or was lost; see `error`. */

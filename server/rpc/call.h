@@ -2,9 +2,9 @@
  * Internals shared by the RPC handlers: the tag closure, the server context
  * and the per-call object.
  *
- * A tag is a closure (STYLE.md rule 9): every pointer handed to the
- * completion queue is a px_tag embedded in a per-call object, recovered with
- * container_of when the queue delivers it.
+ * A tag is a closure (CONTRIBUTING.md, "Style, by example"): every pointer
+ * handed to the completion queue is a px_tag embedded in a per-call object,
+ * recovered with container_of when the queue delivers it.
  *
  * A px_call wraps one grpc_call. It is reference counted: the handler holds
  * one reference, and every batch in flight holds one. Batches on one call
@@ -12,7 +12,7 @@
  * completion-queue thread, or an executor thread resuming the call) starts
  * them. At most one SEND_MESSAGE is outstanding (the handlers track it).
  * Every call starts a RECV_CLOSE_ON_SERVER batch at once; its completion is
- * the cancellation signal (CONTRACT.md: cancel of a sync Execute kills).
+ * the cancellation signal (docs/contract.md: cancel of a sync Execute kills).
  */
 #ifndef PYEXEC_RPC_CALL_H
 #define PYEXEC_RPC_CALL_H

@@ -13,7 +13,7 @@
 #include "server/model/job.h"
 #include "server/store/store.h"
 
-/* Validates `req` against CONTRACT.md and the limits in `cfg`, fills in the
+/* Validates `req` against docs/contract.md and the limits in `cfg`, fills in the
  * defaults, validates and repacks the code (server/tar), picks the
  * entrypoint. Returns a new spec (the caller owns it; its execution_id is
  * left empty), or NULL with `err` set to PX_E_INVALID and a message that

@@ -5,7 +5,7 @@
  * Kill, ListExecutions), grpc.health.v1.Health (Check, Watch) and server reflection
  * (grpc.reflection.v1 and v1alpha) on one completion queue,
  * answers any other method with UNIMPLEMENTED at once, and shuts down in the
- * order CONTRACT.md gives.
+ * order docs/contract.md gives.
  *
  * Threads: px_rpc_server_new/start/shutdown/free are called by main() (or a
  * test) from one thread. The server runs its own completion-queue threads and

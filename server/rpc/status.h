@@ -1,4 +1,5 @@
-/* The one place that maps px_code to a gRPC status code (STYLE.md rule 5). */
+/* The one place that maps px_code to a gRPC status code (CONTRIBUTING.md,
+ * "Style, by example"). */
 #ifndef PYEXEC_RPC_STATUS_H
 #define PYEXEC_RPC_STATUS_H
 

@@ -3,7 +3,7 @@
  * a repeated request_id). The waiter registers a store watcher; whichever
  * comes first, the registration itself or a change on an executor thread,
  * sees the terminal state and sends the one reply. A cancelled call kills the
- * execution (CONTRACT.md: CLIENT_CANCELLED) when kill_on_cancel is set; the
+ * execution (docs/contract.md: CLIENT_CANCELLED) when kill_on_cancel is set; the
  * reply then goes nowhere, which is fine. The watcher is removed on a
  * completion-queue thread after the final batch, never inside its own
  * callback.

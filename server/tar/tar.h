@@ -2,7 +2,7 @@
  * The code a client sends, validated and normalised (the only libarchive user).
  *
  * Input is either an uncompressed tar archive or a list of files. Both are
- * checked against CONTRACT.md's path rules and the configured limits and
+ * checked against docs/contract.md's path rules and the configured limits and
  * turned into a px_project: an ordered list of regular files, directories and
  * relative symbolic links whose targets resolve inside the project root
  * (/work in the sandbox). px_project_pack() writes it back out as a clean

@@ -37,7 +37,7 @@ DEFAULT_OUTPUT_LIMIT = 16 * 1024 * 1024
 
 
 class Flags:
-    """Server flags beyond CONTRACT.md's three, found in --help (None when the
+    """Server flags beyond the three docs/contract.md names, found in --help (None when the
     server has no such flag). Adapt the keywords here if names change."""
 
     def __init__(self):

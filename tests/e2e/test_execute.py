@@ -1,5 +1,5 @@
 """Execute: inputs, entrypoint rules, validation, limits, sync/async,
-request_id and how executions end (CONTRACT.md "Semantics")."""
+request_id and how executions end (docs/contract.md, "Semantics")."""
 
 import re
 import uuid
@@ -154,7 +154,7 @@ MISSING_IMAGE = "127.0.0.1:1/pyexec/no-such-image:never"
 
 
 def test_missing_image_is_refused(ex):
-    """CONTRACT.md names both FAILED_PRECONDITION (status table) and a FAILED
+    """docs/contract.md names both FAILED_PRECONDITION (status table) and a FAILED
     result (status list) for a missing image; either is accepted."""
     try:
         res = ex.run("print('ok')\n", docker_image=MISSING_IMAGE)

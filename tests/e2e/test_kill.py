@@ -1,4 +1,4 @@
-"""Kill and execution ids (CONTRACT.md "Kill", "Ids")."""
+"""Kill and execution ids (docs/contract.md, "Kill", "Ids")."""
 
 import uuid
 

@@ -1,5 +1,5 @@
 """The server process and the service as a whole: health, unknown methods,
-flags and environment, shutdown (CONTRACT.md "Binaries", "Shutdown", the
+flags and environment, shutdown (docs/contract.md, "Binaries", "Shutdown", the
 status-code table)."""
 
 import signal

@@ -1,5 +1,5 @@
 """StreamOutput: live output, replay, offsets, concurrent readers
-(CONTRACT.md "StreamOutput")."""
+(docs/contract.md, "StreamOutput")."""
 
 import threading
 

@@ -139,3 +139,14 @@ def test_banned_fails_on_a_planted_call(tree, call, name):
     cases = {c.get("name"): c for c in ET.parse(tree / "junit.xml").getroot().iter("testcase")}
     assert cases[name].find("failure") is not None
     assert sum(c.find("failure") is not None for c in cases.values()) == 1
+
+
+def test_the_repository_cites_no_file_outside_it():
+    """The design notes the project grew from are not part of it: nothing
+    committed may point at them (the project's own docs/contract.md and
+    CONTRIBUTING.md take their place)."""
+    names = ["CONTRACT", "STYLE", "DESIGN", "SCALING"]
+    pattern = "|".join(n + r"\.md" for n in names) + r"|\.\./" + "shared"
+    r = subprocess.run(["git", "-C", str(REPO), "grep", "-nE", pattern, "--", "."],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stdout == "", r.stdout

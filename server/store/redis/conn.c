@@ -1,0 +1,241 @@
+/*
+ * A Redis connection that reconnects with backoff (see conn.h).
+ *
+ * States: closed (ctx == NULL) -> connected (ctx != NULL) on a successful
+ * connect + AUTH + SELECT; connected -> closed when a command fails on the
+ * socket (I/O error, EOF, timeout). While closed, a command first tries to
+ * connect unless the backoff deadline is in the future.
+ */
+#include "server/store/redis/conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+
+struct px_redis_conn {
+    px_redis_conn_config cfg;
+    char *password;
+    char where[PX_REDIS_PATH_MAX + 64]; /* the target, for messages */
+    redisContext *ctx;
+    int64_t backoff_ms;     /* the wait after the next failed connect */
+    int64_t retry_at_ms;    /* monotonic; no connect attempt before */
+    char last_error[PX_ERROR_MSG_MAX]; /* why the last connect failed */
+};
+
+static struct timeval to_timeval(int64_t ms) {
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    return tv;
+}
+
+px_redis_conn *px_redis_conn_new(const px_redis_conn_config *config, px_error *err) {
+    px_redis_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        px_error_set(err, PX_E_INTERNAL, "redis: out of memory");
+        return NULL;
+    }
+    c->cfg = *config;
+    if (config->password) {
+        c->password = strdup(config->password);
+        if (!c->password) {
+            free(c);
+            px_error_set(err, PX_E_INTERNAL, "redis: out of memory");
+            return NULL;
+        }
+    }
+    c->cfg.password = NULL;
+    px_redis_target_format(&config->target, c->where, sizeof c->where);
+    c->backoff_ms = config->backoff_min_ms;
+    return c;
+}
+
+static void drop(px_redis_conn *c) {
+    if (c->ctx) {
+        redisFree(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+void px_redis_conn_free(px_redis_conn *c) {
+    if (!c)
+        return;
+    drop(c);
+    if (c->password) {
+        explicit_bzero(c->password, strlen(c->password));
+        free(c->password);
+    }
+    free(c);
+}
+
+bool px_redis_conn_connected(const px_redis_conn *c) {
+    return c->ctx != NULL;
+}
+
+/* The class of an error reply: Redis says it will be back for some. */
+static px_code error_reply_code(const char *msg) {
+    static const char *const transient[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN",
+                                            "NOAUTH",  "WRONGPASS"};
+    for (size_t i = 0; i < PX_ARRAY_SIZE(transient); i++) {
+        size_t n = strlen(transient[i]);
+        if (strncmp(msg, transient[i], n) == 0 && (msg[n] == ' ' || msg[n] == '\0'))
+            return PX_E_UNAVAILABLE;
+    }
+    return PX_E_INTERNAL;
+}
+
+/* One command on the open context, no reconnect. On a socket failure drops
+ * the context and sets *io_failed. */
+static redisReply *call_once(px_redis_conn *c, int argc, const char **argv,
+                             const size_t *argv_len, int64_t extra_timeout_ms, bool *io_failed,
+                             px_error *err) {
+    *io_failed = false;
+    if (extra_timeout_ms > 0)
+        redisSetTimeout(c->ctx, to_timeval(c->cfg.command_timeout_ms + extra_timeout_ms));
+    redisReply *reply = redisCommandArgv(c->ctx, argc, argv, argv_len);
+    if (!reply) {
+        bool timed_out = c->ctx->err == REDIS_ERR_IO &&
+                         (strstr(c->ctx->errstr, "temporarily unavailable") ||
+                          strstr(c->ctx->errstr, "timed out"));
+        px_error_set(err, timed_out ? PX_E_TIMEOUT : PX_E_UNAVAILABLE, "redis %s: %s: %s",
+                     c->where, argv[0], timed_out ? "no reply in time" : c->ctx->errstr);
+        drop(c);
+        *io_failed = !timed_out;
+        return NULL;
+    }
+    if (extra_timeout_ms > 0)
+        redisSetTimeout(c->ctx, to_timeval(c->cfg.command_timeout_ms));
+    if (reply->type == REDIS_REPLY_ERROR) {
+        px_error_set(err, error_reply_code(reply->str), "redis %s: %s: %s", c->where, argv[0],
+                     reply->str);
+        freeReplyObject(reply);
+        return NULL;
+    }
+    return reply;
+}
+
+static int connect_now(px_redis_conn *c, px_error *err) {
+    struct timeval tv = to_timeval(c->cfg.connect_timeout_ms);
+    const px_redis_target *t = &c->cfg.target;
+    redisContext *ctx = t->is_unix ? redisConnectUnixWithTimeout(t->path, tv)
+                                   : redisConnectWithTimeout(t->host, t->port, tv);
+    if (!ctx)
+        return px_error_set(err, PX_E_INTERNAL, "redis %s: connect: out of memory", c->where);
+    if (ctx->err) {
+        px_error_set(err, PX_E_UNAVAILABLE, "redis %s: connect: %s", c->where, ctx->errstr);
+        redisFree(ctx);
+        return -1;
+    }
+    redisSetTimeout(ctx, to_timeval(c->cfg.command_timeout_ms));
+    if (!t->is_unix && redisEnableKeepAlive(ctx) != REDIS_OK) {
+        px_error_set(err, PX_E_UNAVAILABLE, "redis %s: keep-alive: %s", c->where, ctx->errstr);
+        redisFree(ctx);
+        return -1;
+    }
+    c->ctx = ctx;
+    bool io_failed;
+    if (c->password) {
+        const char *argv[] = {"AUTH", c->password};
+        size_t len[] = {4, strlen(c->password)};
+        redisReply *r = call_once(c, 2, argv, len, 0, &io_failed, err);
+        if (!r) {
+            drop(c);
+            /* A refused login is a configuration problem that needs an operator,
+             * but the node keeps retrying (the password may be rotated). */
+            err->code = PX_E_UNAVAILABLE;
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    if (t->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", t->db);
+        const char *argv[] = {"SELECT", db};
+        size_t len[] = {6, strlen(db)};
+        redisReply *r = call_once(c, 2, argv, len, 0, &io_failed, err);
+        if (!r) {
+            drop(c);
+            return -1;
+        }
+        freeReplyObject(r);
+    }
+    return 0;
+}
+
+int px_redis_conn_ensure(px_redis_conn *c, px_error *err) {
+    if (c->ctx)
+        return 0;
+    int64_t now = px_now_mono_ms();
+    if (now < c->retry_at_ms)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s (next attempt in %lld ms)",
+                            c->last_error, (long long)(c->retry_at_ms - now));
+    px_error e = PX_ERROR_INIT;
+    if (connect_now(c, &e) != 0) {
+        snprintf(c->last_error, sizeof c->last_error, "%s", e.msg);
+        c->retry_at_ms = now + c->backoff_ms;
+        c->backoff_ms *= 2;
+        if (c->backoff_ms > c->cfg.backoff_max_ms)
+            c->backoff_ms = c->cfg.backoff_max_ms;
+        if (err)
+            *err = e;
+        return -1;
+    }
+    c->backoff_ms = c->cfg.backoff_min_ms;
+    c->retry_at_ms = 0;
+    return 0;
+}
+
+redisReply *px_redis_conn_call(px_redis_conn *c, int argc, const char **argv,
+                               const size_t *argv_len, int64_t extra_timeout_ms, bool retry,
+                               px_error *err) {
+    /* A connection that broke while idle (e.g. Redis restarted) fails on
+     * first use; commands marked `retry` then run once more. */
+    bool was_connected = c->ctx != NULL;
+    if (px_redis_conn_ensure(c, err) != 0)
+        return NULL;
+    bool io_failed;
+    px_error e = PX_ERROR_INIT;
+    redisReply *r = call_once(c, argc, argv, argv_len, extra_timeout_ms, &io_failed, &e);
+    if (!r && io_failed && retry && was_connected) {
+        if (px_redis_conn_ensure(c, err) != 0)
+            return NULL;
+        r = call_once(c, argc, argv, argv_len, extra_timeout_ms, &io_failed, &e);
+    }
+    if (!r && err)
+        *err = e;
+    return r;
+}
+
+redisReply *px_redis_conn_eval(px_redis_conn *c, const char *sha, const char *source, int argc,
+                               const char **argv, const size_t *argv_len, bool retry,
+                               px_error *err) {
+    enum { MAX_ARGS = 32 };
+    if (argc + 3 > MAX_ARGS) {
+        px_error_set(err, PX_E_INTERNAL, "redis: script with %d arguments", argc);
+        return NULL;
+    }
+    const char *v[MAX_ARGS];
+    size_t l[MAX_ARGS];
+    v[0] = "EVALSHA";
+    l[0] = 7;
+    v[1] = sha;
+    l[1] = strlen(sha);
+    v[2] = "0";
+    l[2] = 1;
+    memcpy(v + 3, argv, (size_t)argc * sizeof *v);
+    memcpy(l + 3, argv_len, (size_t)argc * sizeof *l);
+    px_error e = PX_ERROR_INIT;
+    redisReply *r = px_redis_conn_call(c, argc + 3, v, l, 0, retry, &e);
+    if (!r && strstr(e.msg, ": NOSCRIPT")) {
+        v[0] = "EVAL";
+        l[0] = 4;
+        v[1] = source;
+        l[1] = strlen(source);
+        r = px_redis_conn_call(c, argc + 3, v, l, 0, retry, &e);
+    }
+    if (!r && err)
+        *err = e;
+    return r;
+}

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "client/pyexec.h"
 #include "client/pyexec_error.h"
@@ -121,6 +122,45 @@ void cli_project_release(cli_project *p);
 
 /* Fills `req` from `o` and `p` (both borrowed by `req`). */
 void cli_request_fill(pyexec_request *req, const cli_opts *o, const cli_project *p);
+
+/* ---- archives (archive.c, the CLI's only libarchive user) ---- */
+
+/* A plain tar archive (restricted pax) built in memory, at most `max_bytes`. */
+typedef struct cli_tar cli_tar;
+
+cli_tar *cli_tar_new(size_t max_bytes, pyexec_error *err);
+void cli_tar_free(cli_tar *t); /* NULL-safe */
+
+/* Adds a regular file / a symbolic link (its target as it is). */
+int cli_tar_add_file(cli_tar *t, const char *path, const uint8_t *data, size_t len, mode_t mode,
+                     pyexec_error *err);
+int cli_tar_add_symlink(cli_tar *t, const char *path, const char *target, pyexec_error *err);
+
+/* Entries added so far. */
+size_t cli_tar_entries(const cli_tar *t);
+
+/* Ends the archive and hands its bytes to the caller (free()). */
+int cli_tar_finish(cli_tar *t, uint8_t **out, size_t *out_len, pyexec_error *err);
+
+/* Decompresses `in` (gzip, bzip2, xz or zstd; `name` for messages) into a
+ * new buffer of at most `max_bytes`: the tar inside, byte for byte. Input
+ * that is not compressed, or is corrupt: PYEXEC_E_INVALID. */
+int cli_decompress(const uint8_t *in, size_t len, const char *name, size_t max_bytes,
+                   uint8_t **out, size_t *out_len, pyexec_error *err);
+
+/* ---- ignore rules (ignore.c) ---- */
+
+/* The rules deciding which files of a directory argument are not sent. */
+typedef struct cli_ignore cli_ignore;
+
+/* The default rules (.git, .hg, .svn, __pycache__/, *.pyc, .mypy_cache/,
+ * .pytest_cache/, .ruff_cache/) followed by those of DIR/.pyexecignore if it
+ * exists (a subset of gitignore syntax, described in ignore.c). */
+cli_ignore *cli_ignore_load(const char *dir, pyexec_error *err);
+void cli_ignore_free(cli_ignore *ig); /* NULL-safe */
+
+/* True if `rel` (relative to the directory, '/'-separated) is not sent. */
+bool cli_ignore_match(const cli_ignore *ig, const char *rel, bool is_dir);
 
 /* ---- output (output.c) ---- */
 

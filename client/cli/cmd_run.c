@@ -4,7 +4,7 @@
 #include "client/cli/cli.h"
 
 static void help(void) {
-    fputs("Usage: pyexec run [OPTIONS] [FILE|DIR|ARCHIVE.tar] [-- SCRIPT_ARGS...]\n"
+    fputs("Usage: pyexec run [OPTIONS] [FILE|DIR|ARCHIVE.tar[.gz]] [-- SCRIPT_ARGS...]\n"
           "\n"
           "Runs a project and streams its stdout and stderr live. Exits with the\n"
           "program's exit code (128+N if killed by signal N), 124 if it timed out,\n"

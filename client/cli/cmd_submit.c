@@ -4,7 +4,7 @@
 #include "client/cli/cli.h"
 
 static void help(void) {
-    fputs("Usage: pyexec submit [OPTIONS] [FILE|DIR|ARCHIVE.tar] [-- SCRIPT_ARGS...]\n"
+    fputs("Usage: pyexec submit [OPTIONS] [FILE|DIR|ARCHIVE.tar[.gz]] [-- SCRIPT_ARGS...]\n"
           "\n"
           "Submits a project and prints its execution id (with --json, the whole\n"
           "initial result). Follow it with 'pyexec follow ID', stop it with\n"

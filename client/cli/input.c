@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -131,7 +132,18 @@ static const char *remote_path_of(const char *given) {
     return given;
 }
 
-static int walk_dir(cli_project *p, const char *local, const char *rel, int depth,
+/* The walk of a directory argument into a tar archive. */
+typedef struct dir_walk {
+    cli_project *p;
+    cli_tar *tar;
+    const cli_ignore *ignore;
+} dir_walk;
+
+/* Adds what is below `local` (sent as `rel`) to the archive: regular files
+ * with their permission bits, symbolic links as links (whatever they point
+ * to: the server refuses links that leave the project), and directories
+ * walked in name order. Ignored entries and other file types are skipped. */
+static int walk_dir(dir_walk *w, const char *local, const char *rel, int depth,
                     pyexec_error *err) {
     if (depth > CLI_MAX_DIR_DEPTH)
         return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s': nested deeper than %d directories",
@@ -146,21 +158,32 @@ static int walk_dir(cli_project *p, const char *local, const char *rel, int dept
         if (rc == 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
             _cleanup_free_ char *lp = NULL;
             _cleanup_free_ char *rp = NULL;
+            struct stat st;
             if (asprintf(&lp, "%s/%s", local, name) < 0 ||
                 asprintf(&rp, "%s%s%s", rel, *rel ? "/" : "", name) < 0) {
                 rc = pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
-            } else {
-                struct stat st;
-                if (stat(lp, &st) < 0) {
-                    rc = pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "stat '%s'", lp);
-                } else if (S_ISDIR(st.st_mode)) {
-                    struct stat lst;
-                    /* Symbolic links to directories are not followed (loops). */
-                    if (lstat(lp, &lst) == 0 && !S_ISLNK(lst.st_mode))
-                        rc = walk_dir(p, lp, rp, depth + 1, err);
-                } else if (S_ISREG(st.st_mode)) {
-                    rc = load_one(p, lp, rp, err);
+            } else if (lstat(lp, &st) < 0) {
+                rc = pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "stat '%s'", lp);
+            } else if (cli_ignore_match(w->ignore, rp, S_ISDIR(st.st_mode))) {
+                /* stays home */
+            } else if (S_ISDIR(st.st_mode)) {
+                rc = walk_dir(w, lp, rp, depth + 1, err);
+            } else if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t len = readlink(lp, target, sizeof target - 1);
+                if (len < 0) {
+                    rc = pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "readlink '%s'", lp);
+                } else {
+                    target[len] = '\0';
+                    rc = cli_tar_add_symlink(w->tar, rp, target, err);
                 }
+            } else if (S_ISREG(st.st_mode)) {
+                _cleanup_free_ uint8_t *content = NULL;
+                size_t len = 0;
+                mode_t mode = 0;
+                rc = read_path(w->p, lp, &content, &len, &mode, err);
+                if (rc == 0)
+                    rc = cli_tar_add_file(w->tar, rp, content, len, mode, err);
             }
         }
         free(names[i]);
@@ -169,9 +192,75 @@ static int walk_dir(cli_project *p, const char *local, const char *rel, int dept
     return rc;
 }
 
+/* Sends directory `dir` as a tar archive built here. */
+static int load_dir(cli_project *p, const char *dir, pyexec_error *err) {
+    cli_ignore *ig = cli_ignore_load(dir, err);
+    if (!ig)
+        return -1;
+    dir_walk w = {.p = p, .tar = cli_tar_new(CLI_MAX_INPUT_BYTES, err), .ignore = ig};
+    int rc = -1;
+    if (!w.tar)
+        goto out;
+    if (walk_dir(&w, dir, "", 0, err) < 0)
+        goto out;
+    if (cli_tar_entries(w.tar) == 0) {
+        pyexec_error_set(err, PYEXEC_E_INVALID, "directory '%s' has no files to send", dir);
+        goto out;
+    }
+    rc = cli_tar_finish(w.tar, &p->tar, &p->tar_len, err);
+out:
+    cli_tar_free(w.tar);
+    cli_ignore_free(ig);
+    return rc;
+}
+
 static bool ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Compressed tar archives, by name; the client decompresses them. */
+static bool is_compressed_tar_name(const char *name) {
+    static const char *const suffixes[] = {".tar.gz", ".tgz",  ".tar.bz2", ".tbz2",
+                                           ".tar.xz", ".txz",  ".tar.zst", ".tzst"};
+    for (size_t i = 0; i < PX_ARRAY_SIZE(suffixes); i++)
+        if (ends_with(name, suffixes[i]))
+            return true;
+    return false;
+}
+
+/* What a single-file argument is if its first bytes say it is compressed
+ * (never Python source), else NULL. */
+static const char *compressed_kind(const pyexec_file *f) {
+    static const struct {
+        const char *magic;
+        size_t len;
+        const char *kind;
+    } kinds[] = {
+        {"\x1f\x8b", 2, "gzip file"},
+        {"\xfd" "7zXZ\0", 6, "xz file"},
+        {"\x28\xb5\x2f\xfd", 4, "zstd file"},
+        {"PK\x03\x04", 4, "zip archive (not supported)"},
+    };
+    for (size_t i = 0; i < PX_ARRAY_SIZE(kinds); i++)
+        if (f->len >= kinds[i].len && memcmp(f->content, kinds[i].magic, kinds[i].len) == 0)
+            return kinds[i].kind;
+    return NULL;
+}
+
+/* Reads a compressed tar and sends the tar inside (the server takes plain
+ * tar). The decompressed size counts against the input budget. */
+static int load_compressed_tar(cli_project *p, const char *path, pyexec_error *err) {
+    _cleanup_free_ uint8_t *raw = NULL;
+    size_t len = 0;
+    mode_t mode;
+    if (read_path(p, path, &raw, &len, &mode, err) < 0)
+        return -1;
+    size_t room = CLI_MAX_INPUT_BYTES - p->total;
+    if (cli_decompress(raw, len, path, room, &p->tar, &p->tar_len, err) < 0)
+        return -1;
+    p->total += p->tar_len;
+    return 0;
 }
 
 static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
@@ -194,19 +283,22 @@ static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
             mode_t mode;
             return read_path(p, arg, &p->tar, &p->tar_len, &mode, err);
         }
+        if (is_compressed_tar_name(arg))
+            return load_compressed_tar(p, arg, err);
         struct stat st;
         if (stat(arg, &st) < 0)
             return pyexec_error_set_errno(err, PYEXEC_E_INVALID, errno, "'%s'", arg);
-        if (S_ISDIR(st.st_mode)) {
-            if (walk_dir(p, arg, "", 0, err) < 0)
-                return -1;
-            if (p->n_files == 0)
-                return pyexec_error_set(err, PYEXEC_E_INVALID, "directory '%s' has no files", arg);
-            return 0;
-        }
+        if (S_ISDIR(st.st_mode))
+            return load_dir(p, arg, err);
         const char *name = base_name(arg);
         if (load_one(p, arg, name, err) < 0)
             return -1;
+        const char *kind = compressed_kind(&p->files[p->n_files - 1]);
+        if (kind)
+            return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                    "'%s' is a %s, not Python code: pass a directory, a .tar, or "
+                                    "a .tar.gz/.tgz (also .tar.bz2, .tar.xz, .tar.zst)",
+                                    arg, kind);
         p->entrypoint = strdup(name);
         return p->entrypoint ? 0 : pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
     }

@@ -251,8 +251,10 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
 
 void cli_print_options_help(FILE *f, unsigned groups) {
     if (groups & CLI_OPTS_REQUEST)
-        fputs("Input (first that applies): --file PATH (repeatable), a .tar archive, a\n"
-              "directory, a single file, or code on standard input (run as main.py).\n"
+        fputs("Input (first that applies): --file PATH (repeatable), a .tar archive (or\n"
+              ".tar.gz/.tgz, .tar.bz2, .tar.xz, .tar.zst), a directory (symbolic links sent\n"
+              "as links; .git, __pycache__ and what .pyexecignore names left out), a single\n"
+              "file, or code on standard input (run as main.py).\n"
               "\n"
               "Execution options:\n"
               "  --entrypoint PATH     script to run (default: main.py, __main__.py, first .py)\n"

@@ -236,6 +236,95 @@ TEST_F(CliTest, RunsATarArchive) {
     EXPECT_EQ(r.out, "from tar\n");
 }
 
+TEST_F(CliTest, RunsCompressedTarArchives) {
+    Write("t/main.py", "print('from a compressed tar')\n");
+    for (const char *c : {"z:code.tar.gz", "z:code.tgz", "j:code.tar.bz2", "J:code.tar.xz"}) {
+        std::string archive = dir_ + "/" + (c + 2);
+        std::string cmd = std::string("tar -C '") + dir_ + "/t' -c" + c[0] + "f '" + archive +
+                          "' main.py";
+        ASSERT_EQ(system(cmd.c_str()), 0) << cmd;
+        ProcessResult r = Run({"run", archive});
+        EXPECT_EQ(r.exit_code, 0) << c << ": " << r.err;
+        EXPECT_EQ(r.out, "from a compressed tar\n") << c;
+    }
+    /* A gzip under another name is not taken for source code. */
+    std::string cmd = "cp '" + dir_ + "/code.tgz' '" + dir_ + "/code.gz'";
+    ASSERT_EQ(system(cmd.c_str()), 0);
+    ProcessResult gz = Run({"run", dir_ + "/code.gz"});
+    EXPECT_EQ(gz.exit_code, 2);
+    EXPECT_NE(gz.err.find("is a gzip file, not Python code"), std::string::npos) << gz.err;
+    ProcessResult bad = Run({"run", Write("junk.tar.gz", "not gzip\n")});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_NE(bad.err.find("not compressed"), std::string::npos) << bad.err;
+}
+
+/* Lists every file the program received, links shown with their targets. */
+static const char kListFiles[] =
+    "import os\n"
+    "out = []\n"
+    "for d, dirs, files in os.walk('.'):\n"
+    "    for f in files + [x for x in dirs if os.path.islink(os.path.join(d, x))]:\n"
+    "        p = os.path.join(d, f)[2:]\n"
+    "        out.append(p + (' -> ' + os.readlink(p) if os.path.islink(p) else ''))\n"
+    "print('\\n'.join(sorted(out)))\n";
+
+TEST_F(CliTest, DirectoriesLeaveVcsCachesAndIgnoredFilesHome) {
+    Write("p/main.py", kListFiles);
+    Write("p/.git/HEAD", "ref\n");
+    Write("p/__pycache__/main.cpython-311.pyc", "x");
+    Write("p/__pycache__/note.txt", "x");
+    Write("p/pkg/__pycache__/m.cpython-311.pyc", "x");
+    Write("p/pkg/mod.py", "");
+    Write("p/pkg/old.pyc", "x");
+    Write("p/build/out.o", "x");
+    Write("p/src/build/keep.py", "");
+    Write("p/debug.log", "x");
+    Write("p/important.log", "x");
+    Write("p/docs/readme.md", "x");
+    Write("p/docs/a/b/deep.md", "x");
+    Write("p/docs/a/b/deep.txt", "x");
+    Write("p/data/secret.csv", "x");
+    Write("p/data/sample.csv", "x");
+    Write("p/.pyexecignore", "# comments and blank lines are skipped\n"
+                             "\n"
+                             "/build/\n"        /* anchored, directories only */
+                             "*.log\n"          /* any depth */
+                             "!important.log\n" /* negation */
+                             "docs/**/*.md\n"   /* ** spans zero or more directories */
+                             "data/*\n"
+                             "!data/sample.csv\n"
+                             "!__pycache__/\n"); /* a default rule undone (*.pyc stays) */
+    ProcessResult r = Run({"run", dir_ + "/p"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, ".pyexecignore\n"
+                     "__pycache__/note.txt\n"
+                     "data/sample.csv\n"
+                     "docs/a/b/deep.txt\n"
+                     "important.log\n"
+                     "main.py\n"
+                     "pkg/mod.py\n"
+                     "src/build/keep.py\n");
+}
+
+TEST_F(CliTest, DirectoriesSendSymbolicLinksAsLinks) {
+    Write("l/main.py", kListFiles);
+    Write("l/pkg/mod.py", "X = 1\n");
+    ASSERT_EQ(symlink("pkg/mod.py", (dir_ + "/l/alias.py").c_str()), 0);
+    ASSERT_EQ(symlink("pkg", (dir_ + "/l/pkglink").c_str()), 0);
+    ProcessResult r = Run({"run", dir_ + "/l"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "alias.py -> pkg/mod.py\nmain.py\npkg/mod.py\npkglink -> pkg\n");
+
+    /* A link out of the project is sent as a link, which the server refuses:
+     * the host file it points to never leaves the machine. */
+    ASSERT_EQ(symlink("/etc/passwd", (dir_ + "/l/passwd").c_str()), 0);
+    ProcessResult out = Run({"run", dir_ + "/l"});
+    EXPECT_EQ(out.exit_code, 125);
+    EXPECT_NE(out.err.find("INVALID_ARGUMENT"), std::string::npos) << out.err;
+    EXPECT_NE(out.err.find("'passwd'"), std::string::npos) << out.err;
+    EXPECT_EQ(out.out.find("root:"), std::string::npos) << out.out;
+}
+
 TEST_F(CliTest, JsonPrintsOneResultObject) {
     ProcessResult r = Run({"run", "--json", Write("j.py", "print('hi \"there\"')\n")});
     EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -23,9 +23,9 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
     px_store_config sc = {
         .retention_ms = cfg->retention_s * 1000,
         .max_records = (size_t)cfg->max_records,
-        /* Stream readers plus the calls waiting for the end (sync Execute,
-         * Kill). */
-        .max_watchers = (size_t)cfg->max_stream_readers + 64,
+        /* Calls waiting for the end (sync Execute, Kill) are not counted:
+         * readers never lock them out. */
+        .max_readers = (size_t)cfg->max_stream_readers,
         .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
     };
     px_store *store = px_store_new(&sc, &err);

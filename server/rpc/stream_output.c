@@ -168,7 +168,7 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
     req = NULL;
 
     px_call_ref(&s->base); /* the watcher's */
-    px_watch *watch = px_record_watch(s->record, on_change, s, &err);
+    px_watch *watch = px_record_watch(s->record, PX_WATCH_READER, on_change, s, &err);
     if (!watch) {
         px_call_unref(&s->base);
         goto fail;

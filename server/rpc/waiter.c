@@ -120,7 +120,7 @@ void px_waiter_wait(px_waiter *w, px_record *record) {
     px_error err = PX_ERROR_INIT;
     /* Registered before the state is checked, so no change is missed. */
     px_call_ref(&w->base); /* the watcher's */
-    px_watch *watch = px_record_watch(record, on_change, w, &err);
+    px_watch *watch = px_record_watch(record, PX_WATCH_CONTROL, on_change, w, &err);
     if (!watch) {
         px_call_unref(&w->base);
         px_call_finish_error(&w->base, &err);

@@ -59,6 +59,7 @@ typedef struct log_seg {
 struct px_watch {
     px_watch_fn fn;
     void *ud;
+    px_watch_kind kind;
     px_watch *prev, *next;
 };
 
@@ -67,7 +68,7 @@ struct px_record {
     char id[48];
     char *request_id; /* NULL when none; immutable */
     uint8_t digest[PX_SHA256_LEN]; /* the request's content, with request_id; immutable */
-    size_t max_watchers;
+    size_t max_readers;
 
     /* Membership, guarded by the owning store's mu. */
     px_store *store;
@@ -98,7 +99,7 @@ struct px_record {
 
     pthread_mutex_t watch_mu; /* the watcher list; held while callbacks run */
     px_watch *watchers;
-    size_t n_watchers;
+    size_t n_readers; /* watchers of kind PX_WATCH_READER */
 };
 
 typedef struct htab {
@@ -148,7 +149,7 @@ const char *px_record_id(const px_record *r) {
 }
 
 static px_record *record_new(const char *id, const char *request_id, const uint8_t *digest,
-                             size_t max_watchers) {
+                             size_t max_readers) {
     px_record *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -166,7 +167,7 @@ static px_record *record_new(const char *id, const char *request_id, const uint8
     atomic_init(&r->log_bytes, 0);
     atomic_init(&r->pub_status, PX_STATUS_PENDING);
     snprintf(r->id, sizeof r->id, "%s", id);
-    r->max_watchers = max_watchers;
+    r->max_readers = max_readers;
     r->status = PX_STATUS_PENDING;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_init(&r->watch_mu, NULL);
@@ -260,9 +261,9 @@ static void htab_remove(htab *t, key_kind k, px_record *r) {
 
 px_store *px_store_new(const px_store_config *config, px_error *err) {
     if (!config || config->retention_ms < 0 || config->max_records == 0 ||
-        config->max_watchers == 0) {
+        config->max_readers == 0) {
         px_error_set(err, PX_E_INVALID,
-                     "store: retention must be >= 0 and max_records, max_watchers >= 1");
+                     "store: retention must be >= 0 and max_records, max_readers >= 1");
         return NULL;
     }
     px_store *s = calloc(1, sizeof *s);
@@ -422,7 +423,7 @@ px_record *px_store_create(px_store *s, const char *request_id, const uint8_t *d
         }
     } while (htab_find(&s->by_id, KEY_ID, id));
 
-    r = record_new(id, with_request ? request_id : NULL, digest, s->config.max_watchers);
+    r = record_new(id, with_request ? request_id : NULL, digest, s->config.max_readers);
     if (!r) {
         px_error_set(err, PX_E_INTERNAL, "store: out of memory");
         goto out;
@@ -778,7 +779,8 @@ int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *c
 
 /* ---- watchers ---- */
 
-px_watch *px_record_watch(px_record *r, px_watch_fn fn, void *ud, px_error *err) {
+px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
+                          px_error *err) {
     px_watch *w = calloc(1, sizeof *w);
     if (!w) {
         px_error_set(err, PX_E_INTERNAL, "watch: out of memory");
@@ -786,19 +788,22 @@ px_watch *px_record_watch(px_record *r, px_watch_fn fn, void *ud, px_error *err)
     }
     w->fn = fn;
     w->ud = ud;
+    w->kind = kind;
     pthread_mutex_lock(&r->watch_mu);
-    if (r->n_watchers >= r->max_watchers) {
+    if (kind == PX_WATCH_READER && r->n_readers >= r->max_readers) {
+        size_t n = r->n_readers;
         pthread_mutex_unlock(&r->watch_mu);
         free(w);
-        px_error_set(err, PX_E_EXHAUSTED, "execution '%s' has %zu watchers (limit %zu)", r->id,
-                     r->n_watchers, r->max_watchers);
+        px_error_set(err, PX_E_EXHAUSTED, "execution '%s' has %zu readers (limit %zu)", r->id, n,
+                     r->max_readers);
         return NULL;
     }
     w->next = r->watchers;
     if (r->watchers)
         r->watchers->prev = w;
     r->watchers = w;
-    r->n_watchers++;
+    if (kind == PX_WATCH_READER)
+        r->n_readers++;
     pthread_mutex_unlock(&r->watch_mu);
     return w;
 }
@@ -813,7 +818,8 @@ void px_record_unwatch(px_record *r, px_watch *w) {
         r->watchers = w->next;
     if (w->next)
         w->next->prev = w->prev;
-    r->n_watchers--;
+    if (w->kind == PX_WATCH_READER)
+        r->n_readers--;
     pthread_mutex_unlock(&r->watch_mu);
     free(w);
 }

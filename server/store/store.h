@@ -13,7 +13,10 @@
  * finished_at (lazily, on the next store call; a dropped id is NOT_FOUND).
  *
  * Watchers: px_record_watch() registers a callback run after every change
- * (output appended, RUNNING, terminal). Callbacks run on the thread that made
+ * (output appended, RUNNING, terminal). A watcher is a reader (a
+ * StreamOutput call: at most max_readers per record) or a control watcher (a
+ * call waiting for the end: sync Execute, Kill), which is never refused for
+ * want of a slot, so readers can never lock the control calls out. Callbacks run on the thread that made
  * the change, with no record data lock held but with the record's watcher
  * lock held: a callback may read the record (snapshot, read) but must not
  * call px_record_watch/unwatch on the same record, nor change it
@@ -47,7 +50,7 @@ typedef struct px_watch px_watch;
 typedef struct px_store_config {
     int64_t retention_ms;    /* terminal records kept this long after finished_at */
     size_t max_records;      /* retained records of any state; beyond: PX_E_EXHAUSTED */
-    size_t max_watchers;     /* watchers per record; beyond: PX_E_EXHAUSTED */
+    size_t max_readers;      /* reader watchers per record; beyond: PX_E_EXHAUSTED */
     /* Output bytes the retained records may hold together; 0: no budget.
      * Checked whenever a record is created: if the budget is exceeded, the
      * oldest terminal records are dropped before their retention ends until
@@ -57,7 +60,7 @@ typedef struct px_store_config {
 } px_store_config;
 
 /* Returns a new store, or NULL with PX_E_INVALID if retention_ms < 0 or
- * max_records or max_watchers is 0. */
+ * max_records or max_readers is 0. */
 px_store *px_store_new(const px_store_config *config, px_error *err);
 
 /* Drops the store's references to all records. Records still referenced
@@ -193,10 +196,17 @@ int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *c
 
 typedef void (*px_watch_fn)(void *ud, px_record *r);
 
-/* Registers `fn`. Returns a handle, or NULL with PX_E_EXHAUSTED at
- * max_watchers. The callback may fire before this returns on another
- * thread; callers re-check state after registering. */
-px_watch *px_record_watch(px_record *r, px_watch_fn fn, void *ud, px_error *err);
+typedef enum px_watch_kind {
+    PX_WATCH_READER = 0,  /* follows the output: counts against max_readers */
+    PX_WATCH_CONTROL = 1, /* waits for the end: never counted, never refused */
+} px_watch_kind;
+
+/* Registers `fn`. Returns a handle, or NULL with `err` set: PX_E_EXHAUSTED
+ * for a reader when the record has max_readers, PX_E_INTERNAL if out of
+ * memory. The callback may fire before this returns on another thread;
+ * callers re-check state after registering. */
+px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
+                          px_error *err);
 
 /* Unregisters and frees `w`; see the file comment. NULL-safe. */
 void px_record_unwatch(px_record *r, px_watch *w);

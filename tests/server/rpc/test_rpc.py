@@ -409,19 +409,64 @@ def test_cancelled_readers_are_cleaned_up(fake):
 def test_reader_limit_is_resource_exhausted(fake_factory):
     fake = fake_factory("--max-stream-readers", "2")
     res = fake.submit("print:x", "sleep")
-    # max_watchers = readers + 64 (room for waiting unary calls)
     streams = []
     try:
+        for _ in range(2):
+            it = fake.stream(res.execution_id)
+            next(it)
+            streams.append(it)
         with pytest.raises(grpc.RpcError) as e:
-            for _ in range(100):
-                it = fake.stream(res.execution_id)
-                next(it)
-                streams.append(it)
+            next(fake.stream(res.execution_id))
         assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "2 readers (limit 2)" in e.value.details()
     finally:
         for it in streams:
             it.cancel()
         fake.kill(res.execution_id)
+
+
+def test_readers_filling_the_limit_never_lock_out_kill_or_sync_execute(fake):
+    """The default --max-stream-readers (256) readers, over four connections:
+    exactly 256 are admitted, and Kill and a sync Execute with the same
+    request_id still succeed (they used to share the readers' 256 + 64 slots)."""
+    rid = "held-by-readers"
+    res = fake.submit("print:x", "sleep", request_id=rid)
+    # Own subchannel pools: four real connections (at most 256 streams each).
+    channels = [fake.server.channel(**{"grpc.use_local_subchannel_pool": 1}) for _ in range(4)]
+    stubs = [fake.grpc_mod.ExecutorServiceStub(c) for c in channels]
+    req = fake.pb.StreamOutputRequest(execution_id=res.execution_id)
+    streams = []
+    refused = None
+    try:
+        for i in range(300):
+            it = stubs[i % 4].StreamOutput(req, timeout=30)
+            try:
+                next(it)  # the "x": the reader is registered
+            except grpc.RpcError as e:
+                refused = e
+                break
+            streams.append(it)
+        assert len(streams) == 256
+        assert refused.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "256 readers (limit 256)" in refused.details()
+
+        sync = {}
+        waiter = threading.Thread(target=lambda: sync.update(
+            res=fake.stub.Execute(fake.request("print:x", "sleep", request_id=rid), timeout=30)))
+        waiter.start()
+        killed = fake.kill(res.execution_id)
+        waiter.join(30)
+        assert status(fake, killed) == S + "KILLED"
+        assert sync["res"].execution_id == res.execution_id
+        assert status(fake, sync["res"]) == S + "KILLED"
+        # Every reader still gets the end.
+        for it in streams:
+            assert list(it)[-1].HasField("result")
+    finally:
+        for it in streams:
+            it.cancel()
+        for c in channels:
+            c.close()
 
 
 # ---- health and shutdown ----

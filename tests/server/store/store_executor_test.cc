@@ -50,7 +50,7 @@ class StoreExecutorTest : public ::testing::Test {
         px_store_config scfg{};
         scfg.retention_ms = 60000;
         scfg.max_records = 100;
-        scfg.max_watchers = 4;
+        scfg.max_readers = 4;
         store_ = px_store_new(&scfg, nullptr);
         ASSERT_NE(nullptr, store_);
     }
@@ -85,8 +85,7 @@ class StoreExecutorTest : public ::testing::Test {
             std::mutex mu;
             std::condition_variable cv;
         } ctx;
-        px_watch *w = px_record_watch(
-            r,
+        px_watch *w = px_record_watch(r, PX_WATCH_READER,
             [](void *ud, px_record *) {
                 auto *c = static_cast<Ctx *>(ud);
                 std::lock_guard<std::mutex> lock(c->mu);

@@ -25,11 +25,11 @@ struct StoreDeleter {
 using StorePtr = std::unique_ptr<px_store, StoreDeleter>;
 
 StorePtr NewStore(int64_t retention_ms = 300000, size_t max_records = 1000,
-                  size_t max_watchers = 8) {
+                  size_t max_readers = 8) {
     px_store_config cfg{};
     cfg.retention_ms = retention_ms;
     cfg.max_records = max_records;
-    cfg.max_watchers = max_watchers;
+    cfg.max_readers = max_readers;
     px_error err = PX_ERROR_INIT;
     px_store *s = px_store_new(&cfg, &err);
     EXPECT_NE(nullptr, s) << err.msg;
@@ -69,7 +69,7 @@ TEST(Store, InvalidConfig) {
     px_store_config cfg{};
     cfg.retention_ms = 1000;
     cfg.max_records = 0;
-    cfg.max_watchers = 1;
+    cfg.max_readers = 1;
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(nullptr, px_store_new(&cfg, &err));
     EXPECT_EQ(PX_E_INVALID, err.code);
@@ -553,8 +553,8 @@ TEST(Store, WatchersFireOnEveryChange) {
     px_record *r = Create(s.get());
     WatchCount a, b;
     px_error err = PX_ERROR_INIT;
-    px_watch *wa = px_record_watch(r, CountingWatch, &a, &err);
-    px_watch *wb = px_record_watch(r, CountingWatch, &b, &err);
+    px_watch *wa = px_record_watch(r, PX_WATCH_READER, CountingWatch, &a, &err);
+    px_watch *wb = px_record_watch(r, PX_WATCH_READER, CountingWatch, &b, &err);
     ASSERT_NE(nullptr, wa);
     ASSERT_NE(nullptr, wb);
 
@@ -587,24 +587,55 @@ TEST(Store, WatchersFireOnEveryChange) {
     px_record_unref(r);
 }
 
-TEST(Store, MaxWatchers) {
+TEST(Store, MaxReaders) {
     StorePtr s = NewStore(1000, 10, 2);
     px_record *r = Create(s.get());
     WatchCount c;
     px_error err = PX_ERROR_INIT;
-    px_watch *w1 = px_record_watch(r, CountingWatch, &c, &err);
-    px_watch *w2 = px_record_watch(r, CountingWatch, &c, &err);
+    px_watch *w1 = px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err);
+    px_watch *w2 = px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err);
     ASSERT_NE(nullptr, w1);
     ASSERT_NE(nullptr, w2);
-    EXPECT_EQ(nullptr, px_record_watch(r, CountingWatch, &c, &err));
+    EXPECT_EQ(nullptr, px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err));
     EXPECT_EQ(PX_E_EXHAUSTED, err.code);
+    EXPECT_NE(nullptr, strstr(err.msg, "2 readers (limit 2)")) << err.msg;
     px_record_unwatch(r, w1);
-    px_watch *w3 = px_record_watch(r, CountingWatch, &c, &err);
+    px_watch *w3 = px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err);
     ASSERT_NE(nullptr, w3);
     Append(r, PX_STREAM_STDOUT, "x");
     EXPECT_EQ(2, c.calls.load());
     px_record_unwatch(r, w2);
     px_record_unwatch(r, w3);
+    px_record_unref(r);
+}
+
+/* Calls waiting for the end never compete with readers: with every reader
+ * slot taken, control watchers still register (and do not take slots). */
+TEST(Store, ControlWatchersAreNeverRefused) {
+    StorePtr s = NewStore(1000, 10, 2);
+    px_record *r = Create(s.get());
+    WatchCount c;
+    px_error err = PX_ERROR_INIT;
+    std::vector<px_watch *> readers, controls;
+    for (int i = 0; i < 2; i++)
+        readers.push_back(px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err));
+    for (int i = 0; i < 100; i++) {
+        controls.push_back(px_record_watch(r, PX_WATCH_CONTROL, CountingWatch, &c, &err));
+        ASSERT_NE(nullptr, controls.back()) << err.msg;
+    }
+    EXPECT_EQ(nullptr, px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err));
+    EXPECT_EQ(PX_E_EXHAUSTED, err.code);
+    Append(r, PX_STREAM_STDOUT, "x");
+    EXPECT_EQ(102, c.calls.load());
+    /* Control watchers leaving free no reader slot; a reader leaving does. */
+    for (px_watch *w : controls)
+        px_record_unwatch(r, w);
+    EXPECT_EQ(nullptr, px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err));
+    px_record_unwatch(r, readers[0]);
+    readers[0] = px_record_watch(r, PX_WATCH_READER, CountingWatch, &c, &err);
+    EXPECT_NE(nullptr, readers[0]);
+    for (px_watch *w : readers)
+        px_record_unwatch(r, w);
     px_record_unref(r);
 }
 
@@ -633,7 +664,7 @@ TEST(Store, UnwatchWhileAnotherThreadAppends) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kWaitMs);
     for (int i = 0; i < 300; i++) {
         auto *v = new Victim();
-        px_watch *w = px_record_watch(r, TouchVictim, v, nullptr);
+        px_watch *w = px_record_watch(r, PX_WATCH_READER, TouchVictim, v, nullptr);
         ASSERT_NE(nullptr, w);
         /* Unwatch while the writer keeps calling the callback. */
         while (v->touched == 0) {
@@ -729,7 +760,7 @@ TEST(Store, KillThatFinishesSynchronously) {
     StorePtr s = NewStore();
     px_record *r = Create(s.get());
     WatchCount wc;
-    px_watch *w = px_record_watch(r, CountingWatch, &wc, nullptr);
+    px_watch *w = px_record_watch(r, PX_WATCH_READER, CountingWatch, &wc, nullptr);
     FakeJob job;
     job.finish_on_kill = r;
     px_record_attach_job(r, &kFakeOps, kCtx, &job);
@@ -778,7 +809,7 @@ TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
     px_store_config cfg{};
     cfg.retention_ms = 300000;
     cfg.max_records = 1000;
-    cfg.max_watchers = 8;
+    cfg.max_readers = 8;
     cfg.max_retained_bytes = 2500;
     px_error err = PX_ERROR_INIT;
     StorePtr s(px_store_new(&cfg, &err));

@@ -2,6 +2,33 @@
 
 #include <stdlib.h>
 
+const char *px_status_name(px_status s) {
+    switch (s) {
+    case PX_STATUS_PENDING: return "PENDING";
+    case PX_STATUS_RUNNING: return "RUNNING";
+    case PX_STATUS_COMPLETED: return "COMPLETED";
+    case PX_STATUS_FAILED: return "FAILED";
+    case PX_STATUS_KILLED: return "KILLED";
+    case PX_STATUS_UNSPECIFIED: break;
+    }
+    return "UNSPECIFIED";
+}
+
+const char *px_reason_name(px_reason r) {
+    switch (r) {
+    case PX_REASON_EXITED: return "EXITED";
+    case PX_REASON_TIMEOUT: return "TIMEOUT";
+    case PX_REASON_MEMORY_LIMIT: return "MEMORY_LIMIT";
+    case PX_REASON_OUTPUT_LIMIT: return "OUTPUT_LIMIT";
+    case PX_REASON_KILLED: return "KILLED";
+    case PX_REASON_CLIENT_CANCELLED: return "CLIENT_CANCELLED";
+    case PX_REASON_LOST: return "LOST";
+    case PX_REASON_SANDBOX_ERROR: return "SANDBOX_ERROR";
+    case PX_REASON_UNSPECIFIED: break;
+    }
+    return "UNSPECIFIED";
+}
+
 static void free_strv(char **v, size_t n) {
     for (size_t i = 0; i < n; i++)
         free(v[i]);

@@ -52,6 +52,11 @@ typedef enum px_kill_cause {
     PX_KILL_SHUTDOWN = 3, /* server shutdown: FAILED, SANDBOX_ERROR */
 } px_kill_cause;
 
+/* The proto's names without their prefix ("COMPLETED", "EXITED"), for
+ * logs; "UNSPECIFIED" for values outside the enum. Never NULL. */
+const char *px_status_name(px_status s);
+const char *px_reason_name(px_reason r);
+
 static inline bool px_status_terminal(px_status s) {
     return s == PX_STATUS_COMPLETED || s == PX_STATUS_FAILED || s == PX_STATUS_KILLED;
 }

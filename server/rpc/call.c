@@ -1,10 +1,12 @@
 #include "server/rpc/call.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 
 #include "server/base/cleanup.h"
 #include "server/base/id.h"
@@ -128,6 +130,23 @@ bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code
     return px_call_finish_with_trailer(call, msg, code, details, NULL, NULL);
 }
 
+void px_call_peer(const px_call *call, char *out, size_t n) {
+    char *peer = grpc_call_get_peer(call->call);
+    snprintf(out, n, "%s", peer ? peer : "?");
+    gpr_free(peer);
+}
+
+/* The boundary logs a refused call once (STYLE.md rule 11). */
+static void log_refusal(const px_call *call, grpc_status_code code, const char *details) {
+    if (!call->rpc || code == GRPC_STATUS_OK)
+        return;
+    char peer[128];
+    px_call_peer(call, peer, sizeof peer);
+    px_log(code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_UNKNOWN ? PX_LOG_WARN : PX_LOG_INFO,
+           "rpc: %s from %s: %s: %s", call->rpc, peer, px_grpc_status_name(code),
+           details && details[0] ? details : "(no message)");
+}
+
 /* `value` as a text header value: printable ASCII only. */
 static grpc_slice header_value(const char *value) {
     size_t n = strlen(value);
@@ -149,6 +168,7 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
         return false;
     }
     call->finished = true;
+    log_refusal(call, code, details);
     if (key && value) {
         /* Released with the call: the batch borrows them until it completes. */
         call->final_trailer.key = grpc_slice_from_copied_string(key);

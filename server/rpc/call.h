@@ -100,6 +100,10 @@ struct px_call {
     px_rpc_server *srv;
     grpc_call *call;
     const px_call_ops *ops;
+    /* The method's name ("Execute"), set by its handler right after
+     * creation: a call finished with an error status is then logged, with
+     * its peer and the status's message. NULL: not logged. */
+    const char *rpc;
     pthread_mutex_t mu;
     atomic_int refs;
     bool initial_md_sent;         /* under mu */
@@ -135,7 +139,9 @@ void px_call_ref(px_call *call);
 void px_call_unref(px_call *call);
 
 /* Sends the final message (if `msg` is non-NULL) and status. At most once:
- * later calls are ignored and return false. Any thread; takes call->mu. */
+ * later calls are ignored and return false. Any thread; takes call->mu.
+ * A status other than OK is logged (info; warn for INTERNAL and UNKNOWN)
+ * when call->rpc is set: "rpc: Execute from PEER: INVALID_ARGUMENT: ...". */
 bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
                     const char *details);
 
@@ -216,6 +222,10 @@ void px_waiter_wait(px_waiter *w, px_record *record);
 
 /* Encodes a record view as an ExecutionResult and finishes `call` with it. */
 bool px_finish_with_view(px_call *call, const px_record_view *view);
+
+/* The client's address as gRPC names it ("ipv4:127.0.0.1:40312"), into
+ * `out` ("?" if unknown). */
+void px_call_peer(const px_call *call, char *out, size_t n);
 
 /* Validates an execution id field: PX_E_INVALID if malformed. */
 int px_check_id(const char *id, px_error *err);

@@ -9,6 +9,7 @@ void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *paylo
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
     if (!call)
         return;
+    call->rpc = "GetExecution";
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__GetExecutionRequest *req = (Pyexec__V1__GetExecutionRequest *)px_call_decode(
         payload, &pyexec__v1__get_execution_request__descriptor, &err);

@@ -57,6 +57,7 @@ void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buff
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
     if (!call)
         return;
+    call->rpc = "Health/Check";
     px_error err = PX_ERROR_INIT;
     Grpc__Health__V1__HealthCheckRequest *req = (Grpc__Health__V1__HealthCheckRequest *)
         px_call_decode(payload, &grpc__health__v1__health_check_request__descriptor, &err);

@@ -14,6 +14,7 @@ void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
             grpc_byte_buffer_destroy(payload);
         return;
     }
+    w->base.rpc = "Kill";
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__KillRequest *req = (Pyexec__V1__KillRequest *)px_call_decode(
         payload, &pyexec__v1__kill_request__descriptor, &err);
@@ -27,7 +28,12 @@ void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
         return;
     }
     protobuf_c_message_free_unpacked(&req->base, NULL);
-    px_info("execution %s: Kill requested", px_record_id(record));
-    px_record_kill(record, PX_KILL_RPC);
+    char peer[128];
+    px_call_peer(&w->base, peer, sizeof peer);
+    if (px_record_kill(record, PX_KILL_RPC))
+        px_info("execution %s: killing; Kill from %s", px_record_id(record), peer);
+    else
+        px_debug("execution %s: already ended; Kill from %s changes nothing",
+                 px_record_id(record), peer);
     px_waiter_wait(w, record);
 }

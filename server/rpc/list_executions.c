@@ -46,6 +46,7 @@ void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_b
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
     if (!call)
         return;
+    call->rpc = "ListExecutions";
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__ListExecutionsRequest *req =
         (Pyexec__V1__ListExecutionsRequest *)px_call_decode(

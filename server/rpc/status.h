@@ -9,4 +9,8 @@
 
 grpc_status_code px_status_from_code(px_code code);
 
+/* "INVALID_ARGUMENT", ...: the code's name as gRPC spells it (for logs).
+ * Never NULL. */
+const char *px_grpc_status_name(grpc_status_code code);
+
 #endif

@@ -142,6 +142,7 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
     stream_call *s = px_call_new(sizeof *s, srv, gcall, &payload, &ops);
     if (!s)
         return;
+    s->base.rpc = "StreamOutput";
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__StreamOutputRequest *req = (Pyexec__V1__StreamOutputRequest *)px_call_decode(
         payload, &pyexec__v1__stream_output_request__descriptor, &err);

@@ -86,10 +86,8 @@ static void on_close(px_call *call, bool cancelled) {
         w->replied = true; /* nobody is left to answer */
     w->closed = true;
     pthread_mutex_unlock(&call->mu);
-    if (kill) {
-        px_info("execution %s: sync caller went away; killing", px_record_id(w->record));
-        px_record_kill(w->record, PX_KILL_CANCEL);
-    }
+    if (kill && px_record_kill(w->record, PX_KILL_CANCEL))
+        px_info("execution %s: killing; the sync caller went away", px_record_id(w->record));
     drop_watch(w);
 }
 

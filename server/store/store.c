@@ -568,13 +568,13 @@ void px_record_attach_job(px_record *r, const px_record_job_ops *ops, void *ctx,
         ops->kill(ctx, job, cause);
 }
 
-void px_record_kill(px_record *r, px_kill_cause cause) {
+bool px_record_kill(px_record *r, px_kill_cause cause) {
     if (cause == PX_KILL_NONE)
-        return;
+        return false;
     pthread_mutex_lock(&r->mu);
     if (px_status_terminal(r->status)) {
         pthread_mutex_unlock(&r->mu);
-        return;
+        return false;
     }
     if (r->kill_cause == PX_KILL_NONE)
         r->kill_cause = cause;
@@ -587,6 +587,7 @@ void px_record_kill(px_record *r, px_kill_cause cause) {
     /* No lock held: the kill may finish the record synchronously. */
     if (ops && ops->kill)
         ops->kill(ctx, job, cause);
+    return true;
 }
 
 /* ---- lifecycle ---- */

@@ -134,8 +134,9 @@ typedef struct px_record_job_ops {
 void px_record_attach_job(px_record *r, const px_record_job_ops *ops, void *ctx, void *job);
 
 /* Forwards a kill to the attached job, or remembers it until a job is
- * attached. No effect on a terminal record; the first cause is kept. */
-void px_record_kill(px_record *r, px_kill_cause cause);
+ * attached. No effect on a terminal record; the first cause is kept.
+ * Returns false if the record was already terminal (nothing to kill). */
+bool px_record_kill(px_record *r, px_kill_cause cause);
 
 /* ---- lifecycle, driven by the executor's events ---- */
 

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,26 @@ typedef struct run_io {
     px_trailer_scanner out_scanner; /* stdout: the end marker */
     char *preamble; /* the bootstrap preamble; owned */
     size_t preamble_len;
+    const char *execution_id; /* the spec's, for the step log */
+    int64_t begun_ms;         /* monotonic: the run's start */
+    int64_t step_ms;          /* monotonic: the last step's end */
 } run_io;
+
+/* --log-level debug: one line per lifecycle step of a run, with what it
+ * took and how far into the run it ended, e.g. "docker: execution exe_..:
+ * create container '3f2a9c..': 41 ms (at 43 ms)". */
+static void step_done(run_io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void step_done(run_io *io, const char *fmt, ...) {
+    int64_t now = px_now_mono_ms();
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    px_debug("docker: execution %s: %s: %lld ms (at %lld ms)", io->execution_id, what,
+             (long long)(now - io->step_ms), (long long)(now - io->begun_ms));
+    io->step_ms = now;
+}
 
 static void run_io_free(run_io *io) {
     if (!io)
@@ -78,6 +98,8 @@ static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error
         return NULL;
     }
     io->run = run;
+    io->execution_id = spec->execution_id;
+    io->begun_ms = io->step_ms = px_now_mono_ms();
     if (px_random_hex(nonce, 16, err) < 0 ||
         px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
         px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
@@ -335,6 +357,7 @@ static void conclude(drive_state *d, run_end end) {
         apply_trailer(&io->scanner, result);
         px_sandbox_run_ended(io->run, result);
         await_exit(d->fd, d->buf);
+        step_done(io, "let container '%.12s' exit", d->id);
         return;
     }
     if (end == END_DONE)
@@ -405,6 +428,13 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
 
     if (end == END_EOF && px_frame_demux_finish(&d.demux, &d.err) < 0)
         end = END_PROTOCOL;
+    static const char *const how[] = {
+        [END_EOF] = "its streams closed",
+        [END_DONE] = "the bootstrap reported the end",
+        [END_KILL] = "a kill was requested",
+        [END_PROTOCOL] = "its attach stream broke",
+    };
+    step_done(io, "run container '%.12s' until %s", id, how[end]);
     px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
     px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
     conclude(&d, end);
@@ -432,11 +462,13 @@ static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
             px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
         } else {
             sb_pool_count(sb, &sb->stats.taken);
-            px_debug("docker: execution %s runs in pooled container '%.12s'",
-                     spec->execution_id, p->id);
+            step_done(io, "take pooled container '%.12s'", p->id);
             px_sandbox_run_started(io->run);
             drive(sb, spec, io, p->id, p->fd, NULL, 0, result);
+            char id[16];
+            snprintf(id, sizeof id, "%.12s", p->id);
             sb_pooled_discard(sb, p);
+            step_done(io, "remove container '%s'", id);
             return true;
         }
         sb_pool_count(sb, &sb->stats.discarded);
@@ -452,6 +484,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         result->error = err;
         return;
     }
+    step_done(io, "check image '%s'", spec->image);
     if (px_sandbox_run_kill_requested(io->run)) {
         px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
         return;
@@ -473,6 +506,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         sb_live_remove(sb, name);
         return;
     }
+    step_done(io, "create container '%.12s'", id);
     _cleanup_free_ uint8_t *early = NULL;
     size_t early_len = 0;
     char path[512];
@@ -480,17 +514,22 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     if (fd < 0) {
         result->error = err;
         px_error_wrap(&result->error, "attach to container '%.12s'", id);
-    } else if (sb_container_path(path, sizeof path, id, "/start") < 0 ||
-               sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
-        result->error = err;
-        px_error_wrap(&result->error, "start container '%.12s'", id);
     } else {
-        px_sandbox_run_started(io->run);
-        drive(sb, spec, io, id, fd, early, early_len, result);
+        step_done(io, "attach to container '%.12s'", id);
+        if (sb_container_path(path, sizeof path, id, "/start") < 0 ||
+            sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
+            result->error = err;
+            px_error_wrap(&result->error, "start container '%.12s'", id);
+        } else {
+            step_done(io, "start container '%.12s'", id);
+            px_sandbox_run_started(io->run);
+            drive(sb, spec, io, id, fd, early, early_len, result);
+        }
     }
     if (fd >= 0)
         close(fd);
     sb_remove_container(sb, id);
+    step_done(io, "remove container '%.12s'", id);
     sb_live_remove(sb, name);
 }
 

@@ -1,0 +1,91 @@
+"""The server's log as a user reads it (fake back-end): each execution's end
+in words with its duration, peer and RPC; refused calls with their reason;
+Kill logged only when there was something to kill."""
+
+import os
+import pathlib
+import re
+import sys
+
+import grpc
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "tests" / "support"))
+import pyexecd  # noqa: E402
+
+
+def fake_binary():
+    return os.environ.get("FAKE_PYEXECD_BIN") or str(
+        REPO / "bazel-bin" / "tests" / "server" / "rpc" / "fake_pyexecd")
+
+
+@pytest.fixture
+def srv():
+    with pyexecd.Server("--log-level", "info", binary=fake_binary()) as s:
+        yield s
+        assert s.stop() == 0, s.stderr_text()[-3000:]
+
+
+def execute(srv, *steps, async_=False, **config):
+    pb = pyexecd.stubs().executor
+    stub = pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel())
+    req = pb.ExecuteRequest(
+        metadata=pb.Metadata(script_args=list(steps), config=pb.ExecutionConfig(**config)),
+        files=[pb.File(path="main.py", content=b"")], **{"async": async_})
+    return stub, pb, stub.Execute(req, timeout=30)
+
+
+def lines_about(srv, needle):
+    return [line for line in srv.stderr_lines() if needle in line]
+
+
+def wait_for_line(srv, needle):
+    """The end's log line is written by the executor thread around the reply;
+    the server's stop (which joins every thread) is the event to wait for."""
+    srv.stop()
+    found = lines_about(srv, needle)
+    assert found, f"no log line with {needle!r}: {srv.stderr_text()[-3000:]}"
+    return found
+
+
+def test_the_end_of_an_execution_names_status_reason_duration_peer_and_rpc(srv):
+    _, _, res = execute(srv, "print:hi", "exit:3")
+    (line,) = wait_for_line(srv, f"execution {res.execution_id}: COMPLETED")
+    assert re.search(r"COMPLETED \(EXITED\), exit code 3; ran \d+ ms, \d+ ms since admitted; "
+                     r"Execute \(sync\) from ipv4:127\.0\.0\.1:\d+", line), line
+    (admitted,) = lines_about(srv, f"execution {res.execution_id}: admitted")
+    assert re.search(r"admitted; Execute \(sync\) from ipv4:127\.0\.0\.1:\d+", admitted)
+
+
+def test_a_timeout_is_named(srv):
+    _, _, res = execute(srv, "timeout")
+    (line,) = wait_for_line(srv, f"execution {res.execution_id}: COMPLETED")
+    assert "COMPLETED (TIMEOUT), exit code 137" in line, line
+
+
+def test_a_refused_request_is_logged_with_its_reason(srv):
+    with pytest.raises(grpc.RpcError) as e:
+        execute(srv, timeout_seconds=999999)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub = pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel())
+    pb = pyexecd.stubs().executor
+    with pytest.raises(grpc.RpcError) as e:
+        stub.GetExecution(pb.GetExecutionRequest(execution_id="exe_nope"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    (line,) = lines_about(srv, "rpc: Execute from ")
+    assert re.search(r"INFO +rpc: Execute from ipv4:127\.0\.0\.1:\d+: INVALID_ARGUMENT: "
+                     r"metadata\.config\.timeout_seconds: 999999 is above the maximum", line), line
+    (line,) = lines_about(srv, "rpc: GetExecution from ")
+    assert "INVALID_ARGUMENT: execution_id: 'exe_nope' is malformed" in line, line
+
+
+def test_kill_is_logged_only_when_there_is_something_to_kill(srv):
+    stub, pb, ended = execute(srv, "print:done", "exit:0")
+    stub.Kill(pb.KillRequest(execution_id=ended.execution_id), timeout=10)
+    _, _, running = execute(srv, "sleep", async_=True)
+    stub.Kill(pb.KillRequest(execution_id=running.execution_id), timeout=10)
+    srv.stop()
+    assert not lines_about(srv, f"execution {ended.execution_id}: killing"), srv.stderr_text()
+    (line,) = lines_about(srv, f"execution {running.execution_id}: killing")
+    assert re.search(r"killing; Kill from ipv4:127\.0\.0\.1:\d+", line), line

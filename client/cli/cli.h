@@ -33,6 +33,11 @@
 /* Deepest directory nesting walked for a directory argument. */
 #define CLI_MAX_DIR_DEPTH 64
 
+/* What -q does for run and follow (their --help). */
+#define CLI_QUIET_PROGRAM                                                                          \
+    "only the program's stdout, held until the end and shown\n"                                   \
+    "                        only if it exited 0; no notes"
+
 /* Which option groups a command accepts (bit set). */
 enum {
     CLI_OPTS_GLOBAL = 1 << 0,  /* --server -q -v --json --help */
@@ -84,8 +89,9 @@ void cli_opts_release(cli_opts *o);
  * Returns 0, or prints "pyexec CMD: ..." and returns CLI_EXIT_USAGE. */
 int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts *o);
 
-/* Prints the description of the option groups in `groups` (for --help). */
-void cli_print_options_help(FILE *f, unsigned groups);
+/* Prints the description of the option groups in `groups` (for --help);
+ * `quiet` says what -q does for the command. */
+void cli_print_options_help(FILE *f, unsigned groups, const char *quiet);
 
 /* Prints "pyexec: ..." with the error's code name and message to stderr;
  * returns CLI_EXIT_FAILED. */

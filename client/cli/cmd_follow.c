@@ -10,7 +10,7 @@ static void help(void) {
           "(replaying what is already there), until it ends. Exits like 'pyexec run'.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_OFFSET);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_OFFSET, CLI_QUIET_PROGRAM);
 }
 
 int cmd_follow(int argc, char **argv, cli_opts *o) {

@@ -13,7 +13,7 @@ static void help(void) {
           "(e.g. unknown id), 2 on a usage error.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL, "only the program's stdout so far; no notes");
 }
 
 int cmd_get(int argc, char **argv, cli_opts *o) {

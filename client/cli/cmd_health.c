@@ -13,7 +13,8 @@ static void help(void) {
           "Exits 0 when SERVING, 1 otherwise, 125 if the call failed.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_SERVICE);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_SERVICE,
+                           "print nothing: the exit code says it");
 }
 
 int cmd_health(int argc, char **argv, cli_opts *o) {

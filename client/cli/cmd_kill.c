@@ -11,7 +11,7 @@ static void help(void) {
           "if the call failed (e.g. unknown id), 2 on a usage error.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL, "print nothing: the exit code says it");
 }
 
 int cmd_kill(int argc, char **argv, cli_opts *o) {

@@ -13,7 +13,7 @@ static void help(void) {
           "a second Ctrl-C quits at once.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_REQUEST);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_REQUEST, CLI_QUIET_PROGRAM);
 }
 
 int cmd_run(int argc, char **argv, cli_opts *o) {

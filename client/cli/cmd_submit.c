@@ -11,7 +11,8 @@ static void help(void) {
           "'pyexec kill ID'. Exits 0, 125 if the call failed, 2 on a usage error.\n"
           "\n",
           stdout);
-    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_REQUEST);
+    cli_print_options_help(stdout, CLI_OPTS_GLOBAL | CLI_OPTS_REQUEST,
+                           "only the execution id; no warnings");
 }
 
 int cmd_submit(int argc, char **argv, cli_opts *o) {

@@ -249,7 +249,7 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
     return 0;
 }
 
-void cli_print_options_help(FILE *f, unsigned groups) {
+void cli_print_options_help(FILE *f, unsigned groups, const char *quiet) {
     if (groups & CLI_OPTS_REQUEST)
         fputs("Input (first that applies): --file PATH (repeatable), a .tar archive (or\n"
               ".tar.gz/.tgz, .tar.bz2, .tar.xz, .tar.zst), a directory (symbolic links sent\n"
@@ -275,16 +275,25 @@ void cli_print_options_help(FILE *f, unsigned groups) {
               "\n",
               f);
     if (groups & CLI_OPTS_OFFSET)
-        fputs("  --offset N            start at byte N of the combined output log\n", f);
+        fputs("Options:\n"
+              "  --offset N            start at byte N of the combined output log (default 0)\n"
+              "\n",
+              f);
     if (groups & CLI_OPTS_SERVICE)
-        fputs("  --service NAME        service to check (default: the whole server)\n", f);
+        fputs("Options:\n"
+              "  --service NAME        the service to check: \"\" (default) is the whole\n"
+              "                        server, pyexec.v1.ExecutorService the executor; any\n"
+              "                        other name fails with NOT_FOUND\n"
+              "\n",
+              f);
     fputs("Common options:\n"
           "  --server ADDR         server: HOST[:PORT] (port 50051), http://HOST:PORT or\n"
-          "                        grpc://HOST:PORT (env PYEXEC_SERVER, default " PYEXEC_DEFAULT_SERVER
-          ")\n"
-          "  --json                print one JSON object instead of text\n"
-          "  -q, --quiet           quiet: only the program's stdout, and only on success\n"
-          "  -v, --verbose         print execution details to stderr\n"
+          "                        grpc://HOST:PORT; env PYEXEC_SERVER, default\n"
+          "                        " PYEXEC_DEFAULT_SERVER "\n"
+          "  --json                print one JSON object instead of text\n",
+          f);
+    fprintf(f, "  -q, --quiet           %s\n", quiet);
+    fputs("  -v, --verbose         print execution details to stderr\n"
           "  -h, --help            show this help\n",
           f);
 }

@@ -434,4 +434,48 @@ TEST_F(CliTest, EveryCommandHasHelp) {
     EXPECT_NE(top.out.find("Commands:"), std::string::npos);
 }
 
+TEST_F(CliTest, HelpIsLaidOutInSections) {
+    for (const char *cmd : {"run", "submit", "get", "follow", "kill", "health"}) {
+        std::string out = Run({cmd, "--help"}).out;
+        /* Every line fits 80 columns; sections are apart. */
+        for (size_t i = 0, e; i < out.size(); i = e + 1) {
+            e = out.find('\n', i);
+            ASSERT_NE(e, std::string::npos) << cmd;
+            EXPECT_LE(e - i, 80u) << cmd << ": " << out.substr(i, e - i);
+        }
+        EXPECT_NE(out.find("\n\nCommon options:\n"), std::string::npos) << cmd << ":\n" << out;
+    }
+    EXPECT_NE(Run({"follow", "--help"}).out.find("\n\nOptions:\n  --offset N "), std::string::npos);
+    std::string health = Run({"health", "--help"}).out;
+    EXPECT_NE(health.find("\n\nOptions:\n  --service NAME "), std::string::npos) << health;
+    EXPECT_NE(health.find("-q, --quiet           print nothing"), std::string::npos) << health;
+}
+
+TEST_F(CliTest, HealthOfOneService) {
+    ProcessResult ok = Run({"health", "--service", "pyexec.v1.ExecutorService"});
+    EXPECT_EQ(ok.exit_code, 0) << ok.err;
+    EXPECT_EQ(ok.out, "SERVING\n");
+    ProcessResult unknown = Run({"health", "--service", "no.such.Service"});
+    EXPECT_EQ(unknown.exit_code, 125);
+    EXPECT_NE(unknown.err.find("NOT_FOUND"), std::string::npos) << unknown.err;
+    ProcessResult quiet = Run({"health", "-q"});
+    EXPECT_EQ(quiet.exit_code, 0);
+    EXPECT_EQ(quiet.out + quiet.err, "");
+}
+
+TEST_F(CliTest, QuietShowsOnlyTheStdoutOfASuccess) {
+    std::string ok = Write("ok.py", "import sys\nprint('out')\nsys.stderr.write('err\\n')\n");
+    ProcessResult r = Run({"run", "-q", ok});
+    EXPECT_EQ(r.exit_code, 0);
+    EXPECT_EQ(r.out, "out\n");
+    EXPECT_EQ(r.err, "");
+    ProcessResult fail = Run({"run", "-q", Write("bad.py", "print('out')\nraise SystemExit(3)\n")});
+    EXPECT_EQ(fail.exit_code, 3);
+    EXPECT_EQ(fail.out + fail.err, "");
+    ProcessResult slow = Run({"run", "-q", "--timeout", "1",
+                              Write("slow.py", "import time\ntime.sleep(60)\n")});
+    EXPECT_EQ(slow.exit_code, 124);
+    EXPECT_EQ(slow.out + slow.err, "");
+}
+
 } // namespace

@@ -1,9 +1,10 @@
 """Python client of the pyexec gRPC service.
 
 Runs Python projects in fresh, locked-down containers on a pyexec server.
-The API mirrors the original ``PythonExecutorClient`` (execute_sync,
+The API follows the original ``PythonExecutorClient`` (execute_sync,
 execute_async, get_execution, kill, wait_for_completion) and adds
-``stream_output`` and ``health``.
+``stream_output`` and ``health``; client/python/README.md lists where it
+differs (no eval yet, wait_for_completion's positional order, gRPC errors).
 
 Example:
     >>> from python_executor_client import PythonExecutorClient

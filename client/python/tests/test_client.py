@@ -4,6 +4,7 @@ building without a server, and every client method against a real pyexecd."""
 import io
 import json
 import os
+import pathlib
 import tarfile
 from datetime import datetime
 
@@ -390,3 +391,21 @@ def test_result_from_proto_maps_every_field():
     running = _result_from_proto(executor_pb2.ExecutionResult(
         execution_id="exe_y", status=executor_pb2.EXECUTION_STATUS_RUNNING))
     assert running.exit_code is None and running.reason is None
+
+
+def test_readme_says_where_the_client_differs_from_the_original():
+    """client/python/README.md's list of differences matches the code: the
+    signature of wait_for_completion as written there, and no eval yet."""
+    import inspect
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.search(r"`wait_for_completion\((.*?)\)`", readme, re.S)
+    assert shown, "the README shows wait_for_completion's signature"
+    params = [p for p in inspect.signature(PythonExecutorClient.wait_for_completion).parameters.values()
+              if p.name != "self"]
+    actual = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default}"
+                       for p in params)
+    assert " ".join(shown.group(1).split()) == actual
+    assert "no `eval`" in readme and not hasattr(PythonExecutorClient, "eval")
+    assert "`https://` raises `ValueError`" in readme

@@ -6,7 +6,7 @@
 #include "server/base/log.h"
 #include "server/executor/executor.h"
 #include "server/rpc/rpc.h"
-#include "server/store/store.h"
+#include "server/store/memory.h"
 
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
@@ -28,7 +28,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         .max_readers = (size_t)cfg->max_stream_readers,
         .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
     };
-    px_store *store = px_store_new(&sc, &err);
+    px_store *store = px_memory_store_new(&sc, &err);
     if (!store) {
         px_err("start: store: %s", err.msg);
         px_executor_free(ex);

@@ -1,5 +1,9 @@
 /*
- * Execution records and their output logs (in memory, one process).
+ * The store interface: execution records and their output logs, whatever
+ * keeps them. The RPC layer uses only this header and does not know which
+ * implementation it runs on: the in-memory store (memory.h, one process, the
+ * default) or the shared store on Redis (redis/). Implementations plug in
+ * through store_impl.h; the behaviour below is the contract of both.
  *
  * A record moves PENDING -> RUNNING -> {COMPLETED, FAILED, KILLED}; the
  * terminal transition happens exactly once, under the record's lock, however
@@ -16,8 +20,9 @@
  * (output appended, RUNNING, terminal). A watcher is a reader (a
  * StreamOutput call: at most max_readers per record) or a control watcher (a
  * call waiting for the end: sync Execute, Kill), which is never refused for
- * want of a slot, so readers can never lock the control calls out. Callbacks run on the thread that made
- * the change, with no record data lock held but with the record's watcher
+ * want of a slot, so readers can never lock the control calls out.
+ * Callbacks run on the thread that made the change (or that learned of a
+ * change made elsewhere), with no record data lock held but with the record's watcher
  * lock held: a callback may read the record (snapshot, read) but must not
  * call px_record_watch/unwatch on the same record, nor change it
  * (set_running, append, finish, or a kill that may finish it synchronously):
@@ -47,6 +52,8 @@ typedef struct px_store px_store;
 typedef struct px_record px_record;
 typedef struct px_watch px_watch;
 
+/* Settings of a store; max_records and max_retained_bytes bound the memory
+ * of the in-memory store. */
 typedef struct px_store_config {
     int64_t retention_ms;    /* terminal records kept this long after finished_at */
     size_t max_records;      /* retained records of any state; beyond: PX_E_EXHAUSTED */
@@ -59,12 +66,9 @@ typedef struct px_store_config {
     uint64_t max_retained_bytes;
 } px_store_config;
 
-/* Returns a new store, or NULL with PX_E_INVALID if retention_ms < 0 or
- * max_records or max_readers is 0. */
-px_store *px_store_new(const px_store_config *config, px_error *err);
-
-/* Drops the store's references to all records. Records still referenced
- * elsewhere stay valid until unref'd. NULL-safe. */
+/* Drops the store's references to all records and frees the store (made by
+ * an implementation's constructor, e.g. px_memory_store_new). Records still
+ * referenced elsewhere stay valid until unref'd. NULL-safe. */
 void px_store_free(px_store *store);
 
 /* Creates a PENDING record with a fresh id and returns a new reference.

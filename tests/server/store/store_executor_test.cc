@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "server/executor/executor.h"
-#include "server/store/store.h"
+#include "server/store/memory.h"
 #include "tests/server/executor/fake_sandbox.h"
 
 namespace {
@@ -51,7 +51,7 @@ class StoreExecutorTest : public ::testing::Test {
         scfg.retention_ms = 60000;
         scfg.max_records = 100;
         scfg.max_readers = 4;
-        store_ = px_store_new(&scfg, nullptr);
+        store_ = px_memory_store_new(&scfg, nullptr);
         ASSERT_NE(nullptr, store_);
     }
     void TearDown() override {

@@ -14,6 +14,7 @@
 
 #include "server/base/clock.h"
 #include "server/base/id.h"
+#include "server/store/memory.h"
 
 namespace {
 
@@ -31,7 +32,7 @@ StorePtr NewStore(int64_t retention_ms = 300000, size_t max_records = 1000,
     cfg.max_records = max_records;
     cfg.max_readers = max_readers;
     px_error err = PX_ERROR_INIT;
-    px_store *s = px_store_new(&cfg, &err);
+    px_store *s = px_memory_store_new(&cfg, &err);
     EXPECT_NE(nullptr, s) << err.msg;
     return StorePtr(s);
 }
@@ -71,11 +72,11 @@ TEST(Store, InvalidConfig) {
     cfg.max_records = 0;
     cfg.max_readers = 1;
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(nullptr, px_store_new(&cfg, &err));
+    EXPECT_EQ(nullptr, px_memory_store_new(&cfg, &err));
     EXPECT_EQ(PX_E_INVALID, err.code);
     cfg.max_records = 1;
     cfg.retention_ms = -1;
-    EXPECT_EQ(nullptr, px_store_new(&cfg, &err));
+    EXPECT_EQ(nullptr, px_memory_store_new(&cfg, &err));
 }
 
 TEST(Store, CreateGivesValidDistinctIdsAndGetFindsThem) {
@@ -812,7 +813,7 @@ TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
     cfg.max_readers = 8;
     cfg.max_retained_bytes = 2500;
     px_error err = PX_ERROR_INIT;
-    StorePtr s(px_store_new(&cfg, &err));
+    StorePtr s(px_memory_store_new(&cfg, &err));
     ASSERT_NE(nullptr, s) << err.msg;
     const std::string kilo(1000, 'x');
     // Three finished records of 1000 bytes each, then a running one.

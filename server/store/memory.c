@@ -1,0 +1,758 @@
+/*
+ * The in-memory store: execution records of one process (see store.h for
+ * the contract, memory.h for its constructor).
+ *
+ * DESIGN
+ *
+ * States of a record, changed only under its data lock (r->mu):
+ *
+ *     PENDING --set_running--> RUNNING --finish--> COMPLETED | FAILED | KILLED
+ *        \-----------------------finish----------------^
+ *
+ * px_record_finish is the only way into a terminal state and succeeds once.
+ * The terminal time is also published in r->finished_at (atomic), so the
+ * store can decide expiry without taking record locks.
+ *
+ * A record created with a request_id keeps the digest of its request's
+ * content; the same request_id with another digest is PX_E_EXISTS.
+ *
+ * The store (store->mu) owns the membership links: a list of all retained
+ * records plus two chained hash tables, id -> record and request_id ->
+ * record; it holds one reference per retained record. Expiry is lazy:
+ * px_store_get checks the record it found, px_store_count sweeps every
+ * record, and px_store_create sweeps when the store is full or when the
+ * last sweep is older than SWEEP_INTERVAL_MS (bounding the memory held by
+ * expired records without scanning on every call), or when the retained
+ * output passed max_retained_bytes: then the oldest terminal records are
+ * dropped early until it fits (each record publishes its log length in
+ * r->log_bytes, so this needs no record lock).
+ *
+ * The output log is one growing buffer (offset == position) plus an index
+ * of segments (offset, length, stream); consecutive chunks of the same
+ * stream are merged into one segment. Reads copy from a single segment.
+ *
+ * Watchers are the generic ones of store.c: this file calls
+ * px_record_notify() after each change, with no record lock held.
+ *
+ * Locks: store->mu is never held while taking a record lock and record
+ * functions never take store->mu. Per record: (the watcher lock) ->
+ * (caller's locks) -> mu. The job's kill op is called with no record lock
+ * held.
+ */
+#include "server/store/memory.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/store/store_impl.h"
+
+#define SWEEP_INTERVAL_MS 1000
+#define MIN_BUCKETS 64
+
+typedef struct log_seg {
+    int64_t offset;
+    size_t len;
+    px_stream stream;
+} log_seg;
+
+typedef struct mem_store mem_store;
+typedef struct mem_record mem_record;
+
+struct mem_record {
+    px_record base; /* first: the interface (refs, id, watchers) */
+    char *request_id; /* NULL when none; immutable */
+    uint8_t digest[PX_SHA256_LEN]; /* the request's content, with request_id; immutable */
+
+    /* Membership, guarded by the owning store's mu. */
+    mem_store *store;
+    mem_record *all_prev, *all_next;
+    mem_record *id_next, *req_next;
+
+    /* Creation order in the store, from 1: ListExecutions pages by it. */
+    uint64_t seq;
+    /* The status, published for listing without the record lock. */
+    _Atomic int pub_status;
+    /* Unix ms of the terminal transition; 0 while not terminal. */
+    _Atomic int64_t finished_at;
+    /* Bytes in the output log, for the store's budget. */
+    _Atomic uint64_t log_bytes;
+
+    pthread_mutex_t mu; /* everything below */
+    px_status status;
+    px_outcome outcome;
+    int64_t started_at;
+    uint8_t *buf;
+    size_t len, cap;
+    log_seg *segs;
+    size_t n_segs, cap_segs;
+    px_kill_cause kill_cause;
+    const px_record_job_ops *job_ops;
+    void *job_ctx;
+    void *job;
+};
+
+typedef struct htab {
+    mem_record **buckets;
+    size_t n_buckets; /* power of two, or 0 before the first insert */
+    size_t count;
+} htab;
+
+struct mem_store {
+    px_store base; /* first: the interface */
+    px_store_config config;
+    pthread_mutex_t mu;
+    mem_record *all; /* retained records, newest first */
+    size_t count;
+    uint64_t last_seq; /* the seq of the newest record created */
+    htab by_id;
+    htab by_request;
+    int64_t next_sweep_mono_ms;
+};
+
+/* ---- records ---- */
+
+static const px_record_ops mem_record_ops;
+
+/* The last reference went (px_record_unref): frees the record. */
+static void mem_record_destroy(px_record *base) {
+    mem_record *r = (mem_record *)base;
+    if (r->job_ops && r->job_ops->unref)
+        r->job_ops->unref(r->job);
+    free(r->request_id);
+    free(r->buf);
+    free(r->segs);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+static mem_record *record_new(const char *id, const char *request_id, const uint8_t *digest,
+                             size_t max_readers) {
+    mem_record *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (request_id && request_id[0]) {
+        r->request_id = strdup(request_id);
+        if (!r->request_id) {
+            free(r);
+            return NULL;
+        }
+        if (digest)
+            memcpy(r->digest, digest, PX_SHA256_LEN);
+    }
+    px_record_init(&r->base, &mem_record_ops, id, max_readers);
+    atomic_init(&r->finished_at, 0);
+    atomic_init(&r->log_bytes, 0);
+    atomic_init(&r->pub_status, PX_STATUS_PENDING);
+    r->status = PX_STATUS_PENDING;
+    pthread_mutex_init(&r->mu, NULL);
+    return r;
+}
+
+/* ---- hash tables ---- */
+
+static uint64_t hash_str(const char *s) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++) {
+        h ^= (uint8_t)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+typedef enum key_kind { KEY_ID, KEY_REQUEST } key_kind;
+
+static const char *key_of(const mem_record *r, key_kind k) {
+    return k == KEY_ID ? r->base.id : r->request_id;
+}
+
+static mem_record **next_of(mem_record *r, key_kind k) {
+    return k == KEY_ID ? &r->id_next : &r->req_next;
+}
+
+static mem_record *htab_find(const htab *t, key_kind k, const char *key) {
+    if (t->n_buckets == 0)
+        return NULL;
+    for (mem_record *r = t->buckets[hash_str(key) & (t->n_buckets - 1)]; r; r = *next_of(r, k)) {
+        if (strcmp(key_of(r, k), key) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+/* Grows to keep the load factor at most 1. Returns -1 if out of memory. */
+static int htab_reserve(htab *t, key_kind k) {
+    if (t->count < t->n_buckets)
+        return 0;
+    size_t n = t->n_buckets ? t->n_buckets * 2 : MIN_BUCKETS;
+    mem_record **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (mem_record *r = t->buckets[i], *next; r; r = next) {
+            next = *next_of(r, k);
+            mem_record **head = &b[hash_str(key_of(r, k)) & (n - 1)];
+            *next_of(r, k) = *head;
+            *head = r;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+    return 0;
+}
+
+/* Call htab_reserve first. */
+static void htab_insert(htab *t, key_kind k, mem_record *r) {
+    mem_record **head = &t->buckets[hash_str(key_of(r, k)) & (t->n_buckets - 1)];
+    *next_of(r, k) = *head;
+    *head = r;
+    t->count++;
+}
+
+static void htab_remove(htab *t, key_kind k, mem_record *r) {
+    if (t->n_buckets == 0)
+        return;
+    for (mem_record **p = &t->buckets[hash_str(key_of(r, k)) & (t->n_buckets - 1)]; *p;
+         p = next_of(*p, k)) {
+        if (*p == r) {
+            *p = *next_of(r, k);
+            *next_of(r, k) = NULL;
+            t->count--;
+            return;
+        }
+    }
+}
+
+/* ---- the store ---- */
+
+static const px_store_ops mem_store_ops;
+
+px_store *px_memory_store_new(const px_store_config *config, px_error *err) {
+    if (!config || config->retention_ms < 0 || config->max_records == 0 ||
+        config->max_readers == 0) {
+        px_error_set(err, PX_E_INVALID,
+                     "store: retention must be >= 0 and max_records, max_readers >= 1");
+        return NULL;
+    }
+    mem_store *s = calloc(1, sizeof *s);
+    if (!s) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        return NULL;
+    }
+    s->base.ops = &mem_store_ops;
+    s->config = *config;
+    pthread_mutex_init(&s->mu, NULL);
+    return &s->base;
+}
+
+/* Takes `r` out of the store; the store's reference moves to *dropped (a
+ * list through all_next) for the caller to release after unlocking.
+ * Caller holds s->mu. */
+static void detach_locked(mem_store *s, mem_record *r, mem_record **dropped) {
+    if (r->all_prev)
+        r->all_prev->all_next = r->all_next;
+    else
+        s->all = r->all_next;
+    if (r->all_next)
+        r->all_next->all_prev = r->all_prev;
+    htab_remove(&s->by_id, KEY_ID, r);
+    if (r->request_id)
+        htab_remove(&s->by_request, KEY_REQUEST, r);
+    s->count--;
+    r->store = NULL;
+    r->all_prev = NULL;
+    r->all_next = *dropped;
+    *dropped = r;
+}
+
+static void release_dropped(mem_record *dropped) {
+    while (dropped) {
+        mem_record *r = dropped;
+        dropped = r->all_next;
+        r->all_next = NULL;
+        px_record_unref(&r->base);
+    }
+}
+
+/* The output bytes the retained records hold. Caller holds s->mu. */
+static uint64_t retained_bytes(mem_store *s) {
+    uint64_t total = 0;
+    for (mem_record *r = s->all; r; r = r->all_next)
+        total += atomic_load(&r->log_bytes);
+    return total;
+}
+
+static bool expired(const mem_store *s, mem_record *r, int64_t now_unix_ms) {
+    int64_t fin = atomic_load(&r->finished_at);
+    return fin != 0 && now_unix_ms - fin >= s->config.retention_ms;
+}
+
+/* Drops every expired record. Caller holds s->mu. */
+static void sweep_locked(mem_store *s, mem_record **dropped) {
+    int64_t now = px_now_unix_ms();
+    for (mem_record *r = s->all, *next; r; r = next) {
+        next = r->all_next;
+        if (expired(s, r, now))
+            detach_locked(s, r, dropped);
+    }
+    int64_t interval =
+        s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms : SWEEP_INTERVAL_MS;
+    s->next_sweep_mono_ms = px_now_mono_ms() + interval;
+}
+
+/* Drops the oldest terminal records until the retained output fits the
+ * budget (or only running records are left). Caller holds s->mu. */
+static void trim_locked(mem_store *s, mem_record **dropped) {
+    uint64_t total = retained_bytes(s);
+    if (total <= s->config.max_retained_bytes)
+        return;
+    mem_record *tail = s->all;
+    while (tail && tail->all_next)
+        tail = tail->all_next;
+    for (mem_record *r = tail, *prev; r && total > s->config.max_retained_bytes; r = prev) {
+        prev = r->all_prev;
+        if (atomic_load(&r->finished_at) != 0) {
+            total -= atomic_load(&r->log_bytes);
+            detach_locked(s, r, dropped);
+        }
+    }
+}
+
+static void mem_store_free(px_store *base) {
+    mem_store *s = (mem_store *)base;
+    mem_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    while (s->all)
+        detach_locked(s, s->all, &dropped);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    free(s->by_id.buckets);
+    free(s->by_request.buckets);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+/* Whether `r` was created by a request with this content digest. */
+static bool same_digest(const mem_record *r, const uint8_t *digest) {
+    static const uint8_t zero[PX_SHA256_LEN];
+    return memcmp(r->digest, digest ? digest : zero, PX_SHA256_LEN) == 0;
+}
+
+static px_record *mem_store_create(px_store *base, const char *request_id,
+                                   const uint8_t *digest, bool *existed, px_error *err) {
+    mem_store *s = (mem_store *)base;
+    if (existed)
+        *existed = false;
+    bool with_request = request_id && request_id[0];
+    mem_record *dropped = NULL;
+    mem_record *r = NULL;
+
+    pthread_mutex_lock(&s->mu);
+    if (s->count >= s->config.max_records || px_now_mono_ms() >= s->next_sweep_mono_ms)
+        sweep_locked(s, &dropped);
+    if (s->config.max_retained_bytes > 0)
+        trim_locked(s, &dropped);
+
+    if (with_request) {
+        mem_record *old = htab_find(&s->by_request, KEY_REQUEST, request_id);
+        if (old && expired(s, old, px_now_unix_ms())) {
+            detach_locked(s, old, &dropped);
+            old = NULL;
+        }
+        if (old && !same_digest(old, digest)) {
+            /* Not even the existence of the other execution's id leaks. */
+            px_error_set(err, PX_E_EXISTS,
+                         "request_id: already used by a different request (the content differs)");
+            goto out;
+        }
+        if (old) {
+            px_record_ref(&old->base);
+            if (existed)
+                *existed = true;
+            r = old;
+            goto out;
+        }
+    }
+
+    if (s->count >= s->config.max_records) {
+        px_error_set(err, PX_E_EXHAUSTED, "store: %zu executions retained (limit %zu)", s->count,
+                     s->config.max_records);
+        goto out;
+    }
+    if (htab_reserve(&s->by_id, KEY_ID) < 0 ||
+        (with_request && htab_reserve(&s->by_request, KEY_REQUEST) < 0)) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        goto out;
+    }
+    char id[PX_ID_LEN + 1];
+    do {
+        if (px_id_new(id, err) < 0) {
+            px_error_wrap(err, "store: new execution id");
+            goto out;
+        }
+    } while (htab_find(&s->by_id, KEY_ID, id));
+
+    r = record_new(id, with_request ? request_id : NULL, digest, s->config.max_readers);
+    if (!r) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        goto out;
+    }
+    r->store = s;
+    r->seq = ++s->last_seq;
+    r->all_next = s->all;
+    if (s->all)
+        s->all->all_prev = r;
+    s->all = r;
+    s->count++;
+    htab_insert(&s->by_id, KEY_ID, r);
+    if (with_request)
+        htab_insert(&s->by_request, KEY_REQUEST, r);
+    px_record_ref(&r->base); /* the store's reference */
+
+out:
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return r ? &r->base : NULL;
+}
+
+static px_record *mem_store_get(px_store *base, const char *id, px_error *err) {
+    mem_store *s = (mem_store *)base;
+    mem_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    mem_record *r = htab_find(&s->by_id, KEY_ID, id);
+    if (r && expired(s, r, px_now_unix_ms())) {
+        detach_locked(s, r, &dropped);
+        r = NULL;
+    }
+    if (r)
+        px_record_ref(&r->base);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    if (!r)
+        px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    return r ? &r->base : NULL;
+}
+
+static void mem_store_remove(px_store *base, px_record *rec) {
+    mem_store *s = (mem_store *)base;
+    mem_record *r = (mem_record *)rec;
+    mem_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (r->store == s)
+        detach_locked(s, r, &dropped);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+}
+
+/* Page tokens are "s" followed by the decimal seq of the last record of
+ * the page before; the next page starts below it. */
+static int parse_token(const char *token, uint64_t *below, px_error *err) {
+    *below = UINT64_MAX;
+    if (!token || !token[0])
+        return 0;
+    const char *p = token + 1;
+    uint64_t v = 0;
+    if (token[0] != 's' || !*p || strlen(p) > 20)
+        goto bad;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
+            goto bad;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *below = v;
+    return 0;
+bad:
+    return px_error_set(err, PX_E_INVALID, "page_token: '%.40s' is not a token of this server",
+                        token);
+}
+
+static int mem_store_list(px_store *base, px_status status, size_t page_size,
+                          const char *page_token, px_store_page *page, px_error *err) {
+    mem_store *s = (mem_store *)base;
+    uint64_t below;
+    if (parse_token(page_token, &below, err) < 0)
+        return -1;
+    page->records = calloc(page_size, sizeof *page->records);
+    if (!page->records)
+        return px_error_set(err, PX_E_INTERNAL, "store: list: out of memory");
+
+    mem_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    sweep_locked(s, &dropped);
+    mem_record *r = s->all;
+    while (r && r->seq >= below)
+        r = r->all_next;
+    for (; r && page->n < page_size; r = r->all_next) {
+        if (status == PX_STATUS_UNSPECIFIED || atomic_load(&r->pub_status) == (int)status) {
+            px_record_ref(&r->base);
+            page->records[page->n++] = &r->base;
+        }
+    }
+    /* A next page exists if another matching record follows. */
+    while (r && status != PX_STATUS_UNSPECIFIED && atomic_load(&r->pub_status) != (int)status)
+        r = r->all_next;
+    if (r && page->n > 0)
+        snprintf(page->next_token, sizeof page->next_token, "s%" PRIu64,
+                 ((mem_record *)page->records[page->n - 1])->seq);
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return 0;
+}
+
+static size_t mem_store_count(px_store *base) {
+    mem_store *s = (mem_store *)base;
+    mem_record *dropped = NULL;
+    pthread_mutex_lock(&s->mu);
+    sweep_locked(s, &dropped);
+    size_t n = s->count;
+    pthread_mutex_unlock(&s->mu);
+    release_dropped(dropped);
+    return n;
+}
+
+/* ---- the job behind a record ---- */
+
+static void mem_record_attach_job(px_record *base, const px_record_job_ops *ops, void *ctx,
+                                  void *job) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    const px_record_job_ops *old_ops = r->job_ops;
+    void *old_job = r->job;
+    r->job_ops = ops;
+    r->job_ctx = ctx;
+    r->job = job;
+    px_kill_cause cause = px_status_terminal(r->status) ? PX_KILL_NONE : r->kill_cause;
+    pthread_mutex_unlock(&r->mu);
+
+    if (old_ops && old_ops->unref)
+        old_ops->unref(old_job);
+    /* The record holds a reference to `job` and the caller one to `r`. */
+    if (cause != PX_KILL_NONE && ops && ops->kill)
+        ops->kill(ctx, job, cause);
+}
+
+static bool mem_record_kill(px_record *base, px_kill_cause cause) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    if (px_status_terminal(r->status)) {
+        pthread_mutex_unlock(&r->mu);
+        return false;
+    }
+    if (r->kill_cause == PX_KILL_NONE)
+        r->kill_cause = cause;
+    cause = r->kill_cause;
+    const px_record_job_ops *ops = r->job_ops;
+    void *ctx = r->job_ctx;
+    void *job = r->job;
+    pthread_mutex_unlock(&r->mu);
+
+    /* No lock held: the kill may finish the record synchronously. */
+    if (ops && ops->kill)
+        ops->kill(ctx, job, cause);
+    return true;
+}
+
+/* ---- lifecycle ---- */
+
+static void mem_record_set_running(px_record *base, int64_t started_at_ms) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    bool changed = r->status == PX_STATUS_PENDING;
+    if (changed) {
+        r->status = PX_STATUS_RUNNING;
+        atomic_store(&r->pub_status, PX_STATUS_RUNNING);
+        r->started_at = started_at_ms;
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (changed)
+        px_record_notify(&r->base);
+}
+
+/* Makes room for `n` more bytes and one more segment. Caller holds r->mu. */
+static int log_reserve_locked(mem_record *r, size_t n) {
+    if (n > SIZE_MAX / 4 - r->len)
+        return -1;
+    if (r->len + n > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n)
+            cap *= 2;
+        uint8_t *buf = realloc(r->buf, cap);
+        if (!buf)
+            return -1;
+        r->buf = buf;
+        r->cap = cap;
+    }
+    if (r->n_segs == r->cap_segs) {
+        size_t cap = r->cap_segs ? r->cap_segs * 2 : 16;
+        log_seg *segs = realloc(r->segs, cap * sizeof *segs);
+        if (!segs)
+            return -1;
+        r->segs = segs;
+        r->cap_segs = cap;
+    }
+    return 0;
+}
+
+static void mem_record_append(px_record *base, px_stream stream, const uint8_t *data,
+                              size_t len) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    /* Out of memory drops the chunk: offsets stay consistent. */
+    bool appended = !px_status_terminal(r->status) && log_reserve_locked(r, len) == 0;
+    if (appended) {
+        memcpy(r->buf + r->len, data, len);
+        log_seg *last = r->n_segs ? &r->segs[r->n_segs - 1] : NULL;
+        if (last && last->stream == stream) {
+            last->len += len;
+        } else {
+            r->segs[r->n_segs++] =
+                (log_seg){.offset = (int64_t)r->len, .len = len, .stream = stream};
+        }
+        r->len += len;
+        atomic_fetch_add(&r->log_bytes, len);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (appended)
+        px_record_notify(&r->base);
+}
+
+static bool mem_record_finish(px_record *base, const px_outcome *outcome) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    if (px_status_terminal(r->status)) {
+        pthread_mutex_unlock(&r->mu);
+        return false;
+    }
+    r->outcome = *outcome;
+    if (!px_status_terminal(r->outcome.status)) {
+        /* A caller bug; still end the record exactly once. */
+        r->outcome.status = PX_STATUS_FAILED;
+        r->outcome.reason = PX_REASON_SANDBOX_ERROR;
+        r->outcome.error_code = PX_E_INTERNAL;
+        snprintf(r->outcome.error, sizeof r->outcome.error, "finished without a terminal status");
+    }
+    if (r->outcome.started_at_ms == 0)
+        r->outcome.started_at_ms = r->started_at;
+    if (r->outcome.finished_at_ms == 0)
+        r->outcome.finished_at_ms = px_now_unix_ms();
+    r->status = r->outcome.status;
+    atomic_store(&r->pub_status, (int)r->status);
+    atomic_store(&r->finished_at, r->outcome.finished_at_ms);
+    pthread_mutex_unlock(&r->mu);
+    px_record_notify(&r->base);
+    return true;
+}
+
+/* ---- reading ---- */
+
+static int mem_record_snapshot(px_record *base, bool with_output, px_record_view *view,
+                               px_error *err) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    view->status = r->status;
+    if (px_status_terminal(r->status)) {
+        view->outcome = r->outcome;
+    } else {
+        view->outcome.status = r->status;
+        view->outcome.started_at_ms = r->started_at;
+    }
+    view->log_len = (int64_t)r->len;
+    if (with_output) {
+        size_t n_out = 0, n_err = 0;
+        for (size_t i = 0; i < r->n_segs; i++)
+            *(r->segs[i].stream == PX_STREAM_STDOUT ? &n_out : &n_err) += r->segs[i].len;
+        view->stdout_data = n_out ? malloc(n_out) : NULL;
+        view->stderr_data = n_err ? malloc(n_err) : NULL;
+        if ((n_out && !view->stdout_data) || (n_err && !view->stderr_data)) {
+            pthread_mutex_unlock(&r->mu);
+            px_record_view_release(view);
+            return px_error_set(err, PX_E_INTERNAL, "snapshot '%s': out of memory", r->base.id);
+        }
+        for (size_t i = 0; i < r->n_segs; i++) {
+            const log_seg *g = &r->segs[i];
+            if (g->stream == PX_STREAM_STDOUT) {
+                memcpy(view->stdout_data + view->stdout_len, r->buf + g->offset, g->len);
+                view->stdout_len += g->len;
+            } else {
+                memcpy(view->stderr_data + view->stderr_len, r->buf + g->offset, g->len);
+                view->stderr_len += g->len;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* The segment holding byte `offset` (< r->len). Caller holds r->mu. */
+static const log_seg *seg_at_locked(const mem_record *r, int64_t offset) {
+    size_t lo = 0, hi = r->n_segs; /* the answer is in [lo, hi) */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->segs[mid].offset <= offset)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return &r->segs[lo];
+}
+
+static int mem_record_read(px_record *base, int64_t offset, size_t max_len, px_log_chunk *chunk,
+                           px_error *err) {
+    mem_record *r = (mem_record *)base;
+    pthread_mutex_lock(&r->mu);
+    int64_t end = (int64_t)r->len;
+    bool terminal = px_status_terminal(r->status);
+    if (offset >= end) {
+        pthread_mutex_unlock(&r->mu);
+        if (!terminal)
+            return PX_READ_WAIT;
+        if (offset == end)
+            return PX_READ_EOF;
+        return px_error_set(err, PX_E_OUT_OF_RANGE,
+                            "offset %lld is past the end of the output (%lld bytes)",
+                            (long long)offset, (long long)end);
+    }
+    const log_seg *g = seg_at_locked(r, offset);
+    size_t avail = (size_t)(g->offset + (int64_t)g->len - offset);
+    size_t n = avail < max_len ? avail : max_len;
+    uint8_t *data = malloc(n);
+    if (!data) {
+        pthread_mutex_unlock(&r->mu);
+        return px_error_set(err, PX_E_INTERNAL, "read: out of memory");
+    }
+    memcpy(data, r->buf + offset, n);
+    chunk->stream = g->stream;
+    pthread_mutex_unlock(&r->mu);
+    chunk->offset = offset;
+    chunk->data = data;
+    chunk->len = n;
+    return PX_READ_DATA;
+}
+
+/* ---- the interface ---- */
+
+static const px_record_ops mem_record_ops = {
+    .destroy = mem_record_destroy,
+    .attach_job = mem_record_attach_job,
+    .kill = mem_record_kill,
+    .set_running = mem_record_set_running,
+    .append = mem_record_append,
+    .finish = mem_record_finish,
+    .snapshot = mem_record_snapshot,
+    .read = mem_record_read,
+};
+
+static const px_store_ops mem_store_ops = {
+    .free = mem_store_free,
+    .create = mem_store_create,
+    .get = mem_store_get,
+    .remove = mem_store_remove,
+    .count = mem_store_count,
+    .list = mem_store_list,
+};

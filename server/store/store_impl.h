@@ -1,0 +1,80 @@
+/*
+ * For implementations of the store interface (store.h) only: the vtables
+ * and the common part of stores and records. The RPC layer never includes
+ * this header.
+ *
+ * An implementation embeds `px_store` / `px_record` as the FIRST member of
+ * its own structs and casts back in its ops. The common part owns a record's
+ * reference count, id and watchers: an implementation calls
+ * px_record_notify() after every change it makes or learns of (output,
+ * RUNNING, terminal), with none of its own locks held.
+ */
+#ifndef PYEXEC_STORE_STORE_IMPL_H
+#define PYEXEC_STORE_STORE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "server/store/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Each op implements the store.h function of the same name, after the
+ * checks store.c makes for every implementation (NULL store, page_size and
+ * offset ranges, PX_KILL_NONE, empty chunks). */
+typedef struct px_store_ops {
+    void (*free)(px_store *s);
+    px_record *(*create)(px_store *s, const char *request_id, const uint8_t *digest,
+                         bool *existed, px_error *err);
+    px_record *(*get)(px_store *s, const char *id, px_error *err);
+    void (*remove)(px_store *s, px_record *r);
+    size_t (*count)(px_store *s);
+    int (*list)(px_store *s, px_status status, size_t page_size, const char *page_token,
+                px_store_page *page, px_error *err);
+} px_store_ops;
+
+typedef struct px_record_ops {
+    /* The last reference is gone and the watchers are freed: free the rest. */
+    void (*destroy)(px_record *r);
+    void (*attach_job)(px_record *r, const px_record_job_ops *ops, void *ctx, void *job);
+    bool (*kill)(px_record *r, px_kill_cause cause);
+    void (*set_running)(px_record *r, int64_t started_at_ms);
+    void (*append)(px_record *r, px_stream stream, const uint8_t *data, size_t len);
+    bool (*finish)(px_record *r, const px_outcome *outcome);
+    /* `view` is zeroed and its id filled before the call. */
+    int (*snapshot)(px_record *r, bool with_output, px_record_view *view, px_error *err);
+    /* `chunk` is zeroed before the call. */
+    int (*read)(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
+                px_error *err);
+} px_record_ops;
+
+struct px_store {
+    const px_store_ops *ops;
+};
+
+typedef struct px_watch px_watch;
+
+struct px_record {
+    const px_record_ops *ops;
+    atomic_uint refs;
+    char id[48];
+    size_t max_readers;
+    pthread_mutex_t watch_mu; /* the watcher list; held while callbacks run */
+    px_watch *watchers;
+    size_t n_readers;         /* watchers of kind PX_WATCH_READER */
+};
+
+/* Initialises the common part: one reference, `id`, no watchers. */
+void px_record_init(px_record *r, const px_record_ops *ops, const char *id, size_t max_readers);
+
+/* Runs every watcher of `r` (see store.h for what callbacks may do). Call
+ * with none of the implementation's record locks held. */
+void px_record_notify(px_record *r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -64,6 +64,10 @@ static const opt opts[] = {
         "output bytes finished executions may hold together; past it the oldest are dropped "
         "before their retention ends (0: no budget)"),
     INT(max_stream_readers, 1, 100000, "concurrent StreamOutput calls per execution"),
+    INT(max_total_stream_readers, 1, 1000000, "concurrent StreamOutput calls, server-wide"),
+    I64(max_stream_queued_bytes, 1024, INT64_C(1) << 40,
+        "output bytes queued to StreamOutput readers together (each reader's message is at "
+        "most this / --max-total-stream-readers, and 64 KiB)"),
     INT(max_concurrent_streams, 1, 100000, "HTTP/2 streams per connection"),
     I64(retention_s, 0, INT64_C(1) << 31, "seconds a finished execution stays readable"),
     I64(shutdown_grace_s, 0, 86400, "seconds running executions get on SIGTERM"),
@@ -105,6 +109,10 @@ void px_config_default(px_config *cfg) {
     cfg->max_records = 10000;
     cfg->max_retained_bytes = 1024 * MIB;
     cfg->max_stream_readers = 256;
+    /* A stalled reader costs its queued message plus ~13 KiB of call state
+     * (docs/security.md): 1024 of them, ~77 MiB at most. */
+    cfg->max_total_stream_readers = 1024;
+    cfg->max_stream_queued_bytes = 64 * MIB;
     cfg->max_concurrent_streams = 256;
     cfg->retention_s = 300;
     cfg->shutdown_grace_s = 10;
@@ -296,5 +304,11 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                                 "--default-%s (%" PRId64 ") is above --max-%s (%" PRId64 ")",
                                 pairs[i].what, pairs[i].def, pairs[i].what, pairs[i].max);
     }
+    if (cfg->max_stream_queued_bytes / cfg->max_total_stream_readers < PX_STREAM_MESSAGE_MIN)
+        return px_error_set(err, PX_E_INVALID,
+                            "--max-stream-queued-bytes (%" PRId64 ") leaves each of the "
+                            "--max-total-stream-readers (%d) less than %d bytes",
+                            cfg->max_stream_queued_bytes, cfg->max_total_stream_readers,
+                            PX_STREAM_MESSAGE_MIN);
     return PX_CONFIG_RUN;
 }

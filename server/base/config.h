@@ -50,6 +50,8 @@ typedef struct px_config {
     int max_records;             /* executions retained in memory */
     int64_t max_retained_bytes;  /* output bytes retained executions may hold together */
     int max_stream_readers;      /* concurrent StreamOutput calls per execution */
+    int max_total_stream_readers; /* concurrent StreamOutput calls, server-wide */
+    int64_t max_stream_queued_bytes; /* output queued to StreamOutput readers together */
     int max_concurrent_streams;  /* HTTP/2 streams per connection */
     int64_t retention_s;         /* terminal records kept after finished_at */
     int64_t shutdown_grace_s;    /* SIGTERM: running executions may finish */
@@ -81,6 +83,9 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
 
 /* Prints the usage text (all flags, env names and defaults). */
 void px_config_usage(FILE *out);
+
+/* The smallest share of --max-stream-queued-bytes one reader may get. */
+#define PX_STREAM_MESSAGE_MIN 1024
 
 #define PYEXEC_VERSION "0.1.0"
 

@@ -30,6 +30,10 @@
 #include "server/rpc/rpc.h"
 #include "server/store/store.h"
 
+/* The most output one StreamOutput message carries (less when the
+ * server's queued-bytes budget gives each reader less). */
+#define PX_STREAM_MESSAGE_MAX (64 * 1024)
+
 typedef struct px_tag {
     void (*on_done)(struct px_tag *tag, bool ok);
 } px_tag;
@@ -77,6 +81,12 @@ struct px_rpc_server {
     px_tag shutdown_tag;
 
     atomic_int live_calls;
+    /* StreamOutput calls admitted and not yet freed, server-wide: at most
+     * cfg->max_total_stream_readers. Each holds at most one message of at
+     * most stream_message_max bytes of output, so the output queued to
+     * readers never exceeds cfg->max_stream_queued_bytes. */
+    atomic_int stream_readers;
+    size_t stream_message_max;
     const px_record_job_ops *job_ops;
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
 };

@@ -434,6 +434,9 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->job_ops = &job_ops;
     srv->shutdown_tag.on_done = on_shutdown_done;
     atomic_init(&srv->live_calls, 0);
+    atomic_init(&srv->stream_readers, 0);
+    int64_t share = cfg->max_stream_queued_bytes / cfg->max_total_stream_readers;
+    srv->stream_message_max = share < PX_STREAM_MESSAGE_MAX ? (size_t)share : PX_STREAM_MESSAGE_MAX;
     pthread_mutex_init(&srv->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);

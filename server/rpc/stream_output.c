@@ -4,9 +4,14 @@
  *
  * Each reader keeps its own offset and has at most one SEND_MESSAGE in
  * flight. It never copies more than one message (at most
- * STREAM_CHUNK_MAX bytes) out of the log, so a slow or stalled reader costs
- * one message of memory and never slows the program or other readers: the
- * log itself is bounded by the output cap.
+ * srv->stream_message_max bytes) out of the log, so a slow or stalled
+ * reader costs one message of memory plus its call and never slows the
+ * program or other readers: the log itself is bounded by the output cap.
+ * Readers are bounded per execution (--max-stream-readers, the store's
+ * count) and server-wide (--max-total-stream-readers, srv->stream_readers),
+ * and the message size is the queued-bytes budget's share of one reader, so
+ * all readers together never hold more than --max-stream-queued-bytes of
+ * output: a reader past either bound is refused RESOURCE_EXHAUSTED.
  *
  * pump() is the only place that decides what to send next. It runs on the
  * thread of whoever made progress possible: the store watcher (an executor
@@ -25,12 +30,11 @@
 #include "server/rpc/call.h"
 #include "server/rpc/codec.h"
 
-#define STREAM_CHUNK_MAX (64 * 1024)
-
 typedef struct stream_call {
     px_call base;          /* first: freed by px_call_unref */
     px_record *record;
     px_watch *watch;       /* under base.mu */
+    bool admitted;         /* counted in srv->stream_readers */
     int64_t offset;        /* next byte to send; under base.mu */
     bool sending;          /* under base.mu */
     bool closed;           /* cancelled or finished; under base.mu */
@@ -73,7 +77,8 @@ static void pump(stream_call *s) {
     }
     px_log_chunk piece;
     px_error err = PX_ERROR_INIT;
-    int rc = px_record_read(s->record, s->offset, STREAM_CHUNK_MAX, &piece, &err);
+    int rc = px_record_read(s->record, s->offset, s->base.srv->stream_message_max, &piece,
+                            &err);
     if (rc == PX_READ_DATA) {
         Pyexec__V1__OutputChunk chunk = PYEXEC__V1__OUTPUT_CHUNK__INIT;
         chunk.stream = (Pyexec__V1__Stream)piece.stream;
@@ -133,7 +138,24 @@ static void on_finished(px_call *call, bool ok) {
 }
 
 static void destroy(px_call *call) {
-    px_record_unref(((stream_call *)call)->record);
+    stream_call *s = (stream_call *)call;
+    if (s->admitted)
+        atomic_fetch_sub(&call->srv->stream_readers, 1);
+    px_record_unref(s->record);
+}
+
+/* Takes one of the server-wide reader slots, or fails with PX_E_EXHAUSTED. */
+static int admit_reader(px_rpc_server *srv, px_error *err) {
+    int max = srv->cfg->max_total_stream_readers;
+    int n = atomic_load(&srv->stream_readers);
+    do {
+        if (n >= max)
+            return px_error_set(err, PX_E_EXHAUSTED,
+                                "server has %d StreamOutput readers (limit %d, "
+                                "--max-total-stream-readers)",
+                                n, max);
+    } while (!atomic_compare_exchange_weak(&srv->stream_readers, &n, n + 1));
+    return 0;
 }
 
 void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
@@ -162,6 +184,9 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
         goto fail;
     if (rc == PX_READ_DATA)
         free(probe.data);
+    if (admit_reader(srv, &err) < 0)
+        goto fail;
+    s->admitted = true;
     s->record = record;
     s->offset = req->offset;
     record = NULL;

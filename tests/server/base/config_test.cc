@@ -119,6 +119,20 @@ TEST(Config, DefaultAboveMaximumIsRejected) {
     EXPECT_NE(nullptr, strstr(p.err.msg, "--max-timeout-s")) << p.err.msg;
 }
 
+TEST(Config, StreamReaderBounds) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_EQ(256, c.max_stream_readers);
+    EXPECT_EQ(1024, c.max_total_stream_readers);
+    EXPECT_EQ(64 << 20, c.max_stream_queued_bytes);
+    /* Every reader's share of the queued bytes must be at least 1 KiB. */
+    Parsed p = parse({"--max-total-stream-readers", "100", "--max-stream-queued-bytes", "102400"});
+    EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    p = parse({"--max-total-stream-readers", "101", "--max-stream-queued-bytes", "102400"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "less than 1024 bytes")) << p.err.msg;
+}
+
 TEST(Config, EmptyStringRejected) {
     Parsed p = parse({"--listen", ""});
     EXPECT_EQ(-1, p.rc);

@@ -61,17 +61,13 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
 
 extern char **environ;
 
-int px_daemon_prepare(const char *prog, int argc, char **argv, px_config *cfg,
-                      sigset_t *signals) {
+int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, px_error *err) {
     px_config_default(cfg);
-    px_error err = PX_ERROR_INIT;
-    int action = px_config_parse(cfg, argc, argv, environ, stdout, &err);
-    if (action < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err.msg);
-        return 2;
-    }
+    int action = px_config_parse(cfg, argc, argv, environ, stdout, err);
+    if (action < 0)
+        return -1;
     if (action != PX_CONFIG_RUN)
-        return 0;
+        return 1;
     px_log_set_level(cfg->log_level);
     /* Signals are taken synchronously by px_daemon_run's sigwait. */
     sigemptyset(signals);
@@ -80,5 +76,5 @@ int px_daemon_prepare(const char *prog, int argc, char **argv, px_config *cfg,
     pthread_sigmask(SIG_BLOCK, signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     px_rpc_global_init();
-    return -1;
+    return 0;
 }

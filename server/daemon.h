@@ -20,14 +20,14 @@
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals);
 
 /* The start of every server main(): parses the flags and environment into
- * `cfg` (errors go to stderr prefixed with `prog`), sets the log level,
- * blocks SIGTERM and SIGINT (filled into `signals`, for px_daemon_run) in
- * the calling thread so that every thread started later inherits the mask,
- * ignores SIGPIPE, and initialises gRPC. Returns -1 when the caller should
- * go on and serve (then it calls px_rpc_global_cleanup() at the end), or
- * the exit code to return at once: 0 after --help/--version, 2 for a bad
- * flag or variable. */
-int px_daemon_prepare(const char *prog, int argc, char **argv, px_config *cfg,
-                      sigset_t *signals);
+ * `cfg`, sets the log level, blocks SIGTERM and SIGINT (filled into
+ * `signals`, for px_daemon_run) in the calling thread so that every thread
+ * started later inherits the mask, ignores SIGPIPE, and initialises gRPC.
+ * Returns 0 when the caller should go on and serve (then it calls
+ * px_rpc_global_cleanup() at the end); 1 when --help or --version was
+ * answered on stdout (exit 0 at once); or -1 with `err` set (PX_E_INVALID,
+ * naming the flag or variable and its accepted range; main() prints it and
+ * exits 2). */
+int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, px_error *err);
 
 #endif

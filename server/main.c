@@ -18,10 +18,14 @@
 int main(int argc, char **argv) {
     px_config cfg;
     sigset_t signals;
-    int rc = px_daemon_prepare("pyexecd", argc, argv, &cfg, &signals);
-    if (rc >= 0)
-        return rc;
     px_error err = PX_ERROR_INIT;
+    int rc = px_daemon_prepare(argc, argv, &cfg, &signals, &err);
+    if (rc < 0) {
+        fprintf(stderr, "pyexecd: %s\n", err.msg);
+        return 2;
+    }
+    if (rc > 0)
+        return 0;
     if (px_docker_global_init(&err) < 0) {
         px_err("start: %s", err.msg);
         px_rpc_global_cleanup();

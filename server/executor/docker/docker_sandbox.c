@@ -91,18 +91,56 @@ static const px_sandbox_ops docker_ops = {
     .destroy = sandbox_destroy,
 };
 
-int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_error *err) {
-    if (!config->socket_path || !config->instance || !config->instance[0] ||
-        config->pids_limit <= 0 || config->tmp_mb <= 0 || config->nofile <= 0 ||
-        config->api_timeout_ms <= 0 || config->reaper_interval_ms < 0 ||
-        config->warm_pool < 0 || config->warm_pool > PX_DOCKER_POOL_MAX ||
-        (config->warm_pool > 0 &&
-         (!config->pool_image || !config->pool_image[0] || config->pool_memory_mb <= 0 ||
-          config->pool_disk_mb <= 0 || config->pool_cpu_shares <= 0)))
-        return px_error_set(err, PX_E_INVALID, "docker sandbox: invalid configuration");
+/* Checks `c`, naming the first field that is wrong. Returns 0, or -1 with
+ * `err` set (PX_E_INVALID). */
+static int check_config(const px_docker_config *c, px_error *err) {
+    const char *bad = "docker sandbox: invalid configuration";
+    if (!c->socket_path)
+        return px_error_set(err, PX_E_INVALID, "%s: no engine socket path", bad);
+    if (!c->instance || !c->instance[0])
+        return px_error_set(err, PX_E_INVALID, "%s: no instance name", bad);
+    if (c->api_timeout_ms <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: API timeout %lld ms is not positive", bad,
+                            (long long)c->api_timeout_ms);
+    if (c->pids_limit <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: process limit %d is not positive", bad,
+                            c->pids_limit);
+    if (c->tmp_mb <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: /tmp size %d MiB is not positive", bad,
+                            c->tmp_mb);
+    if (c->nofile <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: open-file limit %d is not positive", bad,
+                            c->nofile);
+    if (c->reaper_interval_ms < 0)
+        return px_error_set(err, PX_E_INVALID, "%s: reaper interval %lld ms is negative", bad,
+                            (long long)c->reaper_interval_ms);
+    if (c->warm_pool < 0 || c->warm_pool > PX_DOCKER_POOL_MAX)
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool size %d is not in 0..%d", bad,
+                            c->warm_pool, PX_DOCKER_POOL_MAX);
+    if (c->warm_pool == 0)
+        return 0;
+    if (!c->pool_image || !c->pool_image[0])
+        return px_error_set(err, PX_E_INVALID, "%s: the warm pool has no image", bad);
+    if (c->pool_memory_mb <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool memory %d MiB is not positive",
+                            bad, c->pool_memory_mb);
+    if (c->pool_disk_mb <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool disk %d MiB is not positive", bad,
+                            c->pool_disk_mb);
+    if (c->pool_cpu_shares <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool CPU shares %d is not positive",
+                            bad, c->pool_cpu_shares);
+    return 0;
+}
+
+/* Allocates the back-end and copies the settings of `config` (checked).
+ * Returns it, or NULL with `err` set. */
+static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *err) {
     docker_sandbox *sb = calloc(1, sizeof *sb);
-    if (!sb)
-        return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+    if (!sb) {
+        px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+        return NULL;
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -129,8 +167,40 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
     if (!sb->client || !sb->instance || (config->runtime && !sb->runtime) ||
         (sb->pool_size > 0 && !sb->pool_image)) {
         sandbox_free(sb);
-        return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+        px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+        return NULL;
     }
+    return sb;
+}
+
+/* Starts the reaper thread (when it has an interval) and the pool threads.
+ * Returns 0, or -1 with `err` set and every thread it started stopped. */
+static int start_threads(docker_sandbox *sb, px_error *err) {
+    if (sb->reaper_interval_ms > 0) {
+        int rc = pthread_create(&sb->reaper, NULL, sb_reaper_main, sb);
+        if (rc != 0)
+            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: reaper thread");
+        sb->reaper_started = true;
+    }
+    int threads = sb->pool_size < POOL_THREADS ? sb->pool_size : POOL_THREADS;
+    for (int i = 0; i < threads; i++) {
+        int rc = pthread_create(&sb->pool_threads[i], NULL, sb_pool_main, sb);
+        if (rc != 0) {
+            stop_threads(sb);
+            sb_pool_drain(sb);
+            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: pool thread");
+        }
+        sb->n_pool_threads++;
+    }
+    return 0;
+}
+
+int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_error *err) {
+    if (check_config(config, err) < 0)
+        return -1;
+    docker_sandbox *sb = sandbox_alloc(config, err);
+    if (!sb)
+        return -1;
     px_error e = PX_ERROR_INIT;
     if (sandbox_ping(sb, &e) == 0) {
         if (sb->runtime && sb_check_runtime(sb, err) < 0) {
@@ -140,26 +210,11 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
         if (sb_reap(sb, &e) < 0)
             px_warn("docker: start-up reap: %s", e.msg);
     }
-    if (sb->reaper_interval_ms > 0) {
-        int rc = pthread_create(&sb->reaper, NULL, sb_reaper_main, sb);
-        if (rc != 0) {
-            sandbox_free(sb);
-            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: reaper thread");
-        }
-        sb->reaper_started = true;
-    }
     /* After the start-up reap, which would otherwise race the first pooled
      * containers' creation. */
-    int threads = sb->pool_size < POOL_THREADS ? sb->pool_size : POOL_THREADS;
-    for (int i = 0; i < threads; i++) {
-        int rc = pthread_create(&sb->pool_threads[i], NULL, sb_pool_main, sb);
-        if (rc != 0) {
-            stop_threads(sb);
-            sb_pool_drain(sb);
-            sandbox_free(sb);
-            return px_error_set_errno(err, PX_E_INTERNAL, rc, "docker sandbox: pool thread");
-        }
-        sb->n_pool_threads++;
+    if (start_threads(sb, err) < 0) {
+        sandbox_free(sb);
+        return -1;
     }
     out->ops = &docker_ops;
     out->self = sb;

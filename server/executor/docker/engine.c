@@ -83,42 +83,44 @@ int sb_api(docker_sandbox *sb, const char *method, const char *path, const char 
     return rc;
 }
 
-int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix) {
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
+                      px_error *err) {
     _cleanup_free_ char *eid = px_docker_escape(id, NULL);
     if (!eid)
-        return -1;
+        return px_error_set(err, PX_E_INTERNAL, "path of container '%.64s': out of memory", id);
     int n = snprintf(buf, cap, "/containers/%s%s", eid, suffix);
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
+    if (n < 0 || (size_t)n >= cap)
+        return px_error_set(err, PX_E_INTERNAL,
+                            "path of container '%.64s': longer than %zu bytes", id, cap - 1);
+    return 0;
 }
 
 /* Best effort: forced removal with volumes. */
 void sb_remove_container(docker_sandbox *sb, const char *id) {
     char path[512];
-    if (sb_container_path(path, sizeof path, id, "?force=1&v=1") < 0)
-        return;
     px_error err = PX_ERROR_INIT;
-    if (sb_api(sb, "DELETE", path, NULL, 0, NULL, &err) < 0 && err.code != PX_E_NOT_FOUND)
+    if ((sb_container_path(path, sizeof path, id, "?force=1&v=1", &err) < 0 ||
+         sb_api(sb, "DELETE", path, NULL, 0, NULL, &err) < 0) &&
+        err.code != PX_E_NOT_FOUND)
         px_warn("docker: remove container '%.64s': %s", id, err.msg);
 }
 
 /* Best effort SIGKILL. */
 void sb_kill_container(docker_sandbox *sb, const char *id) {
     char path[512];
-    if (sb_container_path(path, sizeof path, id, "/kill") < 0)
-        return;
     px_error err = PX_ERROR_INIT;
-    sb_api(sb, "POST", path, NULL, 0, NULL, &err);
+    if (sb_container_path(path, sizeof path, id, "/kill", &err) == 0)
+        sb_api(sb, "POST", path, NULL, 0, NULL, &err);
 }
 
 /* Best effort usage snapshot from the stats endpoint (cgroup v1 and v2). */
 void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64_t *peak,
                    int64_t *cpu_ms) {
     char path[512];
-    if (sb_container_path(path, sizeof path, id, "/stats?stream=false&one-shot=true") < 0)
-        return;
     px_error err = PX_ERROR_INIT;
     _cleanup_json_ json_t *j = NULL;
-    if (sb_api(sb, "GET", path, NULL, timeout_ms, &j, &err) < 0)
+    if (sb_container_path(path, sizeof path, id, "/stats?stream=false&one-shot=true", &err) < 0 ||
+        sb_api(sb, "GET", path, NULL, timeout_ms, &j, &err) < 0)
         return;
     json_t *mem = json_object_get(j, "memory_stats");
     json_int_t m = json_integer_value(json_object_get(mem, "max_usage"));
@@ -135,17 +137,18 @@ void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64
 
 /* ---- live set and image cache ---- */
 
-int sb_live_add(docker_sandbox *sb, const char *name) {
+int sb_live_add(docker_sandbox *sb, const char *name, px_error *err) {
     _cleanup_free_ char *copy = strdup(name);
     if (!copy)
-        return -1;
+        return px_error_set(err, PX_E_INTERNAL, "register container '%s': out of memory", name);
     pthread_mutex_lock(&sb->live_mu);
     if (sb->n_live == sb->cap_live) {
         size_t cap = sb->cap_live ? 2 * sb->cap_live : 16;
         char **v = realloc(sb->live, cap * sizeof *v);
         if (!v) {
             pthread_mutex_unlock(&sb->live_mu);
-            return -1;
+            return px_error_set(err, PX_E_INTERNAL, "register container '%s': out of memory",
+                                name);
         }
         sb->live = v;
         sb->cap_live = cap;

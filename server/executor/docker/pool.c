@@ -100,9 +100,10 @@ int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *
                   (json_int_t)spec->cpu_shares, "PidsLimit", (json_int_t)sb->pids_limit);
     _cleanup_free_ char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
     char path[512];
-    if (!body || sb_container_path(path, sizeof path, id, "/update") < 0)
+    if (!body)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    if (sb_api(sb, "POST", path, body, 0, NULL, err) < 0)
+    if (sb_container_path(path, sizeof path, id, "/update", err) < 0 ||
+        sb_api(sb, "POST", path, body, 0, NULL, err) < 0)
         return px_error_wrap(err, "update pooled container '%.12s'", id);
     return 0;
 }
@@ -119,8 +120,8 @@ int sb_pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *
         path = NULL;
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
     }
-    if (sb_live_add(sb, name) < 0)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (sb_live_add(sb, name, err) < 0)
+        return -1;
     if (sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
         sb_live_remove(sb, name);
         return px_error_wrap(err, "rename pooled container '%.12s'", p->id);
@@ -177,9 +178,8 @@ static pooled *pool_create(docker_sandbox *sb, px_error *err) {
         }
         sb_image_remember(sb, sb->pool_image);
     }
-    if (sb_live_add(sb, p->name) < 0) {
+    if (sb_live_add(sb, p->name, err) < 0) {
         free(p);
-        px_error_set(err, PX_E_INTERNAL, "out of memory");
         return NULL;
     }
     px_job_spec profile = {
@@ -202,7 +202,7 @@ static pooled *pool_create(docker_sandbox *sb, px_error *err) {
         px_error_wrap(err, "attach to container '%.12s'", p->id);
     } else if (early_len > 0) {
         px_error_set(err, PX_E_INTERNAL, "container '%.12s' spoke before its start", p->id);
-    } else if (sb_container_path(path, sizeof path, p->id, "/start") < 0 ||
+    } else if (sb_container_path(path, sizeof path, p->id, "/start", err) < 0 ||
                sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
         px_error_wrap(err, "start container '%.12s'", p->id);
     } else {

@@ -213,10 +213,10 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
     px_error err = PX_ERROR_INIT;
     _cleanup_json_ json_t *w = NULL;
     _cleanup_json_ json_t *j = NULL;
-    int rc = sb_container_path(path, sizeof path, id, "/wait?condition=not-running");
+    int rc = sb_container_path(path, sizeof path, id, "/wait?condition=not-running", &err);
     if (rc == 0)
         rc = sb_api(sb, "POST", path, NULL, 0, &w, &err);
-    if (rc == 0 && (rc = sb_container_path(path, sizeof path, id, "/json")) == 0)
+    if (rc == 0 && (rc = sb_container_path(path, sizeof path, id, "/json", &err)) == 0)
         rc = sb_api(sb, "GET", path, NULL, 0, &j, &err);
     if (rc < 0) {
         if (err.code == PX_E_NOT_FOUND) {
@@ -492,8 +492,8 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     sb_pool_count(sb, &sb->stats.cold);
     char name[128];
     snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
-    if (sb_live_add(sb, name) < 0) {
-        px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
+    if (sb_live_add(sb, name, &err) < 0) {
+        result->error = err;
         return;
     }
     char id[128];
@@ -516,7 +516,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         px_error_wrap(&result->error, "attach to container '%.12s'", id);
     } else {
         step_done(io, "attach to container '%.12s'", id);
-        if (sb_container_path(path, sizeof path, id, "/start") < 0 ||
+        if (sb_container_path(path, sizeof path, id, "/start", &err) < 0 ||
             sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
             result->error = err;
             px_error_wrap(&result->error, "start container '%.12s'", id);

@@ -112,8 +112,9 @@ typedef struct docker_sandbox {
  * out is non-NULL. Returns 0, or -1 with `err` set. */
 int sb_api(docker_sandbox *sb, const char *method, const char *path, const char *body,
            int64_t timeout_ms, json_t **out, px_error *err);
-/* Writes "/containers/<escaped id><suffix>" into buf. */
-int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix);
+/* Writes "/containers/<escaped id><suffix>" into buf[cap]. */
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
+                      px_error *err);
 /* Best effort: forced removal with volumes. */
 void sb_remove_container(docker_sandbox *sb, const char *id);
 /* Best effort SIGKILL. */
@@ -122,7 +123,7 @@ void sb_kill_container(docker_sandbox *sb, const char *id);
 void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64_t *peak,
                    int64_t *cpu_ms);
 /* Adds `name` to the live set / removes it / asks whether it is there. */
-int sb_live_add(docker_sandbox *sb, const char *name);
+int sb_live_add(docker_sandbox *sb, const char *name, px_error *err);
 void sb_live_remove(docker_sandbox *sb, const char *name);
 bool sb_live_has(docker_sandbox *sb, const char *name);
 /* Whether `image` was seen present lately; records that it was. */

@@ -16,9 +16,14 @@
 int main(int argc, char **argv) {
     px_config cfg;
     sigset_t signals;
-    int rc = px_daemon_prepare("fake_pyexecd", argc, argv, &cfg, &signals);
-    if (rc >= 0)
-        return rc;
+    px_error err = PX_ERROR_INIT;
+    int rc = px_daemon_prepare(argc, argv, &cfg, &signals, &err);
+    if (rc < 0) {
+        fprintf(stderr, "fake_pyexecd: %s\n", err.msg);
+        return 2;
+    }
+    if (rc > 0)
+        return 0;
     fake_sandbox *fake = fake_sandbox_new();
     rc = px_daemon_run(&cfg, fake_sandbox_as_sandbox(fake), &signals);
     fake_sandbox_unref(fake);

@@ -396,4 +396,54 @@ TEST_F(FakeEngineTest, ExitCodeAndOomFromInspect) {
     EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
 }
 
+// Each invalid setting is refused before the engine is contacted, with a
+// message naming that setting.
+TEST(DockerConfig, EachInvalidSettingIsNamed) {
+    struct Case {
+        std::function<void(px_docker_config *)> spoil;
+        const char *names;
+    };
+    const Case cases[] = {
+        {[](px_docker_config *c) { c->socket_path = nullptr; }, "no engine socket path"},
+        {[](px_docker_config *c) { c->instance = ""; }, "no instance name"},
+        {[](px_docker_config *c) { c->api_timeout_ms = 0; }, "API timeout 0 ms"},
+        {[](px_docker_config *c) { c->pids_limit = 0; }, "process limit 0"},
+        {[](px_docker_config *c) { c->tmp_mb = -1; }, "/tmp size -1 MiB"},
+        {[](px_docker_config *c) { c->nofile = 0; }, "open-file limit 0"},
+        {[](px_docker_config *c) { c->reaper_interval_ms = -5; }, "reaper interval -5 ms"},
+        {[](px_docker_config *c) { c->warm_pool = PX_DOCKER_POOL_MAX + 1; },
+         "warm pool size 65 is not in 0..64"},
+        {[](px_docker_config *c) { c->warm_pool = 1; }, "the warm pool has no image"},
+        {[](px_docker_config *c) {
+             c->warm_pool = 1;
+             c->pool_image = "img";
+             c->pool_memory_mb = 0;
+         },
+         "warm pool memory 0 MiB"},
+        {[](px_docker_config *c) {
+             c->warm_pool = 1;
+             c->pool_image = "img";
+             c->pool_disk_mb = 0;
+         },
+         "warm pool disk 0 MiB"},
+        {[](px_docker_config *c) {
+             c->warm_pool = 1;
+             c->pool_image = "img";
+             c->pool_cpu_shares = 0;
+         },
+         "warm pool CPU shares 0"},
+    };
+    for (const Case &tc : cases) {
+        px_docker_config cfg;
+        px_docker_config_default(&cfg);
+        cfg.socket_path = "/nonexistent/docker.sock";
+        tc.spoil(&cfg);
+        px_sandbox sb;
+        px_error err = PX_ERROR_INIT;
+        ASSERT_EQ(px_docker_sandbox_new(&cfg, &sb, &err), -1) << tc.names;
+        EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
+        EXPECT_NE(strstr(err.msg, tc.names), nullptr) << err.msg;
+    }
+}
+
 } // namespace

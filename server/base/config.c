@@ -68,6 +68,9 @@ static const opt opts[] = {
     I64(max_stream_queued_bytes, 1024, INT64_C(1) << 40,
         "output bytes queued to StreamOutput readers together (each reader's message is at "
         "most this / --max-total-stream-readers, and 64 KiB)"),
+    I64(max_reply_queued_bytes, 65536, INT64_C(1) << 40,
+        "bytes of unary replies (results with their output) being sent to clients together; "
+        "past it a reply is RESOURCE_EXHAUSTED (at least --output-limit-bytes + 64 KiB)"),
     INT(max_concurrent_streams, 1, 100000, "HTTP/2 streams per connection"),
     I64(retention_s, 0, INT64_C(1) << 31, "seconds a finished execution stays readable"),
     I64(shutdown_grace_s, 0, 86400, "seconds running executions get on SIGTERM"),
@@ -113,6 +116,8 @@ void px_config_default(px_config *cfg) {
      * (docs/security.md): 1024 of them, ~77 MiB at most. */
     cfg->max_total_stream_readers = 1024;
     cfg->max_stream_queued_bytes = 64 * MIB;
+    /* Sixteen results of the full default output cap at once. */
+    cfg->max_reply_queued_bytes = 256 * MIB;
     cfg->max_concurrent_streams = 256;
     cfg->retention_s = 300;
     cfg->shutdown_grace_s = 10;
@@ -310,5 +315,10 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                             "--max-total-stream-readers (%d) less than %d bytes",
                             cfg->max_stream_queued_bytes, cfg->max_total_stream_readers,
                             PX_STREAM_MESSAGE_MIN);
+    if (cfg->max_reply_queued_bytes < cfg->output_limit_bytes + 64 * 1024)
+        return px_error_set(err, PX_E_INVALID,
+                            "--max-reply-queued-bytes (%" PRId64 ") is below --output-limit-bytes "
+                            "(%" PRId64 ") + 64 KiB: a full result could never be sent",
+                            cfg->max_reply_queued_bytes, cfg->output_limit_bytes);
     return PX_CONFIG_RUN;
 }

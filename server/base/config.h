@@ -52,6 +52,7 @@ typedef struct px_config {
     int max_stream_readers;      /* concurrent StreamOutput calls per execution */
     int max_total_stream_readers; /* concurrent StreamOutput calls, server-wide */
     int64_t max_stream_queued_bytes; /* output queued to StreamOutput readers together */
+    int64_t max_reply_queued_bytes;  /* unary replies (results with output) queued together */
     int max_concurrent_streams;  /* HTTP/2 streams per connection */
     int64_t retention_s;         /* terminal records kept after finished_at */
     int64_t shutdown_grace_s;    /* SIGTERM: running executions may finish */

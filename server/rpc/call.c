@@ -1,5 +1,6 @@
 #include "server/rpc/call.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,31 @@ static void on_close_done(px_tag *tag, bool ok) {
     px_call_unref(call);
 }
 
+/* Counts `len` bytes of a final message against the server's reply budget.
+ * Returns false (nothing counted) if they do not fit. */
+static bool reserve_reply(px_rpc_server *srv, int64_t len) {
+    int64_t max = srv->cfg->max_reply_queued_bytes;
+    int64_t n = atomic_load(&srv->reply_bytes);
+    do {
+        if (len > max - n)
+            return false;
+    } while (!atomic_compare_exchange_weak(&srv->reply_bytes, &n, n + len));
+    return true;
+}
+
+static void release_reply(px_call *call) {
+    if (call->final_reserved) {
+        atomic_fetch_sub(&call->srv->reply_bytes, call->final_reserved);
+        call->final_reserved = 0;
+    }
+}
+
 static void on_final_done(px_tag *tag, bool ok) {
     px_call *call = container_of(tag, px_call, final_tag);
     pthread_mutex_lock(&call->mu);
     grpc_byte_buffer *buf = call->final_buf;
     call->final_buf = NULL;
+    release_reply(call);
     pthread_mutex_unlock(&call->mu);
     if (buf)
         grpc_byte_buffer_destroy(buf);
@@ -168,6 +189,24 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
         return false;
     }
     call->finished = true;
+    char refusal[PX_ERROR_MSG_MAX];
+    if (msg && code == GRPC_STATUS_OK) {
+        int64_t len = (int64_t)protobuf_c_message_get_packed_size(msg);
+        if (reserve_reply(call->srv, len)) {
+            call->final_reserved = len;
+        } else {
+            snprintf(refusal, sizeof refusal,
+                     "%s%sthe reply (%" PRId64 " bytes) does not fit: %" PRId64
+                     " bytes of replies are being sent to clients (limit %" PRId64
+                     ", --max-reply-queued-bytes); retry later",
+                     call->reply_note, call->reply_note[0] ? ": " : "", len,
+                     (int64_t)atomic_load(&call->srv->reply_bytes),
+                     call->srv->cfg->max_reply_queued_bytes);
+            msg = NULL;
+            code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            details = refusal;
+        }
+    }
     log_refusal(call, code, details);
     if (key && value) {
         /* Released with the call: the batch borrows them until it completes. */
@@ -201,6 +240,7 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
     if (e != GRPC_CALL_OK) {
         buf = call->final_buf;
         call->final_buf = NULL;
+        release_reply(call);
     }
     pthread_mutex_unlock(&call->mu);
     if (e != GRPC_CALL_OK) {

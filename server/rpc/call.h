@@ -87,6 +87,11 @@ struct px_rpc_server {
      * readers never exceeds cfg->max_stream_queued_bytes. */
     atomic_int stream_readers;
     size_t stream_message_max;
+    /* Bytes of final messages (unary replies: results with their output)
+     * handed to gRPC and not yet sent, server-wide: at most
+     * cfg->max_reply_queued_bytes; a client that never reads would
+     * otherwise pin a whole result per call. */
+    _Atomic int64_t reply_bytes;
     const px_record_job_ops *job_ops;
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
 };
@@ -122,6 +127,10 @@ struct px_call {
     int cancelled;                /* written by the core for RECV_CLOSE */
     px_tag final_tag;
     grpc_byte_buffer *final_buf;  /* message sent with the status */
+    int64_t final_reserved;       /* its bytes counted in srv->reply_bytes */
+    /* What a refused reply names first, e.g. "execution 'exe_…' is KILLED";
+     * set before finishing (empty: nothing). */
+    char reply_note[96];
     grpc_slice final_details;
     grpc_metadata final_trailer;  /* optional trailing metadata entry */
     size_t n_final_trailer;       /* 0 or 1 */
@@ -154,6 +163,11 @@ void px_call_unref(px_call *call);
  * when call->rpc is set: "rpc: Execute from PEER: INVALID_ARGUMENT: ...". */
 bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
                     const char *details);
+
+/* A final message counts against the server's reply budget
+ * (cfg->max_reply_queued_bytes) until it is sent: one that does not fit is
+ * replaced by RESOURCE_EXHAUSTED ("<reply_note>: the reply (N bytes) does
+ * not fit ..."), so clients that never read cannot pin unbounded memory. */
 
 /* px_call_finish, and the status carries one trailing metadata entry
  * `key: value` (both copied). `key` is a lowercase ASCII header name; bytes

@@ -435,6 +435,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->shutdown_tag.on_done = on_shutdown_done;
     atomic_init(&srv->live_calls, 0);
     atomic_init(&srv->stream_readers, 0);
+    atomic_init(&srv->reply_bytes, 0);
     int64_t share = cfg->max_stream_queued_bytes / cfg->max_total_stream_readers;
     srv->stream_message_max = share < PX_STREAM_MESSAGE_MAX ? (size_t)share : PX_STREAM_MESSAGE_MAX;
     pthread_mutex_init(&srv->mu, NULL);

@@ -19,6 +19,10 @@
 bool px_finish_with_view(px_call *call, const px_record_view *view) {
     px_result_msg msg;
     px_codec_result(&msg, view);
+    pthread_mutex_lock(&call->mu);
+    snprintf(call->reply_note, sizeof call->reply_note, "execution '%s' is %s", view->id,
+             px_status_name(view->status));
+    pthread_mutex_unlock(&call->mu);
     return px_call_finish(call, &msg.result.base, GRPC_STATUS_OK, NULL);
 }
 

@@ -1,10 +1,11 @@
-"""StreamOutput readers that never read: a raw HTTP/2 client (python3-h2)
-that opens gRPC StreamOutput calls with an initial stream window of 0 and
-never grants more, so the server can send no byte of DATA on them. What the
-server queues for such readers is what a hostile client can pin.
+"""gRPC clients that never read: a raw HTTP/2 client (python3-h2) that
+opens calls with an initial stream window of 0 and never grants more, so
+the server can send no byte of DATA on them. What the server queues for
+such calls is what a hostile client can pin.
 
     conn = StalledConnection("127.0.0.1", port)
-    sid = conn.open(execution_id, offset=0)
+    sid = conn.open(execution_id, offset=0)   # StreamOutput
+    sid = conn.open_call("GetExecution", execution_id_request(execution_id))
     conn.wait_started(sid)      # response headers: the server began sending
     conn.wait_status([sid2])    # a refused call: {"grpc-status": "8", ...}
     conn.close()
@@ -44,6 +45,11 @@ def stream_output_request(execution_id, offset=0):
     return b"\x00" + struct.pack(">I", len(msg)) + msg
 
 
+def execution_id_request(execution_id):
+    """A GetExecutionRequest or KillRequest (field 1, the id), framed."""
+    return stream_output_request(execution_id)
+
+
 class StalledConnection:
     """One HTTP/2 connection whose streams never get flow-control window."""
 
@@ -70,13 +76,18 @@ class StalledConnection:
 
     def open(self, execution_id, offset=0):
         """Starts a StreamOutput call; returns its stream id."""
+        return self.open_call("StreamOutput", stream_output_request(execution_id, offset))
+
+    def open_call(self, method, framed_request):
+        """Starts a call of ExecutorService/`method` with one request
+        message (gRPC-framed); returns its stream id."""
         sid = self.conn.get_next_available_stream_id()
         self.conn.send_headers(sid, [
             (":method", "POST"), (":scheme", "http"), (":authority", self.authority),
-            (":path", "/pyexec.v1.ExecutorService/StreamOutput"),
+            (":path", f"/pyexec.v1.ExecutorService/{method}"),
             ("content-type", "application/grpc"), ("te", "trailers"),
         ])
-        self.conn.send_data(sid, stream_output_request(execution_id, offset), end_stream=True)
+        self.conn.send_data(sid, framed_request, end_stream=True)
         self._flush()
         return sid
 
@@ -107,7 +118,7 @@ class StalledConnection:
 
     def wait_started(self, sids):
         """Waits until each stream got its response headers (the server's
-        first message is then queued) or a status."""
+        first message, or a unary reply, is then queued) or a status."""
         self._wait(lambda: all(s in self.started or s in self.statuses for s in sids))
 
     def wait_status(self, sids):

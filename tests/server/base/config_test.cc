@@ -133,6 +133,17 @@ TEST(Config, StreamReaderBounds) {
     EXPECT_NE(nullptr, strstr(p.err.msg, "less than 1024 bytes")) << p.err.msg;
 }
 
+TEST(Config, ReplyBudgetHoldsAFullResult) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_EQ(256 << 20, c.max_reply_queued_bytes);
+    Parsed p = parse({"--output-limit-bytes", "1000000", "--max-reply-queued-bytes", "1065536"});
+    EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    p = parse({"--output-limit-bytes", "1000000", "--max-reply-queued-bytes", "1065535"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--output-limit-bytes")) << p.err.msg;
+}
+
 TEST(Config, EmptyStringRejected) {
     Parsed p = parse({"--listen", ""});
     EXPECT_EQ(-1, p.rc);

@@ -1,11 +1,12 @@
-"""Server-wide bounds on StreamOutput readers, against readers that never
-read: raw HTTP/2 clients with a stream window of 0 (tests/support/
-stalled_reader.py), whose first message the server can never send."""
+"""Server-wide bounds on what clients that never read can pin: StreamOutput
+readers and unary replies, against raw HTTP/2 clients with a stream window
+of 0 (tests/support/stalled_reader.py) whose messages the server can never
+send."""
 
 import grpc
 import pyexecd
 import pytest
-from stalled_reader import StalledConnection
+from stalled_reader import StalledConnection, execution_id_request
 
 RESOURCE_EXHAUSTED = str(grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
 
@@ -94,3 +95,43 @@ def test_default_message_size_is_64_kib(fake):
     job = fake.submit("flood:300000", "exit:0")
     data, _ = chunks(fake, job.execution_id)
     assert max(len(c.data) for c in data) == 65536
+
+
+def test_replies_to_clients_that_never_read_are_bounded(fake_factory):
+    """Each GetExecution of a 150 KB result pins the whole reply while its
+    client never reads: past --max-reply-queued-bytes, replies are refused
+    until the stalled ones go."""
+    fake = fake_factory("--output-limit-bytes", "200000",
+                        "--max-reply-queued-bytes", "600000")
+    big = fake.run("flood:150000", "exit:0")
+    small = fake.run("print:hi")
+    conn = connect(fake)
+    try:
+        sids = [conn.open_call("GetExecution", execution_id_request(big.execution_id))
+                for _ in range(3)]
+        conn.wait_started(sids)
+        assert not conn.statuses and conn.data_bytes == 0
+
+        # A fourth copy does not fit, whoever asks and however.
+        for call in (fake.get, fake.kill):
+            with pytest.raises(grpc.RpcError) as e:
+                call(big.execution_id)
+            assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert f"execution '{big.execution_id}' is COMPLETED" in e.value.details()
+            assert "--max-reply-queued-bytes" in e.value.details()
+        # A small reply still fits beside them.
+        assert fake.get(small.execution_id).stdout == b"hi"
+    finally:
+        conn.close()
+    # Their connection gone, the budget comes back.
+    assert pyexecd.wait_until(lambda: replies(fake, big.execution_id), 10)
+    assert len(fake.get(big.execution_id).stdout) == 150000
+
+
+def replies(fake, execution_id):
+    try:
+        fake.get(execution_id)
+        return True
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, e
+        return False

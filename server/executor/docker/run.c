@@ -49,6 +49,26 @@
 #define READ_CHUNK (64 * 1024)
 #define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
 
+/*
+ * Output coalescing. A program's single print() reaches the attach stream as
+ * several writes ("tick", " ", "0", "\n") microseconds apart; delivered one
+ * by one they would become as many chunks in the store and as many
+ * StreamOutput messages. The pump holds output of one stream and delivers it
+ * as one chunk when
+ *   - what it holds ends with a newline once a read has been demultiplexed
+ *     (whole lines go out without delay),
+ *   - COALESCE_MS have passed since the first byte it holds (a partial line,
+ *     e.g. a prompt, waits at most that long),
+ *   - output of the other stream arrives (the order of the two is kept),
+ *   - it holds COALESCE_MAX bytes,
+ *   - or the run ends, before its result is reported.
+ * Here rather than in the store or in StreamOutput: this is the one place
+ * that sees the writes as they arrive and owns a poll loop to time the
+ * delay; the store and every reader then deal in whole chunks.
+ */
+#define COALESCE_MS 5
+#define COALESCE_MAX (64 * 1024)
+
 /* ---- one run ---- */
 
 /* What one run sends and scans, prepared before any container is touched. */
@@ -61,6 +81,11 @@ typedef struct run_io {
     const char *execution_id; /* the spec's, for the step log */
     int64_t begun_ms;         /* monotonic: the run's start */
     int64_t step_ms;          /* monotonic: the last step's end */
+    /* Output held for coalescing (see COALESCE_MS). */
+    px_stream held_stream; /* of the bytes held; meaningful when held_len > 0 */
+    uint8_t *held;         /* COALESCE_MAX bytes; owned */
+    size_t held_len;
+    int64_t held_due_ms;   /* monotonic: when the bytes held go out at the latest */
 } run_io;
 
 /* --log-level debug: one line per lifecycle step of a run, with what it
@@ -83,6 +108,7 @@ static void run_io_free(run_io *io) {
     if (!io)
         return;
     free(io->preamble);
+    free(io->held);
     free(io);
 }
 PX_DEFINE_CLEANUP(run_io, run_io_free)
@@ -98,6 +124,11 @@ static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error
         return NULL;
     }
     io->run = run;
+    io->held = malloc(COALESCE_MAX);
+    if (!io->held) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
     io->execution_id = spec->execution_id;
     io->begun_ms = io->step_ms = px_now_mono_ms();
     if (px_random_hex(nonce, 16, err) < 0 ||
@@ -108,14 +139,44 @@ static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error
     return TAKE_PTR(io);
 }
 
+/* Delivers the output held, if any, as one chunk. */
+static void flush_held(run_io *io) {
+    if (io->held_len == 0)
+        return;
+    size_t len = io->held_len;
+    io->held_len = 0;
+    px_sandbox_run_output(io->run, io->held_stream, io->held, len);
+}
+
+/* Flushes what is held when it is a whole line (after each read) or due. */
+static void flush_held_if_ready(run_io *io, int64_t now) {
+    if (io->held_len > 0 && (io->held[io->held_len - 1] == '\n' || now >= io->held_due_ms))
+        flush_held(io);
+}
+
+static void hold_output(run_io *io, px_stream stream, const uint8_t *data, size_t len) {
+    if (len == 0)
+        return;
+    if (io->held_len > 0 && (io->held_stream != stream || io->held_len + len > COALESCE_MAX))
+        flush_held(io);
+    if (len > COALESCE_MAX) {
+        px_sandbox_run_output(io->run, stream, data, len);
+        return;
+    }
+    if (io->held_len == 0) {
+        io->held_stream = stream;
+        io->held_due_ms = px_now_mono_ms() + COALESCE_MS;
+    }
+    memcpy(io->held + io->held_len, data, len);
+    io->held_len += len;
+}
+
 static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
-    run_io *io = ud;
-    px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
+    hold_output(ud, PX_STREAM_STDERR, data, len);
 }
 
 static void deliver_stdout(void *ud, const uint8_t *data, size_t len) {
-    run_io *io = ud;
-    px_sandbox_run_output(io->run, PX_STREAM_STDOUT, data, len);
+    hold_output(ud, PX_STREAM_STDOUT, data, len);
 }
 
 static void deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len) {
@@ -303,6 +364,7 @@ static run_end pump(drive_state *d) {
     int wake = px_sandbox_run_wake_fd(run);
     for (;;) {
         int64_t now = px_now_mono_ms();
+        flush_held_if_ready(d->io, now);
         if (px_sandbox_run_kill_requested(run))
             return END_KILL;
         if (!d->drain_deadline && now >= d->deadline) {
@@ -312,6 +374,8 @@ static run_end pump(drive_state *d) {
         if (d->drain_deadline && now >= d->drain_deadline)
             return END_EOF;
         int64_t until = (d->drain_deadline ? d->drain_deadline : d->deadline) - now;
+        if (d->io->held_len > 0 && d->io->held_due_ms - now < until)
+            until = d->io->held_due_ms - now;
         struct pollfd p[2] = {
             {.fd = d->fd, .events = (short)(POLLIN | (d->in.done ? 0 : POLLOUT))},
             {.fd = wake, .events = POLLIN},
@@ -333,6 +397,7 @@ static run_end pump(drive_state *d) {
                 if (px_frame_demux_feed(&d->demux, d->buf, (size_t)n, deliver_frame, d->io,
                                         &d->err) < 0)
                     return END_PROTOCOL;
+                flush_held_if_ready(d->io, px_now_mono_ms());
                 if (bootstrap_done(d->io) && !d->drain_deadline)
                     return END_DONE;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -437,6 +502,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
     step_done(io, "run container '%.12s' until %s", id, how[end]);
     px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
     px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
+    flush_held(io); /* before the result: nothing held back is lost or late */
     conclude(&d, end);
 }
 

@@ -444,6 +444,84 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
         EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
         EXPECT_NE(strstr(err.msg, tc.names), nullptr) << err.msg;
     }
+
+// An engine whose attach stream carries `frames` in one write, then either
+// ends (the container exits 0) or stays open.
+FakeEngine::Handler AttachThen(const std::string &frames, bool end) {
+    return [frames, end](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded + frames);
+            return end;
+        }
+        if (r.target.find("/wait") != std::string::npos) {
+            FakeEngine::Respond(fd, 200, "{\"StatusCode\":0}");
+            return true;
+        }
+        if (r.target == "/containers/c0ffee/json") {
+            FakeEngine::Respond(fd, 200, "{\"State\":{\"ExitCode\":0}}");
+            return true;
+        }
+        return Routine(r, fd);
+    };
+}
+
+using Chunks = std::vector<std::pair<int, std::string>>;
+
+// print('tick', 0) writes "tick", " ", "0", "\n": one chunk, not four.
+TEST_F(FakeEngineTest, WritesOfOneLineAreOneChunk) {
+    FakeEngine engine(AttachThen(
+        Frame(1, 4, "tick") + Frame(1, 1, " ") + Frame(1, 1, "0") + Frame(1, 1, "\n"), true));
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "print('tick', 0)\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_TRUE(result.ran) << result.error.msg;
+    EXPECT_EQ(run.chunks, (Chunks{{1, "tick 0\n"}}));
+}
+
+// Held output of one stream goes out before the other stream's output.
+TEST_F(FakeEngineTest, CoalescingKeepsTheOrderOfTheStreams) {
+    FakeEngine engine(AttachThen(Frame(1, 1, "a") + Frame(1, 1, "b") + Frame(2, 2, "E\n") +
+                                     Frame(1, 2, "c\n"),
+                                 true));
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "pass\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_TRUE(result.ran) << result.error.msg;
+    EXPECT_EQ(run.chunks, (Chunks{{1, "ab"}, {2, "E\n"}, {1, "c\n"}}));
+}
+
+// A partial line is held only briefly: it arrives while the stream stays
+// open (a prompt waiting for input), and a partial line at the end of the
+// stream arrives before the result.
+TEST_F(FakeEngineTest, PartialLinesAreNotHeldBack) {
+    {
+        FakeEngine engine(AttachThen(Frame(1, 8, "prompt> "), false));
+        NewSandbox(engine.path());
+        Spec spec;
+        spec.Tar(MakeTar({{"main.py", "input('prompt> ')\n"}}));
+        px_sandbox_run run;
+        px_sandbox_result result = {};
+        std::thread t([&] { result = Run(spec, &run); });
+        EXPECT_TRUE(run.WaitForOutput("prompt> ", 10000)) << "held while the stream is open";
+        run.Kill(PX_KILL_RPC);
+        t.join();
+        EXPECT_EQ(run.chunks, (Chunks{{1, "prompt> "}}));
+        sandbox_.ops->destroy(sandbox_.self);
+        sandbox_ = {};
+    }
+    FakeEngine engine(AttachThen(Frame(1, 10, "no newline"), true));
+    NewSandbox(engine.path());
+    Spec spec;
+    spec.Tar(MakeTar({{"main.py", "pass\n"}}));
+    px_sandbox_run run;
+    px_sandbox_result result = Run(spec, &run);
+    EXPECT_TRUE(result.ran) << result.error.msg;
+    EXPECT_EQ(run.chunks, (Chunks{{1, "no newline"}}));
+    EXPECT_TRUE(run.order_ok) << "all output before the result";
 }
 
 } // namespace

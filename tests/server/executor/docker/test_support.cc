@@ -55,6 +55,8 @@ void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t 
     std::string &s = stream == PX_STREAM_STDOUT ? run->out : run->err;
     s.append(reinterpret_cast<const char *>(data), len);
     run->combined.append(reinterpret_cast<const char *>(data), len);
+    run->chunks.emplace_back(static_cast<int>(stream),
+                             std::string(reinterpret_cast<const char *>(data), len));
     run->cv.notify_all();
 }
 

@@ -31,6 +31,8 @@ struct px_sandbox_run {
     std::mutex mu;
     std::condition_variable cv;
     std::string out, err, combined;
+    // Every px_sandbox_run_output call: the stream and the bytes.
+    std::vector<std::pair<int, std::string>> chunks;
     int started = 0;
     int64_t started_mono_ms = 0;
     std::atomic<int> cause{PX_KILL_NONE};

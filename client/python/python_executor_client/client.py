@@ -23,6 +23,8 @@ Threads: a client may be shared by threads (gRPC channels are thread-safe);
 close it once, after the last call.
 """
 
+import fnmatch
+import importlib
 import io
 import os
 import stat
@@ -185,25 +187,117 @@ def _as_bytes(content) -> bytes:
     return bytes(content)
 
 
-def _files_from_dir(root: Path) -> list:
-    """Every regular file below `root`, sorted, with paths relative to it
-    and permission bits kept. Symbolic links to directories are not followed."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = Path(dirpath) / name
-            try:
-                st = full.stat()
-            except OSError:
+# Left out of a directory by default (a .pyexecignore "!" line undoes one).
+DEFAULT_IGNORE = (".git", ".hg", ".svn", "__pycache__/", "*.pyc", ".mypy_cache/",
+                  ".pytest_cache/", ".ruff_cache/")
+_MAX_DIR_DEPTH = 64
+_COMPRESSED_TAR = {".tar.gz": "gzip", ".tgz": "gzip", ".tar.bz2": "bz2", ".tbz2": "bz2",
+                   ".tar.xz": "lzma", ".txz": "lzma"}
+
+
+def _segment_match(pattern, name):
+    return fnmatch.fnmatchcase(name, pattern)
+
+
+def _segments_match(pat, path):
+    if not pat:
+        return not path
+    if pat[0] == "**":
+        # A trailing "**" matches one or more segments: what is inside.
+        first = 1 if len(pat) == 1 else 0
+        return any(_segments_match(pat[1:], path[k:]) for k in range(first, len(path) + 1))
+    return bool(path) and _segment_match(pat[0], path[0]) and _segments_match(pat[1:], path[1:])
+
+
+class IgnoreRules:
+    """Which files of a directory are not sent: DEFAULT_IGNORE, then the
+    directory's .pyexecignore, in the subset of gitignore syntax the CLI
+    reads (docs/cli.md): comments, "!" negation, "/" anchoring, a trailing
+    "/" for directories only, "*", "?", "[...]" within a name and "**" for
+    any number of directories. The last matching rule decides."""
+
+    def __init__(self, lines=()):
+        self.rules = []
+        for line in list(DEFAULT_IGNORE) + list(lines):
+            self._add(line)
+
+    @classmethod
+    def for_directory(cls, root: Path) -> "IgnoreRules":
+        f = Path(root) / ".pyexecignore"
+        lines = f.read_text().splitlines() if f.is_file() and not f.is_symlink() else []
+        return cls(lines)
+
+    def _add(self, line):
+        line = line.rstrip(" \r")
+        if not line or line.startswith("#"):
+            return
+        negate = line.startswith("!")
+        if negate:
+            line = line[1:]
+        elif line.startswith(("\\#", "\\!")):
+            line = line[1:]
+        dir_only = line.endswith("/")
+        line = line.rstrip("/") if dir_only else line
+        anchored = line.startswith("/") or "/" in line.lstrip("/")
+        line = line.lstrip("/")
+        if line:
+            self.rules.append((line.split("/") if anchored else line, negate, dir_only, anchored))
+
+    def ignored(self, rel: str, is_dir: bool) -> bool:
+        segs = rel.split("/")
+        out = False
+        for pat, negate, dir_only, anchored in self.rules:
+            if dir_only and not is_dir:
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            rel = full.relative_to(root).as_posix()
-            out.append(executor_pb2.File(path=rel, content=full.read_bytes(),
-                                         mode=stat.S_IMODE(st.st_mode)))
-    out.sort(key=lambda f: f.path)
-    return out
+            hit = _segments_match(pat, segs) if anchored else _segment_match(pat, segs[-1])
+            if hit:
+                out = not negate
+        return out
+
+
+def _tar_from_dir(root: Path) -> bytes:
+    """A plain tar of the directory `root`: regular files with their
+    permission bits and symbolic links as links (never what they point to:
+    the server refuses a link that leaves the project), walked in name
+    order; what IgnoreRules leaves out, and other file types, are skipped."""
+    rules = IgnoreRules.for_directory(root)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        def walk(d: Path, rel: str, depth: int):
+            if depth > _MAX_DIR_DEPTH:
+                raise ValueError(f"{d}: nested deeper than {_MAX_DIR_DEPTH} directories")
+            for entry in sorted(os.scandir(d), key=lambda e: e.name):
+                r = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if rules.ignored(r, stat.S_ISDIR(st.st_mode)):
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    walk(Path(entry.path), r, depth + 1)
+                elif stat.S_ISLNK(st.st_mode):
+                    info = tarfile.TarInfo(r)
+                    info.type = tarfile.SYMTYPE
+                    info.linkname = os.readlink(entry.path)
+                    info.mode = 0o777
+                    tf.addfile(info)
+                elif stat.S_ISREG(st.st_mode):
+                    data = Path(entry.path).read_bytes()
+                    info = tarfile.TarInfo(r)
+                    info.size = len(data)
+                    info.mode = stat.S_IMODE(st.st_mode)
+                    tf.addfile(info, io.BytesIO(data))
+        walk(Path(root), "", 0)
+        if not tf.getmembers():
+            raise ValueError(f"directory {root} has no files to send")
+    return buf.getvalue()
+
+
+def _compressed_tar(path: Path) -> Optional[bytes]:
+    """The plain tar inside a .tar.gz/.tgz/.tar.bz2/.tar.xz file, or None for
+    another name."""
+    for suffix, module in _COMPRESSED_TAR.items():
+        if path.name.endswith(suffix):
+            return importlib.import_module(module).decompress(path.read_bytes())
+    return None
 
 
 class PythonExecutorClient:
@@ -304,9 +398,9 @@ class PythonExecutorClient:
         else:
             path = Path(files)
             if path.is_dir():
-                req.files.extend(_files_from_dir(path))
-                if not req.files:
-                    raise ValueError(f"directory {path} has no files")
+                req.tar = _tar_from_dir(path)
+            elif (inner := _compressed_tar(path)) is not None:
+                req.tar = inner
             elif path.suffix == ".tar":
                 req.tar = path.read_bytes()
             else:
@@ -362,9 +456,13 @@ class PythonExecutorClient:
                 - dict: {path: content}, content a str (UTF-8), bytes, or a
                   (content, mode) tuple;
                 - bytes: an uncompressed tar archive;
-                - Path or str: a directory (walked; relative paths and
-                  permission bits kept), a ``.tar`` file, or a single file
-                  (sent under its base name, which becomes the entrypoint).
+                - Path or str: a directory (sent as a tar: relative paths
+                  and permission bits kept, symbolic links as links, .git,
+                  __pycache__ and what its .pyexecignore names left out; see
+                  IgnoreRules), a ``.tar`` file (``.tar.gz``/``.tgz``,
+                  ``.tar.bz2`` and ``.tar.xz`` are decompressed here), or a
+                  single file (sent under its base name, which becomes the
+                  entrypoint).
             tar_data: An uncompressed tar archive (takes precedence over files).
             metadata: A full Metadata; if given, the keyword arguments that
                 describe metadata and limits are ignored.

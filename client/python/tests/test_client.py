@@ -160,10 +160,54 @@ def test_request_from_directory_keeps_relative_paths_and_modes(tmp_path):
     def mode(rel):
         return os.stat(tmp_path / rel).st_mode & 0o7777
 
-    assert [(f.path, f.mode) for f in req.files] == [
-        ("main.py", mode("main.py")), ("pkg/mod.py", mode("pkg/mod.py")), ("tool.sh", 0o750)]
-    assert [f.content for f in req.files][:2] == [b"import pkg.mod\n", b"print('mod')\n"]
+    assert not req.files
+    with tarfile.open(fileobj=io.BytesIO(req.tar)) as tf:
+        assert [(m.name, m.mode) for m in tf.getmembers()] == [
+            ("main.py", mode("main.py")), ("pkg/mod.py", mode("pkg/mod.py")), ("tool.sh", 0o750)]
+        assert tf.extractfile("pkg/mod.py").read() == b"print('mod')\n"
     assert req.metadata.entrypoint == ""
+
+
+def tar_listing(req):
+    with tarfile.open(fileobj=io.BytesIO(req.tar)) as tf:
+        return [m.name + (" -> " + m.linkname if m.issym() else "") for m in tf.getmembers()]
+
+
+def test_directory_leaves_vcs_caches_and_ignored_files_home(tmp_path):
+    files = ["main.py", ".git/HEAD", "__pycache__/main.cpython-311.pyc", "__pycache__/note.txt",
+             "pkg/mod.py", "pkg/old.pyc", "build/out.o", "src/build/keep.py", "debug.log",
+             "important.log", "docs/readme.md", "docs/a/b/deep.md", "docs/a/b/deep.txt",
+             "data/secret.csv", "data/sample.csv"]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / ".pyexecignore").write_text(
+        "# comment\n\n/build/\n*.log\n!important.log\ndocs/**/*.md\ndata/*\n"
+        "!data/sample.csv\n!__pycache__/\n")
+    assert sorted(tar_listing(build(tmp_path))) == [
+        ".pyexecignore", "__pycache__/note.txt", "data/sample.csv", "docs/a/b/deep.txt",
+        "important.log", "main.py", "pkg/mod.py", "src/build/keep.py"]
+
+
+def test_directory_sends_symbolic_links_as_links(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("X = 1\n")
+    (tmp_path / "alias.py").symlink_to("pkg/mod.py")
+    (tmp_path / "pkglink").symlink_to("pkg")
+    (tmp_path / "passwd").symlink_to("/etc/passwd")
+    assert tar_listing(build(tmp_path)) == [
+        "alias.py -> pkg/mod.py", "passwd -> /etc/passwd", "pkg/mod.py", "pkglink -> pkg"]
+
+
+def test_compressed_tar_files_are_decompressed(tmp_path):
+    plain = make_tar({"main.py": "print(1)\n"})
+    import bz2
+    import gzip
+    import lzma
+    for name, packed in (("a.tar.gz", gzip.compress(plain)), ("a.tgz", gzip.compress(plain)),
+                         ("a.tar.bz2", bz2.compress(plain)), ("a.tar.xz", lzma.compress(plain))):
+        (tmp_path / name).write_bytes(packed)
+        assert build(tmp_path / name).tar == plain, name
 
 
 def test_request_from_single_file_and_tar(tmp_path):

@@ -444,6 +444,7 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
         EXPECT_EQ(err.code, PX_E_INVALID) << err.msg;
         EXPECT_NE(strstr(err.msg, tc.names), nullptr) << err.msg;
     }
+}
 
 // An engine whose attach stream carries `frames` in one write, then either
 // ends (the container exits 0) or stays open.

@@ -43,7 +43,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "server/base/cleanup.h"
@@ -455,11 +454,7 @@ px_executor *px_executor_new(const px_executor_config *config, px_sandbox sandbo
     pthread_mutex_init(&ex->mu, NULL);
     pthread_mutex_init(&ex->shutdown_mu, NULL);
     pthread_cond_init(&ex->work_cond, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ex->idle_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    px_cond_init_mono(&ex->idle_cond);
 
     for (unsigned i = 0; i < config->max_concurrent; i++) {
         int rc = pthread_create(&ex->workers[i], NULL, worker_main, ex);
@@ -541,11 +536,6 @@ unsigned px_executor_active(px_executor *ex) {
     return n;
 }
 
-static void deadline_to_timespec(int64_t deadline_mono_ms, struct timespec *ts) {
-    ts->tv_sec = (time_t)(deadline_mono_ms / 1000);
-    ts->tv_nsec = (long)(deadline_mono_ms % 1000) * 1000000L;
-}
-
 void px_executor_shutdown(px_executor *ex, int64_t grace_ms) {
     if (!ex)
         return;
@@ -561,10 +551,9 @@ void px_executor_shutdown(px_executor *ex, int64_t grace_ms) {
 
     /* Grace: admitted jobs may end on their own. */
     if (grace_ms > 0) {
-        struct timespec ts;
-        deadline_to_timespec(px_now_mono_ms() + grace_ms, &ts);
+        int64_t until = px_now_mono_ms() + grace_ms;
         while (ex->admitted > 0) {
-            if (pthread_cond_timedwait(&ex->idle_cond, &ex->mu, &ts) == ETIMEDOUT)
+            if (px_cond_wait_until(&ex->idle_cond, &ex->mu, until) == ETIMEDOUT)
                 break;
         }
     }

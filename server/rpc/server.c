@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
@@ -38,6 +37,7 @@
 
 #include "grpc/health/v1/health.pb-c.h"
 #include "server/base/cleanup.h"
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/rpc/call.h"
 
@@ -230,13 +230,9 @@ static void *health_loop(void *arg) {
     px_rpc_server *srv = arg;
     pthread_mutex_lock(&srv->mu);
     while (!srv->shutting_down) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = until.tv_nsec + (srv->cfg->health_interval_ms % 1000) * 1000000;
-        until.tv_sec += srv->cfg->health_interval_ms / 1000 + ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
+        int64_t until = px_now_mono_ms() + srv->cfg->health_interval_ms;
         while (!srv->shutting_down &&
-               pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != ETIMEDOUT) {
+               px_cond_wait_until(&srv->cond, &srv->mu, until) != ETIMEDOUT) {
         }
         if (srv->shutting_down)
             break;
@@ -439,11 +435,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     int64_t share = cfg->max_stream_queued_bytes / cfg->max_total_stream_readers;
     srv->stream_message_max = share < PX_STREAM_MESSAGE_MAX ? (size_t)share : PX_STREAM_MESSAGE_MAX;
     pthread_mutex_init(&srv->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&srv->cond, &ca);
-    pthread_condattr_destroy(&ca);
+    px_cond_init_mono(&srv->cond);
 
     create_grpc_server(srv, cfg);
     register_methods(srv);
@@ -525,11 +517,9 @@ void px_rpc_server_shutdown(px_rpc_server *srv) {
      * (a reader that stopped reading would otherwise hold us forever),
      * then cancel whatever is left. */
     pthread_mutex_lock(&srv->mu);
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += SHUTDOWN_DRAIN_S;
+    int64_t until = px_now_mono_ms() + SHUTDOWN_DRAIN_S * 1000;
     while (atomic_load(&srv->live_calls) > 0 &&
-           pthread_cond_timedwait(&srv->cond, &srv->mu, &until) != ETIMEDOUT) {
+           px_cond_wait_until(&srv->cond, &srv->mu, until) != ETIMEDOUT) {
     }
     pthread_mutex_unlock(&srv->mu);
     grpc_server_cancel_all_calls(srv->server);

@@ -10,8 +10,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/sandbox_internal.h"
@@ -141,12 +141,8 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
         px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
         return NULL;
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sb->reaper_cond, &ca);
-    pthread_cond_init(&sb->pool_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    px_cond_init_mono(&sb->reaper_cond);
+    px_cond_init_mono(&sb->pool_cond);
     pthread_mutex_init(&sb->live_mu, NULL);
     pthread_mutex_init(&sb->image_mu, NULL);
     pthread_mutex_init(&sb->reaper_mu, NULL);

@@ -23,7 +23,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "server/base/cleanup.h"
@@ -145,13 +144,6 @@ void sb_pool_engine_back(docker_sandbox *sb) {
 
 /* ---- the warm pool: refill ---- */
 
-/* Waits on `cond` until woken or until the monotonic time `until_ms`.
- * Returns ETIMEDOUT once that time has passed. */
-static int cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mu, int64_t until_ms) {
-    struct timespec ts = {.tv_sec = until_ms / 1000, .tv_nsec = (until_ms % 1000) * 1000000};
-    return pthread_cond_timedwait(cond, mu, &ts);
-}
-
 /* Makes one pooled container: image present (never pulled here: a pull may
  * take long, and a cold run pulls), name live, create, attach, start.
  * Returns it (owned by the caller), or NULL with `err` set and nothing left
@@ -218,7 +210,7 @@ void *sb_pool_main(void *arg) {
     pthread_mutex_lock(&sb->pool_mu);
     while (!sb->pool_stopping) {
         if (sb->retry_at_ms > px_now_mono_ms()) {
-            cond_wait_until(&sb->pool_cond, &sb->pool_mu, sb->retry_at_ms);
+            px_cond_wait_until(&sb->pool_cond, &sb->pool_mu, sb->retry_at_ms);
             continue;
         }
         if (sb->n_ready + sb->creating >= sb->pool_size) {
@@ -284,7 +276,7 @@ int px_docker_sandbox_pool_wait(const px_sandbox *s, int ready, int64_t timeout_
     int64_t until = px_now_mono_ms() + timeout_ms;
     pthread_mutex_lock(&sb->pool_mu);
     while (sb->n_ready < ready && !sb->pool_stopping &&
-           cond_wait_until(&sb->pool_cond, &sb->pool_mu, until) != ETIMEDOUT) {
+           px_cond_wait_until(&sb->pool_cond, &sb->pool_mu, until) != ETIMEDOUT) {
     }
     bool reached = sb->n_ready >= ready;
     pthread_mutex_unlock(&sb->pool_mu);

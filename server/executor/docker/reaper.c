@@ -11,9 +11,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "server/base/cleanup.h"
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/sandbox_internal.h"
@@ -66,13 +66,9 @@ void *sb_reaper_main(void *arg) {
     docker_sandbox *sb = arg;
     pthread_mutex_lock(&sb->reaper_mu);
     while (!sb->reaper_stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        int64_t ns = ts.tv_nsec + (sb->reaper_interval_ms % 1000) * 1000000;
-        ts.tv_sec += sb->reaper_interval_ms / 1000 + ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        int64_t until = px_now_mono_ms() + sb->reaper_interval_ms;
         while (!sb->reaper_stopping &&
-               pthread_cond_timedwait(&sb->reaper_cond, &sb->reaper_mu, &ts) != ETIMEDOUT) {
+               px_cond_wait_until(&sb->reaper_cond, &sb->reaper_mu, until) != ETIMEDOUT) {
         }
         if (sb->reaper_stopping)
             break;

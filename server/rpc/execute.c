@@ -79,6 +79,9 @@ static int start_job(px_rpc_server *srv, px_waiter *w, bool async, px_record *re
     c->async = async;
     c->admitted_mono_ms = px_now_mono_ms();
     px_call_peer(&w->base, c->peer, sizeof c->peer);
+    /* The job may end, and free `c`, before submit returns. */
+    char peer[sizeof c->peer];
+    memcpy(peer, c->peer, sizeof peer);
     px_job_events events = {
         .ud = c, .on_running = ev_running, .on_output = ev_output, .on_done = ev_done};
     px_record_ref(record); /* the job's, released in ev_done */
@@ -89,7 +92,7 @@ static int start_job(px_rpc_server *srv, px_waiter *w, bool async, px_record *re
         return -1;
     }
     px_info("execution %s: admitted; Execute (%s) from %s", px_record_id(record),
-            async ? "async" : "sync", c->peer);
+            async ? "async" : "sync", peer);
     px_record_attach_job(record, srv->job_ops, srv->ex, job);
     return 0;
 }

@@ -5,15 +5,8 @@
 #include <string.h>
 
 #include "server/base/cleanup.h"
+#include "server/executor/reserved_env.h"
 #include "server/tar/tar.h"
-
-/* Variables the sandbox sets itself; a request may not override them. */
-static const char *const reserved_env[] = {
-    "PYTHONUNBUFFERED", "HOME", "PATH", "PYTHONDONTWRITEBYTECODE",
-    "PIP_DISABLE_PIP_VERSION_CHECK", "PIP_NO_CACHE_DIR", "PYTHONSTARTUP", "PYTHONHOME",
-    "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT",
-    "PYEXEC_NONCE",
-};
 
 static int check_limit(const char *field, int32_t value, int def, int max, int *out,
                        px_error *err) {
@@ -42,13 +35,12 @@ static int check_env(const char *kv, px_error *err) {
                                 "metadata.env_vars: '%.*s' is not a valid variable name",
                                 (int)(klen > 64 ? 64 : klen), kv);
     }
-    for (size_t i = 0; i < PX_ARRAY_SIZE(reserved_env); i++) {
-        if (strlen(reserved_env[i]) == klen && memcmp(reserved_env[i], kv, klen) == 0)
-            return px_error_set(err, PX_E_INVALID,
-                                "metadata.env_vars: '%s' is set by the sandbox and cannot be "
-                                "overridden",
-                                reserved_env[i]);
-    }
+    const char *reserved = px_env_reserved(kv, klen);
+    if (reserved)
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.env_vars: '%s' is set by the sandbox and cannot be "
+                            "overridden",
+                            reserved);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 
 #include "server/base/cleanup.h"
 #include "server/executor/docker/docker_sandbox.h"
+#include "server/executor/reserved_env.h"
 
 static const char bootstrap_script[] =
 #include "server/executor/docker/bootstrap_py.inc"
@@ -49,7 +50,7 @@ static int add_env(json_t *obj, const px_job_spec *spec, px_error *err) {
     json_object_set_new(obj, "env", a);
     for (size_t i = 0; i < spec->n_env; i++) {
         const char *kv = spec->env[i];
-        if (px_docker_env_reserved(kv, strcspn(kv, "=")))
+        if (px_env_reserved(kv, strcspn(kv, "=")))
             continue;
         json_t *s = json_string(kv);
         if (!s)

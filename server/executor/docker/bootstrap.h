@@ -7,7 +7,8 @@
  *      header length) then one JSON object
  *      {"tar_len", "entrypoint", "args", "env", "pre_commands",
  *       "requirements", "network", "nonce"}, where "env" is spec->env minus
- *      the names px_docker_env_reserved() reserves;
+ *      the names px_env_reserved() reserves
+ *      (server/executor/reserved_env.h);
  *   2. exactly tar_len bytes of the project archive (spec->tar);
  *   3. the user's stdin, then EOF (shutdown of the write side).
  * The bootstrap reads 1 and 2 with unbuffered reads and leaves 3 for the

@@ -30,10 +30,11 @@
  *
  * Environment: the sandbox sets PATH, HOME (/tmp), PYTHONUNBUFFERED=1,
  * PYTHONDONTWRITEBYTECODE=1, PIP_DISABLE_PIP_VERSION_CHECK=1 and
- * PIP_NO_CACHE_DIR=1. These names are reserved: a spec->env entry that sets
- * one of them is dropped (the sandbox's value wins); callers should reject
- * them up front with px_docker_env_reserved(). PYTHONPATH may be set; when
- * requirements are installed their directory is prepended to it.
+ * PIP_NO_CACHE_DIR=1. A spec->env entry that sets a name px_env_reserved()
+ * (server/executor/reserved_env.h) reserves, these among them, is dropped
+ * (the sandbox's value wins); callers should reject them up front.
+ * PYTHONPATH may be set; when requirements are installed their directory
+ * is prepended to it.
  *
  * Result errors (px_sandbox_result.error when ran is false):
  *   PX_E_CANCELLED     a kill was requested before a container was created
@@ -120,10 +121,6 @@ void px_docker_sandbox_pool_stats(const px_sandbox *sb, px_docker_pool_stats *ou
  * warming up before serving. Any thread, while the back-end exists (not
  * concurrently with destroy()). */
 int px_docker_sandbox_pool_wait(const px_sandbox *sb, int ready, int64_t timeout_ms);
-
-/* True if `name` (of `len` bytes) is an environment variable the sandbox
- * reserves (see above). */
-bool px_docker_env_reserved(const char *name, size_t len);
 
 #ifdef __cplusplus
 }

@@ -19,15 +19,8 @@
 #define IMAGE_CACHE_TTL_MS 10000
 #define SANDBOX_UID 65534 /* nobody:nogroup */
 
-static const char *const reserved_env[] = {
-    "PATH",
-    "HOME",
-    "PYTHONUNBUFFERED",
-    "PYTHONDONTWRITEBYTECODE",
-    "PIP_DISABLE_PIP_VERSION_CHECK",
-    "PIP_NO_CACHE_DIR",
-};
-
+/* The sandbox's own environment. Each name is one px_env_reserved()
+ * reserves, so a request cannot override it. */
 static const char *const sandbox_env[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME=/tmp",
@@ -53,12 +46,6 @@ void px_docker_config_default(px_docker_config *c) {
     c->pool_cpu_shares = 1024;
 }
 
-bool px_docker_env_reserved(const char *name, size_t len) {
-    for (size_t i = 0; i < PX_ARRAY_SIZE(reserved_env); i++)
-        if (strlen(reserved_env[i]) == len && memcmp(reserved_env[i], name, len) == 0)
-            return true;
-    return false;
-}
 
 /* ---- API helpers ---- */
 

@@ -1,0 +1,54 @@
+// The bootstrap preamble: the request's environment reaches the program
+// without the names every back-end reserves (server/executor/reserved_env.h).
+#include "server/executor/docker/bootstrap.h"
+
+#include <gtest/gtest.h>
+#include <jansson.h>
+#include <stdlib.h>
+
+#include <string>
+#include <vector>
+
+#include "server/executor/reserved_env.h"
+#include "tests/server/executor/docker/test_support.h"
+
+namespace {
+
+std::vector<std::string> PreambleEnv(const Spec &spec) {
+    char *out = nullptr;
+    size_t len = 0;
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(px_bootstrap_preamble(spec.get(), "0123456789abcdef0123456789abcdef", &out, &len,
+                                    &err),
+              0)
+        << err.msg;
+    std::vector<std::string> env;
+    if (!out)
+        return env;
+    json_t *j = json_loadb(out + PX_BOOTSTRAP_LINE_LEN, len - PX_BOOTSTRAP_LINE_LEN, 0, nullptr);
+    free(out);
+    EXPECT_NE(j, nullptr);
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(j, "env"), i, v) env.push_back(json_string_value(v));
+    json_decref(j);
+    return env;
+}
+
+TEST(Bootstrap, ReservedNamesAreDroppedFromTheEnvironment) {
+    Spec spec;
+    spec.Env({"GREETING=hi", "HOME=/root", "LD_PRELOAD=/x.so", "PYEXEC_NONCE=forged",
+              "PYTHONPATH=/work/lib", "PATHX=kept"});
+    EXPECT_EQ(PreambleEnv(spec),
+              (std::vector<std::string>{"GREETING=hi", "PYTHONPATH=/work/lib", "PATHX=kept"}));
+}
+
+TEST(ReservedEnv, MatchesWholeNamesOnly) {
+    EXPECT_STREQ(px_env_reserved("HOME=/root", 4), "HOME");
+    EXPECT_STREQ(px_env_reserved("LD_PRELOAD", 10), "LD_PRELOAD");
+    EXPECT_EQ(px_env_reserved("HOM", 3), nullptr);
+    EXPECT_EQ(px_env_reserved("HOMES", 5), nullptr);
+    EXPECT_EQ(px_env_reserved("PYTHONPATH", 10), nullptr);
+}
+
+} // namespace

@@ -5,6 +5,7 @@
 
 #include "server/base/log.h"
 #include "server/executor/executor.h"
+#include "server/executor/runner.h"
 #include "server/rpc/rpc.h"
 #include "server/store/memory.h"
 
@@ -27,6 +28,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
          * readers never lock them out. */
         .max_readers = (size_t)cfg->max_stream_readers,
         .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
+        .runner = px_executor_runner(ex),
     };
     px_store *store = px_memory_store_new(&sc, &err);
     if (!store) {

@@ -92,7 +92,6 @@ struct px_rpc_server {
      * cfg->max_reply_queued_bytes; a client that never reads would
      * otherwise pin a whole result per call. */
     _Atomic int64_t reply_bytes;
-    const px_record_job_ops *job_ops;
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
 };
 

@@ -276,18 +276,6 @@ void px_rpc_global_cleanup(void) {
     grpc_shutdown();
 }
 
-static void record_job_kill(void *ctx, void *job, px_kill_cause cause) {
-    px_executor_kill(ctx, job, cause);
-}
-
-static void record_job_unref(void *job) {
-    px_job_unref(job);
-}
-
-/* Records may outlive the server (a caller still holding one), so the ops
- * they point to are static. */
-static const px_record_job_ops job_ops = {.kill = record_job_kill, .unref = record_job_unref};
-
 /* Why `listen` cannot be bound, in the words of bind(2) (the gRPC core
  * only says that it could not): binds a throw-away socket the way the core
  * does. Writes "" when that succeeds (the address was freed meanwhile) or
@@ -427,7 +415,6 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->ex = ex;
     srv->store = store;
     srv->serving = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-    srv->job_ops = &job_ops;
     srv->shutdown_tag.on_done = on_shutdown_done;
     atomic_init(&srv->live_calls, 0);
     atomic_init(&srv->stream_readers, 0);

@@ -421,6 +421,30 @@ out:
     return r ? &r->base : NULL;
 }
 
+static void mem_store_remove(px_store *base, px_record *rec);
+
+/* The job goes to the runner at once; a refusal takes the record back. */
+static px_record *mem_store_admit(px_store *base, const char *request_id, const uint8_t *digest,
+                                  px_job_spec *spec, const char *origin, bool *existed,
+                                  px_error *err) {
+    mem_store *s = (mem_store *)base;
+    px_record *r = mem_store_create(base, request_id, digest, existed, err);
+    if (!r || *existed) {
+        px_job_spec_free(spec);
+        return r;
+    }
+    const px_job_runner *run = &s->config.runner;
+    if (!run->ops) {
+        px_job_spec_free(spec);
+        px_error_set(err, PX_E_UNAVAILABLE, "this store runs no jobs");
+    } else if (run->ops->submit(run->ctx, r, spec, origin, err) == 0) {
+        return r;
+    }
+    mem_store_remove(base, r);
+    px_record_unref(r);
+    return NULL;
+}
+
 static px_record *mem_store_get(px_store *base, const char *id, px_error *err) {
     mem_store *s = (mem_store *)base;
     mem_record *dropped = NULL;
@@ -751,6 +775,7 @@ static const px_record_ops mem_record_ops = {
 static const px_store_ops mem_store_ops = {
     .free = mem_store_free,
     .create = mem_store_create,
+    .admit = mem_store_admit,
     .get = mem_store_get,
     .remove = mem_store_remove,
     .count = mem_store_count,

@@ -32,6 +32,13 @@ px_record *px_store_create(px_store *s, const char *request_id, const uint8_t *d
     return s->ops->create(s, request_id, digest, existed, err);
 }
 
+px_record *px_store_admit(px_store *s, const char *request_id, const uint8_t *digest,
+                          px_job_spec *spec, const char *origin, bool *existed, px_error *err) {
+    if (existed)
+        *existed = false;
+    return s->ops->admit(s, request_id, digest, spec, origin, existed, err);
+}
+
 px_record *px_store_get(px_store *s, const char *id, px_error *err) {
     return s->ops->get(s, id, err);
 }

@@ -43,6 +43,7 @@
 #include "server/base/error.h"
 #include "server/base/sha256.h"
 #include "server/model/job.h"
+#include "server/store/runner.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -64,6 +65,8 @@ typedef struct px_store_config {
      * it fits (running ones are never dropped: their output is bounded by
      * admission and the output cap). */
     uint64_t max_retained_bytes;
+    /* Where admitted jobs go (px_store_admit). */
+    px_job_runner runner;
 } px_store_config;
 
 /* Drops the store's references to all records and frees the store (made by
@@ -81,6 +84,16 @@ void px_store_free(px_store *store);
  * PX_E_EXHAUSTED at max_records. */
 px_record *px_store_create(px_store *store, const char *request_id, const uint8_t *digest,
                            bool *existed, px_error *err);
+
+/* Admits a job: creates its PENDING record as px_store_create does (the
+ * same request_id and digest find the existing record: *existed = true, and
+ * `spec` is freed) and hands `spec` (ownership taken in all cases) on to be
+ * run; `origin` (e.g. "Execute (sync) from ipv4:...") is for logs. Returns a
+ * new reference, or NULL with `err` set: px_store_create's errors, or the
+ * runner's refusal (PX_E_EXHAUSTED, PX_E_UNAVAILABLE), after which no
+ * record remains. */
+px_record *px_store_admit(px_store *store, const char *request_id, const uint8_t *digest,
+                          px_job_spec *spec, const char *origin, bool *existed, px_error *err);
 
 /* Returns a new reference to the retained record `id`, or NULL with
  * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */

@@ -28,6 +28,8 @@ typedef struct px_store_ops {
     void (*free)(px_store *s);
     px_record *(*create)(px_store *s, const char *request_id, const uint8_t *digest,
                          bool *existed, px_error *err);
+    px_record *(*admit)(px_store *s, const char *request_id, const uint8_t *digest,
+                        px_job_spec *spec, const char *origin, bool *existed, px_error *err);
     px_record *(*get)(px_store *s, const char *id, px_error *err);
     void (*remove)(px_store *s, px_record *r);
     size_t (*count)(px_store *s);

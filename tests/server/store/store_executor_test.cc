@@ -1,5 +1,6 @@
-/* The store and the executor wired the way the RPC layer wires them: job
- * events drive the record, and Kill goes through px_record_kill. */
+/* The store and the executor wired the way pyexecd wires them: the store
+ * admits jobs to the executor's runner, job events drive the record, and
+ * Kill goes through px_record_kill. */
 #include <string.h>
 
 #include <chrono>
@@ -10,32 +11,13 @@
 #include <gtest/gtest.h>
 
 #include "server/executor/executor.h"
+#include "server/executor/runner.h"
 #include "server/store/memory.h"
 #include "tests/server/executor/fake_sandbox.h"
 
 namespace {
 
 constexpr int64_t kWaitMs = 10000;
-
-void OnRunning(void *ud, int64_t started_at_ms) {
-    px_record_set_running(static_cast<px_record *>(ud), started_at_ms);
-}
-void OnOutput(void *ud, px_stream stream, const uint8_t *data, size_t len) {
-    px_record_append(static_cast<px_record *>(ud), stream, data, len);
-}
-void OnDone(void *ud, const px_outcome *o) {
-    auto *r = static_cast<px_record *>(ud);
-    px_record_finish(r, o);
-    px_record_unref(r); /* the reference the events held */
-}
-
-void KillJob(void *ctx, void *job, px_kill_cause cause) {
-    px_executor_kill(static_cast<px_executor *>(ctx), static_cast<px_job *>(job), cause);
-}
-void UnrefJob(void *job) {
-    px_job_unref(static_cast<px_job *>(job));
-}
-const px_record_job_ops kJobOps = {KillJob, UnrefJob};
 
 class StoreExecutorTest : public ::testing::Test {
   protected:
@@ -51,6 +33,7 @@ class StoreExecutorTest : public ::testing::Test {
         scfg.retention_ms = 60000;
         scfg.max_records = 100;
         scfg.max_readers = 4;
+        scfg.runner = px_executor_runner(ex_);
         store_ = px_memory_store_new(&scfg, nullptr);
         ASSERT_NE(nullptr, store_);
     }
@@ -60,22 +43,22 @@ class StoreExecutorTest : public ::testing::Test {
         fake_sandbox_unref(fake_);
     }
 
-    /* Creates a record, submits `spec` for it and attaches the job. */
+    /* Admits `spec` (with `kill_first`: creates the record, kills it, then
+     * hands the job to the runner, as a Kill arriving before the job is
+     * attached would). */
     px_record *Start(px_job_spec *spec, bool kill_first = false) {
+        px_error err = PX_ERROR_INIT;
+        bool existed;
+        if (!kill_first) {
+            px_record *r = px_store_admit(store_, "", nullptr, spec, "test", &existed, &err);
+            EXPECT_NE(nullptr, r) << err.msg;
+            return r;
+        }
         px_record *r = px_store_create(store_, "", nullptr, nullptr, nullptr);
         EXPECT_NE(nullptr, r);
-        if (kill_first)
-            px_record_kill(r, PX_KILL_RPC);
-        px_record_ref(r);
-        px_job_events ev{};
-        ev.ud = r;
-        ev.on_running = OnRunning;
-        ev.on_output = OnOutput;
-        ev.on_done = OnDone;
-        px_error err = PX_ERROR_INIT;
-        px_job *job = px_executor_submit(ex_, spec, &ev, &err);
-        EXPECT_NE(nullptr, job) << err.msg;
-        px_record_attach_job(r, &kJobOps, ex_, job);
+        px_record_kill(r, PX_KILL_RPC);
+        px_job_runner run = px_executor_runner(ex_);
+        EXPECT_EQ(0, run.ops->submit(run.ctx, r, spec, "test", &err)) << err.msg;
         return r;
     }
 

@@ -986,4 +986,100 @@ TEST(Store, ListRejectsBadPageSizesAndForeignTokens) {
     px_store_page_release(&page);
 }
 
+// ---- admission: the store hands the job to its runner ----
+
+struct FakeRunner {
+    int submitted = 0;
+    std::string last_id, last_image, last_origin;
+    bool refuse = false;
+
+    static int Submit(void *ctx, px_record *record, px_job_spec *spec, const char *origin,
+                      px_error *err) {
+        auto *f = static_cast<FakeRunner *>(ctx);
+        f->last_image = spec->image ? spec->image : "";
+        px_job_spec_free(spec);
+        if (f->refuse)
+            return px_error_set(err, PX_E_EXHAUSTED, "runner full");
+        f->submitted++;
+        f->last_id = px_record_id(record);
+        f->last_origin = origin;
+        return 0;
+    }
+};
+
+const px_job_runner_ops kFakeRunnerOps = {FakeRunner::Submit};
+
+StorePtr StoreWithRunner(FakeRunner *f) {
+    px_store_config cfg{};
+    cfg.retention_ms = 300000;
+    cfg.max_records = 10;
+    cfg.max_readers = 8;
+    cfg.runner = {&kFakeRunnerOps, f};
+    px_error err = PX_ERROR_INIT;
+    return StorePtr(px_memory_store_new(&cfg, &err));
+}
+
+px_job_spec *NewSpec(const char *image = "img") {
+    auto *spec = static_cast<px_job_spec *>(calloc(1, sizeof(px_job_spec)));
+    spec->image = strdup(image);
+    return spec;
+}
+
+TEST(StoreAdmit, HandsTheJobToTheRunnerWithTheRecord) {
+    FakeRunner f;
+    StorePtr s = StoreWithRunner(&f);
+    px_error err = PX_ERROR_INIT;
+    bool existed = true;
+    px_record *r = px_store_admit(s.get(), "", nullptr, NewSpec("python"), "Execute (sync) from x",
+                                  &existed, &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    EXPECT_FALSE(existed);
+    EXPECT_EQ(f.submitted, 1);
+    EXPECT_EQ(f.last_id, px_record_id(r));
+    EXPECT_EQ(f.last_image, "python");
+    EXPECT_EQ(f.last_origin, "Execute (sync) from x");
+    px_record_unref(r);
+}
+
+TEST(StoreAdmit, ARepeatedRequestIdRunsNothing) {
+    FakeRunner f;
+    StorePtr s = StoreWithRunner(&f);
+    px_error err = PX_ERROR_INIT;
+    bool existed;
+    px_record *a = px_store_admit(s.get(), "req", nullptr, NewSpec(), "o", &existed, &err);
+    px_record *b = px_store_admit(s.get(), "req", nullptr, NewSpec(), "o", &existed, &err);
+    ASSERT_NE(b, nullptr) << err.msg;
+    EXPECT_TRUE(existed);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(f.submitted, 1);
+    px_record_unref(a);
+    px_record_unref(b);
+}
+
+TEST(StoreAdmit, ARefusalLeavesNoRecord) {
+    FakeRunner f;
+    f.refuse = true;
+    StorePtr s = StoreWithRunner(&f);
+    px_error err = PX_ERROR_INIT;
+    bool existed;
+    EXPECT_EQ(px_store_admit(s.get(), "req", nullptr, NewSpec(), "o", &existed, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_EQ(px_store_count(s.get()), 0u);
+    // The request_id is free again.
+    f.refuse = false;
+    px_record *r = px_store_admit(s.get(), "req", nullptr, NewSpec(), "o", &existed, &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    EXPECT_FALSE(existed);
+    px_record_unref(r);
+}
+
+TEST(StoreAdmit, WithoutARunnerNothingIsAdmitted) {
+    StorePtr s = NewStore();
+    px_error err = PX_ERROR_INIT;
+    bool existed;
+    EXPECT_EQ(px_store_admit(s.get(), "", nullptr, NewSpec(), "o", &existed, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+    EXPECT_EQ(px_store_count(s.get()), 0u);
+}
+
 }  // namespace

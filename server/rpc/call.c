@@ -157,7 +157,7 @@ void px_call_peer(const px_call *call, char *out, size_t n) {
     gpr_free(peer);
 }
 
-/* The boundary logs a refused call once (STYLE.md rule 11). */
+/* The boundary logs a refused call once (CONTRIBUTING.md, "the boundary logs them once"). */
 static void log_refusal(const px_call *call, grpc_status_code code, const char *details) {
     if (!call->rpc || code == GRPC_STATUS_OK)
         return;

@@ -151,3 +151,40 @@ def test_the_repository_cites_no_file_outside_it():
     r = subprocess.run(["git", "-C", str(REPO), "grep", "-nE", pattern, "--", "."],
                        capture_output=True, text=True)
     assert r.returncode == 1 and r.stdout == "", r.stdout
+
+
+FORMAT = REPO / "scripts" / "check_format"
+
+
+@pytest.fixture
+def format_tree(tmp_path):
+    if not (REPO / ".clang-format").exists():
+        pytest.skip("no .clang-format yet")
+    (tmp_path / ".clang-format").write_text((REPO / ".clang-format").read_text())
+    src = tmp_path / "server" / "base" / "ok.c"
+    src.parent.mkdir(parents=True)
+    code = "static int twice(int x) {\n    return 2 * x;\n}\n"
+    src.write_text(code)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    return tmp_path
+
+
+def test_format_passes_on_formatted_code(format_tree):
+    r = run(FORMAT, format_tree)
+    assert r.returncode == 0, r.stderr
+
+
+def test_format_fails_on_unformatted_code_and_fix_formats_it(format_tree):
+    bad = format_tree / "tests" / "x" / "bad_test.cc"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("int  f( void ){return 1;}\n")
+    r = run(FORMAT, format_tree, "--junit", str(format_tree / "junit.xml"))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "tests/x/bad_test.cc:1: not formatted" in r.stderr
+    cases = {c.get("name"): c for c in
+             ET.parse(format_tree / "junit.xml").getroot().iter("testcase")}
+    assert cases["tests/x"].find("failure") is not None
+    assert cases["server/base"].find("failure") is None
+    assert run(FORMAT, format_tree, "--fix").returncode == 0
+    assert bad.read_text() == "int f(void) {\n    return 1;\n}\n"
+    assert run(FORMAT, format_tree).returncode == 0

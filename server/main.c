@@ -32,19 +32,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     px_docker_config dc;
-    px_docker_config_default(&dc);
-    dc.socket_path = cfg.docker_socket;
-    dc.instance = cfg.instance;
-    dc.runtime = cfg.runtime[0] ? cfg.runtime : NULL;
-    dc.api_timeout_ms = cfg.docker_timeout_ms;
-    dc.pids_limit = cfg.pids_limit;
-    dc.tmp_mb = cfg.tmp_mb;
-    dc.reaper_interval_ms = cfg.reaper_interval_s * 1000;
-    dc.warm_pool = cfg.warm_pool;
-    dc.pool_image = cfg.default_image;
-    dc.pool_memory_mb = cfg.default_memory_mb;
-    dc.pool_disk_mb = cfg.default_disk_mb;
-    dc.pool_cpu_shares = cfg.default_cpu_shares;
+    px_docker_config_from(&dc, &cfg);
     px_sandbox sandbox;
     rc = 1;
     if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)

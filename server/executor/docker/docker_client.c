@@ -31,13 +31,18 @@ struct px_docker_client {
 
 px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms,
                                        px_error *err) {
+    if (timeout_ms <= 0) {
+        px_error_set(err, PX_E_INVALID, "docker client: timeout %lld ms is not positive",
+                     (long long)timeout_ms);
+        return NULL;
+    }
     px_docker_client *c = calloc(1, sizeof *c);
     if (!c || !(c->socket_path = strdup(socket_path))) {
         free(c);
         px_error_set(err, PX_E_INTERNAL, "docker client: out of memory");
         return NULL;
     }
-    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    c->timeout_ms = timeout_ms;
     return c;
 }
 

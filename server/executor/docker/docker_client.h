@@ -31,8 +31,9 @@ extern "C" {
 typedef struct px_docker_client px_docker_client;
 
 /* Creates a client for the engine at `socket_path` (copied). `timeout_ms`
- * (> 0) is the default bound of each call. Returns NULL with `err` set only
- * on allocation failure; the engine is not contacted. */
+ * (> 0) is the default bound of each call. Returns NULL with `err` set on
+ * allocation failure or a timeout that is not positive; the engine is not
+ * contacted. */
 px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms,
                                        px_error *err);
 

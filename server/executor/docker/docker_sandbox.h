@@ -58,6 +58,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/base/config.h"
 #include "server/base/error.h"
 #include "server/executor/sandbox.h"
 
@@ -65,13 +66,16 @@
 extern "C" {
 #endif
 
+/* The back-end's settings. Their defaults are the server's
+ * (px_config_default, server/base/config.c): px_docker_config_from() is the
+ * one place that maps those to these. */
 typedef struct px_docker_config {
-    const char *socket_path;    /* "/var/run/docker.sock" */
-    const char *instance;       /* label value naming this server instance, e.g. "default" */
-    int64_t api_timeout_ms;     /* bound on every Engine API call (not attach/wait), e.g. 30000 */
-    int pids_limit;             /* e.g. 256 */
-    int tmp_mb;                 /* size of the /tmp tmpfs (and /dev/shm), e.g. 64 */
-    int nofile;                 /* RLIMIT_NOFILE, e.g. 1024 */
+    const char *socket_path;    /* the engine's unix socket */
+    const char *instance;       /* label value naming this server instance */
+    int64_t api_timeout_ms;     /* bound on every Engine API call (not attach/wait) */
+    int pids_limit;
+    int tmp_mb;                 /* size of the /tmp tmpfs (and /dev/shm) */
+    int nofile;                 /* RLIMIT_NOFILE (not a server flag: always 1024) */
     int64_t reaper_interval_ms; /* 0 disables the periodic reaper (start-up reap still runs) */
     const char *runtime;        /* NULL = engine default */
 
@@ -82,16 +86,19 @@ typedef struct px_docker_config {
      * and disk_mb and the network off; memory and CPU are set at hand-over. */
     int warm_pool;
     const char *pool_image;     /* required when warm_pool > 0 */
-    int pool_memory_mb;         /* e.g. 1024 */
-    int pool_disk_mb;           /* e.g. 2048 */
-    int pool_cpu_shares;        /* e.g. 1024 */
+    int pool_memory_mb;
+    int pool_disk_mb;
+    int pool_cpu_shares;
 } px_docker_config;
 
 #define PX_DOCKER_POOL_MAX 64
 
-/* Fills `c` with the defaults above (reaper every 60 s, runtime NULL, warm
- * pool off with the profile 1024 MiB, 2048 MiB, 1024 shares, no image). */
-void px_docker_config_default(px_docker_config *c);
+/* Fills `dc` from the server's configuration: socket, instance, runtime
+ * ("" = NULL), API timeout, process limit, /tmp size, reaper interval,
+ * warm pool size, and the pool's profile from the default image, memory,
+ * disk and CPU shares. Strings are borrowed from `cfg`, which must stay
+ * until px_docker_sandbox_new (which copies them) returns. */
+void px_docker_config_from(px_docker_config *dc, const px_config *cfg);
 
 /* Creates the back-end (strings of `config` are copied); runs the reaper once
  * at start (if the engine answers; an unreachable engine is not an error

@@ -18,6 +18,7 @@
 
 #define IMAGE_CACHE_TTL_MS 10000
 #define SANDBOX_UID 65534 /* nobody:nogroup */
+#define SANDBOX_NOFILE 1024
 
 /* The sandbox's own environment. Each name is one px_env_reserved()
  * reserves, so a request cannot override it. */
@@ -30,20 +31,22 @@ static const char *const sandbox_env[] = {
     "PIP_NO_CACHE_DIR=1",
 };
 
-void px_docker_config_default(px_docker_config *c) {
-    c->socket_path = "/var/run/docker.sock";
-    c->instance = "default";
-    c->api_timeout_ms = 30000;
-    c->pids_limit = 256;
-    c->tmp_mb = 64;
-    c->nofile = 1024;
-    c->reaper_interval_ms = 60000;
-    c->runtime = NULL;
-    c->warm_pool = 0;
-    c->pool_image = NULL;
-    c->pool_memory_mb = 1024;
-    c->pool_disk_mb = 2048;
-    c->pool_cpu_shares = 1024;
+void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
+    *dc = (px_docker_config){
+        .socket_path = cfg->docker_socket,
+        .instance = cfg->instance,
+        .api_timeout_ms = cfg->docker_timeout_ms,
+        .pids_limit = cfg->pids_limit,
+        .tmp_mb = cfg->tmp_mb,
+        .nofile = SANDBOX_NOFILE,
+        .reaper_interval_ms = cfg->reaper_interval_s * 1000,
+        .runtime = cfg->runtime[0] ? cfg->runtime : NULL,
+        .warm_pool = cfg->warm_pool,
+        .pool_image = cfg->default_image,
+        .pool_memory_mb = cfg->default_memory_mb,
+        .pool_disk_mb = cfg->default_disk_mb,
+        .pool_cpu_shares = cfg->default_cpu_shares,
+    };
 }
 
 

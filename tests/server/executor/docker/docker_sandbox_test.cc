@@ -56,14 +56,13 @@ class DockerSandboxTest : public ::testing::Test {
         if (!engine_up_)
             GTEST_SKIP() << "no docker engine answers on " << kSocket;
         client_ = px_docker_client_new(kSocket, 30000, nullptr);
-        px_docker_config cfg;
-        px_docker_config_default(&cfg);
+        DockerConfig cfg;
         instance_ = Instance();
-        cfg.instance = instance_.c_str();
-        cfg.reaper_interval_ms = 0;
-        cfg.pids_limit = 64;
+        cfg->instance = instance_.c_str();
+        cfg->reaper_interval_ms = 0;
+        cfg->pids_limit = 64;
         px_error err = PX_ERROR_INIT;
-        ASSERT_EQ(px_docker_sandbox_new(&cfg, &sandbox_, &err), 0) << err.msg;
+        ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &sandbox_, &err), 0) << err.msg;
     }
 
     void TearDown() override {
@@ -507,13 +506,12 @@ TEST_F(DockerSandboxTest, ReaperRemovesOrphans) {
     std::string first = CreateOrphan(instance);
     ASSERT_EQ(InspectStatus(first), 200);
 
-    px_docker_config cfg;
-    px_docker_config_default(&cfg);
-    cfg.instance = instance.c_str();
-    cfg.reaper_interval_ms = 100;
+    DockerConfig cfg;
+    cfg->instance = instance.c_str();
+    cfg->reaper_interval_ms = 100;
     px_sandbox reaper_sb;
     px_error err = PX_ERROR_INIT;
-    ASSERT_EQ(px_docker_sandbox_new(&cfg, &reaper_sb, &err), 0) << err.msg;
+    ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &reaper_sb, &err), 0) << err.msg;
     EXPECT_EQ(InspectStatus(first), 404) << "the start-up reap removed it";
 
     std::string other = CreateOrphan(instance_ + "-not-mine");

@@ -11,6 +11,12 @@
 #include "server/base/clock.h"
 #include "server/base/id.h"
 
+DockerConfig::DockerConfig() {
+    px_config_default(&server_);
+    px_docker_config_from(&docker_, &server_);
+    docker_.warm_pool = 0;
+}
+
 px_sandbox_run::px_sandbox_run() {
     if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0)
         abort();

@@ -13,8 +13,28 @@
 #include <utility>
 #include <vector>
 
+#include "server/base/config.h"
+#include "server/executor/docker/docker_sandbox.h"
 #include "server/executor/sandbox.h"
 #include "server/model/job.h"
+
+// The back-end's configuration as pyexecd derives it from its defaults
+// (px_config_default, then px_docker_config_from), with the warm pool off.
+// Owns the server configuration its strings point into.
+class DockerConfig {
+  public:
+    DockerConfig();
+    DockerConfig(const DockerConfig &) = delete;
+    DockerConfig &operator=(const DockerConfig &) = delete;
+
+    px_docker_config *operator->() { return &docker_; }
+    px_docker_config *mut() { return &docker_; }
+    const px_docker_config *get() const { return &docker_; }
+
+  private:
+    px_config server_;
+    px_docker_config docker_;
+};
 
 // The executor's control object, as far as the back-end can see it.
 struct px_sandbox_run {

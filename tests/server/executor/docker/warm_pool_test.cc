@@ -75,19 +75,18 @@ class WarmPoolTest : public ::testing::Test {
     // Creates the back-end with a pool of `size` on `socket`.
     void MakeSandbox(int size, const char *socket = kSocket) {
         image_ = TestImage();
-        px_docker_config cfg;
-        px_docker_config_default(&cfg);
-        cfg.socket_path = socket;
-        cfg.instance = instance_.c_str();
-        cfg.reaper_interval_ms = 0;
-        cfg.pids_limit = kPidsLimit;
-        cfg.warm_pool = size;
-        cfg.pool_image = image_.c_str();
-        cfg.pool_memory_mb = kPoolMemoryMb;
-        cfg.pool_disk_mb = kPoolDiskMb;
-        cfg.pool_cpu_shares = 1024;
+        DockerConfig cfg;
+        cfg->socket_path = socket;
+        cfg->instance = instance_.c_str();
+        cfg->reaper_interval_ms = 0;
+        cfg->pids_limit = kPidsLimit;
+        cfg->warm_pool = size;
+        cfg->pool_image = image_.c_str();
+        cfg->pool_memory_mb = kPoolMemoryMb;
+        cfg->pool_disk_mb = kPoolDiskMb;
+        cfg->pool_cpu_shares = 1024;
         px_error err = PX_ERROR_INIT;
-        ASSERT_EQ(px_docker_sandbox_new(&cfg, &sandbox_, &err), 0) << err.msg;
+        ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &sandbox_, &err), 0) << err.msg;
     }
 
     void Destroy() {

@@ -185,6 +185,7 @@ static void classify(px_kill_cause cause, bool output_capped, bool truncated, in
     out->cpu_time_ms = res->cpu_time_ms;
     out->started_at_ms = started_at_ms;
     out->error_code = PX_OK;
+    out->py = res->py; /* borrowed: the caller keeps `res` until on_done returns */
 
     switch (cause) {
     case PX_KILL_RPC:
@@ -402,6 +403,7 @@ static void run_job(px_executor *ex, px_job *job) {
 
     px_job_spec_free(TAKE_PTR(job->spec));
     job_end(ex, job, &res);
+    px_py_report_release(&res.py);
     px_job_unref(job);
 }
 

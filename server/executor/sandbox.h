@@ -41,6 +41,7 @@ typedef struct px_sandbox_result {
     int64_t peak_memory_bytes;
     int64_t cpu_time_ms;
     px_error error;          /* when !ran or lost: code + message */
+    px_py_report py;         /* Eval's report; owned by the result (run_job frees it) */
 } px_sandbox_result;
 
 typedef struct px_sandbox_ops {

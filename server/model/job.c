@@ -1,6 +1,7 @@
 #include "server/model/job.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 const char *px_status_name(px_status s) {
     switch (s) {
@@ -47,4 +48,29 @@ void px_job_spec_free(px_job_spec *spec) {
     free_strv(spec->pre_commands, spec->n_pre_commands);
     free(spec->requirements_txt);
     free(spec);
+}
+
+void px_py_report_release(px_py_report *r) {
+    if (!r)
+        return;
+    free(r->result);
+    free(r->error_type);
+    free(r->error_message);
+    memset(r, 0, sizeof *r);
+}
+
+static bool dup_opt(char **dst, const char *src) {
+    *dst = src ? strdup(src) : NULL;
+    return !src || *dst;
+}
+
+int px_py_report_copy(px_py_report *dst, const px_py_report *src) {
+    memset(dst, 0, sizeof *dst);
+    dst->error_line = src->error_line;
+    if (!dup_opt(&dst->result, src->result) || !dup_opt(&dst->error_type, src->error_type) ||
+        !dup_opt(&dst->error_message, src->error_message)) {
+        px_py_report_release(dst);
+        return -1;
+    }
+    return 0;
 }

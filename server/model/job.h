@@ -86,10 +86,32 @@ typedef struct px_job_spec {
     int memory_mb;             /* > 0 */
     int disk_mb;               /* > 0 */
     int cpu_shares;            /* > 0 */
+    bool eval;                 /* Eval: run REPL-style and report (px_py_report) */
 } px_job_spec;
 
 /* NULL-safe; frees the spec and everything it owns. */
 void px_job_spec_free(px_job_spec *spec);
+
+/*
+ * What an Eval's code reported from inside the sandbox: the repr() of its
+ * last expression, or the uncaught exception it raised. Strings are
+ * NUL-terminated UTF-8, NULL when absent; whoever holds the report owns them
+ * (see where it is embedded). All zero: nothing reported (Execute, or an
+ * Eval that ended without a report, e.g. killed).
+ */
+typedef struct px_py_report {
+    char *result;         /* repr() of the last expression's value */
+    char *error_type;     /* the uncaught exception's type, e.g. "NameError" */
+    int32_t error_line;   /* its line in the entrypoint file; 0: unknown */
+    char *error_message;  /* str() of that exception */
+} px_py_report;
+
+/* Frees the strings and zeroes *r. NULL-safe. */
+void px_py_report_release(px_py_report *r);
+
+/* Deep copy of `src` into *dst (overwritten, not released). Returns 0, or
+ * -1 out of memory with *dst left empty. */
+int px_py_report_copy(px_py_report *dst, const px_py_report *src);
 
 /*
  * How an execution ended. Filled by the executor, delivered once through
@@ -110,6 +132,9 @@ typedef struct px_outcome {
      * PX_E_UNAVAILABLE for an unreachable engine), else PX_E_INTERNAL. */
     px_code error_code;
     char error[PX_ERROR_MSG_MAX];
+    /* Eval's report. Borrowed in the outcome on_done delivers (valid for
+     * the call); px_record_finish keeps a copy. */
+    px_py_report py;
 } px_outcome;
 
 #ifdef __cplusplus

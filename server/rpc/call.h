@@ -43,6 +43,7 @@ enum px_method {
     PX_M_GET,
     PX_M_STREAM,
     PX_M_KILL,
+    PX_M_EVAL,
     PX_M_LIST,
     PX_M_HEALTH_CHECK,
     PX_M_HEALTH_WATCH,
@@ -195,6 +196,7 @@ ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessa
 /* Handlers, one per RPC (one file each). Each takes over `gcall` and
  * `payload` (NULL for streaming requests read later). */
 void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
@@ -242,6 +244,15 @@ px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall);
  * or from the executor thread that ends it. Takes over one reference to
  * `record` and the caller's reference to the waiter. */
 void px_waiter_wait(px_waiter *w, px_record *record);
+
+/* The part Execute and Eval share (execute.c), after the request became a
+ * spec: checks request_id, makes the record or finds the one with the same
+ * request_id and content `digest` (px_store_create), admits the job, and
+ * answers (async: at once; sync: when the execution is terminal). Takes
+ * over the caller's reference to `w` and `spec`; with `spec` NULL, answers
+ * with `err` (the reason there is none). */
+void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *request_id,
+                      const uint8_t *digest, bool async, px_job_spec *spec, px_error *err);
 
 /* Encodes a record view as an ExecutionResult and finishes `call` with it. */
 bool px_finish_with_view(px_call *call, const px_record_view *view);

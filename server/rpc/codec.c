@@ -222,6 +222,50 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
     return TAKE_PTR(spec);
 }
 
+px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_config *cfg,
+                                px_error *err) {
+    Pyexec__V1__Metadata meta = PYEXEC__V1__METADATA__INIT;
+    meta.entrypoint = req->entrypoint;
+    meta.stdin = req->stdin;
+    meta.config = req->config;
+    meta.python_version = req->python_version;
+    meta.requirements_txt = req->requirements_txt;
+    meta.n_env_vars = req->n_env_vars;
+    meta.env_vars = req->env_vars;
+    Pyexec__V1__ExecuteRequest exec = PYEXEC__V1__EXECUTE_REQUEST__INIT;
+    exec.metadata = &meta;
+    Pyexec__V1__File main_py = PYEXEC__V1__FILE__INIT;
+    Pyexec__V1__File *main_files[] = {&main_py};
+    bool has_code = req->code[0] != '\0';
+    if (has_code == (req->n_files > 0))
+        return px_error_set(err, PX_E_INVALID, "code/files: send exactly one of them"), NULL;
+    if (has_code) {
+        if (req->entrypoint[0] && strcmp(req->entrypoint, "main.py") != 0)
+            return px_error_set(err, PX_E_INVALID,
+                                "entrypoint: only with files (code runs as main.py)"),
+                   NULL;
+        main_py.path = "main.py";
+        main_py.content.data = (uint8_t *)req->code;
+        main_py.content.len = strlen(req->code);
+        exec.files = main_files;
+        exec.n_files = 1;
+    } else {
+        exec.files = req->files;
+        exec.n_files = req->n_files;
+    }
+    px_job_spec *spec = px_codec_job_spec(&exec, cfg, err);
+    if (!spec) {
+        /* The EvalRequest has Metadata's fields at its top level. */
+        static const char prefix[] = "metadata.";
+        if (strncmp(err->msg, prefix, sizeof prefix - 1) == 0)
+            memmove(err->msg, err->msg + sizeof prefix - 1,
+                    strlen(err->msg) - (sizeof prefix - 1) + 1);
+        return NULL;
+    }
+    spec->eval = true;
+    return spec;
+}
+
 static void set_ts(Google__Protobuf__Timestamp *ts, int64_t unix_ms) {
     google__protobuf__timestamp__init(ts);
     ts->seconds = unix_ms / 1000;
@@ -257,6 +301,16 @@ void px_codec_result(px_result_msg *m, const px_record_view *v) {
         m->usage.peak_memory_bytes = o->peak_memory_bytes;
         m->usage.cpu_time_ms = o->cpu_time_ms;
         r->usage = &m->usage;
+        if (o->py.result) {
+            google__protobuf__string_value__init(&m->result_value);
+            m->result_value.value = o->py.result;
+            r->result = &m->result_value;
+        }
+        if (o->py.error_type)
+            r->error_type = o->py.error_type;
+        r->error_line = o->py.error_line;
+        if (o->py.error_message)
+            r->error_message = o->py.error_message;
     }
 }
 
@@ -277,6 +331,18 @@ void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
     content.request_id = (char *)"";
     hash_buffer hb = {.base = {.append = hash_append}};
     px_sha256_init(&hb.ctx);
+    protobuf_c_message_pack_to_buffer(&content.base, &hb.base);
+    px_sha256_final(&hb.ctx, out);
+}
+
+void px_codec_eval_digest(const Pyexec__V1__EvalRequest *req, uint8_t out[PX_SHA256_LEN]) {
+    static const char tag[] = "pyexec.v1.EvalRequest"; /* never an Execute's digest */
+    Pyexec__V1__EvalRequest content = *req;
+    content.async = 0;
+    content.request_id = (char *)"";
+    hash_buffer hb = {.base = {.append = hash_append}};
+    px_sha256_init(&hb.ctx);
+    px_sha256_update(&hb.ctx, tag, sizeof tag);
     protobuf_c_message_pack_to_buffer(&content.base, &hb.base);
     px_sha256_final(&hb.ctx, out);
 }

@@ -30,6 +30,20 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
 void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
                              uint8_t out[PX_SHA256_LEN]);
 
+/* The same for an Eval (an EvalRequest's digest never equals an
+ * ExecuteRequest's: a request_id reused across the two RPCs is a reuse
+ * with other content). */
+void px_codec_eval_digest(const Pyexec__V1__EvalRequest *req, uint8_t out[PX_SHA256_LEN]);
+
+/* The spec of an Eval: `req` is validated as the ExecuteRequest it amounts
+ * to (`code` as the file main.py, or `files` with `entrypoint`; stdin,
+ * config, python_version, requirements_txt and env_vars as in Metadata), by
+ * px_codec_job_spec, so both RPCs share one set of rules; error messages
+ * name the EvalRequest's fields. The spec has `eval` set. Returns NULL with
+ * `err` (PX_E_INVALID) like px_codec_job_spec. */
+px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_config *cfg,
+                                px_error *err);
+
 /* An ExecutionResult with the sub-messages it points to; all borrowed from
  * the view it was filled from, which must outlive it. */
 typedef struct px_result_msg {
@@ -37,6 +51,7 @@ typedef struct px_result_msg {
     Google__Protobuf__Timestamp started_at;
     Google__Protobuf__Timestamp finished_at;
     Pyexec__V1__ResourceUsage usage;
+    Google__Protobuf__StringValue result_value;
 } px_result_msg;
 
 void px_codec_result(px_result_msg *msg, const px_record_view *view);

@@ -2,7 +2,7 @@
  * The gRPC server: the only gRPC user on the server side.
  *
  * It serves pyexec.v1.ExecutorService (Execute, GetExecution, StreamOutput,
- * Kill, ListExecutions), grpc.health.v1.Health (Check, Watch) and server reflection
+ * Kill, Eval, ListExecutions), grpc.health.v1.Health (Check, Watch) and server reflection
  * (grpc.reflection.v1 and v1alpha) on one completion queue,
  * answers any other method with UNIMPLEMENTED at once, and shuts down in the
  * order docs/contract.md gives.

@@ -81,6 +81,7 @@ static void on_accept(px_tag *tag, bool ok) {
     case PX_M_GET: px_handle_get(srv, call, payload); break;
     case PX_M_STREAM: px_handle_stream(srv, call, payload); break;
     case PX_M_KILL: px_handle_kill(srv, call, payload); break;
+    case PX_M_EVAL: px_handle_eval(srv, call, payload); break;
     case PX_M_LIST: px_handle_list_executions(srv, call, payload); break;
     case PX_M_HEALTH_CHECK: px_handle_health_check(srv, call, payload); break;
     case PX_M_HEALTH_WATCH: px_handle_health_watch(srv, call, payload); break;
@@ -360,6 +361,7 @@ static void register_methods(px_rpc_server *srv) {
         {PX_M_GET, "/pyexec.v1.ExecutorService/GetExecution"},
         {PX_M_STREAM, "/pyexec.v1.ExecutorService/StreamOutput"},
         {PX_M_KILL, "/pyexec.v1.ExecutorService/Kill"},
+        {PX_M_EVAL, "/pyexec.v1.ExecutorService/Eval"},
         {PX_M_LIST, "/pyexec.v1.ExecutorService/ListExecutions"},
         {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
         {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},

@@ -124,6 +124,7 @@ static void mem_record_destroy(px_record *base) {
     mem_record *r = (mem_record *)base;
     if (r->job_ops && r->job_ops->unref)
         r->job_ops->unref(r->job);
+    px_py_report_release(&r->outcome.py);
     free(r->request_id);
     free(r->buf);
     free(r->segs);
@@ -654,6 +655,9 @@ static bool mem_record_finish(px_record *base, const px_outcome *outcome) {
         return false;
     }
     r->outcome = *outcome;
+    /* Out of memory leaves the copy empty: the execution ends without its
+     * Eval report rather than not at all. */
+    (void)px_py_report_copy(&r->outcome.py, &outcome->py);
     if (!px_status_terminal(r->outcome.status)) {
         /* A caller bug; still end the record exactly once. */
         r->outcome.status = PX_STATUS_FAILED;
@@ -682,6 +686,10 @@ static int mem_record_snapshot(px_record *base, bool with_output, px_record_view
     view->status = r->status;
     if (px_status_terminal(r->status)) {
         view->outcome = r->outcome;
+        if (px_py_report_copy(&view->outcome.py, &r->outcome.py) < 0) {
+            pthread_mutex_unlock(&r->mu);
+            return px_error_set(err, PX_E_INTERNAL, "snapshot '%s': out of memory", r->base.id);
+        }
     } else {
         view->outcome.status = r->status;
         view->outcome.started_at_ms = r->started_at;

@@ -141,6 +141,7 @@ int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_
 void px_record_view_release(px_record_view *view) {
     if (!view)
         return;
+    px_py_report_release(&view->outcome.py);
     free(view->stdout_data);
     free(view->stderr_data);
     view->stdout_data = view->stderr_data = NULL;

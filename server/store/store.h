@@ -164,14 +164,15 @@ void px_record_set_running(px_record *r, int64_t started_at_ms);
 void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_t len);
 
 /* The one terminal transition. Returns true if this call made it, false if
- * the record was already terminal (the outcome is then ignored). */
+ * the record was already terminal (the outcome is then ignored). The record
+ * keeps a copy of outcome->py. */
 bool px_record_finish(px_record *r, const px_outcome *outcome);
 
 /* ---- reading ---- */
 
 /* A copy of a record's state. `stdout_data`/`stderr_data` are malloc'd
- * (possibly NULL when empty) and owned by the view; release with
- * px_record_view_release. */
+ * (possibly NULL when empty) and owned by the view, as are the strings of
+ * outcome.py; release with px_record_view_release. */
 typedef struct px_record_view {
     char id[48];
     px_status status;

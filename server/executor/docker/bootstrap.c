@@ -14,8 +14,16 @@ static const char bootstrap_script[] =
 #include "server/executor/docker/bootstrap_py.inc"
     ;
 
+static const char eval_wrapper[] =
+#include "server/executor/docker/eval_wrapper_py.inc"
+    ;
+
 const char *px_bootstrap_script(void) {
     return bootstrap_script;
+}
+
+const char *px_bootstrap_eval_wrapper(void) {
+    return eval_wrapper;
 }
 
 
@@ -79,6 +87,8 @@ int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out
         json_object_set_new(h, "requirements", json_null());
     }
     json_object_set_new(h, "network", json_boolean(spec->network));
+    if (spec->eval)
+        json_object_set_new(h, "eval", json_string(eval_wrapper));
     _cleanup_free_ char *body = json_dumps(h, JSON_COMPACT);
     if (!body)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");

@@ -8,12 +8,17 @@
  *      {"tar_len", "entrypoint", "args", "env", "pre_commands",
  *       "requirements", "network", "nonce"}, where "env" is spec->env minus
  *      the names px_env_reserved() reserves
- *      (server/executor/reserved_env.h);
+ *      (server/executor/reserved_env.h), plus for an Eval (spec->eval)
+ *      "eval": the source of the Eval wrapper (eval_wrapper.py), which the
+ *      bootstrap runs the entrypoint under;
  *   2. exactly tar_len bytes of the project archive (spec->tar);
  *   3. the user's stdin, then EOF (shutdown of the write side).
  * The bootstrap reads 1 and 2 with unbuffered reads and leaves 3 for the
  * program, which inherits fd 0. docs/sandbox.md describes the steps it runs
- * and the usage trailer it writes to stderr (see frames.h).
+ * and the usage trailer it writes to stderr (see frames.h). The end marker
+ * it writes to stdout carries the Eval wrapper's report, a JSON object with
+ * "result", "error_type", "error_line", "error_message" (each when set),
+ * or {} (Execute, or no report).
  *
  * Thread safety: all functions are reentrant.
  */
@@ -34,6 +39,9 @@ extern "C" {
 
 /* The bootstrap's Python source: static, NUL-terminated. */
 const char *px_bootstrap_script(void);
+
+/* The Eval wrapper's Python source: static, NUL-terminated. */
+const char *px_bootstrap_eval_wrapper(void);
 
 /* Builds the preamble for `spec` with the per-run `nonce` into a new buffer
  * (*out, *out_len; malloc'd, owned by the caller). Returns 0, or -1 with

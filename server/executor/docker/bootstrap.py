@@ -12,7 +12,9 @@
 # (128+N for signal N). Last, it writes one end marker to stdout and one
 # usage trailer (with that exit code) to stderr:
 #   "\x1ePYX" + nonce + "\x1e" + JSON + "\x1ePYX" + nonce + "\x1e\n"
-# (JSON is "{}" on stdout). The program has exited by then, so whatever it
+# (JSON on stdout is "{}", or for an Eval, whose header has "eval": the
+# wrapper's source, the report the wrapper left: see run() and
+# eval_wrapper.py). The program has exited by then, so whatever it
 # wrote is ahead of them on each pipe: once the server has both, the run's
 # output and result are complete and it need not wait for the container.
 # Every read of stdin is an unbuffered os.read of at most the bytes still
@@ -221,13 +223,15 @@ def unpack(tar_len):
         src.read(src.left)
 
 
-def spawn(argv, env, stdin_null=False, stdout_to_stderr=False):
+def spawn(argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
     """Runs argv (PATH-searched) in WORK, the bootstrap's working directory,
-    with SIGPIPE and SIGXFSZ at their defaults; returns its exit code, as
-    exit_code() writes it."""
+    with SIGPIPE and SIGXFSZ at their defaults, and `fd3` (if set) as its fd
+    3; returns its exit code, as exit_code() writes it."""
     actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)] if stdin_null else []
     if stdout_to_stderr:
         actions.append((os.POSIX_SPAWN_DUP2, 2, 1))
+    if fd3 is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, fd3, 3))
     pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions,
                           setsigdef=(SIGPIPE, SIGXFSZ))
     while True:
@@ -335,11 +339,53 @@ def run(hdr):
         old = env.get("PYTHONPATH")
         env["PYTHONPATH"] = site + (":" + old if old else "")
     argv = [sys.executable, hdr["entrypoint"]] + list(hdr["args"])
+    wrapper = hdr.get("eval")
     try:
-        return spawn(argv, env)
+        if not wrapper:
+            return spawn(argv, env)
+        # Eval: the wrapper runs the entrypoint and leaves its report in
+        # a memory file only the program's process gets (as its fd 3).
+        report = os.memfd_create("pyexec-eval")
+        try:
+            rc = spawn(argv[:1] + ["-c", wrapper] + argv[1:], env, fd3=report)
+            REPORT[0] = eval_report(os.pread(report, REPORT_MAX + 1, 0))
+        finally:
+            os.close(report)
+        return rc
     except OSError as e:
         say("cannot start the program: %s" % e)
         return SETUP_FAILED
+
+
+REPORT_MAX = 65536
+REPORT = [b"{}"]  # the body of the end marker on stdout
+
+
+def eval_report(data):
+    """The Eval wrapper's report, checked and re-encoded: only the known
+    fields, with their types; b"{}" for anything else (the program can write
+    the file too)."""
+    try:
+        if len(data) > REPORT_MAX:
+            raise ValueError("too long")
+        obj = parse_json(data.decode("utf-8")) if data else {}
+        if type(obj) is not dict:
+            raise ValueError("not an object")
+        from _json import encode_basestring_ascii as q
+        if type(obj.get("error_type")) is str:  # a result only if nothing was raised
+            obj.pop("result", None)
+        out = []
+        for k, t in (("result", str), ("error_type", str), ("error_line", int),
+                     ("error_message", str)):
+            v = obj.get(k)
+            if type(v) is t:
+                out.append(q(k) + ": " + (str(v) if t is int else q(v)))
+        body = ("{" + ", ".join(out) + "}").encode()
+        if len(body) > REPORT_MAX:
+            raise ValueError("too long")
+        return body
+    except (ValueError, UnicodeDecodeError):
+        return b"{}"
 
 
 def main():
@@ -366,7 +412,7 @@ def main():
             except OSError:
                 pass
         try:  # the end of stdout: the program is gone, all its output is ahead
-            os.write(1, m + b"{}" + m + b"\n")
+            os.write(1, m + REPORT[0] + m + b"\n")
         except OSError:
             pass
         body = ", ".join('"%s": %d' % kv for kv in u.items())  # names and ints only

@@ -68,7 +68,9 @@ int px_frame_demux_finish(const px_frame_demux *d, px_error *err);
 
 #define PX_TRAILER_NONCE_MAX 64  /* characters of the nonce */
 #define PX_TRAILER_MARKER_MAX (PX_TRAILER_NONCE_MAX + 5)
-#define PX_TRAILER_BODY_MAX 1024 /* a longer body is not a trailer */
+/* A longer body is not a trailer. The end marker on stdout carries an Eval
+ * report of up to 64 KiB (the bootstrap's REPORT_MAX). */
+#define PX_TRAILER_BODY_MAX (65536 + 1024)
 
 /* Receives output bytes that are not part of a trailer (borrowed; len > 0). */
 typedef void (*px_bytes_sink)(void *ud, const uint8_t *data, size_t len);

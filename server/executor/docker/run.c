@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,43 @@ static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result
         result->oom_killed = true;
 }
 
+/* Copies a string member of `j` (at most `max` bytes, cut at a UTF-8
+ * character boundary) into *out; leaves *out alone when there is none. */
+static void report_string(json_t *j, const char *key, size_t max, char **out) {
+    const char *v = json_string_value(json_object_get(j, key));
+    if (!v)
+        return;
+    size_t n = strlen(v);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
+            n--;
+    }
+    *out = strndup(v, n);
+}
+
+/* Parses the Eval report the bootstrap put in its end marker on stdout
+ * (bootstrap.h) into result->py; ignores junk. The wrapper bounds the
+ * strings; REPORT_STRING_MAX only guards this side. */
+static void apply_report(const px_trailer_scanner *s, px_sandbox_result *result) {
+    enum { REPORT_STRING_MAX = PX_TRAILER_BODY_MAX };
+    if (!s->has_trailer || strcmp(s->trailer, "{}") == 0)
+        return;
+    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
+    if (!json_is_object(j))
+        return;
+    px_py_report_release(&result->py);
+    report_string(j, "error_type", REPORT_STRING_MAX, &result->py.error_type);
+    if (result->py.error_type) {
+        json_int_t line = json_integer_value(json_object_get(j, "error_line"));
+        result->py.error_line = line > 0 && line <= INT32_MAX ? (int32_t)line : 0;
+        report_string(j, "error_message", REPORT_STRING_MAX, &result->py.error_message);
+    } else {
+        /* A result only when the code raised nothing. */
+        report_string(j, "result", REPORT_STRING_MAX, &result->py.result);
+    }
+}
+
 /* The bootstrap's exit code from its trailer, or -1 if it has none. */
 static int trailer_exit_code(const px_trailer_scanner *s) {
     if (!s->has_trailer)
@@ -420,6 +458,7 @@ static void conclude(drive_state *d, run_end end) {
         result->ran = true;
         result->exit_code = code;
         apply_trailer(&io->scanner, result);
+        apply_report(&io->out_scanner, result);
         px_sandbox_run_ended(io->run, result);
         await_exit(d->fd, d->buf);
         step_done(io, "let container '%.12s' exit", d->id);
@@ -452,6 +491,7 @@ static void conclude(drive_state *d, run_end end) {
         return;
     result->ran = true;
     apply_trailer(&io->scanner, result);
+    apply_report(&io->out_scanner, result);
 }
 
 /* Runs the started container `id`, attached on `fd` (borrowed; `early`

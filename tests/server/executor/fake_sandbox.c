@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/base/cleanup.h"
 #include "server/base/clock.h"
 
 #define FLOOD_CHUNK 4096
@@ -201,6 +202,27 @@ static bool run_step(fake_sandbox *f, const px_job_spec *spec, px_sandbox_run *r
             px_sandbox_run_output(run, PX_STREAM_STDOUT, buf, len);
             sent += len;
         }
+    } else if (has_prefix(step, "result:", &arg)) {
+        free(res->py.result);
+        res->py.result = strdup(arg);
+    } else if (has_prefix(step, "raised:", &arg)) {
+        /* raised:<type>:<line>:<message> */
+        const char *c1 = strchr(arg, ':');
+        const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (!c2) {
+            px_error_set(&res->error, PX_E_INVALID, "fake: bad step '%s'", step);
+            return true;
+        }
+        px_py_report_release(&res->py);
+        res->py.error_type = strndup(arg, (size_t)(c1 - arg));
+        res->py.error_line = atoi(c1 + 1);
+        res->py.error_message = strdup(c2 + 1);
+    } else if (strcmp(step, "mode") == 0) {
+        const char *m = spec->eval ? "eval\n" : "execute\n";
+        px_sandbox_run_output(run, PX_STREAM_STDOUT, (const uint8_t *)m, strlen(m));
+    } else if (strcmp(step, "image") == 0) {
+        px_sandbox_run_output(run, PX_STREAM_STDOUT, (const uint8_t *)spec->image,
+                              strlen(spec->image));
     } else if (has_prefix(step, "exit:", &arg)) {
         res->ran = true;
         res->exit_code = atoi(arg);
@@ -262,11 +284,21 @@ static void fake_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
 
-    if (spec->n_args == 0 || !is_prestart_failure(spec->args[0]))
+    /* The steps: the script arguments, then FAKE_STEP=<step> variables
+     * (Eval has no script arguments). */
+    const char *steps[256];
+    size_t n_steps = 0;
+    for (size_t i = 0; i < spec->n_args && n_steps < PX_ARRAY_SIZE(steps); i++)
+        steps[n_steps++] = spec->args[i];
+    for (size_t i = 0; i < spec->n_env && n_steps < PX_ARRAY_SIZE(steps); i++) {
+        if (strncmp(spec->env[i], "FAKE_STEP=", 10) == 0)
+            steps[n_steps++] = spec->env[i] + 10;
+    }
+    if (n_steps == 0 || !is_prestart_failure(steps[0]))
         px_sandbox_run_started(run);
     bool ended = false;
-    for (size_t i = 0; i < spec->n_args && !ended; i++)
-        ended = run_step(f, spec, run, spec->args[i], res);
+    for (size_t i = 0; i < n_steps && !ended; i++)
+        ended = run_step(f, spec, run, steps[i], res);
     if (!ended) {
         res->ran = true;
         res->exit_code = 0;

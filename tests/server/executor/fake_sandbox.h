@@ -3,7 +3,9 @@
  *
  * The behaviour of each run is read from the job spec itself, so tests need
  * no side channel: every element of `spec->args` (the script arguments) is
- * one step, executed in order. No arguments: the run starts, prints nothing
+ * one step, executed in order, followed by the value of every environment
+ * variable FAKE_STEP=<step> (so that an Eval, which has no arguments, can
+ * be scripted too). No steps: the run starts, prints nothing
  * and exits 0. Steps:
  *
  *   print:<text>    write <text> to stdout (one chunk)
@@ -12,6 +14,11 @@
  *   flood:<n>       write <n> bytes to stdout in chunks of at most 4096; byte i
  *                   of the flood is 'a' + i % 26. Before each chunk, a
  *                   requested kill ends the run as killed (exit 137).
+ *   result:<text>   set the Eval report's result to <text>
+ *   raised:<type>:<line>:<message>
+ *                   set the Eval report's error fields
+ *   mode            write "eval\n" or "execute\n" (spec->eval) to stdout
+ *   image           write spec->image to stdout
  *   exit:<n>        end now with exit code <n>; later steps are ignored
  *   ended:<n>       report the result early (px_sandbox_run_ended: ran, exit
  *                   code <n>, cpu_time_ms 2), then go on with the next steps,

@@ -601,3 +601,81 @@ def test_list_executions_bad_requests_are_invalid_argument(fake, kw, needle):
 def test_list_executions_at_the_maximum_page_size(fake):
     fake.run("exit:0")
     assert len(list_all(fake, page_size=1000).executions) == 1
+
+
+# ---- Eval ----
+
+def eval_req(fake, *steps, code="1 + 1\n", **kw):
+    env = kw.pop("env_vars", []) + ["FAKE_STEP=" + s for s in steps]
+    return fake.pb.EvalRequest(code=code, env_vars=env, **kw)
+
+
+def test_eval_runs_in_eval_mode_and_returns_the_report(fake):
+    res = fake.stub.Eval(eval_req(fake, "mode", "result:2"), timeout=30)
+    assert status(fake, res) == S + "COMPLETED"
+    assert res.stdout == b"eval\n"
+    assert res.HasField("result") and res.result.value == "2"
+    assert res.error_type == "" and res.error_line == 0
+    got = fake.get(res.execution_id)
+    assert got.result.value == "2"
+
+
+def test_eval_error_fields_and_no_result(fake):
+    res = fake.stub.Eval(eval_req(fake, "raised:NameError:3:name 'x' is not defined", "exit:1"),
+                         timeout=30)
+    assert not res.HasField("result")
+    assert (res.error_type, res.error_line, res.error_message) == (
+        "NameError", 3, "name 'x' is not defined")
+    assert res.exit_code == 1
+
+
+def test_execute_is_not_eval_and_has_no_result(fake):
+    res = fake.run("mode")
+    assert res.stdout == b"execute\n"
+    assert not res.HasField("result") and res.error_type == ""
+
+
+def test_eval_async_and_request_id(fake):
+    first = fake.stub.Eval(eval_req(fake, "result:'x'", request_id="ev-1", **{"async": True}),
+                           timeout=30)
+    assert status(fake, first) in (S + "PENDING", S + "RUNNING", S + "COMPLETED")
+    again = fake.stub.Eval(eval_req(fake, "result:'x'", request_id="ev-1"), timeout=30)
+    assert again.execution_id == first.execution_id
+    assert again.result.value == "'x'"
+    # The same key with other content, or for an Execute, is a reuse.
+    for call in (lambda: fake.stub.Eval(eval_req(fake, "result:other", request_id="ev-1"),
+                                        timeout=30),
+                 lambda: fake.run("result:'x'", request_id="ev-1")):
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+
+def test_eval_with_files_and_entrypoint_and_stdin(fake):
+    pb = fake.pb
+    res = fake.stub.Eval(pb.EvalRequest(
+        files=[pb.File(path="app/run.py", content=b"x"), pb.File(path="lib.py", content=b"")],
+        entrypoint="app/run.py", stdin=b"in", env_vars=["FAKE_STEP=stdin"]), timeout=30)
+    assert res.stdout == b"in"
+
+
+@pytest.mark.parametrize("kw,needle", [
+    ({}, "code/files"),
+    ({"code": "1", "files": [("main.py", b"1")]}, "code/files"),
+    ({"code": "1", "entrypoint": "other.py"}, "entrypoint"),
+    ({"code": "1", "env_vars": ["PATH=/x"]}, "env_vars: 'PATH'"),
+    ({"code": "1", "config": {"memory_mb": 999999}}, "config.memory_mb"),
+    ({"code": "1", "request_id": "r" * 257}, "request_id"),
+    ({"files": [("../x.py", b"1")]}, "files"),
+])
+def test_eval_requests_are_validated_like_execute(fake, kw, needle):
+    pb = fake.pb
+    if "files" in kw:
+        kw["files"] = [pb.File(path=p, content=c) for p, c in kw["files"]]
+    if "config" in kw:
+        kw["config"] = pb.ExecutionConfig(**kw["config"])
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Eval(pb.EvalRequest(**kw), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in e.value.details()
+    assert "metadata." not in e.value.details()

@@ -80,6 +80,7 @@ int px_jobpack_pack(const px_job_spec *s, uint8_t **out, size_t *out_len, px_err
     put_u32(&b, (uint32_t)s->memory_mb);
     put_u32(&b, (uint32_t)s->disk_mb);
     put_u32(&b, (uint32_t)s->cpu_shares);
+    put(&b, &(uint8_t){s->eval ? 1 : 0}, 1);
     if (b.failed) {
         free(b.p);
         return px_error_set(err, PX_E_INTERNAL, "pack the job: out of memory or field too long");
@@ -196,6 +197,8 @@ px_job_spec *px_jobpack_unpack(const uint8_t *data, size_t len, const char *id, 
     s->memory_mb = (int)get_u32(&b);
     s->disk_mb = (int)get_u32(&b);
     s->cpu_shares = (int)get_u32(&b);
+    const uint8_t *ev = take(&b, 1);
+    s->eval = ev && *ev;
     if (b.failed || b.off != b.len) {
         px_job_spec_free(s);
         px_error_set(err, PX_E_INTERNAL, "execution '%s': the queued job is not a packed job spec",

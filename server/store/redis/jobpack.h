@@ -5,7 +5,7 @@
  * Format: "PXJ1", then the fields of px_job_spec in declaration order
  * (without execution_id, which is the key): strings and byte strings as a
  * u32 length + bytes, string lists as a u32 count + strings, ints as i32,
- * network as one byte; integers little-endian. requirements_txt NULL and ""
+ * network and eval as one byte each; integers little-endian. requirements_txt NULL and ""
  * both pack as "".
  *
  * Thread safety: plain functions on caller-owned data.

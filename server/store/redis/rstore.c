@@ -622,9 +622,14 @@ int px_rstore_finish(px_rstore *rs, const char *id, int64_t token, const px_outc
     NUM(sa, o->started_at_ms);
     NUM(fa, o->finished_at_ms);
     NUM(ec, (int)o->error_code);
+    char pel[24];
+    NUM(pel, o->py.error_line);
     const char *argv[] = {id, tok, ttl, st, rsn, o->ran ? "1" : "0", ex,
-                          o->output_truncated ? "1" : "0", mem, cpu, sa, fa, ec, o->error};
-    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_FINISH, 14, argv, NULL, true, err);
+                          o->output_truncated ? "1" : "0", mem, cpu, sa, fa, ec, o->error,
+                          o->py.result ? "1" : "0", o->py.result ? o->py.result : "",
+                          o->py.error_type ? o->py.error_type : "", pel,
+                          o->py.error_message ? o->py.error_message : ""};
+    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_FINISH, 19, argv, NULL, true, err);
     if (!r)
         return px_error_wrap(err, "execution '%s': finish", id);
     if (r->type != REDIS_REPLY_INTEGER)
@@ -705,6 +710,8 @@ int px_rstore_get(px_rstore *rs, const char *id, bool with_output, px_rstore_vie
     snprintf(v->id, sizeof v->id, "%s", id);
     px_outcome *o = &v->outcome;
     const redisReply *h = r->element[0];
+    bool has_result = false;
+    bool oom = false;
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *k = h->element[i], *val = h->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || val->type != REDIS_REPLY_STRING)
@@ -747,6 +754,24 @@ int px_rstore_get(px_rstore *rs, const char *id, bool with_output, px_rstore_vie
             copy_field(view->request_id, sizeof view->request_id, val);
         else if (!strcmp(f, "dig"))
             copy_field(view->digest, sizeof view->digest, val);
+        else if (!strcmp(f, "prh"))
+            has_result = n != 0;
+        else if (!strcmp(f, "prs"))
+            oom |= !(o->py.result = strndup(val->str, val->len));
+        else if (!strcmp(f, "pet") && val->len > 0)
+            oom |= !(o->py.error_type = strndup(val->str, val->len));
+        else if (!strcmp(f, "pel"))
+            o->py.error_line = (int32_t)n;
+        else if (!strcmp(f, "pem") && val->len > 0)
+            oom |= !(o->py.error_message = strndup(val->str, val->len));
+    }
+    if (!has_result) {
+        free(o->py.result);
+        o->py.result = NULL;
+    }
+    if (oom) {
+        px_record_view_release(v);
+        return px_error_set(err, PX_E_INTERNAL, "get: out of memory");
     }
     o->status = px_status_terminal(v->status) ? v->status : PX_STATUS_UNSPECIFIED;
     if (dup_bytes(elem_str(r, 1), &v->stdout_data, &v->stdout_len) != 0 ||

@@ -8,7 +8,9 @@
  *                  bytes), own (owner node, once claimed), fen (the owner's
  *                  fencing token), kil (kill cause asked for), qid (queue
  *                  entry while unclaimed), rid (request_id), dig (request
- *                  digest), ca (created at), fby (token of the finisher)
+ *                  digest), ca (created at), fby (token of the finisher),
+ *                  Eval's report: prh (has a result), prs (result), pet,
+ *                  pel, pem (error type, line, message)
  *   P req:<id>     string: the packed job, until the execution ends
  *   P out:<id>     stream: output chunks, entry id <offset+1>-0 with fields
  *                  s (stream) and d (bytes); the last entry, e (status), marks
@@ -203,7 +205,7 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                            "return redis.call('HINCRBY', k, 'len', #d)\n"},
 
     /* ARGV: P, id, token ("0": the job was never claimed), retention ms,
-     * then st rs ran ex tr mem cpu sa fa ec er.
+     * then st rs ran ex tr mem cpu sa fa ec er prh prs pet pel pem.
      * -> 1 this call (or an earlier one by the same owner, whose reply was
      *    lost) made the terminal transition; else owned()'s code. */
     [PX_RSCRIPT_FINISH] = {"finish",
@@ -218,7 +220,9 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                            "finish(id, k, {'fby', ARGV[3], 'st', ARGV[5], 'rs', ARGV[6],\n"
                            "  'ran', ARGV[7], 'ex', ARGV[8], 'tr', ARGV[9], 'mem', ARGV[10],\n"
                            "  'cpu', ARGV[11],"
-                           "  'sa', ARGV[12], 'fa', ARGV[13], 'ec', ARGV[14], 'er', ARGV[15]},\n"
+                           "  'sa', ARGV[12], 'fa', ARGV[13], 'ec', ARGV[14], 'er', ARGV[15],\n"
+                           "  'prh', ARGV[16], 'prs', ARGV[17], 'pet', ARGV[18], 'pel', ARGV[19],\n"
+                           "  'pem', ARGV[20]},\n"
                            "  tonumber(ARGV[4]))\n"
                            "return 1\n"},
 

@@ -37,6 +37,7 @@ px_job_spec *Spec() {
     s->requirements_txt = strdup("requests==2.31\n");
     s->timeout_s = 30;
     s->network = true;
+    s->eval = true;
     s->memory_mb = 256;
     s->disk_mb = 512;
     s->cpu_shares = 1024;
@@ -85,6 +86,7 @@ TEST(JobPack, RoundTripKeepsEveryField) {
     EXPECT_STREQ(out->requirements_txt, "requests==2.31\n");
     EXPECT_EQ(out->timeout_s, 30);
     EXPECT_TRUE(out->network);
+    EXPECT_TRUE(out->eval);
     EXPECT_EQ(out->memory_mb, 256);
     EXPECT_EQ(out->disk_mb, 512);
     EXPECT_EQ(out->cpu_shares, 1024);

@@ -185,6 +185,44 @@ TEST_F(RStore, LifecycleThroughTheQueue) {
     EXPECT_EQ(srv_.Int({"XLEN", Key("queue")}), 0);
 }
 
+TEST_F(RStore, KeepsTheEvalReport) {
+    Store a = Open(Config(srv_, "node-a"));
+    int64_t token = Lease(a.get());
+    std::string with_result = Create(a.get(), "job");
+    ASSERT_EQ(Claim(a.get(), token), with_result);
+    px_outcome o = Exited(0);
+    o.py.result = const_cast<char *>("'caf\xc3\xa9'");
+    EXPECT_EQ(Finish(a.get(), with_result, token, o), PX_RSTORE_DONE);
+    std::string raised = Create(a.get(), "job");
+    ASSERT_EQ(Claim(a.get(), token), raised);
+    o = Exited(1);
+    o.py.error_type = const_cast<char *>("NameError");
+    o.py.error_line = 7;
+    o.py.error_message = const_cast<char *>("name 'x' is not defined");
+    EXPECT_EQ(Finish(a.get(), raised, token, o), PX_RSTORE_DONE);
+    std::string plain = Create(a.get(), "job");
+    ASSERT_EQ(Claim(a.get(), token), plain);
+    EXPECT_EQ(Finish(a.get(), plain, token, Exited(0)), PX_RSTORE_DONE);
+
+    View v1, v2, v3;
+    Get(a.get(), with_result, &v1);
+    const px_py_report &p1 = v1.v.record.outcome.py;
+    ASSERT_NE(p1.result, nullptr);
+    EXPECT_STREQ(p1.result, "'caf\xc3\xa9'");
+    EXPECT_EQ(p1.error_type, nullptr);
+    Get(a.get(), raised, &v2);
+    const px_py_report &p2 = v2.v.record.outcome.py;
+    EXPECT_EQ(p2.result, nullptr);
+    EXPECT_STREQ(p2.error_type, "NameError");
+    EXPECT_EQ(p2.error_line, 7);
+    EXPECT_STREQ(p2.error_message, "name 'x' is not defined");
+    Get(a.get(), plain, &v3);
+    const px_py_report &p3 = v3.v.record.outcome.py;
+    EXPECT_EQ(p3.result, nullptr);
+    EXPECT_EQ(p3.error_type, nullptr);
+    EXPECT_EQ(p3.error_message, nullptr);
+}
+
 TEST_F(RStore, ReadsByOffsetAcrossChunksAndStreams) {
     Store a = Open(Config(srv_, "node-a"));
     int64_t token = Lease(a.get());

@@ -1,7 +1,6 @@
 // End-to-end tests of the Docker back-end against the real engine and the
 // sandbox image. Skipped when /var/run/docker.sock does not answer. Every
 // test checks that no container of this process's instance is left behind.
-#include "server/executor/docker/docker_global.h"
 #include "server/executor/docker/docker_sandbox.h"
 
 #include <gtest/gtest.h>
@@ -19,43 +18,18 @@
 
 namespace {
 
-const char kSocket[] = "/var/run/docker.sock";
-
+// One instance name for the whole suite (the reaper test derives others).
 std::string Instance() {
-    static std::string instance = [] {
-        char hex[17];
-        px_random_hex(hex, 8, nullptr);
-        return "test-" + std::to_string(getpid()) + "-" + hex;
-    }();
+    static std::string instance = NewInstance("test");
     return instance;
 }
 
-struct Outcome {
-    px_sandbox_result result = {};
-    std::string out, err;
-    int started = 0;
-    bool order_ok = true;
-    int ended = 0;
-    int64_t ran_ms_after_start = 0;
-};
-
-class DockerSandboxTest : public ::testing::Test {
+class DockerSandboxTest : public EngineTest {
   protected:
-    static void SetUpTestSuite() {
-        ASSERT_EQ(px_docker_global_init(nullptr), 0);
-        px_docker_client *c = px_docker_client_new(kSocket, 2000, nullptr);
-        px_docker_response r;
-        engine_up_ = px_docker_call(c, "GET", "/_ping", nullptr, 0, &r, nullptr) == 0 &&
-                     r.status == 200;
-        if (engine_up_)
-            px_docker_response_release(&r);
-        px_docker_client_free(c);
-    }
-
     void SetUp() override {
-        if (!engine_up_)
-            GTEST_SKIP() << "no docker engine answers on " << kSocket;
-        client_ = px_docker_client_new(kSocket, 30000, nullptr);
+        EngineTest::SetUp();
+        if (IsSkipped())
+            return;
         DockerConfig cfg;
         instance_ = Instance();
         cfg->instance = instance_.c_str();
@@ -66,39 +40,17 @@ class DockerSandboxTest : public ::testing::Test {
     }
 
     void TearDown() override {
-        if (sandbox_.ops)
-            sandbox_.ops->destroy(sandbox_.self);
+        Destroy();
         if (client_) {
             EXPECT_EQ(CountContainers(instance_), 0) << "containers left behind";
             EXPECT_EQ(CountContainers(instance_ + "-reaper"), 0) << "containers left behind";
         }
-        px_docker_client_free(client_);
+        EngineTest::TearDown();
     }
 
     // Containers (any state) labelled with `instance`.
     int CountContainers(const std::string &instance) {
-        std::string filters = "{\"label\":[\"pyexec.instance=" + instance + "\"]}";
-        char *esc = px_docker_escape(filters.c_str(), nullptr);
-        std::string path = std::string("/containers/json?all=1&filters=") + esc;
-        free(esc);
-        px_docker_response r;
-        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
-            return -1;
-        json_t *j = json_loadb(r.body, r.len, 0, nullptr);
-        int n = j ? static_cast<int>(json_array_size(j)) : -1;
-        json_decref(j);
-        px_docker_response_release(&r);
-        return n;
-    }
-
-    long InspectStatus(const std::string &name_or_id) {
-        px_docker_response r;
-        std::string path = "/containers/" + name_or_id + "/json";
-        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
-            return -1;
-        long s = r.status;
-        px_docker_response_release(&r);
-        return s;
+        return CountLabelled({"pyexec.instance=" + instance});
     }
 
     // Creates a stopped container with this suite's labels, as a crashed
@@ -119,29 +71,6 @@ class DockerSandboxTest : public ::testing::Test {
         return id;
     }
 
-    Outcome Run(const Spec &spec, px_sandbox_run *run = nullptr) {
-        px_sandbox_run local;
-        if (!run)
-            run = &local;
-        Outcome o;
-        px_sandbox_result returned = {};
-        sandbox_.ops->run(sandbox_.self, spec.get(), run, &returned);
-        int64_t end = px_now_mono_ms();
-        o.result = run->Effective(returned);
-        std::lock_guard<std::mutex> lock(run->mu);
-        o.ended = run->ended;
-        o.out = run->out;
-        o.err = run->err;
-        o.started = run->started;
-        o.order_ok = run->order_ok;
-        o.ran_ms_after_start = run->started ? end - run->started_mono_ms : 0;
-        return o;
-    }
-
-    static std::string Main(const std::string &code) {
-        return MakeTar({{"main.py", code}});
-    }
-
     // A Python string literal holding `s` (ASCII), escapes spelled out.
     static std::string PyStr(const std::string &s) {
         std::string lit = "'";
@@ -153,13 +82,8 @@ class DockerSandboxTest : public ::testing::Test {
         return lit + "'";
     }
 
-    static bool engine_up_;
-    px_sandbox sandbox_ = {};
-    px_docker_client *client_ = nullptr;
     std::string instance_;
 };
-
-bool DockerSandboxTest::engine_up_ = false;
 
 TEST_F(DockerSandboxTest, HelloWorldWithUsage) {
     Spec spec;
@@ -419,7 +343,7 @@ TEST_F(DockerSandboxTest, KillMidRun) {
     EXPECT_LT(ended_at - killed_at, 10000) << "ends promptly after the kill";
     EXPECT_TRUE(o.result.ran);
     EXPECT_EQ(o.result.exit_code, 137);
-    EXPECT_EQ(InspectStatus("pyexec-" + spec.id()), 404) << "container removed";
+    EXPECT_EQ(Inspect("pyexec-" + spec.id()), 404) << "container removed";
 }
 
 std::string Wheel() {
@@ -504,7 +428,7 @@ TEST_F(DockerSandboxTest, Ping) {
 TEST_F(DockerSandboxTest, ReaperRemovesOrphans) {
     const std::string instance = instance_ + "-reaper";
     std::string first = CreateOrphan(instance);
-    ASSERT_EQ(InspectStatus(first), 200);
+    ASSERT_EQ(Inspect(first), 200);
 
     DockerConfig cfg;
     cfg->instance = instance.c_str();
@@ -512,15 +436,15 @@ TEST_F(DockerSandboxTest, ReaperRemovesOrphans) {
     px_sandbox reaper_sb;
     px_error err = PX_ERROR_INIT;
     ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &reaper_sb, &err), 0) << err.msg;
-    EXPECT_EQ(InspectStatus(first), 404) << "the start-up reap removed it";
+    EXPECT_EQ(Inspect(first), 404) << "the start-up reap removed it";
 
     std::string other = CreateOrphan(instance_ + "-not-mine");
     std::string second = CreateOrphan(instance);
     int64_t deadline = px_now_mono_ms() + 20000;
-    while (InspectStatus(second) != 404 && px_now_mono_ms() < deadline)
+    while (Inspect(second) != 404 && px_now_mono_ms() < deadline)
         usleep(50 * 1000); // awaiting the engine's state: there is no event to wait on
-    EXPECT_EQ(InspectStatus(second), 404) << "the periodic reaper removed it";
-    EXPECT_EQ(InspectStatus(other), 200) << "another instance's container is left alone";
+    EXPECT_EQ(Inspect(second), 404) << "the periodic reaper removed it";
+    EXPECT_EQ(Inspect(other), 200) << "another instance's container is left alone";
 
     int64_t t0 = px_now_mono_ms();
     reaper_sb.ops->destroy(reaper_sb.self);

@@ -8,8 +8,102 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include <jansson.h>
+
 #include "server/base/clock.h"
 #include "server/base/id.h"
+#include "server/executor/docker/docker_global.h"
+
+bool EngineTest::engine_up_ = false;
+
+void EngineTest::SetUpTestSuite() {
+    ASSERT_EQ(px_docker_global_init(nullptr), 0);
+    px_docker_client *c = px_docker_client_new(kEngineSocket, 2000, nullptr);
+    px_docker_response r;
+    engine_up_ = px_docker_call(c, "GET", "/_ping", nullptr, 0, &r, nullptr) == 0 &&
+                 r.status == 200;
+    if (engine_up_)
+        px_docker_response_release(&r);
+    px_docker_client_free(c);
+}
+
+void EngineTest::SetUp() {
+    if (!engine_up_)
+        GTEST_SKIP() << "no docker engine answers on " << kEngineSocket;
+    DockerConfig defaults;
+    client_ = px_docker_client_new(kEngineSocket, defaults->api_timeout_ms, nullptr);
+}
+
+void EngineTest::TearDown() {
+    Destroy();
+    px_docker_client_free(client_);
+    client_ = nullptr;
+}
+
+std::string NewInstance(const std::string &prefix) {
+    char hex[17];
+    px_random_hex(hex, 8, nullptr);
+    return prefix + "-" + std::to_string(getpid()) + "-" + hex;
+}
+
+std::string EngineTest::Main(const std::string &code) {
+    return MakeTar({{"main.py", code}});
+}
+
+Outcome EngineTest::Run(const Spec &spec, px_sandbox_run *run) {
+    px_sandbox_run local;
+    if (!run)
+        run = &local;
+    Outcome o;
+    px_sandbox_result returned = {};
+    sandbox_.ops->run(sandbox_.self, spec.get(), run, &returned);
+    int64_t end = px_now_mono_ms();
+    o.result = run->Effective(returned);
+    std::lock_guard<std::mutex> lock(run->mu);
+    o.out = run->out;
+    o.err = run->err;
+    o.started = run->started;
+    o.ended = run->ended;
+    o.order_ok = run->order_ok;
+    o.ran_ms_after_start = run->started ? end - run->started_mono_ms : 0;
+    return o;
+}
+
+void EngineTest::Destroy() {
+    if (sandbox_.ops)
+        sandbox_.ops->destroy(sandbox_.self);
+    sandbox_ = {};
+}
+
+int EngineTest::CountLabelled(const std::vector<std::string> &labels) {
+    std::string filters = "{\"label\":[";
+    for (size_t i = 0; i < labels.size(); i++)
+        filters += (i ? ",\"" : "\"") + labels[i] + "\"";
+    filters += "]}";
+    char *esc = px_docker_escape(filters.c_str(), nullptr);
+    std::string path = std::string("/containers/json?all=1&filters=") + esc;
+    free(esc);
+    px_docker_response r;
+    if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
+        return -1;
+    json_t *j = json_loadb(r.body, r.len, 0, nullptr);
+    int n = j ? static_cast<int>(json_array_size(j)) : -1;
+    json_decref(j);
+    px_docker_response_release(&r);
+    return n;
+}
+
+long EngineTest::Inspect(const std::string &name, std::string *body) {
+    px_docker_response r;
+    std::string path = "/containers/" + name + "/json";
+    if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
+        return -1;
+    long s = r.status;
+    if (body)
+        body->assign(r.body, r.len);
+    px_docker_response_release(&r);
+    return s;
+}
 
 DockerConfig::DockerConfig() {
     px_config_default(&server_);

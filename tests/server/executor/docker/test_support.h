@@ -1,8 +1,12 @@
 // Test support for the Docker back-end: a stand-in for the executor's side
 // of px_sandbox_run (collects output, offers a wake pipe and a kill flag),
-// a job-spec builder, and tiny ustar and zip (wheel) writers.
+// a job-spec builder, tiny ustar and zip (wheel) writers, the back-end's
+// configuration from the server's defaults, and the fixture of the tests
+// against the real engine.
 #ifndef PYEXEC_TESTS_EXECUTOR_DOCKER_TEST_SUPPORT_H
 #define PYEXEC_TESTS_EXECUTOR_DOCKER_TEST_SUPPORT_H
+
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -14,6 +18,7 @@
 #include <vector>
 
 #include "server/base/config.h"
+#include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/docker_sandbox.h"
 #include "server/executor/sandbox.h"
 #include "server/model/job.h"
@@ -104,5 +109,48 @@ std::string MakeTar(const std::vector<TarEntry> &entries);
 
 // Writes a zip archive with stored (uncompressed) members.
 std::string MakeZip(const std::vector<std::pair<std::string, std::string>> &files);
+
+// What one run produced, as the executor would see it.
+struct Outcome {
+    px_sandbox_result result = {};
+    std::string out, err;
+    int started = 0;
+    int ended = 0;                  // px_sandbox_run_ended calls
+    bool order_ok = true;           // no output before started, none after ended
+    int64_t ran_ms_after_start = 0; // from the start report to run()'s return
+};
+
+// A fresh instance name, "<prefix>-<pid>-<16 hex digits>".
+std::string NewInstance(const std::string &prefix);
+
+// A test against the real engine on kEngineSocket, skipped when no engine
+// answers there. Subclasses create sandbox_; TearDown destroys it and
+// closes client_ (a plain client for inspecting the engine).
+class EngineTest : public ::testing::Test {
+  protected:
+    static constexpr const char *kEngineSocket = "/var/run/docker.sock";
+
+    static void SetUpTestSuite();
+    void SetUp() override;
+    void TearDown() override;
+
+    // A project of one file, main.py.
+    static std::string Main(const std::string &code);
+
+    // Runs `spec` on sandbox_ with `run` (a fresh one when null).
+    Outcome Run(const Spec &spec, px_sandbox_run *run = nullptr);
+    // Destroys sandbox_ if there is one.
+    void Destroy();
+    // Containers (any state) that carry every one of `labels` ("k=v"), or
+    // -1 if the engine does not answer.
+    int CountLabelled(const std::vector<std::string> &labels);
+    // GET /containers/{name}/json: the HTTP status (-1 without an answer),
+    // and the body in *body.
+    long Inspect(const std::string &name, std::string *body = nullptr);
+
+    static bool engine_up_;
+    px_sandbox sandbox_ = {};
+    px_docker_client *client_ = nullptr;
+};
 
 #endif

@@ -4,7 +4,6 @@
 // while the engine is away, and removal on destroy. Skipped when
 // /var/run/docker.sock does not answer. Every test checks that no container
 // of its instance is left behind.
-#include "server/executor/docker/docker_global.h"
 #include "server/executor/docker/docker_sandbox.h"
 
 #include <gtest/gtest.h>
@@ -23,7 +22,6 @@
 
 namespace {
 
-const char kSocket[] = "/var/run/docker.sock";
 const int kPoolMemoryMb = 1024;
 const int kPoolDiskMb = 64; // Spec's default disk_mb: default specs fit the pool
 const int kPidsLimit = 64;
@@ -34,33 +32,11 @@ std::string TestImage() {
     return img && *img ? img : "pyexec/python:3.11";
 }
 
-struct Outcome {
-    px_sandbox_result result = {};
-    std::string out, err;
-    int started = 0;
-    int ended = 0;
-};
-
-class WarmPoolTest : public ::testing::Test {
+class WarmPoolTest : public EngineTest {
   protected:
-    static void SetUpTestSuite() {
-        ASSERT_EQ(px_docker_global_init(nullptr), 0);
-        px_docker_client *c = px_docker_client_new(kSocket, 2000, nullptr);
-        px_docker_response r;
-        engine_up_ = px_docker_call(c, "GET", "/_ping", nullptr, 0, &r, nullptr) == 0 &&
-                     r.status == 200;
-        if (engine_up_)
-            px_docker_response_release(&r);
-        px_docker_client_free(c);
-    }
-
     void SetUp() override {
-        if (!engine_up_)
-            GTEST_SKIP() << "no docker engine answers on " << kSocket;
-        client_ = px_docker_client_new(kSocket, 30000, nullptr);
-        char hex[17];
-        px_random_hex(hex, 8, nullptr);
-        instance_ = "test-pool-" + std::to_string(getpid()) + "-" + hex;
+        EngineTest::SetUp();
+        instance_ = NewInstance("test-pool");
     }
 
     void TearDown() override {
@@ -69,11 +45,11 @@ class WarmPoolTest : public ::testing::Test {
             EXPECT_EQ(CountContainers("pyexec.instance=" + instance_), 0)
                 << "containers left behind";
         }
-        px_docker_client_free(client_);
+        EngineTest::TearDown();
     }
 
     // Creates the back-end with a pool of `size` on `socket`.
-    void MakeSandbox(int size, const char *socket = kSocket) {
+    void MakeSandbox(int size, const char *socket = kEngineSocket) {
         image_ = TestImage();
         DockerConfig cfg;
         cfg->socket_path = socket;
@@ -89,12 +65,6 @@ class WarmPoolTest : public ::testing::Test {
         ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &sandbox_, &err), 0) << err.msg;
     }
 
-    void Destroy() {
-        if (sandbox_.ops)
-            sandbox_.ops->destroy(sandbox_.self);
-        sandbox_ = {};
-    }
-
     px_docker_pool_stats Stats() {
         px_docker_pool_stats s;
         px_docker_sandbox_pool_stats(&sandbox_, &s);
@@ -107,61 +77,11 @@ class WarmPoolTest : public ::testing::Test {
 
     // Containers (any state) carrying `label` and this test's instance label.
     int CountContainers(const std::string &label) {
-        std::string filters = "{\"label\":[\"pyexec.instance=" + instance_ + "\",\"" + label +
-                              "\"]}";
-        char *esc = px_docker_escape(filters.c_str(), nullptr);
-        std::string path = std::string("/containers/json?all=1&filters=") + esc;
-        free(esc);
-        px_docker_response r;
-        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
-            return -1;
-        json_t *j = json_loadb(r.body, r.len, 0, nullptr);
-        int n = j ? static_cast<int>(json_array_size(j)) : -1;
-        json_decref(j);
-        px_docker_response_release(&r);
-        return n;
+        return CountLabelled({"pyexec.instance=" + instance_, label});
     }
 
-    // GET /containers/{name}/json: the HTTP status, and the body in *body.
-    long Inspect(const std::string &name, std::string *body = nullptr) {
-        px_docker_response r;
-        std::string path = "/containers/" + name + "/json";
-        if (px_docker_call(client_, "GET", path.c_str(), nullptr, 0, &r, nullptr) != 0)
-            return -1;
-        long s = r.status;
-        if (body)
-            body->assign(r.body, r.len);
-        px_docker_response_release(&r);
-        return s;
-    }
-
-    Outcome Run(const Spec &spec, px_sandbox_run *run = nullptr) {
-        px_sandbox_run local;
-        if (!run)
-            run = &local;
-        Outcome o;
-        px_sandbox_result returned = {};
-        sandbox_.ops->run(sandbox_.self, spec.get(), run, &returned);
-        o.result = run->Effective(returned);
-        std::lock_guard<std::mutex> lock(run->mu);
-        o.out = run->out;
-        o.err = run->err;
-        o.started = run->started;
-        o.ended = run->ended;
-        return o;
-    }
-
-    static std::string Main(const std::string &code) {
-        return MakeTar({{"main.py", code}});
-    }
-
-    static bool engine_up_;
-    px_sandbox sandbox_ = {};
-    px_docker_client *client_ = nullptr;
     std::string instance_, image_;
 };
-
-bool WarmPoolTest::engine_up_ = false;
 
 TEST_F(WarmPoolTest, EachPooledContainerServesOneRun) {
     MakeSandbox(1);
@@ -377,7 +297,7 @@ TEST_F(WarmPoolTest, BacksOffWhileTheEngineIsAwayAndRefillsWhenItReturns) {
     EXPECT_EQ(s.ready, 0);
 
     // The engine appears at the path; the next ping notices and the pool fills.
-    ASSERT_EQ(symlink(kSocket, socket.c_str()), 0);
+    ASSERT_EQ(symlink(kEngineSocket, socket.c_str()), 0);
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(sandbox_.ops->ping(sandbox_.self, &err), 0) << err.msg;
     EXPECT_TRUE(WaitReady(1));

@@ -46,13 +46,14 @@
 #include <stdint.h>
 
 #include "client/pyexec_error.h"
+#include "pyexec_version.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The version of libpyexec and of the `pyexec` CLI. */
-#define PYEXEC_VERSION "0.1.0"
+/* PYEXEC_VERSION, the version of libpyexec and of the `pyexec` CLI, comes
+ * from pyexec_version.h (the project's one version). */
 
 /* The server a client talks to when none is given. */
 #define PYEXEC_DEFAULT_SERVER "127.0.0.1:50051"

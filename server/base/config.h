@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "pyexec_version.h" /* PYEXEC_VERSION, for --version */
 #include "server/base/error.h"
 #include "server/base/log.h"
 
@@ -88,7 +89,6 @@ void px_config_usage(FILE *out);
 /* The smallest share of --max-stream-queued-bytes one reader may get. */
 #define PX_STREAM_MESSAGE_MIN 1024
 
-#define PYEXEC_VERSION "0.1.0"
 
 #ifdef __cplusplus
 }

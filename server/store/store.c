@@ -78,6 +78,7 @@ void px_record_init(px_record *r, const px_record_ops *ops, const char *id, size
     r->max_readers = max_readers;
     r->watchers = NULL;
     r->n_readers = 0;
+    r->n_watchers = 0;
     pthread_mutex_init(&r->watch_mu, NULL);
 }
 
@@ -90,6 +91,8 @@ void px_record_unref(px_record *r) {
         return;
     if (atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (r->n_watchers > 0 && r->ops->watching)
+        r->ops->watching(r, false, NULL);
     for (px_watch *w = r->watchers, *next; w; w = next) {
         next = w->next;
         free(w);
@@ -179,10 +182,16 @@ px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void
                      r->max_readers);
         return NULL;
     }
+    if (r->n_watchers == 0 && r->ops->watching && r->ops->watching(r, true, err) < 0) {
+        pthread_mutex_unlock(&r->watch_mu);
+        free(w);
+        return NULL;
+    }
     w->next = r->watchers;
     if (r->watchers)
         r->watchers->prev = w;
     r->watchers = w;
+    r->n_watchers++;
     if (kind == PX_WATCH_READER)
         r->n_readers++;
     pthread_mutex_unlock(&r->watch_mu);
@@ -201,6 +210,8 @@ void px_record_unwatch(px_record *r, px_watch *w) {
         w->next->prev = w->prev;
     if (w->kind == PX_WATCH_READER)
         r->n_readers--;
+    if (--r->n_watchers == 0 && r->ops->watching)
+        r->ops->watching(r, false, NULL);
     pthread_mutex_unlock(&r->watch_mu);
     free(w);
 }

@@ -50,6 +50,9 @@ typedef struct px_record_ops {
     /* `chunk` is zeroed before the call. */
     int (*read)(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
                 px_error *err);
+    /* Optional: the record got its first watcher (`on`; a failure refuses
+     * the watcher) or lost its last one. Called under the watcher lock. */
+    int (*watching)(px_record *r, bool on, px_error *err);
 } px_record_ops;
 
 struct px_store {
@@ -66,6 +69,7 @@ struct px_record {
     pthread_mutex_t watch_mu; /* the watcher list; held while callbacks run */
     px_watch *watchers;
     size_t n_readers;         /* watchers of kind PX_WATCH_READER */
+    size_t n_watchers;        /* all watchers */
 };
 
 /* Initialises the common part: one reference, `id`, no watchers. */

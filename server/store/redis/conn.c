@@ -8,6 +8,7 @@
  */
 #include "server/store/redis/conn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,4 +239,33 @@ redisReply *px_redis_conn_eval(px_redis_conn *c, const char *sha, const char *so
     if (!r && err)
         *err = e;
     return r;
+}
+
+redisReply *px_redis_conn_read(px_redis_conn *c, int64_t timeout_ms, px_error *err) {
+    if (!c->ctx) {
+        px_error_set(err, PX_E_UNAVAILABLE, "redis %s: not connected", c->where);
+        return NULL;
+    }
+    /* A reply may already sit in hiredis's buffer; else wait for the socket
+     * (a read timeout inside hiredis would ruin the connection). */
+    void *reply = NULL;
+    if (redisGetReplyFromReader(c->ctx, &reply) != REDIS_OK)
+        goto broken;
+    if (reply)
+        return reply;
+    struct pollfd p = {.fd = c->ctx->fd, .events = POLLIN};
+    int n = poll(&p, 1, (int)timeout_ms);
+    if (n == 0) {
+        px_error_set(err, PX_E_TIMEOUT, "redis %s: no message in %lld ms", c->where,
+                     (long long)timeout_ms);
+        return NULL;
+    }
+    if (n < 0 || redisGetReply(c->ctx, &reply) != REDIS_OK || !reply)
+        goto broken;
+    return reply;
+broken:
+    px_error_set(err, PX_E_UNAVAILABLE, "redis %s: %s", c->where,
+                 c->ctx->err ? c->ctx->errstr : "connection lost");
+    drop(c);
+    return NULL;
 }

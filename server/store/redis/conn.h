@@ -76,6 +76,12 @@ redisReply *px_redis_conn_eval(px_redis_conn *c, const char *sha, const char *so
                                const char **argv, const size_t *argv_len, bool retry,
                                px_error *err);
 
+/* Waits up to `timeout_ms` for the next reply the server pushes on this
+ * connection (a subscription's messages) and returns it, or NULL with
+ * `err` set: PX_E_TIMEOUT if none came (the connection stays open),
+ * PX_E_UNAVAILABLE if the connection broke or is closed (it is dropped). */
+redisReply *px_redis_conn_read(px_redis_conn *c, int64_t timeout_ms, px_error *err);
+
 #ifdef __cplusplus
 }
 #endif

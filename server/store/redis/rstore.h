@@ -86,7 +86,8 @@ enum {
  * reached or refuses the login. Does not take the node's lease. */
 px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err);
 
-/* Closes every connection and frees. No calls may be in progress. NULL-safe. */
+/* Stops the follower and the listener, closes every connection and frees.
+ * No other calls may be in progress. NULL-safe. */
 void px_rstore_free(px_rstore *rs);
 
 /* PING: 0 if Redis answers, else -1. */
@@ -202,6 +203,34 @@ int px_rstore_get(px_rstore *rs, const char *id, bool with_output, px_rstore_vie
  * PX_E_NOT_FOUND for an unknown id). */
 int px_rstore_read(px_rstore *rs, const char *id, int64_t offset, size_t max_len,
                    px_log_chunk *chunk, px_error *err);
+
+/* ---- following output: one thread and one connection per store ---- */
+
+typedef void (*px_rstore_follow_fn)(void *ud, const char *id);
+
+/* Starts the follower: from now on `fn(ud, id)` runs on the follower's
+ * thread after output or the end marker is written for an execution being
+ * followed, by any node, and once for every followed id after the
+ * follower's connection was re-established. Call at most once per store.
+ * 0, or -1 with `err` set. */
+int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_error *err);
+
+/* Follows `id`; counted (follow as often as added, until removed as often).
+ * Every change written after this returns is reported; the caller re-reads
+ * the state after adding. PX_E_NOT_FOUND for an unknown id. */
+int px_rstore_follow_add(px_rstore *rs, const char *id, px_error *err);
+void px_rstore_follow_remove(px_rstore *rs, const char *id);
+
+/* ---- kill requests for this node's executions ---- */
+
+/* `id` NULL: the connection was re-established and requests may have been
+ * missed: re-check the kill flags (px_rstore_view.kill) of the node's runs. */
+typedef void (*px_rstore_kill_fn)(void *ud, const char *id, px_kill_cause cause);
+
+/* Starts listening to this node's channel (one thread, one connection):
+ * `fn` runs on that thread for every kill request px_rstore_kill sends to
+ * this node. Call at most once per store. 0, or -1 with `err` set. */
+int px_rstore_listen_start(px_rstore *rs, px_rstore_kill_fn fn, void *ud, px_error *err);
 
 #ifdef __cplusplus
 }

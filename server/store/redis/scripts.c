@@ -22,7 +22,10 @@
  *   P nodes        set: nodes that hold or held a lease (for the sweep)
  *   P run:<name>   set: claimed, non-terminal executions of a node
  *   P rid:<rid>    string: request_id -> execution id
- *   P ctl:<name>   channel: ids of executions whose kill a node must carry out
+ *   P ctl:<name>   channel: "<id> <kill cause>" for executions whose kill a node
+ *                  must carry out
+ *   P fw:<name>    stream (one entry): wakes the node's output follower when
+ *                  it must follow one more execution
  *
  * Fencing: a node's token is the epoch it got with its lease. A claim writes
  * own/fen; every later write by the owner passes the token and succeeds only
@@ -229,7 +232,7 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
     /* ARGV: P, id, kill cause, retention ms, now, status, reason for a job
      * still queued.
      * -> {1} it was queued and is now KILLED; {2, owner} the owner was told
-     *    on its ctl channel (the kil field is the durable request);
+     *    on its ctl channel ("<id> <cause>") (the kil field is the durable request);
      *    {0} already terminal; {-2} no such record. */
     [PX_RSCRIPT_KILL] = {"kill",
                          "local id = ARGV[2]\n"
@@ -244,7 +247,8 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                          "                 'fa', ARGV[5]}, tonumber(ARGV[4]))\n"
                          "  return {1}\n"
                          "end\n"
-                         "redis.call('PUBLISH', P .. 'ctl:' .. h[2], id)\n"
+                         "redis.call('PUBLISH', P .. 'ctl:' .. h[2],\n"
+                         "           id .. ' ' .. (h[3] or ARGV[3]))\n"
                          "return {2, h[2]}\n"},
 
     /* ARGV: P, id, offset, max bytes.
@@ -333,6 +337,16 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                           "  end\n"
                           "end\n"
                           "return n\n"},
+
+    /* ARGV: P, id, node. Wakes the node's follower (P fw:<node>).
+     * -> the execution's output length (the follower's starting point), or
+     *    -1 if there is no such record. */
+    [PX_RSCRIPT_FOLLOW_ADD] = {"follow_add",
+                               "local len = redis.call('HGET', P .. 'exe:' .. ARGV[2], 'len')\n"
+                               "redis.call('XADD', P .. 'fw:' .. ARGV[3], 'MAXLEN', 1, '*',\n"
+                               "           'id', ARGV[2])\n"
+                               "if not len then return -1 end\n"
+                               "return tonumber(len)\n"},
 };
 
 const char *px_rscript_name(px_rscript s) {

@@ -27,6 +27,7 @@ typedef enum px_rscript {
     PX_RSCRIPT_LEASE_RENEW,
     PX_RSCRIPT_LEASE_RELEASE,
     PX_RSCRIPT_SWEEP,
+    PX_RSCRIPT_FOLLOW_ADD,
     PX_RSCRIPT_COUNT,
 } px_rscript;
 

@@ -1,0 +1,53 @@
+/*
+ * The store interface (store.h) on Redis: many pyexecd nodes share the
+ * records, output logs, the job queue and request_ids (scaling.md).
+ *
+ * Records are local proxies of the shared records, one per id and node
+ * while referenced. Reads go to Redis; local watchers are woken by the
+ * node's one output follower (px_rstore_follow_*), whichever node wrote.
+ *
+ * Admission (px_store_admit) puts the packed job in the cluster's queue,
+ * bounded by max_queued cluster-wide. A node with a runner (a worker) holds
+ * a lease and a puller thread: while fewer than max_running of its claimed
+ * jobs are unfinished it claims the next queued job and hands it to the
+ * runner; the runner's events become the owner's fenced writes. A keeper
+ * thread renews the lease every lease_ms/3 and sweeps nodes whose lease
+ * expired every sweep_interval_ms; if this node's own lease was lost it
+ * kills its runs (their records are declared lost elsewhere) and takes a
+ * new lease. Kill requests for the node's runs arrive on its channel.
+ *
+ * Not supported on Redis: px_store_create without a job (PX_E_INTERNAL),
+ * px_store_remove (records end by retention), px_store_list
+ * (PX_E_UNAVAILABLE), px_store_count (0).
+ */
+#ifndef PYEXEC_STORE_REDIS_REDIS_STORE_H
+#define PYEXEC_STORE_REDIS_REDIS_STORE_H
+
+#include "server/store/redis/rstore.h"
+#include "server/store/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct px_redis_store_config {
+    px_rstore_config redis;     /* connection, namespace, node name, lease, retention */
+    size_t max_readers;         /* StreamOutput readers per record on this node; >= 1 */
+    unsigned max_queued;        /* jobs queued cluster-wide; beyond: PX_E_EXHAUSTED */
+    px_job_runner runner;       /* ops NULL: this node runs nothing (a frontend) */
+    unsigned max_running;       /* claimed, unfinished jobs on this node; >= 1 with a runner */
+    int64_t sweep_interval_ms;  /* sweeps of dead nodes; 0: lease_ms / 2 */
+} px_redis_store_config;
+
+/* Connects (PX_E_UNAVAILABLE if Redis cannot be reached), starts the
+ * follower, and with a runner takes the node's lease (PX_E_EXHAUSTED if the
+ * name is held) and starts the worker threads. Free with px_store_free,
+ * after the runner has finished every job (its records are written until
+ * then). */
+px_store *px_redis_store_new(const px_redis_store_config *config, px_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,343 @@
+// The store interface on Redis: two nodes in one process (a frontend and a
+// worker with a fake runner) against a private redis-server.
+#include "server/store/redis/redis_store.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "tests/server/store/redis/redis_server.h"
+
+namespace {
+
+using pxtest::RedisServer;
+constexpr auto kWait = std::chrono::seconds(20); // generous bound for any event
+
+struct StoreFree {
+    void operator()(px_store *s) const { px_store_free(s); }
+};
+using Store = std::unique_ptr<px_store, StoreFree>;
+
+// A runner that only records jobs; the test drives their records.
+struct FakeRunner {
+    struct Job {
+        FakeRunner *runner;
+        px_record *record;
+        std::string image;
+        px_kill_cause killed = PX_KILL_NONE;
+    };
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Job *> jobs;
+
+    ~FakeRunner() {
+        for (Job *j : jobs) {
+            px_record_unref(j->record);
+            delete j;
+        }
+    }
+
+    static void Kill(void *, void *job, px_kill_cause cause) {
+        auto *j = static_cast<Job *>(job);
+        std::lock_guard<std::mutex> lock(j->runner->mu);
+        j->killed = cause;
+        j->runner->cv.notify_all();
+    }
+    static void Unref(void *) {}
+    static int Submit(void *ctx, px_record *record, px_job_spec *spec, const char *,
+                      px_error *) {
+        auto *f = static_cast<FakeRunner *>(ctx);
+        static const px_record_job_ops ops = {Kill, Unref};
+        auto *j = new Job{f, record, spec->image, PX_KILL_NONE};
+        px_job_spec_free(spec);
+        px_record_ref(record);
+        {
+            std::lock_guard<std::mutex> lock(f->mu);
+            f->jobs.push_back(j);
+        }
+        px_record_attach_job(record, &ops, nullptr, j);
+        f->cv.notify_all();
+        return 0;
+    }
+
+    Job *WaitJob(size_t n) {
+        std::unique_lock<std::mutex> lock(mu);
+        if (!cv.wait_for(lock, kWait, [&] { return jobs.size() >= n; }))
+            return nullptr;
+        return jobs[n - 1];
+    }
+    bool WaitKilled(Job *j) {
+        std::unique_lock<std::mutex> lock(mu);
+        return cv.wait_for(lock, kWait, [&] { return j->killed != PX_KILL_NONE; });
+    }
+};
+
+const px_job_runner_ops kRunnerOps = {FakeRunner::Submit};
+
+px_redis_store_config Config(const RedisServer &srv, const char *node, FakeRunner *runner) {
+    px_redis_store_config c = {};
+    px_redis_target_parse(srv.url().c_str(), &c.redis.target, nullptr);
+    c.redis.ns = "t";
+    c.redis.node = node;
+    c.redis.lease_ms = 60000;
+    c.redis.retention_ms = 3600000;
+    c.redis.max_connections = 4;
+    c.redis.connect_timeout_ms = 2000;
+    c.redis.command_timeout_ms = 5000;
+    c.max_readers = 4;
+    c.max_queued = 100;
+    if (runner) {
+        c.runner = {&kRunnerOps, runner};
+        c.max_running = 4;
+    }
+    return c;
+}
+
+Store Open(const px_redis_store_config &c) {
+    px_error err = PX_ERROR_INIT;
+    px_store *s = px_redis_store_new(&c, &err);
+    EXPECT_NE(s, nullptr) << err.msg;
+    return Store(s);
+}
+
+px_job_spec *Spec(const char *image = "img") {
+    auto *spec = static_cast<px_job_spec *>(calloc(1, sizeof(px_job_spec)));
+    spec->image = strdup(image);
+    spec->entrypoint = strdup("main.py");
+    spec->timeout_s = 5;
+    return spec;
+}
+
+px_record *Admit(px_store *s, const char *request_id = "", const uint8_t *digest = nullptr,
+                 bool *existed_out = nullptr, const char *image = "img") {
+    px_error err = PX_ERROR_INIT;
+    bool existed = false;
+    px_record *r = px_store_admit(s, request_id, digest, Spec(image), "test", &existed, &err);
+    EXPECT_NE(r, nullptr) << err.msg;
+    if (existed_out)
+        *existed_out = existed;
+    return r;
+}
+
+px_record_view Snapshot(px_record *r, bool with_output = true) {
+    px_record_view v;
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(px_record_snapshot(r, with_output, &v, &err), 0) << err.msg;
+    return v;
+}
+
+std::string Out(const px_record_view &v) {
+    return std::string(reinterpret_cast<const char *>(v.stdout_data), v.stdout_len);
+}
+
+// Waits on a record's watcher until `done` holds.
+template <typename Pred> bool WaitFor(px_record *r, px_watch_kind kind, Pred done) {
+    struct Ctx {
+        std::mutex mu;
+        std::condition_variable cv;
+        int fired = 0;
+    } ctx;
+    px_error err = PX_ERROR_INIT;
+    px_watch *w = px_record_watch(
+        r, kind,
+        [](void *ud, px_record *) {
+            auto *c = static_cast<Ctx *>(ud);
+            std::lock_guard<std::mutex> lock(c->mu);
+            c->fired++;
+            c->cv.notify_all();
+        },
+        &ctx, &err);
+    EXPECT_NE(w, nullptr) << err.msg;
+    std::unique_lock<std::mutex> lock(ctx.mu);
+    bool ok = ctx.cv.wait_for(lock, kWait, [&] {
+        int seen = ctx.fired;
+        lock.unlock();
+        bool d = done();
+        lock.lock();
+        return d || (seen != ctx.fired && done());
+    });
+    lock.unlock();
+    px_record_unwatch(r, w);
+    return ok;
+}
+
+px_outcome Exited(int code) {
+    px_outcome o = {};
+    o.status = PX_STATUS_COMPLETED;
+    o.reason = PX_REASON_EXITED;
+    o.ran = true;
+    o.exit_code = code;
+    o.started_at_ms = 1000;
+    o.finished_at_ms = 2000;
+    return o;
+}
+
+class RedisStore : public ::testing::Test {
+  protected:
+    RedisServer srv_;
+};
+
+TEST_F(RedisStore, AJobAdmittedOnOneNodeRunsOnAnotherAndIsReadEverywhere) {
+    FakeRunner runner;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(Config(srv_, "worker", &runner));
+    px_record *r = Admit(front.get(), "", nullptr, nullptr, "python:3.11");
+    std::string id = px_record_id(r);
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    EXPECT_EQ(job->image, "python:3.11");
+    EXPECT_EQ(id, px_record_id(job->record));
+    {
+        px_record_view v = Snapshot(r);
+        EXPECT_EQ(v.status, PX_STATUS_PENDING);
+        px_record_view_release(&v);
+    }
+    // The worker drives the record; a reader on the front end follows it.
+    px_record_set_running(job->record, 1000);
+    px_record_append(job->record, PX_STREAM_STDOUT, reinterpret_cast<const uint8_t *>("hel"), 3);
+    EXPECT_TRUE(WaitFor(r, PX_WATCH_READER, [&] {
+        px_log_chunk c;
+        int rc = px_record_read(r, 0, 100, &c, nullptr);
+        free(c.data);
+        return rc == PX_READ_DATA && c.len == 3;
+    }));
+    px_record_append(job->record, PX_STREAM_STDOUT, reinterpret_cast<const uint8_t *>("lo"), 2);
+    EXPECT_TRUE(WaitFor(r, PX_WATCH_READER, [&] {
+        px_log_chunk c;
+        int rc = px_record_read(r, 3, 100, &c, nullptr);
+        bool ok = rc == PX_READ_DATA && std::string((char *)c.data, c.len) == "lo";
+        free(c.data);
+        return ok;
+    }));
+    px_outcome done = Exited(7);
+    EXPECT_TRUE(px_record_finish(job->record, &done));
+    EXPECT_TRUE(WaitFor(r, PX_WATCH_CONTROL, [&] {
+        px_record_view v = Snapshot(r, false);
+        bool t = px_status_terminal(v.status);
+        px_record_view_release(&v);
+        return t;
+    }));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_COMPLETED);
+    EXPECT_EQ(v.outcome.exit_code, 7);
+    EXPECT_EQ(Out(v), "hello");
+    px_record_view_release(&v);
+    px_log_chunk c;
+    EXPECT_EQ(px_record_read(r, 5, 100, &c, nullptr), PX_READ_EOF);
+    // Any node finds it by id.
+    px_error err = PX_ERROR_INIT;
+    px_record *again = px_store_get(worker.get(), id.c_str(), &err);
+    ASSERT_NE(again, nullptr) << err.msg;
+    px_record_unref(again);
+    px_record_unref(r);
+}
+
+TEST_F(RedisStore, RequestIdIsIdempotentAcrossNodes) {
+    Store a = Open(Config(srv_, "a", nullptr));
+    Store b = Open(Config(srv_, "b", nullptr));
+    uint8_t digest[PX_SHA256_LEN] = {1, 2, 3};
+    bool existed;
+    px_record *first = Admit(a.get(), "req-1", digest, &existed);
+    EXPECT_FALSE(existed);
+    px_record *second = Admit(b.get(), "req-1", digest, &existed);
+    EXPECT_TRUE(existed);
+    EXPECT_STREQ(px_record_id(first), px_record_id(second));
+    uint8_t other[PX_SHA256_LEN] = {9};
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(px_store_admit(b.get(), "req-1", other, Spec(), "test", &existed, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXISTS);
+    px_record_unref(first);
+    px_record_unref(second);
+}
+
+TEST_F(RedisStore, KillWhileQueuedEndsItEverywhere) {
+    Store a = Open(Config(srv_, "a", nullptr));
+    Store b = Open(Config(srv_, "b", nullptr));
+    px_record *r = Admit(a.get());
+    px_error err = PX_ERROR_INIT;
+    px_record *other = px_store_get(b.get(), px_record_id(r), &err);
+    ASSERT_NE(other, nullptr) << err.msg;
+    EXPECT_TRUE(px_record_kill(other, PX_KILL_RPC));
+    EXPECT_FALSE(px_record_kill(other, PX_KILL_RPC));  // already terminal
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_KILLED);
+    EXPECT_EQ(v.outcome.reason, PX_REASON_KILLED);
+    px_record_view_release(&v);
+    px_record_unref(other);
+    px_record_unref(r);
+}
+
+TEST_F(RedisStore, KillOnAnotherNodeReachesTheRunningJob) {
+    FakeRunner runner;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(Config(srv_, "worker", &runner));
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    EXPECT_TRUE(px_record_kill(r, PX_KILL_RPC));
+    ASSERT_TRUE(runner.WaitKilled(job));
+    EXPECT_EQ(job->killed, PX_KILL_RPC);
+    px_outcome o = {};
+    o.status = PX_STATUS_KILLED;
+    o.reason = PX_REASON_KILLED;
+    EXPECT_TRUE(px_record_finish(job->record, &o));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_KILLED);
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
+TEST_F(RedisStore, QueueLimitAndUnknownIds) {
+    px_redis_store_config c = Config(srv_, "a", nullptr);
+    c.max_queued = 1;
+    Store a = Open(c);
+    px_record *r = Admit(a.get());
+    px_error err = PX_ERROR_INIT;
+    bool existed;
+    EXPECT_EQ(px_store_admit(a.get(), "", nullptr, Spec(), "test", &existed, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_EQ(px_store_get(a.get(), "exe_00000000-0000-4000-8000-000000000000", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
+    px_record_unref(r);
+}
+
+// A worker whose lease is gone kills its runs at once and comes back with a
+// new lease; the sweep on another node ends the lost run FAILED/LOST.
+TEST_F(RedisStore, AWorkerThatLostItsLeaseKillsItsRuns) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.redis.lease_ms = 300; // renewed every 100 ms
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(wc);
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    ASSERT_EQ(srv_.Int({"DEL", "px:t:node:worker"}), 1);
+    ASSERT_TRUE(runner.WaitKilled(job));
+    EXPECT_EQ(job->killed, PX_KILL_SHUTDOWN);
+    // Its late end is refused, and the node's new lease reaps what its old
+    // one owned: FAILED/LOST.
+    px_outcome late = Exited(0);
+    EXPECT_FALSE(px_record_finish(job->record, &late));
+    EXPECT_TRUE(WaitFor(r, PX_WATCH_CONTROL, [&] {
+        px_record_view v = Snapshot(r, false);
+        bool t = px_status_terminal(v.status);
+        px_record_view_release(&v);
+        return t;
+    }));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_FAILED);
+    EXPECT_EQ(v.outcome.reason, PX_REASON_LOST);
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
+}  // namespace

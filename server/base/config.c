@@ -57,6 +57,7 @@ static const opt opts[] = {
     INT(max_args, 0, 100000, "most script_args in a request"),
     INT(max_pre_commands, 0, 10000, "most pre_commands in a request"),
     I64(max_string_bytes, 1, INT_MAX, "longest env var, argument, pre-command or requirements"),
+    INT(max_requirements, 0, 10000, "most requirement lines in a request's requirements_txt"),
     INT(max_concurrent, 1, 4096, "executions running at once"),
     INT(max_queue, 0, 1000000, "admitted executions waiting to run"),
     INT(max_records, 1, 100000000, "executions retained in memory"),
@@ -107,6 +108,7 @@ void px_config_default(px_config *cfg) {
     cfg->max_args = 1024;
     cfg->max_pre_commands = 64;
     cfg->max_string_bytes = MIB;
+    cfg->max_requirements = 256;
     cfg->max_concurrent = 4;
     cfg->max_queue = 64;
     cfg->max_records = 10000;

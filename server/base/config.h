@@ -44,6 +44,7 @@ typedef struct px_config {
     int max_args;
     int max_pre_commands;
     int64_t max_string_bytes;    /* one env var, arg, pre-command, requirements */
+    int max_requirements;        /* requirement lines in requirements_txt */
 
     /* Service capacity. */
     int max_concurrent;          /* executions running at once */

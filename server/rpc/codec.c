@@ -6,6 +6,7 @@
 
 #include "server/base/cleanup.h"
 #include "server/executor/reserved_env.h"
+#include "server/model/requirements.h"
 #include "server/tar/tar.h"
 
 static int check_limit(const char *field, int32_t value, int def, int max, int *out,
@@ -172,6 +173,10 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                             "metadata.requirements_txt: longer than %" PRId64 " bytes",
                             cfg->max_string_bytes),
                NULL;
+    __attribute__((cleanup(px_requirements_release))) px_requirements reqs = {0};
+    if (px_requirements_parse(meta->requirements_txt, (size_t)cfg->max_requirements, &reqs,
+                              err) < 0)
+        return px_error_wrap(err, "metadata.requirements_txt"), NULL;
     const char *image = meta->docker_image[0] ? meta->docker_image : cfg->default_image;
     if (strlen(image) > 255 || strspn(image, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                              "0123456789._-/:@") != strlen(image))
@@ -203,7 +208,7 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
     }
     spec->entrypoint = strdup(entry);
     spec->image = strdup(image);
-    spec->requirements_txt = strdup(meta->requirements_txt);
+    spec->requirements_txt = TAKE_PTR(reqs.normalised);
     if (meta->stdin.len > 0) {
         spec->stdin_data = malloc(meta->stdin.len);
         if (spec->stdin_data)

@@ -10,7 +10,7 @@
 
 #define MIB (INT64_C(1) << 20)
 
-typedef enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_LEVEL } opt_kind;
+typedef enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_LEVEL, OPT_PYIMAGE } opt_kind;
 
 /* One setting: its flag (without "--"), its type, where it lives in
  * px_config, and the accepted range for numbers. */
@@ -39,6 +39,9 @@ static const opt opts[] = {
                  "(empty: the engine's default)"),
     {"log_level", OPT_LEVEL, offsetof(px_config, log_level), sizeof(px_log_level), 0, 0,
      "debug, info, warn or error"},
+    {"python_image", OPT_PYIMAGE, offsetof(px_config, python_images), 0, 0, 0,
+     "VERSION=IMAGE: the image of a python_version requests may ask for; repeatable, each "
+     "replaces or adds one (comma-separated in the environment)"},
     INT(default_timeout_s, 1, 86400, "default wall-clock timeout of an execution, seconds"),
     INT(max_timeout_s, 1, 86400, "largest timeout a request may ask for"),
     INT(default_memory_mb, 16, 1 << 20, "default memory limit, MiB"),
@@ -89,6 +92,10 @@ void px_config_default(px_config *cfg) {
     snprintf(cfg->docker_socket, sizeof cfg->docker_socket, "/var/run/docker.sock");
     snprintf(cfg->default_image, sizeof cfg->default_image, "pyexec/python:3.11");
     snprintf(cfg->instance, sizeof cfg->instance, "default");
+    static const px_python_image builtin[] = {{"3.11", "pyexec/python:3.11"},
+                                              {"3.13", "pyexec/python:3.13"}};
+    for (size_t i = 0; i < sizeof builtin / sizeof builtin[0]; i++)
+        cfg->python_images[cfg->n_python_images++] = builtin[i];
     cfg->log_level = PX_LOG_INFO;
     cfg->default_timeout_s = 300;
     cfg->max_timeout_s = 3600;
@@ -150,9 +157,67 @@ static void env_name(const opt *o, char *out, size_t n) {
     out[k] = '\0';
 }
 
+const char *px_config_python_image(const px_config *cfg, const char *version) {
+    for (int i = 0; i < cfg->n_python_images; i++) {
+        if (strcmp(cfg->python_images[i].version, version) == 0)
+            return cfg->python_images[i].image;
+    }
+    return NULL;
+}
+
+void px_config_python_versions(const px_config *cfg, char *out, size_t n) {
+    size_t k = 0;
+    out[0] = '\0';
+    for (int i = 0; i < cfg->n_python_images && k < n; i++) {
+        int w = snprintf(out + k, n - k, "%s%s", i ? ", " : "", cfg->python_images[i].version);
+        if (w < 0)
+            break;
+        k += (size_t)w;
+    }
+}
+
+/* One VERSION=IMAGE entry of --python-image (`len` bytes of `entry`). */
+static int add_python_image(px_config *cfg, const char *entry, size_t len, const char *source,
+                            px_error *err) {
+    const char *eq = memchr(entry, '=', len);
+    size_t vlen = eq ? (size_t)(eq - entry) : 0;
+    size_t ilen = eq ? len - vlen - 1 : 0;
+    px_python_image pi;
+    if (!eq || vlen == 0 || vlen >= sizeof pi.version || ilen == 0 || ilen >= sizeof pi.image ||
+        strspn(entry, "0123456789.") < vlen)
+        return px_error_set(err, PX_E_INVALID,
+                            "%s: '%.*s' is not VERSION=IMAGE (e.g. 3.13=pyexec/python:3.13)",
+                            source, (int)(len > 80 ? 80 : len), entry);
+    memcpy(pi.version, entry, vlen);
+    pi.version[vlen] = '\0';
+    memcpy(pi.image, eq + 1, ilen);
+    pi.image[ilen] = '\0';
+    for (int i = 0; i < cfg->n_python_images; i++) {
+        if (strcmp(cfg->python_images[i].version, pi.version) == 0) {
+            cfg->python_images[i] = pi;
+            return 0;
+        }
+    }
+    if (cfg->n_python_images >= PX_PYTHON_IMAGES_MAX)
+        return px_error_set(err, PX_E_INVALID, "%s: more than %d Python versions", source,
+                            PX_PYTHON_IMAGES_MAX);
+    cfg->python_images[cfg->n_python_images++] = pi;
+    return 0;
+}
+
 static int set_value(px_config *cfg, const opt *o, const char *value, const char *source,
                      px_error *err) {
     char *field = (char *)cfg + o->offset;
+    if (o->kind == OPT_PYIMAGE) {
+        for (const char *p = value;; p++) {
+            size_t len = strcspn(p, ",");
+            if (add_python_image(cfg, p, len, source, err) < 0)
+                return -1;
+            p += len;
+            if (!*p)
+                return 0;
+        }
+    }
     if (o->kind == OPT_STR) {
         size_t len = strlen(value);
         if (len == 0 || len >= o->size)
@@ -236,6 +301,18 @@ void px_config_usage(FILE *out) {
             format_number(*(const int64_t *)(const void *)field, bytes, defval, sizeof defval);
             break;
         case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
+        case OPT_PYIMAGE: {
+            size_t k = 0;
+            defval[0] = '\0';
+            for (int j = 0; j < def.n_python_images && k < sizeof defval; j++) {
+                int w = snprintf(defval + k, sizeof defval - k, "%s%s=%s", j ? "," : "",
+                                 def.python_images[j].version, def.python_images[j].image);
+                if (w < 0)
+                    break;
+                k += (size_t)w;
+            }
+            break;
+        }
         }
         if (o->kind == OPT_INT || o->kind == OPT_I64) {
             format_number(o->min, bytes, lo, sizeof lo);

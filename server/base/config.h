@@ -18,6 +18,15 @@
 extern "C" {
 #endif
 
+/* Most --python-image entries (built-in ones included). */
+#define PX_PYTHON_IMAGES_MAX 16
+
+/* One Python version a request may ask for (python_version) and its image. */
+typedef struct px_python_image {
+    char version[16];          /* e.g. "3.13": digits and dots */
+    char image[256];
+} px_python_image;
+
 typedef struct px_config {
     char listen[256];          /* --listen, default 127.0.0.1:50051 */
     char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
@@ -25,6 +34,10 @@ typedef struct px_config {
     char instance[64];         /* --instance: label value for the reaper, default "default" */
     char runtime[64];          /* --runtime: OCI runtime of sandboxes; "" = engine default */
     px_log_level log_level;    /* --log-level debug|info|warn|error */
+    /* --python-image VERSION=IMAGE (repeatable; replaces or adds a version):
+     * built in, 3.11 -> pyexec/python:3.11 and 3.13 -> pyexec/python:3.13. */
+    px_python_image python_images[PX_PYTHON_IMAGES_MAX];
+    int n_python_images;
 
     /* Per-execution limits: the default applied when a request leaves a
      * field 0/unset, and the maximum a request may ask for. */
@@ -83,6 +96,12 @@ typedef enum px_config_action {
  * the flag or variable and the accepted range; main() exits 2 then. */
 int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
                     px_error *err);
+
+/* The image of Python `version` ("3.13"), or NULL if the config has none. */
+const char *px_config_python_image(const px_config *cfg, const char *version);
+
+/* The known versions, ", "-separated, in the order configured, into `out`. */
+void px_config_python_versions(const px_config *cfg, char *out, size_t n);
 
 /* Prints the usage text (all flags, env names and defaults). */
 void px_config_usage(FILE *out);

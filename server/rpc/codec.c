@@ -178,6 +178,23 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                               err) < 0)
         return px_error_wrap(err, "metadata.requirements_txt"), NULL;
     const char *image = meta->docker_image[0] ? meta->docker_image : cfg->default_image;
+    if (meta->python_version[0]) {
+        if (meta->docker_image[0])
+            return px_error_set(err, PX_E_INVALID,
+                                "metadata.python_version and metadata.docker_image: set one of "
+                                "them, not both"),
+                   NULL;
+        image = px_config_python_image(cfg, meta->python_version);
+        if (!image) {
+            char known[512];
+            px_config_python_versions(cfg, known, sizeof known);
+            return px_error_set(err, PX_E_INVALID,
+                                "metadata.python_version: '%.32s' is not available here (known: "
+                                "%s)",
+                                meta->python_version, known),
+                   NULL;
+        }
+    }
     if (strlen(image) > 255 || strspn(image, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                              "0123456789._-/:@") != strlen(image))
         return px_error_set(err, PX_E_INVALID, "metadata.docker_image: '%.64s' is not a valid image "

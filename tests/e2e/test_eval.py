@@ -18,6 +18,16 @@ def ev(stub, pb, code=None, files=None, timeout=120, **kw):
     return stub.Eval(req, timeout=timeout)
 
 
+# The Python versions the server offers by default (scripts/setup builds both).
+VERSIONS = ["3.11", "3.13"]
+
+
+@pytest.fixture(params=VERSIONS)
+def py(request):
+    """Runs the test once per Python version."""
+    return request.param
+
+
 def result_of(res):
     return res.result.value if res.HasField("result") else None
 
@@ -34,8 +44,8 @@ def result_of(res):
     ("{'k': [1, 2]}", "{'k': [1, 2]}"),
     ("'''doc'''", "'doc'"),
 ])
-def test_result_is_the_repr_of_the_last_expression(stub, pb, code, want):
-    res = ev(stub, pb, code)
+def test_result_is_the_repr_of_the_last_expression(stub, pb, py, code, want):
+    res = ev(stub, pb, code, python_version=py)
     assert res.status == pb.EXECUTION_STATUS_COMPLETED and res.exit_code == 0, res.stderr
     assert result_of(res) == want
     assert res.error_type == "" and res.error_line == 0
@@ -49,14 +59,14 @@ def test_result_is_the_repr_of_the_last_expression(stub, pb, code, want):
     "if True:\n    5\n",                    # an expression nested in an if
     "def f():\n    return 1\n",
 ])
-def test_no_result_unless_the_code_ends_with_a_non_none_expression(stub, pb, code):
-    res = ev(stub, pb, code)
+def test_no_result_unless_the_code_ends_with_a_non_none_expression(stub, pb, py, code):
+    res = ev(stub, pb, code, python_version=py)
     assert res.exit_code == 0, res.stderr
     assert not res.HasField("result")
 
 
-def test_an_expression_with_side_effects_is_evaluated_exactly_once(stub, pb):
-    res = ev(stub, pb, """\
+def test_an_expression_with_side_effects_is_evaluated_exactly_once(stub, pb, py):
+    res = ev(stub, pb, python_version=py, code="""\
         calls = []
         def f():
             calls.append(1)
@@ -68,8 +78,8 @@ def test_an_expression_with_side_effects_is_evaluated_exactly_once(stub, pb):
     assert result_of(res) == "1"
 
 
-def test_main_block_runs_and_output_comes_before_the_result(stub, pb):
-    res = ev(stub, pb, """\
+def test_main_block_runs_and_output_comes_before_the_result(stub, pb, py):
+    res = ev(stub, pb, python_version=py, code="""\
         if __name__ == "__main__":
             print("main ran")
         answer = 42
@@ -131,10 +141,10 @@ def test_traceback_and_error_line_refer_to_the_users_file(stub, pb):
     assert "<string>" not in err and "wrapper" not in err and "pyexec" not in err
 
 
-def test_the_traceback_is_the_one_execute_prints(stub, pb, ex):
+def test_the_traceback_is_the_one_execute_prints(stub, pb, ex, py):
     code = "x = 1\ndef g():\n    return undefined_name\n\ng()\n"
-    evald = ev(stub, pb, code)
-    executed = ex.run(code)
+    evald = ev(stub, pb, code, python_version=py)
+    executed = ex.run(code, python_version=py)
     assert evald.stderr == executed.stderr
     assert evald.exit_code == executed.exit_code == 1
     assert (evald.error_type, evald.error_line) == ("NameError", 3)
@@ -146,16 +156,16 @@ def test_the_traceback_is_the_one_execute_prints(stub, pb, ex):
     ("x = 1\nif x:\n    a = 1\n  b = 2\n", "IndentationError", 4),
     ("x = 1\n\n\nreturn 5\n", "SyntaxError", 4),
 ])
-def test_syntax_errors_report_the_users_line(stub, pb, ex, code, etype, line):
-    res = ev(stub, pb, code)
+def test_syntax_errors_report_the_users_line(stub, pb, ex, py, code, etype, line):
+    res = ev(stub, pb, code, python_version=py)
     assert (res.error_type, res.error_line) == (etype, line)
     assert res.error_message and "main.py" not in res.error_message
     assert f'File "/work/main.py", line {line}\n'.encode() in res.stderr
-    assert res.stderr == ex.run(code).stderr
+    assert res.stderr == ex.run(code, python_version=py).stderr
 
 
-def test_exception_in_an_imported_module_reports_the_entrypoint_line(stub, pb):
-    res = ev(stub, pb, files={
+def test_exception_in_an_imported_module_reports_the_entrypoint_line(stub, pb, py):
+    res = ev(stub, pb, python_version=py, files={
         "main.py": "import helper\nx = 1\nhelper.boom()\n",
         "helper.py": "def boom():\n    x = 1\n    raise KeyError('k')\n",
     }, entrypoint="main.py")
@@ -174,8 +184,8 @@ def test_exception_of_a_user_defined_class(stub, pb):
     ("import sys\nprint('out')\nsys.exit(0)\n", 0, ("", 0, "")),
     ("raise KeyboardInterrupt\n", 130, ("KeyboardInterrupt", 1, "")),
 ])
-def test_exits_and_interrupts(stub, pb, code, exit_code, error):
-    res = ev(stub, pb, code)
+def test_exits_and_interrupts(stub, pb, py, code, exit_code, error):
+    res = ev(stub, pb, code, python_version=py)
     assert res.exit_code == exit_code
     assert (res.error_type, res.error_line, res.error_message) == error
     assert not res.HasField("result")
@@ -197,22 +207,22 @@ print(os.open("/dev/null", os.O_RDONLY))
 """
 
 
-def test_the_program_sees_what_execute_shows_it(stub, pb, ex):
-    evald = ev(stub, pb, INTROSPECT)
-    executed = ex.run(INTROSPECT)
+def test_the_program_sees_what_execute_shows_it(stub, pb, ex, py):
+    evald = ev(stub, pb, INTROSPECT, python_version=py)
+    executed = ex.run(INTROSPECT, python_version=py)
     assert evald.stderr == b"" and evald.exit_code == 0
     assert evald.stdout == executed.stdout
     assert b"__main__ /work/main.py ['main.py'] /work /work\nTrue True\n" in evald.stdout
 
 
-def test_output_imitating_the_result_channel_is_just_output(stub, pb):
+def test_output_imitating_the_result_channel_is_just_output(stub, pb, py):
     fake = '"\\x1ePYX" + "0" * 32 + "\\x1e"'
     code = (f'm = {fake}\n'
             'print(m + \'{"result": "forged"}\' + m)\n'
             'import sys\n'
             'sys.stderr.write(m + \'{"error_type": "Forged", "exit_code": 0}\' + m + "\\n")\n'
             'x = 1\n')
-    res = ev(stub, pb, code)
+    res = ev(stub, pb, code, python_version=py)
     assert not res.HasField("result") and res.error_type == ""
     assert res.stdout.count(b'{"result": "forged"}') == 1
     assert b'"Forged"' in res.stderr
@@ -222,3 +232,9 @@ def test_execute_never_sets_the_eval_fields(ex, pb):
     res = ex.run("1 + 1\nraise ValueError('x')\n")
     assert not res.HasField("result")
     assert (res.error_type, res.error_line, res.error_message) == ("", 0, "")
+
+
+def test_each_version_runs_its_own_python(stub, pb):
+    for version in VERSIONS:
+        res = ev(stub, pb, "import sys\n'%d.%d' % sys.version_info[:2]", python_version=version)
+        assert result_of(res) == repr(version)

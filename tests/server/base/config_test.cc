@@ -71,6 +71,42 @@ TEST(Config, EnvironmentAndFlagPrecedence) {
     EXPECT_STREQ("from-flag", p.cfg.default_image);
 }
 
+TEST(Config, PythonImagesBuiltInOverriddenAndAdded) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_STREQ("pyexec/python:3.11", px_config_python_image(&c, "3.11"));
+    EXPECT_STREQ("pyexec/python:3.13", px_config_python_image(&c, "3.13"));
+    EXPECT_EQ(nullptr, px_config_python_image(&c, "3.12"));
+
+    Parsed p = parse({"--python-image", "3.13=mine/py:13", "--python-image=3.12=mine/py:12"},
+                     {"PYEXEC_PYTHON_IMAGE=3.10=env/py:10,3.9=env/py:9"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("pyexec/python:3.11", px_config_python_image(&p.cfg, "3.11"));
+    EXPECT_STREQ("mine/py:13", px_config_python_image(&p.cfg, "3.13"));
+    EXPECT_STREQ("mine/py:12", px_config_python_image(&p.cfg, "3.12"));
+    EXPECT_STREQ("env/py:10", px_config_python_image(&p.cfg, "3.10"));
+    char known[256];
+    px_config_python_versions(&p.cfg, known, sizeof known);
+    EXPECT_STREQ("3.11, 3.13, 3.10, 3.9, 3.12", known);
+}
+
+TEST(Config, PythonImageValuesAreChecked) {
+    for (const char *bad : {"3.13", "=img", "3.13=", "three=img", "3.13=img,", "x"}) {
+        Parsed p = parse({"--python-image", bad});
+        EXPECT_EQ(-1, p.rc) << bad;
+        EXPECT_EQ(PX_E_INVALID, p.err.code) << bad;
+        EXPECT_NE(nullptr, strstr(p.err.msg, "--python-image")) << p.err.msg;
+    }
+    std::vector<std::string> args;
+    for (int i = 0; i < PX_PYTHON_IMAGES_MAX; i++) {
+        args.push_back("--python-image");
+        args.push_back("4." + std::to_string(i) + "=img");
+    }
+    Parsed p = parse(args);
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "more than")) << p.err.msg;
+}
+
 TEST(Config, WarmPool) {
     px_config c;
     px_config_default(&c);

@@ -679,3 +679,42 @@ def test_eval_requests_are_validated_like_execute(fake, kw, needle):
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle in e.value.details()
     assert "metadata." not in e.value.details()
+
+
+# ---- python_version ----
+
+def image_of(fake, **metadata):
+    pb = fake.pb
+    req = pb.ExecuteRequest(metadata=pb.Metadata(script_args=["image"], **metadata),
+                            files=[pb.File(path="main.py", content=b"")])
+    return fake.stub.Execute(req, timeout=30).stdout.decode()
+
+
+def test_python_version_picks_the_built_in_images(fake):
+    assert image_of(fake, python_version="3.13") == "pyexec/python:3.13"
+    assert image_of(fake, python_version="3.11") == "pyexec/python:3.11"
+    assert image_of(fake, docker_image="custom:1") == "custom:1"
+    res = fake.stub.Eval(eval_req(fake, "image", python_version="3.13"), timeout=30)
+    assert res.stdout == b"pyexec/python:3.13"
+
+
+def test_python_image_flag_overrides_and_adds(fake_factory):
+    fake = fake_factory("--python-image", "3.13=mine/py:13", "--python-image", "3.12=mine/py:12")
+    assert image_of(fake, python_version="3.13") == "mine/py:13"
+    assert image_of(fake, python_version="3.12") == "mine/py:12"
+    assert image_of(fake, python_version="3.11") == "pyexec/python:3.11"
+
+
+@pytest.mark.parametrize("metadata,needle", [
+    ({"python_version": "2.7"}, "python_version: '2.7' is not available here (known: 3.11, 3.13)"),
+    ({"python_version": "3.13", "docker_image": "x:1"}, "set one of them, not both"),
+])
+def test_python_version_errors_are_invalid_argument(fake, metadata, needle):
+    with pytest.raises(grpc.RpcError) as e:
+        image_of(fake, **metadata)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert needle in e.value.details()
+    with pytest.raises(grpc.RpcError) as e:
+        fake.stub.Eval(fake.pb.EvalRequest(code="1", python_version="2.7"), timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.details().startswith("python_version: '2.7'")

@@ -1,4 +1,5 @@
-# The sandbox bootstrap: the container's command, run as `python3 -I -S -c`.
+# The sandbox bootstrap: the container's command, run as `python3 -I -S -c`,
+# as the container's PID 1 (the container has no other init).
 #
 # Protocol on standard input (see docs/sandbox.md):
 #   "PYX1 " + 10 decimal digits (header length N) + "\n"
@@ -16,12 +17,24 @@
 # wrapper's source, the report the wrapper left: see run() and
 # eval_wrapper.py). The program has exited by then, so whatever it
 # wrote is ahead of them on each pipe: once the server has both, the run's
-# output and result are complete and it need not wait for the container.
+# output and result are complete.
 # Every read of stdin is an unbuffered os.read of at most the bytes still
 # due, so not one byte of the user's stdin is consumed here. Until the header
 # arrives the bootstrap only waits, which is what lets a warm pool start
 # containers before their jobs exist: all that is job-specific (files,
 # environment, arguments) comes through stdin.
+#
+# The nonce must stay secret from everything the request runs (pre-commands,
+# pip, the program and whatever they start), all of which run as the same
+# user as the bootstrap. So, before it reads the header, the bootstrap makes
+# itself non-dumpable (prctl): no process without CAP_SYS_PTRACE may ptrace
+# it or open its /proc/<pid>/mem, environ, fd/..., and as PID 1 of its PID
+# namespace it receives no signal from inside the container that it has no
+# handler for (SIGKILL included). Children never get the container's own
+# stdout and stderr: they write into pipes that the bootstrap relays, since a
+# process holding a pipe can reopen it for reading through /proc/self/fd and
+# would read the last words. The nonce is in no argument, no environment and
+# no inherited descriptor.
 #
 # Start-up cost is paid by every cold run, so the bootstrap imports only
 # built-in or C modules: `json` (which compiles regular expressions),
@@ -29,7 +42,10 @@
 # header is parsed with `_json`'s C scanner, children are started with
 # posix_spawn, and the archive (ustar with pax extended headers, as the
 # server's repacking writes it) is read by the small reader below.
+import _signal
+import fcntl
 import os
+import select
 import sys
 
 try:
@@ -41,6 +57,8 @@ WORK = "/work"
 SETUP_FAILED = 1
 BLOCK = 512
 SIGPIPE, SIGXFSZ = 13, 25  # Linux; what subprocess resets for its children
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+RESERVE_BYTES = 2 << 20
 
 
 def say(msg):
@@ -223,24 +241,96 @@ def unpack(tar_len):
         src.read(src.left)
 
 
-def spawn(argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
+class Relay:
+    """The children's stdout and stderr: two pipes whose other ends only the
+    bootstrap holds, copied to the container's own stdout and stderr, and the
+    SIGCHLD wake-up that reaps every child (as PID 1, orphans are ours)."""
+
+    def __init__(self):
+        self.out_r, self.out_w = os.pipe()  # close-on-exec, as every fd here
+        self.err_r, self.err_w = os.pipe()
+        self.wake_r, self.wake_w = os.pipe()
+        for fd in (self.out_r, self.err_r, self.wake_r, self.wake_w):
+            os.set_blocking(fd, False)
+        self.dest = {self.out_r: 1, self.err_r: 2}
+        self.buf = bytearray(b"\1" * (1 << 16))
+        self.poller = select.poll()
+        for fd in (self.out_r, self.err_r, self.wake_r):
+            self.poller.register(fd, select.POLLIN)
+        _signal.signal(_signal.SIGCHLD, lambda signum, frame: None)
+        _signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+
+    def copy(self, fd, limit):
+        """Copies what the pipe `fd` holds now, at most `limit` bytes, through
+        one buffer: no allocation, so this works with the memory full."""
+        while limit > 0:
+            try:
+                n = os.readv(fd, [self.buf])
+            except BlockingIOError:
+                return
+            if n == 0:
+                return
+            limit -= n
+            b = memoryview(self.buf)[:n]
+            try:
+                while b:
+                    b = b[os.write(self.dest[fd], b):]
+            except OSError:  # nobody reads the container's stream any more
+                pass
+
+    def wait(self, pid):
+        """Relays output until child `pid` has exited, reaping every child
+        that ends meanwhile; returns its wait status."""
+        status = None
+        while status is None:
+            for fd, _ in self.poller.poll():
+                if fd != self.wake_r:
+                    self.copy(fd, len(self.buf))
+                    continue
+                try:
+                    while os.read(self.wake_r, 64):
+                        pass
+                except BlockingIOError:
+                    pass
+                while True:
+                    try:
+                        p, st = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if p == 0:
+                        break
+                    if p == pid:
+                        status = st
+        # It has exited: all it wrote is in the pipes. Copy that much, not
+        # what processes it left behind keep writing.
+        for fd in (self.out_r, self.err_r):
+            self.copy(fd, fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+        return status
+
+
+def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
     """Runs argv (PATH-searched) in WORK, the bootstrap's working directory,
-    with SIGPIPE and SIGXFSZ at their defaults, and `fd3` (if set) as its fd
-    3; returns its exit code, as exit_code() writes it."""
-    actions = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0)] if stdin_null else []
-    if stdout_to_stderr:
-        actions.append((os.POSIX_SPAWN_DUP2, 2, 1))
+    with stdout and stderr into the relay (stdout into the stderr one if
+    `stdout_to_stderr`), SIGPIPE and SIGXFSZ at their defaults, the OOM
+    killer's preference, and `fd3` (if set) as its fd 3; returns its exit
+    code, as exit_code() writes it."""
+    out_w = relay.err_w if stdout_to_stderr else relay.out_w
+    actions = [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, relay.err_w, 2)]
+    if stdin_null:
+        actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
     if fd3 is not None:
         actions.append((os.POSIX_SPAWN_DUP2, fd3, 3))
     pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions,
                           setsigdef=(SIGPIPE, SIGXFSZ))
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            break
-        except InterruptedError:
-            continue
-    return exit_code(os.waitstatus_to_exitcode(status))
+    # When memory runs out the child, not the bootstrap, is the one to go,
+    # so that the usage trailer is still written (a child may lower this
+    # again, down to 0: then the kernel picks by size).
+    try:
+        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    return exit_code(os.waitstatus_to_exitcode(relay.wait(pid)))
 
 
 def quote(s):
@@ -288,7 +378,7 @@ def usage():
     return u
 
 
-def run(hdr):
+def run(hdr, relay):
     try:
         os.chdir(WORK)
         unpack(hdr["tar_len"])
@@ -301,7 +391,7 @@ def run(hdr):
         env[k] = v
     for cmd in hdr["pre_commands"]:
         try:
-            rc = spawn(["sh", "-c", cmd], env, stdin_null=True)
+            rc = spawn(relay, ["sh", "-c", cmd], env, stdin_null=True)
         except OSError as e:
             say("cannot run pre-command %s: %s" % (quote(cmd), e))
             return SETUP_FAILED
@@ -329,7 +419,7 @@ def run(hdr):
             cmd += ["--no-index", "--find-links", WORK]
         pip_env = dict(env, TMPDIR=tmp)
         try:
-            rc = spawn(cmd, pip_env, stdin_null=True, stdout_to_stderr=True)
+            rc = spawn(relay, cmd, pip_env, stdin_null=True, stdout_to_stderr=True)
         except OSError as e:
             say("cannot run pip: %s" % e)
             return SETUP_FAILED
@@ -342,12 +432,12 @@ def run(hdr):
     wrapper = hdr.get("eval")
     try:
         if not wrapper:
-            return spawn(argv, env)
+            return spawn(relay, argv, env)
         # Eval: the wrapper runs the entrypoint and leaves its report in
         # a memory file only the program's process gets (as its fd 3).
         report = os.memfd_create("pyexec-eval")
         try:
-            rc = spawn(argv[:1] + ["-c", wrapper] + argv[1:], env, fd3=report)
+            rc = spawn(relay, argv[:1] + ["-c", wrapper] + argv[1:], env, fd3=report)
             REPORT[0] = eval_report(os.pread(report, REPORT_MAX + 1, 0))
         finally:
             os.close(report)
@@ -388,35 +478,63 @@ def eval_report(data):
         return b"{}"
 
 
+def make_undumpable():
+    """prctl(PR_SET_DUMPABLE, 0) through _ctypes (ctypes itself costs 2 ms
+    more to import). Raises OSError if it did not take."""
+    import _ctypes
+
+    class Int(_ctypes._SimpleCData):
+        _type_ = "i"
+
+    class ULong(_ctypes._SimpleCData):
+        _type_ = "L"
+
+    class Func(_ctypes.CFuncPtr):
+        _flags_ = _ctypes.FUNCFLAG_CDECL
+        _restype_ = Int
+
+    prctl = Func(_ctypes.dlsym(_ctypes.dlopen(None), "prctl"))
+    z = ULong(0)
+    prctl(Int(PR_SET_DUMPABLE), z, z, z, z)
+    if prctl(Int(PR_GET_DUMPABLE), z, z, z, z) != 0:
+        raise OSError("prctl(PR_SET_DUMPABLE, 0) did not take")
+
+
 def main():
     code = SETUP_FAILED
     nonce = None
+    reserve = None
     try:
+        # Before anything secret arrives (see the top of the file).
+        make_undumpable()
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # Python's handler would take it
         line = read_exact(16)
         if line[:5] != b"PYX1 " or line[15:16] != b"\n":
             raise ValueError("bad protocol header")
         hdr = parse_json(read_exact(int(line[5:15])).decode("utf-8"))
         nonce = hdr["nonce"]
-        code = run(hdr)
+        # Memory for the last words: when a program fills the memory with
+        # what no kill frees (a full /work tmpfs), the bootstrap still needs
+        # a little to read the usage and write the trailer.
+        import mmap
+        reserve = mmap.mmap(-1, RESERVE_BYTES, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                            | mmap.MAP_POPULATE)
+        code = run(hdr, Relay())
     except Exception as e:  # the protocol failed: report it, keep the trailer
         say("bootstrap failed: %s: %s" % (type(e).__name__, e))
+    if reserve is not None:
+        reserve.close()  # munmap: its pages go back to the memory cgroup
     if nonce:
         m = ("\x1ePYX" + nonce + "\x1e").encode()
         u = usage()
         u["exit_code"] = code
-        for fd in (1, 2):
-            # The program shares these open files with us and may have made
-            # them non-blocking; our last words must not fail with EAGAIN.
-            try:
-                os.set_blocking(fd, True)
-            except OSError:
-                pass
         try:  # the end of stdout: the program is gone, all its output is ahead
             os.write(1, m + REPORT[0] + m + b"\n")
         except OSError:
             pass
         body = ", ".join('"%s": %d' % kv for kv in u.items())  # names and ints only
         os.write(2, m + ("{" + body + "}").encode() + m + b"\n")
+    # As PID 1, this exit ends every process left in the container.
     os._exit(code)
 
 

@@ -315,6 +315,8 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
     const json_int_t memory = (json_int_t)spec->memory_mb * mib;
     const json_int_t disk = (json_int_t)spec->disk_mb * mib;
 
+    /* "Init": false: the bootstrap is PID 1, which no signal from inside
+     * the container reaches (bootstrap.py, docs/sandbox.md). */
     json_t *host = json_pack(
         "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:{s:s, s:s}, s:I, s:[o,o,o], s:b, "
         "s:{s:s, s:{}}}",
@@ -322,7 +324,7 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
         "SecurityOpt", "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory",
         memory, "MemorySwap", memory, "CpuShares", (json_int_t)spec->cpu_shares, "Tmpfs", "/work",
         work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
-        ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 1,
+        ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 0,
         "LogConfig", "Type", "none", "Config");
     if (!host || !env || !labels) {
         json_decref(host);

@@ -44,8 +44,8 @@
 #define KILL_STATS_TIMEOUT_MS 150
 #define TIMEOUT_STATS_TIMEOUT_MS 1500
 #define DRAIN_AFTER_KILL_MS 2000
-/* After an early end, how long the container may take to exit by itself
- * before the removal kills it (it takes ~50 ms here). */
+/* After the bootstrap's last words, how long the engine may take to see the
+ * container stop before it is killed. */
 #define EXIT_AFTER_END_MS 2000
 #define READ_CHUNK (64 * 1024)
 #define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
@@ -344,32 +344,48 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
     return 0;
 }
 
-/* After an early end: reads the attach stream to its end, which comes when
- * the container has exited, discarding what little may come (output of
- * processes the program left behind), for at most EXIT_AFTER_END_MS. A
- * container that exited by itself costs the engine less to remove than a
- * running one, which it would first have to kill (another runtime call). */
-static void await_exit(int fd, uint8_t *buf) {
-    int64_t until = px_now_mono_ms() + EXIT_AFTER_END_MS;
-    for (;;) {
-        int64_t left = until - px_now_mono_ms();
-        if (left <= 0)
-            return;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)left);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return;
-        ssize_t n = recv(fd, buf, READ_CHUNK, MSG_DONTWAIT);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return;
+/* The container's exit code as the engine reports it once the container
+ * has stopped (POST wait), within `timeout_ms`. Returns 0 with *code set,
+ * or -1 with `err` set. */
+static int wait_exit(docker_sandbox *sb, const char *id, int64_t timeout_ms, int *code,
+                     px_error *err) {
+    char path[512];
+    _cleanup_json_ json_t *w = NULL;
+    if (sb_container_path(path, sizeof path, id, "/wait?condition=not-running", err) < 0 ||
+        sb_api(sb, "POST", path, NULL, timeout_ms, &w, err) < 0)
+        return -1;
+    json_t *c = json_object_get(w, "StatusCode");
+    if (!json_is_integer(c))
+        return px_error_set(err, PX_E_INTERNAL, "POST %s: answer has no StatusCode", path);
+    *code = (int)json_integer_value(c);
+    return 0;
+}
+
+/* Combines the engine's facts (already in `result`: exit code, OOM flag)
+ * with the bootstrap's last words. They count only when the trailer's exit
+ * code is the one the engine saw: the trailer is one witness, the
+ * container's exit the other. Without last words that count, an OOM-killed
+ * run reports its memory limit as its peak, which the cgroup reached (CPU
+ * time is then unknown: 0). */
+static void apply_verdict(const px_job_spec *spec, const run_io *io, const char *id,
+                          px_sandbox_result *result) {
+    int code = trailer_exit_code(&io->scanner);
+    if (code >= 0 && code == result->exit_code) {
+        apply_trailer(&io->scanner, result);
+        apply_report(&io->out_scanner, result);
+    } else if (code >= 0) {
+        px_warn("docker: container '%.12s' exited with %d but its trailer says %d; the "
+                "trailer is ignored",
+                id, result->exit_code, code);
     }
+    if (result->oom_killed && result->peak_memory_bytes == 0)
+        result->peak_memory_bytes = (int64_t)spec->memory_mb * 1024 * 1024;
 }
 
 /* One drive's state, shared by its steps. */
 typedef struct drive_state {
     docker_sandbox *sb;
+    const px_job_spec *spec;
     run_io *io;
     const char *id;         /* the container */
     int fd;                 /* its attach socket; borrowed */
@@ -445,27 +461,36 @@ static run_end pump(drive_state *d) {
     }
 }
 
-/* Fills the result from how the loop ended: reports an early end at once,
- * kills on a kill request or a broken stream, and otherwise asks the engine
- * for the exit status. */
+/* Fills the result from how the loop ended: after the bootstrap's last
+ * words, waits for the engine to see the container stop and reports at once
+ * when the two agree; kills on a kill request or a broken stream; otherwise
+ * asks the engine for the exit status. */
 static void conclude(drive_state *d, run_end end) {
     run_io *io = d->io;
     px_sandbox_result *result = d->result;
-    int code = end == END_DONE ? trailer_exit_code(&io->scanner) : -1;
-    if (code >= 0) {
-        /* The result is complete without the engine: report it now; the
-         * container, which is exiting by itself, is removed afterwards. */
-        result->ran = true;
-        result->exit_code = code;
-        apply_trailer(&io->scanner, result);
-        apply_report(&io->out_scanner, result);
-        px_sandbox_run_ended(io->run, result);
-        await_exit(d->fd, d->buf);
-        step_done(io, "let container '%.12s' exit", d->id);
-        return;
+    if (end == END_DONE) {
+        /* The bootstrap, the container's PID 1, has written its last words
+         * and is exiting, which ends the container. Its trailer is one
+         * witness; the exit code the engine saw is the other, and the
+         * verdict only when they agree: then the result is complete and is
+         * reported before the removal. Otherwise the engine's facts decide,
+         * as after any end of stream. */
+        int said = trailer_exit_code(&io->scanner), seen = -1;
+        px_error e = PX_ERROR_INIT;
+        if (said >= 0 && wait_exit(d->sb, d->id, EXIT_AFTER_END_MS, &seen, &e) == 0 &&
+            seen == said) {
+            result->ran = true;
+            result->exit_code = seen;
+            apply_trailer(&io->scanner, result);
+            apply_report(&io->out_scanner, result);
+            step_done(io, "see container '%.12s' stop", d->id);
+            px_sandbox_run_ended(io->run, result);
+            return;
+        }
+        if (e.code == PX_E_UNAVAILABLE)
+            sb_kill_container(d->sb, d->id); /* it did not stop in time */
+        end = END_EOF;
     }
-    if (end == END_DONE)
-        end = END_EOF; /* no usable exit code: ask the engine as before */
 
     if (end != END_EOF) {
         /* Nothing more is read: let the engine's stream copier fail at once
@@ -490,8 +515,9 @@ static void conclude(drive_state *d, run_end end) {
     if (collect_exit(d->sb, d->id, result) < 0)
         return;
     result->ran = true;
-    apply_trailer(&io->scanner, result);
-    apply_report(&io->out_scanner, result);
+    apply_verdict(d->spec, io, d->id, result);
+    /* Final: report it now; the removal follows. */
+    px_sandbox_run_ended(io->run, result);
 }
 
 /* Runs the started container `id`, attached on `fd` (borrowed; `early`
@@ -500,8 +526,9 @@ static void conclude(drive_state *d, run_end end) {
  * deadline (counted from this call: the caller has just reported the start)
  * and kill requests, and fills `result` except for the removal, which the
  * caller does. When the bootstrap's end marker and trailer both arrive, the
- * result is reported at once (px_sandbox_run_ended) without waiting for the
- * container to exit. */
+ * output is complete: the run waits for the container's exit, which follows
+ * at once, and when the engine's exit code agrees with the trailer reports
+ * the result (px_sandbox_run_ended) before the removal. */
 static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
                   int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
     _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
@@ -512,6 +539,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
     }
     drive_state d = {
         .sb = sb,
+        .spec = spec,
         .io = io,
         .id = id,
         .fd = fd,

@@ -157,18 +157,41 @@ TEST_F(DockerSandboxTest, NonZeroExitWithTraceback) {
     EXPECT_EQ(o.err.find("PYX"), std::string::npos) << "no trailer bytes leak";
 }
 
-TEST_F(DockerSandboxTest, WithoutTheBootstrapsTrailerTheEngineReportsTheExit) {
-    // The program kills its parent, the bootstrap: no end marker, no
-    // trailer. The run still ends, with the exit the engine saw.
+TEST_F(DockerSandboxTest, TheProgramCannotReadTraceOrKillTheBootstrap) {
+    // The bootstrap is PID 1 and not dumpable: its memory and descriptors
+    // are closed to the program (same user), ptrace is refused, and signals
+    // from inside the container do not reach it. The run ends with the
+    // program's own exit.
     Spec spec;
-    spec.Tar(Main("import os, signal, sys\n"
-                  "print('going', flush=True)\n"
-                  "os.kill(os.getppid(), signal.SIGKILL)\n"));
+    spec.Tar(Main("import ctypes, errno, os, signal\n"
+                  "libc = ctypes.CDLL(None, use_errno=True)\n"
+                  "print('parent', os.getppid())\n"
+                  "for path in ('/proc/1/mem', '/proc/1/environ', '/proc/1/fd/1'):\n"
+                  "    try:\n"
+                  "        open(path, 'rb').close()\n"
+                  "        print(path, 'opened')\n"
+                  "    except OSError as e:\n"
+                  "        print(path, errno.errorcode[e.errno])\n"
+                  "for req in (16, 0x4206):  # PTRACE_ATTACH, PTRACE_SEIZE\n"
+                  "    r = libc.ptrace(req, 1, 0, 0)\n"
+                  "    print('ptrace', r, errno.errorcode.get(ctypes.get_errno()))\n"
+                  "os.kill(1, signal.SIGKILL)\n"
+                  "os.kill(1, signal.SIGINT)\n"
+                  "print('still here', flush=True)\n"
+                  "raise SystemExit(5)\n"));
     Outcome o = Run(spec);
     ASSERT_TRUE(o.result.ran) << o.result.error.msg;
-    EXPECT_EQ(o.ended, 0) << "nothing to end early on";
-    EXPECT_EQ(o.result.exit_code, 128 + 9);
-    EXPECT_EQ(o.out, "going\n");
+    EXPECT_EQ(o.out, "parent 1\n"
+                     "/proc/1/mem EACCES\n"
+                     "/proc/1/environ EACCES\n"
+                     "/proc/1/fd/1 EACCES\n"
+                     "ptrace -1 EPERM\n"
+                     "ptrace -1 EPERM\n"
+                     "still here\n")
+        << o.err;
+    EXPECT_EQ(o.result.exit_code, 5);
+    EXPECT_EQ(o.ended, 1);
+    EXPECT_GT(o.result.cpu_time_ms, 0) << "usage from the trailer";
 }
 
 TEST_F(DockerSandboxTest, MarkersWithAWrongNonceAreProgramOutput) {
@@ -226,6 +249,31 @@ TEST_F(DockerSandboxTest, OutOfMemory) {
     EXPECT_EQ(o.result.exit_code, 137);
     EXPECT_EQ(o.out, "allocating\n");
     EXPECT_GT(o.result.peak_memory_bytes, 32 << 20);
+}
+
+TEST_F(DockerSandboxTest, FillingWorkUntilMemoryRunsOutStillReportsUsage) {
+    // The /work tmpfs counts against the memory limit and a kill frees none
+    // of it. The program, not the bootstrap, is the OOM killer's choice, and
+    // the bootstrap keeps memory for its last words: the usage arrives.
+    Spec spec;
+    spec.Tar(Main("import time\n"
+                  "t = time.process_time()\n"
+                  "while time.process_time() - t < 0.2:\n"
+                  "    pass\n"
+                  "print('filling', flush=True)\n"
+                  "with open('/work/fill', 'wb') as f:\n"
+                  "    while True:\n"
+                  "        f.write(b'z' * 65536)\n"))
+        .MemoryMb(64)
+        .DiskMb(256);
+    Outcome o = Run(spec);
+    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
+    EXPECT_TRUE(o.result.oom_killed);
+    EXPECT_EQ(o.result.exit_code, 137);
+    EXPECT_EQ(o.out, "filling\n");
+    EXPECT_EQ(o.ended, 1) << "the bootstrap wrote its last words";
+    EXPECT_GT(o.result.peak_memory_bytes, 32 << 20);
+    EXPECT_GE(o.result.cpu_time_ms, 200) << "the program's own CPU time at least";
 }
 
 TEST_F(DockerSandboxTest, OutputFloodArrivesIntact) {

@@ -387,10 +387,13 @@ TEST_F(FakeEngineTest, ExitCodeAndOomFromInspect) {
     Spec spec;
     spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = Run(spec.MemoryMb(96), &run);
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(result.exit_code, 137);
     EXPECT_TRUE(result.oom_killed);
+    EXPECT_EQ(result.peak_memory_bytes, 96 << 20)
+        << "no trailer: the cgroup reached its limit, which is the peak";
+    EXPECT_EQ(result.cpu_time_ms, 0);
     EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
 }
 
@@ -549,6 +552,100 @@ TEST_F(FakeEngineTest, PartialLinesAreNotHeldBack) {
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(run.chunks, (Chunks{{1, "no newline"}}));
     EXPECT_TRUE(run.order_ok) << "all output before the result";
+}
+
+// Reads the bootstrap preamble the back-end sends on the attach socket `fd`
+// and returns the nonce in its header ("" if none came).
+std::string ReadNonce(int fd) {
+    std::string data;
+    for (;;) {
+        size_t at = data.find("\"nonce\":\"");
+        if (at != std::string::npos && data.size() >= at + 9 + 32)
+            return data.substr(at + 9, 32);
+        pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0)
+            return "";
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0)
+            return "";
+        data.append(buf, static_cast<size_t>(n));
+    }
+}
+
+// The bootstrap's last words claim exit 0 with tiny usage; the engine saw
+// `engine_exit`. Returns what the back-end reported and whether it ended
+// early.
+struct Verdict {
+    px_sandbox_result result;
+    int ended;
+};
+
+class Witnesses : public FakeEngineTest {
+  protected:
+    Verdict Run2(int engine_exit) {
+        std::vector<std::thread> streams;
+        FakeEngine engine([&](const Request &r, int fd) {
+            if (r.target.find("/attach") != std::string::npos) {
+                FakeEngine::WriteAll(fd, kUpgraded);
+                streams.emplace_back([fd] {
+                    std::string nonce = ReadNonce(fd);
+                    std::string m = "\x1ePYX" + nonce + "\x1e";
+                    std::string out = m + "{}" + m + "\n";
+                    std::string err = m +
+                                      "{\"peak_memory_bytes\": 1, \"cpu_time_ms\": 1, "
+                                      "\"oom_kills\": 0, \"exit_code\": 0}" +
+                                      m + "\n";
+                    FakeEngine::WriteAll(fd, Frame(1, 3, "hi\n") +
+                                                 Frame(1, static_cast<uint32_t>(out.size()), out) +
+                                                 Frame(2, static_cast<uint32_t>(err.size()), err));
+                    shutdown(fd, SHUT_RDWR); // the container exited
+                });
+                return false;
+            }
+            if (r.target.find("/wait") != std::string::npos) {
+                FakeEngine::Respond(fd, 200,
+                                    "{\"StatusCode\":" + std::to_string(engine_exit) + "}");
+                return true;
+            }
+            if (r.target == "/containers/c0ffee/json") {
+                FakeEngine::Respond(fd, 200,
+                                    "{\"State\":{\"ExitCode\":" + std::to_string(engine_exit) +
+                                        ",\"OOMKilled\":false}}");
+                return true;
+            }
+            return Routine(r, fd);
+        });
+        NewSandbox(engine.path());
+        Spec spec;
+        spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+        px_sandbox_run run;
+        Verdict v = {Run(spec, &run), run.ended};
+        EXPECT_EQ(run.out, "hi\n");
+        EXPECT_EQ(run.err, "");
+        EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/wait?condition=not-running"))
+            << "the engine is asked even after the last words";
+        for (std::thread &t : streams)
+            t.join();
+        return v;
+    }
+};
+
+TEST_F(Witnesses, ATrailerThatTheEngineConfirmsGivesTheUsage) {
+    Verdict v = Run2(0);
+    EXPECT_TRUE(v.result.ran) << v.result.error.msg;
+    EXPECT_EQ(v.result.exit_code, 0);
+    EXPECT_EQ(v.result.peak_memory_bytes, 1);
+    EXPECT_EQ(v.result.cpu_time_ms, 1);
+    EXPECT_EQ(v.ended, 1) << "reported before the removal";
+}
+
+TEST_F(Witnesses, ATrailerThatTheEngineContradictsIsIgnored) {
+    Verdict v = Run2(3);
+    EXPECT_TRUE(v.result.ran) << v.result.error.msg;
+    EXPECT_EQ(v.result.exit_code, 3) << "the engine's exit, not the trailer's";
+    EXPECT_EQ(v.result.peak_memory_bytes, 0) << "nor its usage";
+    EXPECT_EQ(v.result.cpu_time_ms, 0);
 }
 
 } // namespace

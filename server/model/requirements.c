@@ -12,8 +12,7 @@
 #include <string.h>
 
 #include "server/base/cleanup.h"
-
-#define QUOTE_MAX 64 /* bytes of a refused line quoted in the error */
+#include "server/base/quote.h"
 
 static bool is_alnum(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
@@ -113,16 +112,9 @@ typedef struct line_ctx {
 
 /* Sets err to "line N ('<the line, quoted>'): <why>". Returns -1. */
 static int refuse(line_ctx *l, const char *why) {
-    char quoted[QUOTE_MAX + 4];
-    size_t n = l->len < QUOTE_MAX ? l->len : QUOTE_MAX;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)l->s[i];
-        quoted[i] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-    }
-    quoted[n] = '\0';
-    if (l->len > QUOTE_MAX)
-        memcpy(quoted + n, "...", 4);
-    return px_error_set(l->err, PX_E_INVALID, "line %zu ('%s'): %s", l->number, quoted, why);
+    px_quoted q;
+    return px_error_set(l->err, PX_E_INVALID, "line %zu ('%s'): %s", l->number,
+                        px_quote(&q, l->s, l->len), why);
 }
 
 static void skip_blanks(line_ctx *l) {

@@ -12,6 +12,7 @@
 #include "server/base/cleanup.h"
 #include "server/base/id.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/rpc/status.h"
 
 static void on_close_done(px_tag *tag, bool ok) {
@@ -388,14 +389,9 @@ int px_check_id(const char *id, px_error *err) {
         if (len > 64)
             return px_error_set(err, PX_E_INVALID,
                                 "execution_id: malformed (%zu bytes; expected exe_<uuid>)", len);
-        /* Quote only printable ASCII of a user-controlled string. */
-        char shown[65];
-        size_t k = 0;
-        for (size_t i = 0; i < len && k < sizeof shown - 1; i++)
-            shown[k++] = (id[i] >= 0x20 && id[i] < 0x7f) ? id[i] : '?';
-        shown[k] = '\0';
+        px_quoted q;
         return px_error_set(err, PX_E_INVALID, "execution_id: '%s' is malformed (expected exe_<uuid>)",
-                            shown);
+                            px_quote(&q, id, len));
     }
     return 0;
 }

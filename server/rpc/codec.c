@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/base/cleanup.h"
+#include "server/base/quote.h"
 #include "server/executor/reserved_env.h"
 #include "server/model/requirements.h"
 #include "server/tar/tar.h"
@@ -22,8 +23,10 @@ static int check_limit(const char *field, int32_t value, int def, int max, int *
 
 static int check_env(const char *kv, px_error *err) {
     const char *eq = strchr(kv, '=');
+    px_quoted q;
     if (!eq)
-        return px_error_set(err, PX_E_INVALID, "metadata.env_vars: '%.64s' is not KEY=value", kv);
+        return px_error_set(err, PX_E_INVALID, "metadata.env_vars: '%s' is not KEY=value",
+                            px_quote_str(&q, kv));
     size_t klen = (size_t)(eq - kv);
     if (klen == 0)
         return px_error_set(err, PX_E_INVALID, "metadata.env_vars: empty variable name");
@@ -33,8 +36,8 @@ static int check_env(const char *kv, px_error *err) {
                   (i > 0 && c >= '0' && c <= '9');
         if (!ok)
             return px_error_set(err, PX_E_INVALID,
-                                "metadata.env_vars: '%.*s' is not a valid variable name",
-                                (int)(klen > 64 ? 64 : klen), kv);
+                                "metadata.env_vars: '%s' is not a valid variable name",
+                                px_quote(&q, kv, klen));
     }
     const char *reserved = px_env_reserved(kv, klen);
     if (reserved)
@@ -178,6 +181,7 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                               err) < 0)
         return px_error_wrap(err, "metadata.requirements_txt"), NULL;
     const char *image = meta->docker_image[0] ? meta->docker_image : cfg->default_image;
+    px_quoted q;
     if (meta->python_version[0]) {
         if (meta->docker_image[0])
             return px_error_set(err, PX_E_INVALID,
@@ -189,17 +193,17 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
             char known[512];
             px_config_python_versions(cfg, known, sizeof known);
             return px_error_set(err, PX_E_INVALID,
-                                "metadata.python_version: '%.32s' is not available here (known: "
+                                "metadata.python_version: '%s' is not available here (known: "
                                 "%s)",
-                                meta->python_version, known),
+                                px_quote_str(&q, meta->python_version), known),
                    NULL;
         }
     }
     if (strlen(image) > 255 || strspn(image, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                              "0123456789._-/:@") != strlen(image))
-        return px_error_set(err, PX_E_INVALID, "metadata.docker_image: '%.64s' is not a valid image "
+        return px_error_set(err, PX_E_INVALID, "metadata.docker_image: '%s' is not a valid image "
                                                "reference",
-                            image),
+                            px_quote_str(&q, image)),
                NULL;
 
     if (!(spec->env = copy_strv(meta->env_vars, meta->n_env_vars, "env_vars", cfg->max_env_vars,

@@ -21,6 +21,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "server/base/cleanup.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/rpc/call.h"
 
 struct px_health_watch {
@@ -64,7 +65,8 @@ void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buff
     if (!req) {
         px_call_finish_error(call, &err);
     } else if (!known_service(req->service)) {
-        px_error_set(&err, PX_E_NOT_FOUND, "unknown service '%.200s'", req->service);
+        px_quoted q;
+        px_error_set(&err, PX_E_NOT_FOUND, "unknown service '%s'", px_quote_str(&q, req->service));
         px_call_finish_error(call, &err);
     } else {
         char reason[sizeof srv->health_reason];

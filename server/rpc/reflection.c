@@ -55,6 +55,7 @@
 #include "proto/descriptor_set_c.h"
 #include "server/base/cleanup.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/rpc/call.h"
 #include "server/rpc/status.h"
 
@@ -396,28 +397,6 @@ static int answer_services(answer *a, const px_reflection *r) {
     return 0;
 }
 
-/* A client's name as quoted in an error message: at most SHOWN_MAX bytes,
- * anything but printable ASCII replaced by '?', so that the message stays
- * valid UTF-8 (proto3 strings must be) however the name is cut. */
-#define SHOWN_MAX 200
-
-typedef struct shown {
-    char s[SHOWN_MAX + 4];
-} shown;
-
-static shown show(const char *name) {
-    shown out;
-    size_t k = 0;
-    for (; name[k] && k < SHOWN_MAX; k++)
-        out.s[k] = (name[k] >= 0x20 && name[k] < 0x7f) ? name[k] : '?';
-    if (name[k]) {
-        memcpy(out.s + k, "...", 3);
-        k += 3;
-    }
-    out.s[k] = '\0';
-    return out;
-}
-
 /* Strips the optional leading dot of a fully qualified name. */
 static const char *unqualified(const char *name) {
     return name[0] == '.' ? name + 1 : name;
@@ -426,30 +405,31 @@ static const char *unqualified(const char *name) {
 static int answer_request(answer *a, const px_reflection *r, const refl_request *req) {
     size_t file;
     const refl_symbol *sym;
+    px_quoted q;
     switch (req->message_request_case) {
     case REQUEST_CASE(LIST_SERVICES):
         return answer_services(a, r);
     case REQUEST_CASE(FILE_BY_FILENAME):
         if (find_file_index(r, req->file_by_filename, &file) < 0)
             return px_error_set(&a->err, PX_E_NOT_FOUND, "unknown file '%s'",
-                                show(req->file_by_filename).s);
+                                px_quote_str(&q, req->file_by_filename));
         return answer_files(a, r, file);
     case REQUEST_CASE(FILE_CONTAINING_SYMBOL):
         if (!(sym = find_symbol(r, unqualified(req->file_containing_symbol))))
             return px_error_set(&a->err, PX_E_NOT_FOUND, "unknown symbol '%s'",
-                                show(req->file_containing_symbol).s);
+                                px_quote_str(&q, req->file_containing_symbol));
         return answer_files(a, r, sym->file);
     case REQUEST_CASE(FILE_CONTAINING_EXTENSION): {
         const Grpc__Reflection__V1__ExtensionRequest *ext = req->file_containing_extension;
         return px_error_set(&a->err, PX_E_NOT_FOUND, "no extension %d of '%s'",
                             ext ? (int)ext->extension_number : 0,
-                            show(ext ? ext->containing_type : "").s);
+                            px_quote_str(&q, ext ? ext->containing_type : ""));
     }
     case REQUEST_CASE(ALL_EXTENSION_NUMBERS_OF_TYPE):
         sym = find_symbol(r, unqualified(req->all_extension_numbers_of_type));
         if (!sym || sym->kind != SYM_MESSAGE)
             return px_error_set(&a->err, PX_E_NOT_FOUND, "unknown message type '%s'",
-                                show(req->all_extension_numbers_of_type).s);
+                                px_quote_str(&q, req->all_extension_numbers_of_type));
         /* The served files declare no extensions (px_reflection_new). */
         a->ext = (Grpc__Reflection__V1__ExtensionNumberResponse)
             GRPC__REFLECTION__V1__EXTENSION_NUMBER_RESPONSE__INIT;

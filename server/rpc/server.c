@@ -39,6 +39,7 @@
 #include "server/base/cleanup.h"
 #include "server/base/clock.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/rpc/call.h"
 
 /* Seconds the calls still open after the executor stopped get to send
@@ -158,7 +159,8 @@ static void on_unknown_request(px_tag *tag, bool ok) {
     unknown_arm(u->srv);
     char *method = grpc_slice_to_c_string(u->details.method);
     char msg[512];
-    snprintf(msg, sizeof msg, "unknown method '%.400s'", method);
+    px_quoted q;
+    snprintf(msg, sizeof msg, "unknown method '%s'", px_quote_str(&q, method));
     gpr_free(method);
     u->status_details = grpc_slice_from_copied_string(msg);
     grpc_op ops[] = {

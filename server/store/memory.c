@@ -50,6 +50,7 @@
 
 #include "server/base/clock.h"
 #include "server/base/id.h"
+#include "server/base/quote.h"
 #include "server/store/store_impl.h"
 
 #define SWEEP_INTERVAL_MS 1000
@@ -483,6 +484,7 @@ static int parse_token(const char *token, uint64_t *below, px_error *err) {
         return 0;
     const char *p = token + 1;
     uint64_t v = 0;
+    px_quoted q;
     if (token[0] != 's' || !*p || strlen(p) > 20)
         goto bad;
     for (; *p; p++) {
@@ -493,8 +495,8 @@ static int parse_token(const char *token, uint64_t *below, px_error *err) {
     *below = v;
     return 0;
 bad:
-    return px_error_set(err, PX_E_INVALID, "page_token: '%.40s' is not a token of this server",
-                        token);
+    return px_error_set(err, PX_E_INVALID, "page_token: '%s' is not a token of this server",
+                        px_quote_str(&q, token));
 }
 
 static int mem_store_list(px_store *base, px_status status, size_t page_size,

@@ -26,15 +26,11 @@
 #include <sys/stat.h>
 
 #include "server/base/cleanup.h"
+#include "server/base/quote.h"
 
 #define DEFAULT_FILE_MODE 0644u
 #define DEFAULT_DIR_MODE 0755u
 #define SYMLINK_MODE 0777u
-
-/* At most this many bytes of a client-supplied path appear in a message;
- * each may be escaped to four characters. */
-#define QUOTE_MAX_BYTES 96
-#define QUOTE_BUF_SIZE (QUOTE_MAX_BYTES * 4 + 4)
 
 void px_tar_limits_default(px_tar_limits *limits) {
     *limits = (px_tar_limits){
@@ -46,40 +42,6 @@ void px_tar_limits_default(px_tar_limits *limits) {
 }
 
 /* ---- messages ---------------------------------------------------------- */
-
-typedef struct quoted {
-    char s[QUOTE_BUF_SIZE];
-} quoted;
-
-/* Renders `len` bytes of a client string for an error message: printable
- * ASCII as is, everything else (and quotes, backslashes) as \xNN, cut at
- * QUOTE_MAX_BYTES with "...". Returns q->s. */
-static const char *quote(quoted *q, const char *s, size_t len) {
-    static const char hex[] = "0123456789abcdef";
-    size_t shown = len < QUOTE_MAX_BYTES ? len : QUOTE_MAX_BYTES;
-    size_t o = 0;
-    for (size_t i = 0; i < shown; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
-            q->s[o++] = '\\';
-            q->s[o++] = 'x';
-            q->s[o++] = hex[c >> 4];
-            q->s[o++] = hex[c & 15];
-        } else {
-            q->s[o++] = (char)c;
-        }
-    }
-    if (shown < len) {
-        memcpy(q->s + o, "...", 3);
-        o += 3;
-    }
-    q->s[o] = '\0';
-    return q->s;
-}
-
-static const char *quote_str(quoted *q, const char *s) {
-    return quote(q, s, strlen(s));
-}
 
 static int set_oom(px_error *err) {
     return px_error_set(err, PX_E_INTERNAL, "out of memory");
@@ -136,11 +98,11 @@ static int builder_push(builder *b, px_entry *e, px_error *err) {
 static int check_size(const builder *b, const char *path, uint64_t size, px_error *err) {
     uint64_t left = b->limits->max_total_bytes - b->project->total_bytes;
     if (size > left) {
-        quoted q;
+        px_quoted q;
         return px_error_set(err, PX_E_INVALID,
                             "'%s': %" PRIu64 " bytes exceed the limit of %" PRIu64
                             " unpacked bytes in total",
-                            quote_str(&q, path), size, b->limits->max_total_bytes);
+                            px_quote_str(&q, path), size, b->limits->max_total_bytes);
     }
     return 0;
 }
@@ -153,20 +115,20 @@ static int check_size(const builder *b, const char *path, uint64_t size, px_erro
  * over-limit path, a ".." component, or a NUL or control byte. */
 static int normalize_path(const char *in, size_t len, const px_tar_limits *limits, char **out,
                           px_error *err) {
-    quoted q;
+    px_quoted q;
     if (len == 0)
         return px_error_set(err, PX_E_INVALID, "empty path");
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == 0)
             return px_error_set(err, PX_E_INVALID, "'%s': path contains a NUL byte",
-                                quote(&q, in, len));
+                                px_quote(&q, in, len));
         if (c < 0x20 || c == 0x7f)
             return px_error_set(err, PX_E_INVALID, "'%s': path contains a control character",
-                                quote(&q, in, len));
+                                px_quote(&q, in, len));
     }
     if (in[0] == '/')
-        return px_error_set(err, PX_E_INVALID, "'%s': absolute path", quote(&q, in, len));
+        return px_error_set(err, PX_E_INVALID, "'%s': absolute path", px_quote(&q, in, len));
 
     _cleanup_free_ char *buf = malloc(len + 1);
     if (!buf)
@@ -180,7 +142,7 @@ static int normalize_path(const char *in, size_t len, const px_tar_limits *limit
         size_t n = j - i;
         if (n == 2 && in[i] == '.' && in[i + 1] == '.')
             return px_error_set(err, PX_E_INVALID, "'%s': path has a '..' component",
-                                quote(&q, in, len));
+                                px_quote(&q, in, len));
         if (n > 0 && !(n == 1 && in[i] == '.')) {
             if (o > 0)
                 buf[o++] = '/';
@@ -193,10 +155,10 @@ static int normalize_path(const char *in, size_t len, const px_tar_limits *limit
     buf[o] = '\0';
     if (o > limits->max_path_len)
         return px_error_set(err, PX_E_INVALID, "'%s': path longer than %zu bytes",
-                            quote(&q, buf, o), limits->max_path_len);
+                            px_quote(&q, buf, o), limits->max_path_len);
     if (depth > limits->max_path_depth)
         return px_error_set(err, PX_E_INVALID, "'%s': path deeper than %zu components",
-                            quote(&q, buf, o), limits->max_path_depth);
+                            px_quote(&q, buf, o), limits->max_path_depth);
     *out = TAKE_PTR(buf);
     return 0;
 }
@@ -210,25 +172,25 @@ static int normalize_path(const char *in, size_t len, const px_tar_limits *limit
  * leave the root. */
 static int check_symlink_target(const char *path, const char *target,
                                 const px_tar_limits *limits, px_error *err) {
-    quoted qp, qt;
+    px_quoted qp, qt;
     size_t len = strlen(target);
     if (len == 0)
         return px_error_set(err, PX_E_INVALID, "'%s': symbolic link with an empty target",
-                            quote_str(&qp, path));
+                            px_quote_str(&qp, path));
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)target[i];
         if (c < 0x20 || c == 0x7f)
             return px_error_set(err, PX_E_INVALID,
                                 "'%s': symbolic link target '%s' contains a control character",
-                                quote_str(&qp, path), quote(&qt, target, len));
+                                px_quote_str(&qp, path), px_quote(&qt, target, len));
     }
     if (target[0] == '/')
         return px_error_set(err, PX_E_INVALID, "'%s': symbolic link target '%s' is absolute",
-                            quote_str(&qp, path), quote(&qt, target, len));
+                            px_quote_str(&qp, path), px_quote(&qt, target, len));
     if (len > limits->max_path_len)
         return px_error_set(err, PX_E_INVALID,
                             "'%s': symbolic link target longer than %zu bytes",
-                            quote_str(&qp, path), limits->max_path_len);
+                            px_quote_str(&qp, path), limits->max_path_len);
 
     size_t parent_depth = 0; /* components of the directory holding the link */
     for (const char *s = path; *s; s++)
@@ -245,11 +207,11 @@ static int check_symlink_target(const char *path, const char *target,
                 return px_error_set(err, PX_E_INVALID,
                                     "'%s': symbolic link target '%s' has '..' after a name "
                                     "(only leading '..' components are allowed)",
-                                    quote_str(&qp, path), quote(&qt, target, len));
+                                    px_quote_str(&qp, path), px_quote(&qt, target, len));
             if (++ups > parent_depth)
                 return px_error_set(err, PX_E_INVALID,
                                     "'%s': symbolic link target '%s' escapes the root",
-                                    quote_str(&qp, path), quote(&qt, target, len));
+                                    px_quote_str(&qp, path), px_quote(&qt, target, len));
         } else if (n > 0 && !(n == 1 && target[i] == '.')) {
             named = true;
         }
@@ -307,7 +269,7 @@ static int check_tree(px_project *p, px_error *err) {
         refs[i] = (path_ref){p->entries[i].path, i};
     qsort(refs, n, sizeof *refs, compare_refs);
 
-    quoted q1, q2;
+    px_quoted q1, q2;
     size_t n_dropped = 0;
     for (size_t i = 0; i < n;) {
         const px_entry *first = &p->entries[refs[i].index];
@@ -317,9 +279,9 @@ static int check_tree(px_project *p, px_error *err) {
             if (first->type != PX_ENTRY_DIR || dup->type != PX_ENTRY_DIR) {
                 if (first->type == dup->type)
                     return px_error_set(err, PX_E_INVALID, "'%s': duplicate path",
-                                        quote_str(&q1, first->path));
+                                        px_quote_str(&q1, first->path));
                 return px_error_set(err, PX_E_INVALID, "'%s': both a %s and a %s",
-                                    quote_str(&q1, first->path), type_name(first->type),
+                                    px_quote_str(&q1, first->path), type_name(first->type),
                                     type_name(dup->type));
             }
             drop[refs[j].index] = true;
@@ -330,7 +292,7 @@ static int check_tree(px_project *p, px_error *err) {
             const char *next = refs[j].path;
             if (strncmp(next, first->path, len) == 0 && next[len] == '/')
                 return px_error_set(err, PX_E_INVALID, "'%s': parent '%s' is a %s",
-                                    quote_str(&q1, next), quote_str(&q2, first->path),
+                                    px_quote_str(&q1, next), px_quote_str(&q2, first->path),
                                     type_name(first->type));
         }
         i = j;
@@ -389,7 +351,7 @@ static const char *archive_message(struct archive *a) {
 }
 
 static int read_file_data(struct archive *a, const char *path, px_entry *e, px_error *err) {
-    quoted q;
+    px_quoted q;
     if (e->len == 0)
         return 0;
     e->data = malloc(e->len);
@@ -399,11 +361,11 @@ static int read_file_data(struct archive *a, const char *path, px_entry *e, px_e
     while (got < e->len) {
         la_ssize_t n = archive_read_data(a, e->data + got, e->len - got);
         if (n < 0)
-            return px_error_set(err, PX_E_INVALID, "'%s': %s", quote_str(&q, path),
+            return px_error_set(err, PX_E_INVALID, "'%s': %s", px_quote_str(&q, path),
                                 archive_message(a));
         if (n == 0)
             return px_error_set(err, PX_E_INVALID, "'%s': truncated data",
-                                quote_str(&q, path));
+                                px_quote_str(&q, path));
         got += (size_t)n;
     }
     return 0;
@@ -451,7 +413,7 @@ static bool has_prefix(const uint8_t *s, size_t len, const char *prefix) {
  * well-formed, and no NUL in a value that libarchive keeps as a C string
  * (every key but the binary xattr values, which are not used). */
 static int check_pax_records(const uint8_t *p, size_t len, px_error *err) {
-    quoted q;
+    px_quoted q;
     for (size_t i = 0; i < len;) {
         size_t rec_len = 0, j = i;
         for (; j < len && p[j] >= '0' && p[j] <= '9' && rec_len <= len; j++)
@@ -470,7 +432,7 @@ static int check_pax_records(const uint8_t *p, size_t len, px_error *err) {
                       has_prefix(key, key_len, "LIBARCHIVE.xattr.");
         if (!binary && memchr(eq + 1, 0, (size_t)(end - eq - 1)))
             return px_error_set(err, PX_E_INVALID, "pax record '%s' contains a NUL byte",
-                                quote(&q, (const char *)key, key_len));
+                                px_quote(&q, (const char *)key, key_len));
         i += rec_len;
     }
     return 0;
@@ -512,7 +474,7 @@ static int check_extension_headers(const uint8_t *tar, size_t len, int64_t pos, 
 /* Validates the entry whose header was just read and appends it to `b`. */
 static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t input_len,
                           builder *b, px_error *err) {
-    quoted q1, q2;
+    px_quoted q1, q2;
     /* A pax path in UTF-8 that the C locale cannot represent comes back from
      * archive_entry_pathname() as the raw bytes, with a warning; either way
      * the bytes are what the sandbox will create. */
@@ -528,7 +490,7 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
     const char *hardlink = archive_entry_hardlink(ae);
     if (hardlink)
         return px_error_set(err, PX_E_INVALID, "'%s': hard link (to '%s') not allowed",
-                            quote_str(&q1, path), quote_str(&q2, hardlink));
+                            px_quote_str(&q1, path), px_quote_str(&q2, hardlink));
 
     px_entry e = {0};
     unsigned perm = (unsigned)archive_entry_perm(ae) & 0777u;
@@ -536,13 +498,13 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
     case AE_IFREG: {
         if (path[0] == '\0')
             return px_error_set(err, PX_E_INVALID, "'%s': not a file path",
-                                quote_str(&q1, raw));
+                                px_quote_str(&q1, raw));
         if (archive_entry_sparse_count(ae) > 0)
             return px_error_set(err, PX_E_INVALID, "'%s': sparse file not allowed",
-                                quote_str(&q1, path));
+                                px_quote_str(&q1, path));
         la_int64_t size = archive_entry_size(ae);
         if (size < 0)
-            return px_error_set(err, PX_E_INVALID, "'%s': negative size", quote_str(&q1, path));
+            return px_error_set(err, PX_E_INVALID, "'%s': negative size", px_quote_str(&q1, path));
         if (check_size(b, path, (uint64_t)size, err) < 0)
             return -1;
         /* The data follows the header in the same buffer: a claim larger
@@ -550,7 +512,7 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
         if ((uint64_t)size > input_len)
             return px_error_set(err, PX_E_INVALID,
                                 "'%s': truncated archive (entry claims %" PRId64 " bytes)",
-                                quote_str(&q1, path), (int64_t)size);
+                                px_quote_str(&q1, path), (int64_t)size);
         e.type = PX_ENTRY_FILE;
         e.len = (size_t)size;
         e.mode = perm ? perm : DEFAULT_FILE_MODE;
@@ -569,7 +531,7 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
     case AE_IFLNK: {
         if (path[0] == '\0')
             return px_error_set(err, PX_E_INVALID, "'%s': the root cannot be a symbolic link",
-                                quote_str(&q1, raw));
+                                px_quote_str(&q1, raw));
         const char *target = archive_entry_symlink(ae);
         if (!target)
             target = archive_entry_symlink_utf8(ae);
@@ -586,18 +548,18 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
     }
     case AE_IFCHR:
         return px_error_set(err, PX_E_INVALID, "'%s': character device not allowed",
-                            quote_str(&q1, path));
+                            px_quote_str(&q1, path));
     case AE_IFBLK:
         return px_error_set(err, PX_E_INVALID, "'%s': block device not allowed",
-                            quote_str(&q1, path));
+                            px_quote_str(&q1, path));
     case AE_IFIFO:
-        return px_error_set(err, PX_E_INVALID, "'%s': FIFO not allowed", quote_str(&q1, path));
+        return px_error_set(err, PX_E_INVALID, "'%s': FIFO not allowed", px_quote_str(&q1, path));
     case AE_IFSOCK:
         return px_error_set(err, PX_E_INVALID, "'%s': socket not allowed",
-                            quote_str(&q1, path));
+                            px_quote_str(&q1, path));
     default:
         return px_error_set(err, PX_E_INVALID, "'%s': unsupported entry type",
-                            quote_str(&q1, path));
+                            px_quote_str(&q1, path));
     }
     e.path = TAKE_PTR(path);
     return builder_push(b, &e, err);
@@ -668,13 +630,13 @@ px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_lim
 /* ---- file-list input --------------------------------------------------- */
 
 static int add_file(builder *b, const px_file_in *f, px_error *err) {
-    quoted q;
+    px_quoted q;
     _cleanup_free_ char *path = NULL;
     if (normalize_path(f->path, f->path_len, b->limits, &path, err) < 0)
         return -1;
     if (path[0] == '\0')
         return px_error_set(err, PX_E_INVALID, "'%s': not a file path",
-                            quote(&q, f->path, f->path_len));
+                            px_quote(&q, f->path, f->path_len));
     if (check_size(b, path, f->len, err) < 0)
         return -1;
     px_entry e = {
@@ -742,7 +704,7 @@ static bool ends_with_py(const char *path) {
 
 const char *px_project_entrypoint(const px_project *project, const char *requested,
                                   px_error *err) {
-    quoted q;
+    px_quoted q;
     if (requested && requested[0]) {
         /* Only the syntax rules apply: the project already bounds what can
          * match. */
@@ -755,12 +717,12 @@ const char *px_project_entrypoint(const px_project *project, const char *request
         const px_entry *e = find_entry(project, path);
         if (!e) {
             px_error_set(err, PX_E_INVALID, "entrypoint '%s' is not among the files",
-                         quote_str(&q, requested));
+                         px_quote_str(&q, requested));
             return NULL;
         }
         if (e->type != PX_ENTRY_FILE) {
             px_error_set(err, PX_E_INVALID, "entrypoint '%s' is a %s, not a regular file",
-                         quote_str(&q, requested), type_name(e->type));
+                         px_quote_str(&q, requested), type_name(e->type));
             return NULL;
         }
         return e->path;
@@ -824,7 +786,7 @@ static void archive_entry_freep(struct archive_entry **e) {
 
 static int pack_entry(struct archive *a, struct archive_entry *ae, const px_entry *e,
                       px_error *err) {
-    quoted q;
+    px_quoted q;
     archive_entry_clear(ae);
     archive_entry_copy_pathname(ae, e->path);
     archive_entry_set_uid(ae, 0);
@@ -853,12 +815,12 @@ static int pack_entry(struct archive *a, struct archive_entry *ae, const px_entr
      * under hdrcharset=BINARY, which is what the sandbox should create. */
     int r = archive_write_header(a, ae);
     if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", quote_str(&q, e->path),
+        return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", px_quote_str(&q, e->path),
                             archive_message(a));
     if (e->type == PX_ENTRY_FILE && e->len > 0) {
         la_ssize_t n = archive_write_data(a, e->data, e->len);
         if (n < 0 || (size_t)n != e->len)
-            return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", quote_str(&q, e->path),
+            return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", px_quote_str(&q, e->path),
                                 archive_message(a));
     }
     return 0;

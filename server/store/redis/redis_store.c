@@ -501,14 +501,7 @@ static void *puller_main(void *arg) {
         pthread_mutex_lock(&st->mu);
         while (!st->stop && (st->running >= st->cfg.max_running || st->token == 0 ||
                              px_now_mono_ms() < pause_until)) {
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += 100 * 1000000L;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            pthread_cond_timedwait(&st->cond, &st->mu, &ts);
+            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + 100);
         }
         bool stop = st->stop;
         int64_t token = st->token;
@@ -565,13 +558,8 @@ static void *keeper_main(void *arg) {
     int64_t period = st->cfg.redis.lease_ms / 3 > 0 ? st->cfg.redis.lease_ms / 3 : 1;
     for (;;) {
         pthread_mutex_lock(&st->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (period % 1000) * 1000000L;
-        ts.tv_sec += period / 1000 + ns / 1000000000L;
-        ts.tv_nsec = ns % 1000000000L;
         if (!st->stop)
-            pthread_cond_timedwait(&st->cond, &st->mu, &ts);
+            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + period);
         bool stop = st->stop;
         int64_t token = st->token;
         pthread_mutex_unlock(&st->mu);
@@ -648,7 +636,7 @@ px_store *px_redis_store_new(const px_redis_store_config *config, px_error *err)
     st->cfg = *config;
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cond, NULL);
+    px_cond_init_mono(&st->cond);
     st->rs = px_rstore_new(&config->redis, err);
     if (!st->rs || px_rstore_follow_start(st->rs, on_follow, st, err) < 0)
         goto fail;

@@ -290,7 +290,7 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
     pthread_mutex_init(&rs->mu, NULL);
     pthread_cond_init(&rs->cond, NULL);
     pthread_mutex_init(&rs->fmu, NULL);
-    pthread_cond_init(&rs->fcond, NULL);
+    px_cond_init_mono(&rs->fcond);
     atomic_init(&rs->listen_stop, false);
     snprintf(rs->wake_key, sizeof rs->wake_key, "%sfw:%s", rs->prefix, rs->node);
     snprintf(rs->ctl_key, sizeof rs->ctl_key, "%sctl:%s", rs->prefix, rs->node);
@@ -1064,14 +1064,7 @@ static void *follow_main(void *arg) {
              * connection's own backoff makes attempts fail fast). */
             pthread_mutex_lock(&rs->fmu);
             if (!rs->follow_stop) {
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                ts.tv_nsec += 100 * 1000000L;
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec++;
-                    ts.tv_nsec -= 1000000000L;
-                }
-                pthread_cond_timedwait(&rs->fcond, &rs->fmu, &ts);
+                px_cond_wait_until(&rs->fcond, &rs->fmu, px_now_mono_ms() + 100);
             }
             pthread_mutex_unlock(&rs->fmu);
         }

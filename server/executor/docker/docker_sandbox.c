@@ -55,6 +55,7 @@ static void sandbox_free(docker_sandbox *sb) {
     free(sb->pool_image);
     free(sb->instance);
     free(sb->runtime);
+    free(sb->seccomp_opt);
     free(sb);
 }
 
@@ -164,6 +165,11 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
         (sb->pool_size > 0 && !sb->pool_image)) {
         sandbox_free(sb);
         px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+        return NULL;
+    }
+    sb->seccomp_opt = sb_seccomp_option(err);
+    if (!sb->seccomp_opt) {
+        sandbox_free(sb);
         return NULL;
     }
     return sb;

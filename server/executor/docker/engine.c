@@ -22,6 +22,27 @@
 
 /* The sandbox's own environment. Each name is one px_env_reserved()
  * reserves, so a request cannot override it. */
+/* Paths the runtime hides (an empty read-only tmpfs over a directory,
+ * /dev/null over a file). Setting MaskedPaths replaces the engine's list, so
+ * it comes first, as Docker 20.10 has it; then what else would tell a
+ * program about the host's kernel: its build configuration and everything
+ * under /sys/kernel (vmcoreinfo with a physical address, BTF type data,
+ * build notes, slab and mm details). docs/security.md. */
+static const char *const masked_paths[] = {
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/proc/config.gz",
+    "/sys/kernel",
+};
+
 static const char *const sandbox_env[] = {
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME=/tmp",
@@ -318,10 +339,12 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
     /* "Init": false: the bootstrap is PID 1, which no signal from inside
      * the container reaches (bootstrap.py, docs/sandbox.md). */
     json_t *host = json_pack(
-        "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:I, s:{s:s, s:s}, s:I, s:[o,o,o], s:b, "
+        "{s:s, s:b, s:[s], s:[s,s], s:o, s:I, s:I, s:I, s:I, s:{s:s, s:s}, s:I, s:[o,o,o], s:b, "
         "s:{s:s, s:{}}}",
         "NetworkMode", spec->network ? "bridge" : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
-        "SecurityOpt", "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory",
+        "SecurityOpt", "no-new-privileges", sb->seccomp_opt, "MaskedPaths",
+        strv_json(masked_paths, PX_ARRAY_SIZE(masked_paths)), "PidsLimit",
+        (json_int_t)sb->pids_limit, "Memory",
         memory, "MemorySwap", memory, "CpuShares", (json_int_t)spec->cpu_shares, "Tmpfs", "/work",
         work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
         ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 0,
@@ -379,6 +402,27 @@ int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_po
 
 /* Fails, naming the ones there are, when the engine has no runtime called
  * sb->runtime: every create would fail with an error the client cannot fix. */
+static const char seccomp_profile[] =
+#include "server/executor/docker/seccomp_json.inc"
+    ;
+
+char *sb_seccomp_option(px_error *err) {
+    json_error_t jerr;
+    _cleanup_json_ json_t *profile = json_loads(seccomp_profile, 0, &jerr);
+    if (!json_is_object(profile) || !json_is_array(json_object_get(profile, "syscalls"))) {
+        px_error_set(err, PX_E_INTERNAL, "docker sandbox: the built-in seccomp profile is bad: %s",
+                     profile ? "no syscalls" : jerr.text);
+        return NULL;
+    }
+    _cleanup_free_ char *compact = json_dumps(profile, JSON_COMPACT);
+    char *opt = NULL;
+    if (!compact || asprintf(&opt, "seccomp=%s", compact) < 0) {
+        px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+        return NULL;
+    }
+    return opt;
+}
+
 int sb_check_runtime(docker_sandbox *sb, px_error *err) {
     _cleanup_json_ json_t *info = NULL;
     if (sb_api(sb, "GET", "/info", NULL, 0, &info, err) < 0)

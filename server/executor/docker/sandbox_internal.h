@@ -68,6 +68,7 @@ typedef struct docker_sandbox {
     int tmp_mb;
     int nofile;
     int64_t reaper_interval_ms;
+    char *seccomp_opt; /* "seccomp=<the built-in profile>", for SecurityOpt */
     px_docker_client *client;
 
     /* The live set: names of the containers a run or the pool owns, which
@@ -137,6 +138,10 @@ int sb_ensure_image(docker_sandbox *sb, const char *image, px_error *err);
  * when `for_pool`) and writes its id into id[id_cap]. */
 int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_pool,
                         const char *name, char *id, size_t id_cap, px_error *err);
+/* The SecurityOpt entry that applies the built-in seccomp profile
+ * (seccomp.json, embedded at build time): "seccomp=<compact JSON>", or NULL
+ * with `err` set if the profile does not parse. malloc'd. */
+char *sb_seccomp_option(px_error *err);
 /* Fails (PX_E_INVALID, naming the ones there are) when the engine has no
  * runtime called sb->runtime. */
 int sb_check_runtime(docker_sandbox *sb, px_error *err);

@@ -112,7 +112,46 @@ int codec_request_init(codec_request *out, const pyexec_request *req, bool async
     out->msg.async = async;
     if (req->request_id)
         out->msg.request_id = unconst(req->request_id);
+    if (req->python_version)
+        out->meta.python_version = unconst(req->python_version);
     return 0;
+}
+
+int codec_eval_init(codec_eval *out, const char *code, const pyexec_request *req, bool async,
+                    pyexec_error *err) {
+    memset(out, 0, sizeof *out);
+    static const pyexec_request none = {0};
+    if (!req)
+        req = &none;
+    if (req->tar_len || req->docker_image || req->n_pre_commands || req->n_script_args)
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "Eval takes no tar, docker_image, pre_commands or script_args");
+    if (code && req->n_files)
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "Eval: code or files, not both");
+    if (codec_request_init(&out->base, req, async, err) < 0)
+        return -1;
+    const Pyexec__V1__Metadata *m = &out->base.meta;
+    Pyexec__V1__EvalRequest msg = PYEXEC__V1__EVAL_REQUEST__INIT;
+    out->msg = msg;
+    if (code)
+        out->msg.code = unconst(code);
+    out->msg.n_files = out->base.msg.n_files;
+    out->msg.files = out->base.msg.files;
+    out->msg.entrypoint = m->entrypoint;
+    out->msg.stdin = m->stdin;
+    out->msg.config = m->config;
+    out->msg.python_version = m->python_version;
+    out->msg.requirements_txt = m->requirements_txt;
+    out->msg.n_env_vars = m->n_env_vars;
+    out->msg.env_vars = m->env_vars;
+    out->msg.async = async;
+    out->msg.request_id = out->base.msg.request_id;
+    return 0;
+}
+
+void codec_eval_release(codec_eval *e) {
+    if (e)
+        codec_request_release(&e->base);
 }
 
 void codec_request_release(codec_request *r) {
@@ -174,6 +213,15 @@ pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, pye
     if (msg->usage) {
         r->peak_memory_bytes = msg->usage->peak_memory_bytes;
         r->cpu_time_ms = msg->usage->cpu_time_ms;
+    }
+    r->error_type = dup_str(msg->error_type);
+    r->error_message = dup_str(msg->error_message);
+    r->error_line = msg->error_line;
+    if (msg->result)
+        r->result = dup_str(msg->result->value);
+    if (!r->error_type || !r->error_message || (msg->result && !r->result)) {
+        pyexec_result_free(TAKE_PTR(r));
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory copying a result"), NULL;
     }
     return TAKE_PTR(r);
 }

@@ -34,6 +34,22 @@ int codec_request_init(codec_request *out, const pyexec_request *req, bool async
 /* Frees what codec_request_init allocated. Safe on a zeroed struct. */
 void codec_request_release(codec_request *r);
 
+/* Storage behind a packed-ready EvalRequest borrowing `code` and the
+ * fields of a pyexec_request (see pyexec_eval_sync). */
+typedef struct codec_eval {
+    codec_request base; /* config, files */
+    Pyexec__V1__EvalRequest msg;
+} codec_eval;
+
+/* Fills `out` from `code` and `req` (may be NULL). Returns 0, or -1 with
+ * PYEXEC_E_INVALID (a field Eval does not have is set, or as
+ * codec_request_init) or PYEXEC_E_INTERNAL. */
+int codec_eval_init(codec_eval *out, const char *code, const pyexec_request *req, bool async,
+                    pyexec_error *err);
+
+/* Frees what codec_eval_init allocated. Safe on a zeroed struct. */
+void codec_eval_release(codec_eval *e);
+
 /* Copies `msg` into a new caller-owned pyexec_result. NULL `msg` gives an
  * empty result. Returns NULL with PYEXEC_E_INTERNAL when out of memory. */
 pyexec_result *codec_result_from_msg(const Pyexec__V1__ExecutionResult *msg, pyexec_error *err);

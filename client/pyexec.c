@@ -28,6 +28,8 @@
 #define METHOD_GET "/pyexec.v1.ExecutorService/GetExecution"
 #define METHOD_STREAM "/pyexec.v1.ExecutorService/StreamOutput"
 #define METHOD_KILL "/pyexec.v1.ExecutorService/Kill"
+#define METHOD_EVAL "/pyexec.v1.ExecutorService/Eval"
+#define METHOD_LIST "/pyexec.v1.ExecutorService/ListExecutions"
 #define METHOD_HEALTH "/grpc.health.v1.Health/Check"
 /* Trailing metadata of a Check answered NOT_SERVING: why (docs/api.md). */
 #define HEALTH_REASON_KEY "pyexec-health-reason"
@@ -489,6 +491,83 @@ int pyexec_execute_async(pyexec_client *c, const pyexec_request *req, pyexec_res
     return execute(c, req, true, out, err);
 }
 
+static int eval_call(pyexec_client *c, const char *code, const pyexec_request *req, bool async,
+                     pyexec_result **out, pyexec_error *err) {
+    codec_eval ce;
+    if (codec_eval_init(&ce, code, req, async, err) < 0)
+        return pyexec_error_wrap(err, "Eval");
+    gpr_timespec deadline = deadline_after(async ? c->call_timeout_ms : c->wait_timeout_ms);
+    ProtobufCMessage *m = call_unary(c, METHOD_EVAL, &ce.msg.base,
+                                     &pyexec__v1__execution_result__descriptor, deadline, err);
+    codec_eval_release(&ce);
+    if (!m)
+        return -1;
+    pyexec_result *r = codec_result_from_msg((Pyexec__V1__ExecutionResult *)m, err);
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (!r)
+        return -1;
+    *out = r;
+    return 0;
+}
+
+int pyexec_eval_sync(pyexec_client *c, const char *code, const pyexec_request *req,
+                     pyexec_result **out, pyexec_error *err) {
+    return eval_call(c, code, req, false, out, err);
+}
+
+int pyexec_eval_async(pyexec_client *c, const char *code, const pyexec_request *req,
+                      pyexec_result **out, pyexec_error *err) {
+    return eval_call(c, code, req, true, out, err);
+}
+
+int pyexec_list_executions(pyexec_client *c, pyexec_status status, int32_t page_size,
+                           const char *page_token, pyexec_list **out, pyexec_error *err) {
+    Pyexec__V1__ListExecutionsRequest req = PYEXEC__V1__LIST_EXECUTIONS_REQUEST__INIT;
+    req.status = (Pyexec__V1__ExecutionStatus)status;
+    req.page_size = page_size;
+    if (page_token)
+        req.page_token = (char *)page_token;
+    ProtobufCMessage *m =
+        call_unary(c, METHOD_LIST, &req.base, &pyexec__v1__list_executions_response__descriptor,
+                   deadline_after(c->call_timeout_ms), err);
+    if (!m)
+        return -1;
+    Pyexec__V1__ListExecutionsResponse *resp = (Pyexec__V1__ListExecutionsResponse *)m;
+    pyexec_list *l = calloc(1, sizeof *l);
+    if (l) {
+        l->items = calloc(resp->n_executions + 1, sizeof *l->items);
+        l->next_page_token = strdup(resp->next_page_token ? resp->next_page_token : "");
+    }
+    int rc = 0;
+    if (!l || !l->items || !l->next_page_token) {
+        rc = pyexec_error_set(err, PYEXEC_E_INTERNAL, "ListExecutions: out of memory");
+    } else {
+        for (; l->n < resp->n_executions; l->n++) {
+            if (!(l->items[l->n] = codec_result_from_msg(resp->executions[l->n], err))) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+    protobuf_c_message_free_unpacked(m, NULL);
+    if (rc < 0) {
+        pyexec_list_free(l);
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+void pyexec_list_free(pyexec_list *l) {
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n; i++)
+        pyexec_result_free(l->items[i]);
+    free(l->items);
+    free(l->next_page_token);
+    free(l);
+}
+
 /* GetExecution and Kill: same request shape, same response. */
 static int call_by_id(pyexec_client *c, const char *method, const char *id, pyexec_result **out,
                       pyexec_error *err) {
@@ -665,6 +744,9 @@ void pyexec_result_free(pyexec_result *r) {
     free(r->error);
     free(r->stdout_buf);
     free(r->stderr_buf);
+    free(r->result);
+    free(r->error_type);
+    free(r->error_message);
     free(r);
 }
 

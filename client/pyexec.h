@@ -165,6 +165,7 @@ typedef struct pyexec_request {
     size_t n_files;
 
     const char *request_id; /* idempotency key, optional */
+    const char *python_version; /* e.g. "3.13": picks the server's image; optional */
 } pyexec_request;
 
 /* The state of an execution, owned by the caller (pyexec_result_free).
@@ -190,7 +191,20 @@ typedef struct pyexec_result {
     bool output_truncated;
     int64_t peak_memory_bytes;
     int64_t cpu_time_ms;
+    /* Eval: repr() of the last expression's value; NULL when there is none
+     * (not an Eval, no final expression, None, or the code raised). */
+    char *result;
+    char *error_type;    /* never NULL; the uncaught exception's type, "" if none */
+    int32_t error_line;  /* its line in the entrypoint; 0 if unknown */
+    char *error_message; /* never NULL; str() of that exception */
 } pyexec_result;
+
+/* One page of ListExecutions, owned by the caller (pyexec_list_free). */
+typedef struct pyexec_list {
+    pyexec_result **items; /* newest first, without stdout/stderr */
+    size_t n;
+    char *next_page_token; /* never NULL; "" on the last page */
+} pyexec_list;
 
 /* One piece of output from StreamOutput; borrowed for the callback only. */
 typedef struct pyexec_chunk {
@@ -248,6 +262,28 @@ int pyexec_execute_sync(pyexec_client *c, const pyexec_request *req, pyexec_resu
  * status PENDING or RUNNING. */
 int pyexec_execute_async(pyexec_client *c, const pyexec_request *req, pyexec_result **out,
                          pyexec_error *err);
+
+/* Eval: runs Python `code` (as main.py) REPL-style, or, with `code` NULL,
+ * req->files from req->entrypoint; the terminal result carries `result` or
+ * the error fields. `req` (may be NULL) supplies stdin, env_vars, limits,
+ * network, python_version, requirements_txt and request_id; its tar,
+ * docker_image, pre_commands and script_args must be unset
+ * (PYEXEC_E_INVALID). The _async form returns at once, like
+ * pyexec_execute_async. */
+int pyexec_eval_sync(pyexec_client *c, const char *code, const pyexec_request *req,
+                     pyexec_result **out, pyexec_error *err);
+int pyexec_eval_async(pyexec_client *c, const char *code, const pyexec_request *req,
+                      pyexec_result **out, pyexec_error *err);
+
+/* One page of the server's retained executions, newest first: at most
+ * `page_size` (0: the server's 50; at most 1000), after `page_token` (NULL
+ * or "": the first page), only those in `status` (PYEXEC_STATUS_UNSPECIFIED:
+ * any). */
+int pyexec_list_executions(pyexec_client *c, pyexec_status status, int32_t page_size,
+                           const char *page_token, pyexec_list **out, pyexec_error *err);
+
+/* Releases a page. NULL-safe. */
+void pyexec_list_free(pyexec_list *l);
 
 /* The current state of execution `id`, with the output so far. Unknown id:
  * PYEXEC_E_NOT_FOUND; malformed id: PYEXEC_E_INVALID. */

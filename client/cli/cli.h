@@ -44,6 +44,8 @@ enum {
     CLI_OPTS_REQUEST = 1 << 1, /* run/submit: limits, inputs, env, args */
     CLI_OPTS_OFFSET = 1 << 2,  /* follow: --offset */
     CLI_OPTS_SERVICE = 1 << 3, /* health: --service */
+    CLI_OPTS_EVAL = 1 << 4,    /* eval: --no-result */
+    CLI_OPTS_LIST = 1 << 5,    /* ls: --status */
 };
 
 /* A growable list of strings; owns nothing (points into argv or the
@@ -62,6 +64,9 @@ typedef struct cli_opts {
     int32_t timeout_seconds, memory_mb, disk_mb, cpu_shares;
     bool network;
     const char *image, *entrypoint, *requirements_file, *stdin_file, *request_id;
+    const char *python; /* --python VERSION */
+    const char *code;   /* eval: the CODE argument, run as main.py */
+    bool no_result;     /* eval --no-result: run as a plain program (Execute) */
     cli_strv env;   /* "KEY=value"; entries of the form KEY are resolved into env_owned */
     cli_strv args;  /* --arg values, then the words after `--` */
     cli_strv pre;   /* --pre */
@@ -69,9 +74,10 @@ typedef struct cli_opts {
     char **env_owned;
     size_t n_env_owned;
 
-    /* follow / health */
+    /* follow / health / ls */
     int64_t offset;
     const char *service;
+    const char *status; /* ls --status */
 
     /* operands before `--` */
     cli_strv operands;
@@ -118,7 +124,7 @@ typedef struct cli_project {
     size_t total; /* bytes read so far, bounded by CLI_MAX_INPUT_BYTES */
 } cli_project;
 
-/* Loads the code named by `o` (precedence: --file, a .tar operand, a
+/* Loads the code named by `o` (precedence: eval's CODE argument, --file, a .tar operand, a
  * directory operand, a file operand, code on stdin when stdin is not a TTY),
  * plus --requirements and --stdin-file. Returns 0, or -1 with `err` set
  * (PYEXEC_E_INVALID: nothing to run or an unreadable input). */
@@ -228,6 +234,8 @@ int cmd_get(int argc, char **argv, cli_opts *o);
 int cmd_follow(int argc, char **argv, cli_opts *o);
 int cmd_kill(int argc, char **argv, cli_opts *o);
 int cmd_health(int argc, char **argv, cli_opts *o);
+int cmd_eval(int argc, char **argv, cli_opts *o);
+int cmd_ls(int argc, char **argv, cli_opts *o);
 int cmd_version(int argc, char **argv, cli_opts *o);
 
 #endif

@@ -264,6 +264,20 @@ static int load_compressed_tar(cli_project *p, const char *path, pyexec_error *e
 }
 
 static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
+    if (o->code) { /* eval CODE: the argument is main.py */
+        size_t len = strlen(o->code);
+        char *path = strdup("main.py");
+        uint8_t *content = malloc(len + 1);
+        p->entrypoint = strdup("main.py");
+        if (!path || !content || !p->entrypoint) {
+            free(path);
+            free(content);
+            return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
+        }
+        memcpy(content, o->code, len + 1);
+        p->total += len;
+        return add_file(p, path, content, len, 0644, err);
+    }
     if (o->files.n) {
         if (o->operands.n && !o->quiet)
             fprintf(stderr, "pyexec: --file given: ignoring the argument '%s'\n", o->operands.v[0]);
@@ -326,7 +340,7 @@ static int load_code(cli_project *p, const cli_opts *o, pyexec_error *err) {
 
 /* True when the code comes from standard input (no --file, no argument). */
 static bool code_from_stdin(const cli_opts *o) {
-    return o->files.n == 0 && o->operands.n == 0;
+    return !o->code && o->files.n == 0 && o->operands.n == 0;
 }
 
 /* The program's standard input: --stdin-file FILE (`-` is standard input),
@@ -407,4 +421,5 @@ void cli_request_fill(pyexec_request *req, const cli_opts *o, const cli_project 
     req->files = p->files;
     req->n_files = p->n_files;
     req->request_id = o->request_id;
+    req->python_version = o->python;
 }

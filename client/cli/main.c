@@ -13,10 +13,12 @@ typedef struct command {
 
 static const command commands[] = {
     {"run", cmd_run, "run a project, stream its output, exit with its exit code"},
+    {"eval", cmd_eval, "run Python code like the REPL: its output, then its result"},
     {"submit", cmd_submit, "submit a project and print its execution id"},
     {"get", cmd_get, "print the state and output of an execution"},
     {"follow", cmd_follow, "stream an execution's output until it ends"},
     {"kill", cmd_kill, "kill an execution"},
+    {"ls", cmd_ls, "list the server's executions, newest first"},
     {"health", cmd_health, "check that the server is serving"},
     {"version", cmd_version, "print the version"},
 };

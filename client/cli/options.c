@@ -27,6 +27,9 @@ enum {
     OPT_REQUEST_ID,
     OPT_OFFSET,
     OPT_SERVICE,
+    OPT_PYTHON,
+    OPT_NO_RESULT,
+    OPT_STATUS,
 };
 
 static const struct option long_options[] = {
@@ -51,6 +54,9 @@ static const struct option long_options[] = {
     {"request-id", required_argument, NULL, OPT_REQUEST_ID},
     {"offset", required_argument, NULL, OPT_OFFSET},
     {"service", required_argument, NULL, OPT_SERVICE},
+    {"python", required_argument, NULL, OPT_PYTHON},
+    {"no-result", no_argument, NULL, OPT_NO_RESULT},
+    {"status", required_argument, NULL, OPT_STATUS},
     {NULL, 0, NULL, 0},
 };
 
@@ -64,6 +70,8 @@ static unsigned group_of(int code) {
     case 'h': return CLI_OPTS_GLOBAL;
     case OPT_OFFSET: return CLI_OPTS_OFFSET;
     case OPT_SERVICE: return CLI_OPTS_SERVICE;
+    case OPT_NO_RESULT: return CLI_OPTS_EVAL;
+    case OPT_STATUS: return CLI_OPTS_LIST;
     default: return CLI_OPTS_REQUEST;
     }
 }
@@ -219,6 +227,9 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
         case OPT_STDIN_FILE: o->stdin_file = optarg; break;
         case OPT_REQUEST_ID: o->request_id = optarg; break;
         case OPT_SERVICE: o->service = optarg; break;
+        case OPT_PYTHON: o->python = optarg; break;
+        case OPT_NO_RESULT: o->no_result = true; break;
+        case OPT_STATUS: o->status = optarg; break;
         case 'e': rc = add_env(cmd, o, optarg); break;
         case OPT_ARG: rc = strv_push(&o->args, optarg); break;
         case OPT_PRE: rc = strv_push(&o->pre, optarg); break;
@@ -271,7 +282,19 @@ void cli_print_options_help(FILE *f, unsigned groups, const char *quiet) {
               "  --cpu SHARES          CPU weight (0: server default, 1024)\n"
               "  --network             give the sandbox a network interface (default: none)\n"
               "  --image NAME          sandbox image (default: the server's)\n"
+              "  --python VERSION      Python version, e.g. 3.13: the server's image for it\n"
               "  --request-id KEY      idempotency key: resubmitting returns the same execution\n"
+              "\n",
+              f);
+    if (groups & CLI_OPTS_EVAL)
+        fputs("Eval options:\n"
+              "  --no-result           run the code as a plain program (no result printed)\n"
+              "\n",
+              f);
+    if (groups & CLI_OPTS_LIST)
+        fputs("Options:\n"
+              "  --status S            only executions in status S: pending, running,\n"
+              "                        completed, failed or killed\n"
               "\n",
               f);
     if (groups & CLI_OPTS_OFFSET)

@@ -124,9 +124,25 @@ void cli_json_result(FILE *f, const pyexec_result *r, const uint8_t *out, size_t
     json_time(f, r->has_finished_at, r->finished_at_sec, r->finished_at_nsec);
     fprintf(f,
             ", \"duration_ms\": %" PRId64 ", \"reason\": \"%s\", \"output_truncated\": %s"
-            ", \"usage\": {\"peak_memory_bytes\": %" PRId64 ", \"cpu_time_ms\": %" PRId64 "}}\n",
+            ", \"usage\": {\"peak_memory_bytes\": %" PRId64 ", \"cpu_time_ms\": %" PRId64 "}",
             r->duration_ms, pyexec_reason_name(r->reason), r->output_truncated ? "true" : "false",
             r->peak_memory_bytes, r->cpu_time_ms);
+    fputs(", \"result\": ", f);
+    if (r->result)
+        json_cstr(f, r->result);
+    else
+        fputs("null", f);
+    fputs(", \"error_type\": ", f);
+    if (*r->error_type)
+        json_cstr(f, r->error_type);
+    else
+        fputs("null", f);
+    fprintf(f, ", \"error_line\": %" PRId32 ", \"error_message\": ", r->error_line);
+    if (*r->error_type)
+        json_cstr(f, r->error_message);
+    else
+        fputs("null", f);
+    fputs("}\n", f);
 }
 
 int cli_exit_code(const pyexec_result *r) {

@@ -339,6 +339,68 @@ TEST_F(CliTest, JsonPrintsOneResultObject) {
     EXPECT_EQ(r.out.find('\n'), r.out.size() - 1) << "one line";
 }
 
+TEST_F(CliTest, EvalPrintsTheOutputThenTheResult) {
+    ProcessResult r = Run({"eval", "print('hi')\nx = [1, 2]\nx"}, "", true);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hi\n[1, 2]\n");
+    ProcessResult in = Run({"eval"}, "import sys\n'%d.%d' % sys.version_info[:2]\n");
+    EXPECT_EQ(in.exit_code, 0) << in.err;
+    EXPECT_EQ(in.out, "'3.11'\n");
+    ProcessResult v = Run({"eval", "--python", "3.13", "import sys\nsys.version_info[:2]"}, "",
+                          true);
+    EXPECT_EQ(v.exit_code, 0) << v.err;
+    EXPECT_EQ(v.out, "(3, 13)\n");
+    ProcessResult piped = Run({"eval", "input()"}, "bob\n");
+    EXPECT_EQ(piped.out, "'bob'\n") << piped.err;
+    ProcessResult none = Run({"eval", "x = 1"}, "", true);
+    EXPECT_EQ(none.exit_code, 0);
+    EXPECT_EQ(none.out, "");
+    ProcessResult plain = Run({"eval", "--no-result", "2 + 2"}, "", true);
+    EXPECT_EQ(plain.exit_code, 0) << plain.err;
+    EXPECT_EQ(plain.out, "");
+}
+
+TEST_F(CliTest, EvalThatRaisesExitsOneWithTheTraceback) {
+    ProcessResult r = Run({"eval", "x = 1\nx / 0"}, "", true);
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "");
+    EXPECT_NE(r.err.find("File \"/work/main.py\", line 2"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("ZeroDivisionError: division by zero"), std::string::npos) << r.err;
+    ProcessResult j = Run({"eval", "--json", "x = 1\nx / 0"}, "", true);
+    EXPECT_EQ(j.exit_code, 1);
+    EXPECT_NE(j.out.find("\"result\": null, \"error_type\": \"ZeroDivisionError\", "
+                         "\"error_line\": 2, \"error_message\": \"division by zero\"}"),
+              std::string::npos)
+        << j.out;
+    ProcessResult ok = Run({"eval", "--json", "'a' * 3"}, "", true);
+    EXPECT_NE(ok.out.find("\"result\": \"'aaa'\", \"error_type\": null"), std::string::npos)
+        << ok.out;
+    EXPECT_EQ(Run({"eval", "--pre", "true", "1"}, "", true).exit_code, 2);
+    EXPECT_EQ(Run({"eval", "1", "2"}, "", true).exit_code, 2);
+}
+
+TEST_F(CliTest, LsListsNewestFirstAndFilters) {
+    ProcessResult a = Run({"eval", "--json", "1"}, "", true);
+    ProcessResult b = Run({"eval", "--json", "1/0"}, "", true);
+    auto id_of = [](const std::string &json) {
+        size_t at = json.find("exe_");
+        return json.substr(at, 40);
+    };
+    std::string ida = id_of(a.out), idb = id_of(b.out);
+    ProcessResult l = Run({"ls"}, "", true);
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    size_t pa = l.out.find(ida), pb = l.out.find(idb);
+    ASSERT_NE(pa, std::string::npos) << l.out;
+    ASSERT_NE(pb, std::string::npos) << l.out;
+    EXPECT_LT(pb, pa) << "newest first";
+    EXPECT_NE(l.out.find(idb + "  completed  exited               1"), std::string::npos) << l.out;
+    ProcessResult q = Run({"ls", "-q", "--status", "completed"}, "", true);
+    EXPECT_NE(q.out.find(ida + "\n"), std::string::npos) << q.out;
+    ProcessResult k = Run({"ls", "-q", "--status", "killed"}, "", true);
+    EXPECT_EQ(k.out.find(ida), std::string::npos) << k.out;
+    EXPECT_EQ(Run({"ls", "--status", "done"}, "", true).exit_code, 2);
+}
+
 TEST_F(CliTest, JsonReplacesInvalidUtf8) {
     ProcessResult r = Run({"run", "--json",
                            Write("u.py", "import sys\nsys.stdout.buffer.write(b'a\\xffb\\x01')\n")});

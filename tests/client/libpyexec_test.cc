@@ -140,6 +140,57 @@ TEST_F(LibpyexecTest, ExecuteSyncHelloWorld) {
     pyexec_result_free(r);
 }
 
+TEST_F(LibpyexecTest, EvalReturnsTheResultOrTheError) {
+    pyexec_result *r = nullptr;
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    pyexec_request req;
+    memset(&req, 0, sizeof req);
+    const char *env[] = {"WHO=world"};
+    req.env_vars = env;
+    req.n_env_vars = 1;
+    ASSERT_EQ(pyexec_eval_sync(client_, "import os\nprint('hi')\n'hello ' + os.environ['WHO']",
+                               &req, &r, &err),
+              0)
+        << err.msg;
+    EXPECT_EQ(r->status, PYEXEC_STATUS_COMPLETED);
+    EXPECT_EQ(Out(r), "hi\n");
+    ASSERT_NE(r->result, nullptr);
+    EXPECT_STREQ(r->result, "'hello world'");
+    EXPECT_STREQ(r->error_type, "");
+    pyexec_result_free(r);
+
+    r = nullptr;
+    ASSERT_EQ(pyexec_eval_sync(client_, "x = 1\nx.nope\n", nullptr, &r, &err), 0) << err.msg;
+    EXPECT_EQ(r->result, nullptr);
+    EXPECT_STREQ(r->error_type, "AttributeError");
+    EXPECT_EQ(r->error_line, 2);
+    EXPECT_STREQ(r->error_message, "'int' object has no attribute 'nope'");
+    EXPECT_EQ(r->exit_code, 1);
+    pyexec_result_free(r);
+
+    /* Async, then the listing shows it, newest first. */
+    r = nullptr;
+    ASSERT_EQ(pyexec_eval_async(client_, "6 * 7", nullptr, &r, &err), 0) << err.msg;
+    std::string id = r->execution_id;
+    pyexec_result_free(r);
+    pyexec_list *l = nullptr;
+    ASSERT_EQ(pyexec_list_executions(client_, PYEXEC_STATUS_UNSPECIFIED, 1, nullptr, &l, &err), 0)
+        << err.msg;
+    ASSERT_EQ(l->n, 1u);
+    EXPECT_EQ(std::string(l->items[0]->execution_id), id);
+    EXPECT_EQ(l->items[0]->stdout_len, 0u);
+    EXPECT_STRNE(l->next_page_token, "");
+    pyexec_list *next = nullptr;
+    ASSERT_EQ(pyexec_list_executions(client_, PYEXEC_STATUS_UNSPECIFIED, 1, l->next_page_token,
+                                     &next, &err),
+              0)
+        << err.msg;
+    ASSERT_EQ(next->n, 1u);
+    EXPECT_NE(std::string(next->items[0]->execution_id), id);
+    pyexec_list_free(next);
+    pyexec_list_free(l);
+}
+
 TEST_F(LibpyexecTest, ExecuteSyncPassesStdinArgsEnvAndExitCode) {
     OneFile f("import os, sys\n"
               "print(sys.stdin.read().upper(), sys.argv[1:], os.environ['GREETING'])\n"
@@ -404,6 +455,18 @@ TEST(LibpyexecOffline, InvalidRequestsFailBeforeAnyCall) {
     g.req.n_env_vars = 2; /* no array */
     err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_execute_async(c, &g.req, &r, &err), -1);
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
+    OneFile h("print(1)\n");
+    err = PYEXEC_ERROR_INIT;
+    EXPECT_EQ(pyexec_eval_sync(c, "1", &h.req, &r, &err), -1); /* code and files */
+    EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
+    const char *args[] = {"a"};
+    pyexec_request with_args;
+    memset(&with_args, 0, sizeof with_args);
+    with_args.script_args = args;
+    with_args.n_script_args = 1;
+    err = PYEXEC_ERROR_INIT;
+    EXPECT_EQ(pyexec_eval_sync(c, "1", &with_args, &r, &err), -1);
     EXPECT_EQ(err.code, PYEXEC_E_INVALID) << err.msg;
     err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_get_execution(c, nullptr, &r, &err), -1);

@@ -105,6 +105,44 @@ static void curl_slist_free_allp(struct curl_slist **l) {
         curl_slist_free_all(*l);
 }
 
+/* Sets the request's method and, for POST, its body (none is an empty
+ * one). */
+static void set_method(CURL *h, const char *method, const char *json_body) {
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    } else if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, json_body ? json_body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(json_body ? strlen(json_body) : 0));
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+}
+
+/* Sets `err` for a transfer that failed with `rc` (`errbuf`: curl's own
+ * words, `overflow`: the body outgrew PX_DOCKER_MAX_RESPONSE). Returns -1. */
+static int transfer_error(const px_docker_client *c, CURL *h, CURLcode rc, const char *errbuf,
+                          bool overflow, const char *method, const char *path,
+                          int64_t timeout_ms, px_error *err) {
+    if (overflow)
+        return px_error_set(err, PX_E_INTERNAL, "%s %s: response larger than %u bytes", method,
+                            path, PX_DOCKER_MAX_RESPONSE);
+    if (rc == CURLE_OPERATION_TIMEDOUT)
+        return px_error_set(err, PX_E_UNAVAILABLE,
+                            "%s %s: Docker engine at %s did not answer within %lld ms", method,
+                            path, c->socket_path, (long long)timeout_ms);
+    /* curl words a failed connect to the socket as one to the URL's host
+     * ("Failed to connect to localhost port 80"): say what the socket's
+     * connect(2) said instead. */
+    long os_errno = 0;
+    if (rc == CURLE_COULDNT_CONNECT &&
+        curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: connect: %s",
+                            method, path, c->socket_path, strerror((int)os_errno));
+    return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: %s", method, path,
+                        c->socket_path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+}
+
 int px_docker_call(const px_docker_client *c, const char *method, const char *path,
                    const char *json_body, int64_t timeout_ms, px_docker_response *resp,
                    px_error *err) {
@@ -133,35 +171,11 @@ int px_docker_call(const px_docker_client *c, const char *method, const char *pa
     if (json_body)
         headers = curl_slist_append(headers, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-    if (strcmp(method, "GET") == 0) {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    } else if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, json_body ? json_body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)(json_body ? strlen(json_body) : 0));
-    } else {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    }
+    set_method(h, method, json_body);
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         free(body.data);
-        if (body.overflow)
-            return px_error_set(err, PX_E_INTERNAL, "%s %s: response larger than %u bytes",
-                                method, path, PX_DOCKER_MAX_RESPONSE);
-        if (rc == CURLE_OPERATION_TIMEDOUT)
-            return px_error_set(err, PX_E_UNAVAILABLE,
-                                "%s %s: Docker engine at %s did not answer within %lld ms", method,
-                                path, c->socket_path, (long long)timeout_ms);
-        /* curl words a failed connect to the socket as one to the URL's
-         * host ("Failed to connect to localhost port 80"): say what the
-         * socket's connect(2) said instead. */
-        long os_errno = 0;
-        if (rc == CURLE_COULDNT_CONNECT &&
-            curl_easy_getinfo(h, CURLINFO_OS_ERRNO, &os_errno) == CURLE_OK && os_errno > 0)
-            return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: connect: %s",
-                                method, path, c->socket_path, strerror((int)os_errno));
-        return px_error_set(err, PX_E_UNAVAILABLE, "%s %s: Docker engine at %s: %s", method, path,
-                            c->socket_path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        return transfer_error(c, h, rc, errbuf, body.overflow, method, path, timeout_ms, err);
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);

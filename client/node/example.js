@@ -1,8 +1,9 @@
 'use strict';
 /*
  * Calling pyexec from Node.js: load the proto at run time with
- * @grpc/proto-loader, run hello world synchronously, then submit a project
- * asynchronously and stream its output live with StreamOutput.
+ * @grpc/proto-loader, run hello world synchronously, evaluate an expression
+ * REPL-style with Eval, then submit a project asynchronously and stream its
+ * output live with StreamOutput.
  *
  *   PYEXEC_SERVER=127.0.0.1:50051 node example.js
  *
@@ -60,6 +61,25 @@ function request(code, extra = {}) {
 }
 
 /**
+ * Eval: runs `code` (as main.py) REPL-style and resolves with
+ * {result, error, stdout, stderr, exitCode}: result is the repr() of the last
+ * expression's value (null when there is none), error {type, line, message}
+ * when the code raised (null otherwise). `extra` adds EvalRequest fields,
+ * e.g. {python_version: '3.13'}.
+ */
+async function evaluate(executor, code, extra = {}) {
+  const res = await unary(executor, 'Eval', {code, ...extra});
+  return {
+    result: res.result ? res.result.value : null,
+    error: res.error_type ?
+      {type: res.error_type, line: res.error_line, message: res.error_message} : null,
+    stdout: res.stdout.toString(),
+    stderr: res.stderr.toString(),
+    exitCode: res.exit_code,
+  };
+}
+
+/**
  * Streams execution `id` from `offset`, calling onChunk({stream, data,
  * offset}) for each piece of output; resolves with the terminal result.
  */
@@ -94,6 +114,12 @@ async function main() {
     process.stdout.write(hello.stdout);
     console.error(`hello world: ${hello.status}, exit code ${hello.exit_code}`);
 
+    const answer = await evaluate(c.executor, 'import math\nmath.factorial(10)');
+    console.error(`eval: ${answer.result}`); // 3628800
+    const failed = await evaluate(c.executor, 'x = 1\nx / 0', {python_version: '3.13'});
+    console.error(`eval raised ${failed.error.type} on line ${failed.error.line}: ` +
+                  failed.error.message);
+
     const code = [
       'import sys, time',
       'for i in range(3):',
@@ -113,7 +139,7 @@ async function main() {
   }
 }
 
-module.exports = {connect, unary, request, streamOutput};
+module.exports = {connect, unary, request, evaluate, streamOutput};
 
 if (require.main === module) {
   main().then((code) => process.exit(code), (err) => {

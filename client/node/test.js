@@ -12,7 +12,7 @@ const path = require('node:path');
 const readline = require('node:readline');
 const {spawn} = require('node:child_process');
 const grpc = require('@grpc/grpc-js');
-const {connect, unary, request, streamOutput} = require('./example.js');
+const {connect, unary, request, evaluate, streamOutput} = require('./example.js');
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -114,4 +114,21 @@ test('an unknown execution id is NOT_FOUND', async () => {
   await assert.rejects(
     unary(c.executor, 'GetExecution', {execution_id: 'exe_00000000-0000-4000-8000-000000000000'}),
     (err) => err.code === grpc.status.NOT_FOUND);
+});
+
+test('Eval returns the value of the last expression', async () => {
+  const r = await evaluate(c.executor, "print('side')\nxs = [3, 1, 2]\nsorted(xs)");
+  assert.strictEqual(r.result, '[1, 2, 3]');
+  assert.strictEqual(r.stdout, 'side\n');
+  assert.strictEqual(r.error, null);
+  assert.strictEqual((await evaluate(c.executor, 'x = 1')).result, null);
+});
+
+test('Eval reports the exception and its line', async () => {
+  const r = await evaluate(c.executor, 'x = 1\nx / 0', {python_version: '3.13'});
+  assert.strictEqual(r.result, null);
+  assert.deepStrictEqual(r.error, {type: 'ZeroDivisionError', line: 2,
+                                   message: 'division by zero'});
+  assert.strictEqual(r.exitCode, 1);
+  assert.match(r.stderr, /File "\/work\/main.py", line 2/);
 });

@@ -5,7 +5,14 @@ defined by proto/pyexec/v1/executor.proto. The generated stubs are created
 by ``client/python/gen_stubs.sh`` into ``python_executor_client/_gen/``.
 """
 
-from .client import PythonExecutorClient, PythonExecutorError, make_tar, server_target
+from .client import (
+    ExecutionPage,
+    PythonExecutorClient,
+    PythonExecutorError,
+    make_tar,
+    server_target,
+    server_uses_tls,
+)
 from .types import (
     ExecutionConfig,
     ExecutionResult,
@@ -26,6 +33,8 @@ __all__ = [
     "ExecutionStatus",
     "OutputChunk",
     "ResourceUsage",
+    "ExecutionPage",
     "make_tar",
     "server_target",
+    "server_uses_tls",
 ]

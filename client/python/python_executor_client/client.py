@@ -2,9 +2,9 @@
 
 Runs Python projects in fresh, locked-down containers on a pyexec server.
 The API follows the original ``PythonExecutorClient`` (execute_sync,
-execute_async, get_execution, kill, wait_for_completion) and adds
-``stream_output`` and ``health``; client/python/README.md lists where it
-differs (no eval yet, wait_for_completion's positional order, gRPC errors).
+execute_async, get_execution, kill, wait_for_completion, eval) and adds
+``stream_output``, ``list_executions`` and ``health``; client/python/README.md
+lists where it differs.
 
 Example:
     >>> from python_executor_client import PythonExecutorClient
@@ -17,7 +17,9 @@ Example:
 Errors: every gRPC failure is raised as PythonExecutorError, whose ``code``
 is the ``grpc.StatusCode`` (e.g. NOT_FOUND for an unknown execution id,
 INVALID_ARGUMENT for a malformed one or a bad request) and ``details`` the
-server's message. A program that fails is not an error: its result says so.
+server's message. It is an ``OSError``, as the original client's
+``requests`` errors are, and has their ``response.status_code`` (404 for
+NOT_FOUND, ...). A program that fails is not an error: its result says so.
 
 Threads: a client may be shared by threads (gRPC channels are thread-safe);
 close it once, after the last call.
@@ -66,11 +68,45 @@ _STREAMS = {executor_pb2.STREAM_STDOUT: "stdout", executor_pb2.STREAM_STDERR: "s
 
 _CONFIG_FIELDS = ("timeout_seconds", "network_disabled", "memory_mb", "disk_mb", "cpu_shares")
 _METADATA_FIELDS = ("entrypoint", "docker_image", "requirements_txt", "pre_commands", "stdin",
-                    "env_vars", "script_args")
+                    "env_vars", "script_args", "python_version")
+
+# The HTTP status the original service answers with for each gRPC code.
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 412,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
 
 
-class PythonExecutorError(Exception):
+class ErrorResponse:
+    """What callers of the original client read from ``requests``'
+    ``HTTPError.response``: ``status_code``, ``reason`` and ``text``."""
+
+    def __init__(self, status_code: int, reason: str, text: str):
+        self.status_code = status_code
+        self.reason = reason
+        self.text = text
+        self.ok = False
+
+    def json(self) -> dict:
+        return {"error": self.text}
+
+
+class PythonExecutorError(OSError):
     """A gRPC call to the pyexec server failed.
+
+    An ``OSError``, as the ``requests`` exceptions the original client
+    raised are (``except OSError`` / ``except IOError`` keep working), with
+    their ``response.status_code``.
 
     Attributes:
         code: The ``grpc.StatusCode`` (NOT_FOUND, INVALID_ARGUMENT,
@@ -78,6 +114,9 @@ class PythonExecutorError(Exception):
             OUT_OF_RANGE, DEADLINE_EXCEEDED, ...).
         details: The server's status message.
         method: The RPC that failed, e.g. "GetExecution".
+        response: An ErrorResponse: the HTTP status the original service
+            gives for this failure (404 for NOT_FOUND, 400 for
+            INVALID_ARGUMENT, 429, 503, ...; 500 otherwise) and the message.
     """
 
     def __init__(self, code: grpc.StatusCode, details: str, method: str = ""):
@@ -85,8 +124,15 @@ class PythonExecutorError(Exception):
         self.details = details or ""
         self.method = method
         name = code.name if isinstance(code, grpc.StatusCode) else str(code)
+        self.response = ErrorResponse(_HTTP_STATUS.get(code, 500), name, self.details)
         super().__init__(f"{method}: {name}: {self.details}" if method else
                          f"{name}: {self.details}")
+
+    def __str__(self) -> str:  # OSError's own would prefix an errno
+        return self.args[0] if self.args else ""
+
+    def __reduce__(self):
+        return (type(self), (self.code, self.details, self.method))
 
 
 def _error(method: str, e: grpc.RpcError, server: str = "") -> PythonExecutorError:
@@ -98,27 +144,33 @@ def _error(method: str, e: grpc.RpcError, server: str = "") -> PythonExecutorErr
     return PythonExecutorError(code, details, method)
 
 
+def server_uses_tls(address: Optional[str]) -> bool:
+    """True for an "https://" or "grpcs://" address: the client then opens
+    a TLS channel (verified against the system's root certificates)."""
+    return bool(address) and address.startswith(("https://", "grpcs://"))
+
+
 def server_target(address: Optional[str]) -> str:
     """The gRPC target for a server address as people write it.
 
     "host:port" and "[v6]:port" are kept; "host", "[v6]" and a bare IPv6
-    address get port 50051; "http://" and "grpc://" (and a trailing "/") are
-    dropped; gRPC's own "unix:", "unix-abstract:", "ipv4:", "ipv6:" and
-    "dns:" targets pass through. None or "" is "127.0.0.1:50051".
+    address get port 50051 (443 after "https://"); "http://", "grpc://",
+    "https://" and "grpcs://" (and a trailing "/") are dropped (the last two
+    make the channel TLS: server_uses_tls); gRPC's own "unix:",
+    "unix-abstract:", "ipv4:", "ipv6:" and "dns:" targets pass through. None
+    or "" is "127.0.0.1:50051".
 
     Raises:
-        ValueError: "https://" or "grpcs://" (TLS is not supported yet), an
-            unknown scheme, a path, no host, or a port outside 1..65535.
+        ValueError: an unknown scheme, a path, no host, or a port outside
+            1..65535.
     """
     if not address:
         return DEFAULT_SERVER
     if address.startswith(("unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:")):
         return address
-    if address.startswith(("https://", "grpcs://")):
-        raise ValueError(f"server address {address!r}: TLS is not supported yet; "
-                         "use host:port (plaintext)")
+    default_port = 443 if address.startswith("https://") else DEFAULT_PORT
     h = address
-    for prefix in ("http://", "grpc://"):
+    for prefix in ("http://", "grpc://", "https://", "grpcs://"):
         if h.startswith(prefix):
             h = h[len(prefix):]
     if "://" in h:
@@ -136,19 +188,19 @@ def server_target(address: Optional[str]) -> str:
         if not sep or host == "[":
             raise ValueError(f"server address {address!r}: bad IPv6 address")
         if not rest:
-            return f"{h}:{DEFAULT_PORT}"
+            return f"{h}:{default_port}"
         if not rest.startswith(":"):
             raise ValueError(f"server address {address!r}: expected [v6]:port")
         if not port_ok(rest[1:]):
             raise ValueError(f"server address {address!r}: bad port {rest[1:]!r}")
         return h
     if h.count(":") > 1:
-        return f"[{h}]:{DEFAULT_PORT}"
+        return f"[{h}]:{default_port}"
     host, sep, port = h.partition(":")
     if not host:
         raise ValueError(f"server address {address!r}: no host")
     if not sep:
-        return f"{h}:{DEFAULT_PORT}"
+        return f"{h}:{default_port}"
     if not port_ok(port):
         raise ValueError(f"server address {address!r}: bad port {port!r}")
     return h
@@ -178,7 +230,20 @@ def _result_from_proto(msg) -> ExecutionResult:
                if msg.HasField("usage") else None),
         stdout_bytes=bytes(msg.stdout),
         stderr_bytes=bytes(msg.stderr),
+        result=msg.result.value if msg.HasField("result") else None,
+        error_type=msg.error_type or None,
+        error_line=msg.error_line or None,
+        error_message=msg.error_message if msg.error_type else None,
     )
+
+
+class ExecutionPage(list):
+    """A list of ExecutionResults (newest first, without stdout/stderr) with
+    the token of the next page ("" when there is none)."""
+
+    def __init__(self, items=(), next_page_token: str = ""):
+        super().__init__(items)
+        self.next_page_token = next_page_token
 
 
 def _as_bytes(content) -> bytes:
@@ -307,8 +372,10 @@ class PythonExecutorClient:
 
     Args:
         server: The server's address: "host:port", "host" (port 50051),
-            "http://host:port" or "grpc://host:port" (see server_target();
-            "https://" raises ValueError: TLS is not supported yet). Default
+            "http://host:port" or "grpc://host:port" (plaintext), or
+            "https://host[:port]" (TLS, port 443 by default; see
+            server_target()). The original client's base URL, e.g.
+            "http://pyexec.cluster:9999/", works as it is. Default
             "127.0.0.1:50051", or the PYEXEC_SERVER environment variable
             when set. A call that cannot reach it raises PythonExecutorError
             UNAVAILABLE naming the address tried.
@@ -332,13 +399,20 @@ class PythonExecutorClient:
     def __init__(self, server: Optional[str] = None, timeout: Optional[float] = None,
                  call_timeout: Optional[float] = 30.0,
                  max_receive_bytes: int = MAX_RECEIVE_BYTES):
-        self.server = server_target(server or os.environ.get("PYEXEC_SERVER"))
+        address = server or os.environ.get("PYEXEC_SERVER")
+        self.server = server_target(address)
+        self.tls = server_uses_tls(address)
         self.timeout = timeout
         self.call_timeout = call_timeout
-        self._channel = grpc.insecure_channel(self.server, options=[
+        options = [
             ("grpc.max_receive_message_length", max_receive_bytes),
             ("grpc.max_send_message_length", -1),
-        ])
+        ]
+        if self.tls:
+            self._channel = grpc.secure_channel(self.server, grpc.ssl_channel_credentials(),
+                                                options=options)
+        else:
+            self._channel = grpc.insecure_channel(self.server, options=options)
         self._stub = executor_pb2_grpc.ExecutorServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -431,6 +505,8 @@ class PythonExecutorClient:
             meta.stdin = _as_bytes(src["stdin"])
         meta.env_vars.extend(src["env_vars"] or [])
         meta.script_args.extend(str(a) for a in (src["script_args"] or []))
+        if src["python_version"]:
+            meta.python_version = src["python_version"]
         for name in explicit:
             if name == "network_disabled":
                 meta.config.network_disabled.CopyFrom(
@@ -468,9 +544,9 @@ class PythonExecutorClient:
                 describe metadata and limits are ignored.
             **kwargs: Shorthand for Metadata and ExecutionConfig fields
                 (entrypoint, docker_image, requirements_txt, pre_commands,
-                stdin, env_vars, script_args, timeout_seconds,
-                network_disabled, memory_mb, disk_mb, cpu_shares) and
-                request_id (idempotency key).
+                stdin, env_vars, script_args, python_version,
+                timeout_seconds, network_disabled, memory_mb, disk_mb,
+                cpu_shares) and request_id (idempotency key).
 
         Returns:
             ExecutionResult: The terminal result with stdout and stderr.
@@ -562,11 +638,12 @@ class PythonExecutorClient:
         finally:
             call.cancel()
 
-    def wait_for_completion(self, execution_id: str, timeout: Optional[float] = None,
-                            poll_interval: float = 2.0,
-                            max_wait: Optional[float] = None) -> ExecutionResult:
+    def wait_for_completion(self, execution_id: str, poll_interval: float = 1.0,
+                            max_wait: Optional[float] = None, *,
+                            timeout: Optional[float] = None) -> ExecutionResult:
         """Waits for an execution to finish and returns its terminal result
-        (with the full output).
+        (with the full output). The parameters are the original client's, in
+        its order.
 
         The end is awaited on StreamOutput, so it is seen as soon as it
         happens; `poll_interval` is only used against a server without
@@ -574,24 +651,24 @@ class PythonExecutorClient:
 
         Args:
             execution_id: The id returned by execute_async().
-            timeout: Seconds to wait at most; None: no limit.
             poll_interval: Seconds between polls in the fallback.
-            max_wait: The original client's name for `timeout`.
+            max_wait: Seconds to wait at most; None: no limit.
+            timeout: Keyword-only alias of max_wait.
 
         Raises:
-            TimeoutError: The execution did not finish within `timeout`.
+            TimeoutError: The execution did not finish within `max_wait`.
             PythonExecutorError: The call failed.
         """
-        if timeout is None:
-            timeout = max_wait
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if max_wait is None:
+            max_wait = timeout
+        deadline = None if max_wait is None else time.monotonic() + max_wait
         try:
-            for chunk in self.stream_output(execution_id, 0, timeout=timeout):
+            for chunk in self.stream_output(execution_id, 0, timeout=max_wait):
                 if chunk.result is not None:
                     break
         except PythonExecutorError as e:
             if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                raise TimeoutError(f"Execution did not complete within {timeout}s") from None
+                raise TimeoutError(f"Execution did not complete within {max_wait}s") from None
             if e.code != grpc.StatusCode.UNIMPLEMENTED:
                 raise
             while True:
@@ -599,9 +676,137 @@ class PythonExecutorClient:
                 if result.status.is_terminal:
                     return result
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"Execution did not complete within {timeout}s") from None
+                    raise TimeoutError(f"Execution did not complete within {max_wait}s") from None
                 time.sleep(poll_interval)
         return self.get_execution(execution_id)
+
+    def eval(self, code: Optional[str] = None, *, files=None, entrypoint: Optional[str] = None,
+             stdin: Optional[Union[str, bytes]] = None, python_version: Optional[str] = None,
+             timeout_seconds: Optional[int] = None, eval_last_expr: bool = True,
+             **kwargs) -> ExecutionResult:
+        """Runs Python code REPL-style and waits for the result.
+
+        If the last top-level statement of the code is an expression, the
+        repr() of its value is in ``result`` (None when there is none, the
+        value is None, or the code raised). When the code raised,
+        ``error_type``, ``error_line`` (the line in the entrypoint) and
+        ``error_message`` say what; stderr has the traceback.
+
+        Args:
+            code: The code, run as main.py.
+            files: Instead of `code`: the original client's list of
+                {"name": ..., "content": ...} dicts, or a {path: content}
+                dict.
+            entrypoint: With `files`: the file to run (default main.py).
+            stdin: Bytes (or UTF-8 text) fed to the program's stdin.
+            python_version: e.g. "3.13"; None: the server's default image.
+            timeout_seconds: Wall-clock limit (None: the server's default).
+            eval_last_expr: False runs the code as a plain program (an
+                Execute): no result, no error fields.
+            **kwargs: env_vars, requirements_txt, network_disabled,
+                memory_mb, disk_mb, cpu_shares, request_id.
+
+        Returns:
+            ExecutionResult: the terminal result.
+
+        Raises:
+            ValueError: Neither code nor files.
+            PythonExecutorError: The call failed (e.g. INVALID_ARGUMENT for
+                a Python version the server does not have).
+
+        Example:
+            >>> client.eval("x = 5\\ny = 10\\nx + y").result
+            '15'
+        """
+        allowed = {"env_vars", "requirements_txt", "network_disabled", "memory_mb", "disk_mb",
+                   "cpu_shares", "request_id"}
+        unknown = set(kwargs) - allowed
+        if unknown:
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
+        as_code = files is None and code is not None
+        if files is not None:
+            if isinstance(files, (list, tuple)):
+                files = {f["name"]: f["content"] for f in files}
+        elif code is not None:
+            files = {"main.py": code}
+        else:
+            raise ValueError("Either code or files must be provided")
+        limits = {k: kwargs.pop(k) for k in list(kwargs)
+                  if k in ("network_disabled", "memory_mb", "disk_mb", "cpu_shares")}
+        if timeout_seconds is not None:
+            limits["timeout_seconds"] = timeout_seconds
+        if not eval_last_expr:
+            return self.execute_sync(files=files, entrypoint=entrypoint or "",
+                                     stdin=stdin, python_version=python_version,
+                                     **limits, **kwargs)
+        req = executor_pb2.EvalRequest()
+        if as_code:
+            req.code = code
+        else:
+            for path, content in files.items():
+                mode = 0
+                if isinstance(content, tuple):
+                    content, mode = content
+                req.files.append(executor_pb2.File(path=str(path), content=_as_bytes(content),
+                                                   mode=mode))
+        if entrypoint:
+            req.entrypoint = entrypoint
+        if stdin:
+            req.stdin = _as_bytes(stdin)
+        if python_version:
+            req.python_version = python_version
+        if kwargs.get("requirements_txt"):
+            req.requirements_txt = kwargs["requirements_txt"]
+        req.env_vars.extend(kwargs.get("env_vars") or [])
+        if kwargs.get("request_id"):
+            req.request_id = kwargs["request_id"]
+        for name, value in limits.items():
+            if name == "network_disabled":
+                req.config.network_disabled.CopyFrom(wrappers_pb2.BoolValue(value=bool(value)))
+            else:
+                setattr(req.config, name, int(value))
+        try:
+            msg = self._stub.Eval(req, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise _error("Eval", e, self.server) from None
+        return _result_from_proto(msg)
+
+    def list_executions(self, status: Optional[Union[ExecutionStatus, str]] = None,
+                        page_size: Optional[int] = None,
+                        page_token: Optional[str] = None) -> ExecutionPage:
+        """The executions the server retains, newest first, without their
+        output.
+
+        Args:
+            status: Only executions in this status (an ExecutionStatus or
+                its name, e.g. "running").
+            page_size: One page of at most this many (1..1000), starting at
+                `page_token`; its ``next_page_token`` leads on. None: every
+                page, read in turn.
+            page_token: The ``next_page_token`` of an earlier page.
+
+        Returns:
+            ExecutionPage: a list of ExecutionResults with next_page_token.
+
+        Raises:
+            PythonExecutorError: INVALID_ARGUMENT for a bad page size or
+                token.
+        """
+        req = executor_pb2.ListExecutionsRequest(page_size=page_size or 0,
+                                                 page_token=page_token or "")
+        if status is not None:
+            name = ExecutionStatus(status).value.upper()
+            req.status = executor_pb2.ExecutionStatus.Value("EXECUTION_STATUS_" + name)
+        items = []
+        while True:
+            try:
+                resp = self._stub.ListExecutions(req, timeout=self.call_timeout)
+            except grpc.RpcError as e:
+                raise _error("ListExecutions", e, self.server) from None
+            items.extend(_result_from_proto(m) for m in resp.executions)
+            if page_size is not None or not resp.next_page_token:
+                return ExecutionPage(items, resp.next_page_token)
+            req.page_token = resp.next_page_token
 
     def health(self, service: str = "") -> str:
         """The server's health as the standard gRPC health service reports it:

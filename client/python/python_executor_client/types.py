@@ -11,7 +11,9 @@ so code written against that client keeps working:
 Additions for the gRPC service: ``ExecutionResult.reason``,
 ``ExecutionResult.output_truncated``, ``ExecutionResult.usage``
 (a ResourceUsage), the raw output bytes ``ExecutionResult.stdout_bytes`` /
-``stderr_bytes``, and OutputChunk for ``PythonExecutorClient.stream_output``.
+``stderr_bytes``, the Eval fields ``result``, ``error_type``,
+``error_line``, ``error_message``, ``Metadata.python_version``, and
+OutputChunk for ``PythonExecutorClient.stream_output``.
 """
 
 from dataclasses import dataclass, field
@@ -102,6 +104,8 @@ class Metadata:
         config: Resource limits. None: the server's defaults. See ExecutionConfig.
         env_vars: Environment variables as "KEY=value" strings.
         script_args: Arguments passed to the script (sys.argv[1:]).
+        python_version: Python version, e.g. "3.13": the server's image for
+            it. None: the server's default image. Not with docker_image.
 
     Example:
         >>> metadata = Metadata(
@@ -120,6 +124,7 @@ class Metadata:
     config: Optional[ExecutionConfig] = None
     env_vars: Optional[list[str]] = None
     script_args: Optional[list[str]] = None
+    python_version: Optional[str] = None
 
     def to_dict(self) -> dict:
         """Convert to a dictionary for JSON serialization (unset fields omitted)."""
@@ -138,6 +143,8 @@ class Metadata:
             data["env_vars"] = self.env_vars
         if self.script_args:
             data["script_args"] = self.script_args
+        if self.python_version:
+            data["python_version"] = self.python_version
         return data
 
 
@@ -215,6 +222,13 @@ class ExecutionResult:
         usage: Resource usage of the sandbox, if reported.
         stdout_bytes: The raw bytes of stdout.
         stderr_bytes: The raw bytes of stderr.
+        result: Eval only: repr() of the value of the code's last top-level
+            expression; None when it has none, the value is None, or the
+            code raised.
+        error_type: The uncaught exception's type (e.g. "NameError") when
+            an Eval's code raised; None otherwise.
+        error_line: Its line in the entrypoint file; None if unknown.
+        error_message: str() of that exception.
 
     Example:
         >>> result = client.execute_sync(files={"main.py": "print('hello')"})
@@ -236,6 +250,10 @@ class ExecutionResult:
     usage: Optional[ResourceUsage] = None
     stdout_bytes: Optional[bytes] = field(default=None, repr=False)
     stderr_bytes: Optional[bytes] = field(default=None, repr=False)
+    result: Optional[str] = None
+    error_type: Optional[str] = None
+    error_line: Optional[int] = None
+    error_message: Optional[str] = None
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExecutionResult":
@@ -281,6 +299,10 @@ class ExecutionResult:
             usage=usage,
             stdout_bytes=stdout_bytes,
             stderr_bytes=stderr_bytes,
+            result=data.get("result"),
+            error_type=data.get("error_type") or None,
+            error_line=data.get("error_line") or None,
+            error_message=data.get("error_message") if data.get("error_type") else None,
         )
 
     def to_dict(self) -> dict:
@@ -299,6 +321,10 @@ class ExecutionResult:
             "reason": self.reason,
             "output_truncated": self.output_truncated,
             "usage": self.usage.to_dict() if self.usage else None,
+            "result": self.result,
+            "error_type": self.error_type,
+            "error_line": self.error_line or 0,
+            "error_message": self.error_message,
         }
 
 

@@ -244,14 +244,26 @@ def test_server_address_forms():
     assert server_target("[::1]:7") == "[::1]:7"
     assert server_target("unix:/run/x.sock") == "unix:/run/x.sock"
     assert server_target(None) == "127.0.0.1:50051"
-    for bad, why in (("https://h:1", "TLS is not supported yet"),
-                     ("grpcs://h", "TLS is not supported yet"),
-                     ("ftp://h", "unknown scheme"), ("h:0", "bad port"), ("h:x", "bad port"),
+    assert server_target("https://h:1") == "h:1"
+    assert server_target("https://pyexec.example/") == "pyexec.example:443"
+    assert server_target("grpcs://h") == "h:50051"
+    for bad, why in (("ftp://h", "unknown scheme"), ("h:0", "bad port"), ("h:x", "bad port"),
                      (":1", "no host"), ("http://h:1/x", "a path")):
         with pytest.raises(ValueError, match=why):
             server_target(bad)
-    with pytest.raises(ValueError, match="TLS"):
-        PythonExecutorClient("https://127.0.0.1:1")
+
+
+def test_https_means_a_tls_channel(server):
+    """An https:// address opens a TLS channel: against the plaintext test
+    server the handshake fails, where http:// to the same port works."""
+    host_port = server.address
+    with PythonExecutorClient("http://" + host_port) as plain:
+        assert not plain.tls and plain.health() == "SERVING"
+    with PythonExecutorClient("https://" + host_port, call_timeout=5) as tls:
+        assert tls.tls and tls.server == host_port
+        with pytest.raises(PythonExecutorError) as e:
+            tls.health()
+        assert e.value.code == grpc.StatusCode.UNAVAILABLE
 
 
 # ---------------------------------------------------------------------------
@@ -438,8 +450,8 @@ def test_result_from_proto_maps_every_field():
 
 
 def test_readme_says_where_the_client_differs_from_the_original():
-    """client/python/README.md's list of differences matches the code: the
-    signature of wait_for_completion as written there, and no eval yet."""
+    """client/python/README.md matches the code: the signature of
+    wait_for_completion as written there, eval, https://."""
     import inspect
     import re
 
@@ -447,9 +459,9 @@ def test_readme_says_where_the_client_differs_from_the_original():
     shown = re.search(r"`wait_for_completion\((.*?)\)`", readme, re.S)
     assert shown, "the README shows wait_for_completion's signature"
     params = [p for p in inspect.signature(PythonExecutorClient.wait_for_completion).parameters.values()
-              if p.name != "self"]
+              if p.name != "self" and p.kind != inspect.Parameter.KEYWORD_ONLY]
     actual = ", ".join(p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default}"
                        for p in params)
     assert " ".join(shown.group(1).split()) == actual
-    assert "no `eval`" in readme and not hasattr(PythonExecutorClient, "eval")
-    assert "`https://` raises `ValueError`" in readme
+    assert "`eval(code" in readme and hasattr(PythonExecutorClient, "eval")
+    assert "`https://`" in readme and "TLS channel" in readme

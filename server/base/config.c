@@ -10,7 +10,15 @@
 
 #define MIB (INT64_C(1) << 20)
 
-typedef enum opt_kind { OPT_STR, OPT_INT, OPT_I64, OPT_LEVEL, OPT_PYIMAGE } opt_kind;
+typedef enum opt_kind {
+    OPT_STR,
+    OPT_INT,
+    OPT_I64,
+    OPT_LEVEL,
+    OPT_PYIMAGE,
+    OPT_IMAGES, /* allowed_images: patterns, checked */
+    OPT_PULL,   /* pull_missing: never|missing */
+} opt_kind;
 
 /* One setting: its flag (without "--"), its type, where it lives in
  * px_config, and the accepted range for numbers. */
@@ -42,6 +50,13 @@ static const opt opts[] = {
     {"python_image", OPT_PYIMAGE, offsetof(px_config, python_images), 0, 0, 0,
      "VERSION=IMAGE: the image of a python_version requests may ask for; repeatable, each "
      "replaces or adds one (comma-separated in the environment)"},
+    {"allowed_images", OPT_IMAGES, offsetof(px_config, allowed_images),
+     sizeof(((px_config *)0)->allowed_images), 0, 0,
+     "comma-separated patterns of the images a request may run, '*' matching any characters, "
+     "e.g. pyexec/python:*; a request for another image is refused"},
+    {"pull", OPT_PULL, offsetof(px_config, pull_missing), sizeof(bool), 0, 0,
+     "never or missing: whether the engine may pull an allowed image that is not present "
+     "(never: no registry is contacted)"},
     INT(default_timeout_s, 1, 86400, "default wall-clock timeout of an execution, seconds"),
     INT(max_timeout_s, 1, 86400, "largest timeout a request may ask for"),
     INT(default_memory_mb, 16, 1 << 20, "default memory limit, MiB"),
@@ -176,6 +191,76 @@ void px_config_python_versions(const px_config *cfg, char *out, size_t n) {
     }
 }
 
+/* Whether `s` matches the `plen` bytes of `pattern`, where '*' matches any
+ * run of characters (none included) and every other character itself. */
+static bool glob_match(const char *pattern, size_t plen, const char *s) {
+    size_t p = 0, star = SIZE_MAX;
+    const char *resume = NULL;
+    while (*s) {
+        if (p < plen && pattern[p] == '*') {
+            star = p++;
+            resume = s;
+        } else if (p < plen && pattern[p] == *s) {
+            p++;
+            s++;
+        } else if (star != SIZE_MAX) {
+            p = star + 1; /* the last star takes one more character */
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (p < plen && pattern[p] == '*')
+        p++;
+    return p == plen;
+}
+
+bool px_config_image_allowed(const px_config *cfg, const char *image) {
+    if (!cfg->allowed_images[0]) {
+        if (strcmp(image, cfg->default_image) == 0)
+            return true;
+        for (int i = 0; i < cfg->n_python_images; i++)
+            if (strcmp(image, cfg->python_images[i].image) == 0)
+                return true;
+        return false;
+    }
+    for (const char *p = cfg->allowed_images;; p++) {
+        size_t len = strcspn(p, ",");
+        if (glob_match(p, len, image))
+            return true;
+        p += len;
+        if (!*p)
+            return false;
+    }
+}
+
+void px_config_allowed_images(const px_config *cfg, char *out, size_t n) {
+    if (n == 0)
+        return;
+    size_t k = 0;
+    out[0] = '\0';
+    if (cfg->allowed_images[0]) {
+        for (const char *p = cfg->allowed_images;; p++) {
+            size_t len = strcspn(p, ",");
+            int w = snprintf(out + k, n - k, "%s%.*s", k ? ", " : "", (int)len, p);
+            if (w < 0 || (size_t)w >= n - k)
+                return;
+            k += (size_t)w;
+            p += len;
+            if (!*p)
+                return;
+        }
+    }
+    int w = snprintf(out, n, "%s", cfg->default_image);
+    for (int i = 0; i < cfg->n_python_images && w >= 0 && (size_t)w < n; i++) {
+        if (strcmp(cfg->python_images[i].image, cfg->default_image) == 0)
+            continue;
+        k = (size_t)w;
+        int more = snprintf(out + k, n - k, ", %s", cfg->python_images[i].image);
+        w = more < 0 ? -1 : w + more;
+    }
+}
+
 /* One VERSION=IMAGE entry of --python-image (`len` bytes of `entry`). */
 static int add_python_image(px_config *cfg, const char *entry, size_t len, const char *source,
                             px_error *err) {
@@ -205,9 +290,45 @@ static int add_python_image(px_config *cfg, const char *entry, size_t len, const
     return 0;
 }
 
+/* Checks a comma-separated list of image patterns: each non-empty, of the
+ * characters of an image reference or '*'. */
+static int check_patterns(const char *value, const char *source, px_error *err) {
+    static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789._-/:@*";
+    for (const char *p = value;; p++) {
+        size_t len = strcspn(p, ",");
+        if (len == 0)
+            return px_error_set(err, PX_E_INVALID, "%s: an empty pattern in '%s'", source, value);
+        size_t ok = strspn(p, chars);
+        if (ok < len)
+            return px_error_set(err, PX_E_INVALID,
+                                "%s: '%.*s' has a character no image reference has ('%c')",
+                                source, (int)len, p, p[ok]);
+        p += len;
+        if (!*p)
+            return 0;
+    }
+}
+
 static int set_value(px_config *cfg, const opt *o, const char *value, const char *source,
                      px_error *err) {
     char *field = (char *)cfg + o->offset;
+    if (o->kind == OPT_IMAGES) {
+        if (strlen(value) >= o->size)
+            return px_error_set(err, PX_E_INVALID, "%s: longer than %zu characters", source,
+                                o->size - 1);
+        if (check_patterns(value, source, err) < 0)
+            return -1;
+        memcpy(field, value, strlen(value) + 1);
+        return 0;
+    }
+    if (o->kind == OPT_PULL) {
+        if (strcmp(value, "never") != 0 && strcmp(value, "missing") != 0)
+            return px_error_set(err, PX_E_INVALID, "%s: '%s' is not one of never, missing",
+                                source, value);
+        *(bool *)(void *)field = strcmp(value, "missing") == 0;
+        return 0;
+    }
     if (o->kind == OPT_PYIMAGE) {
         for (const char *p = value;; p++) {
             size_t len = strcspn(p, ",");
@@ -301,6 +422,11 @@ void px_config_usage(FILE *out) {
             format_number(*(const int64_t *)(const void *)field, bytes, defval, sizeof defval);
             break;
         case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
+        case OPT_IMAGES:
+            snprintf(defval, sizeof defval, "the configured images (--default-image and every "
+                                            "--python-image)");
+            break;
+        case OPT_PULL: snprintf(defval, sizeof defval, "never"); break;
         case OPT_PYIMAGE: {
             size_t k = 0;
             defval[0] = '\0';

@@ -7,6 +7,7 @@
 #ifndef PYEXEC_BASE_CONFIG_H
 #define PYEXEC_BASE_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -38,6 +39,14 @@ typedef struct px_config {
      * built in, 3.11 -> pyexec/python:3.11 and 3.13 -> pyexec/python:3.13. */
     px_python_image python_images[PX_PYTHON_IMAGES_MAX];
     int n_python_images;
+    /* --allowed-images: comma-separated patterns of the images a request may
+     * run ('*' matches any run of characters, everything else itself); ""
+     * (the default) allows the configured images: --default-image and every
+     * --python-image. See px_config_image_allowed(). */
+    char allowed_images[1024];
+    /* --pull never|missing: whether the engine may pull an allowed image
+     * that is not present (default never: no registry is contacted). */
+    bool pull_missing;
 
     /* Per-execution limits: the default applied when a request leaves a
      * field 0/unset, and the maximum a request may ask for. */
@@ -102,6 +111,13 @@ const char *px_config_python_image(const px_config *cfg, const char *version);
 
 /* The known versions, ", "-separated, in the order configured, into `out`. */
 void px_config_python_versions(const px_config *cfg, char *out, size_t n);
+
+/* Whether a request may run `image` (see allowed_images). */
+bool px_config_image_allowed(const px_config *cfg, const char *image);
+
+/* The images a request may run, as a client should read it (the patterns,
+ * or the configured images), ", "-separated, into `out` (cut at `n`). */
+void px_config_allowed_images(const px_config *cfg, char *out, size_t n);
 
 /* Prints the usage text (all flags, env names and defaults). */
 void px_config_usage(FILE *out);

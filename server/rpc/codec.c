@@ -205,6 +205,17 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                                                "reference",
                             px_quote_str(&q, image)),
                NULL;
+    /* Before the engine is asked anything: an image name with a registry
+     * host would have the engine connect to that host. */
+    if (!px_config_image_allowed(cfg, image)) {
+        char allowed[512];
+        px_config_allowed_images(cfg, allowed, sizeof allowed);
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.docker_image: '%s' is not an image this server runs "
+                            "(allowed: %s)",
+                            px_quote_str(&q, image), allowed),
+               NULL;
+    }
 
     if (!(spec->env = copy_strv(meta->env_vars, meta->n_env_vars, "env_vars", cfg->max_env_vars,
                                 cfg->max_string_bytes, check_env, err)))

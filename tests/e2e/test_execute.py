@@ -147,23 +147,18 @@ def test_image_is_selectable(ex):
     assert res.stdout == b"ok\n"
 
 
-# The server asks the engine to pull a missing image. This name points the
-# pull at a registry on loopback port 1, which refuses at once: the test
-# never sends traffic off the machine.
-MISSING_IMAGE = "127.0.0.1:1/pyexec/no-such-image:never"
+# An image the server is not configured with is refused before the engine
+# is asked anything (tests/e2e/test_images.py has the rest). The name points
+# at a registry on loopback port 1 all the same: nothing leaves the machine.
+OTHER_IMAGE = "127.0.0.1:1/pyexec/no-such-image:never"
 
 
-def test_missing_image_is_refused(ex):
-    """docs/contract.md names both FAILED_PRECONDITION (status table) and a FAILED
-    result (status list) for a missing image; either is accepted."""
-    try:
-        res = ex.run("print('ok')\n", docker_image=MISSING_IMAGE)
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION, e.details()
-        return
-    assert status(res) == "EXECUTION_STATUS_FAILED"
-    assert reason(res) == "TERMINATION_REASON_SANDBOX_ERROR"
-    assert "no-such-image" in res.error
+def test_an_image_the_server_does_not_run_is_refused(ex):
+    with pytest.raises(grpc.RpcError) as e:
+        ex.run("print('ok')\n", docker_image=OTHER_IMAGE)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, e.value.details()
+    assert "no-such-image" in e.value.details()
+    assert IMAGE in e.value.details(), "the message names the allowed images"
 
 
 # ---- entrypoint rules ----------------------------------------------------

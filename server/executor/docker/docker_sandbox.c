@@ -150,6 +150,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     pthread_mutex_init(&sb->pool_mu, NULL);
     sb->instance = strdup(config->instance);
     sb->runtime = config->runtime ? strdup(config->runtime) : NULL;
+    sb->pull_missing = config->pull_missing;
     sb->api_timeout_ms = config->api_timeout_ms;
     sb->pids_limit = config->pids_limit;
     sb->tmp_mb = config->tmp_mb;

@@ -39,7 +39,8 @@
  * Result errors (px_sandbox_result.error when ran is false):
  *   PX_E_CANCELLED     a kill was requested before a container was created
  *                      or taken from the pool;
- *   PX_E_PRECONDITION  image absent and not pullable;
+ *   PX_E_PRECONDITION  image absent, and not pulled (pull_missing false) or
+ *                      not pullable;
  *   PX_E_UNAVAILABLE   the engine cannot be reached or does not answer in time;
  *   PX_E_INVALID       the spec cannot be encoded (a string that is not UTF-8);
  *   PX_E_INTERNAL      any other failure, message like a stack, e.g.
@@ -78,6 +79,7 @@ typedef struct px_docker_config {
     int nofile;                 /* RLIMIT_NOFILE (not a server flag: always 1024) */
     int64_t reaper_interval_ms; /* 0 disables the periodic reaper (start-up reap still runs) */
     const char *runtime;        /* NULL = engine default */
+    bool pull_missing;          /* pull an absent image (false: fail, no registry contacted) */
 
     /* The warm pool (see below): how many pre-started containers to keep
      * ready (0 disables it, at most PX_DOCKER_POOL_MAX), and the profile

@@ -1,7 +1,7 @@
 /*
  * The Docker sandbox back-end's engine side (see sandbox_internal.h): API
  * helpers, the container profile and creation, the live set and the image
- * cache (image check, cached briefly; pull when absent).
+ * cache (image check, cached briefly; pull when absent, if allowed).
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -62,6 +62,7 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
         .nofile = SANDBOX_NOFILE,
         .reaper_interval_ms = cfg->reaper_interval_s * 1000,
         .runtime = cfg->runtime[0] ? cfg->runtime : NULL,
+        .pull_missing = cfg->pull_missing,
         .warm_pool = cfg->warm_pool,
         .pool_image = cfg->default_image,
         .pool_memory_mb = cfg->default_memory_mb,
@@ -275,6 +276,11 @@ int sb_ensure_image(docker_sandbox *sb, const char *image, px_error *err) {
     int present = sb_image_present(sb, image, err);
     if (present < 0)
         return px_error_wrap(err, "inspect image '%s'", image);
+    if (!present && !sb->pull_missing)
+        return px_error_set(err, PX_E_PRECONDITION,
+                            "image '%s' is not present, and this server does not pull images "
+                            "(--pull never)",
+                            image);
     if (!present) {
         px_error e = PX_ERROR_INIT;
         if (image_pull(sb, image, &e) < 0 || (present = sb_image_present(sb, image, &e)) <= 0) {

@@ -63,6 +63,7 @@ typedef struct docker_sandbox {
     /* Settings, fixed at creation. */
     char *instance;
     char *runtime;
+    bool pull_missing;
     int64_t api_timeout_ms;
     int pids_limit;
     int tmp_mb;
@@ -132,7 +133,8 @@ bool sb_image_cached(docker_sandbox *sb, const char *image);
 void sb_image_remember(docker_sandbox *sb, const char *image);
 /* Returns 1 if present, 0 if absent, -1 with `err` set on failure. */
 int sb_image_present(docker_sandbox *sb, const char *image, px_error *err);
-/* Makes sure `image` is present, pulling it if needed. */
+/* Makes sure `image` is present, pulling it if needed and allowed
+ * (pull_missing); PX_E_PRECONDITION when it is absent and is not pulled. */
 int sb_ensure_image(docker_sandbox *sb, const char *image, px_error *err);
 /* Creates container `name` for the profile of `spec` (labelled as pooled
  * when `for_pool`) and writes its id into id[id_cap]. */

@@ -107,6 +107,61 @@ TEST(Config, PythonImageValuesAreChecked) {
     EXPECT_NE(nullptr, strstr(p.err.msg, "more than")) << p.err.msg;
 }
 
+// By default a request may run the configured images and nothing else.
+TEST(Config, AllowedImagesDefaultToTheConfiguredOnes) {
+    Parsed p = parse({"--default-image", "mine/py:1", "--python-image", "3.12=mine/py:12"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_FALSE(p.cfg.pull_missing) << "--pull never by default";
+    for (const char *ok : {"mine/py:1", "mine/py:12", "pyexec/python:3.11", "pyexec/python:3.13"})
+        EXPECT_TRUE(px_config_image_allowed(&p.cfg, ok)) << ok;
+    for (const char *no : {"mine/py", "mine/py:2", "busybox", "127.0.0.1:1/mine/py:1",
+                           "docker.io/mine/py:1", "mine/py:1x", ""})
+        EXPECT_FALSE(px_config_image_allowed(&p.cfg, no)) << no;
+    char allowed[256];
+    px_config_allowed_images(&p.cfg, allowed, sizeof allowed);
+    EXPECT_STREQ("mine/py:1, pyexec/python:3.11, pyexec/python:3.13, mine/py:12", allowed);
+}
+
+TEST(Config, AllowedImagePatterns) {
+    Parsed p = parse({"--allowed-images", "pyexec/python:*,registry.local/team/*,exact:1"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    for (const char *ok : {"pyexec/python:3.11", "pyexec/python:", "registry.local/team/a/b:c",
+                           "exact:1"})
+        EXPECT_TRUE(px_config_image_allowed(&p.cfg, ok)) << ok;
+    for (const char *no : {"pyexec/python", "pyexec/pythonx:1", "x/pyexec/python:3.11",
+                           "registry.local/other:1", "exact:12", "exact:"})
+        EXPECT_FALSE(px_config_image_allowed(&p.cfg, no)) << no;
+    char allowed[256];
+    px_config_allowed_images(&p.cfg, allowed, sizeof allowed);
+    EXPECT_STREQ("pyexec/python:*, registry.local/team/*, exact:1", allowed);
+
+    p = parse({}, {"PYEXEC_ALLOWED_IMAGES=*a*b*"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_TRUE(px_config_image_allowed(&p.cfg, "xxaxxbxx"));
+    EXPECT_TRUE(px_config_image_allowed(&p.cfg, "ab"));
+    EXPECT_FALSE(px_config_image_allowed(&p.cfg, "ba"));
+
+    for (const char *bad : {"", "a,,b", "a,", "img name", "img?", "[a]"}) {
+        p = parse({"--allowed-images", bad});
+        EXPECT_EQ(-1, p.rc) << bad;
+        EXPECT_NE(nullptr, strstr(p.err.msg, "--allowed-images")) << p.err.msg;
+    }
+}
+
+TEST(Config, Pull) {
+    Parsed p = parse({"--pull", "missing"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_TRUE(p.cfg.pull_missing);
+    p = parse({}, {"PYEXEC_PULL=never"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_FALSE(p.cfg.pull_missing);
+    p = parse({"--pull", "always"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(std::string(p.err.msg).find("--pull: 'always' is not one of never, missing"),
+              std::string::npos)
+        << p.err.msg;
+}
+
 TEST(Config, WarmPool) {
     px_config c;
     px_config_default(&c);

@@ -693,9 +693,26 @@ def image_of(fake, **metadata):
 def test_python_version_picks_the_built_in_images(fake):
     assert image_of(fake, python_version="3.13") == "pyexec/python:3.13"
     assert image_of(fake, python_version="3.11") == "pyexec/python:3.11"
-    assert image_of(fake, docker_image="custom:1") == "custom:1"
+    assert image_of(fake, docker_image="pyexec/python:3.13") == "pyexec/python:3.13"
     res = fake.stub.Eval(eval_req(fake, "image", python_version="3.13"), timeout=30)
     assert res.stdout == b"pyexec/python:3.13"
+
+
+def test_only_allowed_images_reach_the_back_end(fake, fake_factory):
+    # By default: the configured images, and nothing else (refused before
+    # the back-end, which here would echo any image it got).
+    with pytest.raises(grpc.RpcError) as e:
+        image_of(fake, docker_image="custom:1")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert e.value.details() == (
+        "metadata.docker_image: 'custom:1' is not an image this server runs (allowed: "
+        "pyexec/python:3.11, pyexec/python:3.13)")
+    other = fake_factory("--allowed-images", "custom:*")
+    assert image_of(other, docker_image="custom:1") == "custom:1"
+    with pytest.raises(grpc.RpcError) as e:
+        image_of(other, python_version="3.13")
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "(allowed: custom:*)" in e.value.details()
 
 
 def test_python_image_flag_overrides_and_adds(fake_factory):

@@ -48,6 +48,7 @@ MB = 1024 * 1024
 # baseline (multi-file projects: a read-only bind mount, see below).
 
 HELLO = 'print("Hello, World!")\n'
+EVAL_CASE = "Eval 1 + 1 vs Execute hello world"
 COMPUTE = "print(sum(i * i for i in range(10**6)))\n"
 COMPUTE_OUT = str(sum(i * i for i in range(10**6))) + "\n"
 MEMORY = ('data = b"\\x01" * (50 * 1024 * 1024)\n'
@@ -212,6 +213,15 @@ class Bench:
         req = self.request(**kw)
         t0 = time.monotonic()
         res = self.stub.Execute(req, timeout=180)
+        ms = (time.monotonic() - t0) * 1000
+        return ms, self.check(res)
+
+    def pyexec_eval(self, code):
+        """One sync Eval; returns (ms, result)."""
+        req = self.pb.EvalRequest(code=code,
+                                  config=self.pb.ExecutionConfig(timeout_seconds=120))
+        t0 = time.monotonic()
+        res = self.stub.Eval(req, timeout=180)
         ms = (time.monotonic() - t0) * 1000
         return ms, self.check(res)
 
@@ -490,6 +500,29 @@ def latency_cases(b, rec, iters, full, pool=0):
                      iters)
         rec.run_case("memory (allocate 50 MB)", simple(MEMORY, f"{50 * MB}\n"), iters)
     rec.run_case("empty program", simple(EMPTY, ""), iters)
+
+    # Eval of `1 + 1` next to a hello-world Execute (each sample also keeps
+    # the sandbox's own CPU time from its cgroup: the difference is what the
+    # Eval wrapper adds) and `docker run --rm ... python3 -c`.
+    def ev():
+        ms, res = b.pyexec_eval("1 + 1")
+        if not res.HasField("result") or res.result.value != "2":
+            raise RuntimeError(f"unexpected result {res.result!r}")
+        return sample(ms, sandbox_cpu_ms=res.usage.cpu_time_ms)
+
+    def ex_hello():
+        ms, res = b.pyexec_sync(code=HELLO)
+        expect(res.stdout, "Hello, World!\n")
+        return sample(ms, sandbox_cpu_ms=res.usage.cpu_time_ms)
+
+    def dk_eval():
+        ms, out = b.docker_run("print(1 + 1)")
+        expect(out, "2\n")
+        return sample(ms)
+    rec.run_case(EVAL_CASE, [("pyexec Eval 1 + 1", ev), ("pyexec Execute hello world", ex_hello),
+                             ("docker run python3 -c 'print(1 + 1)'", dk_eval)], iters,
+                 note="sandbox_cpu_ms: the container's CPU time (bootstrap, wrapper, program) "
+                      "from its cgroup")
 
     if pool:
         # How a sequential client sees the pool: runs back to back (the pool
@@ -1027,7 +1060,7 @@ def summarise(phases):
                               "server_cpu_ms_per_exec", "client_cpu_ms_per_exec",
                               "engine_cpu_ms_per_exec", "machine_cpu_ms_per_exec",
                               "server_rss_kb_per_exec",
-                              "server_duration_ms", "chunks_per_line"):
+                              "server_duration_ms", "chunks_per_line", "sandbox_cpu_ms"):
                     vals = [s[field] for s in slot["samples"] if field in s]
                     if vals:
                         extra.setdefault(name, {})[field] = summary(vals)
@@ -1144,6 +1177,16 @@ def phase_targets(off, label, hello_ratio):
     if v is not None:
         add("Kill -> container gone p99 <= 500 ms (from Kill sent)", f"{v:.0f} ms", "500 ms",
             v <= 500)
+    ev = get(EVAL_CASE, "pyexec Eval 1 + 1")
+    hello = get(EVAL_CASE, "pyexec Execute hello world")
+    if ev and hello:
+        add("Eval 1 + 1 p50 <= 1.2 x Execute hello world p50",
+            f"{ev:.0f} ms vs {hello:.0f} ms = {ev / hello:.2f} x", "1.20 x", ev <= 1.2 * hello)
+    cpu_ev = get(EVAL_CASE, "pyexec Eval 1 + 1", "p50", "sandbox_cpu_ms")
+    cpu_hello = get(EVAL_CASE, "pyexec Execute hello world", "p50", "sandbox_cpu_ms")
+    if cpu_ev is not None and cpu_hello is not None:
+        add("Eval wrapper's added sandbox CPU (p50 Eval - p50 Execute), reported",
+            f"{cpu_ev:.0f} - {cpu_hello:.0f} = {cpu_ev - cpu_hello:.0f} ms", "-", True)
     px = get("throughput, concurrency 8", "pyexec")
     dk = get("throughput, concurrency 8", "docker run")
     if px and dk:

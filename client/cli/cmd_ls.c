@@ -64,8 +64,9 @@ int cmd_ls(int argc, char **argv, cli_opts *o) {
         return cli_usage_error("ls", "unexpected argument '%s'", o->operands.v[0]);
     pyexec_status status = PYEXEC_STATUS_UNSPECIFIED;
     if (o->status && parse_status(o->status, &status) < 0)
-        return cli_usage_error("ls", "--status: '%s' is not one of pending, running, completed, "
-                                     "failed, killed",
+        return cli_usage_error("ls",
+                               "--status: '%s' is not one of pending, running, completed, "
+                               "failed, killed",
                                o->status);
     pyexec_client *c = cli_client(o);
     if (!c)

@@ -48,9 +48,8 @@ void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_b
         return;
     call->rpc = "ListExecutions";
     px_error err = PX_ERROR_INIT;
-    Pyexec__V1__ListExecutionsRequest *req =
-        (Pyexec__V1__ListExecutionsRequest *)px_call_decode(
-            payload, &pyexec__v1__list_executions_request__descriptor, &err);
+    Pyexec__V1__ListExecutionsRequest *req = (Pyexec__V1__ListExecutionsRequest *)px_call_decode(
+        payload, &pyexec__v1__list_executions_request__descriptor, &err);
     px_store_page page = {0};
     page_msgs m = {0};
     if (!req || list_page(srv, req, &page, &err) < 0)

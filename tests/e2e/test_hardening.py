@@ -230,6 +230,24 @@ def test_filling_a_writable_directory_fails_with_enospc_or_efbig(ex, where):
     assert res.stdout.endswith(b"still alive\n")
 
 
+def test_filling_work_until_memory_runs_out_reports_usage(ex):
+    """/work is a tmpfs in the memory cgroup: with /work larger than the
+    memory limit, filling it ends in an OOM kill that frees nothing. The
+    usage is still reported (it was 0 / 0)."""
+    code = ("import time\n"
+            "t = time.process_time()\n"
+            "while time.process_time() - t < 0.3:\n"
+            "    pass\n"
+            "with open('/work/fill', 'wb') as f:\n"
+            "    while True:\n"
+            "        f.write(b'z' * 65536)\n")
+    res = ex.run(code, config={"timeout_seconds": 60, "disk_mb": 512, "memory_mb": 64})
+    assert status(res) == COMPLETED
+    assert reason(res) == "TERMINATION_REASON_MEMORY_LIMIT", (res.exit_code, res.stderr[-500:])
+    assert res.usage.peak_memory_bytes >= 48 << 20, res.usage
+    assert res.usage.cpu_time_ms >= 300, res.usage
+
+
 def test_sleep_forever_ends_at_the_timeout(ex):
     res = ex.run("import time\ntime.sleep(10**9)\n", config={"timeout_seconds": 1})
     assert status(res) == COMPLETED

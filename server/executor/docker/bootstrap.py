@@ -47,6 +47,7 @@ import fcntl
 import os
 import select
 import sys
+import time
 
 try:
     from _json import make_scanner
@@ -308,6 +309,24 @@ class Relay:
         return status
 
 
+def prefer_for_oom_kill(pid):
+    """Sets the child's oom_score_adj to 1000: when memory runs out the
+    child, not the bootstrap, is the one to go, so that the usage trailer is
+    still written (a child may lower it again, down to 0: then the kernel
+    picks by size). posix_spawn returns once the child's exec has replaced
+    its memory, a moment before the exec makes it dumpable, and until then
+    its /proc files are root's: retry for up to ~50 ms."""
+    for _ in range(100):
+        try:
+            with open("/proc/%d/oom_score_adj" % pid, "w") as f:
+                f.write("1000")
+            return
+        except PermissionError:
+            time.sleep(0.0005)
+        except OSError:  # it is gone already
+            return
+
+
 def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
     """Runs argv (PATH-searched) in WORK, the bootstrap's working directory,
     with stdout and stderr into the relay (stdout into the stderr one if
@@ -322,14 +341,7 @@ def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
         actions.append((os.POSIX_SPAWN_DUP2, fd3, 3))
     pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions,
                           setsigdef=(SIGPIPE, SIGXFSZ))
-    # When memory runs out the child, not the bootstrap, is the one to go,
-    # so that the usage trailer is still written (a child may lower this
-    # again, down to 0: then the kernel picks by size).
-    try:
-        with open("/proc/%d/oom_score_adj" % pid, "w") as f:
-            f.write("1000")
-    except OSError:
-        pass
+    prefer_for_oom_kill(pid)
     return exit_code(os.waitstatus_to_exitcode(relay.wait(pid)))
 
 

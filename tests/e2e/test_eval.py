@@ -238,3 +238,23 @@ def test_each_version_runs_its_own_python(stub, pb):
     for version in VERSIONS:
         res = ev(stub, pb, "import sys\n'%d.%d' % sys.version_info[:2]", python_version=version)
         assert result_of(res) == repr(version)
+
+
+def test_requirements_are_installed_before_the_code_runs(stub, pb):
+    from test_install_output import wheel
+    res = ev(stub, pb, files={"main.py": "import demo\ndemo.X * 2\n",
+                              "demo-1.0-py3-none-any.whl": wheel()},
+             requirements_txt="demo\n")
+    assert result_of(res) == "84", res.stderr
+    assert res.stdout == b""
+
+
+def test_an_excepthook_the_program_sets_prints_the_traceback(stub, pb, ex):
+    code = ("import sys\n"
+            "def hook(t, v, tb):\n"
+            "    print('hooked', t.__name__, tb.tb_frame.f_code.co_filename, tb.tb_lineno)\n"
+            "sys.excepthook = hook\n"
+            "raise ValueError('x')\n")
+    evald = ev(stub, pb, code)
+    assert evald.stdout == ex.run(code).stdout == b"hooked ValueError /work/main.py 5\n"
+    assert (evald.error_type, evald.error_line) == ("ValueError", 5)

@@ -1083,3 +1083,34 @@ TEST(StoreAdmit, WithoutARunnerNothingIsAdmitted) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Store, RecordKeepsACopyOfTheEvalReport) {
+    StorePtr s = NewStore();
+    px_record *r = Create(s.get());
+    px_outcome o = Outcome(PX_STATUS_COMPLETED, PX_REASON_EXITED, 1);
+    std::string type = "NameError", message = "name 'x' is not defined";
+    o.py.error_type = &type[0];
+    o.py.error_line = 3;
+    o.py.error_message = &message[0];
+    ASSERT_TRUE(px_record_finish(r, &o));
+    type.assign("clobbered"); /* the caller's strings were only borrowed */
+    message.assign("clobbered");
+    px_error err = PX_ERROR_INIT;
+    px_record_view v1, v2;
+    ASSERT_EQ(0, px_record_snapshot(r, false, &v1, &err)) << err.msg;
+    ASSERT_EQ(0, px_record_snapshot(r, false, &v2, &err)) << err.msg;
+    EXPECT_STREQ("NameError", v1.outcome.py.error_type);
+    EXPECT_EQ(3, v1.outcome.py.error_line);
+    EXPECT_STREQ("name 'x' is not defined", v1.outcome.py.error_message);
+    EXPECT_EQ(nullptr, v1.outcome.py.result);
+    EXPECT_NE(v1.outcome.py.error_type, v2.outcome.py.error_type) << "each view owns its copy";
+    px_record_view_release(&v1);
+    EXPECT_EQ(nullptr, v1.outcome.py.error_type);
+    EXPECT_STREQ("NameError", v2.outcome.py.error_type);
+    px_record_view_release(&v2);
+    px_record_unref(r);
+}
+
+}  // namespace

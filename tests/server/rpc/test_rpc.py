@@ -735,3 +735,13 @@ def test_python_version_errors_are_invalid_argument(fake, metadata, needle):
         fake.stub.Eval(fake.pb.EvalRequest(code="1", python_version="2.7"), timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert e.value.details().startswith("python_version: '2.7'")
+
+
+def test_eval_report_reaches_stream_get_and_list(fake):
+    sub = fake.stub.Eval(eval_req(fake, "print:x\n", "result:'v'", **{"async": True}),
+                         timeout=30)
+    data, _, final = read_all(fake, sub.execution_id)
+    assert data == b"x\n" and final.result.result.value == "'v'"
+    assert fake.get(sub.execution_id).result.value == "'v'"
+    listed = list_all(fake).executions
+    assert listed[0].execution_id == sub.execution_id and listed[0].result.value == "'v'"

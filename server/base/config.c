@@ -99,6 +99,15 @@ static const opt opts[] = {
     I64(reaper_interval_s, 0, 86400, "seconds between orphan-container sweeps (0: start-up only)"),
     I64(health_interval_ms, 10, 3600000, "how often the Docker engine is pinged, ms"),
     INT(warm_pool, 0, 64, "pre-started containers kept ready for default-profile runs (0: off)"),
+    STR(wheelhouse, "host directory of wheels that requirements are installed from (mounted "
+                    "read-only into the builds; empty: none)"),
+    STR(pip_index_url, "package index (PEP 503 simple URL) requirements are installed from "
+                       "(empty: none); needs --deps-network host or bridge"),
+    STR(deps_network, "network of the requirement builds: none, host or bridge (sandboxes keep "
+                      "theirs)"),
+    I64(deps_cache_mb, 1, INT64_C(1) << 30,
+        "size the cached requirement layers may take together, MiB (least recently used "
+        "evicted first)"),
 };
 
 void px_config_default(px_config *cfg) {
@@ -155,6 +164,8 @@ void px_config_default(px_config *cfg) {
      * pooled container holds ~10 MB and no CPU. A bigger pool does not raise
      * sustained throughput, which container creation bounds either way. */
     cfg->warm_pool = 2;
+    snprintf(cfg->deps_network, sizeof cfg->deps_network, "none");
+    cfg->deps_cache_mb = 2048;
 }
 
 /* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */

@@ -88,6 +88,12 @@ typedef struct px_config {
     int64_t reaper_interval_s;
     int64_t health_interval_ms;  /* how often the engine is pinged */
     int warm_pool;               /* pre-started containers for the default profile; 0: off */
+
+    /* Dependencies (requirements_txt): layers built outside the sandbox. */
+    char wheelhouse[1024];       /* --wheelhouse: host directory of wheels; "" = none */
+    char pip_index_url[1024];    /* --pip-index-url: package index of the builds; "" = none */
+    char deps_network[16];       /* --deps-network: none, host or bridge (the builds only) */
+    int64_t deps_cache_mb;       /* --deps-cache-mb: size of the layer cache (LRU) */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

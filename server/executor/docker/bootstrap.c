@@ -69,8 +69,8 @@ static int add_env(json_t *obj, const px_job_spec *spec, px_error *err) {
     return 0;
 }
 
-int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out,
-                          size_t *out_len, px_error *err) {
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
+                          char **out, size_t *out_len, px_error *err) {
     __attribute__((cleanup(json_decrefp))) json_t *h = json_object();
     if (!h)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
@@ -80,11 +80,11 @@ int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out
         add_strv(h, "pre_commands", spec->pre_commands, spec->n_pre_commands, err) < 0 ||
         add_string(h, "nonce", nonce, err) < 0)
         return -1;
-    if (spec->requirements_txt && spec->requirements_txt[0]) {
-        if (add_string(h, "requirements", spec->requirements_txt, err) < 0)
+    if (deps) {
+        if (add_string(h, "deps", deps, err) < 0)
             return -1;
     } else {
-        json_object_set_new(h, "requirements", json_null());
+        json_object_set_new(h, "deps", json_null());
     }
     json_object_set_new(h, "network", json_boolean(spec->network));
     if (spec->eval)

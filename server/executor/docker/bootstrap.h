@@ -6,7 +6,9 @@
  *   1. the preamble from px_bootstrap_preamble(): "PYX1 %010zu\n" (the
  *      header length) then one JSON object
  *      {"tar_len", "entrypoint", "args", "env", "pre_commands",
- *       "requirements", "network", "nonce"}, where "env" is spec->env minus
+ *       "deps", "network", "nonce"}, where "deps" is the directory of the
+ *      run's dependency layer (prepended to PYTHONPATH) or null, "env" is
+ *      spec->env minus
  *      the names px_env_reserved() reserves
  *      (server/executor/reserved_env.h), plus for an Eval (spec->eval)
  *      "eval": the source of the Eval wrapper (eval_wrapper.py), which the
@@ -43,12 +45,13 @@ const char *px_bootstrap_script(void);
 /* The Eval wrapper's Python source: static, NUL-terminated. */
 const char *px_bootstrap_eval_wrapper(void);
 
-/* Builds the preamble for `spec` with the per-run `nonce` into a new buffer
+/* Builds the preamble for `spec` with the per-run `nonce` and the run's
+ * dependency layer directory `deps` (NULL: none) into a new buffer
  * (*out, *out_len; malloc'd, owned by the caller). Returns 0, or -1 with
  * `err` set: PX_E_INVALID if a string of the spec is not valid UTF-8 (JSON
  * cannot carry it), PX_E_INTERNAL on allocation failure. */
-int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, char **out,
-                          size_t *out_len, px_error *err);
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
+                          char **out, size_t *out_len, px_error *err);
 
 #ifdef __cplusplus
 }

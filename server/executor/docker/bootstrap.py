@@ -4,12 +4,13 @@
 # Protocol on standard input (see docs/sandbox.md):
 #   "PYX1 " + 10 decimal digits (header length N) + "\n"
 #   N bytes of JSON header: tar_len, entrypoint, args, env ("KEY=value"
-#       strings for every step), pre_commands, requirements (string or
-#       null), network (bool), nonce
+#       strings for every step), pre_commands, deps (the run's dependency
+#       layer directory, or null), network (bool), nonce
 #   tar_len bytes of a tar archive (the project)
 #   the user's stdin, up to EOF (left unread here: the program inherits fd 0)
-# The bootstrap unpacks the project into /work, runs the pre_commands and
-# pip, then the program, and exits with the first failing step's exit code
+# The bootstrap unpacks the project into /work, runs the pre_commands, puts
+# the dependency layer (built outside the sandbox) on PYTHONPATH, then runs
+# the program, and exits with the first failing step's exit code
 # (128+N for signal N). Last, it writes one end marker to stdout and one
 # usage trailer (with that exit code) to stderr:
 #   "\x1ePYX" + nonce + "\x1e" + JSON + "\x1ePYX" + nonce + "\x1e\n"
@@ -410,36 +411,12 @@ def run(hdr, relay):
         if rc != 0:
             say("pre-command %s failed with exit code %d" % (quote(cmd), rc))
             return rc
-    req = hdr.get("requirements")
-    if req:
-        base = WORK + "/.pyexec"
-        site = base + "/site"
-        tmp = base + "/tmp"
-        try:
-            os.makedirs(tmp, exist_ok=True)
-            path = base + "/requirements.txt"
-            with open(path, "w") as f:
-                f.write(req)
-        except OSError as e:
-            say("cannot write the requirements: %s" % e)
-            return SETUP_FAILED
-        # Install output is not program output: pip runs quiet (warnings and
-        # errors only) and whatever it prints goes to stderr.
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-input", "--target", site,
-               "--break-system-packages", "-r", path]
-        if not hdr["network"]:
-            cmd += ["--no-index", "--find-links", WORK]
-        pip_env = dict(env, TMPDIR=tmp)
-        try:
-            rc = spawn(relay, cmd, pip_env, stdin_null=True, stdout_to_stderr=True)
-        except OSError as e:
-            say("cannot run pip: %s" % e)
-            return SETUP_FAILED
-        if rc != 0:
-            say("pip install failed with exit code %d" % rc)
-            return rc
+    deps = hdr.get("deps")
+    if deps:
+        # The run's dependency layer, built outside the sandbox and mounted
+        # read-only (docs/sandbox.md, "Dependencies").
         old = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = site + (":" + old if old else "")
+        env["PYTHONPATH"] = deps + (":" + old if old else "")
     argv = [sys.executable, hdr["entrypoint"]] + list(hdr["args"])
     wrapper = hdr.get("eval")
     try:

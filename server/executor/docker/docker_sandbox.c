@@ -7,9 +7,13 @@
  */
 #include "server/executor/docker/docker_sandbox.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "server/base/clock.h"
 #include "server/base/log.h"
@@ -46,6 +50,13 @@ static void sandbox_free(docker_sandbox *sb) {
     for (size_t i = 0; i < IMAGE_CACHE_SIZE; i++)
         free(sb->images[i].name);
     px_docker_client_free(sb->client);
+    sb_deps_free(sb);
+    pthread_mutex_destroy(&sb->deps_mu);
+    free(sb->deps_volume);
+    free(sb->wheelhouse);
+    free(sb->pip_index_url);
+    free(sb->deps_network);
+    free(sb->deps_helper_image);
     pthread_cond_destroy(&sb->pool_cond);
     pthread_cond_destroy(&sb->reaper_cond);
     pthread_mutex_destroy(&sb->pool_mu);
@@ -92,6 +103,42 @@ static const px_sandbox_ops docker_ops = {
     .destroy = sandbox_destroy,
 };
 
+/* Checks the dependency settings of `c`. Returns 0, or -1 with `err` set
+ * (PX_E_INVALID). */
+static int check_deps_config(const px_docker_config *c, px_error *err) {
+    const char *bad = "docker sandbox: invalid configuration";
+    if (!c->wheelhouse && !c->pip_index_url)
+        return 0;
+    const char *net = c->deps_network ? c->deps_network : "";
+    if (strcmp(net, "none") != 0 && strcmp(net, "host") != 0 && strcmp(net, "bridge") != 0)
+        return px_error_set(err, PX_E_INVALID,
+                            "%s: deps network '%s' is not one of none, host, bridge", bad, net);
+    if (c->pip_index_url && strcmp(net, "none") == 0)
+        return px_error_set(err, PX_E_INVALID,
+                            "%s: a pip index URL needs a deps network (host or bridge), not "
+                            "none",
+                            bad);
+    if (c->pip_index_url && strncmp(c->pip_index_url, "http://", 7) != 0 &&
+        strncmp(c->pip_index_url, "https://", 8) != 0)
+        return px_error_set(err, PX_E_INVALID, "%s: pip index URL '%s' is not http(s)://", bad,
+                            c->pip_index_url);
+    if (c->wheelhouse) {
+        struct stat st;
+        if (stat(c->wheelhouse, &st) < 0)
+            return px_error_set_errno(err, PX_E_INVALID, errno, "%s: wheelhouse '%s'", bad,
+                                      c->wheelhouse);
+        if (!S_ISDIR(st.st_mode))
+            return px_error_set(err, PX_E_INVALID, "%s: wheelhouse '%s' is not a directory", bad,
+                                c->wheelhouse);
+    }
+    if (c->deps_cache_mb <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: deps cache %lld MiB is not positive", bad,
+                            (long long)c->deps_cache_mb);
+    if (!c->helper_image || !c->helper_image[0])
+        return px_error_set(err, PX_E_INVALID, "%s: the deps cache has no helper image", bad);
+    return 0;
+}
+
 /* Checks `c`, naming the first field that is wrong. Returns 0, or -1 with
  * `err` set (PX_E_INVALID). */
 static int check_config(const px_docker_config *c, px_error *err) {
@@ -118,6 +165,8 @@ static int check_config(const px_docker_config *c, px_error *err) {
     if (c->warm_pool < 0 || c->warm_pool > PX_DOCKER_POOL_MAX)
         return px_error_set(err, PX_E_INVALID, "%s: warm pool size %d is not in 0..%d", bad,
                             c->warm_pool, PX_DOCKER_POOL_MAX);
+    if (check_deps_config(c, err) < 0)
+        return -1;
     if (c->warm_pool == 0)
         return 0;
     if (!c->pool_image || !c->pool_image[0])
@@ -148,6 +197,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     pthread_mutex_init(&sb->image_mu, NULL);
     pthread_mutex_init(&sb->reaper_mu, NULL);
     pthread_mutex_init(&sb->pool_mu, NULL);
+    pthread_mutex_init(&sb->deps_mu, NULL);
     sb->instance = strdup(config->instance);
     sb->runtime = config->runtime ? strdup(config->runtime) : NULL;
     sb->pull_missing = config->pull_missing;
@@ -161,9 +211,23 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     sb->pool_memory_mb = config->pool_memory_mb;
     sb->pool_disk_mb = config->pool_disk_mb;
     sb->pool_cpu_shares = config->pool_cpu_shares;
+    bool deps = config->wheelhouse || config->pip_index_url;
+    bool deps_oom = false;
+    if (deps) {
+        sb->wheelhouse = config->wheelhouse ? realpath(config->wheelhouse, NULL) : NULL;
+        sb->pip_index_url = config->pip_index_url ? strdup(config->pip_index_url) : NULL;
+        sb->deps_network = strdup(config->deps_network);
+        sb->deps_helper_image = strdup(config->helper_image);
+        sb->deps_cache_bytes = config->deps_cache_mb * 1024 * 1024;
+        if (asprintf(&sb->deps_volume, "pyexec-deps-%s", config->instance) < 0)
+            sb->deps_volume = NULL;
+        deps_oom = (config->wheelhouse && !sb->wheelhouse) ||
+                   (config->pip_index_url && !sb->pip_index_url) || !sb->deps_network ||
+                   !sb->deps_helper_image || !sb->deps_volume;
+    }
     sb->client = px_docker_client_new(config->socket_path, config->api_timeout_ms, err);
     if (!sb->client || !sb->instance || (config->runtime && !sb->runtime) ||
-        (sb->pool_size > 0 && !sb->pool_image)) {
+        (sb->pool_size > 0 && !sb->pool_image) || deps_oom) {
         sandbox_free(sb);
         px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
         return NULL;
@@ -212,6 +276,9 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
         }
         if (sb_reap(sb, &e) < 0)
             px_warn("docker: start-up reap: %s", e.msg);
+        e = (px_error)PX_ERROR_INIT;
+        if (sb_deps_enabled(sb) && sb_deps_load(sb, &e) < 0)
+            px_warn("docker: deps: %s (starting with an empty cache)", e.msg);
     }
     /* After the start-up reap, which would otherwise race the first pooled
      * containers' creation. */

@@ -91,6 +91,16 @@ typedef struct px_docker_config {
     int pool_memory_mb;
     int pool_disk_mb;
     int pool_cpu_shares;
+
+    /* Dependency layers (docs/sandbox.md, "Dependencies"): on when a
+     * wheelhouse or an index URL is set. Layers live in the volume
+     * "pyexec-deps-<instance>", which every sandbox mounts read-only at
+     * /deps; they are built by helper containers of the request's image. */
+    const char *wheelhouse;    /* wheels for the builds (read-only); NULL: none */
+    const char *pip_index_url; /* the builds' package index; NULL: none */
+    const char *deps_network;  /* the builds' network: "none", "host" or "bridge" */
+    int64_t deps_cache_mb;     /* size the layers may take together (LRU eviction) */
+    const char *helper_image;  /* runs the cache's list/remove helpers (the default image) */
 } px_docker_config;
 
 #define PX_DOCKER_POOL_MAX 64

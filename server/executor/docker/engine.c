@@ -68,6 +68,11 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
         .pool_memory_mb = cfg->default_memory_mb,
         .pool_disk_mb = cfg->default_disk_mb,
         .pool_cpu_shares = cfg->default_cpu_shares,
+        .wheelhouse = cfg->wheelhouse[0] ? cfg->wheelhouse : NULL,
+        .pip_index_url = cfg->pip_index_url[0] ? cfg->pip_index_url : NULL,
+        .deps_network = cfg->deps_network,
+        .deps_cache_mb = cfg->deps_cache_mb,
+        .helper_image = cfg->default_image,
     };
 }
 
@@ -363,6 +368,12 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
     }
     if (sb->runtime)
         json_object_set_new(host, "Runtime", json_string(sb->runtime));
+    /* The dependency layers, read-only, for whichever this run (or, pooled,
+     * a later run) uses: see deps.c. */
+    if (sb_deps_enabled(sb))
+        json_object_set_new(host, "Mounts",
+                            json_pack("[{s:s, s:s, s:s, s:b}]", "Type", "volume", "Source",
+                                      sb->deps_volume, "Target", "/deps", "ReadOnly", 1));
 
     const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
     _cleanup_json_ json_t *body = json_pack(

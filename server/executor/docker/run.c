@@ -80,6 +80,7 @@ typedef struct run_io {
     char *preamble; /* the bootstrap preamble; owned */
     size_t preamble_len;
     const char *execution_id; /* the spec's, for the step log */
+    int64_t deadline_ms;      /* monotonic; 0: the timeout counts from the drive */
     int64_t begun_ms;         /* monotonic: the run's start */
     int64_t step_ms;          /* monotonic: the last step's end */
     /* Output held for coalescing (see COALESCE_MS). */
@@ -114,10 +115,12 @@ static void run_io_free(run_io *io) {
 }
 PX_DEFINE_CLEANUP(run_io, run_io_free)
 
-/* Chooses the nonce, arms the trailer scanner and builds the preamble.
+/* Chooses the nonce, arms the trailer scanner and builds the preamble
+ * (with the run's dependency layer directory `deps`, or NULL).
  * Returns a new run_io, or NULL with `err` set (PX_E_INVALID when the spec
  * cannot be encoded). */
-static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error *err) {
+static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *deps,
+                          px_error *err) {
     char nonce[33];
     __attribute__((cleanup(run_io_freep))) run_io *io = calloc(1, sizeof *io);
     if (!io) {
@@ -135,7 +138,7 @@ static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, px_error
     if (px_random_hex(nonce, 16, err) < 0 ||
         px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
         px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
-        px_bootstrap_preamble(spec, nonce, &io->preamble, &io->preamble_len, err) < 0)
+        px_bootstrap_preamble(spec, nonce, deps, &io->preamble, &io->preamble_len, err) < 0)
         return NULL;
     return TAKE_PTR(io);
 }
@@ -548,7 +551,8 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         .in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
                        {spec->tar, spec->tar_len},
                        {spec->stdin_data, spec->stdin_len}}},
-        .deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000,
+        .deadline = io->deadline_ms ? io->deadline_ms
+                                    : px_now_mono_ms() + (int64_t)spec->timeout_s * 1000,
         .err = PX_ERROR_INIT,
     };
     px_frame_demux_init(&d.demux, PX_FRAME_MAX_DEFAULT);
@@ -667,17 +671,22 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     sb_live_remove(sb, name);
 }
 
-void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
-            px_sandbox_result *result) {
-    docker_sandbox *sb = self;
+/* Runs `spec` with its dependency layer `deps` (directory under /deps, or
+ * NULL) whose build or wait, if any, set `deadline` (0: none yet). */
+static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                     const char *deps, int64_t deadline, px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
-    result->ran = false;
-    __attribute__((cleanup(run_io_freep))) run_io *io = run_io_new(spec, run, &err);
+    char path[128];
+    if (deps)
+        snprintf(path, sizeof path, "/deps/%s", deps);
+    __attribute__((cleanup(run_io_freep))) run_io *io =
+        run_io_new(spec, run, deps ? path : NULL, &err);
     if (!io) {
         result->error = err;
         px_error_wrap(&result->error, "prepare bootstrap");
         return;
     }
+    io->deadline_ms = deadline;
     if (px_sandbox_run_kill_requested(run)) {
         px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
         return;
@@ -685,4 +694,30 @@ void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
     if (sb_pool_fits(sb, spec) && run_warm(sb, spec, io, result))
         return;
     run_cold(sb, spec, io, result);
+}
+
+void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
+            px_sandbox_result *result) {
+    docker_sandbox *sb = self;
+    result->ran = false;
+    if (!spec->requirements_txt || !spec->requirements_txt[0]) {
+        run_with(sb, spec, run, NULL, 0, result);
+        return;
+    }
+    if (!sb_deps_enabled(sb)) {
+        px_error_set(&result->error, PX_E_PRECONDITION,
+                     "requirements_txt: this server installs no requirements (it runs without "
+                     "--wheelhouse and --pip-index-url)");
+        return;
+    }
+    if (px_sandbox_run_kill_requested(run)) {
+        px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
+        return;
+    }
+    int64_t deadline = 0;
+    sb_layer *layer = sb_deps_acquire(sb, spec, run, &deadline, result);
+    if (!layer)
+        return;
+    run_with(sb, spec, run, sb_layer_dir(layer), deadline, result);
+    sb_deps_release(sb, layer);
 }

@@ -10,7 +10,9 @@
  *   run.c             one run: the warm or cold path to a started
  *                     container, then the poll loop to its end;
  *   pool.c            the warm pool: its threads, take and hand-over;
- *   reaper.c          the reaper: removes this instance's orphans.
+ *   reaper.c          the reaper: removes this instance's orphans;
+ *   deps.c            the dependency cache: layers built by helper
+ *                     containers into one volume every sandbox mounts.
  *
  * Locks. Each mutex guards one domain and is never held while taking
  * another or while calling the engine:
@@ -18,7 +20,8 @@
  *   image_mu   the image cache (images);
  *   reaper_mu  the reaper's stop flag; reaper_cond waits on it;
  *   pool_mu    the warm pool's state and the counters in stats; pool_cond
- *              waits on it.
+ *              waits on it;
+ *   deps_mu    the dependency cache's layers, totals and counters.
  * Everything else is set before the threads start and is then read-only,
  * or is touched only by the thread that creates and destroys the back-end
  * (reaper, reaper_started, pool_threads, n_pool_threads).
@@ -58,6 +61,17 @@ typedef struct pooled {
     char id[128];
     int fd; /* the attach socket, -1 before attach */
 } pooled;
+
+/* A dependency layer (deps.c). */
+typedef struct sb_layer sb_layer;
+
+/* The dependency cache's counters (since creation). */
+struct sb_deps_stats {
+    uint64_t hits;      /* runs that found their layer ready */
+    uint64_t builds;    /* layers built */
+    uint64_t failures;  /* builds that failed or were stopped */
+    uint64_t evictions; /* layers evicted */
+};
 
 typedef struct docker_sandbox {
     /* Settings, fixed at creation. */
@@ -106,6 +120,20 @@ typedef struct docker_sandbox {
     px_docker_pool_stats stats; /* counters only; the gauges are read live */
     pthread_t pool_threads[POOL_THREADS];
     int n_pool_threads;
+
+    /* The dependency cache (see deps.c). Settings are fixed at creation;
+     * deps_volume is NULL when the cache is off (no package source). */
+    char *deps_volume;       /* "pyexec-deps-<instance>", mounted at /deps */
+    char *wheelhouse;        /* absolute host directory, or NULL */
+    char *pip_index_url;     /* or NULL */
+    char *deps_network;      /* the builds' NetworkMode */
+    char *deps_helper_image; /* runs the list and remove helpers */
+    int64_t deps_cache_bytes;
+    pthread_mutex_t deps_mu;
+    sb_layer *layers;                /* under deps_mu */
+    int64_t deps_total;              /* bytes of the READY layers; under deps_mu */
+    uint64_t deps_tick;              /* LRU clock; under deps_mu */
+    struct sb_deps_stats deps_stats; /* under deps_mu */
 } docker_sandbox;
 
 /* ---- engine.c ---- */
@@ -188,5 +216,29 @@ void sb_pool_drain(docker_sandbox *sb);
 int sb_reap(docker_sandbox *sb, px_error *err);
 /* The reaper thread's body (arg: the docker_sandbox). */
 void *sb_reaper_main(void *arg);
+
+/* ---- deps.c ---- */
+
+/* Whether the dependency cache is on (a wheelhouse or an index is set). */
+bool sb_deps_enabled(const docker_sandbox *sb);
+/* Reads the cache's index from its volume (a helper container), deleting
+ * what it does not list. Only before the back-end's threads start. */
+int sb_deps_load(docker_sandbox *sb, px_error *err);
+/* The layer of spec's image and (normalised) requirements for one run: a
+ * cached one at once, else after this run's build or another run's build
+ * of the same key. A build or wait reports the start (the timeout counts
+ * from there) and sets *deadline (monotonic ms); the build's output goes
+ * to the run's stderr. Returns the layer, in use until sb_deps_release; or
+ * NULL with `result` filled (the build failed: !ran with error; the run
+ * was killed or timed out meanwhile: ran, exit 137). Any worker thread. */
+sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                          int64_t *deadline, px_sandbox_result *result);
+/* Ends the run's use of `layer` (NULL-safe); then evicts least recently
+ * used layers no run uses while the cache is over its size. */
+void sb_deps_release(docker_sandbox *sb, sb_layer *layer);
+/* The layer's directory name under /deps; borrowed while it is in use. */
+const char *sb_layer_dir(const sb_layer *layer);
+/* Frees the layer list (not the volume); only at destroy. */
+void sb_deps_free(docker_sandbox *sb);
 
 #endif

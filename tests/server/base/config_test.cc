@@ -179,6 +179,33 @@ TEST(Config, WarmPool) {
         << p.err.msg;
 }
 
+TEST(Config, Dependencies) {
+    px_config c;
+    px_config_default(&c);
+    EXPECT_STREQ("", c.wheelhouse);
+    EXPECT_STREQ("", c.pip_index_url);
+    EXPECT_STREQ("none", c.deps_network);
+    EXPECT_EQ(2048, c.deps_cache_mb);
+    EXPECT_EQ(256, c.max_requirements);
+    Parsed p = parse({"--wheelhouse", "/srv/wheels", "--deps-cache-mb=10", "--deps-network",
+                      "host", "--max-requirements", "3"},
+                     {"PYEXEC_PIP_INDEX_URL=http://127.0.0.1:3141/simple",
+                      "PYEXEC_WHEELHOUSE=/env"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("/srv/wheels", p.cfg.wheelhouse) << "the flag wins over the environment";
+    EXPECT_STREQ("http://127.0.0.1:3141/simple", p.cfg.pip_index_url);
+    EXPECT_STREQ("host", p.cfg.deps_network);
+    EXPECT_EQ(10, p.cfg.deps_cache_mb);
+    EXPECT_EQ(3, p.cfg.max_requirements);
+    p = parse({"--deps-cache-mb", "0"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(std::string(p.err.msg).find("--deps-cache-mb: 0 is out of range"),
+              std::string::npos)
+        << p.err.msg;
+    p = parse({"--max-requirements", "10001"});
+    EXPECT_EQ(-1, p.rc);
+}
+
 TEST(Config, UnknownFlagIsAClearError) {
     Parsed p = parse({"--no-such-flag", "1"});
     EXPECT_EQ(-1, p.rc);

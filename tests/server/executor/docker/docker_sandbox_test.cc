@@ -407,28 +407,63 @@ std::string Wheel() {
                     {"tinypkg-1.0.dist-info/RECORD", record}});
 }
 
-TEST_F(DockerSandboxTest, RequirementsInstallAWheelShippedInTheProject) {
+TEST_F(DockerSandboxTest, RequirementsWithoutAPackageSourceAreAPrecondition) {
+    /* Requirements are built into layers outside the sandbox from the
+     * server's wheelhouse or index (tests/e2e/test_deps.py); this back-end
+     * has neither, so it refuses before any container exists. */
     Spec spec;
-    spec.Tar(MakeTar({{"main.py", "import tinypkg\nprint(tinypkg.VALUE)\n"},
-                      {"tinypkg-1.0-py3-none-any.whl", Wheel()}}))
-        .Requirements("tinypkg==1.0\n")
-        .Timeout(60);
+    spec.Tar(Main("print('program ran')\n")).Requirements("tinypkg==1.0\n").Timeout(60);
     Outcome o = Run(spec);
-    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
-    EXPECT_EQ(o.result.exit_code, 0) << o.out << o.err;
-    /* pip runs quietly with its stdout joined to stderr: stdout is the
-     * program's own. */
-    EXPECT_EQ(o.out, "from the wheel\n") << o.err;
+    EXPECT_FALSE(o.result.ran);
+    EXPECT_EQ(o.result.error.code, PX_E_PRECONDITION);
+    EXPECT_NE(std::string(o.result.error.msg).find("--wheelhouse"), std::string::npos)
+        << o.result.error.msg;
+    EXPECT_EQ(o.out, "");
 }
 
-TEST_F(DockerSandboxTest, FailingRequirementStopsTheRun) {
+TEST_F(DockerSandboxTest, RequirementsComeFromTheWheelhouseIntoACachedLayer) {
+    char dir[] = "/tmp/pyexec-wheelhouse-XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    std::string whl = std::string(dir) + "/tinypkg-1.0-py3-none-any.whl";
+    FILE *f = fopen(whl.c_str(), "wb");
+    ASSERT_NE(f, nullptr);
+    std::string bytes = Wheel();
+    fwrite(bytes.data(), 1, bytes.size(), f);
+    fclose(f);
+    Destroy();
+    DockerConfig cfg;
+    cfg->instance = instance_.c_str();
+    cfg->reaper_interval_ms = 0;
+    cfg->wheelhouse = dir;
+    px_error err = PX_ERROR_INIT;
+    ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &sandbox_, &err), 0) << err.msg;
+
     Spec spec;
-    spec.Tar(Main("print('program ran')\n")).Requirements("no-such-package-xyz\n").Timeout(60);
-    Outcome o = Run(spec);
-    ASSERT_TRUE(o.result.ran) << o.result.error.msg;
-    EXPECT_NE(o.result.exit_code, 0);
-    EXPECT_EQ(o.out.find("program ran"), std::string::npos);
-    EXPECT_NE(o.err.find("pip install failed"), std::string::npos) << o.err;
+    spec.Tar(Main("import tinypkg\nprint(tinypkg.VALUE)\n"))
+        .Requirements("tinypkg==1.0\n")
+        .Timeout(120);
+    Outcome first = Run(spec);
+    ASSERT_TRUE(first.result.ran) << first.result.error.msg;
+    EXPECT_EQ(first.result.exit_code, 0) << first.out << first.err;
+    EXPECT_EQ(first.out, "from the wheel\n") << first.err;
+    EXPECT_NE(first.err.find("pyexec: install: "), std::string::npos) << first.err;
+
+    Spec again;
+    again.Tar(Main("import tinypkg\nprint(tinypkg.VALUE)\n"))
+        .Requirements("tinypkg==1.0\n")
+        .Timeout(120);
+    Outcome second = Run(again);
+    ASSERT_TRUE(second.result.ran) << second.result.error.msg;
+    EXPECT_EQ(second.out, "from the wheel\n") << second.err;
+    EXPECT_EQ(second.err, "") << "the cached layer needs no build";
+
+    Destroy();
+    px_docker_response r;
+    std::string vol = "/volumes/pyexec-deps-" + instance_;
+    if (px_docker_call(client_, "DELETE", vol.c_str(), nullptr, 0, &r, nullptr) == 0)
+        px_docker_response_release(&r);
+    unlink(whl.c_str());
+    rmdir(dir);
 }
 
 TEST_F(DockerSandboxTest, PreCommands) {

@@ -461,6 +461,27 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
              c->pool_cpu_shares = 0;
          },
          "warm pool CPU shares 0"},
+        {[](px_docker_config *c) {
+             c->wheelhouse = "/tmp";
+             c->deps_network = "overlay";
+         },
+         "deps network 'overlay' is not one of none, host, bridge"},
+        {[](px_docker_config *c) { c->pip_index_url = "http://127.0.0.1:1/simple"; },
+         "a pip index URL needs a deps network (host or bridge), not none"},
+        {[](px_docker_config *c) {
+             c->pip_index_url = "ftp://127.0.0.1/simple";
+             c->deps_network = "host";
+         },
+         "pip index URL 'ftp://127.0.0.1/simple' is not http(s)://"},
+        {[](px_docker_config *c) { c->wheelhouse = "/nonexistent/wheels"; },
+         "wheelhouse '/nonexistent/wheels': No such file or directory"},
+        {[](px_docker_config *c) { c->wheelhouse = "/etc/hostname"; },
+         "wheelhouse '/etc/hostname' is not a directory"},
+        {[](px_docker_config *c) {
+             c->wheelhouse = "/tmp";
+             c->deps_cache_mb = 0;
+         },
+         "deps cache 0 MiB is not positive"},
     };
     for (const Case &tc : cases) {
         DockerConfig cfg;

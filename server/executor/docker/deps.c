@@ -1,0 +1,634 @@
+/*
+ * The dependency cache of the Docker sandbox back-end (see sandbox_internal.h
+ * and docs/sandbox.md, "Dependencies").
+ *
+ * A run whose spec names requirements gets a layer: a directory
+ * /deps/<dir> of the cache's one volume (pyexec-deps-<instance>), which every
+ * sandbox mounts read-only at /deps, so that a pooled container made before
+ * the layer existed can use it; the bootstrap puts the directory on the
+ * program's PYTHONPATH. A layer is keyed by the SHA-256 of the image and the
+ * normalised requirements and is built by a short-lived helper container
+ * (deps_helper.py, wheels only, from the wheelhouse and/or the index the
+ * server was configured with), never inside the sandbox.
+ *
+ * A layer moves through
+ *   BUILDING (in the list, one run builds, others wait on done_fd) ->
+ *   READY (in the list; `users` runs mount it) -> evicted (out of the list)
+ * or, from BUILDING, to failed (out of the list; the waiters read `error`).
+ * Eviction takes READY layers that no run uses and no run waits for, least
+ * recently used first, while the layers' total exceeds the cap; the layer
+ * directories are deleted by a helper container after they left the list.
+ * A rebuild of an evicted key gets a new directory (<key>-<random>), so a
+ * deletion never races a build.
+ *
+ * The index lives in the volume (/deps/.index/<dir>.json, written by the
+ * build); the back-end reads it once at start-up (sb_deps_load), which also
+ * deletes what it does not name (leftovers of a crash).
+ *
+ * deps_mu guards the list, each layer's state, users, waiters, refs,
+ * last_used, error, and the totals and counters. It is never held while
+ * calling the engine.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/id.h"
+#include "server/base/log.h"
+#include "server/base/sha256.h"
+#include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/frames.h"
+#include "server/executor/docker/sandbox_internal.h"
+
+static const char helper_script[] =
+#include "server/executor/docker/deps_helper_py.inc"
+    ;
+
+#define HELPER_OUT_MAX (64 * 1024) /* the helper's stdout (its JSON result) */
+#define HELPER_MEMORY_MB 1024
+#define HELPER_TMP_MB 64
+#define HELPER_READ_CHUNK (64 * 1024)
+#define DEPS_MOUNT "/deps"
+
+typedef enum layer_state { LAYER_BUILDING, LAYER_READY } layer_state;
+
+struct sb_layer {
+    char key[2 * PX_SHA256_LEN + 1];
+    char dir[2 * PX_SHA256_LEN + 32]; /* "<key>-<random>" under /deps */
+    layer_state state;
+    int64_t size_bytes;
+    uint64_t last_used; /* deps_tick when last acquired */
+    int users;          /* runs that mount it now */
+    int waiters;        /* runs waiting for its build */
+    int refs;           /* the list's (while in it) + each waiter's */
+    int done_fd;        /* eventfd, readable once the build ended; -1 when loaded */
+    bool failed;
+    px_error error; /* why the build failed */
+    sb_layer *next;
+};
+
+static void layer_unref_locked(sb_layer *l) {
+    if (--l->refs > 0)
+        return;
+    if (l->done_fd >= 0)
+        close(l->done_fd);
+    free(l);
+}
+
+static sb_layer *layer_new(const char *key, const char *dir, bool building, px_error *err) {
+    sb_layer *l = calloc(1, sizeof *l);
+    if (!l) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    snprintf(l->key, sizeof l->key, "%s", key);
+    snprintf(l->dir, sizeof l->dir, "%s", dir);
+    l->state = building ? LAYER_BUILDING : LAYER_READY;
+    l->refs = 1;
+    l->done_fd = -1;
+    if (building) {
+        l->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (l->done_fd < 0) {
+            px_error_set_errno(err, PX_E_INTERNAL, errno, "eventfd");
+            free(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+static void list_unlink_locked(docker_sandbox *sb, sb_layer *l) {
+    for (sb_layer **p = &sb->layers; *p; p = &(*p)->next) {
+        if (*p == l) {
+            *p = l->next;
+            l->next = NULL;
+            return;
+        }
+    }
+}
+
+static sb_layer *list_find_locked(docker_sandbox *sb, const char *key) {
+    for (sb_layer *l = sb->layers; l; l = l->next)
+        if (strcmp(l->key, key) == 0)
+            return l;
+    return NULL;
+}
+
+/* The cache key: SHA-256 of the image, "\n" and the normalised
+ * requirements, in hex. */
+static void deps_key(const char *image, const char *requirements, char out[2 * PX_SHA256_LEN + 1]) {
+    px_sha256_ctx c;
+    uint8_t d[PX_SHA256_LEN];
+    px_sha256_init(&c);
+    px_sha256_update(&c, image, strlen(image));
+    px_sha256_update(&c, "\n", 1);
+    px_sha256_update(&c, requirements, strlen(requirements));
+    px_sha256_final(&c, d);
+    for (size_t i = 0; i < PX_SHA256_LEN; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+bool sb_deps_enabled(const docker_sandbox *sb) {
+    return sb->deps_volume != NULL;
+}
+
+/* ---- the helper container ---- */
+
+/* How a helper run ended, beyond its exit code. */
+typedef enum helper_end { HELPER_EXITED, HELPER_KILLED, HELPER_TIMED_OUT } helper_end;
+
+typedef struct helper_io {
+    px_sandbox_run *run; /* the execution whose stderr gets the helper's; or NULL */
+    char out[HELPER_OUT_MAX + 1];
+    size_t out_len;
+} helper_io;
+
+static void helper_sink(void *ud, px_stream stream, const uint8_t *data, size_t len) {
+    helper_io *io = ud;
+    if (stream == PX_STREAM_STDERR) {
+        if (io->run)
+            px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
+        else
+            px_debug("docker: deps helper: %.*s", (int)len, (const char *)data);
+        return;
+    }
+    size_t room = HELPER_OUT_MAX - io->out_len;
+    size_t n = len < room ? len : room;
+    memcpy(io->out + io->out_len, data, n);
+    io->out_len += n;
+    io->out[io->out_len] = '\0';
+}
+
+/* The create body of a helper container running `args` in `image`. */
+static char *helper_body(docker_sandbox *sb, const char *image, const char *const *args,
+                         size_t n_args, bool build, px_error *err) {
+    json_t *cmd = json_pack("[s,s,s,s,s]", "python3", "-I", "-S", "-c", helper_script);
+    for (size_t i = 0; cmd && i < n_args; i++)
+        json_array_append_new(cmd, json_string(args[i]));
+    json_t *mounts = json_pack("[{s:s, s:s, s:s}]", "Type", "volume", "Source", sb->deps_volume,
+                               "Target", DEPS_MOUNT);
+    if (mounts && build && sb->wheelhouse)
+        json_array_append_new(mounts,
+                              json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
+                                        sb->wheelhouse, "Target", "/wheelhouse", "ReadOnly", 1));
+    char tmp_opts[64];
+    snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm", HELPER_TMP_MB);
+    const json_int_t memory = (json_int_t)HELPER_MEMORY_MB * 1024 * 1024;
+    json_t *host = json_pack(
+        "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:{s:s}, s:b, s:{s:s, s:{}}, s:o}", "NetworkMode",
+        build ? sb->deps_network : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL", "SecurityOpt",
+        "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory", memory,
+        "MemorySwap", memory, "Tmpfs", "/tmp", tmp_opts, "Init", 1, "LogConfig", "Type", "none",
+        "Config", "Mounts", mounts);
+    if (host && sb->runtime)
+        json_object_set_new(host, "Runtime", json_string(sb->runtime));
+    _cleanup_json_ json_t *body = json_pack(
+        "{s:s, s:o, s:[s,s], s:s, s:s, s:b, s:b, s:b, s:{s:s, s:s, s:s}, s:o}", "Image", image,
+        "Cmd", cmd, "Env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME=/tmp", "WorkingDir", "/tmp", "User", "0:0", "AttachStdout", 1, "AttachStderr", 1,
+        "Tty", 0, "Labels", "pyexec.service", "pyexecd", "pyexec.instance", sb->instance,
+        "pyexec.deps", args[0], "HostConfig", host);
+    if (!body) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory building the helper's create body");
+        return NULL;
+    }
+    char *s = json_dumps(body, JSON_COMPACT);
+    if (!s)
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+    return s;
+}
+
+/* Pumps the helper's attach stream on `fd` into `io` until it ends, a kill
+ * is requested (io->run) or `deadline` (monotonic ms; 0: none) passes.
+ * Returns how it ended, or -1 with `err` set. */
+static int helper_pump(int fd, helper_io *io, const uint8_t *early, size_t early_len,
+                       int64_t deadline, helper_end *end, px_error *err) {
+    px_frame_demux demux;
+    px_frame_demux_init(&demux, PX_FRAME_MAX_DEFAULT);
+    if (early_len > 0 && px_frame_demux_feed(&demux, early, early_len, helper_sink, io, err) < 0)
+        return -1;
+    _cleanup_free_ uint8_t *buf = malloc(HELPER_READ_CHUNK);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    int wake = io->run ? px_sandbox_run_wake_fd(io->run) : -1;
+    for (;;) {
+        if (io->run && px_sandbox_run_kill_requested(io->run)) {
+            *end = HELPER_KILLED;
+            return 0;
+        }
+        int64_t now = px_now_mono_ms();
+        if (deadline && now >= deadline) {
+            *end = HELPER_TIMED_OUT;
+            return 0;
+        }
+        int64_t left = deadline ? deadline - now : 60000;
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+        int r = poll(p, wake >= 0 ? 2 : 1, (int)(left > 60000 ? 60000 : left));
+        if (r < 0 && errno != EINTR)
+            return px_error_set_errno(err, PX_E_INTERNAL, errno, "poll");
+        if (r <= 0 || (wake >= 0 && (p[1].revents & POLLIN)))
+            continue;
+        ssize_t n = recv(fd, buf, HELPER_READ_CHUNK, MSG_DONTWAIT);
+        if (n > 0) {
+            if (px_frame_demux_feed(&demux, buf, (size_t)n, helper_sink, io, err) < 0)
+                return -1;
+        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            *end = HELPER_EXITED;
+            return px_frame_demux_finish(&demux, err);
+        }
+    }
+}
+
+/* Creates container `name` from `body`, attaches, starts it and pumps its
+ * stream (helper_pump) to its end; then, when it exited, its exit code.
+ * Returns 0, or -1 with `err` set. The caller removes the container. */
+static int helper_container(docker_sandbox *sb, const char *name, const char *body, helper_io *io,
+                            int64_t deadline, helper_end *end, int *exit_code, px_error *err) {
+    char id[128], path[512];
+    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
+    if (!ename)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    snprintf(path, sizeof path, "/containers/create?name=%s", ename);
+    px_docker_response r;
+    if (px_docker_call(sb->client, "POST", path, body, 0, &r, err) < 0)
+        return px_error_wrap(err, "create helper container");
+    if (r.status != 201 && r.status != 200) {
+        px_docker_response_error(&r, "POST", "/containers/create", err);
+        px_docker_response_release(&r);
+        return px_error_wrap(err, "create helper container");
+    }
+    _cleanup_json_ json_t *j = json_loadb(r.body, r.len, 0, NULL);
+    px_docker_response_release(&r);
+    const char *cid = json_string_value(json_object_get(j, "Id"));
+    if (!cid || strlen(cid) >= sizeof id)
+        return px_error_set(err, PX_E_INTERNAL, "POST /containers/create: answer has no Id");
+    memcpy(id, cid, strlen(cid) + 1);
+    _cleanup_free_ uint8_t *early = NULL;
+    size_t early_len = 0;
+    _cleanup_close_ int fd = px_docker_attach(sb->client, id, &early, &early_len, err);
+    if (fd < 0)
+        return px_error_wrap(err, "attach to helper container '%.12s'", id);
+    if (sb_container_path(path, sizeof path, id, "/start", err) < 0 ||
+        sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0)
+        return px_error_wrap(err, "start helper container '%.12s'", id);
+    if (helper_pump(fd, io, early, early_len, deadline, end, err) < 0)
+        return px_error_wrap(err, "helper container '%.12s'", id);
+    if (*end != HELPER_EXITED)
+        return 0;
+    _cleanup_json_ json_t *w = NULL;
+    if (sb_container_path(path, sizeof path, id, "/wait?condition=not-running", err) < 0 ||
+        sb_api(sb, "POST", path, NULL, 0, &w, err) < 0)
+        return px_error_wrap(err, "wait for helper container '%.12s'", id);
+    *exit_code = (int)json_integer_value(json_object_get(w, "StatusCode"));
+    return 0;
+}
+
+/* Runs the helper (`args`: its mode and the mode's arguments) in a new
+ * container of `image` to its end. Returns 0 with *end and, when it exited,
+ * *exit_code; or -1 with `err` set. The container is gone either way. */
+static int run_helper(docker_sandbox *sb, const char *image, const char *const *args, size_t n_args,
+                      helper_io *io, int64_t deadline, helper_end *end, int *exit_code,
+                      px_error *err) {
+    char hex[17], name[64];
+    if (px_random_hex(hex, 8, err) < 0)
+        return -1;
+    snprintf(name, sizeof name, "pyexec-deps-%s", hex);
+    bool build = strcmp(args[0], "build") == 0;
+    _cleanup_free_ char *body = helper_body(sb, image, args, n_args, build, err);
+    if (!body || sb_live_add(sb, name, err) < 0)
+        return -1;
+    int rc = helper_container(sb, name, body, io, deadline, end, exit_code, err);
+    sb_remove_container(sb, name); /* by name: also when the create half-failed */
+    sb_live_remove(sb, name);
+    return rc;
+}
+
+/* ---- start-up: the index ---- */
+
+/* Adds the layer one line of the helper's listing describes. */
+static void load_line_locked(docker_sandbox *sb, const char *line, size_t len) {
+    _cleanup_json_ json_t *j = json_loadb(line, len, 0, NULL);
+    const char *key = json_string_value(json_object_get(j, "key"));
+    const char *dir = json_string_value(json_object_get(j, "dir"));
+    json_int_t size = json_integer_value(json_object_get(j, "size"));
+    json_int_t built = json_integer_value(json_object_get(j, "built_at"));
+    if (!key || !dir || strlen(key) != 2 * PX_SHA256_LEN || strlen(dir) >= sizeof sb->layers->dir)
+        return;
+    px_error e = PX_ERROR_INIT;
+    sb_layer *l = layer_new(key, dir, false, &e);
+    if (!l)
+        return;
+    l->size_bytes = size > 0 ? size : 0;
+    /* Least recently built first: the best guess of use after a restart. */
+    l->last_used = (uint64_t)(built > 0 ? built : 0);
+    if (l->last_used > sb->deps_tick)
+        sb->deps_tick = l->last_used;
+    l->next = sb->layers;
+    sb->layers = l;
+    sb->deps_total += l->size_bytes;
+}
+
+int sb_deps_load(docker_sandbox *sb, px_error *err) {
+    const char *args[] = {"list"};
+    _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
+    helper_end end = HELPER_EXITED;
+    int code = -1;
+    if (!io)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    if (sb_ensure_image(sb, sb->deps_helper_image, err) < 0 ||
+        run_helper(sb, sb->deps_helper_image, args, 1, io, 0, &end, &code, err) < 0)
+        return px_error_wrap(err, "list the dependency layers in volume '%s'", sb->deps_volume);
+    if (code != 0)
+        return px_error_set(err, PX_E_INTERNAL,
+                            "list the dependency layers in volume '%s': the helper exited %d",
+                            sb->deps_volume, code);
+    pthread_mutex_lock(&sb->deps_mu);
+    for (char *line = io->out; line && *line;) {
+        char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        load_line_locked(sb, line, len);
+        line = nl ? nl + 1 : NULL;
+    }
+    int n = 0;
+    for (sb_layer *l = sb->layers; l; l = l->next)
+        n++;
+    int64_t total = sb->deps_total;
+    pthread_mutex_unlock(&sb->deps_mu);
+    px_info("docker: deps: %d cached layer(s), %lld bytes, in volume '%s'", n, (long long)total,
+            sb->deps_volume);
+    return 0;
+}
+
+/* ---- acquire: hit, wait or build ---- */
+
+/* The pip arguments of a build: the sources the server was configured with
+ * (the request never chooses them), then "--". Returns how many. */
+static size_t pip_sources(const docker_sandbox *sb, const char **args) {
+    size_t n = 0;
+    if (sb->wheelhouse) {
+        args[n++] = "--find-links";
+        args[n++] = "/wheelhouse";
+    }
+    if (sb->pip_index_url) {
+        args[n++] = "--index-url";
+        args[n++] = sb->pip_index_url;
+    } else {
+        args[n++] = "--no-index";
+    }
+    args[n++] = "--";
+    return n;
+}
+
+/* Runs the build of layer `l` for `spec`, its helper's stderr going to the
+ * run's. Returns 0 with *size set; or -1 with `err` set: PX_E_INVALID when
+ * pip failed (its message in `err`), PX_E_CANCELLED when the run was killed
+ * or timed out (*end says which), else the helper's failure. */
+static int build(docker_sandbox *sb, const sb_layer *l, const px_job_spec *spec,
+                 px_sandbox_run *run, int64_t deadline, helper_end *end, int64_t *size,
+                 px_error *err) {
+    enum { FIXED_ARGS = 16 };
+    size_t n_lines = 0;
+    for (const char *p = spec->requirements_txt; *p; p++)
+        n_lines += *p == '\n';
+    _cleanup_free_ char *reqs = strdup(spec->requirements_txt);
+    _cleanup_free_ const char **args = calloc(FIXED_ARGS + n_lines + 1, sizeof *args);
+    _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
+    if (!reqs || !args || !io)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    size_t n = 0;
+    args[n++] = "build";
+    args[n++] = l->dir;
+    args[n++] = l->key;
+    n += pip_sources(sb, args + n);
+    for (char *save = NULL, *line = strtok_r(reqs, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
+        args[n++] = line;
+    io->run = run;
+    int code = -1;
+    if (sb_ensure_image(sb, spec->image, err) < 0 ||
+        run_helper(sb, spec->image, args, n, io, deadline, end, &code, err) < 0)
+        return -1;
+    if (*end != HELPER_EXITED)
+        return px_error_set(err, PX_E_CANCELLED, "the build was stopped: execution %s %s",
+                            spec->execution_id,
+                            *end == HELPER_TIMED_OUT ? "reached its timeout" : "was killed");
+    _cleanup_json_ json_t *j = json_loads(io->out, 0, NULL);
+    if (code == 0 && json_is_true(json_object_get(j, "ok"))) {
+        *size = json_integer_value(json_object_get(j, "size"));
+        return 0;
+    }
+    const char *pip = json_string_value(json_object_get(j, "error"));
+    if (!pip)
+        return px_error_set(err, PX_E_INTERNAL, "the build helper exited %d", code);
+    return px_error_set(err, PX_E_INVALID, "pip exited %d: %s",
+                        (int)json_integer_value(json_object_get(j, "exit_code")), pip);
+}
+
+/* Fills `result` for a run that has no layer because of `err`: a kill or
+ * timeout ends the run as one (the program never ran: exit 137); anything
+ * else fails it with the message. */
+static void no_layer(px_sandbox_result *result, const px_error *err, helper_end end) {
+    if (err->code == PX_E_CANCELLED && end != HELPER_EXITED) {
+        result->ran = true;
+        result->exit_code = 128 + 9;
+        result->timed_out = end == HELPER_TIMED_OUT;
+        return;
+    }
+    result->ran = false;
+    result->error = *err;
+    px_error_wrap(&result->error, "install requirements");
+}
+
+/* Waits for the build of `l` (its waiter, holding a ref) to end, the run's
+ * kill or the deadline. Returns HELPER_EXITED when the build ended. */
+static helper_end await_build(const sb_layer *l, px_sandbox_run *run, int64_t deadline) {
+    int wake = px_sandbox_run_wake_fd(run);
+    for (;;) {
+        if (px_sandbox_run_kill_requested(run))
+            return HELPER_KILLED;
+        int64_t left = deadline - px_now_mono_ms();
+        if (left <= 0)
+            return HELPER_TIMED_OUT;
+        struct pollfd p[2] = {{.fd = l->done_fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+        int r = poll(p, wake >= 0 ? 2 : 1, (int)(left > 60000 ? 60000 : left));
+        if (r > 0 && (p[0].revents & POLLIN))
+            return HELPER_EXITED;
+    }
+}
+
+static void say(px_sandbox_run *run, const char *text) {
+    px_sandbox_run_output(run, PX_STREAM_STDERR, (const uint8_t *)text, strlen(text));
+}
+
+sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                          int64_t *deadline, px_sandbox_result *result) {
+    char key[2 * PX_SHA256_LEN + 1];
+    deps_key(spec->image, spec->requirements_txt, key);
+    px_error err = PX_ERROR_INIT;
+    pthread_mutex_lock(&sb->deps_mu);
+    sb_layer *l = list_find_locked(sb, key);
+    if (l && l->state == LAYER_READY) {
+        l->users++;
+        l->last_used = ++sb->deps_tick;
+        uint64_t hits = ++sb->deps_stats.hits, builds = sb->deps_stats.builds;
+        pthread_mutex_unlock(&sb->deps_mu);
+        px_info("docker: deps: execution %s: cached layer %.12s (hits %llu, builds %llu)",
+                spec->execution_id, key, (unsigned long long)hits, (unsigned long long)builds);
+        return l;
+    }
+    /* A build, this run's or another's: it counts against the run's timeout. */
+    bool builder = l == NULL;
+    if (builder) {
+        char hex[9], dir[sizeof l->dir];
+        if (px_random_hex(hex, 4, &err) < 0 ||
+            !(l = layer_new(key, (snprintf(dir, sizeof dir, "%s-%s", key, hex), dir), true,
+                            &err))) {
+            pthread_mutex_unlock(&sb->deps_mu);
+            no_layer(result, &err, HELPER_EXITED);
+            return NULL;
+        }
+        l->next = sb->layers;
+        sb->layers = l;
+    } else {
+        l->waiters++;
+    }
+    l->refs++; /* this run's, while it builds or waits */
+    pthread_mutex_unlock(&sb->deps_mu);
+
+    px_sandbox_run_started(run);
+    *deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
+    helper_end end = HELPER_EXITED;
+    int64_t size = 0, begun = px_now_mono_ms();
+    int rc;
+    if (builder) {
+        rc = build(sb, l, spec, run, *deadline, &end, &size, &err);
+    } else {
+        say(run, "pyexec: install: waiting for another execution's build of the same "
+                 "requirements\n");
+        end = await_build(l, run, *deadline);
+        rc = end == HELPER_EXITED ? 0 : -1;
+        if (rc < 0)
+            px_error_set(&err, PX_E_CANCELLED, "stopped waiting for the build");
+    }
+
+    pthread_mutex_lock(&sb->deps_mu);
+    if (builder) {
+        if (rc == 0) {
+            l->state = LAYER_READY;
+            l->size_bytes = size;
+            sb->deps_total += size;
+            sb->deps_stats.builds++;
+        } else {
+            l->failed = true;
+            l->error = err;
+            list_unlink_locked(sb, l);
+            layer_unref_locked(l); /* the list's */
+            sb->deps_stats.failures++;
+        }
+        uint64_t one = 1;
+        if (write(l->done_fd, &one, sizeof one) < 0)
+            px_warn("docker: deps: wake the waiters of layer %.12s: %s", key, strerror(errno));
+    } else {
+        l->waiters--;
+        if (rc == 0 && l->failed) {
+            err = l->error;
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        l->users++;
+        l->last_used = ++sb->deps_tick;
+    }
+    struct sb_deps_stats stats = sb->deps_stats;
+    layer_unref_locked(l); /* this run's; the list still holds a READY layer */
+    pthread_mutex_unlock(&sb->deps_mu);
+
+    if (builder && rc == 0)
+        px_info("docker: deps: execution %s: built layer %.12s (%lld bytes) in %lld ms "
+                "(hits %llu, builds %llu)",
+                spec->execution_id, key, (long long)size, (long long)(px_now_mono_ms() - begun),
+                (unsigned long long)stats.hits, (unsigned long long)stats.builds);
+    else if (builder)
+        px_info("docker: deps: execution %s: build of layer %.12s failed after %lld ms: %s",
+                spec->execution_id, key, (long long)(px_now_mono_ms() - begun), err.msg);
+    if (rc == 0)
+        return l;
+    if (err.code != PX_E_CANCELLED) {
+        char line[PX_ERROR_MSG_MAX + 64];
+        snprintf(line, sizeof line, "pyexec: install: failed: %s\n", err.msg);
+        say(run, line);
+    }
+    no_layer(result, &err, end);
+    return NULL;
+}
+
+/* ---- release and eviction ---- */
+
+void sb_deps_release(docker_sandbox *sb, sb_layer *layer) {
+    if (!layer)
+        return;
+    enum { VICTIMS_MAX = 64 };
+    const char *args[VICTIMS_MAX + 1];
+    char dirs[VICTIMS_MAX][sizeof layer->dir];
+    size_t n = 0;
+    int64_t freed = 0, total;
+    pthread_mutex_lock(&sb->deps_mu);
+    layer->users--;
+    while (sb->deps_total > sb->deps_cache_bytes && n < VICTIMS_MAX) {
+        sb_layer *lru = NULL;
+        for (sb_layer *l = sb->layers; l; l = l->next)
+            if (l->state == LAYER_READY && l->users == 0 && l->waiters == 0 &&
+                (!lru || l->last_used < lru->last_used))
+                lru = l;
+        if (!lru)
+            break; /* every layer is in use: over the cap until they end */
+        list_unlink_locked(sb, lru);
+        sb->deps_total -= lru->size_bytes;
+        freed += lru->size_bytes;
+        sb->deps_stats.evictions++;
+        memcpy(dirs[n], lru->dir, sizeof dirs[n]);
+        n++;
+        layer_unref_locked(lru);
+    }
+    total = sb->deps_total;
+    pthread_mutex_unlock(&sb->deps_mu);
+    if (n == 0)
+        return;
+    args[0] = "remove";
+    for (size_t i = 0; i < n; i++)
+        args[i + 1] = dirs[i];
+    _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
+    helper_end end = HELPER_EXITED;
+    int code = -1;
+    px_error err = PX_ERROR_INIT;
+    if (!io || run_helper(sb, sb->deps_helper_image, args, n + 1, io, 0, &end, &code, &err) < 0 ||
+        code != 0)
+        px_warn("docker: deps: remove %zu evicted layer(s) from volume '%s': %s (they are "
+                "removed at the next start)",
+                n, sb->deps_volume, io && err.msg[0] ? err.msg : "the helper failed");
+    else
+        px_info("docker: deps: evicted %zu layer(s), %lld bytes, least recently used first; "
+                "%lld bytes cached (cap %lld)",
+                n, (long long)freed, (long long)total, (long long)sb->deps_cache_bytes);
+}
+
+void sb_deps_free(docker_sandbox *sb) {
+    while (sb->layers) {
+        sb_layer *l = sb->layers;
+        sb->layers = l->next;
+        layer_unref_locked(l);
+    }
+}
+
+const char *sb_layer_dir(const sb_layer *l) {
+    return l->dir;
+}

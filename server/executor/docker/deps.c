@@ -184,11 +184,11 @@ static char *helper_body(docker_sandbox *sb, const char *image, const char *cons
     snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm", HELPER_TMP_MB);
     const json_int_t memory = (json_int_t)HELPER_MEMORY_MB * 1024 * 1024;
     json_t *host = json_pack(
-        "{s:s, s:b, s:[s], s:[s], s:I, s:I, s:I, s:{s:s}, s:b, s:{s:s, s:{}}, s:o}", "NetworkMode",
-        build ? sb->deps_network : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL", "SecurityOpt",
-        "no-new-privileges", "PidsLimit", (json_int_t)sb->pids_limit, "Memory", memory,
-        "MemorySwap", memory, "Tmpfs", "/tmp", tmp_opts, "Init", 1, "LogConfig", "Type", "none",
-        "Config", "Mounts", mounts);
+        "{s:s, s:b, s:[s], s:[s,s], s:I, s:I, s:I, s:{s:s}, s:b, s:{s:s, s:{}}, s:o}",
+        "NetworkMode", build ? sb->deps_network : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
+        "SecurityOpt", "no-new-privileges", sb->seccomp_opt, "PidsLimit",
+        (json_int_t)sb->pids_limit, "Memory", memory, "MemorySwap", memory, "Tmpfs", "/tmp",
+        tmp_opts, "Init", 1, "LogConfig", "Type", "none", "Config", "Mounts", mounts);
     if (host && sb->runtime)
         json_object_set_new(host, "Runtime", json_string(sb->runtime));
     _cleanup_json_ json_t *body = json_pack(

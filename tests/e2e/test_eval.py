@@ -258,3 +258,20 @@ def test_an_excepthook_the_program_sets_prints_the_traceback(stub, pb, ex):
     evald = ev(stub, pb, code)
     assert evald.stdout == ex.run(code).stdout == b"hooked ValueError /work/main.py 5\n"
     assert (evald.error_type, evald.error_line) == ("ValueError", 5)
+
+
+def test_a_forked_child_does_not_replace_the_report(stub, pb):
+    # The parent reports, then (at exit) lets the child go on and waits for
+    # it; the child reaches the end of the module while the parent still runs.
+    res = ev(stub, pb, "import atexit, os\n"
+                       "r, w = os.pipe()\n"
+                       "pid = os.fork()\n"
+                       "def release():\n"
+                       "    os.write(w, b'go')\n"
+                       "    os.waitpid(pid, 0)\n"
+                       "if pid:\n"
+                       "    atexit.register(release)\n"
+                       "else:\n"
+                       "    os.read(r, 2)\n"
+                       "'child' if pid == 0 else 'parent'\n")
+    assert result_of(res) == "'parent'"

@@ -14,8 +14,9 @@
 # hook if it set one) with the wrapper's frame cut from the traceback, and the
 # interpreter then exits the way it would (1, SystemExit's code, or SIGINT
 # for KeyboardInterrupt). What remains visible: the module frame's f_back is
-# the wrapper's, and fd 3 is moved to fd 1000 (close-on-exec; the program's
-# first open() still gets fd 3).
+# the wrapper's, /proc/self/cmdline shows `python3 -c <this source> ...`, and
+# fd 3 is moved to fd 1000 (close-on-exec; the program's first open() still
+# gets fd 3).
 #
 # The body runs first, then the last expression on its own, so its value is
 # computed exactly once. Bounds (docs/api.md): result cut to RESULT_MAX
@@ -39,6 +40,7 @@ def _pyexec_eval():
     TYPE_MAX = 256
     REPORT_MAX = 65536  # what the bootstrap accepts
     path = sys.argv[1]
+    pid = os.getpid()  # a forked child that runs to the end reports nothing
     try:
         report = os.dup2(3, 1000, inheritable=False)
         os.close(3)
@@ -57,6 +59,8 @@ def _pyexec_eval():
         return body.encode("ascii")
 
     def write(data):
+        if os.getpid() != pid:
+            return
         try:
             os.ftruncate(report, 0)
             os.pwrite(report, data, 0)

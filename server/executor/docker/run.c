@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,265 +47,10 @@
  * container stop before it is killed. */
 #define EXIT_AFTER_END_MS 2000
 #define READ_CHUNK (64 * 1024)
-#define WRITE_BURST (256 * 1024) /* stdin bytes written per poll round */
-
-/*
- * Output coalescing. A program's single print() reaches the attach stream as
- * several writes ("tick", " ", "0", "\n") microseconds apart; delivered one
- * by one they would become as many chunks in the store and as many
- * StreamOutput messages. The pump holds output of one stream and delivers it
- * as one chunk when
- *   - what it holds ends with a newline once a read has been demultiplexed
- *     (whole lines go out without delay),
- *   - COALESCE_MS have passed since the first byte it holds (a partial line,
- *     e.g. a prompt, waits at most that long),
- *   - output of the other stream arrives (the order of the two is kept),
- *   - it holds COALESCE_MAX bytes,
- *   - or the run ends, before its result is reported.
- * Here rather than in the store or in StreamOutput: this is the one place
- * that sees the writes as they arrive and owns a poll loop to time the
- * delay; the store and every reader then deal in whole chunks.
- */
-#define COALESCE_MS 5
-#define COALESCE_MAX (64 * 1024)
 
 /* ---- one run ---- */
 
-/* What one run sends and scans, prepared before any container is touched. */
-typedef struct run_io {
-    px_sandbox_run *run;
-    px_trailer_scanner scanner;     /* stderr: the usage trailer */
-    px_trailer_scanner out_scanner; /* stdout: the end marker */
-    char *preamble; /* the bootstrap preamble; owned */
-    size_t preamble_len;
-    const char *execution_id; /* the spec's, for the step log */
-    int64_t deadline_ms;      /* monotonic; 0: the timeout counts from the drive */
-    int64_t begun_ms;         /* monotonic: the run's start */
-    int64_t step_ms;          /* monotonic: the last step's end */
-    /* Output held for coalescing (see COALESCE_MS). */
-    px_stream held_stream; /* of the bytes held; meaningful when held_len > 0 */
-    uint8_t *held;         /* COALESCE_MAX bytes; owned */
-    size_t held_len;
-    int64_t held_due_ms;   /* monotonic: when the bytes held go out at the latest */
-} run_io;
-
-/* --log-level debug: one line per lifecycle step of a run, with what it
- * took and how far into the run it ended, e.g. "docker: execution exe_..:
- * create container '3f2a9c..': 41 ms (at 43 ms)". */
-static void step_done(run_io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void step_done(run_io *io, const char *fmt, ...) {
-    int64_t now = px_now_mono_ms();
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
-    va_end(ap);
-    px_debug("docker: execution %s: %s: %lld ms (at %lld ms)", io->execution_id, what,
-             (long long)(now - io->step_ms), (long long)(now - io->begun_ms));
-    io->step_ms = now;
-}
-
-static void run_io_free(run_io *io) {
-    if (!io)
-        return;
-    free(io->preamble);
-    free(io->held);
-    free(io);
-}
-PX_DEFINE_CLEANUP(run_io, run_io_free)
-
-/* Chooses the nonce, arms the trailer scanner and builds the preamble
- * (with the run's dependency layer directory `deps`, or NULL).
- * Returns a new run_io, or NULL with `err` set (PX_E_INVALID when the spec
- * cannot be encoded). */
-static run_io *run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *deps,
-                          px_error *err) {
-    char nonce[33];
-    __attribute__((cleanup(run_io_freep))) run_io *io = calloc(1, sizeof *io);
-    if (!io) {
-        px_error_set(err, PX_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    io->run = run;
-    io->held = malloc(COALESCE_MAX);
-    if (!io->held) {
-        px_error_set(err, PX_E_INTERNAL, "out of memory");
-        return NULL;
-    }
-    io->execution_id = spec->execution_id;
-    io->begun_ms = io->step_ms = px_now_mono_ms();
-    if (px_random_hex(nonce, 16, err) < 0 ||
-        px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
-        px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
-        px_bootstrap_preamble(spec, nonce, deps, &io->preamble, &io->preamble_len, err) < 0)
-        return NULL;
-    return TAKE_PTR(io);
-}
-
-/* Delivers the output held, if any, as one chunk. */
-static void flush_held(run_io *io) {
-    if (io->held_len == 0)
-        return;
-    size_t len = io->held_len;
-    io->held_len = 0;
-    px_sandbox_run_output(io->run, io->held_stream, io->held, len);
-}
-
-/* Flushes what is held when it is a whole line (after each read) or due. */
-static void flush_held_if_ready(run_io *io, int64_t now) {
-    if (io->held_len > 0 && (io->held[io->held_len - 1] == '\n' || now >= io->held_due_ms))
-        flush_held(io);
-}
-
-static void hold_output(run_io *io, px_stream stream, const uint8_t *data, size_t len) {
-    if (len == 0)
-        return;
-    if (io->held_len > 0 && (io->held_stream != stream || io->held_len + len > COALESCE_MAX))
-        flush_held(io);
-    if (len > COALESCE_MAX) {
-        px_sandbox_run_output(io->run, stream, data, len);
-        return;
-    }
-    if (io->held_len == 0) {
-        io->held_stream = stream;
-        io->held_due_ms = px_now_mono_ms() + COALESCE_MS;
-    }
-    memcpy(io->held + io->held_len, data, len);
-    io->held_len += len;
-}
-
-static void deliver_stderr(void *ud, const uint8_t *data, size_t len) {
-    hold_output(ud, PX_STREAM_STDERR, data, len);
-}
-
-static void deliver_stdout(void *ud, const uint8_t *data, size_t len) {
-    hold_output(ud, PX_STREAM_STDOUT, data, len);
-}
-
-static void deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len) {
-    run_io *io = ud;
-    if (stream == PX_STREAM_STDERR)
-        px_trailer_scanner_feed(&io->scanner, data, len, deliver_stderr, io);
-    else
-        px_trailer_scanner_feed(&io->out_scanner, data, len, deliver_stdout, io);
-}
-
-/* Both of the bootstrap's last words arrived: the end marker on stdout and
- * the trailer on stderr. The program has exited and all of its output is in. */
-static bool bootstrap_done(const run_io *io) {
-    return io->scanner.has_trailer && io->out_scanner.has_trailer;
-}
-
-/* The bytes sent to the container's stdin, in order, without copies. */
-typedef struct stdin_feed {
-    struct {
-        const uint8_t *p;
-        size_t len;
-    } seg[3];
-    size_t i, off;
-    bool done;
-} stdin_feed;
-
-/* Writes what the socket takes now (at most WRITE_BURST bytes). Shuts the
- * write side down after the last byte, which is the program's EOF. */
-static void feed_stdin(stdin_feed *f, int fd) {
-    size_t burst = 0;
-    while (!f->done && burst < WRITE_BURST) {
-        if (f->i == PX_ARRAY_SIZE(f->seg)) {
-            shutdown(fd, SHUT_WR);
-            f->done = true;
-            break;
-        }
-        size_t left = f->seg[f->i].len - f->off;
-        if (left == 0) {
-            f->i++;
-            f->off = 0;
-            continue;
-        }
-        if (left > WRITE_BURST - burst)
-            left = WRITE_BURST - burst;
-        ssize_t n = send(fd, f->seg[f->i].p + f->off, left, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            f->off += (size_t)n;
-            burst += (size_t)n;
-        } else if (n < 0 && errno == EINTR) {
-            continue;
-        } else if (n < 0 && errno == EAGAIN) {
-            break;
-        } else {
-            /* The container closed its stdin (it ended): nothing more to say. */
-            f->done = true;
-        }
-    }
-}
-
 typedef enum run_end { END_EOF, END_DONE, END_KILL, END_PROTOCOL } run_end;
-
-/* Parses the bootstrap's usage trailer into the result; ignores junk. */
-static void apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result) {
-    if (!s->has_trailer)
-        return;
-    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
-    json_int_t m = json_integer_value(json_object_get(j, "peak_memory_bytes"));
-    json_int_t c = json_integer_value(json_object_get(j, "cpu_time_ms"));
-    if (m > 0)
-        result->peak_memory_bytes = m;
-    if (c >= 0 && json_object_get(j, "cpu_time_ms"))
-        result->cpu_time_ms = c;
-    /* The memory cgroup's own count: exact, where the engine's OOMKilled
-     * flag misses a kill that races with the container's exit (~1 in 100
-     * OOM kills here). */
-    if (json_integer_value(json_object_get(j, "oom_kills")) > 0)
-        result->oom_killed = true;
-}
-
-/* Copies a string member of `j` (at most `max` bytes, cut at a UTF-8
- * character boundary) into *out; leaves *out alone when there is none. */
-static void report_string(json_t *j, const char *key, size_t max, char **out) {
-    const char *v = json_string_value(json_object_get(j, key));
-    if (!v)
-        return;
-    size_t n = strlen(v);
-    if (n > max) {
-        n = max;
-        while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80)
-            n--;
-    }
-    *out = strndup(v, n);
-}
-
-/* Parses the Eval report the bootstrap put in its end marker on stdout
- * (bootstrap.h) into result->py; ignores junk. The wrapper bounds the
- * strings; REPORT_STRING_MAX only guards this side. */
-static void apply_report(const px_trailer_scanner *s, px_sandbox_result *result) {
-    enum { REPORT_STRING_MAX = PX_TRAILER_BODY_MAX };
-    if (!s->has_trailer || strcmp(s->trailer, "{}") == 0)
-        return;
-    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
-    if (!json_is_object(j))
-        return;
-    px_py_report_release(&result->py);
-    report_string(j, "error_type", REPORT_STRING_MAX, &result->py.error_type);
-    if (result->py.error_type) {
-        json_int_t line = json_integer_value(json_object_get(j, "error_line"));
-        result->py.error_line = line > 0 && line <= INT32_MAX ? (int32_t)line : 0;
-        report_string(j, "error_message", REPORT_STRING_MAX, &result->py.error_message);
-    } else {
-        /* A result only when the code raised nothing. */
-        report_string(j, "result", REPORT_STRING_MAX, &result->py.result);
-    }
-}
-
-/* The bootstrap's exit code from its trailer, or -1 if it has none. */
-static int trailer_exit_code(const px_trailer_scanner *s) {
-    if (!s->has_trailer)
-        return -1;
-    _cleanup_json_ json_t *j = json_loads(s->trailer, 0, NULL);
-    json_t *code = json_object_get(j, "exit_code");
-    if (!json_is_integer(code) || json_integer_value(code) < 0 || json_integer_value(code) > 255)
-        return -1;
-    return (int)json_integer_value(code);
-}
 
 /* After the streams ended: exit code and OOM flag. A container that is gone
  * was lost. Returns 0, or -1 with result->error set. */
@@ -372,10 +116,10 @@ static int wait_exit(docker_sandbox *sb, const char *id, int64_t timeout_ms, int
  * time is then unknown: 0). */
 static void apply_verdict(const px_job_spec *spec, const run_io *io, const char *id,
                           px_sandbox_result *result) {
-    int code = trailer_exit_code(&io->scanner);
+    int code = sb_trailer_exit_code(&io->scanner);
     if (code >= 0 && code == result->exit_code) {
-        apply_trailer(&io->scanner, result);
-        apply_report(&io->out_scanner, result);
+        sb_apply_trailer(&io->scanner, result);
+        sb_apply_report(&io->out_scanner, result);
     } else if (code >= 0) {
         px_warn("docker: container '%.12s' exited with %d but its trailer says %d; the "
                 "trailer is ignored",
@@ -421,7 +165,7 @@ static run_end pump(drive_state *d) {
     int wake = px_sandbox_run_wake_fd(run);
     for (;;) {
         int64_t now = px_now_mono_ms();
-        flush_held_if_ready(d->io, now);
+        sb_flush_held_if_ready(d->io, now);
         if (px_sandbox_run_kill_requested(run))
             return END_KILL;
         if (!d->drain_deadline && now >= d->deadline) {
@@ -447,15 +191,15 @@ static run_end pump(drive_state *d) {
         if (wake >= 0 && (p[1].revents & POLLIN))
             continue; /* the top of the loop reads the kill cause */
         if (p[0].revents & POLLOUT)
-            feed_stdin(&d->in, d->fd);
+            sb_feed_stdin(&d->in, d->fd);
         if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             ssize_t n = recv(d->fd, d->buf, READ_CHUNK, MSG_DONTWAIT);
             if (n > 0) {
-                if (px_frame_demux_feed(&d->demux, d->buf, (size_t)n, deliver_frame, d->io,
+                if (px_frame_demux_feed(&d->demux, d->buf, (size_t)n, sb_deliver_frame, d->io,
                                         &d->err) < 0)
                     return END_PROTOCOL;
-                flush_held_if_ready(d->io, px_now_mono_ms());
-                if (bootstrap_done(d->io) && !d->drain_deadline)
+                sb_flush_held_if_ready(d->io, px_now_mono_ms());
+                if (sb_bootstrap_done(d->io) && !d->drain_deadline)
                     return END_DONE;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                 return END_EOF; /* end of stream (or reset, which ends it too) */
@@ -478,15 +222,15 @@ static void conclude(drive_state *d, run_end end) {
          * verdict only when they agree: then the result is complete and is
          * reported before the removal. Otherwise the engine's facts decide,
          * as after any end of stream. */
-        int said = trailer_exit_code(&io->scanner), seen = -1;
+        int said = sb_trailer_exit_code(&io->scanner), seen = -1;
         px_error e = PX_ERROR_INIT;
         if (said >= 0 && wait_exit(d->sb, d->id, EXIT_AFTER_END_MS, &seen, &e) == 0 &&
             seen == said) {
             result->ran = true;
             result->exit_code = seen;
-            apply_trailer(&io->scanner, result);
-            apply_report(&io->out_scanner, result);
-            step_done(io, "see container '%.12s' stop", d->id);
+            sb_apply_trailer(&io->scanner, result);
+            sb_apply_report(&io->out_scanner, result);
+            sb_step_done(io, "see container '%.12s' stop", d->id);
             px_sandbox_run_ended(io->run, result);
             return;
         }
@@ -558,7 +302,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
     px_frame_demux_init(&d.demux, PX_FRAME_MAX_DEFAULT);
     run_end end;
     if (early_len > 0 &&
-        px_frame_demux_feed(&d.demux, early, early_len, deliver_frame, io, &d.err) < 0)
+        px_frame_demux_feed(&d.demux, early, early_len, sb_deliver_frame, io, &d.err) < 0)
         end = END_PROTOCOL;
     else
         end = pump(&d);
@@ -571,10 +315,10 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         [END_KILL] = "a kill was requested",
         [END_PROTOCOL] = "its attach stream broke",
     };
-    step_done(io, "run container '%.12s' until %s", id, how[end]);
-    px_trailer_scanner_finish(&io->out_scanner, deliver_stdout, io);
-    px_trailer_scanner_finish(&io->scanner, deliver_stderr, io);
-    flush_held(io); /* before the result: nothing held back is lost or late */
+    sb_step_done(io, "run container '%.12s' until %s", id, how[end]);
+    px_trailer_scanner_finish(&io->out_scanner, sb_deliver_stdout, io);
+    px_trailer_scanner_finish(&io->scanner, sb_deliver_stderr, io);
+    sb_flush_held(io); /* before the result: nothing held back is lost or late */
     conclude(&d, end);
 }
 
@@ -600,13 +344,13 @@ static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
             px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
         } else {
             sb_pool_count(sb, &sb->stats.taken);
-            step_done(io, "take pooled container '%.12s'", p->id);
+            sb_step_done(io, "take pooled container '%.12s'", p->id);
             px_sandbox_run_started(io->run);
             drive(sb, spec, io, p->id, p->fd, NULL, 0, result);
             char id[16];
             snprintf(id, sizeof id, "%.12s", p->id);
             sb_pooled_discard(sb, p);
-            step_done(io, "remove container '%s'", id);
+            sb_step_done(io, "remove container '%s'", id);
             return true;
         }
         sb_pool_count(sb, &sb->stats.discarded);
@@ -622,7 +366,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         result->error = err;
         return;
     }
-    step_done(io, "check image '%s'", spec->image);
+    sb_step_done(io, "check image '%s'", spec->image);
     if (px_sandbox_run_kill_requested(io->run)) {
         px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
         return;
@@ -644,7 +388,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         sb_live_remove(sb, name);
         return;
     }
-    step_done(io, "create container '%.12s'", id);
+    sb_step_done(io, "create container '%.12s'", id);
     _cleanup_free_ uint8_t *early = NULL;
     size_t early_len = 0;
     char path[512];
@@ -653,13 +397,13 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         result->error = err;
         px_error_wrap(&result->error, "attach to container '%.12s'", id);
     } else {
-        step_done(io, "attach to container '%.12s'", id);
+        sb_step_done(io, "attach to container '%.12s'", id);
         if (sb_container_path(path, sizeof path, id, "/start", &err) < 0 ||
             sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
             result->error = err;
             px_error_wrap(&result->error, "start container '%.12s'", id);
         } else {
-            step_done(io, "start container '%.12s'", id);
+            sb_step_done(io, "start container '%.12s'", id);
             px_sandbox_run_started(io->run);
             drive(sb, spec, io, id, fd, early, early_len, result);
         }
@@ -667,7 +411,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     if (fd >= 0)
         close(fd);
     sb_remove_container(sb, id);
-    step_done(io, "remove container '%.12s'", id);
+    sb_step_done(io, "remove container '%.12s'", id);
     sb_live_remove(sb, name);
 }
 
@@ -679,8 +423,8 @@ static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run
     char path[128];
     if (deps)
         snprintf(path, sizeof path, "/deps/%s", deps);
-    __attribute__((cleanup(run_io_freep))) run_io *io =
-        run_io_new(spec, run, deps ? path : NULL, &err);
+    __attribute__((cleanup(sb_run_io_freep))) run_io *io =
+        sb_run_io_new(spec, run, deps ? path : NULL, &err);
     if (!io) {
         result->error = err;
         px_error_wrap(&result->error, "prepare bootstrap");

@@ -9,6 +9,8 @@
  *                     creation, the live set and the image cache;
  *   run.c             one run: the warm or cold path to a started
  *                     container, then the poll loop to its end;
+ *   run_io.c          one run's I/O: preamble and stdin out, frames in,
+ *                     output coalescing, the bootstrap's last words;
  *   pool.c            the warm pool: its threads, take and hand-over;
  *   reaper.c          the reaper: removes this instance's orphans;
  *   deps.c            the dependency cache: layers built by helper
@@ -38,8 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/base/cleanup.h"
 #include "server/base/error.h"
 #include "server/executor/docker/docker_client.h"
+#include "server/executor/docker/frames.h"
 #include "server/executor/docker/docker_sandbox.h"
 #include "server/executor/sandbox.h"
 #include "server/model/job.h"
@@ -175,6 +179,67 @@ char *sb_seccomp_option(px_error *err);
 /* Fails (PX_E_INVALID, naming the ones there are) when the engine has no
  * runtime called sb->runtime. */
 int sb_check_runtime(docker_sandbox *sb, px_error *err);
+
+/* ---- run_io.c ---- */
+
+/* What one run sends and scans, prepared before any container is touched. */
+typedef struct run_io {
+    px_sandbox_run *run;
+    px_trailer_scanner scanner;     /* stderr: the usage trailer */
+    px_trailer_scanner out_scanner; /* stdout: the end marker */
+    char *preamble; /* the bootstrap preamble; owned */
+    size_t preamble_len;
+    const char *execution_id; /* the spec's, for the step log */
+    int64_t deadline_ms;      /* monotonic; 0: the timeout counts from the drive */
+    int64_t begun_ms;         /* monotonic: the run's start */
+    int64_t step_ms;          /* monotonic: the last step's end */
+    /* Output held for coalescing (see COALESCE_MS in run_io.c). */
+    px_stream held_stream; /* of the bytes held; meaningful when held_len > 0 */
+    uint8_t *held;         /* COALESCE_MAX bytes; owned */
+    size_t held_len;
+    int64_t held_due_ms;   /* monotonic: when the bytes held go out at the latest */
+} run_io;
+
+/* The bytes sent to the container's stdin, in order, without copies. */
+typedef struct stdin_feed {
+    struct {
+        const uint8_t *p;
+        size_t len;
+    } seg[3];
+    size_t i, off;
+    bool done;
+} stdin_feed;
+
+/* Chooses the nonce, arms the trailer scanners and builds the preamble
+ * (with the run's dependency layer directory `deps`, or NULL). */
+run_io *sb_run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *deps,
+                      px_error *err);
+/* NULL-safe. */
+void sb_run_io_free(run_io *io);
+PX_DEFINE_CLEANUP(run_io, sb_run_io_free)
+/* --log-level debug: one line for a lifecycle step that just ended. */
+void sb_step_done(run_io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* px_frame_sink for the attach stream (ud: the run_io): through the
+ * trailer scanners into the held output. */
+void sb_deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t len);
+/* px_trailer_sink for what a scanner releases at the end (ud: the run_io). */
+void sb_deliver_stdout(void *ud, const uint8_t *data, size_t len);
+void sb_deliver_stderr(void *ud, const uint8_t *data, size_t len);
+/* Delivers the output held as one chunk / only when it is a whole line or
+ * due at `now`. */
+void sb_flush_held(run_io *io);
+void sb_flush_held_if_ready(run_io *io, int64_t now);
+/* Both of the bootstrap's last words arrived. */
+bool sb_bootstrap_done(const run_io *io);
+/* Writes what the socket `fd` takes now; shuts its write side after the
+ * last byte. */
+void sb_feed_stdin(stdin_feed *f, int fd);
+/* The trailer's usage and OOM count / the end marker's Eval report, into
+ * `result`; junk is ignored. */
+void sb_apply_trailer(const px_trailer_scanner *s, px_sandbox_result *result);
+void sb_apply_report(const px_trailer_scanner *s, px_sandbox_result *result);
+/* The bootstrap's exit code from its trailer, or -1 if it has none. */
+int sb_trailer_exit_code(const px_trailer_scanner *s);
 
 /* ---- run.c ---- */
 

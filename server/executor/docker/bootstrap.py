@@ -496,7 +496,9 @@ def main():
     try:
         # Before anything secret arrives (see the top of the file).
         make_undumpable()
-        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # Python's handler would take it
+        # As PID 1 no signal from inside the container reaches a default
+        # disposition; Python's own SIGINT handler would let one in.
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
         line = read_exact(16)
         if line[:5] != b"PYX1 " or line[15:16] != b"\n":
             raise ValueError("bad protocol header")

@@ -43,9 +43,6 @@
 #define KILL_STATS_TIMEOUT_MS 150
 #define TIMEOUT_STATS_TIMEOUT_MS 1500
 #define DRAIN_AFTER_KILL_MS 2000
-/* After the bootstrap's last words, how long the engine may take to see the
- * container stop before it is killed. */
-#define EXIT_AFTER_END_MS 2000
 #define READ_CHUNK (64 * 1024)
 
 /* ---- one run ---- */
@@ -92,14 +89,13 @@ static int collect_exit(docker_sandbox *sb, const char *id, px_sandbox_result *r
 }
 
 /* The container's exit code as the engine reports it once the container
- * has stopped (POST wait), within `timeout_ms`. Returns 0 with *code set,
+ * has stopped (POST wait; within the API timeout). Returns 0 with *code set,
  * or -1 with `err` set. */
-static int wait_exit(docker_sandbox *sb, const char *id, int64_t timeout_ms, int *code,
-                     px_error *err) {
+static int wait_exit(docker_sandbox *sb, const char *id, int *code, px_error *err) {
     char path[512];
     _cleanup_json_ json_t *w = NULL;
     if (sb_container_path(path, sizeof path, id, "/wait?condition=not-running", err) < 0 ||
-        sb_api(sb, "POST", path, NULL, timeout_ms, &w, err) < 0)
+        sb_api(sb, "POST", path, NULL, 0, &w, err) < 0)
         return -1;
     json_t *c = json_object_get(w, "StatusCode");
     if (!json_is_integer(c))
@@ -224,8 +220,7 @@ static void conclude(drive_state *d, run_end end) {
          * as after any end of stream. */
         int said = sb_trailer_exit_code(&io->scanner), seen = -1;
         px_error e = PX_ERROR_INIT;
-        if (said >= 0 && wait_exit(d->sb, d->id, EXIT_AFTER_END_MS, &seen, &e) == 0 &&
-            seen == said) {
+        if (said >= 0 && wait_exit(d->sb, d->id, &seen, &e) == 0 && seen == said) {
             result->ran = true;
             result->exit_code = seen;
             sb_apply_trailer(&io->scanner, result);
@@ -234,8 +229,6 @@ static void conclude(drive_state *d, run_end end) {
             px_sandbox_run_ended(io->run, result);
             return;
         }
-        if (e.code == PX_E_UNAVAILABLE)
-            sb_kill_container(d->sb, d->id); /* it did not stop in time */
         end = END_EOF;
     }
 

@@ -4,6 +4,7 @@ against a scratch git repository (PYEXEC_CHECK_ROOT), never this one."""
 
 import os
 import pathlib
+import re
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -188,3 +189,21 @@ def test_format_fails_on_unformatted_code_and_fix_formats_it(format_tree):
     assert run(FORMAT, format_tree, "--fix").returncode == 0
     assert bad.read_text() == "int f(void) {\n    return 1;\n}\n"
     assert run(FORMAT, format_tree).returncode == 0
+
+
+def test_the_architecture_map_names_every_module_directory():
+    """docs/architecture.md's module map matches the tree: every directory
+    of server/ and client/ that holds sources is in it."""
+    text = (REPO / "docs" / "architecture.md").read_text()
+    block = text.split("## Modules", 1)[1].split("```", 2)[1]
+    missing = []
+    for top in ("server", "client"):
+        for d, subdirs, files in os.walk(REPO / top):
+            subdirs[:] = [s for s in subdirs
+                          if not s.startswith((".", "_")) and s != "node_modules"]
+            rel = pathlib.Path(d).relative_to(REPO)
+            if not any(f.endswith((".c", ".h", ".py", ".js")) for f in files):
+                continue
+            if not re.search(rf"\b{re.escape(rel.name)}/", block):
+                missing.append(str(rel))
+    assert not missing, f"docs/architecture.md does not map {missing}"

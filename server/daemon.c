@@ -6,6 +6,7 @@
 #include "server/base/log.h"
 #include "server/executor/executor.h"
 #include "server/executor/runner.h"
+#include "server/http/http.h"
 #include "server/rpc/rpc.h"
 #include "server/store/memory.h"
 
@@ -44,8 +45,20 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         px_store_free(store);
         return 1;
     }
+    px_http_server *http = NULL;
+    if (cfg->http_listen[0] && !(http = px_http_server_new(cfg, srv, store, &err))) {
+        px_err("start: %s", err.msg);
+        px_rpc_server_free(srv);
+        px_executor_free(ex);
+        px_store_free(store);
+        return 1;
+    }
     printf("listening on %s\n", px_rpc_server_address(srv));
+    if (http)
+        printf("http listening on %s\n", px_http_server_address(http));
     fflush(stdout);
+    if (http)
+        px_info("HTTP door listening on %s", px_http_server_address(http));
     px_info("pyexecd %s listening on %s (default image '%s', engine '%s', instance '%s')",
             PYEXEC_VERSION, px_rpc_server_address(srv), cfg->default_image, cfg->docker_socket,
             cfg->instance);
@@ -53,7 +66,13 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
     int sig = 0;
     sigwait(signals, &sig);
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    /* The HTTP door stops accepting first; its requests in progress are
+     * answered as the executor's shutdown ends their executions, then its
+     * threads are joined, before the gRPC server (whose health it reads)
+     * goes. */
+    px_http_server_quiesce(http);
     px_rpc_server_shutdown(srv);
+    px_http_server_free(http);
     px_rpc_server_free(srv);
     /* Records release their jobs when freed: the store goes first. */
     px_store_free(store);

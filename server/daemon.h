@@ -4,7 +4,8 @@
  * server, serve until one of `signals` arrives, shut down in order.
  *
  * Prints "listening on HOST:PORT" as the first line of stdout once the
- * server accepts calls. Must be called from main's thread with `signals`
+ * server accepts calls, and with --http-listen "http listening on
+ * HOST:PORT" as the second. Must be called from main's thread with `signals`
  * blocked in every thread. Takes ownership of `sandbox`. Returns the
  * process exit code: 0 after a clean shutdown, 1 if the server could not
  * start (the reason is logged).

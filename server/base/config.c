@@ -31,7 +31,10 @@ typedef struct opt {
     const char *help;
 } opt;
 
+/* For OPT_STR, `min` is the shortest value: 1, or 0 where empty means "off". */
 #define STR(field, help)                                                                           \
+    {#field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 1, 0, help}
+#define STR_OR_EMPTY(field, help)                                                                  \
     {#field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 0, 0, help}
 #define INT(field, lo, hi, help)                                                                   \
     {#field, OPT_INT, offsetof(px_config, field), sizeof(int), lo, hi, help}
@@ -108,6 +111,15 @@ static const opt opts[] = {
     I64(deps_cache_mb, 1, INT64_C(1) << 30,
         "size the cached requirement layers may take together, MiB (least recently used "
         "evicted first)"),
+    STR_OR_EMPTY(http_listen, "address of the HTTP door (REST/JSON, /metrics, /docs), HOST:PORT "
+                              "(port 0 picks a free port; empty: no HTTP door)"),
+    I64(http_max_body_bytes, 1024, INT_MAX, "largest HTTP request body, bytes"),
+    INT(http_max_connections, 1, 65536, "open HTTP connections, all clients together"),
+    INT(http_max_connections_per_client, 1, 65536, "open HTTP connections from one IP address"),
+    INT(http_max_header_bytes, 4096, 1 << 20,
+        "largest HTTP request line plus headers, bytes (beyond: 414 or 431)"),
+    INT(http_read_timeout_s, 1, 3600,
+        "seconds an HTTP connection may stay idle (a request trickling in included)"),
 };
 
 void px_config_default(px_config *cfg) {
@@ -166,6 +178,13 @@ void px_config_default(px_config *cfg) {
     cfg->warm_pool = 2;
     snprintf(cfg->deps_network, sizeof cfg->deps_network, "none");
     cfg->deps_cache_mb = 2048;
+    cfg->http_listen[0] = '\0';
+    /* The gRPC receive limit's default: the same code fits through either door. */
+    cfg->http_max_body_bytes = 96 * MIB;
+    cfg->http_max_connections = 256;
+    cfg->http_max_connections_per_client = 64;
+    cfg->http_max_header_bytes = 32 * 1024;
+    cfg->http_read_timeout_s = 30;
 }
 
 /* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */
@@ -352,9 +371,9 @@ static int set_value(px_config *cfg, const opt *o, const char *value, const char
     }
     if (o->kind == OPT_STR) {
         size_t len = strlen(value);
-        if (len == 0 || len >= o->size)
-            return px_error_set(err, PX_E_INVALID, "%s: must be 1 to %zu characters", source,
-                                o->size - 1);
+        if ((int64_t)len < o->min || len >= o->size)
+            return px_error_set(err, PX_E_INVALID, "%s: must be %" PRId64 " to %zu characters",
+                                source, o->min, o->size - 1);
         memcpy(field, value, len + 1);
         return 0;
     }

@@ -94,6 +94,13 @@ typedef struct px_config {
     char pip_index_url[1024];    /* --pip-index-url: package index of the builds; "" = none */
     char deps_network[16];       /* --deps-network: none, host or bridge (the builds only) */
     int64_t deps_cache_mb;       /* --deps-cache-mb: size of the layer cache (LRU) */
+    /* The HTTP door (server/http). */
+    char http_listen[256];       /* --http-listen HOST:PORT; "" (the default): off */
+    int64_t http_max_body_bytes; /* request body; beyond: 413 */
+    int http_max_connections;    /* open connections, all clients together */
+    int http_max_connections_per_client; /* open connections from one IP address */
+    int http_max_header_bytes;   /* request line + headers (the connection's buffer) */
+    int http_read_timeout_s;     /* a connection idle this long is closed */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/random.h>
+
+#include "server/base/quote.h"
 
 static int fill_random(void *buf, size_t n, px_error *err) {
     size_t got = 0;
@@ -63,4 +66,19 @@ bool px_id_valid(const char *s, size_t len) {
         }
     }
     return true;
+}
+
+int px_id_check(const char *id, px_error *err) {
+    size_t len = strlen(id);
+    if (len == 0)
+        return px_error_set(err, PX_E_INVALID, "execution_id: empty");
+    if (!px_id_valid(id, len)) {
+        if (len > 64)
+            return px_error_set(err, PX_E_INVALID,
+                                "execution_id: malformed (%zu bytes; expected exe_<uuid>)", len);
+        px_quoted q;
+        return px_error_set(err, PX_E_INVALID, "execution_id: '%s' is malformed (expected exe_<uuid>)",
+                            px_quote(&q, id, len));
+    }
+    return 0;
 }

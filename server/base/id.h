@@ -28,6 +28,11 @@ int px_random_hex(char *out, size_t n, px_error *err);
  * shape of an execution id. */
 bool px_id_valid(const char *s, size_t len);
 
+/* Checks a client's execution id: returns 0 if px_id_valid, else -1 with
+ * `err` set (PX_E_INVALID) naming the field "execution_id" and quoting the
+ * printable part of a short id. */
+int px_id_check(const char *id, px_error *err);
+
 #ifdef __cplusplus
 }
 #endif

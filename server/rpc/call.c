@@ -381,17 +381,4 @@ ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessa
     return msg;
 }
 
-int px_check_id(const char *id, px_error *err) {
-    size_t len = strlen(id);
-    if (len == 0)
-        return px_error_set(err, PX_E_INVALID, "execution_id: empty");
-    if (!px_id_valid(id, len)) {
-        if (len > 64)
-            return px_error_set(err, PX_E_INVALID,
-                                "execution_id: malformed (%zu bytes; expected exe_<uuid>)", len);
-        px_quoted q;
-        return px_error_set(err, PX_E_INVALID, "execution_id: '%s' is malformed (expected exe_<uuid>)",
-                            px_quote(&q, id, len));
-    }
-    return 0;
-}
+int px_check_id(const char *id, px_error *err) { return px_id_check(id, err); }

@@ -303,6 +303,20 @@ px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_con
     return spec;
 }
 
+#define PAGE_SIZE_DEFAULT 50
+
+int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out,
+                       px_error *err) {
+    if (page_size < 0 || page_size > PX_STORE_LIST_MAX)
+        return px_error_set(err, PX_E_INVALID, "page_size: %d is not in 0..%d", page_size,
+                            PX_STORE_LIST_MAX);
+    if (status < PX_STATUS_UNSPECIFIED || status > PX_STATUS_KILLED)
+        return px_error_set(err, PX_E_INVALID, "status: %d is not an ExecutionStatus", status);
+    *size = page_size == 0 ? PAGE_SIZE_DEFAULT : (size_t)page_size;
+    *out = (px_status)status;
+    return 0;
+}
+
 static void set_ts(Google__Protobuf__Timestamp *ts, int64_t unix_ms) {
     google__protobuf__timestamp__init(ts);
     ts->seconds = unix_ms / 1000;

@@ -43,6 +43,12 @@ void px_codec_eval_digest(const Pyexec__V1__EvalRequest *req, uint8_t out[PX_SHA
  * `err` (PX_E_INVALID) like px_codec_job_spec. */
 px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_config *cfg,
                                 px_error *err);
+/* ListExecutions' arguments, checked for both doors: `page_size` (0: the
+ * default, 50; else 1..PX_STORE_LIST_MAX) into *size and `status` (an
+ * ExecutionStatus value; UNSPECIFIED: any) into *out. Returns 0, or -1
+ * with `err` (PX_E_INVALID naming the field). */
+int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out,
+                       px_error *err);
 
 /* An ExecutionResult with the sub-messages it points to; all borrowed from
  * the view it was filled from, which must outlive it. */

@@ -53,6 +53,11 @@ static int current_with_reason(px_rpc_server *srv, char *reason, size_t n) {
     return s;
 }
 
+bool px_rpc_server_serving(px_rpc_server *srv, char *reason, size_t n) {
+    return current_with_reason(srv, reason, n) ==
+           GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+}
+
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
     static const px_call_ops ops = {0};
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);

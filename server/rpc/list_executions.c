@@ -10,8 +10,6 @@
 #include "server/rpc/call.h"
 #include "server/rpc/codec.h"
 
-#define PAGE_SIZE_DEFAULT 50
-
 /* The encoded page: one view and message per record. */
 typedef struct page_msgs {
     size_t n;
@@ -30,15 +28,11 @@ static void page_msgs_release(page_msgs *m) {
 
 static int list_page(px_rpc_server *srv, const Pyexec__V1__ListExecutionsRequest *req,
                      px_store_page *page, px_error *err) {
-    if (req->page_size < 0 || req->page_size > PX_STORE_LIST_MAX)
-        return px_error_set(err, PX_E_INVALID, "page_size: %d is not in 0..%d", req->page_size,
-                            PX_STORE_LIST_MAX);
-    if (req->status < PYEXEC__V1__EXECUTION_STATUS__EXECUTION_STATUS_UNSPECIFIED ||
-        req->status > PYEXEC__V1__EXECUTION_STATUS__EXECUTION_STATUS_KILLED)
-        return px_error_set(err, PX_E_INVALID, "status: %d is not an ExecutionStatus",
-                            (int)req->status);
-    size_t size = req->page_size == 0 ? PAGE_SIZE_DEFAULT : (size_t)req->page_size;
-    return px_store_list(srv->store, (px_status)req->status, size, req->page_token, page, err);
+    size_t size;
+    px_status status;
+    if (px_codec_list_args(req->page_size, (int)req->status, &size, &status, err) < 0)
+        return -1;
+    return px_store_list(srv->store, status, size, req->page_token, page, err);
 }
 
 void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {

@@ -15,6 +15,9 @@
 #ifndef PYEXEC_RPC_RPC_H
 #define PYEXEC_RPC_RPC_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "server/base/config.h"
 #include "server/base/error.h"
 #include "server/executor/executor.h"
@@ -45,6 +48,11 @@ const char *px_rpc_server_address(const px_rpc_server *srv);
 
 /* Probes the engine once, then starts serving. Returns 0, or -1 with `err`. */
 int px_rpc_server_start(px_rpc_server *srv, px_error *err);
+
+/* Whether the server is SERVING (its health, as Health/Check reports it:
+ * the engine answers and no shutdown has begun); when not, why, into
+ * `reason` ("" when serving). Never blocks on the engine; any thread. */
+bool px_rpc_server_serving(px_rpc_server *srv, char *reason, size_t n);
 
 /* Graceful shutdown, blocking until done: health turns NOT_SERVING, new
  * calls are refused (UNAVAILABLE), running executions get

@@ -7,7 +7,8 @@ are extracted and, by language:
             files the examples name (FIXTURE below), with the CLI under test
             on PATH as `pyexec` (and as `scripts/pyexec`), PYEXEC_SERVER set
             to the test server, and `127.0.0.1:50051` in the text replaced by
-            its address; the block must exit 0.
+            its address (`127.0.0.1:8080` by its HTTP door's); the block
+            must exit 0.
   console   the same for each `$ ` line; the lines after it are its expected
             output. Output that is JSON is compared key by key, values that
             change from run to run (ids, times, usage) excepted.
@@ -44,6 +45,7 @@ import pyexecd  # noqa: E402
 
 IMAGE = os.environ.get("PYEXEC_TEST_IMAGE") or "pyexec/python:3.11"
 DOC_ADDRESS = "127.0.0.1:50051"
+DOC_HTTP_ADDRESS = "127.0.0.1:8080"  # the HTTP door, as scripts/run serves it
 PYTHON = "/usr/bin/python3"  # the interpreter that has python3-grpcio
 
 RUN = {"sh", "console", "python"}
@@ -145,7 +147,7 @@ def test_the_docs_have_examples_to_run():
 
 @pytest.fixture(scope="module")
 def server():
-    with pyexecd.Server("--default-image", IMAGE, "--instance",
+    with pyexecd.Server("--default-image", IMAGE, "--http-listen", "127.0.0.1:0", "--instance",
                         f"docs-{os.getpid()}-{uuid.uuid4().hex[:6]}") as srv:
         yield srv
 
@@ -187,7 +189,8 @@ def environment(server, cli_dir):
 
 
 def localize(text, server):
-    return text.replace(DOC_ADDRESS, server.address)
+    text = text.replace(DOC_ADDRESS, server.address)
+    return text.replace(DOC_HTTP_ADDRESS, server.http_address())
 
 
 def run_shell(script, cwd, env):

@@ -112,6 +112,7 @@ class Server:
         self._stdout = []
         self._stderr = []
         self._lock = threading.Lock()
+        self._line_added = threading.Condition(self._lock)
         self._first_line = queue.Queue()
         self._threads = []
         self._channels = []
@@ -161,11 +162,14 @@ class Server:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             with self._lock:
                 sink.append(line)
+                self._line_added.notify_all()
             if first and not told:
                 self._first_line.put(line)
                 told = True
         if first and not told:
             self._first_line.put(None)  # EOF before any line
+        with self._lock:
+            self._line_added.notify_all()
         stream.close()
 
     def __enter__(self):
@@ -222,6 +226,30 @@ class Server:
     def stderr_lines(self):
         with self._lock:
             return list(self._stderr)
+
+    def wait_stdout(self, pattern, timeout=30.0):
+        """Waits for a stdout line matching the regex `pattern`; returns
+        its match object. Raises ServerError if stdout ends first or after
+        `timeout` s."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                for line in self._stdout:
+                    m = rx.match(line)
+                    if m:
+                        return m
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None and not any(
+                        t.is_alive() for t in self._threads):
+                    raise ServerError(f"no stdout line matching {pattern!r}; "
+                                      f"stdout: {self._stdout!r}")
+                self._line_added.wait(left)
+
+    def http_address(self):
+        """HOST:PORT of the HTTP door (the server was started with
+        --http-listen): the second stdout line, `http listening on ...`."""
+        return self.wait_stdout(r"^http listening on (\S+:\d+)\s*$").group(1)
 
     def stderr_text(self):
         return "\n".join(self.stderr_lines())

@@ -84,7 +84,8 @@ def test_layering_passes_on_a_clean_tree(tree):
      "server/base/log.c:3: includes <archive.h> (libarchive), "
      "which only server/tar, client/cli/archive.c may use"),
     ("server/executor/executor.h", '#include "pyexec/v1/executor.pb-c.h"\n',
-     "(generated protobuf-c code), which only server/rpc, client may use"),
+     "(generated protobuf-c code), which only server/rpc, client, server/http/transcode.h "
+         "may use"),
     ("server/store/store.c", '#include "server/executor/executor.h"\n',
      'store includes "server/executor/executor.h" of executor, a module above it'),
     ("server/base/log.c", '#include "server/model/job.h"\n',

@@ -267,6 +267,34 @@ TEST(Config, EmptyStringRejected) {
     EXPECT_EQ(-1, p.rc);
 }
 
+TEST(Config, HttpDoorIsOffByDefaultAndItsLimitsAreBounded) {
+    Parsed p = parse({});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc);
+    EXPECT_STREQ("", p.cfg.http_listen);
+    p = parse({"--http-listen", "127.0.0.1:8080", "--http-max-body-bytes", "4096",
+               "--http-max-connections", "8", "--http-max-connections-per-client", "2",
+               "--http-max-header-bytes", "8192", "--http-read-timeout-s", "5"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("127.0.0.1:8080", p.cfg.http_listen);
+    EXPECT_EQ(4096, p.cfg.http_max_body_bytes);
+    EXPECT_EQ(8, p.cfg.http_max_connections);
+    EXPECT_EQ(2, p.cfg.http_max_connections_per_client);
+    EXPECT_EQ(8192, p.cfg.http_max_header_bytes);
+    EXPECT_EQ(5, p.cfg.http_read_timeout_s);
+    /* Empty turns the door off again (e.g. over PYEXEC_HTTP_LISTEN). */
+    p = parse({"--http-listen", ""}, {"PYEXEC_HTTP_LISTEN=127.0.0.1:8080"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("", p.cfg.http_listen);
+    p = parse({}, {"PYEXEC_HTTP_LISTEN=127.0.0.1:8080"});
+    EXPECT_STREQ("127.0.0.1:8080", p.cfg.http_listen);
+    for (const char *bad : {"--http-max-body-bytes=10", "--http-max-connections=0",
+                            "--http-max-header-bytes=100", "--http-read-timeout-s=0"}) {
+        p = parse({bad});
+        EXPECT_EQ(-1, p.rc) << bad;
+        EXPECT_NE(nullptr, strstr(p.err.msg, "out of range")) << p.err.msg;
+    }
+}
+
 TEST(Config, LogLevel) {
     Parsed p = parse({"--log-level", "debug"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc);

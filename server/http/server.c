@@ -1,0 +1,432 @@
+/*
+ * The libmicrohttpd daemon and a request's way to its handler (door.h):
+ * routing, the method, body size, Content-Type and multipart checks, and
+ * the replies. libmicrohttpd does all the HTTP parsing and enforces the
+ * connection limits (all clients, per IP address), the size of the request
+ * line and headers (its per-connection buffer: 414/431 beyond it) and the
+ * idle timeout (a request that trickles in is closed after it).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "server/base/log.h"
+#include "server/http/door.h"
+#include "server/http/http.h"
+
+/* The multipart parser's buffer (it holds one field name or a piece of
+ * data at a time, not a whole part). */
+#define POST_BUFFER 65536
+
+unsigned px_http_status(px_code code) {
+    switch (code) {
+    case PX_OK: return MHD_HTTP_OK;
+    case PX_E_INVALID: return MHD_HTTP_BAD_REQUEST;
+    case PX_E_NOT_FOUND: return MHD_HTTP_NOT_FOUND;
+    case PX_E_EXHAUSTED: return MHD_HTTP_TOO_MANY_REQUESTS;
+    case PX_E_UNAVAILABLE: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case PX_E_PRECONDITION: return MHD_HTTP_UNPROCESSABLE_CONTENT;
+    case PX_E_OUT_OF_RANGE: return MHD_HTTP_RANGE_NOT_SATISFIABLE;
+    case PX_E_EXISTS: return MHD_HTTP_CONFLICT;
+    case PX_E_CANCELLED: return MHD_HTTP_BAD_REQUEST;
+    case PX_E_TIMEOUT: return MHD_HTTP_GATEWAY_TIMEOUT;
+    case PX_E_INTERNAL: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        enum MHD_Result ret = MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    size_t len = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED && req->route) {
+        char allow[64] = "";
+        for (const px_http_route *rt = px_http_routes; rt->method; rt++)
+            if (strcmp(rt->pattern, req->route->pattern) == 0)
+                snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s",
+                         allow[0] ? ", " : "", rt->method);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    }
+    enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
+    MHD_destroy_response(r);
+    const char *where = req->route ? req->route->pattern : "(no route)";
+    if (status >= 500)
+        px_warn("http: %s %s from %s: %u %s", req->method, where, req->peer, status, text);
+    else
+        px_debug("http: %s %s from %s: %u", req->method, where, req->peer, status);
+    return ret;
+}
+
+enum MHD_Result px_http_reply_error(px_http_req *req, unsigned status, const char *fmt, ...) {
+    char msg[PX_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    px_http_buf text = {0};
+    json_t *body = NULL;
+    /* The message may quote the client's bytes: keep it valid UTF-8. */
+    if (px_http_utf8_append(&text, (const uint8_t *)msg, strlen(msg)) == 0)
+        body = json_pack("{s:s%}", "error", text.data, text.len);
+    px_http_buf_release(&text);
+    return px_http_reply_json(req, status, body);
+}
+
+enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err) {
+    return px_http_reply_error(req, px_http_status(err->code), "%s", err->msg);
+}
+
+int px_http_client_fd(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+/* Matches `url` against `pattern`; a "{id}" segment matches one non-empty
+ * segment, copied into `id`. */
+static bool match(const char *pattern, const char *url, char *id, size_t id_size) {
+    while (*pattern && *url) {
+        if (strncmp(pattern, "{id}", 4) == 0) {
+            size_t n = strcspn(url, "/");
+            if (n == 0)
+                return false;
+            size_t k = n < id_size ? n : id_size - 1; /* too long: malformed either way */
+            memcpy(id, url, k);
+            id[k] = '\0';
+            url += n;
+            pattern += 4;
+            continue;
+        }
+        if (*pattern != *url)
+            return false;
+        pattern++;
+        url++;
+    }
+    return *pattern == '\0' && *url == '\0';
+}
+
+/* The route for `url` and `method`: sets req->route to a route of the path
+ * (NULL if none) and returns true if one also has the method. */
+static bool route(px_http_req *req, const char *url, const char *method) {
+    req->route = NULL;
+    for (const px_http_route *rt = px_http_routes; rt->method; rt++) {
+        char id[sizeof req->id] = "";
+        if (!match(rt->pattern, url, id, sizeof id))
+            continue;
+        if (!req->route || strcmp(rt->method, method) == 0) {
+            req->route = rt;
+            memcpy(req->id, id, sizeof id);
+        }
+        if (strcmp(rt->method, method) == 0)
+            return true;
+    }
+    return false;
+}
+
+static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *filename, const char *content_type,
+                                     const char *transfer_encoding, const char *data,
+                                     uint64_t off, size_t size) {
+    (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
+    px_http_req *req = cls;
+    px_http_buf *into = NULL;
+    if (strcmp(key, "tar") == 0) {
+        into = &req->tar;
+        req->has_tar = true;
+    } else if (strcmp(key, "metadata") == 0) {
+        into = &req->metadata;
+        req->has_metadata = true;
+    } else {
+        return MHD_YES; /* other fields are ignored, as the original did */
+    }
+    if (size > 0 && px_http_buf_append(into, data, size) < 0)
+        return MHD_NO;
+    if (size == 0 && !into->data && px_http_buf_append(into, "", 0) < 0)
+        return MHD_NO;
+    return MHD_YES;
+}
+
+/* The first call: route, method, body headers. Returns MHD_YES to go on
+ * (the body follows), or the result of a queued refusal (req->body_failed). */
+static enum MHD_Result start(px_http_req *req, const char *url, const char *method) {
+    const px_config *cfg = req->srv->cfg;
+    bool allowed = route(req, url, method);
+    if (!req->route) {
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_NOT_FOUND, "no route for %s %.200s", method,
+                                   url);
+    }
+    if (!allowed) {
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
+                                   method, req->route->pattern);
+    }
+    const char *length =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (length) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long n = strtoull(length, &end, 10);
+        if (errno == 0 && end != length && (int64_t)n > cfg->http_max_body_bytes) {
+            req->body_failed = true;
+            return px_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                       "body: %llu bytes, the maximum is %" PRId64
+                                       " (--http-max-body-bytes)",
+                                       n, cfg->http_max_body_bytes);
+        }
+    }
+    if (req->route->body == PX_BODY_NONE)
+        return MHD_YES;
+    const char *type =
+        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (req->route->body == PX_BODY_JSON) {
+        /* curl -d sends application/x-www-form-urlencoded by default: a
+         * JSON body is taken whatever it is labelled, except multipart. */
+        if (type && strncasecmp(type, "multipart/", 10) == 0) {
+            req->body_failed = true;
+            return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                       "Content-Type: '%.100s': %s takes a JSON body "
+                                       "(application/json)",
+                                       type, req->route->pattern);
+        }
+        return MHD_YES;
+    }
+    if (!type || strncasecmp(type, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA,
+                             strlen(MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)) != 0) {
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                   "Content-Type: '%.100s': %s takes multipart/form-data with "
+                                   "the fields 'tar' (the code, a tar file) and 'metadata' "
+                                   "(JSON)",
+                                   type ? type : "(none)", req->route->pattern);
+    }
+    req->pp = MHD_create_post_processor(req->conn, POST_BUFFER, on_post_field, req);
+    if (!req->pp) {
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                   "Content-Type: '%.100s': multipart/form-data without a "
+                                   "usable boundary",
+                                   type);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result take_body(px_http_req *req, const char *data, size_t size) {
+    const px_config *cfg = req->srv->cfg;
+    req->body_len += size;
+    if ((int64_t)req->body_len > cfg->http_max_body_bytes) {
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                                   "body: more than %" PRId64 " bytes (--http-max-body-bytes)",
+                                   cfg->http_max_body_bytes);
+    }
+    switch (req->route->body) {
+    case PX_BODY_NONE:
+        req->body_failed = true;
+        return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s %s takes no body", req->method,
+                                   req->route->pattern);
+    case PX_BODY_JSON:
+        if (px_http_buf_append(&req->json, data, size) < 0) {
+            req->body_failed = true;
+            return px_http_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+        }
+        return MHD_YES;
+    case PX_BODY_MULTIPART:
+        if (MHD_post_process(req->pp, data, size) != MHD_YES) {
+            req->body_failed = true;
+            return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                       "body: malformed multipart/form-data");
+        }
+        return MHD_YES;
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+    (void)version;
+    px_http_req *req = *con_cls;
+    if (!req) {
+        req = calloc(1, sizeof *req);
+        if (!req)
+            return MHD_NO;
+        req->srv = cls;
+        req->conn = conn;
+        snprintf(req->method, sizeof req->method, "%s", method);
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char host[INET6_ADDRSTRLEN] = "?", port[8] = "";
+        if (info && info->client_addr)
+            getnameinfo(info->client_addr,
+                        info->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                 : sizeof(struct sockaddr_in),
+                        host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
+        snprintf(req->peer, sizeof req->peer, "%s:%s", host, port);
+        *con_cls = req;
+        return start(req, url, method);
+    }
+    if (*upload_data_size > 0) {
+        size_t size = *upload_data_size;
+        *upload_data_size = 0;
+        if (req->body_failed)
+            return MHD_YES; /* a refusal is queued; the rest of the body is dropped */
+        return take_body(req, upload_data, size);
+    }
+    if (req->body_failed)
+        return MHD_YES;
+    if (req->pp) {
+        enum MHD_Result complete = MHD_destroy_post_processor(req->pp);
+        req->pp = NULL;
+        if (complete != MHD_YES)
+            return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                       "body: malformed multipart/form-data (it ends early)");
+    }
+    req->body_failed = true; /* answered from here on */
+    return req->route->handler(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)cls, (void)conn, (void)toe;
+    px_http_req *req = *con_cls;
+    if (!req)
+        return;
+    if (req->pp)
+        MHD_destroy_post_processor(req->pp);
+    px_http_buf_release(&req->json);
+    px_http_buf_release(&req->tar);
+    px_http_buf_release(&req->metadata);
+    free(req);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    px_debug("http: libmicrohttpd: %s", line);
+}
+
+/* "HOST:PORT", "[V6]:PORT" -> a socket address. */
+static int parse_address(const char *addr, struct sockaddr_storage *ss, px_error *err) {
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr || !colon[1])
+        return px_error_set(err, PX_E_INVALID, "--http-listen: '%s' is not HOST:PORT", addr);
+    size_t hlen = (size_t)(colon - addr);
+    const char *h = addr;
+    if (addr[0] == '[' && hlen >= 2 && addr[hlen - 1] == ']')
+        h++, hlen -= 2;
+    snprintf(host, sizeof host, "%.*s", (int)hlen, h);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0)
+        return px_error_set(err, PX_E_INVALID, "--http-listen: '%s': %s", addr, gai_strerror(rc));
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_store *store,
+                                   px_error *err) {
+    struct sockaddr_storage ss;
+    if (parse_address(cfg->http_listen, &ss, err) < 0)
+        return NULL;
+    px_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    srv->cfg = cfg;
+    srv->rpc = rpc;
+    srv->store = store;
+    srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (srv->stop_fd < 0) {
+        px_error_set_errno(err, PX_E_INTERNAL, errno, "eventfd");
+        free(srv);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    srv->mhd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_client,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_read_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_END);
+    if (!srv->mhd) {
+        px_error_set(err, PX_E_UNAVAILABLE, "HTTP door: cannot listen on '%s'", cfg->http_listen);
+        close(srv->stop_fd);
+        free(srv);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+    else
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+    snprintf(srv->address, sizeof srv->address, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+             host, info ? (unsigned)info->port : 0u);
+    return srv;
+}
+
+const char *px_http_server_address(const px_http_server *srv) { return srv->address; }
+
+void px_http_server_quiesce(px_http_server *srv) {
+    if (!srv || atomic_exchange(&srv->quiescing, true))
+        return;
+    MHD_socket fd = MHD_quiesce_daemon(srv->mhd);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+void px_http_server_free(px_http_server *srv) {
+    if (!srv)
+        return;
+    px_http_server_quiesce(srv);
+    uint64_t one = 1;
+    if (write(srv->stop_fd, &one, sizeof one) < 0)
+        px_warn("http: cannot signal the stop: %s", strerror(errno));
+    MHD_stop_daemon(srv->mhd);
+    close(srv->stop_fd);
+    free(srv);
+}

@@ -1,0 +1,248 @@
+"""The HTTP door's routes and answers (docs/api.md, "The HTTP door"), over
+the fake back-end: the original service's paths and JSON shapes, errors as
+{"error": ...} with their status codes, output as Server-Sent Events."""
+
+import json
+import re
+import socket
+
+import pytest
+
+import conftest
+from sse import Stream
+
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+RESULT_KEYS = {"execution_id", "status", "stdout", "stderr", "exit_code", "error",
+               "started_at", "finished_at", "duration_ms", "reason", "output_truncated",
+               "usage"}
+
+
+def test_health_is_ok_while_serving(door):
+    r = door.request("GET", "/health")
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.json() == {"status": "ok"}
+
+
+def test_sync_upload_answers_the_result_in_the_original_shape(door):
+    r = door.run("print:hello\n", "stderr:oops", "exit:3")
+    assert r.status == 200, r.body
+    res = r.json()
+    assert set(res) == RESULT_KEYS
+    assert res["execution_id"].startswith("exe_")
+    assert res["status"] == "completed"
+    assert res["reason"] == "exited"
+    assert res["exit_code"] == 3
+    assert res["stdout"] == "hello\n"
+    assert res["stderr"] == "oops"
+    assert res["error"] is None
+    assert RFC3339.match(res["started_at"]) and RFC3339.match(res["finished_at"])
+    assert isinstance(res["duration_ms"], int)
+    assert res["output_truncated"] is False
+    assert set(res["usage"]) == {"peak_memory_bytes", "cpu_time_ms"}
+
+
+def test_async_upload_answers_202_then_get_and_delete(door):
+    eid = door.submit("print:started\n", "sleep")
+    r = door.get(eid)
+    assert r.status == 200
+    assert r.json()["status"] in ("pending", "running")
+    r = door.kill(eid)
+    assert r.status == 200
+    assert r.json() == {"status": "killed"}
+    res = door.get(eid).json()
+    assert res["status"] == "killed" and res["reason"] == "killed"
+    assert res["exit_code"] == 137
+    # Idempotent: a second DELETE answers the same end.
+    assert door.kill(eid).json() == {"status": "killed"}
+
+
+def test_delete_of_a_finished_execution_answers_its_status(door):
+    eid = door.run("exit:0").json()["execution_id"]
+    assert door.kill(eid).json() == {"status": "completed"}
+
+
+def test_unknown_and_malformed_ids(door):
+    r = door.get("exe_00000000-0000-4000-8000-000000000000")
+    assert r.status == 404
+    assert "error" in r.json()
+    r = door.get("nope")
+    assert r.status == 400
+    assert "execution_id" in r.json()["error"]
+    assert door.kill("exe_00000000-0000-4000-8000-000000000000").status == 404
+
+
+def test_invalid_utf8_output_is_replaced(door_factory):
+    """Output bytes reach JSON as text, invalid UTF-8 as U+FFFD; the bytes
+    come in over gRPC (stdin echoed), which carries any bytes."""
+    door = door_factory()
+    stubs = conftest.pyexecd.stubs()
+    pb = stubs.executor
+    stub = stubs.executor_grpc.ExecutorServiceStub(door.server.channel())
+    res = stub.Execute(pb.ExecuteRequest(
+        metadata=pb.Metadata(script_args=["stdin"], stdin=b"ok \xff\xfe \xe2\x82\xac"),
+        files=[pb.File(path="main.py", content=b"")]), timeout=30)
+    out = door.get(res.execution_id).json()["stdout"]
+    assert out == "ok \ufffd\ufffd \u20ac"
+
+
+def test_list_filters_and_pages(door):
+    done = [door.run("exit:0").json()["execution_id"] for _ in range(3)]
+    running = door.submit("sleep")
+    r = door.request("GET", "/api/v1/executions")
+    assert r.status == 200
+    body = r.json()
+    ids = [e["execution_id"] for e in body["executions"]]
+    assert ids == [running] + done[::-1]  # newest first
+    assert all(e["stdout"] is None for e in body["executions"])
+    assert body["next_page_token"] == ""
+    r = door.request("GET", "/api/v1/executions?status=running").json()
+    assert [e["execution_id"] for e in r["executions"]] == [running]
+    first = door.request("GET", "/api/v1/executions?page_size=2").json()
+    assert len(first["executions"]) == 2 and first["next_page_token"]
+    rest = door.request(
+        "GET", f"/api/v1/executions?page_size=2&page_token={first['next_page_token']}").json()
+    assert [e["execution_id"] for e in first["executions"] + rest["executions"]] == ids
+    door.kill(running)
+
+
+@pytest.mark.parametrize("query,message", [
+    ("status=bogus", "status: 'bogus' is not one of"),
+    ("page_size=5000", "page_size: 5000 is not in 0..1000"),
+    ("page_size=-1", "page_size: -1 is not in 0..1000"),
+    ("page_size=ten", "page_size: 'ten' is not an integer"),
+    ("page_token=garbage", "page_token"),
+])
+def test_list_refuses_bad_queries(door, query, message):
+    r = door.request("GET", f"/api/v1/executions?{query}")
+    assert r.status == 400
+    assert message in r.json()["error"]
+
+
+def test_output_replays_a_finished_execution_then_the_result(door):
+    eid = door.run("print:one\n", "stderr:two\nthree\n", "print:four").json()["execution_id"]
+    s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+    assert s.status == 200
+    assert s.headers["Content-Type"].startswith("text/event-stream")
+    events = list(s)
+    s.close()
+    assert events[:3] == [("stdout", "4", "one\n"), ("stderr", "14", "two\nthree\n"),
+                          ("stdout", "18", "four")]
+    kind, ident, data = events[3]
+    assert kind == "result" and ident == "18"
+    res = json.loads(data)
+    assert res["status"] == "completed" and res["stdout"] is None
+    assert len(events) == 4
+
+
+def test_output_from_an_offset_and_last_event_id(door):
+    # Alternate streams: adjacent chunks of one stream may be coalesced.
+    eid = door.run("print:one\n", "stderr:two\n", "print:three\n").json()["execution_id"]
+    s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output?offset=4")
+    assert [e[2] for e in s][:2] == ["two\n", "three\n"]
+    s.close()
+    # A reconnect sends the last id it saw: it wins over ?offset.
+    s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output?offset=0",
+               headers={"Last-Event-ID": "8"})
+    events = list(s)
+    s.close()
+    assert [(e[0], e[2]) for e in events[:1]] == [("stdout", "three\n")]
+    assert events[1][0] == "result"
+
+
+def test_output_follows_a_running_execution_with_two_readers(door):
+    eid = door.submit("print:one\n", "stderr:two\n", "sleep")
+    a = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+    b = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output?offset=4")
+    ia, ib = iter(a), iter(b)
+    assert next(ia)[2] == "one\n"
+    assert next(ia)[2] == "two\n"
+    assert next(ib)[2] == "two\n"
+    # Both are now waiting on a live execution; its end reaches both.
+    assert door.kill(eid).json() == {"status": "killed"}
+    for it in (ia, ib):
+        kind, _, data = next(it)
+        assert kind == "result" and json.loads(data)["status"] == "killed"
+        assert list(it) == []
+    a.close()
+    b.close()
+
+
+def test_output_offset_errors(door):
+    eid = door.run("print:abc").json()["execution_id"]
+    for query, status, msg in [("offset=-1", 400, "offset: -1 is negative"),
+                               ("offset=x", 400, "offset: 'x' is not an integer"),
+                               ("offset=4", 416, "past the end")]:
+        r = door.request("GET", f"/api/v1/executions/{eid}/output?{query}")
+        assert r.status == status, (query, r.body)
+        assert msg in r.json()["error"]
+    r = door.request("GET", "/api/v1/executions/exe_00000000-0000-4000-8000-000000000000/output")
+    assert r.status == 404
+
+
+def test_output_readers_are_bounded_per_execution(door_factory):
+    door = door_factory("--max-stream-readers", "1")
+    eid = door.submit("sleep")
+    a = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+    assert a.status == 200
+    r = door.request("GET", f"/api/v1/executions/{eid}/output")
+    assert r.status == 429
+    assert "error" in r.json()
+    a.close()
+    door.kill(eid)
+
+
+def test_a_reader_that_hangs_up_frees_its_slot(door_factory):
+    door = door_factory("--max-stream-readers", "1")
+    eid = door.submit("print:x", "sleep")
+    a = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+    assert next(iter(a))[2] == "x"
+    a.response.close()
+    a.conn.sock and a.conn.sock.shutdown(socket.SHUT_RDWR)
+    a.close()
+    # The slot comes back once the server notices; each try is a real
+    # request, and the loop ends on the first that is let in.
+    for _ in range(1000):
+        b = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+        if b.status == 200:
+            break
+        b.body()
+        b.close()
+    assert b.status == 200
+    b.close()
+    door.kill(eid)
+
+
+def test_sync_client_that_hangs_up_kills_its_execution(door):
+    ctype, body = conftest.multipart({
+        "tar": ("code.tar", conftest.tar_of({"main.py": ""})),
+        "metadata": (None, json.dumps({"script_args": ["print:started", "sleep"]}).encode())})
+    sock = socket.create_connection((door.host, door.port))
+    sock.sendall((f"POST /api/v1/exec/sync HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
+                  f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
+    # Wait until it runs ("started" is its first output), then hang up.
+    for _ in range(10000):
+        listed = door.request("GET", "/api/v1/executions").json()["executions"]
+        if listed:
+            break
+    eid = listed[0]["execution_id"]
+    events = iter(Stream(door.host, door.port, f"/api/v1/executions/{eid}/output"))
+    assert next(events)[2] == "started"
+    sock.close()
+    kind, _, data = next(events)
+    assert kind == "result"
+    res = json.loads(data)
+    assert res["status"] == "killed"
+    assert res["reason"] == "client_cancelled"
+
+
+def test_unknown_route_and_method(door):
+    r = door.request("GET", "/api/v1/nothing")
+    assert r.status == 404
+    assert r.json() == {"error": "no route for GET /api/v1/nothing"}
+    r = door.request("PUT", "/api/v1/exec/sync")
+    assert r.status == 405
+    assert r.headers["Allow"] == "POST"
+    assert "PUT is not allowed" in r.json()["error"]
+    r = door.request("POST", "/health")
+    assert r.status == 405

@@ -12,7 +12,6 @@
 #include "server/base/cleanup.h"
 #include "server/base/id.h"
 #include "server/base/log.h"
-#include "server/base/quote.h"
 #include "server/rpc/status.h"
 
 static void on_close_done(px_tag *tag, bool ok) {

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-import conftest
+import httpdoor
 from sse import Stream
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -76,7 +76,7 @@ def test_invalid_utf8_output_is_replaced(door_factory):
     """Output bytes reach JSON as text, invalid UTF-8 as U+FFFD; the bytes
     come in over gRPC (stdin echoed), which carries any bytes."""
     door = door_factory()
-    stubs = conftest.pyexecd.stubs()
+    stubs = httpdoor.pyexecd.stubs()
     pb = stubs.executor
     stub = stubs.executor_grpc.ExecutorServiceStub(door.server.channel())
     res = stub.Execute(pb.ExecuteRequest(
@@ -214,8 +214,8 @@ def test_a_reader_that_hangs_up_frees_its_slot(door_factory):
 
 
 def test_sync_client_that_hangs_up_kills_its_execution(door):
-    ctype, body = conftest.multipart({
-        "tar": ("code.tar", conftest.tar_of({"main.py": ""})),
+    ctype, body = httpdoor.multipart({
+        "tar": ("code.tar", httpdoor.tar_of({"main.py": ""})),
         "metadata": (None, json.dumps({"script_args": ["print:started", "sleep"]}).encode())})
     sock = socket.create_connection((door.host, door.port))
     sock.sendall((f"POST /api/v1/exec/sync HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"

@@ -31,8 +31,8 @@ struct px_http_server {
     px_store *store;
     struct MHD_Daemon *mhd;
     char address[128];
-    int stop_fd;            /* eventfd, readable once px_http_server_free began */
-    atomic_bool quiescing;  /* /health answers 503 */
+    int stop_fd;           /* eventfd, readable once px_http_server_free began */
+    atomic_bool quiescing; /* /health answers 503 */
 };
 
 /* A growable byte buffer; `data` is NUL-terminated when not NULL. */
@@ -58,8 +58,8 @@ typedef enum px_http_body {
 } px_http_body;
 
 typedef struct px_http_route {
-    const char *method;    /* "GET", "POST", "DELETE" */
-    const char *pattern;   /* "/api/v1/executions/{id}/output": "{id}" is one segment */
+    const char *method;  /* "GET", "POST", "DELETE" */
+    const char *pattern; /* "/api/v1/executions/{id}/output": "{id}" is one segment */
     px_http_body body;
     px_http_handler handler;
 } px_http_route;
@@ -72,15 +72,15 @@ struct px_http_req {
     struct MHD_Connection *conn;
     const px_http_route *route;
     char method[8];
-    char id[80];                /* the {id} segment, if the pattern has one */
-    uint64_t body_len;          /* bytes received so far */
-    bool body_failed;           /* a response was queued while the body came in */
+    char id[80];       /* the {id} segment, if the pattern has one */
+    uint64_t body_len; /* bytes received so far */
+    bool body_failed;  /* a response was queued while the body came in */
     struct MHD_PostProcessor *pp;
-    px_http_buf json;           /* PX_BODY_JSON: the body */
-    px_http_buf tar;            /* multipart field "tar" */
-    px_http_buf metadata;       /* multipart field "metadata" */
+    px_http_buf json;     /* PX_BODY_JSON: the body */
+    px_http_buf tar;      /* multipart field "tar" */
+    px_http_buf metadata; /* multipart field "metadata" */
     bool has_tar, has_metadata;
-    char peer[64];              /* "127.0.0.1:40312" */
+    char peer[64]; /* "127.0.0.1:40312" */
 };
 
 /* ---- replies (server.c); each queues one response and returns its result ---- */
@@ -99,9 +99,9 @@ unsigned px_http_status(px_code code);
 /* ---- waiting (wait.c) ---- */
 
 typedef enum px_http_wait_end {
-    PX_WAIT_TERMINAL = 0,   /* the record is terminal */
-    PX_WAIT_HUNG_UP = 1,    /* the client closed its connection */
-    PX_WAIT_STOPPING = 2,   /* the server is stopping */
+    PX_WAIT_TERMINAL = 0, /* the record is terminal */
+    PX_WAIT_HUNG_UP = 1,  /* the client closed its connection */
+    PX_WAIT_STOPPING = 2, /* the server is stopping */
 } px_http_wait_end;
 
 /* Blocks the connection's thread until `record` is terminal, the client

@@ -146,7 +146,9 @@ static json_t *text(const uint8_t *data, size_t len) {
     return s;
 }
 
-static json_t *or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *or_null(const char *s) {
+    return s ? json_string(s) : json_null();
+}
 
 json_t *px_http_result_json(const px_record_view *v, bool with_output) {
     const px_outcome *o = &v->outcome;
@@ -162,21 +164,21 @@ json_t *px_http_result_json(const px_record_view *v, bool with_output) {
     bad |= json_object_set_new(r, "stderr",
                                with_output ? text(v->stderr_data, v->stderr_len) : json_null());
     bad |= json_object_set_new(r, "exit_code", terminal ? json_integer(o->exit_code) : json_null());
-    bad |= json_object_set_new(r, "error", terminal && o->error[0] ? text((const uint8_t *)o->error,
-                                                                          strlen(o->error))
-                                                                   : json_null());
+    bad |= json_object_set_new(
+        r, "error",
+        terminal && o->error[0] ? text((const uint8_t *)o->error, strlen(o->error)) : json_null());
     bad |= json_object_set_new(r, "started_at",
                                o->started_at_ms > 0 ? rfc3339(o->started_at_ms) : json_null());
-    bad |= json_object_set_new(r, "finished_at", terminal && o->finished_at_ms > 0
-                                                     ? rfc3339(o->finished_at_ms)
-                                                     : json_null());
+    bad |= json_object_set_new(r, "finished_at",
+                               terminal && o->finished_at_ms > 0 ? rfc3339(o->finished_at_ms)
+                                                                 : json_null());
     bool timed = terminal && o->started_at_ms > 0 && o->finished_at_ms >= o->started_at_ms;
-    bad |= json_object_set_new(r, "duration_ms",
-                               timed ? json_integer(o->finished_at_ms - o->started_at_ms)
-                                     : json_null());
+    bad |= json_object_set_new(
+        r, "duration_ms", timed ? json_integer(o->finished_at_ms - o->started_at_ms) : json_null());
     bad |= json_object_set_new(r, "reason",
                                terminal ? or_null(px_http_reason_name(o->reason)) : json_null());
-    bad |= json_object_set_new(r, "output_truncated", json_boolean(terminal && o->output_truncated));
+    bad |= json_object_set_new(r, "output_truncated",
+                               json_boolean(terminal && o->output_truncated));
     json_t *usage = terminal ? json_pack("{sI sI}", "peak_memory_bytes",
                                          (json_int_t)o->peak_memory_bytes, "cpu_time_ms",
                                          (json_int_t)o->cpu_time_ms)

@@ -31,20 +31,20 @@
 #include "server/base/id.h"
 #include "server/http/door.h"
 
-#define READ_MAX 16384       /* log bytes per event */
-#define BLOCK 65536          /* libmicrohttpd's buffer for one read */
+#define READ_MAX 16384 /* log bytes per event */
+#define BLOCK 65536    /* libmicrohttpd's buffer for one read */
 #define KEEPALIVE_MS 15000
 
 typedef struct sse {
-    px_record *record;      /* one reference */
+    px_record *record; /* one reference */
     px_watch *watch;
-    int efd;                /* signalled by the watcher */
-    int stop_fd;            /* the server's */
-    int client;             /* the client's socket, -1 if unknown */
+    int efd;     /* signalled by the watcher */
+    int stop_fd; /* the server's */
+    int client;  /* the client's socket, -1 if unknown */
     int keepalive_ms;
-    int64_t offset;         /* next log byte to send */
-    bool done;              /* the last event is formatted */
-    px_http_buf out;        /* formatted, not yet handed over */
+    int64_t offset;  /* next log byte to send */
+    bool done;       /* the last event is formatted */
+    px_http_buf out; /* formatted, not yet handed over */
     size_t out_off;
 } sse;
 
@@ -149,8 +149,7 @@ static int next_event(sse *s) {
         if (st < 0) {
             /* The execution ended short of the offset asked for. */
             s->done = true;
-            return append_json_event(&s->out, "error", -1,
-                                     json_pack("{s:s}", "error", err.msg));
+            return append_json_event(&s->out, "error", -1, json_pack("{s:s}", "error", err.msg));
         }
         struct pollfd fds[3] = {
             {.fd = s->efd, .events = POLLIN},
@@ -269,8 +268,8 @@ enum MHD_Result px_http_stream_output(px_http_req *req) {
         sse_free(s);
         return px_http_reply_px_error(req, &err);
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK, sse_read, s, sse_free);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK, sse_read, s,
+                                                               sse_free);
     if (!r) {
         sse_free(s);
         return MHD_NO;

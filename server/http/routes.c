@@ -119,8 +119,12 @@ static enum MHD_Result exec(px_http_req *req, bool async) {
     return ret;
 }
 
-static enum MHD_Result exec_sync(px_http_req *req) { return exec(req, false); }
-static enum MHD_Result exec_async(px_http_req *req) { return exec(req, true); }
+static enum MHD_Result exec_sync(px_http_req *req) {
+    return exec(req, false);
+}
+static enum MHD_Result exec_async(px_http_req *req) {
+    return exec(req, true);
+}
 
 static enum MHD_Result get_execution(px_http_req *req) {
     px_record *record = find(req);
@@ -182,8 +186,8 @@ static enum MHD_Result list_executions(px_http_req *req) {
     int32_t page_size;
     if (query_int(req, "page_size", &page_size) < 0)
         return MHD_YES;
-    const char *status_arg =
-        MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "status");
+    const char *status_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+                                                         "status");
     px_status want = PX_STATUS_UNSPECIFIED;
     if (status_arg && status_arg[0] && px_http_status_parse(status_arg, &want) < 0)
         return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,

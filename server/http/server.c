@@ -48,8 +48,8 @@ enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *bo
     json_decref(body);
     if (!text) {
         static const char oom[] = "{\"error\":\"out of memory\"}";
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-            sizeof oom - 1, (void *)oom, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
+                                                                 MHD_RESPMEM_PERSISTENT);
         if (!r)
             return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
@@ -102,8 +102,8 @@ enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err) {
 }
 
 int px_http_client_fd(struct MHD_Connection *conn) {
-    const union MHD_ConnectionInfo *info =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+        conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     return info ? info->connect_fd : -1;
 }
 
@@ -150,8 +150,8 @@ static bool route(px_http_req *req, const char *url, const char *method) {
 
 static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
                                      const char *filename, const char *content_type,
-                                     const char *transfer_encoding, const char *data,
-                                     uint64_t off, size_t size) {
+                                     const char *transfer_encoding, const char *data, uint64_t off,
+                                     size_t size) {
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding, (void)off;
     px_http_req *req = cls;
     px_http_buf *into = NULL;
@@ -178,16 +178,15 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
     bool allowed = route(req, url, method);
     if (!req->route) {
         req->body_failed = true;
-        return px_http_reply_error(req, MHD_HTTP_NOT_FOUND, "no route for %s %.200s", method,
-                                   url);
+        return px_http_reply_error(req, MHD_HTTP_NOT_FOUND, "no route for %s %.200s", method, url);
     }
     if (!allowed) {
         req->body_failed = true;
         return px_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
                                    method, req->route->pattern);
     }
-    const char *length =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (length) {
         char *end = NULL;
         errno = 0;
@@ -202,8 +201,8 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
     }
     if (req->route->body == PX_BODY_NONE)
         return MHD_YES;
-    const char *type =
-        MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *type = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                   MHD_HTTP_HEADER_CONTENT_TYPE);
     if (req->route->body == PX_BODY_JSON) {
         /* curl -d sends application/x-www-form-urlencoded by default: a
          * JSON body is taken whatever it is labelled, except multipart. */
@@ -268,9 +267,8 @@ static enum MHD_Result take_body(px_http_req *req, const char *data, size_t size
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     (void)version;
     px_http_req *req = *con_cls;
     if (!req) {
@@ -280,8 +278,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->srv = cls;
         req->conn = conn;
         snprintf(req->method, sizeof req->method, "%s", method);
-        const union MHD_ConnectionInfo *info =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         char host[INET6_ADDRSTRLEN] = "?", port[8] = "";
         if (info && info->client_addr)
             getnameinfo(info->client_addr,
@@ -348,7 +346,8 @@ static int parse_address(const char *addr, struct sockaddr_storage *ss, px_error
     if (addr[0] == '[' && hlen >= 2 && addr[hlen - 1] == ']')
         h++, hlen -= 2;
     snprintf(host, sizeof host, "%.*s", (int)hlen, h);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
     struct addrinfo *res = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &res);
@@ -383,14 +382,12 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     srv->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, srv,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_client,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_read_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_END);
     if (!srv->mhd) {
         px_error_set(err, PX_E_UNAVAILABLE, "HTTP door: cannot listen on '%s'", cfg->http_listen);
@@ -409,7 +406,9 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     return srv;
 }
 
-const char *px_http_server_address(const px_http_server *srv) { return srv->address; }
+const char *px_http_server_address(const px_http_server *srv) {
+    return srv->address;
+}
 
 void px_http_server_quiesce(px_http_server *srv) {
     if (!srv || atomic_exchange(&srv->quiescing, true))

@@ -28,8 +28,7 @@ static int want(const json_t *v, json_type type, const char *what, const char *p
                         type_name(v));
 }
 
-static int get_string(json_t *obj, const char *key, const char *prefix, char **out,
-                      px_error *err) {
+static int get_string(json_t *obj, const char *key, const char *prefix, char **out, px_error *err) {
     json_t *v = json_object_get(obj, key);
     *out = (char *)"";
     if (!v || json_is_null(v))
@@ -74,8 +73,8 @@ static int get_strv(json_t *obj, const char *key, const char *prefix, char ***ou
         json_t *s = json_array_get(v, i);
         if (!json_is_string(s)) {
             free(strs);
-            return px_error_set(err, PX_E_INVALID, "%s.%s[%zu]: expected a string, got %s",
-                                prefix, key, i, type_name(s));
+            return px_error_set(err, PX_E_INVALID, "%s.%s[%zu]: expected a string, got %s", prefix,
+                                key, i, type_name(s));
         }
         strs[i] = (char *)json_string_value(s);
     }
@@ -85,8 +84,7 @@ static int get_strv(json_t *obj, const char *key, const char *prefix, char ***ou
 }
 
 /* Every member of `obj` must be one of `known` (NULL-terminated). */
-static int check_members(json_t *obj, const char *const *known, const char *prefix,
-                         px_error *err) {
+static int check_members(json_t *obj, const char *const *known, const char *prefix, px_error *err) {
     const char *key;
     json_t *v;
     json_object_foreach(obj, key, v) {
@@ -101,7 +99,7 @@ static int check_members(json_t *obj, const char *const *known, const char *pref
 
 static int parse_config(px_http_metadata *m, json_t *obj, const char *prefix, px_error *err) {
     static const char *const known[] = {"timeout_seconds", "network_disabled", "memory_mb",
-                                        "disk_mb", "cpu_shares", NULL};
+                                        "disk_mb",         "cpu_shares",       NULL};
     char where[64];
     snprintf(where, sizeof where, "%s.config", prefix);
     if (want(obj, JSON_OBJECT, "an object", prefix, "config", err) < 0 ||
@@ -116,8 +114,9 @@ static int parse_config(px_http_metadata *m, json_t *obj, const char *prefix, px
     json_t *net = json_object_get(obj, "network_disabled");
     if (net && !json_is_null(net)) {
         if (!json_is_boolean(net))
-            return px_error_set(err, PX_E_INVALID, "%s.network_disabled: expected a boolean, got %s",
-                                where, type_name(net));
+            return px_error_set(err, PX_E_INVALID,
+                                "%s.network_disabled: expected a boolean, got %s", where,
+                                type_name(net));
         m->network_disabled.value = json_is_true(net);
         c->network_disabled = &m->network_disabled;
     }
@@ -125,11 +124,10 @@ static int parse_config(px_http_metadata *m, json_t *obj, const char *prefix, px
     return 0;
 }
 
-int px_http_metadata_parse(px_http_metadata *m, json_t *obj, const char *prefix,
-                           px_error *err) {
+int px_http_metadata_parse(px_http_metadata *m, json_t *obj, const char *prefix, px_error *err) {
     static const char *const known[] = {
-        "entrypoint", "docker_image", "requirements_txt", "pre_commands", "stdin", "config",
-        "env_vars",   "script_args",  "python_version",   NULL};
+        "entrypoint", "docker_image", "requirements_txt", "pre_commands",   "stdin",
+        "config",     "env_vars",     "script_args",      "python_version", NULL};
     memset(m, 0, sizeof *m);
     pyexec__v1__metadata__init(&m->meta);
     pyexec__v1__execution_config__init(&m->config);

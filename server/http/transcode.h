@@ -28,8 +28,7 @@ typedef struct px_http_metadata {
  * members and members of the wrong type are PX_E_INVALID naming the member;
  * JSON null is the same as absent. Returns 0, or -1 with `err` (then `m`
  * needs no release). */
-int px_http_metadata_parse(px_http_metadata *m, json_t *obj, const char *prefix,
-                           px_error *err);
+int px_http_metadata_parse(px_http_metadata *m, json_t *obj, const char *prefix, px_error *err);
 
 void px_http_metadata_release(px_http_metadata *m);
 

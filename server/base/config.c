@@ -108,6 +108,10 @@ static const opt opts[] = {
                        "(empty: none); needs --deps-network host or bridge"),
     STR(deps_network, "network of the requirement builds: none, host or bridge (sandboxes keep "
                       "theirs)"),
+    INT(auto_requirements, 0, 1,
+        "1: requirements also include the distributions the project's .py files import "
+        "(neither standard library nor the project's own); a request's requirements_txt \"-\" "
+        "turns it off for that request"),
     I64(deps_cache_mb, 1, INT64_C(1) << 30,
         "size the cached requirement layers may take together, MiB (least recently used "
         "evicted first)"),

@@ -80,7 +80,8 @@ typedef struct px_job_spec {
     size_t n_args;
     char **pre_commands;       /* each run by `sh -c` before the program */
     size_t n_pre_commands;
-    char *requirements_txt;    /* NULL or empty: no pip step */
+    char *requirements_txt;    /* normalised (server/model/requirements.h); NULL or "": none,
+                                * "-\n": none and none detected from imports */
     int timeout_s;             /* > 0 */
     bool network;              /* true: network enabled */
     int memory_mb;             /* > 0 */

@@ -498,7 +498,7 @@ int px_requirements_parse(const char *text, size_t max_lines, px_requirements *o
     if (n > 0)
         qsort(lines, n, sizeof lines[0], cmp_str);
     sbuf b = {0};
-    sb_adds(&b, "");
+    sb_adds(&b, dash ? "-\n" : "");
     size_t count = 0;
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && strcmp(lines[i], lines[i - 1]) == 0)

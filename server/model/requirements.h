@@ -19,7 +19,7 @@
  *
  * The one text "-" (blank and comment lines aside) names no requirement
  * and asks the server not to detect any from the project's imports either
- * (--auto-requirements).
+ * (--auto-requirements); its normalised form is "-\n".
  *
  * The normalised form is what the dependency cache keys on: one requirement
  * per line, each with its canonical name (lower case, runs of "-", "_", "."
@@ -46,7 +46,7 @@ extern "C" {
 #define PX_REQUIREMENT_LINE_MAX 1024
 
 typedef struct px_requirements {
-    char *normalised; /* the normalised form ("" when there is none); owned */
+    char *normalised; /* the normalised form ("" when there is none, "-\n" for "-"); owned */
     size_t count;     /* requirements in it */
     bool no_detect;   /* the text was "-": detect none from imports */
 } px_requirements;

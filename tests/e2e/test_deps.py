@@ -289,3 +289,46 @@ def test_without_a_package_source_requirements_are_a_precondition(deps):
         ex.run(IMPORT_TINY, requirements_txt="tinypkg\n")
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "--wheelhouse" in e.value.details()
+
+
+AUTO_PROJECT = {
+    "main.py": "import os, json, sys\n"
+               "import helper\n"
+               "from mypkg import util\n"
+               "import yaml\n"
+               "print(helper.VALUE, util.X, yaml.FAKE, os.sep)\n",
+    "helper.py": "from tinypkg import VALUE\n",
+    "mypkg/__init__.py": "",
+    "mypkg/util.py": "import collections.abc\nX = 'util'\n",
+}
+
+
+def test_auto_requirements_detect_third_party_imports(deps):
+    wheels.make_wheel(deps.wheelhouse, "PyYAML", version="6.0",
+                      modules={"yaml/__init__.py": "FAKE = 'yaml from the wheelhouse'\n"})
+    srv, ex = deps.start("--auto-requirements", "1")
+    res = ex.run(files=AUTO_PROJECT)
+    assert pyexecd.status_name(res) == COMPLETED, (res.error, res.stderr)
+    assert res.stdout == b"from the wheel util yaml from the wheelhouse /\n", res.stderr
+    # Neither the standard library (os, json, sys, collections) nor the
+    # project's own modules (helper, mypkg) became requirements.
+    assert (b"pyexec: install: requirements detected from the project's imports: "
+            b"pyyaml tinypkg\n") in res.stderr, res.stderr
+    assert "imports detected" in srv.stderr_text()
+
+    # The same project again: detection and layer both remembered.
+    res = ex.run(files=AUTO_PROJECT)
+    assert res.stdout.startswith(b"from the wheel util"), (res.error, res.stderr)
+    assert srv.stderr_text().count("imports detected") == 1
+    assert (builds(srv), hits(srv)) == (1, 1)
+
+    # "-" turns detection off for one request: nothing is installed.
+    res = ex.run(files=AUTO_PROJECT, requirements_txt="-\n")
+    assert pyexecd.status_name(res) == COMPLETED
+    assert res.exit_code == 1
+    assert b"ModuleNotFoundError: No module named 'tinypkg'" in res.stderr, res.stderr
+
+    # An explicit line wins over the detected name.
+    res = ex.run(files=AUTO_PROJECT, requirements_txt="tinypkg==1.0\n")
+    assert res.stdout.startswith(b"from the wheel util"), (res.error, res.stderr)
+    assert b"detected from the project's imports: pyyaml\n" in res.stderr, res.stderr

@@ -30,6 +30,7 @@
  * calling the engine.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
@@ -48,6 +49,7 @@
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/frames.h"
 #include "server/executor/docker/sandbox_internal.h"
+#include "server/model/requirements.h"
 
 static const char helper_script[] =
 #include "server/executor/docker/deps_helper_py.inc"
@@ -148,6 +150,8 @@ typedef enum helper_end { HELPER_EXITED, HELPER_KILLED, HELPER_TIMED_OUT } helpe
 
 typedef struct helper_io {
     px_sandbox_run *run; /* the execution whose stderr gets the helper's; or NULL */
+    const uint8_t *in;   /* the helper's stdin (detect: the project); NULL: none */
+    size_t in_len, in_off;
     char out[HELPER_OUT_MAX + 1];
     size_t out_len;
 } helper_io;
@@ -168,14 +172,18 @@ static void helper_sink(void *ud, px_stream stream, const uint8_t *data, size_t 
     io->out[io->out_len] = '\0';
 }
 
-/* The create body of a helper container running `args` in `image`. */
+/* The create body of a helper container running `args` in `image`. A
+ * build gets the deps network and the wheelhouse; "detect", which parses
+ * the user's code, runs as the sandbox user with no mount and stdin open. */
 static char *helper_body(docker_sandbox *sb, const char *image, const char *const *args,
-                         size_t n_args, bool build, px_error *err) {
+                         size_t n_args, px_error *err) {
+    bool build = strcmp(args[0], "build") == 0, detect = strcmp(args[0], "detect") == 0;
     json_t *cmd = json_pack("[s,s,s,s,s]", "python3", "-I", "-S", "-c", helper_script);
     for (size_t i = 0; cmd && i < n_args; i++)
         json_array_append_new(cmd, json_string(args[i]));
-    json_t *mounts = json_pack("[{s:s, s:s, s:s}]", "Type", "volume", "Source", sb->deps_volume,
-                               "Target", DEPS_MOUNT);
+    json_t *mounts = detect ? json_array()
+                            : json_pack("[{s:s, s:s, s:s}]", "Type", "volume", "Source",
+                                        sb->deps_volume, "Target", DEPS_MOUNT);
     if (mounts && build && sb->wheelhouse)
         json_array_append_new(mounts,
                               json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
@@ -194,12 +202,17 @@ static char *helper_body(docker_sandbox *sb, const char *image, const char *cons
     _cleanup_json_ json_t *body = json_pack(
         "{s:s, s:o, s:[s,s], s:s, s:s, s:b, s:b, s:b, s:{s:s, s:s, s:s}, s:o}", "Image", image,
         "Cmd", cmd, "Env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=/tmp", "WorkingDir", "/tmp", "User", "0:0", "AttachStdout", 1, "AttachStderr", 1,
-        "Tty", 0, "Labels", "pyexec.service", "pyexecd", "pyexec.instance", sb->instance,
-        "pyexec.deps", args[0], "HostConfig", host);
+        "HOME=/tmp", "WorkingDir", "/tmp", "User", detect ? "65534:65534" : "0:0", "AttachStdout",
+        1, "AttachStderr", 1, "Tty", 0, "Labels", "pyexec.service", "pyexecd", "pyexec.instance",
+        sb->instance, "pyexec.deps", args[0], "HostConfig", host);
     if (!body) {
         px_error_set(err, PX_E_INTERNAL, "out of memory building the helper's create body");
         return NULL;
+    }
+    if (detect) {
+        json_object_set_new(body, "AttachStdin", json_true());
+        json_object_set_new(body, "OpenStdin", json_true());
+        json_object_set_new(body, "StdinOnce", json_true());
     }
     char *s = json_dumps(body, JSON_COMPACT);
     if (!s)
@@ -231,11 +244,28 @@ static int helper_pump(int fd, helper_io *io, const uint8_t *early, size_t early
             return 0;
         }
         int64_t left = deadline ? deadline - now : 60000;
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = wake, .events = POLLIN}};
+        bool writing = io->in && io->in_off <= io->in_len;
+        struct pollfd p[2] = {{.fd = fd, .events = (short)(POLLIN | (writing ? POLLOUT : 0))},
+                              {.fd = wake, .events = POLLIN}};
         int r = poll(p, wake >= 0 ? 2 : 1, (int)(left > 60000 ? 60000 : left));
         if (r < 0 && errno != EINTR)
             return px_error_set_errno(err, PX_E_INTERNAL, errno, "poll");
         if (r <= 0 || (wake >= 0 && (p[1].revents & POLLIN)))
+            continue;
+        if (writing && (p[0].revents & POLLOUT)) {
+            if (io->in_off == io->in_len) {
+                shutdown(fd, SHUT_WR); /* the helper's EOF */
+                io->in_off++;
+            } else {
+                ssize_t w = send(fd, io->in + io->in_off, io->in_len - io->in_off,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (w > 0)
+                    io->in_off += (size_t)w;
+                else if (w < 0 && errno != EAGAIN && errno != EINTR)
+                    io->in_off = io->in_len + 1; /* it stopped reading: it ended */
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
         ssize_t n = recv(fd, buf, HELPER_READ_CHUNK, MSG_DONTWAIT);
         if (n > 0) {
@@ -302,8 +332,7 @@ static int run_helper(docker_sandbox *sb, const char *image, const char *const *
     if (px_random_hex(hex, 8, err) < 0)
         return -1;
     snprintf(name, sizeof name, "pyexec-deps-%s", hex);
-    bool build = strcmp(args[0], "build") == 0;
-    _cleanup_free_ char *body = helper_body(sb, image, args, n_args, build, err);
+    _cleanup_free_ char *body = helper_body(sb, image, args, n_args, err);
     if (!body || sb_live_add(sb, name, err) < 0)
         return -1;
     int rc = helper_container(sb, name, body, io, deadline, end, exit_code, err);
@@ -388,18 +417,18 @@ static size_t pip_sources(const docker_sandbox *sb, const char **args) {
     return n;
 }
 
-/* Runs the build of layer `l` for `spec`, its helper's stderr going to the
- * run's. Returns 0 with *size set; or -1 with `err` set: PX_E_INVALID when
+/* Runs the build of layer `l` of `requirements` for `spec`, its helper's
+ * stderr going to the run's. Returns 0 with *size set; or -1 with `err` set: PX_E_INVALID when
  * pip failed (its message in `err`), PX_E_CANCELLED when the run was killed
  * or timed out (*end says which), else the helper's failure. */
 static int build(docker_sandbox *sb, const sb_layer *l, const px_job_spec *spec,
-                 px_sandbox_run *run, int64_t deadline, helper_end *end, int64_t *size,
-                 px_error *err) {
+                 const char *requirements, px_sandbox_run *run, int64_t deadline, helper_end *end,
+                 int64_t *size, px_error *err) {
     enum { FIXED_ARGS = 16 };
     size_t n_lines = 0;
-    for (const char *p = spec->requirements_txt; *p; p++)
+    for (const char *p = requirements; *p; p++)
         n_lines += *p == '\n';
-    _cleanup_free_ char *reqs = strdup(spec->requirements_txt);
+    _cleanup_free_ char *reqs = strdup(requirements);
     _cleanup_free_ const char **args = calloc(FIXED_ARGS + n_lines + 1, sizeof *args);
     _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
     if (!reqs || !args || !io)
@@ -469,10 +498,19 @@ static void say(px_sandbox_run *run, const char *text) {
     px_sandbox_run_output(run, PX_STREAM_STDERR, (const uint8_t *)text, strlen(text));
 }
 
-sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
-                          int64_t *deadline, px_sandbox_result *result) {
+/* Work before the program (a detection, a build, a wait) counts against the
+ * run's timeout: reports the start and sets the deadline, once. */
+static void start_clock(const px_job_spec *spec, px_sandbox_run *run, int64_t *deadline) {
+    if (*deadline)
+        return;
+    px_sandbox_run_started(run);
+    *deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
+}
+
+sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const char *requirements,
+                          px_sandbox_run *run, int64_t *deadline, px_sandbox_result *result) {
     char key[2 * PX_SHA256_LEN + 1];
-    deps_key(spec->image, spec->requirements_txt, key);
+    deps_key(spec->image, requirements, key);
     px_error err = PX_ERROR_INIT;
     pthread_mutex_lock(&sb->deps_mu);
     sb_layer *l = list_find_locked(sb, key);
@@ -504,13 +542,12 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbo
     l->refs++; /* this run's, while it builds or waits */
     pthread_mutex_unlock(&sb->deps_mu);
 
-    px_sandbox_run_started(run);
-    *deadline = px_now_mono_ms() + (int64_t)spec->timeout_s * 1000;
+    start_clock(spec, run, deadline);
     helper_end end = HELPER_EXITED;
     int64_t size = 0, begun = px_now_mono_ms();
     int rc;
     if (builder) {
-        rc = build(sb, l, spec, run, *deadline, &end, &size, &err);
+        rc = build(sb, l, spec, requirements, run, *deadline, &end, &size, &err);
     } else {
         say(run, "pyexec: install: waiting for another execution's build of the same "
                  "requirements\n");
@@ -571,6 +608,164 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbo
     return NULL;
 }
 
+/* ---- import detection ---- */
+
+/* Whether normalised `reqs` has a line for the canonical name `name`. */
+static bool has_name(const char *reqs, const char *name) {
+    size_t n = strlen(name);
+    for (const char *p = reqs; p && *p;) {
+        if (strcspn(p, "[<>=!~ ;\n") == n && memcmp(p, name, n) == 0)
+            return true;
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return false;
+}
+
+/* Runs the detect helper on spec's project. Returns 0 with *out set to the
+ * distributions it found ("name\n" each, normalised; maybe ""), or -1 with
+ * `err` set (PX_E_CANCELLED with *end when the run was killed or timed out). */
+static int detect(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                  int64_t deadline, helper_end *end, char **out, px_error *err) {
+    const char *args[] = {"detect"};
+    _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
+    if (!io)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    io->run = run;
+    io->in = spec->tar;
+    io->in_len = spec->tar_len;
+    int code = -1;
+    if (sb_ensure_image(sb, spec->image, err) < 0 ||
+        run_helper(sb, spec->image, args, 1, io, deadline, end, &code, err) < 0)
+        return -1;
+    if (*end != HELPER_EXITED)
+        return px_error_set(err, PX_E_CANCELLED, "the import detection was stopped");
+    _cleanup_json_ json_t *j = json_loads(io->out, 0, NULL);
+    json_t *names = json_object_get(j, "requirements");
+    if (code != 0 || !json_is_array(names))
+        return px_error_set(err, PX_E_INTERNAL, "the import detection helper exited %d", code);
+    size_t len = 0;
+    _cleanup_free_ char *buf = NULL;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return px_error_set_errno(err, PX_E_INTERNAL, errno, "open_memstream");
+    size_t i;
+    json_t *v;
+    json_array_foreach(names, i, v) {
+        /* The helper only prints module names, but it parsed the user's
+         * code: what it says is checked like a request's line. */
+        px_requirements r;
+        px_error e = PX_ERROR_INIT;
+        const char *name = json_string_value(v);
+        if (name && px_requirements_parse(name, 1, &r, &e) == 0) {
+            if (r.count == 1 && !strpbrk(r.normalised, "[<>=!~ ;"))
+                fputs(r.normalised, f);
+            px_requirements_release(&r);
+        }
+    }
+    if (fclose(f) != 0)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    *out = TAKE_PTR(buf);
+    return 0;
+}
+
+/* The detection remembered for `digest`, copied, or NULL. */
+static char *detected_lookup(docker_sandbox *sb, const uint8_t digest[PX_SHA256_LEN]) {
+    char *found = NULL;
+    pthread_mutex_lock(&sb->deps_mu);
+    for (size_t i = 0; i < DETECT_CACHE_SIZE && !found; i++)
+        if (sb->detected[i].requirements &&
+            memcmp(sb->detected[i].digest, digest, PX_SHA256_LEN) == 0)
+            found = strdup(sb->detected[i].requirements);
+    pthread_mutex_unlock(&sb->deps_mu);
+    return found;
+}
+
+static void detected_remember(docker_sandbox *sb, const uint8_t digest[PX_SHA256_LEN],
+                              const char *requirements) {
+    char *copy = strdup(requirements);
+    if (!copy)
+        return;
+    pthread_mutex_lock(&sb->deps_mu);
+    struct sb_detected *slot = &sb->detected[sb->detected_next];
+    sb->detected_next = (sb->detected_next + 1) % DETECT_CACHE_SIZE;
+    free(slot->requirements);
+    memcpy(slot->digest, digest, PX_SHA256_LEN);
+    slot->requirements = copy;
+    pthread_mutex_unlock(&sb->deps_mu);
+}
+
+char *sb_deps_requirements(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                           int64_t *deadline, px_sandbox_result *result) {
+    const char *own = spec->requirements_txt ? spec->requirements_txt : "";
+    px_error err = PX_ERROR_INIT;
+    if (strcmp(own, "-\n") == 0 || !sb->deps_auto) {
+        char *copy = strdup(strcmp(own, "-\n") == 0 ? "" : own);
+        if (!copy) {
+            px_error_set(&err, PX_E_INTERNAL, "out of memory");
+            no_layer(result, &err, HELPER_EXITED);
+        }
+        return copy;
+    }
+    uint8_t digest[PX_SHA256_LEN];
+    px_sha256_ctx c;
+    px_sha256_init(&c);
+    px_sha256_update(&c, spec->image, strlen(spec->image));
+    px_sha256_update(&c, "\n", 1);
+    px_sha256_update(&c, spec->tar, spec->tar_len);
+    px_sha256_final(&c, digest);
+    _cleanup_free_ char *found = detected_lookup(sb, digest);
+    if (!found) {
+        start_clock(spec, run, deadline);
+        helper_end end = HELPER_EXITED;
+        int64_t begun = px_now_mono_ms();
+        if (detect(sb, spec, run, *deadline, &end, &found, &err) < 0) {
+            px_error_wrap(&err, "detect the project's imports");
+            no_layer(result, &err, end);
+            return NULL;
+        }
+        detected_remember(sb, digest, found);
+        px_info("docker: deps: execution %s: imports detected in %lld ms: %s", spec->execution_id,
+                (long long)(px_now_mono_ms() - begun), found[0] ? found : "none");
+    }
+    size_t len = 0;
+    _cleanup_free_ char *merged = NULL, *added = NULL;
+    size_t added_len = 0;
+    FILE *m = open_memstream(&merged, &len);
+    FILE *a = m ? open_memstream(&added, &added_len) : NULL;
+    if (a) {
+        fputs(own, m);
+        for (char *save = NULL, *line = strtok_r(found, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+            if (has_name(own, line))
+                continue; /* the request's own line for it wins */
+            fprintf(m, "%s\n", line);
+            fprintf(a, " %s", line);
+        }
+    }
+    if (!m || !a || fclose(a) != 0 || fclose(m) != 0) {
+        if (m && !a)
+            fclose(m);
+        px_error_set(&err, PX_E_INTERNAL, "out of memory");
+        no_layer(result, &err, HELPER_EXITED);
+        return NULL;
+    }
+    if (added_len > 0) {
+        char line[1024];
+        snprintf(line, sizeof line,
+                 "pyexec: install: requirements detected from the project's imports:%.900s\n",
+                 added);
+        say(run, line);
+    }
+    px_requirements r;
+    if (px_requirements_parse(merged, SIZE_MAX, &r, &err) < 0) {
+        px_error_wrap(&err, "the requirements with the detected ones");
+        no_layer(result, &err, HELPER_EXITED);
+        return NULL;
+    }
+    return r.normalised;
+}
+
 /* ---- release and eviction ---- */
 
 void sb_deps_release(docker_sandbox *sb, sb_layer *layer) {
@@ -622,6 +817,8 @@ void sb_deps_release(docker_sandbox *sb, sb_layer *layer) {
 }
 
 void sb_deps_free(docker_sandbox *sb) {
+    for (size_t i = 0; i < DETECT_CACHE_SIZE; i++)
+        free(sb->detected[i].requirements);
     while (sb->layers) {
         sb_layer *l = sb->layers;
         sb->layers = l->next;

@@ -9,11 +9,13 @@
 #   list                  removes what no index entry names (a crashed build's
 #                         leftovers) and prints the index
 #   remove DIR...         un-indexes each DIR, then deletes it
+#   detect                reads the project (a tar) from stdin and prints the
+#                         distributions its .py files import (see detect())
 #
 # Each mode prints its result on stdout as JSON lines: build one
 # {"ok": true, "dir", "key", "size", "built_at"} or {"ok": false, "exit_code",
 # "error"}; list one {"dir", "key", "size", "built_at"} per layer; remove
-# nothing.
+# nothing; detect one {"requirements": [...], "modules": [...]}.
 import json
 import os
 import shutil
@@ -121,6 +123,111 @@ def remove(names):
         shutil.rmtree(DEPS + "/" + name, ignore_errors=True)
 
 
+# Import names whose distribution is called something else. A name not
+# here is its own distribution's name (requests -> requests). Documented in
+# docs/sandbox.md ("Import detection"); keep the two in step.
+DISTRIBUTIONS = {
+    "yaml": "PyYAML",
+    "PIL": "pillow",
+    "sklearn": "scikit-learn",
+    "skimage": "scikit-image",
+    "cv2": "opencv-python",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "dotenv": "python-dotenv",
+    "jwt": "PyJWT",
+    "serial": "pyserial",
+    "usb": "pyusb",
+    "Crypto": "pycryptodome",
+    "OpenSSL": "pyOpenSSL",
+    "attr": "attrs",
+    "magic": "python-magic",
+    "docx": "python-docx",
+    "pptx": "python-pptx",
+    "fitz": "PyMuPDF",
+    "zmq": "pyzmq",
+    "git": "GitPython",
+    "MySQLdb": "mysqlclient",
+    "psycopg2": "psycopg2-binary",
+    "Levenshtein": "python-Levenshtein",
+    "google": None,  # a namespace shared by many distributions: not guessed
+}
+SOURCE_MAX = 1 << 20  # a larger .py file is not parsed
+
+
+def optional(handler):
+    """Whether an except clause catches a failed import."""
+    import ast
+    names = []
+    t = handler.type
+    for e in (t.elts if isinstance(t, ast.Tuple) else [t]):
+        if isinstance(e, ast.Name):
+            names.append(e.id)
+        elif isinstance(e, ast.Attribute):
+            names.append(e.attr)
+    return t is None or bool({"ImportError", "ModuleNotFoundError", "Exception",
+                              "BaseException"} & set(names))
+
+
+def top_level_imports(tree):
+    """Names of the top-level modules `tree` imports absolutely, anywhere in
+    the file (in functions and classes too), except in the body of a `try`
+    whose handlers catch the ImportError: such an import is optional, and
+    the program copes without it."""
+    import ast
+    names = set()
+
+    def visit(node):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+        try_star = getattr(ast, "TryStar", ast.Try)
+        if isinstance(node, (ast.Try, try_star)) and any(optional(h) for h in node.handlers):
+            for child in node.handlers + node.orelse + node.finalbody:
+                visit(child)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def detect():
+    """The project's third-party imports: top-level modules its .py files
+    import that are neither the standard library of this image's Python
+    (sys.stdlib_module_names, sys.builtin_module_names) nor the project's own
+    modules (the name of any .py file or directory in it, at any depth, so
+    that a src/ layout or a scripts/ directory counts as its own), mapped to
+    distributions."""
+    import ast
+    import tarfile
+    imported, own = set(), set()
+    with tarfile.open(fileobj=sys.stdin.buffer, mode="r|") as tar:
+        for m in tar:
+            parts = [p for p in m.name.split("/") if p not in ("", ".")]
+            if not parts:
+                continue
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                if not last or m.isdir():
+                    own.add(part)  # a directory: a package, or a path entry
+                elif part.endswith(".py"):
+                    own.add(part[:-3])
+            if not (m.isfile() and parts[-1].endswith(".py")) or m.size > SOURCE_MAX:
+                continue
+            source = tar.extractfile(m).read()
+            try:
+                imported |= top_level_imports(ast.parse(source, filename=m.name))
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue  # the program will report it when it runs
+    stdlib = set(sys.stdlib_module_names) | set(sys.builtin_module_names)
+    modules = sorted(n for n in imported if n and n not in stdlib and n not in own)
+    reqs = sorted({DISTRIBUTIONS.get(n, n) for n in modules} - {None})
+    say({"requirements": reqs, "modules": modules})
+
+
 def main():
     mode = sys.argv[1]
     if mode == "build":
@@ -129,6 +236,8 @@ def main():
         list_layers()
     elif mode == "remove":
         remove(sys.argv[2:])
+    elif mode == "detect":
+        detect()
     else:
         raise SystemExit("unknown mode %r" % mode)
 

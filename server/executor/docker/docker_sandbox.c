@@ -107,8 +107,14 @@ static const px_sandbox_ops docker_ops = {
  * (PX_E_INVALID). */
 static int check_deps_config(const px_docker_config *c, px_error *err) {
     const char *bad = "docker sandbox: invalid configuration";
-    if (!c->wheelhouse && !c->pip_index_url)
+    if (!c->wheelhouse && !c->pip_index_url) {
+        if (c->auto_requirements)
+            return px_error_set(err, PX_E_INVALID,
+                                "%s: auto requirements need a package source (a wheelhouse or "
+                                "a pip index URL)",
+                                bad);
         return 0;
+    }
     const char *net = c->deps_network ? c->deps_network : "";
     if (strcmp(net, "none") != 0 && strcmp(net, "host") != 0 && strcmp(net, "bridge") != 0)
         return px_error_set(err, PX_E_INVALID,
@@ -219,6 +225,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
         sb->deps_network = strdup(config->deps_network);
         sb->deps_helper_image = strdup(config->helper_image);
         sb->deps_cache_bytes = config->deps_cache_mb * 1024 * 1024;
+        sb->deps_auto = config->auto_requirements;
         if (asprintf(&sb->deps_volume, "pyexec-deps-%s", config->instance) < 0)
             sb->deps_volume = NULL;
         deps_oom = (config->wheelhouse && !sb->wheelhouse) ||

@@ -101,6 +101,7 @@ typedef struct px_docker_config {
     const char *deps_network;  /* the builds' network: "none", "host" or "bridge" */
     int64_t deps_cache_mb;     /* size the layers may take together (LRU eviction) */
     const char *helper_image;  /* runs the cache's list/remove helpers (the default image) */
+    bool auto_requirements;    /* add the distributions the project's .py files import */
 } px_docker_config;
 
 #define PX_DOCKER_POOL_MAX 64

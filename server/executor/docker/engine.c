@@ -72,6 +72,7 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
         .pip_index_url = cfg->pip_index_url[0] ? cfg->pip_index_url : NULL,
         .deps_network = cfg->deps_network,
         .deps_cache_mb = cfg->deps_cache_mb,
+        .auto_requirements = cfg->auto_requirements != 0,
         .helper_image = cfg->default_image,
     };
 }

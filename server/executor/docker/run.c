@@ -437,14 +437,16 @@ void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
             px_sandbox_result *result) {
     docker_sandbox *sb = self;
     result->ran = false;
-    if (!spec->requirements_txt || !spec->requirements_txt[0]) {
-        run_with(sb, spec, run, NULL, 0, result);
-        return;
-    }
-    if (!sb_deps_enabled(sb)) {
+    const char *own = spec->requirements_txt ? spec->requirements_txt : "";
+    bool none = !own[0] || strcmp(own, "-\n") == 0; /* "-": none, none detected */
+    if (!sb_deps_enabled(sb) && !none) {
         px_error_set(&result->error, PX_E_PRECONDITION,
                      "requirements_txt: this server installs no requirements (it runs without "
                      "--wheelhouse and --pip-index-url)");
+        return;
+    }
+    if (!sb_deps_enabled(sb) || (none && (own[0] || !sb->deps_auto))) {
+        run_with(sb, spec, run, NULL, 0, result);
         return;
     }
     if (px_sandbox_run_kill_requested(run)) {
@@ -452,7 +454,14 @@ void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
         return;
     }
     int64_t deadline = 0;
-    sb_layer *layer = sb_deps_acquire(sb, spec, run, &deadline, result);
+    _cleanup_free_ char *wanted = sb_deps_requirements(sb, spec, run, &deadline, result);
+    if (!wanted)
+        return;
+    if (!wanted[0]) {
+        run_with(sb, spec, run, NULL, deadline, result);
+        return;
+    }
+    sb_layer *layer = sb_deps_acquire(sb, spec, wanted, run, &deadline, result);
     if (!layer)
         return;
     run_with(sb, spec, run, sb_layer_dir(layer), deadline, result);

@@ -50,6 +50,7 @@
 
 #define IMAGE_CACHE_SIZE 8
 #define POOL_THREADS 2 /* bound on concurrent pooled creations */
+#define DETECT_CACHE_SIZE 64 /* projects whose imports are remembered */
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
 
@@ -133,11 +134,19 @@ typedef struct docker_sandbox {
     char *deps_network;      /* the builds' NetworkMode */
     char *deps_helper_image; /* runs the list and remove helpers */
     int64_t deps_cache_bytes;
+    bool deps_auto; /* --auto-requirements */
     pthread_mutex_t deps_mu;
     sb_layer *layers;                /* under deps_mu */
     int64_t deps_total;              /* bytes of the READY layers; under deps_mu */
     uint64_t deps_tick;              /* LRU clock; under deps_mu */
     struct sb_deps_stats deps_stats; /* under deps_mu */
+    /* Import detection's results: digest of image and project -> the
+     * distributions detected, a ring of DETECT_CACHE_SIZE; under deps_mu. */
+    struct sb_detected {
+        uint8_t digest[32];
+        char *requirements; /* "name\n..." or ""; NULL: an empty slot */
+    } detected[DETECT_CACHE_SIZE];
+    size_t detected_next; /* under deps_mu */
 } docker_sandbox;
 
 /* ---- engine.c ---- */
@@ -289,15 +298,24 @@ bool sb_deps_enabled(const docker_sandbox *sb);
 /* Reads the cache's index from its volume (a helper container), deleting
  * what it does not list. Only before the back-end's threads start. */
 int sb_deps_load(docker_sandbox *sb, px_error *err);
-/* The layer of spec's image and (normalised) requirements for one run: a
+/* The requirements of one run (a new string, normalised; "" for none):
+ * spec's own, plus, with --auto-requirements and unless spec's are "-",
+ * the distributions its .py files import, found by a helper container of
+ * spec's image (remembered per image and project). A detection reports the
+ * start and sets *deadline as sb_deps_acquire does. Returns NULL with
+ * `result` filled when the detection failed, was killed or timed out. */
+char *sb_deps_requirements(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                           int64_t *deadline, px_sandbox_result *result);
+/* The layer of spec's image and `requirements` (normalised) for one run: a
  * cached one at once, else after this run's build or another run's build
  * of the same key. A build or wait reports the start (the timeout counts
  * from there) and sets *deadline (monotonic ms); the build's output goes
  * to the run's stderr. Returns the layer, in use until sb_deps_release; or
  * NULL with `result` filled (the build failed: !ran with error; the run
  * was killed or timed out meanwhile: ran, exit 137). Any worker thread. */
-sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
-                          int64_t *deadline, px_sandbox_result *result);
+sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec,
+                          const char *requirements, px_sandbox_run *run, int64_t *deadline,
+                          px_sandbox_result *result);
 /* Ends the run's use of `layer` (NULL-safe); then evicts least recently
  * used layers no run uses while the cache is over its size. */
 void sb_deps_release(docker_sandbox *sb, sb_layer *layer);

@@ -187,8 +187,9 @@ TEST(Config, Dependencies) {
     EXPECT_STREQ("none", c.deps_network);
     EXPECT_EQ(2048, c.deps_cache_mb);
     EXPECT_EQ(256, c.max_requirements);
+    EXPECT_EQ(0, c.auto_requirements);
     Parsed p = parse({"--wheelhouse", "/srv/wheels", "--deps-cache-mb=10", "--deps-network",
-                      "host", "--max-requirements", "3"},
+                      "host", "--max-requirements", "3", "--auto-requirements", "1"},
                      {"PYEXEC_PIP_INDEX_URL=http://127.0.0.1:3141/simple",
                       "PYEXEC_WHEELHOUSE=/env"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
@@ -197,6 +198,9 @@ TEST(Config, Dependencies) {
     EXPECT_STREQ("host", p.cfg.deps_network);
     EXPECT_EQ(10, p.cfg.deps_cache_mb);
     EXPECT_EQ(3, p.cfg.max_requirements);
+    EXPECT_EQ(1, p.cfg.auto_requirements);
+    p = parse({"--auto-requirements", "2"});
+    EXPECT_EQ(-1, p.rc);
     p = parse({"--deps-cache-mb", "0"});
     EXPECT_EQ(-1, p.rc);
     EXPECT_NE(std::string(p.err.msg).find("--deps-cache-mb: 0 is out of range"),

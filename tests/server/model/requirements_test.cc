@@ -61,7 +61,7 @@ TEST(Requirements, DashMeansNoDetection) {
     px_error err = PX_ERROR_INIT;
     ASSERT_EQ(0, px_requirements_parse(" - \n", 10, &r, &err)) << err.msg;
     EXPECT_TRUE(r.no_detect);
-    EXPECT_STREQ("", r.normalised);
+    EXPECT_STREQ("-\n", r.normalised);
     EXPECT_EQ(0u, r.count);
     px_requirements_release(&r);
     EXPECT_NE(std::string::npos, norm("-\nrequests\n").find("cannot be combined"));

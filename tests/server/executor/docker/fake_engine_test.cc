@@ -482,6 +482,8 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
              c->deps_cache_mb = 0;
          },
          "deps cache 0 MiB is not positive"},
+        {[](px_docker_config *c) { c->auto_requirements = true; },
+         "auto requirements need a package source"},
     };
     for (const Case &tc : cases) {
         DockerConfig cfg;

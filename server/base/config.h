@@ -95,6 +95,7 @@ typedef struct px_config {
     char deps_network[16];       /* --deps-network: none, host or bridge (the builds only) */
     int64_t deps_cache_mb;       /* --deps-cache-mb: size of the layer cache (LRU) */
     int auto_requirements;       /* --auto-requirements 0|1: add the project's imports */
+
     /* The HTTP door (server/http). */
     char http_listen[256];       /* --http-listen HOST:PORT; "" (the default): off */
     int64_t http_max_body_bytes; /* request body; beyond: 413 */

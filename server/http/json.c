@@ -184,6 +184,26 @@ json_t *px_http_result_json(const px_record_view *v, bool with_output) {
                                          (json_int_t)o->cpu_time_ms)
                              : json_null();
     bad |= json_object_set_new(r, "usage", usage);
+    /* Eval's report (null for Execute, and for an Eval that did not report). */
+    const px_py_report *py = &o->py;
+    bool reported = terminal && (py->result || py->error_type);
+    bad |= json_object_set_new(r, "result",
+                               terminal && py->result
+                                   ? text((const uint8_t *)py->result, strlen(py->result))
+                                   : json_null());
+    bad |= json_object_set_new(r, "error_type",
+                               terminal && py->error_type
+                                   ? text((const uint8_t *)py->error_type, strlen(py->error_type))
+                                   : json_null());
+    bad |= json_object_set_new(r, "error_line",
+                               reported && py->error_type && py->error_line > 0
+                                   ? json_integer(py->error_line)
+                                   : json_null());
+    bad |= json_object_set_new(
+        r, "error_message",
+        terminal && py->error_message
+            ? text((const uint8_t *)py->error_message, strlen(py->error_message))
+            : json_null());
     if (bad) {
         json_decref(r);
         return NULL;

@@ -70,6 +70,29 @@ static enum MHD_Result wait_and_reply(px_http_req *req, px_record *record) {
     return reply_view(req, record, MHD_HTTP_OK, true);
 }
 
+/* Admits `spec` (taken) through the store, as Execute and Eval do, and
+ * answers: 202 with the id at once (async), or the result at the end. */
+static enum MHD_Result admit(px_http_req *req, px_job_spec *spec, bool async) {
+    px_error err = PX_ERROR_INIT;
+    char origin[160];
+    snprintf(origin, sizeof origin, "HTTP POST %s from %s", req->route->pattern, req->peer);
+    bool existed = false;
+    bool eval = spec->eval;
+    px_record *record = px_store_admit(req->srv->store, "", NULL, spec, origin, &existed, &err);
+    if (!record) {
+        px_error_wrap(&err, eval ? "eval" : "execute");
+        return px_http_reply_px_error(req, &err);
+    }
+    enum MHD_Result ret;
+    if (async)
+        ret = px_http_reply_json(req, MHD_HTTP_ACCEPTED,
+                                 json_pack("{s:s}", "execution_id", px_record_id(record)));
+    else
+        ret = wait_and_reply(req, record);
+    px_record_unref(record);
+    return ret;
+}
+
 static enum MHD_Result exec(px_http_req *req, bool async) {
     px_error err = PX_ERROR_INIT;
     if (!req->has_tar)
@@ -101,22 +124,35 @@ static enum MHD_Result exec(px_http_req *req, bool async) {
     json_decref(meta_json);
     if (!spec)
         return px_http_reply_px_error(req, &err);
-    char origin[160];
-    snprintf(origin, sizeof origin, "HTTP POST %s from %s", req->route->pattern, req->peer);
-    bool existed = false;
-    px_record *record = px_store_admit(req->srv->store, "", NULL, spec, origin, &existed, &err);
-    if (!record) {
-        px_error_wrap(&err, "execute");
+    return admit(req, spec, async);
+}
+
+/* POST /api/v1/eval: the JSON body as an EvalRequest, checked by the RPC
+ * codec's Eval rules. With eval_last_expr false (the default) the code
+ * runs as a plain program (no `result`). */
+static enum MHD_Result eval(px_http_req *req) {
+    px_error err = PX_ERROR_INIT;
+    json_error_t jerr;
+    json_t *body = json_loadb(req->json.data ? req->json.data : "", req->json.len,
+                              JSON_REJECT_DUPLICATES, &jerr);
+    if (!body)
+        return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                   "body: invalid JSON at line %d, column %d: %s", jerr.line,
+                                   jerr.column, jerr.text);
+    px_http_eval ev;
+    if (px_http_eval_parse(&ev, body, &err) < 0) {
+        json_decref(body);
         return px_http_reply_px_error(req, &err);
     }
-    enum MHD_Result ret;
-    if (async)
-        ret = px_http_reply_json(req, MHD_HTTP_ACCEPTED,
-                                 json_pack("{s:s}", "execution_id", px_record_id(record)));
-    else
-        ret = wait_and_reply(req, record);
-    px_record_unref(record);
-    return ret;
+    px_job_spec *spec = px_codec_eval_spec(&ev.req, req->srv->cfg, &err);
+    bool async = ev.async;
+    bool last_expr = ev.eval_last_expr;
+    px_http_eval_release(&ev);
+    json_decref(body);
+    if (!spec)
+        return px_http_reply_px_error(req, &err);
+    spec->eval = last_expr;
+    return admit(req, spec, async);
 }
 
 static enum MHD_Result exec_sync(px_http_req *req) {
@@ -226,6 +262,7 @@ const px_http_route px_http_routes[] = {
     {"GET", "/health", PX_BODY_NONE, health},
     {"POST", "/api/v1/exec/sync", PX_BODY_MULTIPART, exec_sync},
     {"POST", "/api/v1/exec/async", PX_BODY_MULTIPART, exec_async},
+    {"POST", "/api/v1/eval", PX_BODY_JSON, eval},
     {"GET", "/api/v1/executions", PX_BODY_NONE, list_executions},
     {"GET", "/api/v1/executions/{id}", PX_BODY_NONE, get_execution},
     {"DELETE", "/api/v1/executions/{id}", PX_BODY_NONE, kill_execution},

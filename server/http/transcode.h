@@ -10,6 +10,7 @@
 #define PYEXEC_HTTP_TRANSCODE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/base/error.h"
@@ -31,5 +32,25 @@ typedef struct px_http_metadata {
 int px_http_metadata_parse(px_http_metadata *m, json_t *obj, const char *prefix, px_error *err);
 
 void px_http_metadata_release(px_http_metadata *m);
+
+/* POST /api/v1/eval's body as an EvalRequest. */
+typedef struct px_http_eval {
+    Pyexec__V1__EvalRequest req;
+    Pyexec__V1__ExecutionConfig config;
+    Google__Protobuf__BoolValue network_disabled;
+    Pyexec__V1__File *files; /* owned here, as are the arrays below */
+    Pyexec__V1__File **file_ptrs;
+    char **env_vars;
+    bool eval_last_expr; /* false: run as a plain program, no `result` */
+    bool async;
+} px_http_eval;
+
+/* Fills `e` from the body `obj`: code, files [{name, content}], entrypoint,
+ * stdin, config, python_version, requirements_txt, env_vars,
+ * eval_last_expr, async. Type errors as px_http_metadata_parse's, naming
+ * the member. Returns 0, or -1 with `err` (then `e` needs no release). */
+int px_http_eval_parse(px_http_eval *e, json_t *obj, px_error *err);
+
+void px_http_eval_release(px_http_eval *e);
 
 #endif

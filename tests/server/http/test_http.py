@@ -14,7 +14,7 @@ from sse import Stream
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 RESULT_KEYS = {"execution_id", "status", "stdout", "stderr", "exit_code", "error",
                "started_at", "finished_at", "duration_ms", "reason", "output_truncated",
-               "usage"}
+               "usage", "result", "error_type", "error_line", "error_message"}
 
 
 def test_health_is_ok_while_serving(door):
@@ -246,3 +246,85 @@ def test_unknown_route_and_method(door):
     assert "PUT is not allowed" in r.json()["error"]
     r = door.request("POST", "/health")
     assert r.status == 405
+
+
+def eval_body(*steps, **kw):
+    """An eval body whose fake run does `steps` (the fake reads them from
+    FAKE_STEP environment variables, as an Eval has no script_args)."""
+    body = {"code": "1 + 1\n", "env_vars": ["FAKE_STEP=" + s for s in steps]}
+    body.update(kw)
+    return json.dumps(body)
+
+
+def test_eval_returns_the_last_expression(door):
+    r = door.request("POST", "/api/v1/eval", eval_body("mode", "result:2", eval_last_expr=True),
+                     {"Content-Type": "application/json"})
+    assert r.status == 200, r.body
+    res = r.json()
+    assert res["stdout"] == "eval\n"
+    assert res["result"] == "2"
+    assert res["error_type"] is None and res["error_line"] is None
+    assert door.get(res["execution_id"]).json()["result"] == "2"
+
+
+def test_eval_without_eval_last_expr_runs_a_plain_program(door):
+    # curl -d sends application/x-www-form-urlencoded: taken as JSON too.
+    r = door.request("POST", "/api/v1/eval", eval_body("mode"),
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 200, r.body
+    assert r.json()["stdout"] == "execute\n"
+    assert r.json()["result"] is None
+
+
+def test_eval_reports_the_exception(door):
+    r = door.request("POST", "/api/v1/eval",
+                     eval_body("raised:NameError:3:name 'x' is not defined", "exit:1",
+                               eval_last_expr=True))
+    res = r.json()
+    assert res["exit_code"] == 1 and res["result"] is None
+    assert (res["error_type"], res["error_line"], res["error_message"]) == (
+        "NameError", 3, "name 'x' is not defined")
+
+
+def test_eval_async_answers_202(door):
+    r = door.request("POST", "/api/v1/eval", eval_body("sleep", **{"async": True}))
+    assert r.status == 202
+    eid = r.json()["execution_id"]
+    assert door.kill(eid).json() == {"status": "killed"}
+
+
+def test_eval_with_files_and_stdin(door):
+    r = door.request("POST", "/api/v1/eval", json.dumps({
+        "files": [{"name": "app.py", "content": ""}], "entrypoint": "app.py",
+        "stdin": "piped", "env_vars": ["FAKE_STEP=stdin"]}))
+    assert r.status == 200, r.body
+    assert r.json()["stdout"] == "piped"
+
+
+@pytest.mark.parametrize("body,message", [
+    ("{bad", "body: invalid JSON at line 1"),
+    ("[1]", "body: expected a JSON object, got an array"),
+    ('{"code": 3}', "code: expected a string, got an integer"),
+    ('{"code": "1", "eval_last_expr": "yes"}', "eval_last_expr: expected a boolean"),
+    ('{"code": "1", "config": {"memory_mb": "x"}}',
+     "config.memory_mb: expected an integer, got a string"),
+    ('{"code": "1", "config": {"memory_mb": 99999}}',
+     "config.memory_mb: 99999 is above the maximum"),
+    ('{"code": "1", "files": [{"name": "a.py", "content": "1"}]}',
+     "code/files: send exactly one of them"),
+    ('{"files": [{"name": "a.py", "body": "1"}]}', "files[0]: unknown member 'body'"),
+    ('{"code": "1", "colour": "red"}', "body: unknown member 'colour'"),
+    ('{"code": "1", "env_vars": ["PATH=/x"]}', "env_vars: 'PATH' is set by the sandbox"),
+    ('{"code": "1", "python_version": "2.7"}', "python_version"),
+])
+def test_eval_refuses_bad_bodies(door, body, message):
+    r = door.request("POST", "/api/v1/eval", body, {"Content-Type": "application/json"})
+    assert r.status == 400, r.body
+    assert message in r.json()["error"]
+
+
+def test_eval_refuses_a_multipart_body(door):
+    ctype, body = httpdoor.multipart({"code": (None, b"1")})
+    r = door.request("POST", "/api/v1/eval", body, {"Content-Type": ctype})
+    assert r.status == 415
+    assert "JSON body" in r.json()["error"]

@@ -8,6 +8,7 @@ Each test's servers get an instance name of their own, so each has its own
 cache volume (pyexec-deps-<instance>), removed when the test ends.
 """
 
+import json
 import os
 import re
 import uuid
@@ -15,7 +16,7 @@ import uuid
 import grpc
 import pytest
 
-from conftest import Runner, server_args
+from conftest import IMAGE, Runner, server_args
 import pyexecd
 import wheels
 
@@ -210,13 +211,42 @@ def test_kill_during_the_build(deps, held_index):
         "the builder is gone once Kill answers"
 
 
-def test_restart_keeps_the_cache(deps):
+def in_volume(volume, script):
+    """Runs `sh -c script` as root in a container that mounts `volume` at
+    /deps (network off); returns its stdout."""
+    status, c = pyexecd.docker_api("POST", "/containers/create", body={
+        "Image": IMAGE, "Cmd": ["sh", "-c", script], "AttachStdout": True,
+        "HostConfig": {"NetworkMode": "none",
+                       "Mounts": [{"Type": "volume", "Source": volume, "Target": "/deps"}]}})
+    assert status == 201, c
+    try:
+        status, body = pyexecd.docker_api("POST", f"/containers/{c['Id']}/start")
+        assert status == 204, body
+        status, body = pyexecd.docker_api("POST", f"/containers/{c['Id']}/wait")
+        assert status == 200 and body["StatusCode"] == 0, body
+        status, logs = pyexecd.docker_api("GET", f"/containers/{c['Id']}/logs?stdout=1")
+        assert status == 200, logs
+        return logs if isinstance(logs, bytes) else json.dumps(logs).encode()
+    finally:
+        pyexecd.docker_api("DELETE", f"/containers/{c['Id']}?force=1")
+
+
+def test_restart_keeps_the_cache_and_clears_what_the_index_does_not_list(deps):
     srv, ex = deps.start()
     res = ex.run(IMPORT_TINY, requirements_txt="tinypkg\n")
     assert res.stdout == b"from the wheel\n", (res.error, res.stderr)
     assert srv.stop() == 0
+    # What a crash mid-build or mid-eviction leaves: a partial build, a
+    # directory whose index entry is gone, an index entry whose directory is.
+    volume = f"pyexec-deps-{deps.instance}"
+    in_volume(volume, "mkdir -p /deps/.build-x/out /deps/orphan-dir && "
+                      "echo '{\"dir\": \"gone\", \"key\": \"k\"}' > /deps/.index/gone.json")
     srv2, ex2 = deps.start()
     assert "docker: deps: 1 cached layer(s)" in srv2.stderr_text()
+    left = in_volume(volume, "ls -a /deps /deps/.index")
+    assert re.search(rb"[0-9a-f]{64}-[0-9a-f]{8}\.json", left), left  # the layer's entry
+    for junk in (b".build-x", b"orphan-dir", b"gone.json"):
+        assert junk not in left, left
     res = ex2.run(IMPORT_TINY, requirements_txt="tinypkg\n")
     assert res.stdout == b"from the wheel\n", (res.error, res.stderr)
     assert res.stderr == b""

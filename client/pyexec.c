@@ -8,6 +8,7 @@
  */
 #include "client/pyexec.h"
 
+#include <errno.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/grpc.h>
@@ -37,6 +38,9 @@
 struct pyexec_client {
     grpc_channel *channel;
     char *target;
+    /* "authorization: Bearer TOKEN", sent with every call when n_md is 1. */
+    grpc_metadata auth_md;
+    size_t n_md;
     int64_t call_timeout_ms; /* < 0: none */
     int64_t wait_timeout_ms; /* <= 0: none */
 };
@@ -242,7 +246,8 @@ static ProtobufCMessage *call_unary_trailer(pyexec_client *c, const char *method
     if (!send)
         goto out;
     grpc_op ops[] = {
-        {.op = GRPC_OP_SEND_INITIAL_METADATA},
+        {.op = GRPC_OP_SEND_INITIAL_METADATA,
+         .data.send_initial_metadata = {.count = c->n_md, .metadata = &c->auth_md}},
         {.op = GRPC_OP_SEND_MESSAGE, .data.send_message.send_message = send},
         {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT},
         {.op = GRPC_OP_RECV_INITIAL_METADATA,
@@ -301,8 +306,7 @@ static int check_port(const char *address, const char *s, size_t n, pyexec_error
 char *pyexec_target_from_address(const char *address, pyexec_error *err) {
     static const char *const passthrough[] = {"unix:", "unix-abstract:", "ipv4:", "ipv6:",
                                               "dns:"};
-    static const char *const plain[] = {"http://", "grpc://"};
-    static const char *const tls[] = {"https://", "grpcs://"};
+    static const char *const schemes[] = {"http://", "grpc://", "https://", "grpcs://"};
     char *out = NULL;
     if (!address || !*address)
         address = PYEXEC_DEFAULT_SERVER;
@@ -313,21 +317,16 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
                 pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
             return out;
         }
-    for (size_t i = 0; i < PX_ARRAY_SIZE(tls); i++)
-        if (has_prefix(address, tls[i]))
-            return pyexec_error_set(err, PYEXEC_E_INVALID,
-                                "server address '%s': TLS is not supported yet; use host:port "
-                                "(plaintext)",
-                                address),
-                   NULL;
+    /* https:// is the web's TLS port unless one is given, as a browser reads it. */
+    int default_port = has_prefix(address, "https://") ? 443 : PYEXEC_DEFAULT_PORT;
     const char *h = address;
-    for (size_t i = 0; i < PX_ARRAY_SIZE(plain); i++)
-        if (has_prefix(h, plain[i]))
-            h += strlen(plain[i]);
+    for (size_t i = 0; i < PX_ARRAY_SIZE(schemes); i++)
+        if (has_prefix(h, schemes[i]))
+            h += strlen(schemes[i]);
     if (strstr(h, "://"))
         return pyexec_error_set(err, PYEXEC_E_INVALID,
-                            "server address '%s': unknown scheme (use host:port, http:// or "
-                            "grpc://)",
+                            "server address '%s': unknown scheme (use host:port, http://, "
+                            "grpc://, https:// or grpcs://)",
                             address),
                NULL;
     size_t len = strlen(h);
@@ -350,7 +349,7 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
                    NULL;
         size_t hl = (size_t)(close - h) + 1;
         if (hl == len) {
-            rc = asprintf(&out, "%.*s:%d", (int)hl, h, PYEXEC_DEFAULT_PORT);
+            rc = asprintf(&out, "%.*s:%d", (int)hl, h, default_port);
         } else if (h[hl] != ':') {
             return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': expected [v6]:port",
                                 address),
@@ -361,7 +360,7 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
             rc = asprintf(&out, "%.*s", (int)len, h);
         }
     } else if (colons > 1) { /* a bare IPv6 address */
-        rc = asprintf(&out, "[%.*s]:%d", (int)len, h, PYEXEC_DEFAULT_PORT);
+        rc = asprintf(&out, "[%.*s]:%d", (int)len, h, default_port);
     } else if (colon) { /* host:port */
         if (colon == h)
             return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
@@ -371,11 +370,76 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
     } else {
         if (len == 0)
             return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
-        rc = asprintf(&out, "%.*s:%d", (int)len, h, PYEXEC_DEFAULT_PORT);
+        rc = asprintf(&out, "%.*s:%d", (int)len, h, default_port);
     }
     if (rc < 0)
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
     return out;
+}
+
+bool pyexec_address_uses_tls(const char *address) {
+    return address && (has_prefix(address, "https://") || has_prefix(address, "grpcs://"));
+}
+
+/* Reads a PEM file the caller named into a new string (free()). */
+static char *read_pem(const char *what, const char *path, pyexec_error *err) {
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s '%s': %s", what, path, strerror(errno)),
+               NULL;
+    enum { PEM_MAX = 1024 * 1024 };
+    _cleanup_free_ char *buf = malloc(PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    bool failed = buf && ferror(f);
+    fclose(f);
+    if (!buf)
+        return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
+    if (failed || n > PEM_MAX || !memmem(buf, n, "-----BEGIN ", 11))
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s '%s': %s", what, path,
+                                failed ? "cannot be read"
+                                : n > PEM_MAX ? "larger than 1 MiB"
+                                              : "not PEM (no -----BEGIN line)"),
+               NULL;
+    buf[n] = '\0';
+    return TAKE_PTR(buf);
+}
+
+/* TLS channel credentials from the options' files (NULL ones: the
+ * system's roots, no client certificate). */
+static grpc_channel_credentials *tls_credentials(const pyexec_client_options *o,
+                                                 pyexec_error *err) {
+    if (!o->tls_cert_file != !o->tls_key_file)
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s without %s: a client certificate needs "
+                                                       "both",
+                                o->tls_cert_file ? "tls_cert_file" : "tls_key_file",
+                                o->tls_cert_file ? "tls_key_file" : "tls_cert_file"),
+               NULL;
+    _cleanup_free_ char *ca = NULL, *cert = NULL, *key = NULL;
+    if (o->tls_ca_file && !(ca = read_pem("TLS CA file", o->tls_ca_file, err)))
+        return NULL;
+    if (o->tls_cert_file && (!(cert = read_pem("TLS certificate file", o->tls_cert_file, err)) ||
+                             !(key = read_pem("TLS key file", o->tls_key_file, err))))
+        return NULL;
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
+    grpc_channel_credentials *creds =
+        grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    if (key)
+        explicit_bzero(key, strlen(key));
+    if (!creds)
+        pyexec_error_set(err, PYEXEC_E_INTERNAL, "cannot create TLS credentials");
+    return creds;
+}
+
+/* A bearer token goes into a header: visible ASCII only, bounded. */
+static int check_token(const char *token, pyexec_error *err) {
+    size_t n = strlen(token);
+    if (n == 0 || n > 4096)
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "token: must be 1 to 4096 characters");
+    for (size_t i = 0; i < n; i++)
+        if (token[i] <= ' ' || token[i] > '~')
+            return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                    "token: only visible ASCII characters (no spaces)");
+    return 0;
 }
 
 pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options *opts,
@@ -386,6 +450,10 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
     if (o.max_receive_bytes < 0)
         return pyexec_error_set(err, PYEXEC_E_INVALID, "max_receive_bytes must not be negative"),
                NULL;
+    if (o.token && check_token(o.token, err) < 0)
+        return NULL;
+    bool tls = pyexec_address_uses_tls(target) || o.tls_ca_file || o.tls_cert_file ||
+               o.tls_key_file;
     _cleanup_free_ pyexec_client *c = calloc(1, sizeof *c);
     if (!c)
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
@@ -393,10 +461,31 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
     if (!c->target)
         return NULL;
     target = c->target;
+    grpc_init();
+    grpc_channel_credentials *creds =
+        tls ? tls_credentials(&o, err) : grpc_insecure_credentials_create();
+    if (!creds) {
+        free(c->target);
+        grpc_shutdown();
+        return NULL;
+    }
+    if (o.token) {
+        char *value = NULL;
+        if (asprintf(&value, "Bearer %s", o.token) < 0) {
+            grpc_channel_credentials_release(creds);
+            free(c->target);
+            grpc_shutdown();
+            return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
+        }
+        c->auth_md.key = grpc_slice_from_static_string("authorization");
+        c->auth_md.value = grpc_slice_from_copied_string(value);
+        explicit_bzero(value, strlen(value));
+        free(value);
+        c->n_md = 1;
+    }
     c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS : o.call_timeout_ms;
     c->wait_timeout_ms = o.wait_timeout_ms;
 
-    grpc_init();
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER,
          .key = (char *)GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
@@ -404,10 +493,10 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
                                               : PYEXEC_DEFAULT_MAX_RECEIVE_BYTES},
     };
     grpc_channel_args chargs = {.num_args = PX_ARRAY_SIZE(args), .args = args};
-    grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     c->channel = grpc_channel_create(c->target, creds, &chargs);
     grpc_channel_credentials_release(creds);
     if (!c->channel) {
+        grpc_slice_unref(c->auth_md.value);
         free(c->target);
         grpc_shutdown();
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "cannot create a channel to '%s'", target),
@@ -420,6 +509,7 @@ void pyexec_client_free(pyexec_client *c) {
     if (!c)
         return;
     grpc_channel_destroy(c->channel);
+    grpc_slice_unref(c->auth_md.value);
     free(c->target);
     free(c);
     grpc_shutdown();
@@ -624,7 +714,8 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
     if (!send)
         goto out;
     grpc_op start[] = {
-        {.op = GRPC_OP_SEND_INITIAL_METADATA},
+        {.op = GRPC_OP_SEND_INITIAL_METADATA,
+         .data.send_initial_metadata = {.count = c->n_md, .metadata = &c->auth_md}},
         {.op = GRPC_OP_SEND_MESSAGE, .data.send_message.send_message = send},
         {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT},
         {.op = GRPC_OP_RECV_INITIAL_METADATA,

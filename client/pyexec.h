@@ -81,6 +81,17 @@ typedef struct pyexec_client_options {
     int64_t wait_timeout_ms;
     /* Largest message accepted from the server; 0: the default above. */
     int32_t max_receive_bytes;
+    /* TLS, PEM files (NULL: unset). The channel is TLS when the address is
+     * "https://" or "grpcs://" or when any of these is set. tls_ca_file:
+     * the CAs the server's certificate must chain to (NULL: the system's
+     * roots); tls_cert_file and tls_key_file, together: the client's
+     * certificate, for a server that asks for one (mutual TLS). */
+    const char *tls_ca_file;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    /* Sent with every call as "authorization: Bearer TOKEN" (a server with
+     * tenants needs it); visible ASCII, at most 4096 characters. NULL: none. */
+    const char *token;
 } pyexec_client_options;
 
 /* The lifecycle of an execution; values equal the proto's. */
@@ -224,14 +235,20 @@ typedef int (*pyexec_chunk_fn)(const pyexec_chunk *chunk, void *userdata);
  *   "host", "[v6addr]", "v6addr"          the port PYEXEC_DEFAULT_PORT added
  *   "http://ADDR", "grpc://ADDR"          the scheme (and a trailing '/') dropped
  *   "unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:" targets: as given
- * "https://" and "grpcs://" fail with PYEXEC_E_INVALID: TLS is not supported
- * yet. So do an empty host, a port that is not a number in 1..65535, and a
- * path after the address. Returns a new string (free()) or NULL with `err`
+ *   "https://ADDR", "grpcs://ADDR"        likewise (the channel is then TLS:
+ *                                        pyexec_address_uses_tls); after
+ *                                        "https://" the default port is 443
+ * An unknown scheme fails with PYEXEC_E_INVALID. So do an empty host, a port
+ * that is not a number in 1..65535, and a path after the address. Returns a new string (free()) or NULL with `err`
  * set. */
 char *pyexec_target_from_address(const char *address, pyexec_error *err);
 
+/* Whether `address` asks for TLS ("https://" or "grpcs://"). */
+bool pyexec_address_uses_tls(const char *address);
+
 /* Creates a client for `target` (an address as pyexec_target_from_address()
- * reads it; NULL: PYEXEC_DEFAULT_SERVER) over an insecure channel. A call
+ * reads it; NULL: PYEXEC_DEFAULT_SERVER) over a plaintext channel, or a TLS
+ * one (pyexec_address_uses_tls, or opts' TLS files). A call
  * that cannot reach the server fails with PYEXEC_E_UNAVAILABLE and a message
  * naming the target tried. `opts` may be NULL.
  * Does not connect: the channel connects lazily, or at

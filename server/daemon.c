@@ -64,7 +64,14 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
             cfg->instance);
 
     int sig = 0;
-    sigwait(signals, &sig);
+    for (;;) {
+        sigwait(signals, &sig);
+        if (sig != SIGHUP)
+            break;
+        px_error rerr = PX_ERROR_INIT;
+        if (px_rpc_server_reload(srv, &rerr) < 0)
+            px_err("SIGHUP: %s; keeping the files in use", rerr.msg);
+    }
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* The HTTP door stops accepting first; its requests in progress are
      * answered as the executor's shutdown ends their executions, then its
@@ -94,6 +101,7 @@ int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, 
     sigemptyset(signals);
     sigaddset(signals, SIGTERM);
     sigaddset(signals, SIGINT);
+    sigaddset(signals, SIGHUP); /* re-read the files named by flags */
     pthread_sigmask(SIG_BLOCK, signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     px_rpc_global_init();

@@ -5,9 +5,10 @@
  *
  * Prints "listening on HOST:PORT" as the first line of stdout once the
  * server accepts calls, and with --http-listen "http listening on
- * HOST:PORT" as the second. Must be called from main's thread with `signals`
- * blocked in every thread. Takes ownership of `sandbox`. Returns the
- * process exit code: 0 after a clean shutdown, 1 if the server could not
+ * HOST:PORT" as the second. SIGHUP (when in `signals`) re-reads the files
+ * the flags name (px_rpc_server_reload) and serving goes on. Must be called
+ * from main's thread with `signals` blocked in every thread. Takes ownership
+ * of `sandbox`. Returns the process exit code: 0 after a clean shutdown, 1 if the server could not
  * start (the reason is logged).
  */
 #ifndef PYEXEC_DAEMON_H
@@ -21,7 +22,7 @@
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals);
 
 /* The start of every server main(): parses the flags and environment into
- * `cfg`, sets the log level, blocks SIGTERM and SIGINT (filled into
+ * `cfg`, sets the log level, blocks SIGTERM, SIGINT and SIGHUP (filled into
  * `signals`, for px_daemon_run) in the calling thread so that every thread
  * started later inherits the mask, ignores SIGPIPE, and initialises gRPC.
  * Returns 0 when the caller should go on and serve (then it calls

@@ -40,7 +40,7 @@
 
 /* Which option groups a command accepts (bit set). */
 enum {
-    CLI_OPTS_GLOBAL = 1 << 0,  /* --server -q -v --json --help */
+    CLI_OPTS_GLOBAL = 1 << 0,  /* --server --tls-* --token -q -v --json --help */
     CLI_OPTS_REQUEST = 1 << 1, /* run/submit: limits, inputs, env, args */
     CLI_OPTS_OFFSET = 1 << 2,  /* follow: --offset */
     CLI_OPTS_SERVICE = 1 << 3, /* health: --service */
@@ -58,6 +58,9 @@ typedef struct cli_strv {
 typedef struct cli_opts {
     const char *server;
     bool server_from_env; /* o->server came from $PYEXEC_SERVER */
+    /* TLS files and bearer token: flags, else $PYEXEC_TLS_CA, $PYEXEC_TLS_CERT,
+     * $PYEXEC_TLS_KEY, $PYEXEC_TOKEN; NULL: unset. */
+    const char *tls_ca, *tls_cert, *tls_key, *token;
     bool quiet, verbose, json, help;
 
     /* request */

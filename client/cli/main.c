@@ -34,13 +34,15 @@ static void usage(FILE *f) {
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fputs("\n"
           "Run 'pyexec COMMAND --help' for the options of a command.\n"
-          "Server: --server ADDR, or env PYEXEC_SERVER (default " PYEXEC_DEFAULT_SERVER ").\n",
+          "Server: --server ADDR, or env PYEXEC_SERVER (default " PYEXEC_DEFAULT_SERVER ");\n"
+          "TLS with https://ADDR or --tls-ca FILE; a tenant's token with --token or\n"
+          "env PYEXEC_TOKEN.\n",
           f);
 }
 
 int main(int argc, char **argv) {
     /* Options may precede the command (pyexec --server X run ...): find the
-     * command word, skipping the value of --server. */
+     * command word, skipping the values of --server, --tls-* and --token. */
     int i = 1;
     while (i < argc && argv[i][0] == '-' && strcmp(argv[i], "--") != 0) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -51,7 +53,12 @@ int main(int argc, char **argv) {
             printf("pyexec %s\n", PYEXEC_VERSION);
             return CLI_EXIT_OK;
         }
-        i += strcmp(argv[i], "--server") == 0 ? 2 : 1;
+        static const char *const with_value[] = {"--server", "--tls-ca", "--tls-cert",
+                                                 "--tls-key", "--token"};
+        bool takes_value = false;
+        for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+            takes_value |= strcmp(argv[i], with_value[k]) == 0;
+        i += takes_value ? 2 : 1;
     }
     if (i >= argc || strcmp(argv[i], "--") == 0) {
         fputs("pyexec: no command given\n\n", stderr);

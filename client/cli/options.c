@@ -30,6 +30,10 @@ enum {
     OPT_PYTHON,
     OPT_NO_RESULT,
     OPT_STATUS,
+    OPT_TLS_CA,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TOKEN,
 };
 
 static const struct option long_options[] = {
@@ -57,6 +61,10 @@ static const struct option long_options[] = {
     {"python", required_argument, NULL, OPT_PYTHON},
     {"no-result", no_argument, NULL, OPT_NO_RESULT},
     {"status", required_argument, NULL, OPT_STATUS},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"token", required_argument, NULL, OPT_TOKEN},
     {NULL, 0, NULL, 0},
 };
 
@@ -64,6 +72,10 @@ static const struct option long_options[] = {
 static unsigned group_of(int code) {
     switch (code) {
     case OPT_SERVER:
+    case OPT_TLS_CA:
+    case OPT_TLS_CERT:
+    case OPT_TLS_KEY:
+    case OPT_TOKEN:
     case 'q':
     case 'v':
     case OPT_JSON:
@@ -81,6 +93,20 @@ void cli_opts_init(cli_opts *o) {
     const char *env = getenv("PYEXEC_SERVER");
     o->server = env && *env ? env : PYEXEC_DEFAULT_SERVER;
     o->server_from_env = env && *env;
+    static const struct {
+        const char *name;
+        size_t offset;
+    } from_env[] = {
+        {"PYEXEC_TLS_CA", offsetof(cli_opts, tls_ca)},
+        {"PYEXEC_TLS_CERT", offsetof(cli_opts, tls_cert)},
+        {"PYEXEC_TLS_KEY", offsetof(cli_opts, tls_key)},
+        {"PYEXEC_TOKEN", offsetof(cli_opts, token)},
+    };
+    for (size_t i = 0; i < sizeof from_env / sizeof from_env[0]; i++) {
+        const char *v = getenv(from_env[i].name);
+        if (v && *v)
+            *(const char **)(void *)((char *)o + from_env[i].offset) = v;
+    }
 }
 
 void cli_opts_release(cli_opts *o) {
@@ -125,7 +151,13 @@ int cli_fail(const char *what, const pyexec_error *err) {
 
 pyexec_client *cli_client(const cli_opts *o) {
     pyexec_error err = PYEXEC_ERROR_INIT;
-    pyexec_client *c = pyexec_client_new(o->server, NULL, &err);
+    pyexec_client_options opts = {
+        .tls_ca_file = o->tls_ca,
+        .tls_cert_file = o->tls_cert,
+        .tls_key_file = o->tls_key,
+        .token = o->token,
+    };
+    pyexec_client *c = pyexec_client_new(o->server, &opts, &err);
     if (!c)
         cli_fail("client", &err);
     return c;
@@ -196,6 +228,10 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
             o->server = optarg;
             o->server_from_env = false;
             break;
+        case OPT_TLS_CA: o->tls_ca = optarg; break;
+        case OPT_TLS_CERT: o->tls_cert = optarg; break;
+        case OPT_TLS_KEY: o->tls_key = optarg; break;
+        case OPT_TOKEN: o->token = optarg; break;
         case 'q': o->quiet = true; break;
         case 'v': o->verbose = true; break;
         case OPT_JSON: o->json = true; break;
@@ -247,6 +283,10 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
         return cli_usage_error(cmd, "%s%s", o->server_from_env ? "PYEXEC_SERVER: " : "--server: ",
                                err.msg);
     free(target);
+    if (!o->tls_cert != !o->tls_key)
+        return cli_usage_error(cmd, "%s without %s: a client certificate needs both",
+                               o->tls_cert ? "--tls-cert" : "--tls-key",
+                               o->tls_cert ? "--tls-key" : "--tls-cert");
     for (int i = optind; i < dash; i++)
         if (strv_push(&o->operands, argv[i]) < 0)
             return cli_usage_error(cmd, "out of memory");
@@ -311,8 +351,15 @@ void cli_print_options_help(FILE *f, unsigned groups, const char *quiet) {
               f);
     fputs("Common options:\n"
           "  --server ADDR         server: HOST[:PORT] (port 50051), http://HOST:PORT or\n"
-          "                        grpc://HOST:PORT; env PYEXEC_SERVER, default\n"
+          "                        grpc://HOST:PORT; https://HOST[:PORT] (port 443) or\n"
+          "                        grpcs://HOST[:PORT] for TLS; env PYEXEC_SERVER, default\n"
           "                        " PYEXEC_DEFAULT_SERVER "\n"
+          "  --tls-ca FILE         PEM CAs the server's certificate must chain to (default:\n"
+          "                        the system's); implies TLS; env PYEXEC_TLS_CA\n"
+          "  --tls-cert FILE       PEM client certificate, for a server that asks for one\n"
+          "  --tls-key FILE        (mutual TLS), with its key; env PYEXEC_TLS_CERT, _KEY\n"
+          "  --token TOKEN         sent as 'authorization: Bearer TOKEN' (a server with\n"
+          "                        tenants needs one); env PYEXEC_TOKEN (safer: not in ps)\n"
           "  --json                print one JSON object instead of text\n",
           f);
     fprintf(f, "  -q, --quiet           %s\n", quiet);

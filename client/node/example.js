@@ -6,9 +6,13 @@
  * output live with StreamOutput.
  *
  *   PYEXEC_SERVER=127.0.0.1:50051 node example.js
+ *   PYEXEC_SERVER=https://pyexec.example:50051 PYEXEC_TLS_CA=ca.pem \
+ *     PYEXEC_TOKEN=... node example.js        # TLS, and a tenant's token
  *
+ * PYEXEC_TLS_CERT and PYEXEC_TLS_KEY add a client certificate (mutual TLS).
  * Exits with the streamed program's exit code.
  */
+const fs = require('node:fs');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -17,8 +21,33 @@ const PROTO_DIR = path.resolve(__dirname, '..', '..', 'proto');
 // A sync result carries up to the server's output cap (16 MiB by default).
 const MAX_RECEIVE_BYTES = 128 * 1024 * 1024;
 
-/** Loads the service definitions and returns {executor, health, close}. */
-function connect(address) {
+/**
+ * The grpc-js target and whether it is TLS, for an address as people write
+ * it: "host:port", "http://host:port", "grpc://host:port" (plaintext) or
+ * "https://host[:port]" (TLS, port 443 by default), "grpcs://host:port".
+ */
+function target(address) {
+  const m = /^(https?|grpcs?):\/\/([^/]+)\/?$/.exec(address);
+  if (!m) return {target: address, tls: false};
+  const tls = m[1] === 'https' || m[1] === 'grpcs';
+  const hasPort = /:\d+$/.test(m[2]);
+  return {target: hasPort ? m[2] : `${m[2]}:${m[1] === 'https' ? 443 : 50051}`, tls};
+}
+
+/**
+ * Loads the service definitions and returns {executor, health, close}.
+ * `opts`: tlsCa, tlsCert, tlsKey (PEM file names; tlsCa makes the channel
+ * TLS whatever the scheme; default PYEXEC_TLS_CA, PYEXEC_TLS_CERT,
+ * PYEXEC_TLS_KEY) and token (sent with every call as
+ * "authorization: Bearer TOKEN"; default PYEXEC_TOKEN).
+ */
+function connect(address, opts = {}) {
+  const env = process.env;
+  const tlsCa = opts.tlsCa || env.PYEXEC_TLS_CA;
+  const tlsCert = opts.tlsCert || env.PYEXEC_TLS_CERT;
+  const tlsKey = opts.tlsKey || env.PYEXEC_TLS_KEY;
+  const token = opts.token || env.PYEXEC_TOKEN;
+  const t = target(address);
   const def = protoLoader.loadSync(
     ['pyexec/v1/executor.proto', 'grpc/health/v1/health.proto'],
     {
@@ -29,10 +58,23 @@ function connect(address) {
       defaults: true,
     });
   const pkg = grpc.loadPackageDefinition(def);
-  const creds = grpc.credentials.createInsecure();
+  const read = (f) => (f ? fs.readFileSync(f) : null);
+  const creds = t.tls || tlsCa || tlsCert ?
+    grpc.credentials.createSsl(read(tlsCa), read(tlsKey), read(tlsCert)) :
+    grpc.credentials.createInsecure();
   const options = {'grpc.max_receive_message_length': MAX_RECEIVE_BYTES};
-  const executor = new pkg.pyexec.v1.ExecutorService(address, creds, options);
-  const health = new pkg.grpc.health.v1.Health(address, creds, options);
+  if (token) {
+    // Every call carries the tenant's token (TLS or not).
+    options.interceptors = [(callOptions, nextCall) =>
+      new grpc.InterceptingCall(nextCall(callOptions), {
+        start(metadata, listener, next) {
+          metadata.set('authorization', `Bearer ${token}`);
+          next(metadata, listener);
+        },
+      })];
+  }
+  const executor = new pkg.pyexec.v1.ExecutorService(t.target, creds, options);
+  const health = new pkg.grpc.health.v1.Health(t.target, creds, options);
   return {
     executor,
     health,
@@ -139,7 +181,7 @@ async function main() {
   }
 }
 
-module.exports = {connect, unary, request, evaluate, streamOutput};
+module.exports = {connect, target, unary, request, evaluate, streamOutput};
 
 if (require.main === module) {
   main().then((code) => process.exit(code), (err) => {

@@ -1,5 +1,6 @@
 #include "server/base/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -18,6 +19,7 @@ typedef enum opt_kind {
     OPT_PYIMAGE,
     OPT_IMAGES, /* allowed_images: patterns, checked */
     OPT_PULL,   /* pull_missing: never|missing */
+    OPT_BOOL,   /* a flag without a value (--insecure); env 1|true|0|false */
 } opt_kind;
 
 /* One setting: its flag (without "--"), its type, where it lives in
@@ -43,6 +45,14 @@ typedef struct opt {
 
 static const opt opts[] = {
     STR(listen, "address to listen on, HOST:PORT (port 0 picks a free port)"),
+    STR(tls_cert, "PEM file of the server's certificate chain: with --tls-key, the gRPC port "
+                  "speaks TLS only (re-read on SIGHUP)"),
+    STR(tls_key, "PEM file of the private key of --tls-cert (re-read on SIGHUP)"),
+    STR(tls_client_ca, "PEM file of the CAs whose certificates clients must present (mutual "
+                       "TLS; needs --tls-cert; re-read on SIGHUP)"),
+    {"insecure", OPT_BOOL, offsetof(px_config, insecure), sizeof(bool), 0, 0,
+     "allow plaintext on a --listen address that is not loopback (without it, such an "
+     "address needs --tls-cert and --tls-key)"},
     STR(docker_socket, "path of the Docker engine's unix socket"),
     STR(default_image, "image used when a request names none"),
     STR(instance, "name of this server instance (container label; the reaper's scope)"),
@@ -363,6 +373,14 @@ static int set_value(px_config *cfg, const opt *o, const char *value, const char
         *(bool *)(void *)field = strcmp(value, "missing") == 0;
         return 0;
     }
+    if (o->kind == OPT_BOOL) {
+        bool on = strcmp(value, "1") == 0 || strcmp(value, "true") == 0;
+        if (!on && strcmp(value, "0") != 0 && strcmp(value, "false") != 0)
+            return px_error_set(err, PX_E_INVALID, "%s: '%s' is not one of 1, true, 0, false",
+                                source, value);
+        *(bool *)(void *)field = on;
+        return 0;
+    }
     if (o->kind == OPT_PYIMAGE) {
         for (const char *p = value;; p++) {
             size_t len = strcspn(p, ",");
@@ -400,6 +418,49 @@ static int set_value(px_config *cfg, const opt *o, const char *value, const char
         *(int *)(void *)field = (int)v;
     else
         *(int64_t *)(void *)field = (int64_t)v;
+    return 0;
+}
+
+bool px_config_listen_is_loopback(const char *listen) {
+    const char *colon = strrchr(listen, ':');
+    if (!colon)
+        return false;
+    char host[256];
+    size_t len = (size_t)(colon - listen);
+    if (len >= 2 && listen[0] == '[' && listen[len - 1] == ']') {
+        listen++;
+        len -= 2;
+    }
+    if (len == 0 || len >= sizeof host)
+        return false;
+    memcpy(host, listen, len);
+    host[len] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    struct in_addr v4;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET6, host, &v6) == 1)
+        return memcmp(&v6, &in6addr_loopback, sizeof v6) == 0;
+    return false;
+}
+
+/* TLS settings go together, and plaintext is for loopback only unless
+ * --insecure says otherwise. */
+static int check_tls(const px_config *cfg, px_error *err) {
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return px_error_set(err, PX_E_INVALID, "%s without %s: TLS needs both",
+                            cfg->tls_cert[0] ? "--tls-cert" : "--tls-key",
+                            cfg->tls_cert[0] ? "--tls-key" : "--tls-cert");
+    if (cfg->tls_client_ca[0] && !cfg->tls_cert[0])
+        return px_error_set(err, PX_E_INVALID,
+                            "--tls-client-ca needs --tls-cert and --tls-key (mutual TLS is TLS)");
+    if (!cfg->tls_cert[0] && !cfg->insecure && !px_config_listen_is_loopback(cfg->listen))
+        return px_error_set(err, PX_E_INVALID,
+                            "--listen '%s' is not a loopback address: serve it with --tls-cert "
+                            "and --tls-key, or allow plaintext there with --insecure",
+                            cfg->listen);
     return 0;
 }
 
@@ -461,6 +522,7 @@ void px_config_usage(FILE *out) {
                                             "--python-image)");
             break;
         case OPT_PULL: snprintf(defval, sizeof defval, "never"); break;
+        case OPT_BOOL: snprintf(defval, sizeof defval, "off"); break;
         case OPT_PYIMAGE: {
             size_t k = 0;
             defval[0] = '\0';
@@ -522,6 +584,8 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
         if (!o)
             return px_error_set(err, PX_E_INVALID, "unknown flag '%s' (see --help)", arg);
         const char *value = eq ? eq + 1 : NULL;
+        if (!value && o->kind == OPT_BOOL)
+            value = "1";
         if (!value) {
             if (i + 1 >= argc)
                 return px_error_set(err, PX_E_INVALID, "flag '--%.*s' needs a value", (int)len,
@@ -554,6 +618,8 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                             "--max-total-stream-readers (%d) less than %d bytes",
                             cfg->max_stream_queued_bytes, cfg->max_total_stream_readers,
                             PX_STREAM_MESSAGE_MIN);
+    if (check_tls(cfg, err) < 0)
+        return -1;
     if (cfg->max_reply_queued_bytes < cfg->output_limit_bytes + 64 * 1024)
         return px_error_set(err, PX_E_INVALID,
                             "--max-reply-queued-bytes (%" PRId64 ") is below --output-limit-bytes "

@@ -30,6 +30,15 @@ typedef struct px_python_image {
 
 typedef struct px_config {
     char listen[256];          /* --listen, default 127.0.0.1:50051 */
+    /* TLS of the gRPC port (PEM files, re-read on SIGHUP): --tls-cert and
+     * --tls-key together turn it on; --tls-client-ca also makes it mutual
+     * (every client presents a certificate that CA signed). Empty: off. */
+    char tls_cert[1024];
+    char tls_key[1024];
+    char tls_client_ca[1024];
+    /* --insecure: plaintext on an address that is not loopback is allowed
+     * (without it such a --listen needs TLS). */
+    bool insecure;
     char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
     char default_image[256];   /* --default-image, default pyexec/python:3.11 */
     char instance[64];         /* --instance: label value for the reaper, default "default" */
@@ -133,6 +142,10 @@ bool px_config_image_allowed(const px_config *cfg, const char *image);
 /* The images a request may run, as a client should read it (the patterns,
  * or the configured images), ", "-separated, into `out` (cut at `n`). */
 void px_config_allowed_images(const px_config *cfg, char *out, size_t n);
+
+/* Whether the HOST of `listen` (HOST:PORT) is a loopback address:
+ * localhost, 127.0.0.0/8 or ::1 (bracketed or not). */
+bool px_config_listen_is_loopback(const char *listen);
 
 /* Prints the usage text (all flags, env names and defaults). */
 void px_config_usage(FILE *out);

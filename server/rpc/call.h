@@ -54,6 +54,7 @@ enum px_method {
 
 typedef struct px_health_watch px_health_watch;
 typedef struct px_reflection px_reflection;
+typedef struct px_tls px_tls;
 
 struct px_rpc_server {
     const px_config *cfg;
@@ -94,6 +95,7 @@ struct px_rpc_server {
      * otherwise pin a whole result per call. */
     _Atomic int64_t reply_bytes;
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
+    px_tls *tls;                  /* owned; NULL: plaintext */
 };
 
 typedef struct px_call px_call;

@@ -46,6 +46,12 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
  * port 0). Borrowed until px_rpc_server_free. */
 const char *px_rpc_server_address(const px_rpc_server *srv);
 
+/* SIGHUP: re-reads the files the server was started with (the TLS
+ * certificate, key and client CA). New connections use them; open ones keep
+ * theirs. On an error (`err` set, naming the file) the old ones stay in
+ * use. Returns 0 or -1. */
+int px_rpc_server_reload(px_rpc_server *srv, px_error *err);
+
 /* Probes the engine once, then starts serving. Returns 0, or -1 with `err`. */
 int px_rpc_server_start(px_rpc_server *srv, px_error *err);
 

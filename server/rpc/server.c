@@ -41,6 +41,7 @@
 #include "server/base/log.h"
 #include "server/base/quote.h"
 #include "server/rpc/call.h"
+#include "server/rpc/tls.h"
 
 /* Seconds the calls still open after the executor stopped get to send
  * their final messages before they are cancelled. */
@@ -395,6 +396,7 @@ static void server_release(px_rpc_server *srv) {
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cond);
     px_reflection_free(srv->reflection);
+    px_tls_free(srv->tls);
     free(srv);
 }
 
@@ -428,16 +430,32 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     pthread_mutex_init(&srv->mu, NULL);
     px_cond_init_mono(&srv->cond);
 
+    if (cfg->tls_cert[0]) {
+        srv->tls = px_tls_new(cfg, err);
+        if (!srv->tls) {
+            server_release(srv);
+            return NULL;
+        }
+    }
+
     create_grpc_server(srv, cfg);
     register_methods(srv);
-    grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials *creds = srv->tls ? px_tls_server_credentials(srv->tls)
+                                              : grpc_insecure_server_credentials_create();
     int port = grpc_server_add_http2_port(srv->server, cfg->listen, creds);
     grpc_server_credentials_release(creds);
     if (port <= 0) {
         char why[256];
         bind_error(cfg->listen, why, sizeof why);
-        px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'%s%s", cfg->listen,
-                     why[0] ? ": " : "", why);
+        if (!why[0] && srv->tls)
+            /* The address binds: the core refused the certificate or key. */
+            px_error_set(err, PX_E_INVALID,
+                         "--tls-cert '%s' and --tls-key '%s' cannot serve TLS (a certificate "
+                         "and the private key of that certificate, PEM)",
+                         cfg->tls_cert, cfg->tls_key);
+        else
+            px_error_set(err, PX_E_UNAVAILABLE, "--listen: cannot bind '%s'%s%s", cfg->listen,
+                         why[0] ? ": " : "", why);
         grpc_server_destroy(srv->server);
         cq_drain_destroy(srv->cq);
         server_release(srv);
@@ -445,6 +463,16 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     }
     snprintf(srv->address, sizeof srv->address, "%s:%d", host, port);
     return srv;
+}
+
+int px_rpc_server_reload(px_rpc_server *srv, px_error *err) {
+    if (srv->tls) {
+        if (px_tls_reload(srv->tls, err) < 0)
+            return -1;
+        px_info("tls: certificate files re-read; new connections use them (--tls-cert '%s')",
+                srv->cfg->tls_cert);
+    }
+    return 0;
 }
 
 const char *px_rpc_server_address(const px_rpc_server *srv) {

@@ -422,8 +422,13 @@ TEST(LibpyexecOffline, AddressesBecomeTargets) {
     EXPECT_EQ(Target("dns:///h:1"), "dns:///h:1");
     EXPECT_EQ(Target(nullptr), PYEXEC_DEFAULT_SERVER);
     EXPECT_EQ(Target(""), PYEXEC_DEFAULT_SERVER);
-    EXPECT_NE(Target("https://h:1").find("TLS is not supported yet"), std::string::npos);
-    EXPECT_NE(Target("grpcs://h:1").find("TLS is not supported yet"), std::string::npos);
+    EXPECT_EQ(Target("https://h:1"), "h:1");
+    EXPECT_EQ(Target("https://h"), "h:443");
+    EXPECT_EQ(Target("grpcs://h"), "h:50051");
+    EXPECT_TRUE(pyexec_address_uses_tls("https://h"));
+    EXPECT_TRUE(pyexec_address_uses_tls("grpcs://h:1"));
+    EXPECT_FALSE(pyexec_address_uses_tls("http://h"));
+    EXPECT_FALSE(pyexec_address_uses_tls("h:1"));
     EXPECT_NE(Target("ftp://h:1").find("unknown scheme"), std::string::npos);
     EXPECT_NE(Target("h:0").find("bad port '0'"), std::string::npos);
     EXPECT_NE(Target("h:65536").find("bad port"), std::string::npos);
@@ -437,8 +442,32 @@ TEST(LibpyexecOffline, AddressesBecomeTargets) {
     ASSERT_NE(c, nullptr) << err.msg;
     EXPECT_STREQ(pyexec_client_target(c), "localhost:50051");
     pyexec_client_free(c);
-    EXPECT_EQ(pyexec_client_new("https://localhost", nullptr, &err), nullptr);
+    c = pyexec_client_new("https://localhost", nullptr, &err);
+    ASSERT_NE(c, nullptr) << err.msg;
+    EXPECT_STREQ(pyexec_client_target(c), "localhost:443");
+    pyexec_client_free(c);
+}
+
+TEST(LibpyexecOffline, TlsAndTokenOptionsAreChecked) {
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    pyexec_client_options o = {};
+    o.tls_ca_file = "/nonexistent/ca.pem";
+    EXPECT_EQ(pyexec_client_new("127.0.0.1:1", &o, &err), nullptr);
     EXPECT_EQ(err.code, PYEXEC_E_INVALID);
+    EXPECT_NE(std::string(err.msg).find("'/nonexistent/ca.pem'"), std::string::npos) << err.msg;
+    o = {};
+    o.tls_cert_file = "/c.pem";
+    EXPECT_EQ(pyexec_client_new("https://h", &o, &err), nullptr);
+    EXPECT_NE(std::string(err.msg).find("tls_cert_file without tls_key_file"), std::string::npos)
+        << err.msg;
+    o = {};
+    o.token = "two words";
+    EXPECT_EQ(pyexec_client_new("127.0.0.1:1", &o, &err), nullptr);
+    EXPECT_NE(std::string(err.msg).find("token"), std::string::npos) << err.msg;
+    o.token = "tok_0123";
+    pyexec_client *c = pyexec_client_new("127.0.0.1:1", &o, &err);
+    ASSERT_NE(c, nullptr) << err.msg;
+    pyexec_client_free(c);
 }
 
 TEST(LibpyexecOffline, InvalidRequestsFailBeforeAnyCall) {

@@ -146,7 +146,8 @@ def _error(method: str, e: grpc.RpcError, server: str = "") -> PythonExecutorErr
 
 def server_uses_tls(address: Optional[str]) -> bool:
     """True for an "https://" or "grpcs://" address: the client then opens
-    a TLS channel (verified against the system's root certificates)."""
+    a TLS channel (verified against tls_ca, or the system's root
+    certificates)."""
     return bool(address) and address.startswith(("https://", "grpcs://"))
 
 
@@ -365,8 +366,50 @@ def _compressed_tar(path: Path) -> Optional[bytes]:
     return None
 
 
+def _pem(value, what: str) -> Optional[bytes]:
+    """PEM bytes from bytes, or from the file a str or PathLike names."""
+    if value is None:
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    try:
+        with open(value, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{what} {os.fspath(value)!r}: {e.strerror}") from None
+
+
+class _BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds "authorization: Bearer TOKEN" to every call."""
+
+    def __init__(self, token: str):
+        self._md = ("authorization", f"Bearer {token}")
+
+    def _add(self, details):
+        md = list(details.metadata or []) + [self._md]
+        return _CallDetails(details.method, details.timeout, md, details.credentials,
+                            getattr(details, "wait_for_ready", None),
+                            getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._add(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._add(details), request)
+
+
+class _CallDetails(grpc.ClientCallDetails):
+    def __init__(self, method, timeout, metadata, credentials, wait_for_ready, compression):
+        self.method = method
+        self.timeout = timeout
+        self.metadata = metadata
+        self.credentials = credentials
+        self.wait_for_ready = wait_for_ready
+        self.compression = compression
+
+
 class PythonExecutorClient:
-    """Client of the pyexec service, over an insecure gRPC channel.
+    """Client of the pyexec service, over a plaintext or TLS gRPC channel.
 
     Usable as a context manager (the channel is closed on exit).
 
@@ -385,6 +428,15 @@ class PythonExecutorClient:
         call_timeout: Deadline in seconds for calls that return at once
             (execute_async, get_execution, kill, health). Default 30.
         max_receive_bytes: Largest message accepted from the server.
+        tls_ca: The CAs the server's certificate must chain to: PEM bytes or
+            a file name (default: PYEXEC_TLS_CA, else the system's roots).
+            Setting it (or tls_cert) makes the channel TLS whatever the
+            address's scheme.
+        tls_cert, tls_key: The client's certificate and key (PEM bytes or
+            file names), for a server that asks for one (mutual TLS);
+            default PYEXEC_TLS_CERT and PYEXEC_TLS_KEY.
+        token: Sent with every call as "authorization: Bearer TOKEN" (a
+            server with tenants needs one); default PYEXEC_TOKEN.
 
     Example:
         >>> client = PythonExecutorClient("127.0.0.1:50051")
@@ -398,10 +450,20 @@ class PythonExecutorClient:
 
     def __init__(self, server: Optional[str] = None, timeout: Optional[float] = None,
                  call_timeout: Optional[float] = 30.0,
-                 max_receive_bytes: int = MAX_RECEIVE_BYTES):
-        address = server or os.environ.get("PYEXEC_SERVER")
+                 max_receive_bytes: int = MAX_RECEIVE_BYTES, tls_ca=None, tls_cert=None,
+                 tls_key=None, token: Optional[str] = None):
+        env = os.environ.get
+        address = server or env("PYEXEC_SERVER")
+        tls_ca = tls_ca if tls_ca is not None else env("PYEXEC_TLS_CA") or None
+        tls_cert = tls_cert if tls_cert is not None else env("PYEXEC_TLS_CERT") or None
+        tls_key = tls_key if tls_key is not None else env("PYEXEC_TLS_KEY") or None
+        token = token if token is not None else env("PYEXEC_TOKEN") or None
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError("tls_cert and tls_key go together (a client certificate needs both)")
+        if token is not None and (not token or any(c <= " " or c > "~" for c in token)):
+            raise ValueError("token: visible ASCII characters only, no spaces")
         self.server = server_target(address)
-        self.tls = server_uses_tls(address)
+        self.tls = server_uses_tls(address) or tls_ca is not None or tls_cert is not None
         self.timeout = timeout
         self.call_timeout = call_timeout
         options = [
@@ -409,10 +471,16 @@ class PythonExecutorClient:
             ("grpc.max_send_message_length", -1),
         ]
         if self.tls:
-            self._channel = grpc.secure_channel(self.server, grpc.ssl_channel_credentials(),
-                                                options=options)
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_pem(tls_ca, "tls_ca"),
+                private_key=_pem(tls_key, "tls_key"),
+                certificate_chain=_pem(tls_cert, "tls_cert"))
+            self._channel = grpc.secure_channel(self.server, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(self.server, options=options)
+        self._raw_channel = self._channel
+        if token is not None:
+            self._channel = grpc.intercept_channel(self._channel, _BearerToken(token))
         self._stub = executor_pb2_grpc.ExecutorServiceStub(self._channel)
         self._health = health_pb2_grpc.HealthStub(self._channel)
 
@@ -436,7 +504,7 @@ class PythonExecutorClient:
             PythonExecutorError: UNAVAILABLE if not connected within `timeout` s.
         """
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+            grpc.channel_ready_future(self._raw_channel).result(timeout=timeout)
         except grpc.FutureTimeoutError:
             raise PythonExecutorError(grpc.StatusCode.UNAVAILABLE,
                                       f"not connected to {self.server} within {timeout} s",

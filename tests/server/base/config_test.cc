@@ -65,7 +65,8 @@ TEST(Config, FlagsInBothForms) {
 
 TEST(Config, EnvironmentAndFlagPrecedence) {
     Parsed p = parse({"--default-image", "from-flag"},
-                     {"PYEXEC_LISTEN=0.0.0.0:1234", "PYEXEC_DEFAULT_IMAGE=from-env", "OTHER=x"});
+                     {"PYEXEC_LISTEN=0.0.0.0:1234", "PYEXEC_INSECURE=1",
+                      "PYEXEC_DEFAULT_IMAGE=from-env", "OTHER=x"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
     EXPECT_STREQ("0.0.0.0:1234", p.cfg.listen);
     EXPECT_STREQ("from-flag", p.cfg.default_image);
@@ -208,6 +209,44 @@ TEST(Config, Dependencies) {
         << p.err.msg;
     p = parse({"--max-requirements", "10001"});
     EXPECT_EQ(-1, p.rc);
+}
+
+TEST(Config, PlaintextIsForLoopbackUnlessInsecure) {
+    for (const char *ok : {"127.0.0.1:0", "127.1.2.3:80", "localhost:1", "[::1]:50051"}) {
+        Parsed p = parse({"--listen", ok});
+        EXPECT_EQ(PX_CONFIG_RUN, p.rc) << ok << ": " << p.err.msg;
+    }
+    for (const char *open : {"0.0.0.0:50051", "[::]:1", "10.0.0.1:1", "example.org:1", ":1"}) {
+        Parsed p = parse({"--listen", open});
+        EXPECT_EQ(-1, p.rc) << open;
+        EXPECT_NE(nullptr, strstr(p.err.msg, "is not a loopback address")) << p.err.msg;
+        EXPECT_NE(nullptr, strstr(p.err.msg, "--insecure")) << p.err.msg;
+        EXPECT_EQ(PX_CONFIG_RUN, parse({"--listen", open, "--insecure"}).rc) << open;
+        EXPECT_EQ(PX_CONFIG_RUN, parse({"--listen", open, "--tls-cert", "c", "--tls-key", "k"}).rc)
+            << open;
+    }
+    Parsed p = parse({"--listen", "0.0.0.0:1", "--insecure=false"});
+    EXPECT_EQ(-1, p.rc);
+    p = parse({"--listen", "0.0.0.0:1"}, {"PYEXEC_INSECURE=true"});
+    EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_TRUE(p.cfg.insecure);
+    p = parse({"--insecure=maybe"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--insecure: 'maybe'")) << p.err.msg;
+}
+
+TEST(Config, TlsFilesGoTogether) {
+    Parsed p = parse({"--tls-cert", "c.pem"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--tls-cert without --tls-key")) << p.err.msg;
+    p = parse({"--tls-key", "k.pem"});
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--tls-key without --tls-cert")) << p.err.msg;
+    p = parse({"--tls-client-ca", "ca.pem"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--tls-client-ca needs --tls-cert")) << p.err.msg;
+    p = parse({"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-client-ca", "ca.pem"});
+    EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("ca.pem", p.cfg.tls_client_ca);
 }
 
 TEST(Config, UnknownFlagIsAClearError) {

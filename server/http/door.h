@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,6 +34,9 @@ struct px_http_server {
     char address[128];
     int stop_fd;           /* eventfd, readable once px_http_server_free began */
     atomic_bool quiescing; /* /health answers 503 */
+    pthread_mutex_t mu;    /* guards `active` */
+    pthread_cond_t idle;   /* signalled when `active` drops (monotonic clock) */
+    int active;            /* requests between their first call and their completion */
 };
 
 /* A growable byte buffer; `data` is NUL-terminated when not NULL. */
@@ -72,9 +76,11 @@ struct px_http_req {
     struct MHD_Connection *conn;
     const px_http_route *route;
     char method[8];
-    char id[80];       /* the {id} segment, if the pattern has one */
-    uint64_t body_len; /* bytes received so far */
-    bool body_failed;  /* a response was queued while the body came in */
+    char id[80];          /* the {id} segment, if the pattern has one */
+    uint64_t body_len;    /* bytes received so far */
+    bool answered;        /* a response is queued (or the handler ran) */
+    unsigned late_status; /* non-zero: refuse with this once the body is in */
+    char late_msg[256];
     struct MHD_PostProcessor *pp;
     px_http_buf json;     /* PX_BODY_JSON: the body */
     px_http_buf tar;      /* multipart field "tar" */

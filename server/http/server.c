@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/http/door.h"
 #include "server/http/http.h"
@@ -25,6 +26,9 @@
 /* The multipart parser's buffer (it holds one field name or a piece of
  * data at a time, not a whole part). */
 #define POST_BUFFER 65536
+
+/* At shutdown, how long requests in progress may take to send their answers. */
+#define STOP_GRACE_MS 5000
 
 unsigned px_http_status(px_code code) {
     switch (code) {
@@ -172,16 +176,16 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const c
 }
 
 /* The first call: route, method, body headers. Returns MHD_YES to go on
- * (the body follows), or the result of a queued refusal (req->body_failed). */
+ * (the body follows), or the result of a queued refusal (req->answered). */
 static enum MHD_Result start(px_http_req *req, const char *url, const char *method) {
     const px_config *cfg = req->srv->cfg;
     bool allowed = route(req, url, method);
     if (!req->route) {
-        req->body_failed = true;
+        req->answered = true;
         return px_http_reply_error(req, MHD_HTTP_NOT_FOUND, "no route for %s %.200s", method, url);
     }
     if (!allowed) {
-        req->body_failed = true;
+        req->answered = true;
         return px_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
                                    method, req->route->pattern);
     }
@@ -192,7 +196,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         errno = 0;
         unsigned long long n = strtoull(length, &end, 10);
         if (errno == 0 && end != length && (int64_t)n > cfg->http_max_body_bytes) {
-            req->body_failed = true;
+            req->answered = true;
             return px_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
                                        "body: %llu bytes, the maximum is %" PRId64
                                        " (--http-max-body-bytes)",
@@ -207,7 +211,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         /* curl -d sends application/x-www-form-urlencoded by default: a
          * JSON body is taken whatever it is labelled, except multipart. */
         if (type && strncasecmp(type, "multipart/", 10) == 0) {
-            req->body_failed = true;
+            req->answered = true;
             return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                        "Content-Type: '%.100s': %s takes a JSON body "
                                        "(application/json)",
@@ -217,7 +221,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
     }
     if (!type || strncasecmp(type, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA,
                              strlen(MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)) != 0) {
-        req->body_failed = true;
+        req->answered = true;
         return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
                                    "Content-Type: '%.100s': %s takes multipart/form-data with "
                                    "the fields 'tar' (the code, a tar file) and 'metadata' "
@@ -226,7 +230,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
     }
     req->pp = MHD_create_post_processor(req->conn, POST_BUFFER, on_post_field, req);
     if (!req->pp) {
-        req->body_failed = true;
+        req->answered = true;
         return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                    "Content-Type: '%.100s': multipart/form-data without a "
                                    "usable boundary",
@@ -235,32 +239,41 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
     return MHD_YES;
 }
 
+/* Refuses the request once its body is in: libmicrohttpd takes no response
+ * while it hands over body data. Until then the rest of the body is read
+ * and dropped, up to another http_max_body_bytes; a client that sends more
+ * is cut off (the connection closed without an answer). */
+static enum MHD_Result refuse_later(px_http_req *req, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum MHD_Result refuse_later(px_http_req *req, unsigned status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(req->late_msg, sizeof req->late_msg, fmt, ap);
+    va_end(ap);
+    req->late_status = status;
+    return MHD_YES;
+}
+
 static enum MHD_Result take_body(px_http_req *req, const char *data, size_t size) {
     const px_config *cfg = req->srv->cfg;
     req->body_len += size;
-    if ((int64_t)req->body_len > cfg->http_max_body_bytes) {
-        req->body_failed = true;
-        return px_http_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
-                                   "body: more than %" PRId64 " bytes (--http-max-body-bytes)",
-                                   cfg->http_max_body_bytes);
-    }
+    if (req->late_status)
+        return (int64_t)req->body_len > 2 * cfg->http_max_body_bytes ? MHD_NO : MHD_YES;
+    if ((int64_t)req->body_len > cfg->http_max_body_bytes)
+        return refuse_later(req, MHD_HTTP_CONTENT_TOO_LARGE,
+                            "body: more than %" PRId64 " bytes (--http-max-body-bytes)",
+                            cfg->http_max_body_bytes);
     switch (req->route->body) {
     case PX_BODY_NONE:
-        req->body_failed = true;
-        return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s %s takes no body", req->method,
-                                   req->route->pattern);
+        return refuse_later(req, MHD_HTTP_BAD_REQUEST, "%s %s takes no body", req->method,
+                            req->route->pattern);
     case PX_BODY_JSON:
-        if (px_http_buf_append(&req->json, data, size) < 0) {
-            req->body_failed = true;
-            return px_http_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-        }
+        if (px_http_buf_append(&req->json, data, size) < 0)
+            return refuse_later(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return MHD_YES;
     case PX_BODY_MULTIPART:
-        if (MHD_post_process(req->pp, data, size) != MHD_YES) {
-            req->body_failed = true;
-            return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                       "body: malformed multipart/form-data");
-        }
+        if (MHD_post_process(req->pp, data, size) != MHD_YES)
+            return refuse_later(req, MHD_HTTP_BAD_REQUEST, "body: malformed multipart/form-data");
         return MHD_YES;
     }
     return MHD_YES;
@@ -288,25 +301,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                         host, sizeof host, port, sizeof port, NI_NUMERICHOST | NI_NUMERICSERV);
         snprintf(req->peer, sizeof req->peer, "%s:%s", host, port);
         *con_cls = req;
+        pthread_mutex_lock(&req->srv->mu);
+        req->srv->active++;
+        pthread_mutex_unlock(&req->srv->mu);
         return start(req, url, method);
     }
     if (*upload_data_size > 0) {
         size_t size = *upload_data_size;
         *upload_data_size = 0;
-        if (req->body_failed)
+        if (req->answered)
             return MHD_YES; /* a refusal is queued; the rest of the body is dropped */
         return take_body(req, upload_data, size);
     }
-    if (req->body_failed)
+    if (req->answered)
         return MHD_YES;
+    if (req->late_status) {
+        req->answered = true;
+        return px_http_reply_error(req, req->late_status, "%s", req->late_msg);
+    }
     if (req->pp) {
         enum MHD_Result complete = MHD_destroy_post_processor(req->pp);
         req->pp = NULL;
-        if (complete != MHD_YES)
+        if (complete != MHD_YES) {
+            req->answered = true;
             return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                        "body: malformed multipart/form-data (it ends early)");
+        }
     }
-    req->body_failed = true; /* answered from here on */
+    req->answered = true; /* the handler answers */
     return req->route->handler(req);
 }
 
@@ -321,8 +343,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     px_http_buf_release(&req->json);
     px_http_buf_release(&req->tar);
     px_http_buf_release(&req->metadata);
+    px_http_server *srv = req->srv;
     free(req);
     *con_cls = NULL;
+    pthread_mutex_lock(&srv->mu);
+    srv->active--;
+    pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->mu);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -358,6 +385,14 @@ static int parse_address(const char *addr, struct sockaddr_storage *ss, px_error
     return 0;
 }
 
+static void server_release(px_http_server *srv) {
+    if (srv->stop_fd >= 0)
+        close(srv->stop_fd);
+    pthread_cond_destroy(&srv->idle);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
+
 px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_store *store,
                                    px_error *err) {
     struct sockaddr_storage ss;
@@ -371,10 +406,12 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     srv->cfg = cfg;
     srv->rpc = rpc;
     srv->store = store;
+    pthread_mutex_init(&srv->mu, NULL);
+    px_cond_init_mono(&srv->idle);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->stop_fd < 0) {
         px_error_set_errno(err, PX_E_INTERNAL, errno, "eventfd");
-        free(srv);
+        server_release(srv);
         return NULL;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
@@ -391,8 +428,7 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
         MHD_OPTION_END);
     if (!srv->mhd) {
         px_error_set(err, PX_E_UNAVAILABLE, "HTTP door: cannot listen on '%s'", cfg->http_listen);
-        close(srv->stop_fd);
-        free(srv);
+        server_release(srv);
         return NULL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->mhd, MHD_DAEMON_INFO_BIND_PORT);
@@ -422,10 +458,19 @@ void px_http_server_free(px_http_server *srv) {
     if (!srv)
         return;
     px_http_server_quiesce(srv);
+    /* Every wait and stream ends now; the requests in progress get up to
+     * STOP_GRACE_MS to send their answers before the connections close. */
     uint64_t one = 1;
     if (write(srv->stop_fd, &one, sizeof one) < 0)
         px_warn("http: cannot signal the stop: %s", strerror(errno));
+    int64_t until = px_now_mono_ms() + STOP_GRACE_MS;
+    pthread_mutex_lock(&srv->mu);
+    while (srv->active > 0 && px_cond_wait_until(&srv->idle, &srv->mu, until) == 0)
+        ;
+    int left = srv->active;
+    pthread_mutex_unlock(&srv->mu);
+    if (left > 0)
+        px_warn("http: closing %d request(s) still in progress", left);
     MHD_stop_daemon(srv->mhd);
-    close(srv->stop_fd);
-    free(srv);
+    server_release(srv);
 }

@@ -52,7 +52,6 @@ def test_async_upload_answers_202_then_get_and_delete(door):
     assert r.json() == {"status": "killed"}
     res = door.get(eid).json()
     assert res["status"] == "killed" and res["reason"] == "killed"
-    assert res["exit_code"] == 137
     # Idempotent: a second DELETE answers the same end.
     assert door.kill(eid).json() == {"status": "killed"}
 

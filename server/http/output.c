@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "server/base/id.h"
+#include "server/base/quote.h"
 #include "server/http/door.h"
 
 #define READ_MAX 16384 /* log bytes per event */
@@ -214,8 +215,10 @@ static int start_offset(px_http_req *req, int64_t *out, px_error *err) {
     char *end = NULL;
     errno = 0;
     long long n = strtoll(v, &end, 10);
+    px_quoted q;
     if (errno != 0 || end == v || *end != '\0')
-        return px_error_set(err, PX_E_INVALID, "%s: '%.64s' is not an integer", what, v);
+        return px_error_set(err, PX_E_INVALID, "%s: '%s' is not an integer", what,
+                            px_quote_str(&q, v));
     if (n < 0)
         return px_error_set(err, PX_E_INVALID, "%s: %lld is negative", what, n);
     *out = n;

@@ -12,6 +12,7 @@
 
 #include "server/base/id.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/http/door.h"
 #include "server/http/transcode.h"
 #include "server/rpc/codec.h"
@@ -210,7 +211,9 @@ static int query_int(px_http_req *req, const char *name, int32_t *out) {
     errno = 0;
     long long n = strtoll(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || n < INT32_MIN || n > INT32_MAX) {
-        px_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s: '%.64s' is not an integer", name, v);
+        px_quoted q;
+        px_http_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s: '%s' is not an integer", name,
+                            px_quote_str(&q, v));
         return -1;
     }
     *out = (int32_t)n;
@@ -225,11 +228,12 @@ static enum MHD_Result list_executions(px_http_req *req) {
     const char *status_arg = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
                                                          "status");
     px_status want = PX_STATUS_UNSPECIFIED;
+    px_quoted q;
     if (status_arg && status_arg[0] && px_http_status_parse(status_arg, &want) < 0)
         return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                   "status: '%.64s' is not one of pending, running, completed, "
+                                   "status: '%s' is not one of pending, running, completed, "
                                    "failed, killed",
-                                   status_arg);
+                                   px_quote_str(&q, status_arg));
     const char *token = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "page_token");
     size_t size;
     px_status status;

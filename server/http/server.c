@@ -20,6 +20,7 @@
 
 #include "server/base/clock.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/http/door.h"
 #include "server/http/http.h"
 
@@ -212,29 +213,33 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
          * JSON body is taken whatever it is labelled, except multipart. */
         if (type && strncasecmp(type, "multipart/", 10) == 0) {
             req->answered = true;
+            px_quoted q;
             return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                       "Content-Type: '%.100s': %s takes a JSON body "
+                                       "Content-Type: '%s': %s takes a JSON body "
                                        "(application/json)",
-                                       type, req->route->pattern);
+                                       px_quote_str(&q, type), req->route->pattern);
         }
         return MHD_YES;
     }
     if (!type || strncasecmp(type, MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA,
                              strlen(MHD_HTTP_POST_ENCODING_MULTIPART_FORMDATA)) != 0) {
         req->answered = true;
+        px_quoted q;
         return px_http_reply_error(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                                   "Content-Type: '%.100s': %s takes multipart/form-data with "
+                                   "Content-Type: '%s': %s takes multipart/form-data with "
                                    "the fields 'tar' (the code, a tar file) and 'metadata' "
                                    "(JSON)",
-                                   type ? type : "(none)", req->route->pattern);
+                                   type ? px_quote_str(&q, type) : "(none)",
+                                   req->route->pattern);
     }
     req->pp = MHD_create_post_processor(req->conn, POST_BUFFER, on_post_field, req);
     if (!req->pp) {
         req->answered = true;
+        px_quoted q;
         return px_http_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                   "Content-Type: '%.100s': multipart/form-data without a "
+                                   "Content-Type: '%s': multipart/form-data without a "
                                    "usable boundary",
-                                   type);
+                                   px_quote_str(&q, type));
     }
     return MHD_YES;
 }

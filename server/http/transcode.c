@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/base/quote.h"
+
 static const char *type_name(const json_t *v) {
     switch (json_typeof(v)) {
     case JSON_OBJECT: return "an object";
@@ -95,8 +97,10 @@ static int check_members(json_t *obj, const char *const *known, const char *pref
         bool ok = false;
         for (const char *const *k = known; *k && !ok; k++)
             ok = strcmp(*k, key) == 0;
+        px_quoted q;
         if (!ok)
-            return px_error_set(err, PX_E_INVALID, "%s: unknown member '%.64s'", prefix, key);
+            return px_error_set(err, PX_E_INVALID, "%s: unknown member '%s'", prefix,
+                                px_quote_str(&q, key));
     }
     return 0;
 }

@@ -217,6 +217,21 @@ def test_kill_during_the_build(deps, held_index):
         "the builder is gone once Kill answers"
 
 
+def test_a_killed_waiter_ends_at_once_and_the_build_goes_on(deps, held_index):
+    srv, ex = index_server(deps, held_index, "--max-concurrent", "4")
+    builder = ex.start(IMPORT_TINY, requirements_txt="tinypkg\n").execution_id
+    assert held_index.asked.wait(60)
+    waiter = ex.start(IMPORT_TINY, requirements_txt="tinypkg\n").execution_id
+    assert pyexecd.wait_until(
+        lambda: pyexecd.status_name(ex.get(waiter)) == "EXECUTION_STATUS_RUNNING", 60)
+    res = ex.kill(waiter)
+    assert pyexecd.status_name(res) == "EXECUTION_STATUS_KILLED", res
+    held_index.release.set()
+    res = ex.wait(builder)
+    assert res.stdout == b"from the wheel\n", (res.error, res.stderr)
+    assert builds(srv) == 1
+
+
 def in_volume(volume, script):
     """Runs `sh -c script` as root in a container that mounts `volume` at
     /deps (network off); returns its stdout."""

@@ -2,6 +2,11 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/base/cleanup.h"
 
 #include "server/base/log.h"
 #include "server/executor/executor.h"
@@ -9,6 +14,81 @@
 #include "server/http/http.h"
 #include "server/rpc/rpc.h"
 #include "server/store/memory.h"
+#include "server/store/redis/redis_store.h"
+
+/* This node's name: --node-name, else "<host name>-<pid>" with characters
+ * outside [A-Za-z0-9_.-] replaced by '-'. */
+static void node_name(const px_config *cfg, char out[PX_RSTORE_NAME_MAX + 1]) {
+    if (cfg->node_name[0]) {
+        snprintf(out, PX_RSTORE_NAME_MAX + 1, "%s", cfg->node_name);
+        return;
+    }
+    char host[40] = "node";
+    if (gethostname(host, sizeof host) != 0)
+        snprintf(host, sizeof host, "node");
+    host[sizeof host - 1] = '\0';
+    for (char *p = host; *p; p++) {
+        bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                  (*p >= '0' && *p <= '9') || *p == '_' || *p == '.' || *p == '-';
+        if (!ok)
+            *p = '-';
+    }
+    snprintf(out, PX_RSTORE_NAME_MAX + 1, "%s-%ld", host, (long)getpid());
+}
+
+/* The in-memory store, or the Redis store for a redis URL; both hand jobs
+ * to this node's executor. */
+static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err) {
+    if (strcmp(cfg->store, "memory") == 0) {
+        px_store_config sc = {
+            .retention_ms = cfg->retention_s * 1000,
+            .max_records = (size_t)cfg->max_records,
+            /* Calls waiting for the end (sync Execute, Kill) are not counted:
+             * readers never lock them out. */
+            .max_readers = (size_t)cfg->max_stream_readers,
+            .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
+            .runner = px_executor_runner(ex),
+        };
+        return px_memory_store_new(&sc, err);
+    }
+    char node[PX_RSTORE_NAME_MAX + 1];
+    node_name(cfg, node);
+    _cleanup_free_ char *password = NULL;
+    if (px_redis_password_load(cfg->store_password_file, getenv("PYEXEC_STORE_PASSWORD"),
+                               &password, err) < 0)
+        return NULL;
+    px_redis_store_config rc = {
+        .redis =
+            {
+                .password = password,
+                .ns = cfg->store_namespace,
+                .node = node,
+                .lease_ms = cfg->node_lease_ms,
+                /* Redis needs a positive time to live. */
+                .retention_ms = cfg->retention_s > 0 ? cfg->retention_s * 1000 : 1,
+                /* The queue threads, every executor worker, the puller and
+                 * the keeper may each use one at once. */
+                .max_connections = (unsigned)cfg->max_concurrent + 4,
+                .connect_timeout_ms = 2000,
+                .command_timeout_ms = 5000,
+                .backoff_min_ms = 100,
+                .backoff_max_ms = 5000,
+            },
+        .max_readers = (size_t)cfg->max_stream_readers,
+        .max_queued = (unsigned)cfg->max_queue,
+        .runner = px_executor_runner(ex),
+        .max_running = (unsigned)cfg->max_concurrent,
+    };
+    if (px_redis_target_parse(cfg->store, &rc.redis.target, err) < 0)
+        return NULL;
+    px_store *store = px_redis_store_new(&rc, err);
+    if (password)
+        explicit_bzero(password, strlen(password));
+    if (store)
+        px_info("store: Redis %s, namespace '%s', node '%s'", cfg->store, cfg->store_namespace,
+                node);
+    return store;
+}
 
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
@@ -22,16 +102,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         px_err("start: executor: %s", err.msg);
         return 1;
     }
-    px_store_config sc = {
-        .retention_ms = cfg->retention_s * 1000,
-        .max_records = (size_t)cfg->max_records,
-        /* Calls waiting for the end (sync Execute, Kill) are not counted:
-         * readers never lock them out. */
-        .max_readers = (size_t)cfg->max_stream_readers,
-        .max_retained_bytes = (uint64_t)cfg->max_retained_bytes,
-        .runner = px_executor_runner(ex),
-    };
-    px_store *store = px_memory_store_new(&sc, &err);
+    px_store *store = open_store(cfg, ex, &err);
     if (!store) {
         px_err("start: store: %s", err.msg);
         px_executor_free(ex);
@@ -78,6 +149,9 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
      * threads are joined, before the gRPC server (whose health it reads)
      * goes. */
     px_http_server_quiesce(http);
+    /* No more jobs from the cluster's queue (Redis): they stay there for
+     * other nodes while this one's running jobs get their grace period. */
+    px_store_drain(store);
     px_rpc_server_shutdown(srv);
     px_http_server_free(http);
     px_rpc_server_free(srv);
@@ -89,6 +163,30 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
 
 extern char **environ;
 
+/* The store flags, before anything starts: a typo exits 2. */
+static int check_store(const px_config *cfg, px_error *err) {
+    if (strcmp(cfg->store, "memory") == 0)
+        return 0;
+    px_redis_target t;
+    if (!px_redis_target_is_redis(cfg->store))
+        return px_error_set(err, PX_E_INVALID,
+                            "--store: '%s' is not memory, redis://HOST:PORT[/DB] or "
+                            "redis+unix:///PATH[?db=N]",
+                            cfg->store);
+    if (px_redis_target_parse(cfg->store, &t, err) < 0)
+        return px_error_wrap(err, "--store");
+    if (cfg->max_queue < 1)
+        return px_error_set(err, PX_E_INVALID,
+                            "--max-queue: the Redis store needs at least 1 (jobs wait in the "
+                            "cluster's queue until a worker claims them)");
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+    if (strspn(cfg->store_namespace, ok) != strlen(cfg->store_namespace))
+        return px_error_set(err, PX_E_INVALID, "--store-namespace: only [A-Za-z0-9_.-]");
+    if (strspn(cfg->node_name, ok) != strlen(cfg->node_name))
+        return px_error_set(err, PX_E_INVALID, "--node-name: only [A-Za-z0-9_.-]");
+    return 0;
+}
+
 int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, px_error *err) {
     px_config_default(cfg);
     int action = px_config_parse(cfg, argc, argv, environ, stdout, err);
@@ -96,6 +194,8 @@ int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, 
         return -1;
     if (action != PX_CONFIG_RUN)
         return 1;
+    if (check_store(cfg, err) < 0)
+        return -1;
     px_log_set_level(cfg->log_level);
     /* Signals are taken synchronously by px_daemon_run's sigwait. */
     sigemptyset(signals);

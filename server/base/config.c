@@ -134,6 +134,14 @@ static const opt opts[] = {
         "largest HTTP request line plus headers, bytes (beyond: 414 or 431)"),
     INT(http_read_timeout_s, 1, 3600,
         "seconds an HTTP connection may stay idle (a request trickling in included)"),
+    STR(store, "where records, output and the job queue live: memory (this process), "
+               "redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N] (shared by many nodes)"),
+    STR(store_password_file, "file holding the Redis password (else PYEXEC_STORE_PASSWORD; "
+                             "never on the command line)"),
+    STR(store_namespace, "prefix of this cluster's Redis keys (px:NAMESPACE:...)"),
+    STR(node_name, "this node's name in the cluster, unique (default: host name and pid)"),
+    I64(node_lease_ms, 300, 600000,
+        "a node that stops renewing its lease this long is declared lost (Redis store), ms"),
 };
 
 void px_config_default(px_config *cfg) {
@@ -199,6 +207,9 @@ void px_config_default(px_config *cfg) {
     cfg->http_max_connections_per_client = 64;
     cfg->http_max_header_bytes = 32 * 1024;
     cfg->http_read_timeout_s = 30;
+    snprintf(cfg->store, sizeof cfg->store, "memory");
+    snprintf(cfg->store_namespace, sizeof cfg->store_namespace, "pyexec");
+    cfg->node_lease_ms = 10000;
 }
 
 /* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */

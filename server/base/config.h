@@ -112,6 +112,14 @@ typedef struct px_config {
     int http_max_connections_per_client; /* open connections from one IP address */
     int http_max_header_bytes;   /* request line + headers (the connection's buffer) */
     int http_read_timeout_s;     /* a connection idle this long is closed */
+    /* The store: "memory" (this process only) or a Redis URL shared by many
+     * nodes (checked by the daemon; the password never comes from a flag
+     * but from --store-password-file or PYEXEC_STORE_PASSWORD). */
+    char store[512];             /* --store, default memory */
+    char store_password_file[512]; /* --store-password-file, default none */
+    char store_namespace[65];    /* --store-namespace: key prefix px:<ns>:, default pyexec */
+    char node_name[65];          /* --node-name: unique per cluster; "" = host name + pid */
+    int64_t node_lease_ms;       /* --node-lease-ms: a silent node's runs are lost after it */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

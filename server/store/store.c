@@ -39,6 +39,11 @@ px_record *px_store_admit(px_store *s, const char *request_id, const uint8_t *di
     return s->ops->admit(s, request_id, digest, spec, origin, existed, err);
 }
 
+void px_store_drain(px_store *s) {
+    if (s->ops->drain)
+        s->ops->drain(s);
+}
+
 px_record *px_store_get(px_store *s, const char *id, px_error *err) {
     return s->ops->get(s, id, err);
 }

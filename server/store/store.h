@@ -95,6 +95,12 @@ px_record *px_store_create(px_store *store, const char *request_id, const uint8_
 px_record *px_store_admit(px_store *store, const char *request_id, const uint8_t *digest,
                           px_job_spec *spec, const char *origin, bool *existed, px_error *err);
 
+/* Stops handing new jobs to the runner (shutdown): jobs already handed on
+ * run to their end; jobs not yet taken stay queued for other nodes (Redis)
+ * or are refused at admission by the runner itself (in memory). Returns
+ * when no more will be handed on. Idempotent. */
+void px_store_drain(px_store *store);
+
 /* Returns a new reference to the retained record `id`, or NULL with
  * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */
 px_record *px_store_get(px_store *store, const char *id, px_error *err);

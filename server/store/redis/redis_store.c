@@ -50,7 +50,9 @@ typedef struct rs_record {
 
 struct rs_store {
     px_store base; /* first: the interface */
-    px_redis_store_config cfg;
+    px_redis_store_config cfg; /* its strings point to the copies below */
+    char node[PX_RSTORE_NAME_MAX + 1];
+    char ns[PX_RSTORE_NAME_MAX + 1];
     /* NULL once the store is freed: proxies may outlive it (store.h), and
      * then answer PX_E_UNAVAILABLE. */
     px_rstore *rs;
@@ -64,6 +66,8 @@ struct rs_store {
     unsigned running;    /* claimed by this node, not yet finished */
     int64_t token;       /* this node's lease token; 0: none */
     bool stop;
+    bool draining;       /* the puller has stopped, or is stopping */
+    bool puller_joined;
     bool worker;
     pthread_t puller, keeper;
 };
@@ -499,11 +503,12 @@ static void *puller_main(void *arg) {
     int64_t pause_until = 0;
     for (;;) {
         pthread_mutex_lock(&st->mu);
-        while (!st->stop && (st->running >= st->cfg.max_running || st->token == 0 ||
-                             px_now_mono_ms() < pause_until)) {
+        while (!st->stop && !st->draining &&
+               (st->running >= st->cfg.max_running || st->token == 0 ||
+                px_now_mono_ms() < pause_until)) {
             px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + 100);
         }
-        bool stop = st->stop;
+        bool stop = st->stop || st->draining;
         int64_t token = st->token;
         if (!stop)
             st->running++; /* the slot this claim may fill */
@@ -603,6 +608,18 @@ static void *keeper_main(void *arg) {
 
 /* ---- life ---- */
 
+static void rs_store_drain(px_store *base) {
+    rs_store *st = (rs_store *)base;
+    pthread_mutex_lock(&st->mu);
+    bool join = st->worker && !st->puller_joined;
+    st->draining = true;
+    st->puller_joined = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    if (join)
+        pthread_join(st->puller, NULL);
+}
+
 static void rs_store_free(px_store *base) {
     rs_store *st = (rs_store *)base;
     pthread_mutex_lock(&st->mu);
@@ -611,7 +628,7 @@ static void rs_store_free(px_store *base) {
     int64_t token = st->token;
     pthread_mutex_unlock(&st->mu);
     if (st->worker) {
-        pthread_join(st->puller, NULL);
+        rs_store_drain(base);
         pthread_join(st->keeper, NULL);
         px_error err = PX_ERROR_INIT;
         if (token && px_rstore_lease_release(st->rs, token, &err) < 0)
@@ -634,10 +651,15 @@ px_store *px_redis_store_new(const px_redis_store_config *config, px_error *err)
     }
     st->base.ops = &rs_store_ops;
     st->cfg = *config;
+    snprintf(st->node, sizeof st->node, "%s", config->redis.node ? config->redis.node : "");
+    snprintf(st->ns, sizeof st->ns, "%s", config->redis.ns ? config->redis.ns : "");
+    st->cfg.redis.node = st->node;
+    st->cfg.redis.ns = st->ns;
+    st->cfg.redis.password = NULL; /* copied by px_rstore_new; not kept here */
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->mu, NULL);
     px_cond_init_mono(&st->cond);
-    st->rs = px_rstore_new(&config->redis, err);
+    st->rs = px_rstore_new(&config->redis, err); /* with the password */
     if (!st->rs || px_rstore_follow_start(st->rs, on_follow, st, err) < 0)
         goto fail;
     if (config->runner.ops) {
@@ -675,6 +697,7 @@ static const px_store_ops rs_store_ops = {
     .create = rs_store_create,
     .admit = rs_store_admit,
     .get = rs_store_get,
+    .drain = rs_store_drain,
     .remove = rs_store_remove,
     .count = rs_store_count,
     .list = rs_store_list,

@@ -294,7 +294,6 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
     atomic_init(&rs->listen_stop, false);
     snprintf(rs->wake_key, sizeof rs->wake_key, "%sfw:%s", rs->prefix, rs->node);
     snprintf(rs->ctl_key, sizeof rs->ctl_key, "%sctl:%s", rs->prefix, rs->node);
-    snprintf(rs->wake_cursor, sizeof rs->wake_cursor, "$");
     rs->conn_cfg = (px_redis_conn_config){
         .target = config->target,
         .connect_timeout_ms = config->connect_timeout_ms,
@@ -1076,6 +1075,23 @@ static void *follow_main(void *arg) {
 }
 
 int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_error *err) {
+    /* The wake stream's cursor starts at its last entry: an explicit id, so
+     * that no wake written later is missed (unlike "$", which means "after
+     * whatever is last when the XREAD arrives"). */
+    const char *argv[] = {"XREVRANGE", rs->wake_key, "+", "-", "COUNT", "1"};
+    unsigned slot;
+    px_redis_conn *c = pool_take(rs, &slot, err);
+    if (!c)
+        return -1;
+    redisReply *r = px_redis_conn_call(c, PX_ARRAY_SIZE(argv), argv, NULL, 0, true, err);
+    pool_give(rs, slot);
+    if (!r)
+        return px_error_wrap(err, "start the output follower");
+    const redisReply *last = r->type == REDIS_REPLY_ARRAY && r->elements > 0
+                                 ? elem_str(r->element[0], 0)
+                                 : NULL;
+    snprintf(rs->wake_cursor, sizeof rs->wake_cursor, "%s", last ? last->str : "0-0");
+    freeReplyObject(r);
     rs->follow_conn = px_redis_conn_new(&rs->conn_cfg, err);
     if (!rs->follow_conn)
         return -1;

@@ -253,8 +253,9 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
 
     /* ARGV: P, id, offset, max bytes.
      * -> {-2} no such record; {0, st, len} nothing at offset;
-     *    {1, st, len, stream, bytes} up to max bytes of the chunk holding
-     *    offset, from offset on. */
+     *    {1, st, len, stream, bytes}: up to max bytes from offset on, from
+     *    the chunk holding offset and the chunks of the same stream right
+     *    after it (as the in-memory log merges them). */
     [PX_RSCRIPT_READ] = {"read",
                          "local id = ARGV[2]\n"
                          "local h = redis.call('HMGET', P .. 'exe:' .. id, 'st', 'len')\n"
@@ -262,12 +263,26 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                          "local st, len = tonumber(h[1]), tonumber(h[2])\n"
                          "local off, max = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
                          "if off >= len then return {0, st, len} end\n"
-                         "local e = redis.call('XREVRANGE', P .. 'out:' .. id,\n"
-                         "                     (off + 1) .. '-0', '-', 'COUNT', 1)[1]\n"
+                         "local out = P .. 'out:' .. id\n"
+                         "local e = redis.call('XREVRANGE', out, (off + 1) .. '-0', '-',\n"
+                         "                     'COUNT', 1)[1]\n"
                          "local start = tonumber(string.match(e[1], '^(%d+)')) - 1\n"
                          "local f = e[2]\n"
                          "local from = off - start + 1\n"
-                         "return {1, st, len, f[2], string.sub(f[4], from, from + max - 1)}\n"},
+                         "local parts = {string.sub(f[4], from, from + max - 1)}\n"
+                         "local got = #parts[1]\n"
+                         "if got < max then\n"
+                         "  for _, x in ipairs(redis.call('XRANGE', out, '(' .. e[1], '+',\n"
+                         "                                'COUNT', 64)) do\n"
+                         "    local g = x[2]\n"
+                         "    if g[1] ~= 's' or g[2] ~= f[2] then break end\n"
+                         "    local take = string.sub(g[4], 1, max - got)\n"
+                         "    parts[#parts + 1] = take\n"
+                         "    got = got + #take\n"
+                         "    if got >= max then break end\n"
+                         "  end\n"
+                         "end\n"
+                         "return {1, st, len, f[2], table.concat(parts)}\n"},
 
     /* ARGV: P, id, with output ("1"/"0").
      * -> {} no such record; {HGETALL pairs, stdout, stderr} (both "" without

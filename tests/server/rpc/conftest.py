@@ -1,6 +1,11 @@
 """Fixtures for the RPC-layer tests: the real gRPC server, executor and store
 over the scripted fake back-end (fake_pyexecd), driven by Python grpcio.
 
+Every test that uses `fake` or `fake_factory` runs twice: with the in-memory
+store and with the Redis store (a private redis-server for the session, a
+fresh key namespace per server). A test that needs what only the in-memory
+store has is marked `@pytest.mark.memory_only("why")`.
+
 Environment: FAKE_PYEXECD_BIN (default <repo>/bazel-bin/tests/server/rpc/
 fake_pyexecd; scripts/test points it at an ASan build too).
 """
@@ -8,12 +13,14 @@ fake_pyexecd; scripts/test points it at an ASan build too).
 import os
 import pathlib
 import sys
+import uuid
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "tests" / "support"))
 import pyexecd  # noqa: E402
+import redis_server  # noqa: E402
 
 
 def fake_binary():
@@ -63,12 +70,34 @@ class Fake:
         return code
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "memory_only(reason): needs what only the in-memory store has")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    with redis_server.RedisServer() as redis:
+        yield redis.url
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_args(request):
+    if request.param == "memory":
+        return []
+    marker = request.node.get_closest_marker("memory_only")
+    if marker:
+        pytest.skip("in-memory store only: " + (marker.args[0] if marker.args else ""))
+    url = request.getfixturevalue("redis_url")
+    return ["--store", url, "--store-namespace", "t" + uuid.uuid4().hex[:12]]
+
+
 @pytest.fixture
-def fake_factory():
+def fake_factory(store_args):
     started = []
 
     def make(*args):
-        f = Fake(*args)
+        f = Fake(*store_args, *args)
         started.append(f)
         return f
 

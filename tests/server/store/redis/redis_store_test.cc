@@ -340,4 +340,28 @@ TEST_F(RedisStore, AWorkerThatLostItsLeaseKillsItsRuns) {
     px_record_unref(r);
 }
 
+// A draining worker (SIGTERM) claims nothing more: new jobs stay queued
+// for other nodes.
+TEST_F(RedisStore, ADrainedWorkerLeavesNewJobsInTheQueue) {
+    FakeRunner runner;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(Config(srv_, "worker", &runner));
+    px_store_drain(worker.get());
+    px_store_drain(worker.get()); // idempotent
+    px_record *r = Admit(front.get());
+    EXPECT_EQ(srv_.Int({"XLEN", "px:t:queue"}), 1);
+    {
+        std::lock_guard<std::mutex> lock(runner.mu);
+        EXPECT_TRUE(runner.jobs.empty());
+    }
+    px_record_view v = Snapshot(r, false);
+    EXPECT_EQ(v.status, PX_STATUS_PENDING);
+    px_record_view_release(&v);
+    // Another worker takes it.
+    FakeRunner other_runner;
+    Store other = Open(Config(srv_, "other", &other_runner));
+    ASSERT_NE(other_runner.WaitJob(1), nullptr);
+    px_record_unref(r);
+}
+
 }  // namespace

@@ -268,6 +268,26 @@ TEST_F(RStore, ReadsByOffsetAcrossChunksAndStreams) {
     EXPECT_EQ(Append(a.get(), id, token, 9, "late"), PX_RSTORE_ENDED);
 }
 
+// Like the in-memory log, a read runs on across chunks of the same stream.
+TEST_F(RStore, ReadsJoinConsecutiveChunksOfOneStream) {
+    Store a = Open(Config(srv_, "node-a"));
+    int64_t token = Lease(a.get());
+    std::string id = Create(a.get());
+    ASSERT_EQ(Claim(a.get(), token), id);
+    Append(a.get(), id, token, 0, "ab");
+    Append(a.get(), id, token, 2, "cd");
+    Append(a.get(), id, token, 4, "ef");
+    Append(a.get(), id, token, 6, "XY", PX_STREAM_STDERR);
+    px_log_chunk c;
+    px_error err = PX_ERROR_INIT;
+    ASSERT_EQ(px_rstore_read(a.get(), id.c_str(), 1, 100, &c, &err), PX_READ_DATA);
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(c.data), c.len), "bcdef");
+    free(c.data);
+    ASSERT_EQ(px_rstore_read(a.get(), id.c_str(), 1, 4, &c, &err), PX_READ_DATA);
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(c.data), c.len), "bcde");
+    free(c.data);
+}
+
 TEST_F(RStore, AppendIsSafeToRepeatAndRefusesGaps) {
     Store a = Open(Config(srv_, "node-a"));
     int64_t token = Lease(a.get());

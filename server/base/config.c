@@ -112,6 +112,10 @@ static const opt opts[] = {
     I64(reaper_interval_s, 0, 86400, "seconds between orphan-container sweeps (0: start-up only)"),
     I64(health_interval_ms, 10, 3600000, "how often the Docker engine is pinged, ms"),
     INT(warm_pool, 0, 64, "pre-started containers kept ready for default-profile runs (0: off)"),
+    STR(isolation, "container (a fresh container per execution) or namespace (fresh namespaces "
+                   "per execution, made by bubblewrap in pooled host containers)"),
+    INT(host_reuse, 1, 1000000, "executions a namespace-mode host container runs before it is "
+                                "replaced (at once after an abnormal end)"),
     STR(wheelhouse, "host directory of wheels that requirements are installed from (mounted "
                     "read-only into the builds; empty: none)"),
     STR(pip_index_url, "package index (PEP 503 simple URL) requirements are installed from "
@@ -198,6 +202,8 @@ void px_config_default(px_config *cfg) {
      * pooled container holds ~10 MB and no CPU. A bigger pool does not raise
      * sustained throughput, which container creation bounds either way. */
     cfg->warm_pool = 2;
+    snprintf(cfg->isolation, sizeof cfg->isolation, "container");
+    cfg->host_reuse = 100;
     snprintf(cfg->deps_network, sizeof cfg->deps_network, "none");
     cfg->deps_cache_mb = 2048;
     cfg->http_listen[0] = '\0';

@@ -97,6 +97,8 @@ typedef struct px_config {
     int64_t reaper_interval_s;
     int64_t health_interval_ms;  /* how often the engine is pinged */
     int warm_pool;               /* pre-started containers for the default profile; 0: off */
+    char isolation[16];          /* --isolation container|namespace (docs/sandbox.md) */
+    int host_reuse;              /* --host-reuse: executions per namespace-mode host */
 
     /* Dependencies (requirements_txt): layers built outside the sandbox. */
     char wheelhouse[1024];       /* --wheelhouse: host directory of wheels; "" = none */

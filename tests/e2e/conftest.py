@@ -13,7 +13,16 @@ A session-wide check fails the run if any container started by this
 session's servers is still there at the end.
 
 Environment: PYEXECD_BIN (server binary), PYEXEC_CLI_BIN (the `pyexec` CLI),
-PYEXEC_TEST_IMAGE (sandbox image, default pyexec/python:3.11).
+PYEXEC_TEST_IMAGE (sandbox image, default pyexec/python:3.11),
+PYEXEC_TEST_ISOLATION (comma-separated --isolation modes the session server
+runs in, default "container,namespace").
+
+Both isolation modes: the session `server` fixture is parametrised over
+them, so every test that uses it (through `stub`, `ex`, ...) runs once per
+mode, with the mode in its id ([container], [namespace]). Tests that start
+servers of their own run in the container mode only, unless they pass
+`isolation` to server_args(); tests/e2e/test_namespace.py holds what only
+the namespace mode has.
 """
 
 import os
@@ -30,6 +39,7 @@ sys.path.insert(0, str(REPO / "tests" / "support"))
 import pyexecd  # noqa: E402
 
 IMAGE = os.environ.get("PYEXEC_TEST_IMAGE") or "pyexec/python:3.11"
+ISOLATIONS = (os.environ.get("PYEXEC_TEST_ISOLATION") or "container,namespace").split(",")
 # The session server's output cap when the server lets us set one: small, so
 # the output-limit test floods little. Otherwise the contract's default.
 SMALL_OUTPUT_LIMIT = 1024 * 1024
@@ -62,10 +72,13 @@ def instance():
     return f"e2e-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def server_args(flags, instance, output_limit=None, grace=None):
+def server_args(flags, instance, output_limit=None, grace=None, isolation=None):
     """Arguments every test server gets: the image, our instance label, and
-    optionally an output cap and a shutdown grace period (seconds)."""
+    optionally an output cap, a shutdown grace period (seconds) and an
+    --isolation mode."""
     args = ["--default-image", IMAGE]
+    if isolation:
+        args += ["--isolation", isolation]
     if flags.instance:
         args += [flags.instance, instance]
     if output_limit is not None and flags.output_limit:
@@ -104,11 +117,19 @@ def no_container_left_behind(our_containers):
         pytest.fail(f"containers left behind after the e2e suite: {names}")
 
 
+@pytest.fixture(scope="session", params=ISOLATIONS)
+def isolation(request):
+    """The session server's --isolation mode (see the top)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def server(flags, instance, no_container_left_behind):
+def server(flags, instance, isolation, no_container_left_behind):
     limit = SMALL_OUTPUT_LIMIT if flags.output_limit else None
-    with pyexecd.Server(*server_args(flags, instance, output_limit=limit)) as srv:
+    with pyexecd.Server(*server_args(flags, instance, output_limit=limit,
+                                     isolation=isolation)) as srv:
         srv.output_limit = limit or DEFAULT_OUTPUT_LIMIT
+        srv.isolation = isolation
         yield srv
         if srv.proc.poll() is not None:
             pytest.fail(f"the session server died (exit {srv.proc.returncode}); "

@@ -78,7 +78,7 @@ int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char
     if (add_string(h, "entrypoint", spec->entrypoint, err) < 0 ||
         add_strv(h, "args", spec->args, spec->n_args, err) < 0 || add_env(h, spec, err) < 0 ||
         add_strv(h, "pre_commands", spec->pre_commands, spec->n_pre_commands, err) < 0 ||
-        add_string(h, "nonce", nonce, err) < 0)
+        (nonce && add_string(h, "nonce", nonce, err) < 0))
         return -1;
     if (deps) {
         if (add_string(h, "deps", deps, err) < 0)
@@ -102,5 +102,43 @@ int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char
     memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen + 1);
     *out = buf;
     *out_len = PX_BOOTSTRAP_LINE_LEN + blen;
+    return 0;
+}
+
+static const char host_script[] =
+#include "server/executor/docker/host_py.inc"
+    ;
+
+const char *px_host_script(void) {
+    return host_script;
+}
+
+int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
+                     const uint8_t *filter, size_t filter_len, int tmp_mb, char **out,
+                     size_t *out_len, px_error *err) {
+    _cleanup_free_ char *job = NULL;
+    size_t job_len = 0;
+    if (px_bootstrap_preamble(spec, NULL, deps, &job, &job_len, err) < 0)
+        return -1;
+    __attribute__((cleanup(json_decrefp))) json_t *h = json_pack(
+        "{s:s, s:I, s:I, s:i, s:i}", "nonce", nonce, "filter_len", (json_int_t)filter_len,
+        "job_len", (json_int_t)(job_len + spec->tar_len + spec->stdin_len), "work_mb",
+        spec->disk_mb, "tmp_mb", tmp_mb);
+    _cleanup_free_ char *body = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    if (!body)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    size_t blen = strlen(body);
+    if (blen > 9999999999u)
+        return px_error_set(err, PX_E_INVALID, "host header too large");
+    size_t total = PX_BOOTSTRAP_LINE_LEN + blen + filter_len + job_len;
+    char *buf = malloc(total + 1);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYXH %010zu\n", blen % 10000000000u);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen, filter, filter_len);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen + filter_len, job, job_len + 1);
+    *out = buf;
+    *out_len = total;
     return 0;
 }

@@ -28,6 +28,7 @@
 #define PYEXEC_EXECUTOR_DOCKER_BOOTSTRAP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "server/base/error.h"
 #include "server/model/job.h"
@@ -52,6 +53,23 @@ const char *px_bootstrap_eval_wrapper(void);
  * cannot carry it), PX_E_INTERNAL on allocation failure. */
 int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
                           char **out, size_t *out_len, px_error *err);
+
+/* The namespace mode's host supervisor (host.py): static, NUL-terminated.
+ * A host container's command is `python3 -I -S -c <px_host_script()>
+ * <px_bootstrap_script()>`. */
+const char *px_host_script(void);
+
+/* Builds one job for a host container (--isolation namespace) into a new
+ * buffer (*out, *out_len; malloc'd, owned by the caller): "PYXH %010zu\n",
+ * the host header {"nonce", "filter_len", "job_len", "work_mb" (spec's
+ * disk_mb), "tmp_mb"}, the program's seccomp filter (`filter`, BPF), then
+ * the bootstrap's own preamble as px_bootstrap_preamble() builds it, without
+ * a nonce. job_len counts that preamble, the project and the user's stdin,
+ * which follow on the stream. Returns 0, or -1 with `err` set, as
+ * px_bootstrap_preamble(). */
+int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
+                     const uint8_t *filter, size_t filter_len, int tmp_mb, char **out,
+                     size_t *out_len, px_error *err);
 
 #ifdef __cplusplus
 }

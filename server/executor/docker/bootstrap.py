@@ -37,6 +37,14 @@
 # would read the last words. The nonce is in no argument, no environment and
 # no inherited descriptor.
 #
+# In the namespace mode (--isolation namespace, argv "ns <fd>") the bootstrap
+# runs as PID 1 of an execution's own namespaces, started by the host
+# supervisor (host.py) through bubblewrap under the program's seccomp filter.
+# There the header has no nonce and the bootstrap writes no last words: it
+# reports {"exit_code", "report"} on fd <fd> (closed to its children) and
+# the host, outside the namespaces, writes the last words; the cgroup files
+# are the host's business too.
+#
 # Start-up cost is paid by every cold run, so the bootstrap imports only
 # built-in or C modules: `json` (which compiles regular expressions),
 # `subprocess` and `tarfile` together took ~35 ms of CPU per run. The JSON
@@ -493,6 +501,10 @@ def main():
     code = SETUP_FAILED
     nonce = None
     reserve = None
+    report_fd = None
+    if sys.argv[1:2] == ["ns"]:
+        report_fd = int(sys.argv[2])
+        os.set_inheritable(report_fd, False)
     try:
         # Before anything secret arrives (see the top of the file).
         make_undumpable()
@@ -503,7 +515,7 @@ def main():
         if line[:5] != b"PYX1 " or line[15:16] != b"\n":
             raise ValueError("bad protocol header")
         hdr = parse_json(read_exact(int(line[5:15])).decode("utf-8"))
-        nonce = hdr["nonce"]
+        nonce = hdr["nonce"] if report_fd is None else None
         # Memory for the last words: when a program fills the memory with
         # what no kill frees (a full /work tmpfs), the bootstrap still needs
         # a little to read the usage and write the trailer.
@@ -515,6 +527,13 @@ def main():
         say("bootstrap failed: %s: %s" % (type(e).__name__, e))
     if reserve is not None:
         reserve.close()  # munmap: its pages go back to the memory cgroup
+    if report_fd is not None:
+        from _json import encode_basestring_ascii as q
+        try:
+            os.write(report_fd, ('{"exit_code": %d, "report": %s}'
+                                 % (code, q(REPORT[0].decode()))).encode())
+        except OSError:
+            pass
     if nonce:
         m = ("\x1ePYX" + nonce + "\x1e").encode()
         u = usage()
@@ -525,7 +544,8 @@ def main():
             pass
         body = ", ".join('"%s": %d' % kv for kv in u.items())  # names and ints only
         os.write(2, m + ("{" + body + "}").encode() + m + b"\n")
-    # As PID 1, this exit ends every process left in the container.
+    # As PID 1, this exit ends every process left in the container (in the
+    # namespace mode: in the execution's pid namespace).
     os._exit(code)
 
 

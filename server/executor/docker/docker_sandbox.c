@@ -67,6 +67,8 @@ static void sandbox_free(docker_sandbox *sb) {
     free(sb->instance);
     free(sb->runtime);
     free(sb->seccomp_opt);
+    free(sb->host_seccomp_opt);
+    free(sb->ns_filter);
     free(sb);
 }
 
@@ -173,6 +175,14 @@ static int check_config(const px_docker_config *c, px_error *err) {
                             c->warm_pool, PX_DOCKER_POOL_MAX);
     if (check_deps_config(c, err) < 0)
         return -1;
+    if (c->isolation && strcmp(c->isolation, "container") != 0 &&
+        strcmp(c->isolation, "namespace") != 0)
+        return px_error_set(err, PX_E_INVALID,
+                            "%s: isolation '%s' is not one of: container, namespace", bad,
+                            c->isolation);
+    if (c->isolation && strcmp(c->isolation, "namespace") == 0 && c->host_reuse <= 0)
+        return px_error_set(err, PX_E_INVALID, "%s: host reuse %d is not positive", bad,
+                            c->host_reuse);
     if (c->warm_pool == 0)
         return 0;
     if (!c->pool_image || !c->pool_image[0])
@@ -241,6 +251,12 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     }
     sb->seccomp_opt = sb_seccomp_option(err);
     if (!sb->seccomp_opt) {
+        sandbox_free(sb);
+        return NULL;
+    }
+    sb->ns = config->isolation && strcmp(config->isolation, "namespace") == 0;
+    sb->host_reuse = config->host_reuse;
+    if (sb->ns && sb_ns_prepare(sb, err) < 0) {
         sandbox_free(sb);
         return NULL;
     }

@@ -92,6 +92,13 @@ typedef struct px_docker_config {
     int pool_disk_mb;
     int pool_cpu_shares;
 
+    /* "container" (NULL too): a fresh container per execution. "namespace":
+     * each execution in fresh namespaces made by bubblewrap inside a host
+     * container, which runs one execution at a time and at most host_reuse
+     * in all; the warm pool then keeps hosts ready. docs/sandbox.md. */
+    const char *isolation;
+    int host_reuse;
+
     /* Dependency layers (docs/sandbox.md, "Dependencies"): on when a
      * wheelhouse or an index URL is set. Layers live in the volume
      * "pyexec-deps-<instance>", which every sandbox mounts read-only at

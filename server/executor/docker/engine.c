@@ -15,6 +15,7 @@
 #include "server/executor/docker/bootstrap.h"
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/sandbox_internal.h"
+#include "server/executor/namespace/seccomp_filter.h"
 
 #define IMAGE_CACHE_TTL_MS 10000
 #define SANDBOX_UID 65534 /* nobody:nogroup */
@@ -68,6 +69,8 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
         .pool_memory_mb = cfg->default_memory_mb,
         .pool_disk_mb = cfg->default_disk_mb,
         .pool_cpu_shares = cfg->default_cpu_shares,
+        .isolation = cfg->isolation,
+        .host_reuse = cfg->host_reuse,
         .wheelhouse = cfg->wheelhouse[0] ? cfg->wheelhouse : NULL,
         .pip_index_url = cfg->pip_index_url[0] ? cfg->pip_index_url : NULL,
         .deps_network = cfg->deps_network,
@@ -361,6 +364,21 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
         work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
         ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 0,
         "LogConfig", "Type", "none", "Config");
+    /* A namespace-mode host (--isolation namespace): bubblewrap may create
+     * namespaces and mounts (the host profile), and /proc is left unmasked,
+     * since the kernel refuses a new procfs where parts of the old one are
+     * covered; each execution gets its own /proc, masked again by host.py,
+     * and its own /work and /tmp. docs/security.md, "Namespace mode". */
+    bool is_host = sb->ns && for_pool;
+    if (host && is_host) {
+        json_object_set_new(host, "SecurityOpt",
+                            json_pack("[s,s]", "no-new-privileges", sb->host_seccomp_opt));
+        json_object_set_new(host, "MaskedPaths", json_array());
+        json_object_set_new(host, "ReadonlyPaths", json_array());
+        json_object_set_new(host, "Tmpfs", json_pack("{s:s}", "/tmp", tmp_opts));
+        if (labels)
+            json_object_set_new(labels, "pyexec.host", json_string("1"));
+    }
     if (!host || !env || !labels) {
         json_decref(host);
         json_decref(env);
@@ -377,10 +395,14 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
                                       sb->deps_volume, "Target", "/deps", "ReadOnly", 1));
 
     const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
+    const char *host_cmd[] = {"python3", "-I", "-S", "-c", px_host_script(),
+                              px_bootstrap_script()};
     _cleanup_json_ json_t *body = json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image",
-        spec->image, "Cmd", strv_json(cmd, PX_ARRAY_SIZE(cmd)), "Env", env, "WorkingDir",
-        "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1,
+        spec->image, "Cmd",
+        is_host ? strv_json(host_cmd, PX_ARRAY_SIZE(host_cmd))
+                : strv_json(cmd, PX_ARRAY_SIZE(cmd)),
+        "Env", env, "WorkingDir", is_host ? "/" : "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1,
         "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", labels, "HostConfig", host);
     if (!body) {
         px_error_set(err, PX_E_INVALID, "the image name or execution id is not valid UTF-8");
@@ -463,4 +485,83 @@ int sb_check_runtime(docker_sandbox *sb, px_error *err) {
                         "docker sandbox: the engine has no runtime '%s' (it has: %s); register "
                         "it with dockerd --add-runtime or \"runtimes\" in daemon.json",
                         sb->runtime, used ? names : "none listed");
+}
+
+static const char seccomp_host_profile[] =
+#include "server/executor/docker/seccomp_host_json.inc"
+    ;
+
+/* The programs' filter from the sandbox profile (seccomp.json): its rules as
+ * plain structs for the filter's module, which adds its own policy. */
+static int build_ns_filter(docker_sandbox *sb, px_error *err) {
+    json_error_t jerr;
+    _cleanup_json_ json_t *p = json_loads(seccomp_profile, 0, &jerr);
+    json_t *arches = json_object_get(p, "architectures");
+    json_t *rules = json_object_get(p, "syscalls");
+    if (!json_is_array(arches) || !json_is_array(rules) ||
+        json_array_size(arches) > 8)
+        return px_error_set(err, PX_E_INTERNAL, "the built-in seccomp profile is bad");
+    size_t n_rules = json_array_size(rules), n_names = 0, n_args = 0;
+    for (size_t i = 0; i < n_rules; i++) {
+        n_names += json_array_size(json_object_get(json_array_get(rules, i), "names"));
+        n_args += json_array_size(json_object_get(json_array_get(rules, i), "args"));
+    }
+    const char *arch_names[8];
+    _cleanup_free_ px_seccomp_rule *r = calloc(n_rules + 1, sizeof *r);
+    _cleanup_free_ const char **names = calloc(n_names + 1, sizeof *names);
+    _cleanup_free_ px_seccomp_arg *args = calloc(n_args + 1, sizeof *args);
+    if (!r || !names || !args)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    for (size_t i = 0; i < json_array_size(arches); i++)
+        arch_names[i] = json_string_value(json_array_get(arches, i));
+    size_t ni = 0, ai = 0;
+    for (size_t i = 0; i < n_rules; i++) {
+        json_t *rule = json_array_get(rules, i);
+        json_t *nv = json_object_get(rule, "names"), *av = json_object_get(rule, "args");
+        const char *action = json_string_value(json_object_get(rule, "action"));
+        if (!action)
+            return px_error_set(err, PX_E_INTERNAL, "seccomp profile: rule %zu has no action", i);
+        r[i] = (px_seccomp_rule){
+            .names = names + ni,
+            .n_names = json_array_size(nv),
+            .action = action,
+            .errno_ret = (int)json_integer_value(json_object_get(rule, "errnoRet")),
+            .args = args + ai,
+            .n_args = json_array_size(av),
+        };
+        for (size_t k = 0; k < json_array_size(nv); k++)
+            names[ni++] = json_string_value(json_array_get(nv, k));
+        for (size_t k = 0; k < json_array_size(av); k++) {
+            json_t *a = json_array_get(av, k);
+            const char *op = json_string_value(json_object_get(a, "op"));
+            args[ai++] = (px_seccomp_arg){
+                .index = (unsigned)json_integer_value(json_object_get(a, "index")),
+                .op = op ? op : "",
+                .value = (uint64_t)json_integer_value(json_object_get(a, "value")),
+                .value_two = (uint64_t)json_integer_value(json_object_get(a, "valueTwo")),
+            };
+        }
+        for (size_t k = 0; k < r[i].n_names; k++)
+            if (!r[i].names[k])
+                return px_error_set(err, PX_E_INTERNAL, "seccomp profile: a name is not text");
+    }
+    px_seccomp_profile profile = {arch_names, json_array_size(arches), r, n_rules};
+    return px_ns_filter_build(&profile, &sb->ns_filter, &sb->ns_filter_len, err);
+}
+
+int sb_ns_prepare(docker_sandbox *sb, px_error *err) {
+    json_error_t jerr;
+    _cleanup_json_ json_t *host = json_loads(seccomp_host_profile, 0, &jerr);
+    _cleanup_free_ char *compact = host ? json_dumps(host, JSON_COMPACT) : NULL;
+    if (!compact)
+        return px_error_set(err, PX_E_INTERNAL,
+                            "docker sandbox: the built-in host seccomp profile is bad: %s",
+                            host ? "out of memory" : jerr.text);
+    if (asprintf(&sb->host_seccomp_opt, "seccomp=%s", compact) < 0) {
+        sb->host_seccomp_opt = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
+    }
+    if (build_ns_filter(sb, err) < 0)
+        return px_error_wrap(err, "docker sandbox");
+    return 0;
 }

@@ -63,19 +63,36 @@ bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec) {
            strcmp(spec->image, sb->pool_image) == 0;
 }
 
-/* Takes the oldest ready container (owned by the caller from now on), or
- * returns NULL when none is ready. Wakes the pool threads to refill. */
-pooled *sb_pool_take(docker_sandbox *sb) {
+/* Takes the oldest ready container of `image` with /work of `disk_mb` MiB
+ * (owned by the caller from now on), or returns NULL when none is ready.
+ * Wakes the pool threads to refill. */
+pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
     pthread_mutex_lock(&sb->pool_mu);
     pooled *p = NULL;
-    if (sb->n_ready > 0) {
-        p = sb->ready[0];
-        memmove(&sb->ready[0], &sb->ready[1], (size_t)(sb->n_ready - 1) * sizeof sb->ready[0]);
+    for (int i = 0; i < sb->n_ready && !p; i++) {
+        if (strcmp(sb->ready[i]->image, image) != 0 || sb->ready[i]->disk_mb != disk_mb)
+            continue;
+        p = sb->ready[i];
+        memmove(&sb->ready[i], &sb->ready[i + 1], (size_t)(sb->n_ready - i - 1) * sizeof *sb->ready);
         sb->n_ready--;
         pthread_cond_broadcast(&sb->pool_cond);
     }
     pthread_mutex_unlock(&sb->pool_mu);
     return p;
+}
+
+/* A namespace-mode host after a clean execution: back to the ready list
+ * (newest last), or removed when the list is full or the back-end stops. */
+void sb_pool_return(docker_sandbox *sb, pooled *p) {
+    pthread_mutex_lock(&sb->pool_mu);
+    bool kept = !sb->pool_stopping && sb->n_ready < PX_DOCKER_POOL_MAX;
+    if (kept) {
+        sb->ready[sb->n_ready++] = p;
+        pthread_cond_broadcast(&sb->pool_cond);
+    }
+    pthread_mutex_unlock(&sb->pool_mu);
+    if (!kept)
+        sb_pooled_discard(sb, p);
 }
 
 /* True while the idle bootstrap still waits: its stream has neither output
@@ -89,9 +106,10 @@ bool sb_pooled_idle(const pooled *p) {
  * call, so the engine orders the cgroup v1 writes for a raise or a cut), CPU
  * weight and process limit. No call when they equal the ones it was created
  * with. Returns 0, or -1 with `err` set. */
-int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *spec,
+int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec,
                          px_error *err) {
-    if (spec->memory_mb == sb->pool_memory_mb && spec->cpu_shares == sb->pool_cpu_shares)
+    const char *id = p->id;
+    if (spec->memory_mb == p->memory_mb && spec->cpu_shares == p->cpu_shares)
         return 0;
     const json_int_t memory = (json_int_t)spec->memory_mb * 1024 * 1024;
     _cleanup_json_ json_t *b =
@@ -104,6 +122,8 @@ int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *
     if (sb_container_path(path, sizeof path, id, "/update", err) < 0 ||
         sb_api(sb, "POST", path, body, 0, NULL, err) < 0)
         return px_error_wrap(err, "update pooled container '%.12s'", id);
+    p->memory_mb = spec->memory_mb;
+    p->cpu_shares = spec->cpu_shares;
     return 0;
 }
 
@@ -144,11 +164,10 @@ void sb_pool_engine_back(docker_sandbox *sb) {
 
 /* ---- the warm pool: refill ---- */
 
-/* Makes one pooled container: image present (never pulled here: a pull may
- * take long, and a cold run pulls), name live, create, attach, start.
- * Returns it (owned by the caller), or NULL with `err` set and nothing left
- * behind. */
-static pooled *pool_create(docker_sandbox *sb, px_error *err) {
+/* Makes one pooled container for `profile` (image, memory, disk, CPU; in
+ * the namespace mode a host): name live, create, attach, start. Returns it
+ * (owned by the caller), or NULL with `err` set and nothing left behind. */
+pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_error *err) {
     char hex[17];
     if (px_random_hex(hex, 8, err) < 0)
         return NULL;
@@ -158,30 +177,16 @@ static pooled *pool_create(docker_sandbox *sb, px_error *err) {
         return NULL;
     }
     p->fd = -1;
-    snprintf(p->name, sizeof p->name, "pyexec-pool-%s", hex);
-    if (!sb_image_cached(sb, sb->pool_image)) {
-        int present = sb_image_present(sb, sb->pool_image, err);
-        if (present <= 0) {
-            if (present == 0)
-                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present",
-                             sb->pool_image);
-            free(p);
-            return NULL;
-        }
-        sb_image_remember(sb, sb->pool_image);
-    }
+    snprintf(p->name, sizeof p->name, "pyexec-%s-%s", sb->ns ? "host" : "pool", hex);
+    snprintf(p->image, sizeof p->image, "%s", profile->image);
+    p->memory_mb = profile->memory_mb;
+    p->cpu_shares = profile->cpu_shares;
+    p->disk_mb = profile->disk_mb;
     if (sb_live_add(sb, p->name, err) < 0) {
         free(p);
         return NULL;
     }
-    px_job_spec profile = {
-        .image = sb->pool_image,
-        .network = false,
-        .memory_mb = sb->pool_memory_mb,
-        .disk_mb = sb->pool_disk_mb,
-        .cpu_shares = sb->pool_cpu_shares,
-    };
-    if (sb_create_container(sb, &profile, true, p->name, p->id, sizeof p->id, err) < 0) {
+    if (sb_create_container(sb, profile, true, p->name, p->id, sizeof p->id, err) < 0) {
         px_error_wrap(err, "create container");
         sb_pooled_discard(sb, p); /* by name: the engine may have made it */
         return NULL;
@@ -202,6 +207,30 @@ static pooled *pool_create(docker_sandbox *sb, px_error *err) {
     }
     sb_pooled_discard(sb, p);
     return NULL;
+}
+
+/* Makes one pooled container of the pool's profile: image present (never
+ * pulled here: a pull may take long, and a cold run pulls), then
+ * sb_pooled_create(). */
+static pooled *pool_create(docker_sandbox *sb, px_error *err) {
+    if (!sb_image_cached(sb, sb->pool_image)) {
+        int present = sb_image_present(sb, sb->pool_image, err);
+        if (present <= 0) {
+            if (present == 0)
+                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present",
+                             sb->pool_image);
+            return NULL;
+        }
+        sb_image_remember(sb, sb->pool_image);
+    }
+    px_job_spec profile = {
+        .image = sb->pool_image,
+        .network = false,
+        .memory_mb = sb->pool_memory_mb,
+        .disk_mb = sb->pool_disk_mb,
+        .cpu_shares = sb->pool_cpu_shares,
+    };
+    return sb_pooled_create(sb, &profile, err);
 }
 
 /* A pool thread; see the file comment. */

@@ -16,6 +16,15 @@
  *   KILL      the executor asked: SIGKILL at once, no draining;
  *   PROTOCOL  the attach stream broke its framing: SIGKILL, report an error.
  * Every path after a successful create ends in a forced removal.
+ *
+ * The namespace mode (--isolation namespace, host.py) takes a third path: a
+ * ready host of the spec's image (pooled, or one made now) -> update its
+ * limits if they differ -> report started -> [poll loop] -> the host's
+ * last words are the verdict (the host lives on: no wait, no removal) ->
+ * back to the ready list when the execution ended cleanly and the host has
+ * run fewer than --host-reuse executions; else removed. Any other end
+ * (deadline, kill, broken stream, OOM kill, the bootstrap's failure, stdin
+ * not wholly delivered) retires the host: it is killed and removed.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -139,6 +148,8 @@ typedef struct drive_state {
     int64_t deadline;       /* monotonic ms */
     int64_t drain_deadline; /* set once the container was killed at the deadline */
     px_error err;           /* why the stream broke (END_PROTOCOL) */
+    pooled *host;           /* the namespace mode's host, or NULL */
+    bool reusable;          /* out: the host may run another execution */
 } drive_state;
 
 /* The deadline passed: takes a usage snapshot, kills the container and lets
@@ -146,6 +157,10 @@ typedef struct drive_state {
 static void kill_at_deadline(drive_state *d) {
     sb_take_stats(d->sb, d->id, TIMEOUT_STATS_TIMEOUT_MS, &d->result->peak_memory_bytes,
                   &d->result->cpu_time_ms);
+    if (d->host) /* the host's counter runs over its whole life */
+        d->result->cpu_time_ms = d->result->cpu_time_ms > d->host->cpu_base_ms
+                                     ? d->result->cpu_time_ms - d->host->cpu_base_ms
+                                     : 0;
     sb_kill_container(d->sb, d->id);
     d->result->timed_out = true;
     d->in.done = true;
@@ -208,9 +223,36 @@ static run_end pump(drive_state *d) {
  * words, waits for the engine to see the container stop and reports at once
  * when the two agree; kills on a kill request or a broken stream; otherwise
  * asks the engine for the exit status. */
+/* A host's last words: its trailer is the verdict (the host, outside the
+ * execution's namespaces, wrote it after the execution's pid namespace was
+ * gone). Decides whether the host may run another execution. */
+static void conclude_host(drive_state *d) {
+    run_io *io = d->io;
+    px_sandbox_result *result = d->result;
+    result->ran = true;
+    result->exit_code = sb_trailer_exit_code(&io->scanner);
+    sb_apply_trailer(&io->scanner, result);
+    sb_apply_report(&io->out_scanner, result);
+    _cleanup_json_ json_t *j = json_loads(io->scanner.trailer, 0, NULL);
+    json_int_t base = json_integer_value(json_object_get(j, "host_cpu_ms"));
+    d->host->cpu_base_ms = base > 0 ? base : 0;
+    d->host->uses++;
+    d->reusable = json_integer_value(json_object_get(j, "clean")) == 1 && !result->oom_killed &&
+                  d->in.done && d->in.i == PX_ARRAY_SIZE(d->in.seg) &&
+                  d->host->uses < d->sb->host_reuse;
+    sb_step_done(io, "host '%.12s' reported the end", d->id);
+    px_sandbox_run_ended(io->run, result);
+}
+
 static void conclude(drive_state *d, run_end end) {
     run_io *io = d->io;
     px_sandbox_result *result = d->result;
+    if (end == END_DONE && d->host && sb_trailer_exit_code(&io->scanner) >= 0) {
+        conclude_host(d);
+        return;
+    }
+    if (end == END_DONE && d->host)
+        end = END_EOF; /* a trailer without an exit code: retire the host */
     if (end == END_DONE) {
         /* The bootstrap, the container's PID 1, has written its last words
          * and is exiting, which ends the container. Its trailer is one
@@ -265,17 +307,20 @@ static void conclude(drive_state *d, run_end end) {
  * sends the preamble, project and stdin, pumps output, enforces the
  * deadline (counted from this call: the caller has just reported the start)
  * and kill requests, and fills `result` except for the removal, which the
- * caller does. When the bootstrap's end marker and trailer both arrive, the
+ * caller does. With `host` (the namespace mode), the host's last words are
+ * the verdict; returns whether the host may run another execution (false
+ * for every container of the container mode). When the bootstrap's end marker and trailer both arrive, the
  * output is complete: the run waits for the container's exit, which follows
  * at once, and when the engine's exit code agrees with the trailer reports
  * the result (px_sandbox_run_ended) before the removal. */
-static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
-                  int fd, const uint8_t *early, size_t early_len, px_sandbox_result *result) {
+static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
+                  int fd, const uint8_t *early, size_t early_len, pooled *host,
+                  px_sandbox_result *result) {
     _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
     if (!buf) {
         px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
         sb_kill_container(sb, id);
-        return;
+        return false;
     }
     drive_state d = {
         .sb = sb,
@@ -287,7 +332,9 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         .result = result,
         .in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
                        {spec->tar, spec->tar_len},
-                       {spec->stdin_data, spec->stdin_len}}},
+                       {spec->stdin_data, spec->stdin_len}},
+                .keep_open = host != NULL},
+        .host = host,
         .deadline = io->deadline_ms ? io->deadline_ms
                                     : px_now_mono_ms() + (int64_t)spec->timeout_s * 1000,
         .err = PX_ERROR_INIT,
@@ -313,6 +360,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
     px_trailer_scanner_finish(&io->scanner, sb_deliver_stderr, io);
     sb_flush_held(io); /* before the result: nothing held back is lost or late */
     conclude(&d, end);
+    return d.reusable;
 }
 
 /* The warm path: takes pooled containers until one is idle, accepts the
@@ -323,7 +371,7 @@ static void drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
 static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
                      px_sandbox_result *result) {
     for (;;) {
-        pooled *p = sb_pool_take(sb);
+        pooled *p = sb_pool_take(sb, spec->image, spec->disk_mb);
         if (!p)
             return false;
         px_error err = PX_ERROR_INIT;
@@ -332,14 +380,14 @@ static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         if (!sb_pooled_idle(p)) {
             px_warn("docker: pooled container '%.12s' ended or spoke while idle; removing it",
                     p->id);
-        } else if (sb_pooled_set_limits(sb, p->id, spec, &err) < 0 ||
+        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0 ||
                    sb_pooled_rename(sb, p, name, &err) < 0) {
             px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
         } else {
             sb_pool_count(sb, &sb->stats.taken);
             sb_step_done(io, "take pooled container '%.12s'", p->id);
             px_sandbox_run_started(io->run);
-            drive(sb, spec, io, p->id, p->fd, NULL, 0, result);
+            drive(sb, spec, io, p->id, p->fd, NULL, 0, NULL, result);
             char id[16];
             snprintf(id, sizeof id, "%.12s", p->id);
             sb_pooled_discard(sb, p);
@@ -398,7 +446,7 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         } else {
             sb_step_done(io, "start container '%.12s'", id);
             px_sandbox_run_started(io->run);
-            drive(sb, spec, io, id, fd, early, early_len, result);
+            drive(sb, spec, io, id, fd, early, early_len, NULL, result);
         }
     }
     if (fd >= 0)
@@ -406,6 +454,56 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     sb_remove_container(sb, id);
     sb_step_done(io, "remove container '%.12s'", id);
     sb_live_remove(sb, name);
+}
+
+/* The namespace mode: a ready host of the spec's image, or one made now;
+ * its limits set to the spec's; one execution; then the host goes back to
+ * the ready list or is retired (see the top of the file). */
+static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
+                   px_sandbox_result *result) {
+    px_error err = PX_ERROR_INIT;
+    pooled *p = NULL;
+    while (!p && (p = sb_pool_take(sb, spec->image, spec->disk_mb))) {
+        if (!sb_pooled_idle(p)) {
+            px_warn("docker: host '%.12s' ended or spoke while idle; removing it", p->id);
+        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0) {
+            px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
+        } else {
+            sb_pool_count(sb, &sb->stats.taken);
+            sb_step_done(io, "take host '%.12s' (%d executions before)", p->id, p->uses);
+            break;
+        }
+        sb_pool_count(sb, &sb->stats.discarded);
+        sb_pooled_discard(sb, p);
+        p = NULL;
+    }
+    if (!p) {
+        if (sb_ensure_image(sb, spec->image, &err) < 0) {
+            result->error = err;
+            return;
+        }
+        if (px_sandbox_run_kill_requested(io->run)) {
+            px_error_set(&result->error, PX_E_CANCELLED, "killed before the host was created");
+            return;
+        }
+        sb_pool_count(sb, &sb->stats.cold);
+        p = sb_pooled_create(sb, spec, &err);
+        if (!p) {
+            result->error = err;
+            px_error_wrap(&result->error, "make a host container");
+            return;
+        }
+        sb_step_done(io, "create host '%.12s'", p->id);
+    }
+    px_sandbox_run_started(io->run);
+    if (drive(sb, spec, io, p->id, p->fd, NULL, 0, p, result)) {
+        sb_pool_return(sb, p);
+        return;
+    }
+    char id[16];
+    snprintf(id, sizeof id, "%.12s", p->id);
+    sb_pooled_discard(sb, p);
+    sb_step_done(io, "retire host '%s'", id);
 }
 
 /* Runs `spec` with its dependency layer `deps` (directory under /deps, or
@@ -417,7 +515,7 @@ static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run
     if (deps)
         snprintf(path, sizeof path, "/deps/%s", deps);
     __attribute__((cleanup(sb_run_io_freep))) run_io *io =
-        sb_run_io_new(spec, run, deps ? path : NULL, &err);
+        sb_run_io_new(sb, spec, run, deps ? path : NULL, &err);
     if (!io) {
         result->error = err;
         px_error_wrap(&result->error, "prepare bootstrap");
@@ -426,6 +524,10 @@ static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run
     io->deadline_ms = deadline;
     if (px_sandbox_run_kill_requested(run)) {
         px_error_set(&result->error, PX_E_CANCELLED, "killed before the container was created");
+        return;
+    }
+    if (sb_ns_runs(sb, spec)) {
+        run_ns(sb, spec, io, result);
         return;
     }
     if (sb_pool_fits(sb, spec) && run_warm(sb, spec, io, result))

@@ -71,8 +71,12 @@ void sb_run_io_free(run_io *io) {
  * (with the run's dependency layer directory `deps`, or NULL).
  * Returns a new run_io, or NULL with `err` set (PX_E_INVALID when the spec
  * cannot be encoded). */
-run_io *sb_run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *deps,
-                      px_error *err) {
+bool sb_ns_runs(const docker_sandbox *sb, const px_job_spec *spec) {
+    return sb->ns && !spec->network;
+}
+
+run_io *sb_run_io_new(const docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                      const char *deps, px_error *err) {
     char nonce[33];
     __attribute__((cleanup(sb_run_io_freep))) run_io *io = calloc(1, sizeof *io);
     if (!io) {
@@ -89,8 +93,13 @@ run_io *sb_run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *
     io->begun_ms = io->step_ms = px_now_mono_ms();
     if (px_random_hex(nonce, 16, err) < 0 ||
         px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
-        px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0 ||
-        px_bootstrap_preamble(spec, nonce, deps, &io->preamble, &io->preamble_len, err) < 0)
+        px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0)
+        return NULL;
+    if (sb_ns_runs(sb, spec) ? px_host_preamble(spec, nonce, deps, sb->ns_filter,
+                                                sb->ns_filter_len, sb->tmp_mb, &io->preamble,
+                                                &io->preamble_len, err) < 0
+                             : px_bootstrap_preamble(spec, nonce, deps, &io->preamble,
+                                                     &io->preamble_len, err) < 0)
         return NULL;
     return TAKE_PTR(io);
 }
@@ -156,7 +165,8 @@ void sb_feed_stdin(stdin_feed *f, int fd) {
     size_t burst = 0;
     while (!f->done && burst < WRITE_BURST) {
         if (f->i == PX_ARRAY_SIZE(f->seg)) {
-            shutdown(fd, SHUT_WR);
+            if (!f->keep_open)
+                shutdown(fd, SHUT_WR);
             f->done = true;
             break;
         }

@@ -65,6 +65,13 @@ typedef struct pooled {
     char name[64];
     char id[128];
     int fd; /* the attach socket, -1 before attach */
+    /* What it was created for or last updated to. */
+    char image[256];
+    int memory_mb, cpu_shares, disk_mb;
+    /* A namespace-mode host: the executions it ran, and its cgroup's CPU
+     * counter after the last one (a timeout's usage is the delta). */
+    int uses;
+    int64_t cpu_base_ms;
 } pooled;
 
 /* A dependency layer (deps.c). */
@@ -89,6 +96,13 @@ typedef struct docker_sandbox {
     int nofile;
     int64_t reaper_interval_ms;
     char *seccomp_opt; /* "seccomp=<the built-in profile>", for SecurityOpt */
+    /* --isolation namespace (run.c, host.py): the host containers'
+     * SecurityOpt seccomp entry and the programs' filter (BPF). */
+    bool ns;
+    int host_reuse;
+    char *host_seccomp_opt;
+    uint8_t *ns_filter;
+    size_t ns_filter_len;
     px_docker_client *client;
 
     /* The live set: names of the containers a run or the pool owns, which
@@ -185,6 +199,9 @@ int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_po
  * (seccomp.json, embedded at build time): "seccomp=<compact JSON>", or NULL
  * with `err` set if the profile does not parse. malloc'd. */
 char *sb_seccomp_option(px_error *err);
+/* The namespace mode's start: the host profile's SecurityOpt entry and the
+ * programs' filter, built from the sandbox profile (seccomp_filter.h). */
+int sb_ns_prepare(docker_sandbox *sb, px_error *err);
 /* Fails (PX_E_INVALID, naming the ones there are) when the engine has no
  * runtime called sb->runtime. */
 int sb_check_runtime(docker_sandbox *sb, px_error *err);
@@ -217,12 +234,18 @@ typedef struct stdin_feed {
     } seg[3];
     size_t i, off;
     bool done;
+    bool keep_open; /* a host's stdin: no shutdown after the last byte */
 } stdin_feed;
 
 /* Chooses the nonce, arms the trailer scanners and builds the preamble
- * (with the run's dependency layer directory `deps`, or NULL). */
-run_io *sb_run_io_new(const px_job_spec *spec, px_sandbox_run *run, const char *deps,
-                      px_error *err);
+ * (with the run's dependency layer directory `deps`, or NULL): a host's
+ * job (px_host_preamble) when sb_ns_runs(sb, spec). */
+run_io *sb_run_io_new(const docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
+                      const char *deps, px_error *err);
+/* Whether `spec` runs in a namespace-mode host: the namespace mode, network
+ * off (an execution's network namespace has loopback only; a run with the
+ * network on gets a container of its own). */
+bool sb_ns_runs(const docker_sandbox *sb, const px_job_spec *spec);
 /* NULL-safe. */
 void sb_run_io_free(run_io *io);
 PX_DEFINE_CLEANUP(run_io, sb_run_io_free)
@@ -265,13 +288,20 @@ void sb_pool_count(docker_sandbox *sb, uint64_t *counter);
 void sb_pooled_discard(docker_sandbox *sb, pooled *p);
 /* Whether a spec can run in a pooled container. */
 bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec);
-/* Takes the oldest ready container (the caller owns it), or NULL. */
-pooled *sb_pool_take(docker_sandbox *sb);
+/* Takes the oldest ready container of `image` with /work of `disk_mb` MiB
+ * (the caller owns it), or NULL. */
+pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb);
+/* Puts a namespace-mode host back after a clean execution (or removes it
+ * when the ready list is full or the back-end stops). */
+void sb_pool_return(docker_sandbox *sb, pooled *p);
+/* Makes one pooled container (a host in the namespace mode) for the
+ * profile's image and limits: created, attached, started. */
+pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_error *err);
 /* True while the pooled container's bootstrap still waits, unspoken. */
 bool sb_pooled_idle(const pooled *p);
 /* Gives pooled container `id` the spec's memory, CPU weight and process
  * limit. */
-int sb_pooled_set_limits(docker_sandbox *sb, const char *id, const px_job_spec *spec,
+int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec,
                          px_error *err);
 /* Renames pooled container `p` to `name`, keeping it live throughout. */
 int sb_pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *err);

@@ -90,12 +90,14 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err
     return store;
 }
 
-int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals) {
+int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
+                  const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
     px_executor_config ec = {
         .max_concurrent = (unsigned)cfg->max_concurrent,
         .max_queue = (unsigned)cfg->max_queue,
         .output_limit_bytes = (uint64_t)cfg->output_limit_bytes,
+        .metrics = metrics,
     };
     px_executor *ex = px_executor_new(&ec, sandbox, &err);
     if (!ex) {
@@ -108,7 +110,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         px_executor_free(ex);
         return 1;
     }
-    px_rpc_server *srv = px_rpc_server_new(cfg, ex, store, &err);
+    px_rpc_server *srv = px_rpc_server_new(cfg, ex, store, metrics, &err);
     if (!srv || px_rpc_server_start(srv, &err) < 0) {
         px_err("start: %s", err.msg);
         px_rpc_server_free(srv);
@@ -117,7 +119,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *sign
         return 1;
     }
     px_http_server *http = NULL;
-    if (cfg->http_listen[0] && !(http = px_http_server_new(cfg, srv, store, &err))) {
+    if (cfg->http_listen[0] && !(http = px_http_server_new(cfg, srv, store, metrics, &err))) {
         px_err("start: %s", err.msg);
         px_rpc_server_free(srv);
         px_executor_free(ex);

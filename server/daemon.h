@@ -17,9 +17,11 @@
 #include <signal.h>
 
 #include "server/base/config.h"
+#include "server/base/metrics.h"
 #include "server/executor/sandbox.h"
 
-int px_daemon_run(const px_config *cfg, px_sandbox sandbox, const sigset_t *signals);
+int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
+                  const sigset_t *signals);
 
 /* The start of every server main(): parses the flags and environment into
  * `cfg`, sets the log level, blocks SIGTERM, SIGINT and SIGHUP (filled into

@@ -10,6 +10,7 @@
 
 #include "server/base/config.h"
 #include "server/base/log.h"
+#include "server/base/metrics.h"
 #include "server/daemon.h"
 #include "server/rpc/rpc.h"
 #include "server/executor/docker/docker_global.h"
@@ -31,14 +32,20 @@ int main(int argc, char **argv) {
         px_rpc_global_cleanup();
         return 1;
     }
+    /* The back-end counts into it too: made before both, freed after both. */
+    px_metrics *metrics = px_metrics_new();
     px_docker_config dc;
     px_docker_config_from(&dc, &cfg);
+    dc.metrics = metrics;
     px_sandbox sandbox;
     rc = 1;
-    if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
+    if (!metrics)
+        px_err("start: metrics: out of memory");
+    else if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
         px_err("start: Docker back-end: %s", err.msg);
     else
-        rc = px_daemon_run(&cfg, sandbox, &signals);
+        rc = px_daemon_run(&cfg, sandbox, metrics, &signals);
+    px_metrics_free(metrics);
     px_docker_global_cleanup();
     px_rpc_global_cleanup();
     return rc;

@@ -47,6 +47,7 @@
 
 #include "server/base/cleanup.h"
 #include "server/base/clock.h"
+#include "server/base/log.h"
 
 /* What px_sandbox_run_kill_requested() reports when only the output cap
  * asked for the end; never used for classification. */
@@ -101,6 +102,7 @@ struct px_executor {
     pthread_cond_t work_cond; /* a job was queued, or stopping */
     pthread_cond_t idle_cond; /* admitted or finishing dropped */
     px_job *qhead, *qtail;    /* FIFO of QUEUED jobs */
+    unsigned queued;          /* jobs in that FIFO */
     px_job *jobs;             /* every admitted job */
     unsigned admitted;
     unsigned finishing;
@@ -111,6 +113,10 @@ struct px_executor {
 
     pthread_t *workers;
     unsigned n_workers;
+
+    /* Metrics (config.metrics; all NULL without one). */
+    px_counter *output_bytes[3];   /* by px_stream */
+    px_counter *refused_full, *refused_stopping;
 };
 
 /* ---- job helpers ---- */
@@ -169,6 +175,7 @@ static void queue_remove_locked(px_executor *ex, px_job *job) {
         if (ex->qtail == j)
             ex->qtail = prev;
         j->qnext = NULL;
+        ex->queued--;
         return;
     }
 }
@@ -259,6 +266,7 @@ void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t 
         job->truncated = true;
     }
     job->output_bytes += keep;
+    px_counter_add(job->ex->output_bytes[stream == PX_STREAM_STDERR ? 2 : 1], keep);
     if (keep > 0 && job->events.on_output)
         job->events.on_output(job->events.ud, stream, data, keep);
 
@@ -285,6 +293,18 @@ int px_sandbox_run_wake_fd(const px_sandbox_run *run) {
 /* Delivers on_done for a job that has left `jobs` and drops the list's
  * reference. No lock held. */
 static void deliver_done(px_job *job, const px_outcome *outcome) {
+    px_metrics *m = job->ex->config.metrics;
+    if (m) {
+        char labels[96], *p;
+        snprintf(labels, sizeof labels, "status=\"%s\",reason=\"%s\"",
+                 px_status_name(outcome->status), px_reason_name(outcome->reason));
+        for (p = labels; *p; p++)
+            if (*p >= 'A' && *p <= 'Z')
+                *p = (char)(*p - 'A' + 'a');
+        px_counter_add(px_metrics_counter(m, "pyexec_executions_total",
+                                          "Executions ended, by status and reason.", labels),
+                       1);
+    }
     if (job->events.on_done)
         job->events.on_done(job->events.ud, outcome);
     px_job_unref(job);
@@ -422,6 +442,7 @@ static void *worker_main(void *arg) {
         if (!ex->qhead)
             ex->qtail = NULL;
         job->qnext = NULL;
+        ex->queued--;
         pthread_mutex_lock(&job->mu);
         job->state = JOB_RUNNING;
         pthread_mutex_unlock(&job->mu);
@@ -429,6 +450,41 @@ static void *worker_main(void *arg) {
 
         run_job(ex, job);
     }
+}
+
+/* ---- metrics ---- */
+
+static void collect(void *ud, px_metrics_writer *w) {
+    px_executor *ex = ud;
+    pthread_mutex_lock(&ex->mu);
+    unsigned queued = ex->queued, admitted = ex->admitted;
+    pthread_mutex_unlock(&ex->mu);
+    px_metrics_write_gauge(w, "pyexec_executions_queued",
+                           "Executions admitted and waiting for a worker.", NULL, queued);
+    px_metrics_write_gauge(w, "pyexec_executions_running",
+                           "Executions a worker is running (or ending).", NULL,
+                           admitted > queued ? admitted - queued : 0);
+    px_metrics_write_gauge(w, "pyexec_executions_max_running",
+                           "Executions that may run at once (--max-concurrent).", NULL,
+                           ex->config.max_concurrent);
+}
+
+static void init_metrics(px_executor *ex) {
+    px_metrics *m = ex->config.metrics;
+    if (!m)
+        return;
+    static const char out_help[] = "Output bytes the programs wrote (kept: the cap applied).";
+    ex->output_bytes[1] = px_metrics_counter(m, "pyexec_output_bytes_total", out_help,
+                                             "stream=\"stdout\"");
+    ex->output_bytes[2] = px_metrics_counter(m, "pyexec_output_bytes_total", out_help,
+                                             "stream=\"stderr\"");
+    static const char ref_help[] = "Executions refused at admission, by why.";
+    ex->refused_full = px_metrics_counter(m, "pyexec_admissions_refused_total", ref_help,
+                                          "reason=\"queue_full\"");
+    ex->refused_stopping = px_metrics_counter(m, "pyexec_admissions_refused_total", ref_help,
+                                              "reason=\"shutting_down\"");
+    if (px_metrics_add_collector(m, collect, ex) < 0)
+        px_warn("executor: metrics: out of memory; queue depth is not reported");
 }
 
 /* ---- public API ---- */
@@ -457,6 +513,7 @@ px_executor *px_executor_new(const px_executor_config *config, px_sandbox sandbo
     pthread_mutex_init(&ex->shutdown_mu, NULL);
     pthread_cond_init(&ex->work_cond, NULL);
     px_cond_init_mono(&ex->idle_cond);
+    init_metrics(ex);
 
     for (unsigned i = 0; i < config->max_concurrent; i++) {
         int rc = pthread_create(&ex->workers[i], NULL, worker_main, ex);
@@ -495,6 +552,7 @@ px_job *px_executor_submit(px_executor *ex, px_job_spec *spec, const px_job_even
     pthread_mutex_lock(&ex->mu);
     if (ex->stopping) {
         pthread_mutex_unlock(&ex->mu);
+        px_counter_add(ex->refused_stopping, 1);
         px_job_spec_free(TAKE_PTR(job->spec));
         free(job);
         px_error_set(err, PX_E_UNAVAILABLE, "executor: shutting down");
@@ -503,6 +561,7 @@ px_job *px_executor_submit(px_executor *ex, px_job_spec *spec, const px_job_even
     uint64_t limit = (uint64_t)ex->config.max_concurrent + ex->config.max_queue;
     if (ex->admitted >= limit) {
         pthread_mutex_unlock(&ex->mu);
+        px_counter_add(ex->refused_full, 1);
         px_job_spec_free(TAKE_PTR(job->spec));
         free(job);
         px_error_set(err, PX_E_EXHAUSTED,
@@ -520,6 +579,7 @@ px_job *px_executor_submit(px_executor *ex, px_job_spec *spec, const px_job_even
     else
         ex->qhead = job;
     ex->qtail = job;
+    ex->queued++;
     pthread_cond_signal(&ex->work_cond);
     pthread_mutex_unlock(&ex->mu);
     return job;
@@ -602,6 +662,7 @@ void px_executor_free(px_executor *ex) {
     if (!ex)
         return;
     px_executor_shutdown(ex, 0);
+    px_metrics_remove_collector(ex->config.metrics, collect, ex);
     if (ex->sandbox.ops->destroy)
         ex->sandbox.ops->destroy(ex->sandbox.self);
     pthread_cond_destroy(&ex->work_cond);

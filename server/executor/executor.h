@@ -25,6 +25,7 @@
 #ifndef PYEXEC_EXECUTOR_EXECUTOR_H
 #define PYEXEC_EXECUTOR_EXECUTOR_H
 
+#include "server/base/metrics.h"
 #include "server/executor/sandbox.h"
 #include "server/model/job.h"
 
@@ -39,6 +40,10 @@ typedef struct px_executor_config {
     unsigned max_concurrent;     /* worker threads; >= 1 */
     unsigned max_queue;          /* jobs waiting beyond the running ones */
     uint64_t output_limit_bytes; /* stdout+stderr cap per job; 0: no cap */
+    /* Where the executor counts (executions by status and reason, output
+     * bytes, refusals; queue depth and running on demand); NULL: nowhere.
+     * Must outlive the executor. */
+    px_metrics *metrics;
 } px_executor_config;
 
 typedef struct px_job_events {

@@ -30,6 +30,7 @@ struct px_http_server {
     const px_config *cfg;
     px_rpc_server *rpc;
     px_store *store;
+    px_metrics *metrics; /* may be NULL */
     struct MHD_Daemon *mhd;
     char address[128];
     int stop_fd;           /* eventfd, readable once px_http_server_free began */
@@ -98,6 +99,9 @@ enum MHD_Result px_http_reply_error(px_http_req *req, unsigned status, const cha
     __attribute__((format(printf, 3, 4)));
 /* {"error": err->msg} with the status err->code maps to (px_http_status). */
 enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err);
+
+/* Counts an answer in pyexec_http_requests_total{route,code}. */
+void px_http_count(px_http_req *req, unsigned status);
 
 /* The HTTP status of an error class: 400, 404, 409, 413, 416, 429, 503, ... */
 unsigned px_http_status(px_code code);

@@ -19,6 +19,7 @@
 
 #include "server/base/config.h"
 #include "server/base/error.h"
+#include "server/base/metrics.h"
 #include "server/rpc/rpc.h"
 #include "server/store/store.h"
 
@@ -29,11 +30,12 @@ extern "C" {
 typedef struct px_http_server px_http_server;
 
 /* Binds cfg->http_listen and starts serving. Borrows `cfg`, `rpc` (for its
- * health) and `store`, which must outlive the server. Returns NULL with
+ * health), `store` and `metrics` (served on /metrics, and counted into;
+ * may be NULL), which must outlive the server. Returns NULL with
  * `err` set: PX_E_INVALID for a malformed address, PX_E_UNAVAILABLE if it
  * cannot be bound. */
 px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_store *store,
-                                   px_error *err);
+                                   px_metrics *metrics, px_error *err);
 
 /* The bound address as HOST:PORT (the real port when port 0 was asked
  * for). Borrowed until px_http_server_free. */

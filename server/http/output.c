@@ -281,5 +281,6 @@ enum MHD_Result px_http_stream_output(px_http_req *req) {
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
     enum MHD_Result ret = MHD_queue_response(req->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
+    px_http_count(req, MHD_HTTP_OK);
     return ret;
 }

@@ -262,8 +262,42 @@ static enum MHD_Result list_executions(px_http_req *req) {
     return px_http_reply_json(req, MHD_HTTP_OK, body);
 }
 
+/* GET /metrics: every metric of the process, and the store's size. */
+static enum MHD_Result metrics(px_http_req *req) {
+    px_error err = PX_ERROR_INIT;
+    char *text = NULL;
+    size_t len = 0;
+    if (px_metrics_render(req->srv->metrics, &text, &len, &err) < 0)
+        return px_http_reply_px_error(req, &err);
+    char extra[256];
+    int n = snprintf(extra, sizeof extra,
+                     "# HELP pyexec_executions_retained Executions the store holds.\n"
+                     "# TYPE pyexec_executions_retained gauge\n"
+                     "pyexec_executions_retained %zu\n",
+                     px_store_count(req->srv->store));
+    char *all = realloc(text, len + (size_t)n + 1);
+    if (!all) {
+        free(text);
+        return px_http_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    memcpy(all + len, extra, (size_t)n + 1);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len + (size_t)n, all,
+                                                             MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(all);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(req->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    px_http_count(req, MHD_HTTP_OK);
+    return ret;
+}
+
 const px_http_route px_http_routes[] = {
     {"GET", "/health", PX_BODY_NONE, health},
+    {"GET", "/metrics", PX_BODY_NONE, metrics},
     {"POST", "/api/v1/exec/sync", PX_BODY_MULTIPART, exec_sync},
     {"POST", "/api/v1/exec/async", PX_BODY_MULTIPART, exec_async},
     {"POST", "/api/v1/eval", PX_BODY_JSON, eval},

@@ -79,6 +79,7 @@ enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *bo
     }
     enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
     MHD_destroy_response(r);
+    px_http_count(req, status);
     const char *where = req->route ? req->route->pattern : "(no route)";
     if (status >= 500)
         px_warn("http: %s %s from %s: %u %s", req->method, where, req->peer, status, text);
@@ -104,6 +105,17 @@ enum MHD_Result px_http_reply_error(px_http_req *req, unsigned status, const cha
 
 enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err) {
     return px_http_reply_error(req, px_http_status(err->code), "%s", err->msg);
+}
+
+void px_http_count(px_http_req *req, unsigned status) {
+    if (!req->srv->metrics)
+        return;
+    char labels[160];
+    snprintf(labels, sizeof labels, "route=\"%s\",code=\"%u\"",
+             req->route ? req->route->pattern : "none", status);
+    px_counter_add(px_metrics_counter(req->srv->metrics, "pyexec_http_requests_total",
+                                      "HTTP requests answered, by route and status code.", labels),
+                   1);
 }
 
 int px_http_client_fd(struct MHD_Connection *conn) {
@@ -399,7 +411,7 @@ static void server_release(px_http_server *srv) {
 }
 
 px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_store *store,
-                                   px_error *err) {
+                                   px_metrics *metrics, px_error *err) {
     struct sockaddr_storage ss;
     if (parse_address(cfg->http_listen, &ss, err) < 0)
         return NULL;
@@ -411,6 +423,7 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     srv->cfg = cfg;
     srv->rpc = rpc;
     srv->store = store;
+    srv->metrics = metrics;
     pthread_mutex_init(&srv->mu, NULL);
     px_cond_init_mono(&srv->idle);
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

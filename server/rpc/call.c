@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
@@ -70,8 +71,15 @@ static void on_send_done(px_tag *tag, bool ok) {
     px_call_unref(call);
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_call_ops *ops) {
     call->srv = srv;
+    call->started_s = now_s();
     call->call = gcall;
     call->ops = ops;
     pthread_mutex_init(&call->mu, NULL);
@@ -208,6 +216,17 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
         }
     }
     log_refusal(call, code, details);
+    if (call->rpc && call->srv->metrics) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", call->rpc,
+                 px_grpc_status_name(code));
+        px_histogram_observe(
+            px_metrics_histogram(call->srv->metrics, "pyexec_rpc_duration_seconds",
+                                 "gRPC calls from their start to their final status, by method "
+                                 "and status code.",
+                                 labels, px_metrics_latency_bounds, px_metrics_latency_bounds_n),
+            now_s() - call->started_s);
+    }
     if (key && value) {
         /* Released with the call: the batch borrows them until it completes. */
         call->final_trailer.key = grpc_slice_from_copied_string(key);

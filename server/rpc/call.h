@@ -95,6 +95,7 @@ struct px_rpc_server {
      * otherwise pin a whole result per call. */
     _Atomic int64_t reply_bytes;
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
+    px_metrics *metrics;          /* borrowed; RPC latency by method and code; may be NULL */
     px_tls *tls;                  /* owned; NULL: plaintext */
 };
 
@@ -121,6 +122,7 @@ struct px_call {
      * creation: a call finished with an error status is then logged, with
      * its peer and the status's message. NULL: not logged. */
     const char *rpc;
+    double started_s;             /* monotonic seconds at creation, for the latency metric */
     pthread_mutex_t mu;
     atomic_int refs;
     bool initial_md_sent;         /* under mu */

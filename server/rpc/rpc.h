@@ -20,6 +20,7 @@
 
 #include "server/base/config.h"
 #include "server/base/error.h"
+#include "server/base/metrics.h"
 #include "server/executor/executor.h"
 #include "server/store/store.h"
 
@@ -35,12 +36,12 @@ typedef struct px_rpc_server px_rpc_server;
 void px_rpc_global_init(void);
 void px_rpc_global_cleanup(void);
 
-/* Creates the server and binds cfg->listen. Borrows `cfg`, `ex` and
- * `store`, which must outlive the server. Returns NULL with `err` set
+/* Creates the server and binds cfg->listen. Borrows `cfg`, `ex`, `store`
+ * and `metrics` (may be NULL: not counted), which must outlive the server. Returns NULL with `err` set
  * (PX_E_UNAVAILABLE if the address cannot be bound, PX_E_INVALID if it
  * is malformed). */
 px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store *store,
-                                 px_error *err);
+                                 px_metrics *metrics, px_error *err);
 
 /* The bound address as HOST:PORT (the real port when cfg->listen asked for
  * port 0). Borrowed until px_rpc_server_free. */

@@ -401,7 +401,7 @@ static void server_release(px_rpc_server *srv) {
 }
 
 px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store *store,
-                                 px_error *err) {
+                                 px_metrics *metrics, px_error *err) {
     char host[256];
     if (split_host(cfg->listen, host, sizeof host) < 0) {
         px_error_set(err, PX_E_INVALID, "--listen: '%s' is not HOST:PORT", cfg->listen);
@@ -420,6 +420,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->cfg = cfg;
     srv->ex = ex;
     srv->store = store;
+    srv->metrics = metrics;
     srv->serving = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     srv->shutdown_tag.on_done = on_shutdown_done;
     atomic_init(&srv->live_calls, 0);

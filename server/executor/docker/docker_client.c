@@ -27,7 +27,15 @@
 struct px_docker_client {
     char *socket_path;
     int64_t timeout_ms;
+    px_counter *unanswered;    /* may be NULL */
+    px_counter *server_errors; /* may be NULL */
 };
+
+void px_docker_client_count_errors(px_docker_client *c, px_counter *unanswered,
+                                   px_counter *server_errors) {
+    c->unanswered = unanswered;
+    c->server_errors = server_errors;
+}
 
 px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms,
                                        px_error *err) {
@@ -175,10 +183,13 @@ int px_docker_call(const px_docker_client *c, const char *method, const char *pa
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         free(body.data);
+        px_counter_add(c->unanswered, 1);
         return transfer_error(c, h, rc, errbuf, body.overflow, method, path, timeout_ms, err);
     }
     long status = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 500)
+        px_counter_add(c->server_errors, 1);
     if (!body.data) {
         body.data = strdup("");
         if (!body.data)

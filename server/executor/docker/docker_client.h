@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "server/base/error.h"
+#include "server/base/metrics.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -39,6 +40,13 @@ px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_
 
 /* NULL-safe. No call may be in progress. */
 void px_docker_client_free(px_docker_client *c);
+
+/* From now on, counts each call the engine did not answer (connect,
+ * timeout, transfer) into `unanswered` and each 5xx answer into
+ * `server_errors` (either may be NULL). Call before the client is shared
+ * between threads. */
+void px_docker_client_count_errors(px_docker_client *c, px_counter *unanswered,
+                                   px_counter *server_errors);
 
 /* Borrowed until the client is freed. */
 const char *px_docker_client_socket(const px_docker_client *c);

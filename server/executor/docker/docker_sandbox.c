@@ -39,9 +39,57 @@ static int sandbox_ping(void *self, px_error *err) {
 
 /* ---- life cycle ---- */
 
+static void collect(void *ud, px_metrics_writer *w) {
+    docker_sandbox *sb = ud;
+    pthread_mutex_lock(&sb->pool_mu);
+    px_docker_pool_stats st = sb->stats;
+    int ready = sb->n_ready, creating = sb->creating;
+    pthread_mutex_unlock(&sb->pool_mu);
+    px_metrics_write_gauge(w, "pyexec_warm_pool_size",
+                           "Containers the warm pool keeps ready (--warm-pool).", NULL,
+                           sb->pool_size);
+    px_metrics_write_gauge(w, "pyexec_warm_pool_ready", "Pooled containers ready for a run.",
+                           NULL, ready);
+    px_metrics_write_gauge(w, "pyexec_warm_pool_creating",
+                           "Pooled containers being created.", NULL, creating);
+    px_metrics_write_counter(w, "pyexec_warm_pool_handovers_total",
+                             "Runs that took a pooled container.", NULL, st.taken);
+    px_metrics_write_counter(w, "pyexec_warm_pool_cold_runs_total",
+                             "Runs that created their own container.", NULL, st.cold);
+    px_metrics_write_counter(w, "pyexec_warm_pool_discarded_total",
+                             "Pooled containers removed unused.", NULL, st.discarded);
+    px_metrics_write_counter(w, "pyexec_warm_pool_failures_total",
+                             "Failed creations of pooled containers.", NULL, st.failures);
+}
+
+/* Looks the back-end's metrics up once; the collector is added last, by
+ * px_docker_sandbox_new. */
+static void init_metrics(docker_sandbox *sb, px_metrics *m) {
+    sb->metrics = m;
+    if (!m)
+        return;
+    static const char help[] =
+        "Docker Engine API calls on sandbox containers that succeeded, by operation.";
+    sb->create_seconds =
+        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"create\"",
+                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
+    sb->start_seconds =
+        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"start\"",
+                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
+    sb->remove_seconds =
+        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"remove\"",
+                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
+    static const char ehelp[] = "Docker Engine API calls that failed, by how.";
+    px_docker_client_count_errors(
+        sb->client,
+        px_metrics_counter(m, "pyexec_docker_errors_total", ehelp, "kind=\"unanswered\""),
+        px_metrics_counter(m, "pyexec_docker_errors_total", ehelp, "kind=\"server_error\""));
+}
+
 static void sandbox_free(docker_sandbox *sb) {
     if (!sb)
         return;
+    px_metrics_remove_collector(sb->metrics, collect, sb);
     for (int i = 0; i < sb->n_ready; i++)
         free(sb->ready[i]);
     for (size_t i = 0; i < sb->n_live; i++)
@@ -249,6 +297,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
         px_error_set(err, PX_E_INTERNAL, "docker sandbox: out of memory");
         return NULL;
     }
+    init_metrics(sb, config->metrics);
     sb->seccomp_opt = sb_seccomp_option(err);
     if (!sb->seccomp_opt) {
         sandbox_free(sb);
@@ -309,6 +358,8 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
         sandbox_free(sb);
         return -1;
     }
+    if (px_metrics_add_collector(sb->metrics, collect, sb) < 0)
+        px_warn("docker: metrics: out of memory; the warm pool is not reported");
     out->ops = &docker_ops;
     out->self = sb;
     return 0;

@@ -61,6 +61,7 @@
 
 #include "server/base/config.h"
 #include "server/base/error.h"
+#include "server/base/metrics.h"
 #include "server/executor/sandbox.h"
 
 #ifdef __cplusplus
@@ -109,6 +110,11 @@ typedef struct px_docker_config {
     int64_t deps_cache_mb;     /* size the layers may take together (LRU eviction) */
     const char *helper_image;  /* runs the cache's list/remove helpers (the default image) */
     bool auto_requirements;    /* add the distributions the project's .py files import */
+
+    /* Where the back-end counts (container create/start/remove latency,
+     * engine errors, the warm pool's size and hand-overs); NULL: nowhere.
+     * Must outlive the back-end. */
+    px_metrics *metrics;
 } px_docker_config;
 
 #define PX_DOCKER_POOL_MAX 64

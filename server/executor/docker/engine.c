@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/base/cleanup.h"
 #include "server/base/clock.h"
@@ -116,14 +117,33 @@ int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
     return 0;
 }
 
+double sb_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Best effort: forced removal with volumes. */
 void sb_remove_container(docker_sandbox *sb, const char *id) {
     char path[512];
     px_error err = PX_ERROR_INIT;
+    double t0 = sb_now_s();
     if ((sb_container_path(path, sizeof path, id, "?force=1&v=1", &err) < 0 ||
          sb_api(sb, "DELETE", path, NULL, 0, NULL, &err) < 0) &&
         err.code != PX_E_NOT_FOUND)
         px_warn("docker: remove container '%.64s': %s", id, err.msg);
+    else
+        px_histogram_observe(sb->remove_seconds, sb_now_s() - t0);
+}
+
+int sb_start_container(docker_sandbox *sb, const char *id, px_error *err) {
+    char path[512];
+    double t0 = sb_now_s();
+    if (sb_container_path(path, sizeof path, id, "/start", err) < 0 ||
+        sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0)
+        return -1;
+    px_histogram_observe(sb->start_seconds, sb_now_s() - t0);
+    return 0;
 }
 
 /* Best effort SIGKILL. */
@@ -423,8 +443,11 @@ int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_po
                       (int)sizeof path)
         return px_error_set(err, PX_E_INTERNAL, "container name too long");
     px_docker_response r;
+    double t0 = sb_now_s();
     if (px_docker_call(sb->client, "POST", path, body, 0, &r, err) < 0)
         return -1;
+    if (r.status == 201 || r.status == 200)
+        px_histogram_observe(sb->create_seconds, sb_now_s() - t0);
     if (r.status != 201 && r.status != 200) {
         /* Name the endpoint without the query, as the engine's docs do. */
         px_docker_response_error(&r, "POST", "/containers/create", err);

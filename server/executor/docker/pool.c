@@ -193,14 +193,12 @@ pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_erro
     }
     _cleanup_free_ uint8_t *early = NULL;
     size_t early_len = 0;
-    char path[512];
     p->fd = px_docker_attach(sb->client, p->id, &early, &early_len, err);
     if (p->fd < 0) {
         px_error_wrap(err, "attach to container '%.12s'", p->id);
     } else if (early_len > 0) {
         px_error_set(err, PX_E_INTERNAL, "container '%.12s' spoke before its start", p->id);
-    } else if (sb_container_path(path, sizeof path, p->id, "/start", err) < 0 ||
-               sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0) {
+    } else if (sb_start_container(sb, p->id, err) < 0) {
         px_error_wrap(err, "start container '%.12s'", p->id);
     } else {
         return p;

@@ -432,15 +432,13 @@ static void run_cold(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     sb_step_done(io, "create container '%.12s'", id);
     _cleanup_free_ uint8_t *early = NULL;
     size_t early_len = 0;
-    char path[512];
     int fd = px_docker_attach(sb->client, id, &early, &early_len, &err);
     if (fd < 0) {
         result->error = err;
         px_error_wrap(&result->error, "attach to container '%.12s'", id);
     } else {
         sb_step_done(io, "attach to container '%.12s'", id);
-        if (sb_container_path(path, sizeof path, id, "/start", &err) < 0 ||
-            sb_api(sb, "POST", path, NULL, 0, NULL, &err) < 0) {
+        if (sb_start_container(sb, id, &err) < 0) {
             result->error = err;
             px_error_wrap(&result->error, "start container '%.12s'", id);
         } else {

@@ -105,6 +105,10 @@ typedef struct docker_sandbox {
     size_t ns_filter_len;
     px_docker_client *client;
 
+    /* Metrics (config->metrics; NULL without one): Engine API latencies. */
+    px_metrics *metrics;
+    px_histogram *create_seconds, *start_seconds, *remove_seconds;
+
     /* The live set: names of the containers a run or the pool owns, which
      * the reaper leaves alone. */
     pthread_mutex_t live_mu;
@@ -174,6 +178,11 @@ int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
                       px_error *err);
 /* Best effort: forced removal with volumes. */
 void sb_remove_container(docker_sandbox *sb, const char *id);
+/* Starts container `id` (its latency is measured). Returns 0, or -1 with
+ * `err` set. */
+int sb_start_container(docker_sandbox *sb, const char *id, px_error *err);
+/* Seconds on the monotonic clock, for latencies. */
+double sb_now_s(void);
 /* Best effort SIGKILL. */
 void sb_kill_container(docker_sandbox *sb, const char *id);
 /* Best effort usage snapshot; leaves *peak and *cpu_ms alone on failure. */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "server/base/config.h"
+#include "server/base/metrics.h"
 #include "server/daemon.h"
 #include "server/rpc/rpc.h"
 #include "tests/server/executor/fake_sandbox.h"
@@ -25,7 +26,9 @@ int main(int argc, char **argv) {
     if (rc > 0)
         return 0;
     fake_sandbox *fake = fake_sandbox_new();
-    rc = px_daemon_run(&cfg, fake_sandbox_as_sandbox(fake), &signals);
+    px_metrics *metrics = px_metrics_new();
+    rc = px_daemon_run(&cfg, fake_sandbox_as_sandbox(fake), metrics, &signals);
+    px_metrics_free(metrics);
     fake_sandbox_unref(fake);
     px_rpc_global_cleanup();
     return rc;

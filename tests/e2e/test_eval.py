@@ -240,13 +240,24 @@ def test_each_version_runs_its_own_python(stub, pb):
         assert result_of(res) == repr(version)
 
 
-def test_requirements_are_installed_before_the_code_runs(stub, pb):
-    from test_install_output import wheel
-    res = ev(stub, pb, files={"main.py": "import demo\ndemo.X * 2\n",
-                              "demo-1.0-py3-none-any.whl": wheel()},
-             requirements_txt="demo\n")
-    assert result_of(res) == "84", res.stderr
-    assert res.stdout == b""
+def test_requirements_are_installed_before_the_code_runs(flags, instance, pb, tmp_path):
+    """The dependency layer (built from the server's wheelhouse) is on the
+    path of an Eval's code too; its build's output is stderr, not stdout."""
+    import uuid
+
+    import wheels
+    from conftest import server_args
+    wheels.make_wheel(tmp_path, "demo", modules={"demo.py": "X = 42\n"})
+    inst = f"{instance}-eval-deps-{uuid.uuid4().hex[:6]}"
+    try:
+        with pyexecd.Server(*server_args(flags, inst), "--wheelhouse", str(tmp_path)) as srv:
+            stub = pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel())
+            res = ev(stub, pb, files={"main.py": "import demo\ndemo.X * 2\n"},
+                     requirements_txt="demo\n")
+            assert result_of(res) == "84", res.stderr
+            assert res.stdout == b""
+    finally:
+        pyexecd.docker_api("DELETE", f"/volumes/pyexec-deps-{inst}")
 
 
 def test_an_excepthook_the_program_sets_prints_the_traceback(stub, pb, ex):

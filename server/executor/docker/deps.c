@@ -14,7 +14,8 @@
  * A layer moves through
  *   BUILDING (in the list, one run builds, others wait on done_fd) ->
  *   READY (in the list; `users` runs mount it) -> evicted (out of the list)
- * or, from BUILDING, to failed (out of the list; the waiters read `error`).
+ * or, from BUILDING, to failed (out of the list; the waiters read `error`,
+ * and the last reference frees it).
  * Eviction takes READY layers that no run uses and no run waits for, least
  * recently used first, while the layers' total exceeds the cap; the layer
  * directories are deleted by a helper container after they left the list.
@@ -71,7 +72,7 @@ struct sb_layer {
     uint64_t last_used; /* deps_tick when last acquired */
     int users;          /* runs that mount it now */
     int waiters;        /* runs waiting for its build */
-    int refs;           /* the list's (while in it) + each waiter's */
+    int refs;           /* the list's (while in it) + each run building or waiting */
     int done_fd;        /* eventfd, readable once the build ended; -1 when loaded */
     bool failed;
     px_error error; /* why the build failed */
@@ -599,7 +600,7 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const cha
                 spec->execution_id, key, (long long)(px_now_mono_ms() - begun), err.msg);
     if (rc == 0)
         return l;
-    if (err.code != PX_E_CANCELLED) {
+    if (end == HELPER_EXITED) { /* this run was not stopped itself: say why it fails */
         char line[PX_ERROR_MSG_MAX + 64];
         snprintf(line, sizeof line, "pyexec: install: failed: %s\n", err.msg);
         say(run, line);

@@ -8,6 +8,7 @@ Each test's servers get an instance name of their own, so each has its own
 cache volume (pyexec-deps-<instance>), removed when the test ends.
 """
 
+import http.client
 import json
 import os
 import re
@@ -93,8 +94,20 @@ def hits(srv):
 IMPORT_TINY = "import tinypkg\nprint(tinypkg.VALUE)\n"
 
 
+def metrics(srv):
+    """The deps counters of the server's /metrics: {name: value}."""
+    conn = http.client.HTTPConnection(*srv.http_address().rsplit(":", 1), timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"^(pyexec_deps_\w+) (\S+)$", text, re.M)}
+
+
 def test_install_and_import_with_the_network_off_then_cached(deps):
-    srv, ex = deps.start()
+    srv, ex = deps.start("--http-listen", "127.0.0.1:0")
     res = ex.run(IMPORT_TINY, requirements_txt="tinypkg==1.0\n")
     assert pyexecd.status_name(res) == COMPLETED, (res.error, res.stderr)
     assert (res.exit_code, res.stdout) == (0, b"from the wheel\n"), res.stderr
@@ -111,6 +124,10 @@ def test_install_and_import_with_the_network_off_then_cached(deps):
     assert res.stdout == b"from the wheel 1\n", res.stderr  # only lo: the network is off
     assert res.stderr == b""
     assert (builds(srv), hits(srv)) == (1, 1)
+    m = metrics(srv)
+    assert (m["pyexec_deps_builds_total"], m["pyexec_deps_hits_total"]) == (1, 1), m
+    assert m["pyexec_deps_layers"] == 1 and m["pyexec_deps_bytes"] > 0, m
+    assert m["pyexec_deps_build_failures_total"] == 0, m
 
 
 def test_a_wheel_that_depends_on_another(deps):
@@ -136,7 +153,7 @@ def test_the_layer_is_read_only_in_the_sandbox(deps):
 
 
 def test_a_missing_package_fails_clearly_and_is_not_cached(deps):
-    srv, ex = deps.start()
+    srv, ex = deps.start("--http-listen", "127.0.0.1:0")
     for attempt in (1, 2):
         res = ex.run("print('never')\n", requirements_txt="no-such-package\n")
         assert pyexecd.status_name(res) == FAILED, res
@@ -148,6 +165,8 @@ def test_a_missing_package_fails_clearly_and_is_not_cached(deps):
         failed = srv.stderr_text().count("build of layer")
         assert failed == attempt, "a failed build is tried again, not cached"
     assert builds(srv) == 0
+    m = metrics(srv)
+    assert (m["pyexec_deps_build_failures_total"], m["pyexec_deps_layers"]) == (2, 0), m
 
 
 @pytest.fixture

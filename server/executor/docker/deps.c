@@ -46,6 +46,7 @@
 #include "server/base/clock.h"
 #include "server/base/id.h"
 #include "server/base/log.h"
+#include "server/base/metrics.h"
 #include "server/base/sha256.h"
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/frames.h"
@@ -815,6 +816,28 @@ void sb_deps_release(docker_sandbox *sb, sb_layer *layer) {
         px_info("docker: deps: evicted %zu layer(s), %lld bytes, least recently used first; "
                 "%lld bytes cached (cap %lld)",
                 n, (long long)freed, (long long)total, (long long)sb->deps_cache_bytes);
+}
+
+void sb_deps_collect(docker_sandbox *sb, px_metrics_writer *w) {
+    pthread_mutex_lock(&sb->deps_mu);
+    struct sb_deps_stats st = sb->deps_stats;
+    int64_t bytes = sb->deps_total;
+    int layers = 0;
+    for (sb_layer *l = sb->layers; l; l = l->next)
+        layers += l->state == LAYER_READY;
+    pthread_mutex_unlock(&sb->deps_mu);
+    px_metrics_write_gauge(w, "pyexec_deps_layers", "Dependency layers cached.", NULL, layers);
+    px_metrics_write_gauge(w, "pyexec_deps_bytes",
+                           "Bytes the cached dependency layers take (--deps-cache-mb).", NULL,
+                           (double)bytes);
+    px_metrics_write_counter(w, "pyexec_deps_hits_total",
+                             "Runs that found their dependency layer cached.", NULL, st.hits);
+    px_metrics_write_counter(w, "pyexec_deps_builds_total", "Dependency layers built.", NULL,
+                             st.builds);
+    px_metrics_write_counter(w, "pyexec_deps_build_failures_total",
+                             "Dependency builds that failed or were stopped.", NULL, st.failures);
+    px_metrics_write_counter(w, "pyexec_deps_evictions_total", "Dependency layers evicted.", NULL,
+                             st.evictions);
 }
 
 void sb_deps_free(docker_sandbox *sb) {

@@ -60,6 +60,8 @@ static void collect(void *ud, px_metrics_writer *w) {
                              "Pooled containers removed unused.", NULL, st.discarded);
     px_metrics_write_counter(w, "pyexec_warm_pool_failures_total",
                              "Failed creations of pooled containers.", NULL, st.failures);
+    if (sb_deps_enabled(sb))
+        sb_deps_collect(sb, w);
 }
 
 /* Looks the back-end's metrics up once; the collector is added last, by

@@ -360,6 +360,8 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec,
 void sb_deps_release(docker_sandbox *sb, sb_layer *layer);
 /* The layer's directory name under /deps; borrowed while it is in use. */
 const char *sb_layer_dir(const sb_layer *layer);
+/* Writes the cache's gauges and counters (a metrics collector's part). */
+void sb_deps_collect(docker_sandbox *sb, px_metrics_writer *w);
 /* Frees the layer list (not the volume); only at destroy. */
 void sb_deps_free(docker_sandbox *sb);
 

@@ -95,7 +95,7 @@ IMPORT_TINY = "import tinypkg\nprint(tinypkg.VALUE)\n"
 
 
 def metrics(srv):
-    """The deps counters of the server's /metrics: {name: value}."""
+    """The deps and warm-pool values of the server's /metrics: {name: value}."""
     conn = http.client.HTTPConnection(*srv.http_address().rsplit(":", 1), timeout=10)
     try:
         conn.request("GET", "/metrics")
@@ -103,12 +103,15 @@ def metrics(srv):
     finally:
         conn.close()
     return {m.group(1): float(m.group(2))
-            for m in re.finditer(r"^(pyexec_deps_\w+) (\S+)$", text, re.M)}
+            for m in re.finditer(r"^(pyexec_(?:deps|warm_pool)_\w+) (\S+)$", text, re.M)}
 
 
 def test_install_and_import_with_the_network_off_then_cached(deps):
-    srv, ex = deps.start("--http-listen", "127.0.0.1:0")
+    srv, ex = deps.start("--http-listen", "127.0.0.1:0", "--warm-pool", "1")
+    # The pooled container exists before the layer does, and is used for it.
+    assert pyexecd.wait_until(lambda: metrics(srv).get("pyexec_warm_pool_ready") == 1, 60)
     res = ex.run(IMPORT_TINY, requirements_txt="tinypkg==1.0\n")
+    assert metrics(srv)["pyexec_warm_pool_handovers_total"] == 1
     assert pyexecd.status_name(res) == COMPLETED, (res.error, res.stderr)
     assert (res.exit_code, res.stdout) == (0, b"from the wheel\n"), res.stderr
     # The build's output is the execution's stderr, every line marked.

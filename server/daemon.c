@@ -199,6 +199,8 @@ int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, 
     if (check_store(cfg, err) < 0)
         return -1;
     px_log_set_level(cfg->log_level);
+    px_log_set_format(cfg->log_format);
+    px_log_set_node(cfg->instance);
     /* Signals are taken synchronously by px_daemon_run's sigwait. */
     sigemptyset(signals);
     sigaddset(signals, SIGTERM);

@@ -13,6 +13,9 @@ extern "C" {
 /* Milliseconds on CLOCK_MONOTONIC: for deadlines and durations. */
 int64_t px_now_mono_ms(void);
 
+/* Microseconds on CLOCK_MONOTONIC: for short durations (a call's). */
+int64_t px_now_mono_us(void);
+
 /* Milliseconds since the Unix epoch on CLOCK_REALTIME: for timestamps. */
 int64_t px_now_unix_ms(void);
 

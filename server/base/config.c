@@ -16,6 +16,7 @@ typedef enum opt_kind {
     OPT_INT,
     OPT_I64,
     OPT_LEVEL,
+    OPT_FORMAT, /* log_format: text|json */
     OPT_PYIMAGE,
     OPT_IMAGES, /* allowed_images: patterns, checked */
     OPT_PULL,   /* pull_missing: never|missing */
@@ -60,6 +61,9 @@ static const opt opts[] = {
                  "(empty: the engine's default)"),
     {"log_level", OPT_LEVEL, offsetof(px_config, log_level), sizeof(px_log_level), 0, 0,
      "debug, info, warn or error"},
+    {"log_format", OPT_FORMAT, offsetof(px_config, log_format), sizeof(px_log_format), 0, 0,
+     "text (\"TIME LEVEL message\" lines) or json (one object per line: time, level, message, "
+     "execution_id, tenant, node, rpc, peer, code, duration_ms)"},
     {"python_image", OPT_PYIMAGE, offsetof(px_config, python_images), 0, 0, 0,
      "VERSION=IMAGE: the image of a python_version requests may ask for; repeatable, each "
      "replaces or adds one (comma-separated in the environment)"},
@@ -416,6 +420,12 @@ static int set_value(px_config *cfg, const opt *o, const char *value, const char
         memcpy(field, value, len + 1);
         return 0;
     }
+    if (o->kind == OPT_FORMAT) {
+        if (px_log_format_parse(value, (px_log_format *)(void *)field) < 0)
+            return px_error_set(err, PX_E_INVALID, "%s: '%s' is not one of text, json", source,
+                                value);
+        return 0;
+    }
     if (o->kind == OPT_LEVEL) {
         if (px_log_level_parse(value, (px_log_level *)(void *)field) < 0)
             return px_error_set(err, PX_E_INVALID,
@@ -534,6 +544,7 @@ void px_config_usage(FILE *out) {
             format_number(*(const int64_t *)(const void *)field, bytes, defval, sizeof defval);
             break;
         case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
+        case OPT_FORMAT: snprintf(defval, sizeof defval, "text"); break;
         case OPT_IMAGES:
             snprintf(defval, sizeof defval, "the configured images (--default-image and every "
                                             "--python-image)");

@@ -44,6 +44,7 @@ typedef struct px_config {
     char instance[64];         /* --instance: label value for the reaper, default "default" */
     char runtime[64];          /* --runtime: OCI runtime of sandboxes; "" = engine default */
     px_log_level log_level;    /* --log-level debug|info|warn|error */
+    px_log_format log_format;  /* --log-format text|json */
     /* --python-image VERSION=IMAGE (repeatable; replaces or adds a version):
      * built in, 3.11 -> pyexec/python:3.11 and 3.13 -> pyexec/python:3.13. */
     px_python_image python_images[PX_PYTHON_IMAGES_MAX];

@@ -88,6 +88,9 @@ struct px_http_req {
     px_http_buf metadata; /* multipart field "metadata" */
     bool has_tar, has_metadata;
     char peer[64]; /* "127.0.0.1:40312" */
+    /* For the access log line logged when the request ends (server.c). */
+    int64_t started_us; /* px_now_mono_us() when the request line arrived */
+    unsigned status;    /* the status queued; 0: none yet */
 };
 
 /* ---- replies (server.c); each queues one response and returns its result ---- */
@@ -100,7 +103,8 @@ enum MHD_Result px_http_reply_error(px_http_req *req, unsigned status, const cha
 /* {"error": err->msg} with the status err->code maps to (px_http_status). */
 enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err);
 
-/* Counts an answer in pyexec_http_requests_total{route,code}. */
+/* Counts an answer in pyexec_http_requests_total{route,code}, and keeps
+ * its status for the request's access log line. */
 void px_http_count(px_http_req *req, unsigned status);
 
 /* The HTTP status of an error class: 400, 404, 409, 413, 416, 429, 503, ... */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "server/base/clock.h"
+#include "server/base/id.h"
 #include "server/base/log.h"
 #include "server/base/quote.h"
 #include "server/http/door.h"
@@ -60,6 +61,7 @@ enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *bo
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
         enum MHD_Result ret = MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, r);
         MHD_destroy_response(r);
+        px_http_count(req, MHD_HTTP_INTERNAL_SERVER_ERROR);
         return ret;
     }
     size_t len = strlen(text);
@@ -80,11 +82,11 @@ enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *bo
     enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
     MHD_destroy_response(r);
     px_http_count(req, status);
-    const char *where = req->route ? req->route->pattern : "(no route)";
+    /* Every request's end is logged by on_completed; a server error's
+     * message here too. */
     if (status >= 500)
-        px_warn("http: %s %s from %s: %u %s", req->method, where, req->peer, status, text);
-    else
-        px_debug("http: %s %s from %s: %u", req->method, where, req->peer, status);
+        px_warn("http: %s %s from %s: %u %s", req->method,
+                req->route ? req->route->pattern : "(no route)", req->peer, status, text);
     return ret;
 }
 
@@ -108,6 +110,7 @@ enum MHD_Result px_http_reply_px_error(px_http_req *req, const px_error *err) {
 }
 
 void px_http_count(px_http_req *req, unsigned status) {
+    req->status = status;
     if (!req->srv->metrics)
         return;
     char labels[160];
@@ -307,6 +310,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         req->srv = cls;
         req->conn = conn;
+        req->started_us = px_now_mono_us();
         snprintf(req->method, sizeof req->method, "%s", method);
         const union MHD_ConnectionInfo *info = MHD_get_connection_info(
             conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -349,12 +353,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return req->route->handler(req);
 }
 
+/* The access log: one line per request, naming the route's pattern (never
+ * the URL: its query could hold a secret), the status and the duration. */
+static void log_access(const px_http_req *req, enum MHD_RequestTerminationCode toe) {
+    int64_t us = px_now_mono_us() - req->started_us;
+    char rpc[96], code[16];
+    snprintf(rpc, sizeof rpc, "%s %s", req->method,
+             req->route ? req->route->pattern : "(no route)");
+    snprintf(code, sizeof code, "%u", req->status);
+    px_log_fields f = {
+        .execution_id = px_id_valid(req->id, strlen(req->id)) ? req->id : NULL,
+        .tenant = "",
+        .rpc = rpc,
+        .peer = req->peer,
+        .code = req->status ? code : "",
+        .duration_us = us,
+    };
+    px_log_with(req->status >= 500 ? PX_LOG_WARN : PX_LOG_INFO, &f,
+                "http: %s from %s: %s%s; %lld.%03lld ms", rpc, req->peer,
+                req->status ? code : "no response",
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)",
+                (long long)(us / 1000), (long long)(us % 1000));
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls, (void)conn, (void)toe;
+    (void)cls, (void)conn;
     px_http_req *req = *con_cls;
     if (!req)
         return;
+    log_access(req, toe);
     if (req->pp)
         MHD_destroy_post_processor(req->pp);
     px_http_buf_release(&req->json);

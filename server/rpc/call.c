@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <grpc/byte_buffer_reader.h>
 #include <grpc/slice.h>
 #include <grpc/support/alloc.h>
 
 #include "server/base/cleanup.h"
+#include "server/base/clock.h"
 #include "server/base/id.h"
 #include "server/base/log.h"
 #include "server/rpc/status.h"
@@ -71,17 +71,11 @@ static void on_send_done(px_tag *tag, bool ok) {
     px_call_unref(call);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int px_call_init(px_call *call, px_rpc_server *srv, grpc_call *gcall, const px_call_ops *ops) {
     call->srv = srv;
-    call->started_s = now_s();
     call->call = gcall;
     call->ops = ops;
+    call->started_us = px_now_mono_us();
     pthread_mutex_init(&call->mu, NULL);
     atomic_init(&call->refs, 2); /* the handler's + the close batch's */
     call->close_tag.on_done = on_close_done;
@@ -165,15 +159,40 @@ void px_call_peer(const px_call *call, char *out, size_t n) {
     gpr_free(peer);
 }
 
-/* The boundary logs a refused call once (CONTRIBUTING.md, "the boundary logs them once"). */
-static void log_refusal(const px_call *call, grpc_status_code code, const char *details) {
-    if (!call->rpc || code == GRPC_STATUS_OK)
+void px_call_set_execution(px_call *call, const char *id) {
+    pthread_mutex_lock(&call->mu);
+    snprintf(call->execution_id, sizeof call->execution_id, "%s", id ? id : "");
+    pthread_mutex_unlock(&call->mu);
+}
+
+/* The access log: one line per call as it ends (its status is sent), with
+ * the refusal's message for a call refused (CONTRIBUTING.md, "the boundary
+ * logs them once"). Never the request's content: only the method, peer,
+ * status and the server's own message (which quotes client strings).
+ * Called with call->mu held. */
+static void log_access(const px_call *call, grpc_status_code code, const char *details) {
+    if (!call->rpc)
         return;
     char peer[128];
     px_call_peer(call, peer, sizeof peer);
-    px_log(code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_UNKNOWN ? PX_LOG_WARN : PX_LOG_INFO,
-           "rpc: %s from %s: %s: %s", call->rpc, peer, px_grpc_status_name(code),
-           details && details[0] ? details : "(no message)");
+    int64_t us = px_now_mono_us() - call->started_us;
+    px_log_fields f = {
+        .execution_id = call->execution_id[0] ? call->execution_id : NULL,
+        .tenant = "",
+        .rpc = call->rpc,
+        .peer = peer,
+        .code = px_grpc_status_name(code),
+        .duration_us = us,
+    };
+    bool fault = code == GRPC_STATUS_INTERNAL || code == GRPC_STATUS_UNKNOWN;
+    px_log_level level = fault ? PX_LOG_WARN : PX_LOG_INFO;
+    if (code == GRPC_STATUS_OK)
+        px_log_with(level, &f, "rpc: %s from %s: OK; %lld.%03lld ms", call->rpc, peer,
+                    (long long)(us / 1000), (long long)(us % 1000));
+    else
+        px_log_with(level, &f, "rpc: %s from %s: %s: %s; %lld.%03lld ms", call->rpc, peer,
+                    px_grpc_status_name(code), details && details[0] ? details : "(no message)",
+                    (long long)(us / 1000), (long long)(us % 1000));
 }
 
 /* `value` as a text header value: printable ASCII only. */
@@ -215,7 +234,7 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
             details = refusal;
         }
     }
-    log_refusal(call, code, details);
+    log_access(call, code, details);
     if (call->rpc && call->srv->metrics) {
         char labels[96];
         snprintf(labels, sizeof labels, "method=\"%s\",code=\"%s\"", call->rpc,
@@ -225,7 +244,7 @@ bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
                                  "gRPC calls from their start to their final status, by method "
                                  "and status code.",
                                  labels, px_metrics_latency_bounds, px_metrics_latency_bounds_n),
-            now_s() - call->started_s);
+            (double)(px_now_mono_us() - call->started_us) / 1e6);
     }
     if (key && value) {
         /* Released with the call: the batch borrows them until it completes. */

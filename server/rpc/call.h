@@ -119,10 +119,16 @@ struct px_call {
     grpc_call *call;
     const px_call_ops *ops;
     /* The method's name ("Execute"), set by its handler right after
-     * creation: a call finished with an error status is then logged, with
-     * its peer and the status's message. NULL: not logged. */
+     * creation: the call's end is then logged once (the access log: its
+     * peer, status, duration, and the status's message if not OK). NULL:
+     * not logged. */
     const char *rpc;
-    double started_s;             /* monotonic seconds at creation, for the latency metric */
+    /* px_now_mono_us() at px_call_init: the access log's duration and the
+     * latency metric's. */
+    int64_t started_us;
+    /* The execution the call is about, once known (px_call_set_execution;
+     * under mu): the access log's execution_id. "" when none. */
+    char execution_id[48];
     pthread_mutex_t mu;
     atomic_int refs;
     bool initial_md_sent;         /* under mu */
@@ -142,6 +148,9 @@ struct px_call {
     grpc_byte_buffer *send_buf;
     void (*on_sent)(px_call *call, bool ok);
 };
+
+/* Records the execution `call` is about, for its access log line. */
+void px_call_set_execution(px_call *call, const char *id);
 
 /* Initialises `call` (embedded in a handler object), takes over `gcall`,
  * starts the RECV_CLOSE_ON_SERVER batch. The handler holds one reference.

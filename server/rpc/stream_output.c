@@ -177,6 +177,7 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
     }
     if (!(record = px_store_get(srv->store, req->execution_id, &err)))
         goto fail;
+    px_call_set_execution(&s->base, req->execution_id);
     /* An offset past the end of a finished log is OUT_OF_RANGE at once. */
     px_log_chunk probe;
     int rc = px_record_read(record, req->offset, 1, &probe, &err);

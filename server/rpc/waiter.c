@@ -22,6 +22,7 @@ bool px_finish_with_view(px_call *call, const px_record_view *view) {
     pthread_mutex_lock(&call->mu);
     snprintf(call->reply_note, sizeof call->reply_note, "execution '%s' is %s", view->id,
              px_status_name(view->status));
+    snprintf(call->execution_id, sizeof call->execution_id, "%s", view->id);
     pthread_mutex_unlock(&call->mu);
     return px_call_finish(call, &msg.result.base, GRPC_STATUS_OK, NULL);
 }

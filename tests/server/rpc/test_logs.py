@@ -1,10 +1,14 @@
 """The server's log as a user reads it (fake back-end): each execution's end
 in words with its duration, peer and RPC; refused calls with their reason;
-Kill logged only when there was something to kill."""
+Kill logged only when there was something to kill; an access line per call
+(gRPC and HTTP); --log-format json lines that parse, without secrets."""
 
+import http.client
+import json
 import os
 import pathlib
 import re
+import subprocess
 import sys
 
 import grpc
@@ -89,3 +93,78 @@ def test_kill_is_logged_only_when_there_is_something_to_kill(srv):
     assert not lines_about(srv, f"execution {ended.execution_id}: killing"), srv.stderr_text()
     (line,) = lines_about(srv, f"execution {running.execution_id}: killing")
     assert re.search(r"killing; Kill from ipv4:127\.0\.0\.1:\d+", line), line
+
+
+def json_lines(srv):
+    """Every stderr line parsed as JSON (fails on a line that is not one object)."""
+    out = []
+    for line in srv.stderr_lines():
+        obj = json.loads(line)
+        assert isinstance(obj, dict), line
+        out.append(obj)
+    return out
+
+
+KEYS = {"time", "level", "message", "execution_id", "tenant", "node", "rpc", "peer", "code",
+        "duration_ms"}
+
+
+def test_json_lines_parse_and_each_rpc_has_an_access_line(tmp_path):
+    with pyexecd.Server("--log-format", "json", "--instance", "node-json",
+                        "--http-listen", "127.0.0.1:0", binary=fake_binary()) as srv:
+        pb = pyexecd.stubs().executor
+        stub = pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel())
+        # A secret in the environment and the stdin: neither may be logged.
+        req = pb.ExecuteRequest(
+            metadata=pb.Metadata(script_args=["print:hi", "exit:0"], stdin=b"stdin-s3cret",
+                                 env_vars=["API_KEY=env-s3cret"]),
+            files=[pb.File(path="main.py", content=b"code-s3cret")])
+        res = stub.Execute(req, timeout=30)
+        with pytest.raises(grpc.RpcError):
+            stub.GetExecution(pb.GetExecutionRequest(execution_id="exe_nope"), timeout=10)
+        stub.GetExecution(pb.GetExecutionRequest(execution_id=res.execution_id), timeout=10)
+        host, port = srv.http_address().rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", f"/api/v1/executions/{res.execution_id}?token=query-s3cret")
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert srv.stop() == 0
+        lines = json_lines(srv)
+        text = srv.stderr_text()
+    assert "s3cret" not in text, text
+    for obj in lines:
+        assert set(obj) == KEYS, obj
+        assert obj["node"] == "node-json" and obj["tenant"] == ""
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", obj["time"]), obj
+        assert obj["level"] in ("debug", "info", "warn", "error"), obj
+    access = [o for o in lines if o["duration_ms"] is not None]
+    by_rpc = {}
+    for o in access:
+        by_rpc.setdefault((o["rpc"], o["code"]), []).append(o)
+    (execute,) = by_rpc[("Execute", "OK")]
+    assert execute["execution_id"] == res.execution_id
+    assert execute["peer"].startswith("ipv4:127.0.0.1:")
+    assert isinstance(execute["duration_ms"], (int, float)) and execute["duration_ms"] >= 0
+    (refused,) = by_rpc[("GetExecution", "INVALID_ARGUMENT")]
+    assert "'exe_nope' is malformed" in refused["message"], refused
+    (got,) = by_rpc[("GetExecution", "OK")]
+    assert got["execution_id"] == res.execution_id
+    (door,) = by_rpc[("GET /api/v1/executions/{id}", "200")]
+    assert door["execution_id"] == res.execution_id and door["peer"].startswith("127.0.0.1:")
+    # Lines about the execution carry its id too.
+    ended = [o for o in lines if "COMPLETED" in o["message"]]
+    assert ended and all(o["execution_id"] == res.execution_id for o in ended), ended
+
+
+def test_text_access_line_names_rpc_peer_status_and_duration(srv):
+    _, _, res = execute(srv, "print:hi", "exit:0")
+    srv.stop()
+    (line,) = lines_about(srv, "rpc: Execute from ")
+    assert re.search(r" INFO +rpc: Execute from ipv4:127\.0\.0\.1:\d+: OK; \d+\.\d{3} ms$", line), line
+
+
+def test_a_bad_log_format_is_refused():
+    p = subprocess.run([fake_binary(), "--log-format", "xml"], capture_output=True, text=True,
+                       timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode == 2
+    assert "--log-format: 'xml' is not one of text, json" in p.stderr, p.stderr

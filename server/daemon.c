@@ -90,6 +90,28 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err
     return store;
 }
 
+/* SIGHUP: the --config file's log-level takes effect (unless a flag or the
+ * environment set it); a file that no longer parses changes nothing. */
+static void reload_log_level(const px_config *cfg) {
+    if (!cfg->config_file[0])
+        return;
+    px_error err = PX_ERROR_INIT;
+    px_log_level level;
+    if (px_config_reread_log_level(cfg, &level, &err) < 0) {
+        px_err("SIGHUP: %s; keeping log level %s", err.msg, px_log_level_name(px_log_get_level()));
+        return;
+    }
+    if (level == px_log_get_level())
+        return;
+    /* Logged at the lower of the two levels, where it is seen. */
+    px_log_level old = px_log_get_level();
+    px_log_level at = level < old ? level : old;
+    if (level < old)
+        px_log_set_level(level);
+    px_log(at, "SIGHUP: log level %s (was %s)", px_log_level_name(level), px_log_level_name(old));
+    px_log_set_level(level);
+}
+
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
                   const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
@@ -144,6 +166,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
         px_error rerr = PX_ERROR_INIT;
         if (px_rpc_server_reload(srv, &rerr) < 0)
             px_err("SIGHUP: %s; keeping the files in use", rerr.msg);
+        reload_log_level(cfg);
     }
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* The HTTP door stops accepting first; its requests in progress are

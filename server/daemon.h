@@ -6,7 +6,8 @@
  * Prints "listening on HOST:PORT" as the first line of stdout once the
  * server accepts calls, and with --http-listen "http listening on
  * HOST:PORT" as the second. SIGHUP (when in `signals`) re-reads the files
- * the flags name (px_rpc_server_reload) and serving goes on. Must be called
+ * the flags name (px_rpc_server_reload) and the --config file's log level
+ * (px_config_reread_log_level), and serving goes on. Must be called
  * from main's thread with `signals` blocked in every thread. Takes ownership
  * of `sandbox`. Returns the process exit code: 0 after a clean shutdown, 1 if the server could not
  * start (the reason is logged).

@@ -2,8 +2,9 @@
  * pyexecd: parse the configuration, initialise the libraries before any
  * thread, create the Docker back-end, run the daemon until SIGTERM/SIGINT.
  *
- * Exit codes: 0 after a clean shutdown (or --help/--version), 1 when the
- * server cannot start, 2 for bad flags or environment.
+ * Exit codes: 0 after a clean shutdown (or --help/--version, or a valid
+ * --check-config), 1 when the server cannot start (or --check-config found
+ * an error), 2 for bad flags, environment or --config file.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@ int main(int argc, char **argv) {
     int rc = px_daemon_prepare(argc, argv, &cfg, &signals, &err);
     if (rc < 0) {
         fprintf(stderr, "pyexecd: %s\n", err.msg);
-        return 2;
+        return cfg.check_config ? 1 : 2;
     }
     if (rc > 0)
         return 0;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/base/file.h"
+
 #define MIB (INT64_C(1) << 20)
 
 typedef enum opt_kind {
@@ -60,7 +62,7 @@ static const opt opts[] = {
     STR(runtime, "OCI runtime of the sandboxes, as registered with the engine, e.g. crun "
                  "(empty: the engine's default)"),
     {"log_level", OPT_LEVEL, offsetof(px_config, log_level), sizeof(px_log_level), 0, 0,
-     "debug, info, warn or error"},
+     "debug, info, warn or error (the --config file's is re-read on SIGHUP)"},
     {"log_format", OPT_FORMAT, offsetof(px_config, log_format), sizeof(px_log_format), 0, 0,
      "text (\"TIME LEVEL message\" lines) or json (one object per line: time, level, message, "
      "execution_id, tenant, node, rpc, peer, code, duration_ms)"},
@@ -522,7 +524,7 @@ static void format_number(int64_t v, bool bytes, char *out, size_t n) {
 void px_config_usage(FILE *out) {
     px_config def;
     px_config_default(&def);
-    fprintf(out, "usage: pyexecd [--FLAG VALUE]...\n\n"
+    fprintf(out, "usage: pyexecd [--config FILE] [--check-config] [--FLAG VALUE]...\n\n"
                  "Runs Python projects in fresh Docker containers behind a gRPC API.\n"
                  "Every flag can also be set with the environment variable shown;\n"
                  "a number outside the range shown is refused.\n\n");
@@ -572,27 +574,35 @@ void px_config_usage(FILE *out) {
         fprintf(out, "  --%-24s %s\n  %-26s %sdefault %s; env %s\n", flag, o->help, "", range,
                 defval, env);
     }
+    /* Not settings (so neither in the file nor in the table above). */
     fprintf(out, "  --%-24s %s\n  --%-24s %s\n", "help", "print this text", "version",
             "print the version");
+    fprintf(out,
+            "  --%-24s %s\n  %-26s env PYEXEC_CONFIG\n"
+            "  --%-24s %s\n",
+            "config FILE",
+            "settings, one 'flag-name = value' a line ('#' comments); flags and the "
+            "environment win over it; its log-level is re-read on SIGHUP",
+            "", "check-config",
+            "check the flags, environment and --config file; print 'configuration OK' and "
+            "exit 0, or the error and exit 1; never starts");
 }
 
-int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
-                    px_error *err) {
-    for (char **e = envp; e && *e; e++) {
-        if (strncmp(*e, "PYEXEC_", 7) != 0)
-            continue;
-        const char *eq = strchr(*e, '=');
-        if (!eq)
-            continue;
-        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
-            char env[80];
-            env_name(&opts[i], env, sizeof env);
-            if (strlen(env) == (size_t)(eq - *e) && memcmp(env, *e, (size_t)(eq - *e)) == 0) {
-                if (set_value(cfg, &opts[i], eq + 1, env, err) < 0)
-                    return -1;
-            }
-        }
-    }
+/* The flags that are not settings: they say where the settings are and
+ * what to do with them, so they are neither in the file nor in opts[]. */
+static bool is_config_flag(const char *name, size_t len) {
+    return (len == 6 && memcmp(name, "config", 6) == 0);
+}
+
+static bool is_check_flag(const char *name, size_t len) {
+    return (len == 12 && memcmp(name, "check-config", 12) == 0);
+}
+
+/* One pass over argv. The first (apply false) answers --help and
+ * --version, refuses unknown flags and missing values, and finds --config
+ * and --check-config; the second (apply true) sets the values, over what
+ * the file and the environment set. */
+static int walk_flags(px_config *cfg, int argc, char **argv, FILE *out, bool apply, px_error *err) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
@@ -608,11 +618,17 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
         const char *name = arg + 2;
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const opt *o = find_flag(name, len);
-        if (!o)
+        if (is_check_flag(name, len)) {
+            if (eq)
+                return px_error_set(err, PX_E_INVALID, "--check-config takes no value");
+            cfg->check_config = true;
+            continue;
+        }
+        const opt *o = is_config_flag(name, len) ? NULL : find_flag(name, len);
+        if (!o && !is_config_flag(name, len))
             return px_error_set(err, PX_E_INVALID, "unknown flag '%s' (see --help)", arg);
         const char *value = eq ? eq + 1 : NULL;
-        if (!value && o->kind == OPT_BOOL)
+        if (!value && o && o->kind == OPT_BOOL)
             value = "1";
         if (!value) {
             if (i + 1 >= argc)
@@ -620,11 +636,137 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                                     name);
             value = argv[++i];
         }
+        if (!o) {
+            if (!value[0] || strlen(value) >= sizeof cfg->config_file)
+                return px_error_set(err, PX_E_INVALID, "--config: must be 1 to %zu characters",
+                                    sizeof cfg->config_file - 1);
+            snprintf(cfg->config_file, sizeof cfg->config_file, "%s", value);
+            continue;
+        }
+        if (!apply)
+            continue;
         char source[80];
         snprintf(source, sizeof source, "--%.*s", (int)len, name);
         if (set_value(cfg, o, value, source, err) < 0)
             return -1;
+        if (o->kind == OPT_LEVEL)
+            cfg->log_level_pinned = true;
     }
+    return PX_CONFIG_RUN;
+}
+
+static int apply_env(px_config *cfg, char **envp, px_error *err) {
+    for (char **e = envp; e && *e; e++) {
+        if (strncmp(*e, "PYEXEC_", 7) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
+        for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+            char env[80];
+            env_name(&opts[i], env, sizeof env);
+            if (strlen(env) == (size_t)(eq - *e) && memcmp(env, *e, (size_t)(eq - *e)) == 0) {
+                if (set_value(cfg, &opts[i], eq + 1, env, err) < 0)
+                    return -1;
+                if (opts[i].kind == OPT_LEVEL)
+                    cfg->log_level_pinned = true;
+            }
+        }
+    }
+    return 0;
+}
+
+static bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* The configuration file (docs/operations.md#the-configuration-file):
+ * "key = value" lines, keys the flags' names without "--", '#' comments on
+ * lines of their own. Errors name the file and the line. */
+static int apply_file(px_config *cfg, const char *path, px_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    if (px_file_read("--config", path, PX_CONFIG_FILE_MAX, &text, &len, err) < 0)
+        return -1;
+    int rc = 0;
+    int lineno = 0;
+    char *next = text;
+    while (rc == 0 && next < text + len) {
+        char *line = next;
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        next = nl ? nl + 1 : text + len;
+        lineno++;
+        char *end = nl ? nl : text + len;
+        if (memchr(line, '\0', (size_t)(end - line))) {
+            rc = px_error_set(err, PX_E_INVALID, "%s:%d: a NUL byte", path, lineno);
+            break;
+        }
+        while (line < end && is_blank(*line))
+            line++;
+        while (end > line && is_blank(end[-1]))
+            end--;
+        *end = '\0';
+        if (line == end || line[0] == '#' || line[0] == ';')
+            continue;
+        char *eq = strchr(line, '=');
+        if (!eq) {
+            rc = px_error_set(err, PX_E_INVALID, "%s:%d: '%.80s' is not KEY = VALUE", path, lineno,
+                              line);
+            break;
+        }
+        char *kend = eq;
+        while (kend > line && is_blank(kend[-1]))
+            kend--;
+        *kend = '\0';
+        for (char *k = line; *k; k++)
+            if (*k == '_')
+                *k = '-';
+        char *value = eq + 1;
+        while (*value && is_blank(*value))
+            value++;
+        size_t vlen = strlen(value);
+        if (vlen >= 2 && value[0] == '"' && value[vlen - 1] == '"') {
+            value[vlen - 1] = '\0';
+            value++;
+        }
+        const opt *o = find_flag(line, strlen(line));
+        if (!o) {
+            rc = px_error_set(err, PX_E_INVALID,
+                              "%s:%d: unknown key '%.64s' (the keys are the flags' names, see "
+                              "--help)",
+                              path, lineno, line);
+            break;
+        }
+        char source[1200];
+        snprintf(source, sizeof source, "%s:%d: %s", path, lineno, line);
+        rc = set_value(cfg, o, value, source, err);
+    }
+    free(text);
+    return rc;
+}
+
+int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
+                    px_error *err) {
+    int action = walk_flags(cfg, argc, argv, out, false, err);
+    if (action != PX_CONFIG_RUN)
+        return action;
+    if (!cfg->config_file[0]) {
+        for (char **e = envp; e && *e; e++) {
+            if (strncmp(*e, "PYEXEC_CONFIG=", 14) == 0 && (*e)[14]) {
+                if (strlen(*e + 14) >= sizeof cfg->config_file)
+                    return px_error_set(err, PX_E_INVALID,
+                                        "PYEXEC_CONFIG: must be 1 to %zu characters",
+                                        sizeof cfg->config_file - 1);
+                snprintf(cfg->config_file, sizeof cfg->config_file, "%s", *e + 14);
+            }
+        }
+    }
+    if (cfg->config_file[0] && apply_file(cfg, cfg->config_file, err) < 0)
+        return -1;
+    if (apply_env(cfg, envp, err) < 0)
+        return -1;
+    if (walk_flags(cfg, argc, argv, out, true, err) < 0)
+        return -1;
     struct {
         const char *what;
         int64_t def, max;
@@ -653,5 +795,22 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                             "--max-reply-queued-bytes (%" PRId64 ") is below --output-limit-bytes "
                             "(%" PRId64 ") + 64 KiB: a full result could never be sent",
                             cfg->max_reply_queued_bytes, cfg->output_limit_bytes);
+    if (cfg->check_config) {
+        fprintf(out, "pyexecd: configuration OK (%s)\n",
+                cfg->config_file[0] ? cfg->config_file : "no --config file");
+        return PX_CONFIG_CHECKED;
+    }
     return PX_CONFIG_RUN;
+}
+
+int px_config_reread_log_level(const px_config *cfg, px_log_level *level, px_error *err) {
+    *level = cfg->log_level;
+    if (!cfg->config_file[0] || cfg->log_level_pinned)
+        return 0;
+    px_config fresh;
+    px_config_default(&fresh);
+    if (apply_file(&fresh, cfg->config_file, err) < 0)
+        return -1;
+    *level = fresh.log_level;
+    return 0;
 }

@@ -1,8 +1,10 @@
 /*
- * pyexecd's configuration: every setting is a flag `--name VALUE` and an
- * environment variable `PYEXEC_NAME` (upper case, '-' -> '_'); a flag wins
- * over the environment, which wins over the default. Parsed once in main(),
- * then read-only (shared by all threads without locks).
+ * pyexecd's configuration: every setting is a flag `--name VALUE`, an
+ * environment variable `PYEXEC_NAME` (upper case, '-' -> '_') and a line
+ * `name = VALUE` of the --config file; a flag wins over the environment,
+ * which wins over the file, which wins over the default. Parsed once in
+ * main(), then read-only (shared by all threads without locks); only the
+ * log level is re-read, from the file, on SIGHUP.
  */
 #ifndef PYEXEC_BASE_CONFIG_H
 #define PYEXEC_BASE_CONFIG_H
@@ -28,7 +30,17 @@ typedef struct px_python_image {
     char image[256];
 } px_python_image;
 
+/* The largest --config file. */
+#define PX_CONFIG_FILE_MAX (1 << 20)
+
 typedef struct px_config {
+    /* --config FILE (or PYEXEC_CONFIG): settings read under the environment
+     * and the flags; "" = none. --check-config: validate, do not start. */
+    char config_file[1024];
+    bool check_config;
+    /* The log level was set by a flag or the environment: a SIGHUP's
+     * re-read of the file leaves it. */
+    bool log_level_pinned;
     char listen[256];          /* --listen, default 127.0.0.1:50051 */
     /* TLS of the gRPC port (PEM files, re-read on SIGHUP): --tls-cert and
      * --tls-key together turn it on; --tls-client-ca also makes it mutual
@@ -132,14 +144,23 @@ typedef enum px_config_action {
     PX_CONFIG_RUN = 0,     /* parsed: run the server */
     PX_CONFIG_HELP = 1,    /* --help was given: usage printed, exit 0 */
     PX_CONFIG_VERSION = 2, /* --version was given: version printed, exit 0 */
+    PX_CONFIG_CHECKED = 3, /* --check-config: all valid, "configuration OK" printed, exit 0 */
 } px_config_action;
 
-/* Parses `envp` (NULL-terminated "KEY=value" strings, may be NULL) and then
- * argv[1..argc-1] over the defaults. Help and version text go to `out`.
- * Returns a px_config_action, or -1 with `err` set (PX_E_INVALID) naming
- * the flag or variable and the accepted range; main() exits 2 then. */
+/* Parses the --config file (named by argv or PYEXEC_CONFIG), then `envp`
+ * (NULL-terminated "KEY=value" strings, may be NULL), then argv[1..argc-1]
+ * over the defaults. Help, version and the --check-config verdict go to
+ * `out`. Returns a px_config_action, or -1 with `err` set (PX_E_INVALID)
+ * naming the flag, variable or FILE:LINE and the accepted values; main()
+ * exits 2 then (1 with --check-config: cfg->check_config is set). */
 int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
                     px_error *err);
+
+/* SIGHUP: re-reads cfg's --config file, checking it whole, into *level:
+ * the log-level it sets (the default if none). Without a file, or when a
+ * flag or the environment set the level, *level is cfg's. Returns 0, or -1
+ * with `err` set naming FILE:LINE (*level is then cfg's). */
+int px_config_reread_log_level(const px_config *cfg, px_log_level *level, px_error *err);
 
 /* The image of Python `version` ("3.13"), or NULL if the config has none. */
 const char *px_config_python_image(const px_config *cfg, const char *version);

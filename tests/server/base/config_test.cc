@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -404,6 +405,132 @@ TEST(Config, HelpShowsTheRangeOfEveryNumericFlag) {
 TEST(Config, PositionalArgumentRejected) {
     Parsed p = parse({"serve"});
     EXPECT_EQ(-1, p.rc);
+}
+
+/* ---- the --config file ---- */
+
+std::string write_file(const std::string &text) {
+    char path[] = "/tmp/pyexec-config-test.XXXXXX";
+    int fd = mkstemp(path);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ((ssize_t)text.size(), write(fd, text.data(), text.size()));
+    close(fd);
+    return path;
+}
+
+TEST(ConfigFile, KeysAreFlagNamesWithCommentsQuotesAndBlanks) {
+    std::string f = write_file("# pyexecd settings\n"
+                               "\n"
+                               "  max-concurrent = 7\n"
+                               "default_image=\"img:file\"\r\n"
+                               "; also a comment\n"
+                               "insecure = true\n"
+                               "listen = 0.0.0.0:1\n"
+                               "python-image = 3.12=py:3.12\n"
+                               "allowed-images = pyexec/python:*,py:*\n");
+    Parsed p = parse({"--config", f});
+    unlink(f.c_str());
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_EQ(7, p.cfg.max_concurrent);
+    EXPECT_STREQ("img:file", p.cfg.default_image);
+    EXPECT_TRUE(p.cfg.insecure);
+    EXPECT_STREQ("0.0.0.0:1", p.cfg.listen);
+    EXPECT_STREQ("py:3.12", px_config_python_image(&p.cfg, "3.12"));
+    EXPECT_STREQ("pyexec/python:*,py:*", p.cfg.allowed_images);
+    EXPECT_STREQ(f.c_str(), p.cfg.config_file);
+}
+
+TEST(ConfigFile, FlagsWinOverEnvironmentWhichWinsOverTheFile) {
+    std::string f = write_file("default-image = from-file\n"
+                               "instance = from-file\n"
+                               "runtime = from-file\n"
+                               "max-queue = 5\n");
+    Parsed p = parse({"--runtime", "from-flag", "--config", f},
+                     {"PYEXEC_INSTANCE=from-env", "PYEXEC_RUNTIME=from-env"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("from-file", p.cfg.default_image);
+    EXPECT_STREQ("from-env", p.cfg.instance);
+    EXPECT_STREQ("from-flag", p.cfg.runtime);
+    EXPECT_EQ(5, p.cfg.max_queue);
+    EXPECT_EQ(10000, p.cfg.max_records); /* the default, set by nobody */
+    // PYEXEC_CONFIG names the file too; --config wins over it.
+    p = parse({}, {"PYEXEC_CONFIG=" + f});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("from-file", p.cfg.instance);
+    p = parse({"--config", "/nonexistent/pyexecd.conf"}, {"PYEXEC_CONFIG=" + f});
+    EXPECT_EQ(-1, p.rc);
+    unlink(f.c_str());
+}
+
+TEST(ConfigFile, ErrorsNameTheFileAndLine) {
+    struct {
+        const char *text, *message;
+    } cases[] = {
+        {"max-concurrent = 4\nmax-concurrent = lots\n",
+         ":2: max-concurrent: 'lots' is not an integer"},
+        {"\n\nlog-level = loud\n", ":3: log-level: 'loud' is not one of debug"},
+        {"listen\n", ":1: 'listen' is not KEY = VALUE"},
+        {"# ok\nno-such-flag = 1\n", ":2: unknown key 'no-such-flag'"},
+        {"config = other.conf\n", ":1: unknown key 'config'"},
+        {"max-timeout-s = 0\n", ":1: max-timeout-s: 0 is out of range [1, 86400]"},
+        {"listen = 0.0.0.0:50051\n", "is not a loopback address"},
+    };
+    for (const auto &c : cases) {
+        std::string f = write_file(c.text);
+        Parsed p = parse({"--config", f});
+        unlink(f.c_str());
+        EXPECT_EQ(-1, p.rc) << c.text;
+        EXPECT_NE(std::string::npos, std::string(p.err.msg).find(c.message))
+            << c.text << " -> " << p.err.msg;
+        if (c.message[0] == ':') {
+            EXPECT_EQ(0, strncmp(p.err.msg, f.c_str(), f.size())) << p.err.msg;
+        }
+    }
+    Parsed p = parse({"--config", "/nonexistent/pyexecd.conf"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(std::string::npos, std::string(p.err.msg).find("/nonexistent/pyexecd.conf"))
+        << p.err.msg;
+}
+
+TEST(ConfigFile, CheckConfigReportsWithoutRunning) {
+    std::string f = write_file("max-concurrent = 3\n");
+    Parsed p = parse({"--check-config", "--config", f});
+    EXPECT_EQ(PX_CONFIG_CHECKED, p.rc) << p.err.msg;
+    EXPECT_NE(std::string::npos, p.out.find("configuration OK (" + f + ")")) << p.out;
+    unlink(f.c_str());
+    p = parse({"--check-config", "--max-concurrent", "0"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_TRUE(p.cfg.check_config); /* main() exits 1 then, not 2 */
+}
+
+TEST(ConfigFile, RereadLogLevelUnlessAFlagOrTheEnvironmentSetIt) {
+    std::string f = write_file("log-level = warn\n");
+    Parsed p = parse({"--config", f});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_EQ(PX_LOG_WARN, p.cfg.log_level);
+    FILE *w = fopen(f.c_str(), "w");
+    fputs("# now\nlog-level = debug\n", w);
+    fclose(w);
+    px_log_level level = PX_LOG_ERROR;
+    px_error err = PX_ERROR_INIT;
+    ASSERT_EQ(0, px_config_reread_log_level(&p.cfg, &level, &err)) << err.msg;
+    EXPECT_EQ(PX_LOG_DEBUG, level);
+    // A file that no longer parses changes nothing and says where.
+    w = fopen(f.c_str(), "w");
+    fputs("log-level = debug\nmax-queue = -1\n", w);
+    fclose(w);
+    EXPECT_EQ(-1, px_config_reread_log_level(&p.cfg, &level, &err));
+    EXPECT_EQ(PX_LOG_WARN, level);
+    EXPECT_NE(std::string::npos, std::string(err.msg).find(f + ":2: max-queue")) << err.msg;
+    // Set by the environment: the file's is not taken.
+    w = fopen(f.c_str(), "w");
+    fputs("log-level = debug\n", w);
+    fclose(w);
+    p = parse({"--config", f}, {"PYEXEC_LOG_LEVEL=error"});
+    ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    ASSERT_EQ(0, px_config_reread_log_level(&p.cfg, &level, &err));
+    EXPECT_EQ(PX_LOG_ERROR, level);
+    unlink(f.c_str());
 }
 
 }  // namespace

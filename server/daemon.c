@@ -217,13 +217,20 @@ int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, 
     int action = px_config_parse(cfg, argc, argv, environ, stdout, err);
     if (action < 0)
         return -1;
-    if (action != PX_CONFIG_RUN)
+    if (action != PX_CONFIG_RUN && action != PX_CONFIG_CHECKED)
         return 1;
     if (check_store(cfg, err) < 0)
         return -1;
+    if (action == PX_CONFIG_CHECKED) {
+        printf("pyexecd: configuration OK (%s)\n",
+               cfg->config_file[0] ? cfg->config_file : "no --config file");
+        return 1;
+    }
     px_log_set_level(cfg->log_level);
     px_log_set_format(cfg->log_format);
-    px_log_set_node(cfg->instance);
+    char node[PX_RSTORE_NAME_MAX + 1];
+    node_name(cfg, node);
+    px_log_set_node(node);
     /* Signals are taken synchronously by px_daemon_run's sigwait. */
     sigemptyset(signals);
     sigaddset(signals, SIGTERM);

@@ -30,7 +30,8 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
  * started later inherits the mask, ignores SIGPIPE, and initialises gRPC.
  * Returns 0 when the caller should go on and serve (then it calls
  * px_rpc_global_cleanup() at the end); 1 when --help or --version was
- * answered on stdout (exit 0 at once); or -1 with `err` set (PX_E_INVALID,
+ * answered on stdout, or --check-config found everything valid and said so
+ * (exit 0 at once); or -1 with `err` set (PX_E_INVALID,
  * naming the flag or variable and its accepted range; main() prints it and
  * exits 2). */
 int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, px_error *err);

@@ -795,12 +795,7 @@ int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *ou
                             "--max-reply-queued-bytes (%" PRId64 ") is below --output-limit-bytes "
                             "(%" PRId64 ") + 64 KiB: a full result could never be sent",
                             cfg->max_reply_queued_bytes, cfg->output_limit_bytes);
-    if (cfg->check_config) {
-        fprintf(out, "pyexecd: configuration OK (%s)\n",
-                cfg->config_file[0] ? cfg->config_file : "no --config file");
-        return PX_CONFIG_CHECKED;
-    }
-    return PX_CONFIG_RUN;
+    return cfg->check_config ? PX_CONFIG_CHECKED : PX_CONFIG_RUN;
 }
 
 int px_config_reread_log_level(const px_config *cfg, px_log_level *level, px_error *err) {

@@ -144,13 +144,12 @@ typedef enum px_config_action {
     PX_CONFIG_RUN = 0,     /* parsed: run the server */
     PX_CONFIG_HELP = 1,    /* --help was given: usage printed, exit 0 */
     PX_CONFIG_VERSION = 2, /* --version was given: version printed, exit 0 */
-    PX_CONFIG_CHECKED = 3, /* --check-config: all valid, "configuration OK" printed, exit 0 */
+    PX_CONFIG_CHECKED = 3, /* --check-config: all parsed; the caller checks the rest, exits 0 */
 } px_config_action;
 
 /* Parses the --config file (named by argv or PYEXEC_CONFIG), then `envp`
  * (NULL-terminated "KEY=value" strings, may be NULL), then argv[1..argc-1]
- * over the defaults. Help, version and the --check-config verdict go to
- * `out`. Returns a px_config_action, or -1 with `err` set (PX_E_INVALID)
+ * over the defaults. Help and version text go to `out`. Returns a px_config_action, or -1 with `err` set (PX_E_INVALID)
  * naming the flag, variable or FILE:LINE and the accepted values; main()
  * exits 2 then (1 with --check-config: cfg->check_config is set). */
 int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,

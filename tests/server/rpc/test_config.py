@@ -40,6 +40,9 @@ def test_check_config_accepts_a_good_file_and_names_the_line_of_a_bad_one(tmp_pa
     p = check("--config", str(conf))
     assert p.returncode == 1
     assert f"{conf}:3: max-concurrent: 'many' is not an integer" in p.stderr, p.stderr
+    # What is checked after parsing (the store's URL) is checked too.
+    p = check("--store", "mysql://db")
+    assert p.returncode == 1 and "--store: 'mysql://db' is not memory" in p.stderr, p.stderr
     # Without --check-config the same file stops the server with exit 2.
     p = subprocess.run([pyexecd.server_binary(), "--config", str(conf)], capture_output=True,
                        text=True, timeout=30, stdin=subprocess.DEVNULL, env=clean_env())

@@ -110,7 +110,7 @@ KEYS = {"time", "level", "message", "execution_id", "tenant", "node", "rpc", "pe
 
 
 def test_json_lines_parse_and_each_rpc_has_an_access_line(tmp_path):
-    with pyexecd.Server("--log-format", "json", "--instance", "node-json",
+    with pyexecd.Server("--log-format", "json", "--node-name", "node-json",
                         "--http-listen", "127.0.0.1:0", binary=fake_binary()) as srv:
         pb = pyexecd.stubs().executor
         stub = pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel())

@@ -219,12 +219,17 @@ static void on_shutdown_done(px_tag *tag, bool ok) {
 
 /* ---- health probing ---- */
 
-/* Pings the back-end: SERVING, or NOT_SERVING with why in `reason`. */
+/* Pings the back-end and the store (Redis, when shared): SERVING, or
+ * NOT_SERVING with why in `reason`. */
 static int probe(px_rpc_server *srv, char *reason, size_t n) {
     px_error err = PX_ERROR_INIT;
     reason[0] = '\0';
     if (px_executor_ping(srv->ex, &err) < 0) {
         snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the back-end does not answer");
+        return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    }
+    if (px_store_ping(srv->store, &err) < 0) {
+        snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the store does not answer");
         return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     }
     return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;

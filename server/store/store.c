@@ -39,6 +39,10 @@ px_record *px_store_admit(px_store *s, const char *request_id, const uint8_t *di
     return s->ops->admit(s, request_id, digest, spec, origin, existed, err);
 }
 
+int px_store_ping(px_store *s, px_error *err) {
+    return s->ops->ping ? s->ops->ping(s, err) : 0;
+}
+
 void px_store_drain(px_store *s) {
     if (s->ops->drain)
         s->ops->drain(s);

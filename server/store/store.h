@@ -101,6 +101,11 @@ px_record *px_store_admit(px_store *store, const char *request_id, const uint8_t
  * when no more will be handed on. Idempotent. */
 void px_store_drain(px_store *store);
 
+/* Whether the store can serve: 0, or -1 with `err` set (e.g. the Redis
+ * store's PX_E_UNAVAILABLE naming the server). The in-memory store always
+ * can. May block up to a command timeout. */
+int px_store_ping(px_store *store, px_error *err);
+
 /* Returns a new reference to the retained record `id`, or NULL with
  * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */
 px_record *px_store_get(px_store *store, const char *id, px_error *err);

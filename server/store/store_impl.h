@@ -32,6 +32,7 @@ typedef struct px_store_ops {
                         px_job_spec *spec, const char *origin, bool *existed, px_error *err);
     px_record *(*get)(px_store *s, const char *id, px_error *err);
     void (*drain)(px_store *s); /* optional */
+    int (*ping)(px_store *s, px_error *err); /* optional: absent means always 0 */
     void (*remove)(px_store *s, px_record *r);
     size_t (*count)(px_store *s);
     int (*list)(px_store *s, px_status status, size_t page_size, const char *page_token,

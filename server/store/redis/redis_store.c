@@ -405,6 +405,13 @@ static px_record *rs_store_get(px_store *base, const char *id, px_error *err) {
     return r ? &r->base : NULL;
 }
 
+static int rs_store_ping(px_store *base, px_error *err) {
+    rs_store *st = (rs_store *)base;
+    if (px_rstore_ping(st->rs, err) < 0)
+        return px_error_wrap(err, "store");
+    return 0;
+}
+
 static void rs_store_remove(px_store *base, px_record *r) {
     (void)base;
     (void)r;
@@ -698,6 +705,7 @@ static const px_store_ops rs_store_ops = {
     .admit = rs_store_admit,
     .get = rs_store_get,
     .drain = rs_store_drain,
+    .ping = rs_store_ping,
     .remove = rs_store_remove,
     .count = rs_store_count,
     .list = rs_store_list,

@@ -135,3 +135,39 @@ def test_two_nodes_share_executions_and_node_names_are_exclusive():
             assert b.stop() == 0
             a.close()
             b.close()
+
+
+def test_health_follows_redis_and_calls_in_the_gap_are_unavailable():
+    """Redis restarted (AOF on): health NOT_SERVING naming the store, calls
+    UNAVAILABLE with a clear message, then SERVING again and nothing lost."""
+    with redis_server.RedisServer() as redis:
+        server = pyexecd.Server("--store", redis.url, "--store-namespace", "gap",
+                                "--health-interval-ms", "50", binary=fake_binary())
+        server.start()
+        try:
+            stubs = pyexecd.stubs()
+            hs = stubs.health_grpc.HealthStub(server.channel())
+            watch = hs.Watch(stubs.health.HealthCheckRequest(), timeout=60)
+            serving = stubs.health.HealthCheckResponse.SERVING
+            assert next(watch).status == serving
+            done = run_one(server)
+            redis.stop()
+            assert next(watch).status != serving  # an event, no polling
+            check = hs.Check.with_call(stubs.health.HealthCheckRequest(), timeout=10)
+            reason = dict(check[1].trailing_metadata()).get("pyexec-health-reason", "")
+            assert "store" in reason and "redis" in reason, reason
+            pb = stubs.executor
+            ex = stubs.executor_grpc.ExecutorServiceStub(server.channel())
+            with pytest.raises(grpc.RpcError) as e:
+                ex.GetExecution(pb.GetExecutionRequest(execution_id=done.execution_id),
+                                timeout=10)
+            assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "redis" in e.value.details()
+            redis.start()
+            assert next(watch).status == serving
+            got = ex.GetExecution(pb.GetExecutionRequest(execution_id=done.execution_id),
+                                  timeout=10)
+            assert got.stdout == b"ok"
+        finally:
+            assert server.stop() == 0
+            server.close()

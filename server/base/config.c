@@ -142,6 +142,8 @@ static const opt opts[] = {
     INT(http_max_connections_per_client, 1, 65536, "open HTTP connections from one IP address"),
     INT(http_max_header_bytes, 4096, 1 << 20,
         "largest HTTP request line plus headers, bytes (beyond: 414 or 431)"),
+    STR_OR_EMPTY(http_docs_dir, "directory of swagger-ui-dist, for the browsable /docs page "
+                                "(scripts/setup installs it; empty: a plain list of the routes)"),
     INT(http_read_timeout_s, 1, 3600,
         "seconds an HTTP connection may stay idle (a request trickling in included)"),
     STR(store, "where records, output and the job queue live: memory (this process), "

@@ -127,6 +127,7 @@ typedef struct px_config {
     int http_max_connections_per_client; /* open connections from one IP address */
     int http_max_header_bytes;   /* request line + headers (the connection's buffer) */
     int http_read_timeout_s;     /* a connection idle this long is closed */
+    char http_docs_dir[1024];    /* swagger-ui-dist for /docs; "": a plain page */
     /* The store: "memory" (this process only) or a Redis URL shared by many
      * nodes (checked by the daemon; the password never comes from a flag
      * but from --store-password-file or PYEXEC_STORE_PASSWORD). */

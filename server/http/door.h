@@ -26,11 +26,23 @@
 #include "server/rpc/rpc.h"
 #include "server/store/store.h"
 
+/* A growable byte buffer; `data` is NUL-terminated when not NULL. */
+typedef struct px_http_buf {
+    char *data;
+    size_t len, cap;
+} px_http_buf;
+
+/* Appends; returns 0, or -1 out of memory. */
+/* The Swagger UI files /docs serves (docs.c). */
+#define PX_HTTP_DOCS_ASSETS 2
+
 struct px_http_server {
     const px_config *cfg;
     px_rpc_server *rpc;
     px_store *store;
-    px_metrics *metrics; /* may be NULL */
+    px_metrics *metrics;                     /* may be NULL */
+    px_http_buf assets[PX_HTTP_DOCS_ASSETS]; /* --http-docs-dir's files; read-only once loaded */
+    bool has_assets;
     struct MHD_Daemon *mhd;
     char address[128];
     int stop_fd;           /* eventfd, readable once px_http_server_free began */
@@ -40,13 +52,6 @@ struct px_http_server {
     int active;            /* requests between their first call and their completion */
 };
 
-/* A growable byte buffer; `data` is NUL-terminated when not NULL. */
-typedef struct px_http_buf {
-    char *data;
-    size_t len, cap;
-} px_http_buf;
-
-/* Appends; returns 0, or -1 out of memory. */
 int px_http_buf_append(px_http_buf *b, const char *data, size_t len);
 void px_http_buf_release(px_http_buf *b);
 
@@ -130,6 +135,19 @@ int px_http_client_fd(struct MHD_Connection *conn);
 
 /* GET /api/v1/executions/{id}/output: the route's handler. */
 enum MHD_Result px_http_stream_output(px_http_req *req);
+
+/* ---- /docs (docs.c) ---- */
+
+/* Reads the Swagger UI files from `dir` ("" or NULL: none). Returns 0, or
+ * -1 with `err` (PX_E_INVALID naming the file). */
+int px_http_docs_load(px_http_server *srv, const char *dir, px_error *err);
+void px_http_docs_release(px_http_server *srv);
+
+/* The routes' handlers: the page, the description, one Swagger UI file
+ * (named by the {name} segment). */
+enum MHD_Result px_http_docs_page(px_http_req *req);
+enum MHD_Result px_http_docs_openapi(px_http_req *req);
+enum MHD_Result px_http_docs_asset(px_http_req *req);
 
 /* ---- JSON (json.c) ---- */
 

@@ -298,6 +298,9 @@ static enum MHD_Result metrics(px_http_req *req) {
 const px_http_route px_http_routes[] = {
     {"GET", "/health", PX_BODY_NONE, health},
     {"GET", "/metrics", PX_BODY_NONE, metrics},
+    {"GET", "/docs", PX_BODY_NONE, px_http_docs_page},
+    {"GET", "/docs/openapi.json", PX_BODY_NONE, px_http_docs_openapi},
+    {"GET", "/docs/{name}", PX_BODY_NONE, px_http_docs_asset},
     {"POST", "/api/v1/exec/sync", PX_BODY_MULTIPART, exec_sync},
     {"POST", "/api/v1/exec/async", PX_BODY_MULTIPART, exec_async},
     {"POST", "/api/v1/eval", PX_BODY_JSON, eval},

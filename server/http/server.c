@@ -127,11 +127,11 @@ int px_http_client_fd(struct MHD_Connection *conn) {
     return info ? info->connect_fd : -1;
 }
 
-/* Matches `url` against `pattern`; a "{id}" segment matches one non-empty
- * segment, copied into `id`. */
+/* Matches `url` against `pattern`; a "{...}" segment ("{id}", "{name}")
+ * matches one non-empty segment, copied into `id`. */
 static bool match(const char *pattern, const char *url, char *id, size_t id_size) {
     while (*pattern && *url) {
-        if (strncmp(pattern, "{id}", 4) == 0) {
+        if (*pattern == '{') {
             size_t n = strcspn(url, "/");
             if (n == 0)
                 return false;
@@ -139,7 +139,9 @@ static bool match(const char *pattern, const char *url, char *id, size_t id_size
             memcpy(id, url, k);
             id[k] = '\0';
             url += n;
-            pattern += 4;
+            pattern += strcspn(pattern, "}");
+            if (*pattern)
+                pattern++;
             continue;
         }
         if (*pattern != *url)
@@ -244,8 +246,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
                                    "Content-Type: '%s': %s takes multipart/form-data with "
                                    "the fields 'tar' (the code, a tar file) and 'metadata' "
                                    "(JSON)",
-                                   type ? px_quote_str(&q, type) : "(none)",
-                                   req->route->pattern);
+                                   type ? px_quote_str(&q, type) : "(none)", req->route->pattern);
     }
     req->pp = MHD_create_post_processor(req->conn, POST_BUFFER, on_post_field, req);
     if (!req->pp) {
@@ -431,6 +432,7 @@ static int parse_address(const char *addr, struct sockaddr_storage *ss, px_error
 }
 
 static void server_release(px_http_server *srv) {
+    px_http_docs_release(srv);
     if (srv->stop_fd >= 0)
         close(srv->stop_fd);
     pthread_cond_destroy(&srv->idle);
@@ -457,6 +459,10 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->stop_fd < 0) {
         px_error_set_errno(err, PX_E_INTERNAL, errno, "eventfd");
+        server_release(srv);
+        return NULL;
+    }
+    if (px_http_docs_load(srv, cfg->http_docs_dir, err) < 0) {
         server_release(srv);
         return NULL;
     }

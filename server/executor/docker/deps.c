@@ -24,7 +24,8 @@
  *
  * The index lives in the volume (/deps/.index/<dir>.json, written by the
  * build); the back-end reads it once at start-up (sb_deps_load), which also
- * deletes what it does not name (leftovers of a crash).
+ * deletes what it does not name (leftovers of a crash), or, if the engine
+ * was away then, before its first dependency run (without deleting).
  *
  * deps_mu guards the list, each layer's state, users, waiters, refs,
  * last_used, error, and the totals and counters. It is never held while
@@ -354,6 +355,9 @@ static void load_line_locked(docker_sandbox *sb, const char *line, size_t len) {
     json_int_t built = json_integer_value(json_object_get(j, "built_at"));
     if (!key || !dir || strlen(key) != 2 * PX_SHA256_LEN || strlen(dir) >= sizeof sb->layers->dir)
         return;
+    for (sb_layer *o = sb->layers; o; o = o->next)
+        if (strcmp(o->dir, dir) == 0)
+            return; /* built by this server before a late load */
     px_error e = PX_ERROR_INIT;
     sb_layer *l = layer_new(key, dir, false, &e);
     if (!l)
@@ -368,15 +372,15 @@ static void load_line_locked(docker_sandbox *sb, const char *line, size_t len) {
     sb->deps_total += l->size_bytes;
 }
 
-int sb_deps_load(docker_sandbox *sb, px_error *err) {
-    const char *args[] = {"list"};
+int sb_deps_load(docker_sandbox *sb, bool clean, px_error *err) {
+    const char *args[] = {"list", clean ? "clean" : "keep"};
     _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
     helper_end end = HELPER_EXITED;
     int code = -1;
     if (!io)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
     if (sb_ensure_image(sb, sb->deps_helper_image, err) < 0 ||
-        run_helper(sb, sb->deps_helper_image, args, 1, io, 0, &end, &code, err) < 0)
+        run_helper(sb, sb->deps_helper_image, args, 2, io, 0, &end, &code, err) < 0)
         return px_error_wrap(err, "list the dependency layers in volume '%s'", sb->deps_volume);
     if (code != 0)
         return px_error_set(err, PX_E_INTERNAL,
@@ -393,10 +397,25 @@ int sb_deps_load(docker_sandbox *sb, px_error *err) {
     for (sb_layer *l = sb->layers; l; l = l->next)
         n++;
     int64_t total = sb->deps_total;
+    sb->deps_loaded = true;
     pthread_mutex_unlock(&sb->deps_mu);
     px_info("docker: deps: %d cached layer(s), %lld bytes, in volume '%s'", n, (long long)total,
             sb->deps_volume);
     return 0;
+}
+
+/* A server that could not read the index at start-up (the engine was
+ * away) reads it before its first dependency run, without cleaning: a build
+ * may be under way by then. Serialised by deps_load_mu. */
+static void ensure_loaded(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->deps_load_mu);
+    pthread_mutex_lock(&sb->deps_mu);
+    bool loaded = sb->deps_loaded;
+    pthread_mutex_unlock(&sb->deps_mu);
+    px_error err = PX_ERROR_INIT;
+    if (!loaded && sb_deps_load(sb, false, &err) < 0)
+        px_warn("docker: deps: %s (cached layers are unknown until it works)", err.msg);
+    pthread_mutex_unlock(&sb->deps_load_mu);
 }
 
 /* ---- acquire: hit, wait or build ---- */
@@ -701,6 +720,7 @@ char *sb_deps_requirements(docker_sandbox *sb, const px_job_spec *spec, px_sandb
                            int64_t *deadline, px_sandbox_result *result) {
     const char *own = spec->requirements_txt ? spec->requirements_txt : "";
     px_error err = PX_ERROR_INIT;
+    ensure_loaded(sb);
     if (strcmp(own, "-\n") == 0 || !sb->deps_auto) {
         char *copy = strdup(strcmp(own, "-\n") == 0 ? "" : own);
         if (!copy) {

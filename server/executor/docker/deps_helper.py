@@ -6,8 +6,9 @@
 #   build DIR PIP_ARG...  pip-installs into /deps/DIR (wheels only), then
 #                         indexes it in /deps/.index/DIR.json; pip's output goes
 #                         to stderr, each line marked "pyexec: install: "
-#   list                  removes what no index entry names (a crashed build's
-#                         leftovers) and prints the index
+#   list clean|keep       prints the index; with clean (at start-up, when no
+#                         build runs) first removes what no index entry names
+#                         (a crashed build's leftovers)
 #   remove DIR...         un-indexes each DIR, then deletes it
 #   detect                reads the project (a tar) from stdin and prints the
 #                         distributions its .py files import (see detect())
@@ -88,7 +89,7 @@ def build(name, key, pip_args):
     say(dict(record, ok=True))
 
 
-def list_layers():
+def list_layers(clean):
     os.makedirs(INDEX, exist_ok=True)
     layers = {}
     for n in os.listdir(INDEX):
@@ -103,9 +104,9 @@ def list_layers():
         if (type(rec) is dict and plain(rec.get("dir")) and n == rec["dir"] + ".json"
                 and os.path.isdir(DEPS + "/" + rec["dir"])):
             layers[rec["dir"]] = rec
-        else:
+        elif clean:
             os.unlink(path)
-    for n in os.listdir(DEPS):
+    for n in os.listdir(DEPS) if clean else ():
         if n != ".index" and n not in layers:
             shutil.rmtree(DEPS + "/" + n, ignore_errors=True)
     for rec in layers.values():
@@ -233,7 +234,7 @@ def main():
     if mode == "build":
         build(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif mode == "list":
-        list_layers()
+        list_layers(sys.argv[2] == "clean")
     elif mode == "remove":
         remove(sys.argv[2:])
     elif mode == "detect":

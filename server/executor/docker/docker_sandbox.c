@@ -102,6 +102,7 @@ static void sandbox_free(docker_sandbox *sb) {
     px_docker_client_free(sb->client);
     sb_deps_free(sb);
     pthread_mutex_destroy(&sb->deps_mu);
+    pthread_mutex_destroy(&sb->deps_load_mu);
     free(sb->deps_volume);
     free(sb->wheelhouse);
     free(sb->pip_index_url);
@@ -264,6 +265,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     pthread_mutex_init(&sb->reaper_mu, NULL);
     pthread_mutex_init(&sb->pool_mu, NULL);
     pthread_mutex_init(&sb->deps_mu, NULL);
+    pthread_mutex_init(&sb->deps_load_mu, NULL);
     sb->instance = strdup(config->instance);
     sb->runtime = config->runtime ? strdup(config->runtime) : NULL;
     sb->pull_missing = config->pull_missing;
@@ -351,7 +353,7 @@ int px_docker_sandbox_new(const px_docker_config *config, px_sandbox *out, px_er
         if (sb_reap(sb, &e) < 0)
             px_warn("docker: start-up reap: %s", e.msg);
         e = (px_error)PX_ERROR_INIT;
-        if (sb_deps_enabled(sb) && sb_deps_load(sb, &e) < 0)
+        if (sb_deps_enabled(sb) && sb_deps_load(sb, true, &e) < 0)
             px_warn("docker: deps: %s (starting with an empty cache)", e.msg);
     }
     /* After the start-up reap, which would otherwise race the first pooled

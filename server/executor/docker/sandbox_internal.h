@@ -16,14 +16,17 @@
  *   deps.c            the dependency cache: layers built by helper
  *                     containers into one volume every sandbox mounts.
  *
- * Locks. Each mutex guards one domain and is never held while taking
- * another or while calling the engine:
+ * Locks. Each mutex but deps_load_mu guards one domain and is never held
+ * while taking another or while calling the engine:
  *   live_mu    the live set (live, n_live, cap_live);
  *   image_mu   the image cache (images);
  *   reaper_mu  the reaper's stop flag; reaper_cond waits on it;
  *   pool_mu    the warm pool's state and the counters in stats; pool_cond
  *              waits on it;
- *   deps_mu    the dependency cache's layers, totals and counters.
+ *   deps_mu    the dependency cache's layers, totals and counters;
+ *   deps_load_mu  serialises reading the cache's index (held around a
+ *              helper container, the one lock that is; deps_mu is taken
+ *              inside it, never the reverse).
  * Everything else is set before the threads start and is then read-only,
  * or is touched only by the thread that creates and destroys the back-end
  * (reaper, reaper_started, pool_threads, n_pool_threads).
@@ -153,6 +156,7 @@ typedef struct docker_sandbox {
     char *deps_helper_image; /* runs the list and remove helpers */
     int64_t deps_cache_bytes;
     bool deps_auto; /* --auto-requirements */
+    pthread_mutex_t deps_load_mu; /* one index load at a time; taken before deps_mu */
     pthread_mutex_t deps_mu;
     sb_layer *layers;                /* under deps_mu */
     int64_t deps_total;              /* bytes of the READY layers; under deps_mu */
@@ -165,6 +169,7 @@ typedef struct docker_sandbox {
         char *requirements; /* "name\n..." or ""; NULL: an empty slot */
     } detected[DETECT_CACHE_SIZE];
     size_t detected_next; /* under deps_mu */
+    bool deps_loaded;     /* the index was read; under deps_mu */
 } docker_sandbox;
 
 /* ---- engine.c ---- */
@@ -334,9 +339,10 @@ void *sb_reaper_main(void *arg);
 
 /* Whether the dependency cache is on (a wheelhouse or an index is set). */
 bool sb_deps_enabled(const docker_sandbox *sb);
-/* Reads the cache's index from its volume (a helper container), deleting
- * what it does not list. Only before the back-end's threads start. */
-int sb_deps_load(docker_sandbox *sb, px_error *err);
+/* Reads the cache's index from its volume (a helper container) and adds
+ * its layers; with `clean` (only before any build can run: at creation)
+ * first deletes what the index does not list. Sets deps_loaded. */
+int sb_deps_load(docker_sandbox *sb, bool clean, px_error *err);
 /* The requirements of one run (a new string, normalised; "" for none):
  * spec's own, plus, with --auto-requirements and unless spec's are "-",
  * the distributions its .py files import, found by a helper container of

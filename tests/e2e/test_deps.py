@@ -296,6 +296,34 @@ def test_restart_keeps_the_cache_and_clears_what_the_index_does_not_list(deps):
     assert (builds(srv2), hits(srv2)) == (0, 1)
 
 
+def serving(srv):
+    h = pyexecd.stubs().health
+    stub = pyexecd.stubs().health_grpc.HealthStub(srv.channel())
+    try:
+        res = stub.Check(h.HealthCheckRequest(service=""), timeout=10)
+    except grpc.RpcError:
+        return False
+    return h.HealthCheckResponse.ServingStatus.Name(res.status) == "SERVING"
+
+
+def test_a_server_that_started_without_the_engine_reads_the_index_later(deps, tmp_path):
+    srv, ex = deps.start()
+    res = ex.run(IMPORT_TINY, requirements_txt="tinypkg\n")
+    assert res.stdout == b"from the wheel\n", (res.error, res.stderr)
+    assert srv.stop() == 0
+    # The engine's socket is not there when the next server starts...
+    socket_path = tmp_path / "docker.sock"
+    srv2, ex2 = deps.start("--docker-socket", str(socket_path), "--warm-pool", "0")
+    assert "cached layer(s)" not in srv2.stderr_text()
+    # ...and appears later: the first dependency run reads the index first.
+    socket_path.symlink_to(os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock"))
+    assert pyexecd.wait_until(lambda: serving(srv2), 30)
+    res = ex2.run(IMPORT_TINY, requirements_txt="tinypkg\n")
+    assert res.stdout == b"from the wheel\n", (res.error, res.stderr)
+    assert "docker: deps: 1 cached layer(s)" in srv2.stderr_text()
+    assert (builds(srv2), hits(srv2)) == (0, 1)
+
+
 WAIT_FOR_EVICTION = """\
 import os, time, biga
 print('ready', flush=True)

@@ -2,6 +2,10 @@
  * The store interface on Redis (see redis_store.h; the shared layout and
  * the atomic steps are in rstore.c and scripts.c).
  *
+ * Watchers are woken only by the node's follower, for every entry of the
+ * output stream (chunks, the end marker), whichever node wrote it: a write
+ * made here does not wake them directly too.
+ *
  * Proxies: the store keeps the records alive on this node in a list; a
  * proxy leaves it when its last reference goes. px_store_get finds a live
  * proxy (so the runner's job, attached on the claiming node, and the local
@@ -229,8 +233,8 @@ static bool rs_record_kill(px_record *base, px_kill_cause cause) {
         /* Unreachable Redis: at least a local run can still be killed. */
         return kill_local(r, cause);
     }
-    if (rc == PX_RSTORE_KILL_QUEUED)
-        px_record_notify(base);
+    /* A queued job ended now: its end marker wakes the watchers through the
+     * follower, as every change does. */
     return rc != PX_RSTORE_KILL_ENDED;
 }
 
@@ -252,7 +256,8 @@ static void rs_record_set_running(px_record *base, int64_t started_at_ms) {
         px_warn("execution %s: set running: %s", base->id, err.msg);
     else if (rc == PX_RSTORE_FENCED)
         px_warn("execution %s: RUNNING refused: this node lost its lease", base->id);
-    px_record_notify(base);
+    /* No wake-up: RUNNING is not in the output stream, and no watcher waits
+     * for it (readers wait for output, control calls for the end). */
 }
 
 static void rs_record_append(px_record *base, px_stream stream, const uint8_t *data, size_t len) {
@@ -297,7 +302,8 @@ static bool rs_record_finish(px_record *base, const px_outcome *outcome) {
         px_warn("execution %s: terminal state refused: this node lost its lease", base->id);
     if (token > 0 && !was_ended)
         run_ended(r->st);
-    px_record_notify(base);
+    /* The watchers, here and on other nodes, are woken by the end marker
+     * through the follower. */
     return rc == PX_RSTORE_DONE;
 }
 

@@ -51,6 +51,13 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err
         };
         return px_memory_store_new(&sc, err);
     }
+    if (cfg->auth_tokens[0] || cfg->tls_client_ca[0]) {
+        px_error_set(err, PX_E_INVALID,
+                     "--store '%s': the Redis store does not keep a record's tenant yet; "
+                     "tenants (--auth-tokens, --tls-client-ca) need --store memory",
+                     cfg->store);
+        return NULL;
+    }
     char node[PX_RSTORE_NAME_MAX + 1];
     node_name(cfg, node);
     _cleanup_free_ char *password = NULL;
@@ -127,8 +134,14 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
         return 1;
     }
     px_store *store = open_store(cfg, ex, &err);
-    if (!store) {
+    px_quota_config quotas = {
+        .max_concurrent = cfg->tenant_max_concurrent,
+        .max_queued = cfg->tenant_max_queued,
+        .max_per_minute = cfg->tenant_max_per_minute,
+    };
+    if (!store || px_store_set_quotas(store, &quotas, &err) < 0) {
         px_err("start: store: %s", err.msg);
+        px_store_free(store);
         px_executor_free(ex);
         return 1;
     }

@@ -1,6 +1,7 @@
 'use strict';
 /*
- * node --test: the Node example over TLS and mutual TLS, against the server
+ * node --test: the Node example over TLS and mutual TLS, and with a tenant's
+ * token, against the server
  * with its scripted fake back-end (tests/server/rpc/fake_pyexecd, from
  * $FAKE_PYEXECD_BIN or bazel-bin), with certificates made by `openssl` at
  * test time. Skipped when that binary or openssl is missing.
@@ -11,6 +12,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
+const crypto = require('node:crypto');
 const {spawn, execFileSync} = require('node:child_process');
 const grpc = require('@grpc/grpc-js');
 const {connect, target, unary} = require('./example.js');
@@ -110,6 +112,35 @@ test('the example speaks mutual TLS', {skip}, async () => {
       await srv.stop();
     }
   } finally {
+    fs.rmSync(dir, {recursive: true, force: true});
+  }
+});
+
+test('the example sends its token', {skip: !fs.existsSync(FAKE) && `no ${FAKE}`}, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pyexec-node-token-'));
+  const tokens = path.join(dir, 'tokens');
+  const sha = (t) => crypto.createHash('sha256').update(t).digest('hex');
+  fs.writeFileSync(tokens, `alice ${sha('alice-token')}\nbob ${sha('bob-token')}\n`);
+  const srv = await startFake(['--auth-tokens', tokens]);
+  try {
+    const alice = connect(srv.address, {token: 'alice-token'});
+    const bob = connect(srv.address, {token: 'bob-token'});
+    const anonymous = connect(srv.address);
+    const sub = await unary(alice.executor, 'Execute', {
+      files: [{path: 'main.py', content: Buffer.from('')}],
+      metadata: {script_args: ['print:node\n']},
+      async: true,
+    });
+    const got = await unary(alice.executor, 'GetExecution', {execution_id: sub.execution_id});
+    assert.strictEqual(got.execution_id, sub.execution_id);
+    await assert.rejects(unary(bob.executor, 'GetExecution', {execution_id: sub.execution_id}),
+                         (err) => err.code === grpc.status.NOT_FOUND);
+    await assert.rejects(unary(anonymous.executor, 'ListExecutions', {}),
+                         (err) => err.code === grpc.status.UNAUTHENTICATED);
+    assert.strictEqual((await unary(anonymous.health, 'Check', {})).status, 'SERVING');
+    for (const c of [alice, bob, anonymous]) c.close();
+  } finally {
+    await srv.stop();
     fs.rmSync(dir, {recursive: true, force: true});
   }
 });

@@ -56,6 +56,15 @@ static const opt opts[] = {
     {"insecure", OPT_BOOL, offsetof(px_config, insecure), sizeof(bool), 0, 0,
      "allow plaintext on a --listen address that is not loopback (without it, such an "
      "address needs --tls-cert and --tls-key)"},
+    STR(auth_tokens, "file of the tenants' tokens: lines 'TENANT SHA256HEX' (the hex SHA-256 of "
+                     "the token; '#' comments); every call then needs 'authorization: Bearer "
+                     "TOKEN' (re-read on SIGHUP)"),
+    INT(tenant_max_concurrent, 0, 1000000,
+        "executions one tenant may have pending or running at once (0: no quota)"),
+    INT(tenant_max_queued, 0, 1000000,
+        "executions one tenant may have waiting for a slot (0: no quota)"),
+    INT(tenant_max_per_minute, 0, 1000000,
+        "executions one tenant may start a minute, in bursts of as many (0: no quota)"),
     STR(docker_socket, "path of the Docker engine's unix socket"),
     STR(default_image, "image used when a request names none"),
     STR(instance, "name of this server instance (container label; the reaper's scope)"),
@@ -492,6 +501,12 @@ static int check_tls(const px_config *cfg, px_error *err) {
                             "--listen '%s' is not a loopback address: serve it with --tls-cert "
                             "and --tls-key, or allow plaintext there with --insecure",
                             cfg->listen);
+    /* The HTTP door speaks plaintext only (for now). */
+    if (cfg->http_listen[0] && !cfg->insecure && !px_config_listen_is_loopback(cfg->http_listen))
+        return px_error_set(err, PX_E_INVALID,
+                            "--http-listen '%s' is not a loopback address and the HTTP door has "
+                            "no TLS: keep it on loopback behind a TLS proxy, or say --insecure",
+                            cfg->http_listen);
     return 0;
 }
 

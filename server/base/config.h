@@ -51,6 +51,14 @@ typedef struct px_config {
     /* --insecure: plaintext on an address that is not loopback is allowed
      * (without it such a --listen needs TLS). */
     bool insecure;
+    /* --auth-tokens: the tenants' token file (lines "TENANT SHA256HEX",
+     * re-read on SIGHUP); "" = no tokens. */
+    char auth_tokens[1024];
+    /* Per-tenant quotas (0: none): executions pending or running, of those
+     * pending, admissions per minute. */
+    int tenant_max_concurrent;
+    int tenant_max_queued;
+    int tenant_max_per_minute;
     char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
     char default_image[256];   /* --default-image, default pyexec/python:3.11 */
     char instance[64];         /* --instance: label value for the reaper, default "default" */

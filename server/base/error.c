@@ -75,6 +75,7 @@ const char *px_code_name(px_code code) {
     case PX_E_CANCELLED: return "CANCELLED";
     case PX_E_TIMEOUT: return "DEADLINE_EXCEEDED";
     case PX_E_INTERNAL: return "INTERNAL";
+    case PX_E_UNAUTHENTICATED: return "UNAUTHENTICATED";
     }
     return "UNKNOWN";
 }

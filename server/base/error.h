@@ -35,6 +35,7 @@ typedef enum px_code {
     PX_E_CANCELLED,    /* the operation was cancelled: CANCELLED */
     PX_E_TIMEOUT,      /* a call to a dependency timed out: DEADLINE_EXCEEDED */
     PX_E_INTERNAL,     /* a bug or an unexpected system failure: INTERNAL */
+    PX_E_UNAUTHENTICATED, /* no valid credentials (token, certificate): UNAUTHENTICATED */
 } px_code;
 
 #define PX_ERROR_MSG_MAX 1024

@@ -72,6 +72,7 @@ typedef struct px_http_route {
     const char *pattern; /* "/api/v1/executions/{id}/output": "{id}" is one segment */
     px_http_body body;
     px_http_handler handler;
+    bool open; /* served without authentication (health) */
 } px_http_route;
 
 /* The route table (routes.c), terminated by a NULL method. */
@@ -96,6 +97,9 @@ struct px_http_req {
     /* For the access log line logged when the request ends (server.c). */
     int64_t started_us; /* px_now_mono_us() when the request line arrived */
     unsigned status;    /* the status queued; 0: none yet */
+    /* Who is asking (px_rpc_authenticate; "" on open routes and on a
+     * server without tenants): the routes act on its executions only. */
+    char tenant[PX_TENANT_MAX];
 };
 
 /* ---- replies (server.c); each queues one response and returns its result ---- */

@@ -230,7 +230,7 @@ enum MHD_Result px_http_stream_output(px_http_req *req) {
     int64_t offset;
     px_record *record = NULL;
     if (start_offset(req, &offset, &err) < 0 || px_id_check(req->id, &err) < 0 ||
-        !(record = px_store_get(req->srv->store, req->id, &err)))
+        !(record = px_store_get_as(req->srv->store, req->tenant, req->id, &err)))
         return px_http_reply_px_error(req, &err);
     px_record_view view;
     if (px_record_snapshot(record, false, &view, &err) < 0) {

@@ -32,7 +32,7 @@ static enum MHD_Result health(px_http_req *req) {
 static px_record *find(px_http_req *req) {
     px_error err = PX_ERROR_INIT;
     px_record *record = NULL;
-    if (px_id_check(req->id, &err) < 0 || !(record = px_store_get(req->srv->store, req->id, &err)))
+    if (px_id_check(req->id, &err) < 0 || !(record = px_store_get_as(req->srv->store, req->tenant, req->id, &err)))
         px_http_reply_px_error(req, &err);
     return record;
 }
@@ -75,10 +75,14 @@ static enum MHD_Result wait_and_reply(px_http_req *req, px_record *record) {
  * answers: 202 with the id at once (async), or the result at the end. */
 static enum MHD_Result admit(px_http_req *req, px_job_spec *spec, bool async) {
     px_error err = PX_ERROR_INIT;
-    char origin[160];
-    snprintf(origin, sizeof origin, "HTTP POST %s from %s", req->route->pattern, req->peer);
+    char origin[160 + PX_TENANT_MAX];
+    px_quoted qt;
+    snprintf(origin, sizeof origin, "HTTP POST %s from %s%s%s%s", req->route->pattern, req->peer,
+             req->tenant[0] ? " (tenant '" : "", px_quote_str(&qt, req->tenant),
+             req->tenant[0] ? "')" : "");
     bool existed = false;
     bool eval = spec->eval;
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", req->tenant);
     px_record *record = px_store_admit(req->srv->store, "", NULL, spec, origin, &existed, &err);
     if (!record) {
         px_error_wrap(&err, eval ? "eval" : "execute");
@@ -239,7 +243,8 @@ static enum MHD_Result list_executions(px_http_req *req) {
     px_status status;
     px_store_page page = {0};
     if (px_codec_list_args(page_size, (int)want, &size, &status, &err) < 0 ||
-        px_store_list(req->srv->store, status, size, token ? token : "", &page, &err) < 0)
+        px_store_list(req->srv->store, req->tenant, status, size, token ? token : "", &page,
+                      &err) < 0)
         return px_http_reply_px_error(req, &err);
     json_t *list = json_array();
     for (size_t i = 0; list && i < page.n; i++) {
@@ -296,17 +301,18 @@ static enum MHD_Result metrics(px_http_req *req) {
 }
 
 const px_http_route px_http_routes[] = {
-    {"GET", "/health", PX_BODY_NONE, health},
-    {"GET", "/metrics", PX_BODY_NONE, metrics},
-    {"GET", "/docs", PX_BODY_NONE, px_http_docs_page},
-    {"GET", "/docs/openapi.json", PX_BODY_NONE, px_http_docs_openapi},
-    {"GET", "/docs/{name}", PX_BODY_NONE, px_http_docs_asset},
-    {"POST", "/api/v1/exec/sync", PX_BODY_MULTIPART, exec_sync},
-    {"POST", "/api/v1/exec/async", PX_BODY_MULTIPART, exec_async},
-    {"POST", "/api/v1/eval", PX_BODY_JSON, eval},
-    {"GET", "/api/v1/executions", PX_BODY_NONE, list_executions},
-    {"GET", "/api/v1/executions/{id}", PX_BODY_NONE, get_execution},
-    {"DELETE", "/api/v1/executions/{id}", PX_BODY_NONE, kill_execution},
-    {"GET", "/api/v1/executions/{id}/output", PX_BODY_NONE, px_http_stream_output},
-    {NULL, NULL, PX_BODY_NONE, NULL},
+    /* method, path, body, handler, open (no authentication) */
+    {"GET", "/health", PX_BODY_NONE, health, true},
+    {"GET", "/metrics", PX_BODY_NONE, metrics, true},
+    {"GET", "/docs", PX_BODY_NONE, px_http_docs_page, true},
+    {"GET", "/docs/openapi.json", PX_BODY_NONE, px_http_docs_openapi, true},
+    {"GET", "/docs/{name}", PX_BODY_NONE, px_http_docs_asset, true},
+    {"POST", "/api/v1/exec/sync", PX_BODY_MULTIPART, exec_sync, false},
+    {"POST", "/api/v1/exec/async", PX_BODY_MULTIPART, exec_async, false},
+    {"POST", "/api/v1/eval", PX_BODY_JSON, eval, false},
+    {"GET", "/api/v1/executions", PX_BODY_NONE, list_executions, false},
+    {"GET", "/api/v1/executions/{id}", PX_BODY_NONE, get_execution, false},
+    {"DELETE", "/api/v1/executions/{id}", PX_BODY_NONE, kill_execution, false},
+    {"GET", "/api/v1/executions/{id}/output", PX_BODY_NONE, px_http_stream_output, false},
+    {NULL, NULL, PX_BODY_NONE, NULL, false},
 };

@@ -45,6 +45,7 @@ unsigned px_http_status(px_code code) {
     case PX_E_CANCELLED: return MHD_HTTP_BAD_REQUEST;
     case PX_E_TIMEOUT: return MHD_HTTP_GATEWAY_TIMEOUT;
     case PX_E_INTERNAL: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    case PX_E_UNAUTHENTICATED: return MHD_HTTP_UNAUTHORIZED;
     }
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
@@ -206,6 +207,17 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         req->answered = true;
         return px_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
                                    method, req->route->pattern);
+    }
+    if (!req->route->open) {
+        /* Before the body is read: an unknown caller sends nothing big. */
+        const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        px_error err = PX_ERROR_INIT;
+        if (px_rpc_authenticate(req->srv->rpc, auth, auth ? strlen(auth) : 0, NULL, req->tenant,
+                                &err) < 0) {
+            req->answered = true;
+            return px_http_reply_px_error(req, &err);
+        }
     }
     const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);

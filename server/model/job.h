@@ -66,8 +66,15 @@ static inline bool px_status_terminal(px_status s) {
  * the spec (heap, freed by px_job_spec_free) and already validated by the RPC
  * layer: limits are within the configured maximums and defaults are filled in.
  */
+/* Longest tenant name, with its NUL: a name from --auth-tokens, or the
+ * subject of a client certificate. */
+#define PX_TENANT_MAX 256
+
 typedef struct px_job_spec {
     char execution_id[48];
+    /* Who asked: the tenant the record belongs to ("" when the server has no
+     * tenants). Set by the door that took the request. */
+    char tenant[PX_TENANT_MAX];
     char *image;               /* never empty */
     char *entrypoint;          /* normalised path inside /work */
     uint8_t *tar;              /* normalised project archive (px_project_pack) */

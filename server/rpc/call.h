@@ -55,6 +55,7 @@ enum px_method {
 typedef struct px_health_watch px_health_watch;
 typedef struct px_reflection px_reflection;
 typedef struct px_tls px_tls;
+typedef struct px_tokens px_tokens;
 
 struct px_rpc_server {
     const px_config *cfg;
@@ -97,6 +98,10 @@ struct px_rpc_server {
     px_reflection *reflection;    /* owned; immutable once built, read by any thread */
     px_metrics *metrics;          /* borrowed; RPC latency by method and code; may be NULL */
     px_tls *tls;                  /* owned; NULL: plaintext */
+    /* --auth-tokens (owned; NULL: none), swapped by a reload: read under
+     * tokens_mu (read lock) by px_rpc_authenticate. */
+    pthread_rwlock_t tokens_mu;
+    px_tokens *tokens;
 };
 
 typedef struct px_call px_call;
@@ -207,13 +212,21 @@ ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessa
                                  px_error *err);
 
 /* Handlers, one per RPC (one file each). Each takes over `gcall` and
- * `payload` (NULL for streaming requests read later). */
-void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
-void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
-void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
-void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
-void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
-void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
+ * `payload` (NULL for streaming requests read later). The executor's
+ * handlers act for `tenant` (authenticated by px_auth_call; "" when the
+ * server has no tenants): its records only. */
+void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                       const char *tenant);
+void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                    const char *tenant);
+void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                   const char *tenant);
+void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                      const char *tenant);
+void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                    const char *tenant);
+void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                               const char *tenant);
 void px_handle_health_check(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 void px_handle_health_watch(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload);
 /* grpc.reflection.v1 and v1alpha ServerReflectionInfo (reflection.c). */
@@ -273,6 +286,15 @@ bool px_finish_with_view(px_call *call, const px_record_view *view);
 /* The client's address as gRPC names it ("ipv4:127.0.0.1:40312"), into
  * `out` ("?" if unknown). */
 void px_call_peer(const px_call *call, char *out, size_t n);
+
+/* ---- authentication (auth.c) ---- */
+
+/* Who is calling `gcall` (whose initial metadata is `md`): the tenant named
+ * by its bearer token, else the subject of its client certificate (mutual
+ * TLS), else "" when the server has no tenants; into `tenant`
+ * (PX_TENANT_MAX). Returns 0, or -1 with `err` (PX_E_UNAUTHENTICATED). */
+int px_auth_call(px_rpc_server *srv, grpc_call *gcall, const grpc_metadata_array *md,
+                 char *tenant, px_error *err);
 
 /* Validates an execution id field: PX_E_INVALID if malformed. */
 int px_check_id(const char *id, px_error *err);

@@ -6,11 +6,14 @@
  * flag makes the back-end run the program under the Eval wrapper, whose
  * report (result, or the exception raised) comes back in the outcome.
  */
+#include <stdio.h>
+
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/rpc/call.h"
 #include "server/rpc/codec.h"
 
-void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                    const char *tenant) {
     px_waiter *w = px_waiter_new(srv, gcall);
     if (!w) {
         if (payload)
@@ -27,6 +30,8 @@ void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
         return;
     }
     px_job_spec *spec = px_codec_eval_spec(req, srv->cfg, &err);
+    if (spec)
+        snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
     uint8_t digest[PX_SHA256_LEN];
     px_codec_eval_digest(req, digest);
     px_execute_admit(srv, w, req->request_id, digest, req->async, spec, &err);

@@ -10,12 +10,14 @@
  * peer, sync or async). Everything after the request became a spec
  * (px_execute_admit) is shared with Eval.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/base/cleanup.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/rpc/call.h"
 #include "server/rpc/codec.h"
 
@@ -40,9 +42,12 @@ void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *request_id,
     }
     bool eval = spec->eval;
     const char *rpc = eval ? "Eval" : "Execute";
-    char peer[128], origin[160];
+    char peer[128], origin[160 + PX_TENANT_MAX];
     px_call_peer(&w->base, peer, sizeof peer);
-    snprintf(origin, sizeof origin, "%s (%s) from %s", rpc, async ? "async" : "sync", peer);
+    px_quoted qt;
+    snprintf(origin, sizeof origin, "%s (%s) from %s%s%s%s", rpc, async ? "async" : "sync", peer,
+             spec->tenant[0] ? " (tenant '" : "", px_quote_str(&qt, spec->tenant),
+             spec->tenant[0] ? "')" : "");
     bool existed = false;
     px_record *record = px_store_admit(srv->store, request_id, digest, TAKE_PTR(spec), origin,
                                        &existed, err);
@@ -70,7 +75,8 @@ fail:
     px_call_unref(&w->base);
 }
 
-void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                       const char *tenant) {
     px_waiter *w = px_waiter_new(srv, gcall);
     if (!w) {
         if (payload)
@@ -87,6 +93,8 @@ void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *p
         return;
     }
     px_job_spec *spec = px_codec_job_spec(req, srv->cfg, &err);
+    if (spec)
+        snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
     uint8_t digest[PX_SHA256_LEN];
     px_codec_request_digest(req, digest);
     px_execute_admit(srv, w, req->request_id, digest, req->async, spec, &err);

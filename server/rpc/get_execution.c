@@ -4,7 +4,8 @@
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/rpc/call.h"
 
-void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                   const char *tenant) {
     static const px_call_ops ops = {0};
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
     if (!call)
@@ -16,7 +17,7 @@ void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *paylo
     px_record *record = NULL;
     px_record_view view;
     if (req && px_check_id(req->execution_id, &err) == 0 &&
-        (record = px_store_get(srv->store, req->execution_id, &err)) != NULL &&
+        (record = px_store_get_as(srv->store, tenant, req->execution_id, &err)) != NULL &&
         px_record_snapshot(record, true, &view, &err) == 0) {
         px_finish_with_view(call, &view);
         px_record_view_release(&view);

@@ -7,7 +7,8 @@
 #include "server/base/log.h"
 #include "server/rpc/call.h"
 
-void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                    const char *tenant) {
     px_waiter *w = px_waiter_new(srv, gcall);
     if (!w) {
         if (payload)
@@ -20,7 +21,7 @@ void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
         payload, &pyexec__v1__kill_request__descriptor, &err);
     px_record *record = NULL;
     if (!req || px_check_id(req->execution_id, &err) < 0 ||
-        !(record = px_store_get(srv->store, req->execution_id, &err))) {
+        !(record = px_store_get_as(srv->store, tenant, req->execution_id, &err))) {
         if (req)
             protobuf_c_message_free_unpacked(&req->base, NULL);
         px_call_finish_error(&w->base, &err);

@@ -26,16 +26,18 @@ static void page_msgs_release(page_msgs *m) {
     free(m->ptrs);
 }
 
-static int list_page(px_rpc_server *srv, const Pyexec__V1__ListExecutionsRequest *req,
-                     px_store_page *page, px_error *err) {
+static int list_page(px_rpc_server *srv, const char *tenant,
+                     const Pyexec__V1__ListExecutionsRequest *req, px_store_page *page,
+                     px_error *err) {
     size_t size;
     px_status status;
     if (px_codec_list_args(req->page_size, (int)req->status, &size, &status, err) < 0)
         return -1;
-    return px_store_list(srv->store, status, size, req->page_token, page, err);
+    return px_store_list(srv->store, tenant, status, size, req->page_token, page, err);
 }
 
-void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                               const char *tenant) {
     static const px_call_ops ops = {0};
     px_call *call = px_call_new(sizeof *call, srv, gcall, &payload, &ops);
     if (!call)
@@ -46,7 +48,7 @@ void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_b
         payload, &pyexec__v1__list_executions_request__descriptor, &err);
     px_store_page page = {0};
     page_msgs m = {0};
-    if (!req || list_page(srv, req, &page, &err) < 0)
+    if (!req || list_page(srv, tenant, req, &page, &err) < 0)
         goto fail;
     m.views = calloc(page.n + 1, sizeof *m.views);
     m.msgs = calloc(page.n + 1, sizeof *m.msgs);

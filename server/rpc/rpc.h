@@ -48,10 +48,19 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
 const char *px_rpc_server_address(const px_rpc_server *srv);
 
 /* SIGHUP: re-reads the files the server was started with (the TLS
- * certificate, key and client CA). New connections use them; open ones keep
- * theirs. On an error (`err` set, naming the file) the old ones stay in
- * use. Returns 0 or -1. */
+ * certificate, key and client CA; the token file). New connections use the
+ * certificates, open ones keep theirs; the next call is checked against the
+ * new tokens. On an error (`err` set, naming the file and line) the old
+ * ones stay in use: each file on its own. Returns 0 or -1. */
 int px_rpc_server_reload(px_rpc_server *srv, px_error *err);
+
+/* The tenant of a request that came in another door (the HTTP door), by
+ * the rules of the gRPC port: its "Authorization" header (the `len` bytes
+ * of `authorization`, NULL: none) and the subject of its client certificate
+ * (NULL or "": none), into `tenant` (PX_TENANT_MAX bytes). Returns 0, or -1
+ * with `err` (PX_E_UNAUTHENTICATED). Any thread. */
+int px_rpc_authenticate(px_rpc_server *srv, const char *authorization, size_t len,
+                        const char *cert_subject, char *tenant, px_error *err);
 
 /* Probes the engine once, then starts serving. Returns 0, or -1 with `err`. */
 int px_rpc_server_start(px_rpc_server *srv, px_error *err);

@@ -40,7 +40,9 @@
 #include "server/base/clock.h"
 #include "server/base/log.h"
 #include "server/base/quote.h"
+#include "server/base/tokens.h"
 #include "server/rpc/call.h"
+#include "server/rpc/status.h"
 #include "server/rpc/tls.h"
 
 /* Seconds the calls still open after the executor stopped get to send
@@ -61,11 +63,43 @@ typedef struct acceptor {
 
 static void acceptor_arm(acceptor *a);
 
+/* The executor's methods act for a tenant; health and reflection are open. */
+static bool needs_tenant(enum px_method m) {
+    return m == PX_M_EXECUTE || m == PX_M_GET || m == PX_M_STREAM || m == PX_M_KILL ||
+           m == PX_M_EVAL || m == PX_M_LIST;
+}
+
+static const char *method_name(enum px_method m) {
+    switch (m) {
+    case PX_M_EXECUTE: return "Execute";
+    case PX_M_GET: return "GetExecution";
+    case PX_M_STREAM: return "StreamOutput";
+    case PX_M_KILL: return "Kill";
+    case PX_M_EVAL: return "Eval";
+    case PX_M_LIST: return "ListExecutions";
+    default: return NULL;
+    }
+}
+
+/* Answers a call whose caller could not be authenticated. */
+static void refuse(px_rpc_server *srv, grpc_call *call, grpc_byte_buffer *payload,
+                   enum px_method m, const px_error *err) {
+    static const px_call_ops ops = {0};
+    px_call *c = px_call_new(sizeof *c, srv, call, &payload, &ops);
+    if (payload)
+        grpc_byte_buffer_destroy(payload);
+    if (!c)
+        return;
+    c->rpc = method_name(m);
+    px_call_finish_error(c, err);
+    px_call_unref(c);
+}
+
 static void on_accept(px_tag *tag, bool ok) {
     acceptor *a = container_of(tag, acceptor, tag);
-    grpc_metadata_array_destroy(&a->md);
     if (!ok) {
         /* The server is shutting down: this acceptor is done. */
+        grpc_metadata_array_destroy(&a->md);
         if (a->call)
             grpc_call_unref(a->call);
         if (a->payload)
@@ -77,14 +111,22 @@ static void on_accept(px_tag *tag, bool ok) {
     grpc_byte_buffer *payload = a->payload;
     px_rpc_server *srv = a->srv;
     enum px_method method = a->method;
+    char tenant[PX_TENANT_MAX] = "";
+    px_error err = PX_ERROR_INIT;
+    int auth = needs_tenant(method) ? px_auth_call(srv, call, &a->md, tenant, &err) : 0;
+    grpc_metadata_array_destroy(&a->md);
     acceptor_arm(a);
+    if (auth < 0) {
+        refuse(srv, call, payload, method, &err);
+        return;
+    }
     switch (method) {
-    case PX_M_EXECUTE: px_handle_execute(srv, call, payload); break;
-    case PX_M_GET: px_handle_get(srv, call, payload); break;
-    case PX_M_STREAM: px_handle_stream(srv, call, payload); break;
-    case PX_M_KILL: px_handle_kill(srv, call, payload); break;
-    case PX_M_EVAL: px_handle_eval(srv, call, payload); break;
-    case PX_M_LIST: px_handle_list_executions(srv, call, payload); break;
+    case PX_M_EXECUTE: px_handle_execute(srv, call, payload, tenant); break;
+    case PX_M_GET: px_handle_get(srv, call, payload, tenant); break;
+    case PX_M_STREAM: px_handle_stream(srv, call, payload, tenant); break;
+    case PX_M_KILL: px_handle_kill(srv, call, payload, tenant); break;
+    case PX_M_EVAL: px_handle_eval(srv, call, payload, tenant); break;
+    case PX_M_LIST: px_handle_list_executions(srv, call, payload, tenant); break;
     case PX_M_HEALTH_CHECK: px_handle_health_check(srv, call, payload); break;
     case PX_M_HEALTH_WATCH: px_handle_health_watch(srv, call, payload); break;
     case PX_M_REFLECTION_V1:
@@ -402,6 +444,8 @@ static void server_release(px_rpc_server *srv) {
     pthread_cond_destroy(&srv->cond);
     px_reflection_free(srv->reflection);
     px_tls_free(srv->tls);
+    px_tokens_free(srv->tokens);
+    pthread_rwlock_destroy(&srv->tokens_mu);
     free(srv);
 }
 
@@ -435,7 +479,16 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->stream_message_max = share < PX_STREAM_MESSAGE_MAX ? (size_t)share : PX_STREAM_MESSAGE_MAX;
     pthread_mutex_init(&srv->mu, NULL);
     px_cond_init_mono(&srv->cond);
+    pthread_rwlock_init(&srv->tokens_mu, NULL);
 
+    if (cfg->auth_tokens[0]) {
+        srv->tokens = px_tokens_load(cfg->auth_tokens, err);
+        if (!srv->tokens) {
+            server_release(srv);
+            return NULL;
+        }
+        px_info("auth: %zu tokens from '%s'", px_tokens_count(srv->tokens), cfg->auth_tokens);
+    }
     if (cfg->tls_cert[0]) {
         srv->tls = px_tls_new(cfg, err);
         if (!srv->tls) {
@@ -472,13 +525,33 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
 }
 
 int px_rpc_server_reload(px_rpc_server *srv, px_error *err) {
+    int rc = 0;
     if (srv->tls) {
         if (px_tls_reload(srv->tls, err) < 0)
-            return -1;
-        px_info("tls: certificate files re-read; new connections use them (--tls-cert '%s')",
-                srv->cfg->tls_cert);
+            rc = -1;
+        else
+            px_info("tls: certificate files re-read; new connections use them (--tls-cert '%s')",
+                    srv->cfg->tls_cert);
     }
-    return 0;
+    if (srv->cfg->auth_tokens[0]) {
+        px_error terr = PX_ERROR_INIT;
+        px_tokens *fresh = px_tokens_load(srv->cfg->auth_tokens, &terr);
+        if (!fresh) {
+            if (rc == 0)
+                *err = terr;
+            else
+                px_err("SIGHUP: %s; keeping the tokens in use", terr.msg);
+            return -1;
+        }
+        pthread_rwlock_wrlock(&srv->tokens_mu);
+        px_tokens *old = srv->tokens;
+        srv->tokens = fresh;
+        pthread_rwlock_unlock(&srv->tokens_mu);
+        px_tokens_free(old);
+        px_info("auth: %zu tokens re-read from '%s'", px_tokens_count(fresh),
+                srv->cfg->auth_tokens);
+    }
+    return rc;
 }
 
 const char *px_rpc_server_address(const px_rpc_server *srv) {

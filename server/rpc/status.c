@@ -13,6 +13,7 @@ grpc_status_code px_status_from_code(px_code code) {
     case PX_E_CANCELLED: return GRPC_STATUS_CANCELLED;
     case PX_E_TIMEOUT: return GRPC_STATUS_DEADLINE_EXCEEDED;
     case PX_E_INTERNAL: return GRPC_STATUS_INTERNAL;
+    case PX_E_UNAUTHENTICATED: return GRPC_STATUS_UNAUTHENTICATED;
     }
     return GRPC_STATUS_UNKNOWN;
 }

@@ -158,7 +158,8 @@ static int admit_reader(px_rpc_server *srv, px_error *err) {
     return 0;
 }
 
-void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload) {
+void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                      const char *tenant) {
     static const px_call_ops ops = {
         .on_close = on_close, .on_finished = on_finished, .destroy = destroy};
     stream_call *s = px_call_new(sizeof *s, srv, gcall, &payload, &ops);
@@ -175,7 +176,7 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
         px_error_set(&err, PX_E_INVALID, "offset: %lld is negative", (long long)req->offset);
         goto fail;
     }
-    if (!(record = px_store_get(srv->store, req->execution_id, &err)))
+    if (!(record = px_store_get_as(srv->store, tenant, req->execution_id, &err)))
         goto fail;
     px_call_set_execution(&s->base, req->execution_id);
     /* An offset past the end of a finished log is OUT_OF_RANGE at once. */

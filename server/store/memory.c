@@ -133,8 +133,8 @@ static void mem_record_destroy(px_record *base) {
     free(r);
 }
 
-static mem_record *record_new(const char *id, const char *request_id, const uint8_t *digest,
-                             size_t max_readers) {
+static mem_record *record_new(const char *id, const char *tenant, const char *request_id,
+                              const uint8_t *digest, size_t max_readers) {
     mem_record *r = calloc(1, sizeof *r);
     if (!r)
         return NULL;
@@ -148,6 +148,11 @@ static mem_record *record_new(const char *id, const char *request_id, const uint
             memcpy(r->digest, digest, PX_SHA256_LEN);
     }
     px_record_init(&r->base, &mem_record_ops, id, max_readers);
+    if (px_record_set_tenant(&r->base, tenant) < 0) {
+        free(r->request_id);
+        free(r);
+        return NULL;
+    }
     atomic_init(&r->finished_at, 0);
     atomic_init(&r->log_bytes, 0);
     atomic_init(&r->pub_status, PX_STATUS_PENDING);
@@ -346,7 +351,7 @@ static bool same_digest(const mem_record *r, const uint8_t *digest) {
     return memcmp(r->digest, digest ? digest : zero, PX_SHA256_LEN) == 0;
 }
 
-static px_record *mem_store_create(px_store *base, const char *request_id,
+static px_record *mem_store_create(px_store *base, const char *tenant, const char *request_id,
                                    const uint8_t *digest, bool *existed, px_error *err) {
     mem_store *s = (mem_store *)base;
     if (existed)
@@ -400,7 +405,7 @@ static px_record *mem_store_create(px_store *base, const char *request_id,
         }
     } while (htab_find(&s->by_id, KEY_ID, id));
 
-    r = record_new(id, with_request ? request_id : NULL, digest, s->config.max_readers);
+    r = record_new(id, tenant, with_request ? request_id : NULL, digest, s->config.max_readers);
     if (!r) {
         px_error_set(err, PX_E_INTERNAL, "store: out of memory");
         goto out;
@@ -430,7 +435,7 @@ static px_record *mem_store_admit(px_store *base, const char *request_id, const 
                                   px_job_spec *spec, const char *origin, bool *existed,
                                   px_error *err) {
     mem_store *s = (mem_store *)base;
-    px_record *r = mem_store_create(base, request_id, digest, existed, err);
+    px_record *r = mem_store_create(base, spec->tenant, request_id, digest, existed, err);
     if (!r || *existed) {
         px_job_spec_free(spec);
         return r;
@@ -499,8 +504,15 @@ bad:
                         px_quote_str(&q, token));
 }
 
-static int mem_store_list(px_store *base, px_status status, size_t page_size,
-                          const char *page_token, px_store_page *page, px_error *err) {
+/* Whether `r` is one `mem_store_list` shows. */
+static bool listed(const mem_record *r, const char *tenant, px_status status) {
+    return (status == PX_STATUS_UNSPECIFIED || atomic_load(&r->pub_status) == (int)status) &&
+           strcmp(px_record_tenant(&r->base), tenant) == 0;
+}
+
+static int mem_store_list(px_store *base, const char *tenant, px_status status,
+                          size_t page_size, const char *page_token, px_store_page *page,
+                          px_error *err) {
     mem_store *s = (mem_store *)base;
     uint64_t below;
     if (parse_token(page_token, &below, err) < 0)
@@ -516,13 +528,13 @@ static int mem_store_list(px_store *base, px_status status, size_t page_size,
     while (r && r->seq >= below)
         r = r->all_next;
     for (; r && page->n < page_size; r = r->all_next) {
-        if (status == PX_STATUS_UNSPECIFIED || atomic_load(&r->pub_status) == (int)status) {
+        if (listed(r, tenant, status)) {
             px_record_ref(&r->base);
             page->records[page->n++] = &r->base;
         }
     }
     /* A next page exists if another matching record follows. */
-    while (r && status != PX_STATUS_UNSPECIFIED && atomic_load(&r->pub_status) != (int)status)
+    while (r && !listed(r, tenant, status))
         r = r->all_next;
     if (r && page->n > 0)
         snprintf(page->next_token, sizeof page->next_token, "s%" PRIu64,

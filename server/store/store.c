@@ -5,10 +5,14 @@
  */
 #include "server/store/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/base/cleanup.h"
+#include "server/base/clock.h"
+#include "server/base/quote.h"
 #include "server/store/store_impl.h"
 
 struct px_watch {
@@ -18,25 +22,248 @@ struct px_watch {
     px_watch *prev, *next;
 };
 
+/* ---- per-tenant quotas ----
+ *
+ * Each tenant that admitted a job has an entry: references to its records
+ * that may not be finished yet (a NULL slot is an admission in progress)
+ * and a token bucket for the per-minute quota. An admission prunes the
+ * finished records first, so an entry holds at most the server's own bound
+ * on executions in flight (--max-concurrent + --max-queue), plus admissions
+ * in progress. Entries stay for the life of the store (one per tenant seen). */
+
+typedef struct quota_tenant {
+    char *name;
+    px_record **live;
+    size_t n, cap;
+    double tokens;     /* per-minute bucket; starts full */
+    int64_t refill_ms; /* monotonic ms of the last refill */
+    struct quota_tenant *next;
+} quota_tenant;
+
+struct px_quota {
+    px_quota_config cfg;
+    pthread_mutex_t mu;
+    quota_tenant *tenants;
+};
+
+static void quota_free(px_quota *q) {
+    if (!q)
+        return;
+    for (quota_tenant *t = q->tenants, *next; t; t = next) {
+        next = t->next;
+        for (size_t i = 0; i < t->n; i++)
+            px_record_unref(t->live[i]);
+        free(t->live);
+        free(t->name);
+        free(t);
+    }
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
+int px_store_set_quotas(px_store *s, const px_quota_config *cfg, px_error *err) {
+    if (cfg->max_concurrent <= 0 && cfg->max_queued <= 0 && cfg->max_per_minute <= 0)
+        return 0;
+    px_quota *q = calloc(1, sizeof *q);
+    if (!q)
+        return px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+    q->cfg = *cfg;
+    pthread_mutex_init(&q->mu, NULL);
+    quota_free(s->quota);
+    s->quota = q;
+    return 0;
+}
+
+static quota_tenant *quota_find_locked(px_quota *q, const char *tenant, px_error *err) {
+    for (quota_tenant *t = q->tenants; t; t = t->next)
+        if (strcmp(t->name, tenant) == 0)
+            return t;
+    quota_tenant *t = calloc(1, sizeof *t);
+    if (!t || !(t->name = strdup(tenant))) {
+        free(t);
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        return NULL;
+    }
+    t->tokens = q->cfg.max_per_minute;
+    t->refill_ms = px_now_mono_ms();
+    t->next = q->tenants;
+    q->tenants = t;
+    return t;
+}
+
+static px_status record_status(px_record *r) {
+    px_record_view v;
+    px_error ignored = PX_ERROR_INIT;
+    if (px_record_snapshot(r, false, &v, &ignored) < 0)
+        return PX_STATUS_PENDING; /* out of memory: counted, to be safe */
+    px_status st = v.status;
+    px_record_view_release(&v);
+    return st;
+}
+
+/* Checks `tenant`'s quotas for one more job and, if it fits, takes a slot
+ * (and a token). Finished records leave the entry first (their release
+ * takes no lock of the quota's: lock order quota -> record -> job). */
+static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
+    px_quoted qt;
+    pthread_mutex_lock(&q->mu);
+    quota_tenant *t = quota_find_locked(q, tenant, err);
+    if (!t) {
+        pthread_mutex_unlock(&q->mu);
+        return -1;
+    }
+    size_t pending = 0, kept = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        px_record *r = t->live[i];
+        px_status st = r ? record_status(r) : PX_STATUS_PENDING;
+        if (r && px_status_terminal(st)) {
+            px_record_unref(r);
+            continue;
+        }
+        pending += st == PX_STATUS_PENDING;
+        t->live[kept++] = r;
+    }
+    t->n = kept;
+    const px_quota_config *c = &q->cfg;
+    int rc = 0;
+    if (c->max_concurrent > 0 && t->n >= (size_t)c->max_concurrent) {
+        rc = px_error_set(err, PX_E_EXHAUSTED,
+                          "tenant '%s': quota of %d concurrent executions reached "
+                          "(--tenant-max-concurrent; %zu pending or running)",
+                          px_quote_str(&qt, tenant), c->max_concurrent, t->n);
+    } else if (c->max_queued > 0 && pending >= (size_t)c->max_queued) {
+        rc = px_error_set(err, PX_E_EXHAUSTED,
+                          "tenant '%s': quota of %d queued executions reached "
+                          "(--tenant-max-queued; %zu waiting for a slot)",
+                          px_quote_str(&qt, tenant), c->max_queued, pending);
+    } else if (c->max_per_minute > 0) {
+        int64_t now = px_now_mono_ms();
+        t->tokens += (double)(now - t->refill_ms) * c->max_per_minute / 60000.0;
+        if (t->tokens > c->max_per_minute)
+            t->tokens = c->max_per_minute;
+        t->refill_ms = now;
+        if (t->tokens < 1.0)
+            rc = px_error_set(err, PX_E_EXHAUSTED,
+                              "tenant '%s': quota of %d executions per minute reached "
+                              "(--tenant-max-per-minute; the next one fits in %.1f s)",
+                              px_quote_str(&qt, tenant), c->max_per_minute,
+                              (1.0 - t->tokens) * 60.0 / c->max_per_minute);
+        else
+            t->tokens -= 1.0;
+    }
+    if (rc == 0 && t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 8;
+        px_record **live = realloc(t->live, cap * sizeof *live);
+        if (!live) {
+            rc = px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        } else {
+            t->live = live;
+            t->cap = cap;
+        }
+    }
+    if (rc == 0)
+        t->live[t->n++] = NULL; /* the slot of this admission */
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* Ends an admission quota_reserve let through: its slot holds `r` (a new
+ * reference) from now on, or, with `r` NULL (refused, or an existing record
+ * found by its request_id), is given back with its token. */
+static void quota_commit(px_quota *q, const char *tenant, px_record *r) {
+    pthread_mutex_lock(&q->mu);
+    quota_tenant *t = q->tenants;
+    while (t && strcmp(t->name, tenant) != 0)
+        t = t->next;
+    for (size_t i = 0; t && i < t->n; i++) {
+        if (t->live[i])
+            continue;
+        if (r) {
+            px_record_ref(r);
+            t->live[i] = r;
+        } else {
+            t->live[i] = t->live[--t->n];
+            if (q->cfg.max_per_minute > 0 && t->tokens + 1.0 <= q->cfg.max_per_minute)
+                t->tokens += 1.0;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* ---- the store ---- */
 
 void px_store_free(px_store *s) {
-    if (s)
-        s->ops->free(s);
+    if (!s)
+        return;
+    quota_free(s->quota);
+    s->quota = NULL;
+    s->ops->free(s);
+}
+
+/* The request_id key within `tenant`: tenants never share keys. NULL (with
+ * `err`) out of memory; "" stays "". */
+static char *scoped_key(const char *tenant, const char *request_id, px_error *err) {
+    char *key = NULL;
+    int rc = tenant && tenant[0] && request_id && request_id[0]
+                 ? asprintf(&key, "%s\x1f%s", tenant, request_id)
+                 : asprintf(&key, "%s", request_id ? request_id : "");
+    if (rc < 0) {
+        px_error_set(err, PX_E_INTERNAL, "store: out of memory");
+        return NULL;
+    }
+    return key;
+}
+
+/* The record an earlier request with `key` and `digest` made, when quota
+ * refused this one: the store's create finds it; a record it makes instead
+ * (there was none) is taken back at once and `err` (the quota's) stays.
+ * Another digest is PX_E_EXISTS, as without quotas. */
+static px_record *repeated(px_store *s, const char *tenant, const char *key,
+                           const uint8_t *digest, px_error *err) {
+    bool found = false;
+    px_error cerr = PX_ERROR_INIT;
+    px_record *r = s->ops->create(s, tenant, key, digest, &found, &cerr);
+    if (!r && cerr.code == PX_E_EXISTS)
+        *err = cerr;
+    if (!r || found)
+        return r;
+    s->ops->remove(s, r);
+    px_record_unref(r);
+    return NULL;
 }
 
 px_record *px_store_create(px_store *s, const char *request_id, const uint8_t *digest,
                            bool *existed, px_error *err) {
     if (existed)
         *existed = false;
-    return s->ops->create(s, request_id, digest, existed, err);
+    return s->ops->create(s, "", request_id, digest, existed, err);
 }
 
 px_record *px_store_admit(px_store *s, const char *request_id, const uint8_t *digest,
                           px_job_spec *spec, const char *origin, bool *existed, px_error *err) {
+    bool found = false;
+    char tenant[PX_TENANT_MAX];
+    snprintf(tenant, sizeof tenant, "%s", spec->tenant);
+    _cleanup_free_ char *key = scoped_key(tenant, request_id, err);
+    if (!key) {
+        px_job_spec_free(spec);
+        return NULL;
+    }
+    if (s->quota && quota_reserve(s->quota, tenant, err) < 0) {
+        px_job_spec_free(spec);
+        /* A retry of an admitted request still finds its execution. */
+        px_record *r = key[0] ? repeated(s, tenant, key, digest, err) : NULL;
+        if (r && existed)
+            *existed = true;
+        return r;
+    }
+    px_record *r = s->ops->admit(s, key, digest, spec, origin, &found, err);
+    if (s->quota)
+        quota_commit(s->quota, tenant, found ? NULL : r);
     if (existed)
-        *existed = false;
-    return s->ops->admit(s, request_id, digest, spec, origin, existed, err);
+        *existed = found;
+    return r;
 }
 
 int px_store_ping(px_store *s, px_error *err) {
@@ -52,6 +279,17 @@ px_record *px_store_get(px_store *s, const char *id, px_error *err) {
     return s->ops->get(s, id, err);
 }
 
+px_record *px_store_get_as(px_store *s, const char *tenant, const char *id, px_error *err) {
+    px_record *r = s->ops->get(s, id, err);
+    if (r && strcmp(px_record_tenant(r), tenant ? tenant : "") != 0) {
+        px_record_unref(r);
+        /* The same words as for an id nobody has: nothing leaks. */
+        px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+        return NULL;
+    }
+    return r;
+}
+
 void px_store_remove(px_store *s, px_record *r) {
     s->ops->remove(s, r);
 }
@@ -60,13 +298,13 @@ size_t px_store_count(px_store *s) {
     return s->ops->count(s);
 }
 
-int px_store_list(px_store *s, px_status status, size_t page_size, const char *page_token,
-                  px_store_page *page, px_error *err) {
+int px_store_list(px_store *s, const char *tenant, px_status status, size_t page_size,
+                  const char *page_token, px_store_page *page, px_error *err) {
     memset(page, 0, sizeof *page);
     if (page_size < 1 || page_size > PX_STORE_LIST_MAX)
         return px_error_set(err, PX_E_INVALID, "page_size: %zu is not in 1..%d", page_size,
                             PX_STORE_LIST_MAX);
-    return s->ops->list(s, status, page_size, page_token, page, err);
+    return s->ops->list(s, tenant ? tenant : "", status, page_size, page_token, page, err);
 }
 
 void px_store_page_release(px_store_page *page) {
@@ -88,6 +326,7 @@ void px_record_init(px_record *r, const px_record_ops *ops, const char *id, size
     r->watchers = NULL;
     r->n_readers = 0;
     r->n_watchers = 0;
+    r->tenant = NULL;
     pthread_mutex_init(&r->watch_mu, NULL);
 }
 
@@ -107,11 +346,25 @@ void px_record_unref(px_record *r) {
         free(w);
     }
     pthread_mutex_destroy(&r->watch_mu);
+    free(r->tenant);
+    r->tenant = NULL;
     r->ops->destroy(r);
 }
 
 const char *px_record_id(const px_record *r) {
     return r->id;
+}
+
+const char *px_record_tenant(const px_record *r) {
+    return r->tenant ? r->tenant : "";
+}
+
+int px_record_set_tenant(px_record *r, const char *tenant) {
+    free(r->tenant);
+    r->tenant = NULL;
+    if (tenant && tenant[0] && !(r->tenant = strdup(tenant)))
+        return -1;
+    return 0;
 }
 
 void px_record_notify(px_record *r) {

@@ -31,6 +31,13 @@
  * watcher lock -> caller's locks -> record data lock; so never call
  * px_record_unwatch() while holding a lock your callback takes.
  *
+ * Tenants: every record belongs to the tenant of the request that made it
+ * (px_job_spec.tenant; "" when the server has none). px_store_get_as and
+ * px_store_list see only the caller's tenant's records, and a request_id is
+ * a key within its tenant: another tenant's id or key is as unknown as one
+ * that never existed. Per-tenant quotas (px_store_set_quotas) are checked by
+ * px_store_admit.
+ *
  * Thread safety: every function may be called from any thread.
  */
 #ifndef PYEXEC_STORE_STORE_H
@@ -85,13 +92,14 @@ void px_store_free(px_store *store);
 px_record *px_store_create(px_store *store, const char *request_id, const uint8_t *digest,
                            bool *existed, px_error *err);
 
-/* Admits a job: creates its PENDING record as px_store_create does (the
- * same request_id and digest find the existing record: *existed = true, and
- * `spec` is freed) and hands `spec` (ownership taken in all cases) on to be
- * run; `origin` (e.g. "Execute (sync) from ipv4:...") is for logs. Returns a
- * new reference, or NULL with `err` set: px_store_create's errors, or the
- * runner's refusal (PX_E_EXHAUSTED, PX_E_UNAVAILABLE), after which no
- * record remains. */
+/* Admits a job: creates its PENDING record, of tenant spec->tenant, as
+ * px_store_create does (the same request_id and digest of the same tenant
+ * find the existing record: *existed = true, and `spec` is freed) and hands
+ * `spec` (ownership taken in all cases) on to be run; `origin` (e.g.
+ * "Execute (sync) from ipv4:...") is for logs. Returns a new reference, or
+ * NULL with `err` set: a tenant's quota (PX_E_EXHAUSTED naming it),
+ * px_store_create's errors, or the runner's refusal (PX_E_EXHAUSTED,
+ * PX_E_UNAVAILABLE), after which no record remains. */
 px_record *px_store_admit(px_store *store, const char *request_id, const uint8_t *digest,
                           px_job_spec *spec, const char *origin, bool *existed, px_error *err);
 
@@ -107,8 +115,23 @@ void px_store_drain(px_store *store);
 int px_store_ping(px_store *store, px_error *err);
 
 /* Returns a new reference to the retained record `id`, or NULL with
- * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) */
+ * PX_E_NOT_FOUND. (Id syntax is the caller's to check.) Any tenant's. */
 px_record *px_store_get(px_store *store, const char *id, px_error *err);
+
+/* px_store_get for `tenant`: another tenant's record is PX_E_NOT_FOUND with
+ * the very message of an unknown id. */
+px_record *px_store_get_as(px_store *store, const char *tenant, const char *id, px_error *err);
+
+/* Per-tenant quotas, checked when a job is admitted; 0: no limit. */
+typedef struct px_quota_config {
+    int max_concurrent; /* a tenant's executions admitted and not finished */
+    int max_queued;     /* of those, PENDING (waiting for a slot) */
+    int max_per_minute; /* admissions: bursts of this many, then this many a minute */
+} px_quota_config;
+
+/* Turns the quotas on (all zero: off). Call once, before the store is
+ * used. Returns 0, or -1 with `err` (PX_E_INTERNAL out of memory). */
+int px_store_set_quotas(px_store *store, const px_quota_config *quotas, px_error *err);
 
 /* Removes a record from the store at once (e.g. its job was never admitted).
  * The caller's reference stays valid. */
@@ -129,7 +152,7 @@ typedef struct px_store_page {
     char next_token[32];
 } px_store_page;
 
-/* Lists retained records newest first (in creation order): up to
+/* Lists `tenant`'s retained records newest first (in creation order): up to
  * `page_size` (1..PX_STORE_LIST_MAX) of them, starting after the record the
  * `page_token` of an earlier page points to ("" or NULL: the newest), and
  * only those whose status is `status` (PX_STATUS_UNSPECIFIED: any). A page
@@ -137,8 +160,8 @@ typedef struct px_store_page {
  * first page never appears in later ones. Returns 0 with `page` filled, or
  * -1 with `err`: PX_E_INVALID for a page_size out of range or a token this
  * store did not make, PX_E_INTERNAL out of memory. */
-int px_store_list(px_store *store, px_status status, size_t page_size, const char *page_token,
-                  px_store_page *page, px_error *err);
+int px_store_list(px_store *store, const char *tenant, px_status status, size_t page_size,
+                  const char *page_token, px_store_page *page, px_error *err);
 
 /* Drops the page's references. NULL-safe; the page may be reused. */
 void px_store_page_release(px_store_page *page);
@@ -148,6 +171,9 @@ void px_record_unref(px_record *r); /* NULL-safe */
 
 /* Borrowed; valid while the caller holds a reference. */
 const char *px_record_id(const px_record *r);
+
+/* The record's tenant ("" when none). Borrowed, like the id. */
+const char *px_record_tenant(const px_record *r);
 
 /* ---- the job behind a record, for Kill and cancellation ---- */
 

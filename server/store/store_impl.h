@@ -26,8 +26,11 @@ extern "C" {
  * offset ranges, PX_KILL_NONE, empty chunks). */
 typedef struct px_store_ops {
     void (*free)(px_store *s);
-    px_record *(*create)(px_store *s, const char *request_id, const uint8_t *digest,
-                         bool *existed, px_error *err);
+    /* `tenant` ("" or a name) is the new record's (px_record_set_tenant);
+     * the request_id key is already scoped to it (store.c). */
+    px_record *(*create)(px_store *s, const char *tenant, const char *request_id,
+                         const uint8_t *digest, bool *existed, px_error *err);
+    /* The new record's tenant is spec->tenant. */
     px_record *(*admit)(px_store *s, const char *request_id, const uint8_t *digest,
                         px_job_spec *spec, const char *origin, bool *existed, px_error *err);
     px_record *(*get)(px_store *s, const char *id, px_error *err);
@@ -35,8 +38,9 @@ typedef struct px_store_ops {
     int (*ping)(px_store *s, px_error *err); /* optional: absent means always 0 */
     void (*remove)(px_store *s, px_record *r);
     size_t (*count)(px_store *s);
-    int (*list)(px_store *s, px_status status, size_t page_size, const char *page_token,
-                px_store_page *page, px_error *err);
+    /* Only the records of `tenant` (px_record_tenant). */
+    int (*list)(px_store *s, const char *tenant, px_status status, size_t page_size,
+                const char *page_token, px_store_page *page, px_error *err);
 } px_store_ops;
 
 typedef struct px_record_ops {
@@ -57,8 +61,11 @@ typedef struct px_record_ops {
     int (*watching)(px_record *r, bool on, px_error *err);
 } px_record_ops;
 
+typedef struct px_quota px_quota;
+
 struct px_store {
     const px_store_ops *ops;
+    px_quota *quota; /* per-tenant quotas (store.c); NULL: none */
 };
 
 typedef struct px_watch px_watch;
@@ -72,10 +79,15 @@ struct px_record {
     px_watch *watchers;
     size_t n_readers;         /* watchers of kind PX_WATCH_READER */
     size_t n_watchers;        /* all watchers */
+    char *tenant;             /* immutable once published; NULL: "" */
 };
 
 /* Initialises the common part: one reference, `id`, no watchers. */
 void px_record_init(px_record *r, const px_record_ops *ops, const char *id, size_t max_readers);
+
+/* Sets the record's tenant (copied; "" or NULL: none), before the record
+ * is visible to any other thread. Returns 0, or -1 out of memory. */
+int px_record_set_tenant(px_record *r, const char *tenant);
 
 /* Runs every watcher of `r` (see store.h for what callbacks may do). Call
  * with none of the implementation's record locks held. */

@@ -347,9 +347,10 @@ static const px_record_ops rs_record_ops = {
 
 /* ---- the store ---- */
 
-static px_record *rs_store_create(px_store *base, const char *request_id, const uint8_t *digest,
-                                  bool *existed, px_error *err) {
+static px_record *rs_store_create(px_store *base, const char *tenant, const char *request_id,
+                                  const uint8_t *digest, bool *existed, px_error *err) {
     (void)base;
+    (void)tenant;
     (void)request_id;
     (void)digest;
     (void)existed;
@@ -428,9 +429,11 @@ static size_t rs_store_count(px_store *base) {
     return 0;
 }
 
-static int rs_store_list(px_store *base, px_status status, size_t page_size,
-                         const char *page_token, px_store_page *page, px_error *err) {
+static int rs_store_list(px_store *base, const char *tenant, px_status status,
+                         size_t page_size, const char *page_token, px_store_page *page,
+                         px_error *err) {
     (void)base;
+    (void)tenant;
     (void)status;
     (void)page_size;
     (void)page_token;

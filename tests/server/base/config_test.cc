@@ -231,6 +231,12 @@ TEST(Config, PlaintextIsForLoopbackUnlessInsecure) {
     p = parse({"--listen", "0.0.0.0:1"}, {"PYEXEC_INSECURE=true"});
     EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
     EXPECT_TRUE(p.cfg.insecure);
+    p = parse({"--http-listen", "0.0.0.0:8080"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--http-listen '0.0.0.0:8080' is not a loopback"))
+        << p.err.msg;
+    EXPECT_EQ(PX_CONFIG_RUN, parse({"--http-listen", "0.0.0.0:8080", "--insecure"}).rc);
+    EXPECT_EQ(PX_CONFIG_RUN, parse({"--http-listen", "127.0.0.1:0"}).rc);
     p = parse({"--insecure=maybe"});
     EXPECT_EQ(-1, p.rc);
     EXPECT_NE(nullptr, strstr(p.err.msg, "--insecure: 'maybe'")) << p.err.msg;

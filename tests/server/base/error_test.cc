@@ -44,4 +44,5 @@ TEST(Error, CodeNames) {
     EXPECT_STREQ("INVALID_ARGUMENT", px_code_name(PX_E_INVALID));
     EXPECT_STREQ("RESOURCE_EXHAUSTED", px_code_name(PX_E_EXHAUSTED));
     EXPECT_STREQ("OK", px_code_name(PX_OK));
+    EXPECT_STREQ("UNAUTHENTICATED", px_code_name(PX_E_UNAUTHENTICATED));
 }

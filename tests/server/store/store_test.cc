@@ -888,7 +888,7 @@ TEST(Store, ListPagesNewestFirstWithTokens) {
     }
     px_error err = PX_ERROR_INIT;
     px_store_page page;
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, "", &page, &err)) << err.msg;
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 2, "", &page, &err)) << err.msg;
     EXPECT_EQ((std::vector<std::string>{ids[4], ids[3]}), PageIds(page));
     std::string token = page.next_token;
     EXPECT_FALSE(token.empty());
@@ -896,11 +896,11 @@ TEST(Store, ListPagesNewestFirstWithTokens) {
 
     /* A record created meanwhile does not shift the pages after the first. */
     px_record_unref(Create(s.get()));
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
     EXPECT_EQ((std::vector<std::string>{ids[2], ids[1]}), PageIds(page));
     token = page.next_token;
     px_store_page_release(&page);
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 2, token.c_str(), &page, &err));
     EXPECT_EQ((std::vector<std::string>{ids[0]}), PageIds(page));
     EXPECT_STREQ("", page.next_token);
     px_store_page_release(&page);
@@ -913,11 +913,11 @@ TEST(Store, ListTokenSurvivesTheDropOfItsRecord) {
         recs.push_back(Create(s.get()));
     px_error err = PX_ERROR_INIT;
     px_store_page page;
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 1, NULL, &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 1, NULL, &page, &err));
     std::string token = page.next_token;
     px_store_page_release(&page);
     px_store_remove(s.get(), recs[2]);
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 5, token.c_str(), &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 5, token.c_str(), &page, &err));
     EXPECT_EQ((std::vector<std::string>{px_record_id(recs[1]), px_record_id(recs[0])}),
               PageIds(page));
     px_store_page_release(&page);
@@ -946,20 +946,20 @@ TEST(Store, ListFiltersByStatus) {
                  {PX_STATUS_COMPLETED, done},
                  {PX_STATUS_KILLED, killed}};
     for (const auto &c : cases) {
-        ASSERT_EQ(0, px_store_list(s.get(), c.status, 10, "", &page, &err));
+        ASSERT_EQ(0, px_store_list(s.get(), "", c.status, 10, "", &page, &err));
         EXPECT_EQ((std::vector<std::string>{px_record_id(c.want)}), PageIds(page)) << c.status;
         EXPECT_STREQ("", page.next_token);
         px_store_page_release(&page);
     }
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_FAILED, 10, "", &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_FAILED, 10, "", &page, &err));
     EXPECT_EQ(0u, page.n);
     px_store_page_release(&page);
 
     /* A full filtered page announces a next page only if a match follows. */
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_COMPLETED, 1, "", &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_COMPLETED, 1, "", &page, &err));
     EXPECT_STREQ("", page.next_token);
     px_store_page_release(&page);
-    ASSERT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 4, "", &page, &err));
+    ASSERT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 4, "", &page, &err));
     EXPECT_STREQ("", page.next_token);
     px_store_page_release(&page);
     for (px_record *r : {pending, running, done, killed})
@@ -971,17 +971,17 @@ TEST(Store, ListRejectsBadPageSizesAndForeignTokens) {
     px_store_page page;
     for (size_t size : {size_t{0}, size_t{PX_STORE_LIST_MAX + 1}}) {
         px_error err = PX_ERROR_INIT;
-        EXPECT_EQ(-1, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, size, "", &page, &err));
+        EXPECT_EQ(-1, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, size, "", &page, &err));
         EXPECT_EQ(PX_E_INVALID, err.code);
     }
     for (const char *token : {"x1", "s", "s12a", "s-1", "s99999999999999999999999"}) {
         px_error err = PX_ERROR_INIT;
-        EXPECT_EQ(-1, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, 5, token, &page, &err))
+        EXPECT_EQ(-1, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, 5, token, &page, &err))
             << token;
         EXPECT_EQ(PX_E_INVALID, err.code) << token;
     }
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(0, px_store_list(s.get(), PX_STATUS_UNSPECIFIED, PX_STORE_LIST_MAX, "", &page,
+    EXPECT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, PX_STORE_LIST_MAX, "", &page,
                                &err));
     px_store_page_release(&page);
 }
@@ -1071,6 +1071,176 @@ TEST(StoreAdmit, ARefusalLeavesNoRecord) {
     ASSERT_NE(r, nullptr) << err.msg;
     EXPECT_FALSE(existed);
     px_record_unref(r);
+}
+
+px_job_spec *TenantSpec(const char *tenant) {
+    px_job_spec *spec = NewSpec();
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
+    return spec;
+}
+
+px_record *AdmitAs(px_store *s, const char *tenant, const char *request_id = "",
+                   bool *existed = nullptr, px_error *err = nullptr) {
+    bool e = false;
+    px_error local = PX_ERROR_INIT;
+    return px_store_admit(s, request_id, nullptr, TenantSpec(tenant), "o", existed ? existed : &e,
+                          err ? err : &local);
+}
+
+TEST(StoreTenants, ARecordIsSeenByItsTenantOnly) {
+    FakeRunner f;
+    StorePtr s = StoreWithRunner(&f);
+    px_record *a = AdmitAs(s.get(), "alice");
+    ASSERT_NE(a, nullptr);
+    EXPECT_STREQ(px_record_tenant(a), "alice");
+    px_error err = PX_ERROR_INIT;
+    px_record *got = px_store_get_as(s.get(), "alice", px_record_id(a), &err);
+    EXPECT_EQ(got, a);
+    px_record_unref(got);
+    EXPECT_EQ(px_store_get_as(s.get(), "bob", px_record_id(a), &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
+    /* The very words of an id nobody has. */
+    std::string theirs = err.msg;
+    px_store_get_as(s.get(), "bob", "exe_00000000-0000-4000-8000-000000000000", &err);
+    EXPECT_EQ(theirs, std::string(err.msg).replace(
+                          theirs.find("exe_"), strlen("exe_00000000-0000-4000-8000-000000000000"),
+                          px_record_id(a)));
+    EXPECT_EQ(px_store_get_as(s.get(), "", px_record_id(a), &err), nullptr);
+
+    px_store_page page;
+    ASSERT_EQ(0, px_store_list(s.get(), "bob", PX_STATUS_UNSPECIFIED, 10, "", &page, &err));
+    EXPECT_EQ(page.n, 0u);
+    px_store_page_release(&page);
+    px_record *b = AdmitAs(s.get(), "bob");
+    ASSERT_EQ(0, px_store_list(s.get(), "alice", PX_STATUS_UNSPECIFIED, 10, "", &page, &err));
+    ASSERT_EQ(page.n, 1u);
+    EXPECT_EQ(page.records[0], a);
+    px_store_page_release(&page);
+    px_record_unref(a);
+    px_record_unref(b);
+}
+
+TEST(StoreTenants, ARequestIdIsAKeyWithinItsTenant) {
+    FakeRunner f;
+    StorePtr s = StoreWithRunner(&f);
+    bool existed = true;
+    px_record *a = AdmitAs(s.get(), "alice", "job-1", &existed);
+    EXPECT_FALSE(existed);
+    px_record *b = AdmitAs(s.get(), "bob", "job-1", &existed);
+    ASSERT_NE(b, nullptr);
+    EXPECT_FALSE(existed) << "bob's key must not find alice's execution";
+    EXPECT_NE(a, b);
+    px_record *a2 = AdmitAs(s.get(), "alice", "job-1", &existed);
+    EXPECT_TRUE(existed);
+    EXPECT_EQ(a2, a);
+    EXPECT_EQ(f.submitted, 2);
+    px_record_unref(a);
+    px_record_unref(a2);
+    px_record_unref(b);
+}
+
+StorePtr QuotaStore(FakeRunner *f, int concurrent, int queued, int per_minute) {
+    StorePtr s = StoreWithRunner(f);
+    px_quota_config q = {concurrent, queued, per_minute};
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(0, px_store_set_quotas(s.get(), &q, &err)) << err.msg;
+    return s;
+}
+
+std::string Refusal(px_store *s, const char *tenant) {
+    px_error err = PX_ERROR_INIT;
+    px_record *r = AdmitAs(s, tenant, "", nullptr, &err);
+    if (r) {
+        px_record_unref(r);
+        return "admitted";
+    }
+    return std::string(px_code_name(err.code)) + ": " + err.msg;
+}
+
+TEST(StoreTenants, ConcurrentQuotaCountsUnfinishedExecutions) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 2, 0, 0);
+    px_record *a = AdmitAs(s.get(), "alice");
+    px_record *b = AdmitAs(s.get(), "alice");
+    std::string no = Refusal(s.get(), "alice");
+    EXPECT_NE(no.find("RESOURCE_EXHAUSTED: tenant 'alice': quota of 2 concurrent executions "
+                      "reached (--tenant-max-concurrent"),
+              std::string::npos)
+        << no;
+    EXPECT_EQ(Refusal(s.get(), "bob"), "admitted"); /* another tenant's quota */
+    px_record_set_running(a, 1);
+    EXPECT_NE(Refusal(s.get(), "alice").find("--tenant-max-concurrent"), std::string::npos);
+    px_outcome o{};
+    o.status = PX_STATUS_COMPLETED;
+    ASSERT_TRUE(px_record_finish(a, &o));
+    EXPECT_EQ(Refusal(s.get(), "alice"), "admitted"); /* a finished one frees its slot */
+    px_record_unref(a);
+    px_record_unref(b);
+}
+
+TEST(StoreTenants, QueuedQuotaCountsPendingExecutions) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 0, 1, 0);
+    px_record *a = AdmitAs(s.get(), "alice");
+    std::string no = Refusal(s.get(), "alice");
+    EXPECT_NE(no.find("tenant 'alice': quota of 1 queued executions reached "
+                      "(--tenant-max-queued; 1 waiting for a slot)"),
+              std::string::npos)
+        << no;
+    px_record_set_running(a, 1); /* it got a slot: nothing waits */
+    px_record *b = AdmitAs(s.get(), "alice");
+    EXPECT_NE(b, nullptr);
+    px_record_unref(a);
+    px_record_unref(b);
+}
+
+TEST(StoreTenants, PerMinuteQuotaIsABucket) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 0, 0, 3);
+    for (int i = 0; i < 3; i++)
+        EXPECT_EQ(Refusal(s.get(), "alice"), "admitted") << i;
+    std::string no = Refusal(s.get(), "alice");
+    EXPECT_NE(no.find("RESOURCE_EXHAUSTED: tenant 'alice': quota of 3 executions per minute "
+                      "reached (--tenant-max-per-minute; the next one fits in"),
+              std::string::npos)
+        << no;
+    EXPECT_EQ(Refusal(s.get(), "bob"), "admitted");
+}
+
+TEST(StoreTenants, ARefusedOrRepeatedAdmissionCostsNoQuota) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 0, 0, 2);
+    f.refuse = true;
+    EXPECT_NE(Refusal(s.get(), "alice").find("runner full"), std::string::npos);
+    f.refuse = false;
+    bool existed = false;
+    px_record *a = AdmitAs(s.get(), "alice", "k", &existed);
+    ASSERT_NE(a, nullptr);
+    px_record *again = AdmitAs(s.get(), "alice", "k", &existed);
+    EXPECT_TRUE(existed);
+    EXPECT_EQ(again, a);
+    /* One token was spent (a); the refusal and the repeat gave theirs back. */
+    EXPECT_EQ(Refusal(s.get(), "alice"), "admitted");
+    EXPECT_NE(Refusal(s.get(), "alice").find("per minute"), std::string::npos);
+    px_record_unref(a);
+    px_record_unref(again);
+}
+
+TEST(StoreTenants, ARepeatedRequestIdFindsItsExecutionEvenAtTheQuota) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 1, 0, 0);
+    bool existed = false;
+    px_record *a = AdmitAs(s.get(), "alice", "k", &existed);
+    ASSERT_NE(a, nullptr);
+    px_record *again = AdmitAs(s.get(), "alice", "k", &existed);
+    EXPECT_TRUE(existed);
+    EXPECT_EQ(again, a);
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(AdmitAs(s.get(), "alice", "other", &existed, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_EQ(px_store_count(s.get()), 1u) << "the refused key left no record";
+    px_record_unref(a);
+    px_record_unref(again);
 }
 
 TEST(StoreAdmit, WithoutARunnerNothingIsAdmitted) {

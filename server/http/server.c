@@ -376,7 +376,7 @@ static void log_access(const px_http_req *req, enum MHD_RequestTerminationCode t
     snprintf(code, sizeof code, "%u", req->status);
     px_log_fields f = {
         .execution_id = px_id_valid(req->id, strlen(req->id)) ? req->id : NULL,
-        .tenant = "",
+        .tenant = req->tenant,
         .rpc = rpc,
         .peer = req->peer,
         .code = req->status ? code : "",

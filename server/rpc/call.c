@@ -159,6 +159,12 @@ void px_call_peer(const px_call *call, char *out, size_t n) {
     gpr_free(peer);
 }
 
+void px_call_set_tenant(px_call *call, const char *tenant) {
+    pthread_mutex_lock(&call->mu);
+    snprintf(call->tenant, sizeof call->tenant, "%s", tenant ? tenant : "");
+    pthread_mutex_unlock(&call->mu);
+}
+
 void px_call_set_execution(px_call *call, const char *id) {
     pthread_mutex_lock(&call->mu);
     snprintf(call->execution_id, sizeof call->execution_id, "%s", id ? id : "");
@@ -178,7 +184,7 @@ static void log_access(const px_call *call, grpc_status_code code, const char *d
     int64_t us = px_now_mono_us() - call->started_us;
     px_log_fields f = {
         .execution_id = call->execution_id[0] ? call->execution_id : NULL,
-        .tenant = "",
+        .tenant = call->tenant,
         .rpc = call->rpc,
         .peer = peer,
         .code = px_grpc_status_name(code),

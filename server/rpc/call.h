@@ -134,6 +134,8 @@ struct px_call {
     /* The execution the call is about, once known (px_call_set_execution;
      * under mu): the access log's execution_id. "" when none. */
     char execution_id[48];
+    /* Who called (px_call_set_tenant; under mu): the access log's tenant. */
+    char tenant[PX_TENANT_MAX];
     pthread_mutex_t mu;
     atomic_int refs;
     bool initial_md_sent;         /* under mu */
@@ -156,6 +158,9 @@ struct px_call {
 
 /* Records the execution `call` is about, for its access log line. */
 void px_call_set_execution(px_call *call, const char *id);
+
+/* Records the caller's tenant, for its access log line. */
+void px_call_set_tenant(px_call *call, const char *tenant);
 
 /* Initialises `call` (embedded in a handler object), takes over `gcall`,
  * starts the RECV_CLOSE_ON_SERVER batch. The handler holds one reference.

@@ -21,6 +21,7 @@ void px_handle_eval(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
         return;
     }
     w->base.rpc = "Eval";
+    px_call_set_tenant(&w->base, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__EvalRequest *req = (Pyexec__V1__EvalRequest *)px_call_decode(
         payload, &pyexec__v1__eval_request__descriptor, &err);

@@ -84,6 +84,7 @@ void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *p
         return;
     }
     w->base.rpc = "Execute";
+    px_call_set_tenant(&w->base, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__ExecuteRequest *req = (Pyexec__V1__ExecuteRequest *)px_call_decode(
         payload, &pyexec__v1__execute_request__descriptor, &err);

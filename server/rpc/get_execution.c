@@ -11,6 +11,7 @@ void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *paylo
     if (!call)
         return;
     call->rpc = "GetExecution";
+    px_call_set_tenant(call, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__GetExecutionRequest *req = (Pyexec__V1__GetExecutionRequest *)px_call_decode(
         payload, &pyexec__v1__get_execution_request__descriptor, &err);

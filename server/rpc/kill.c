@@ -16,6 +16,7 @@ void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
         return;
     }
     w->base.rpc = "Kill";
+    px_call_set_tenant(&w->base, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__KillRequest *req = (Pyexec__V1__KillRequest *)px_call_decode(
         payload, &pyexec__v1__kill_request__descriptor, &err);

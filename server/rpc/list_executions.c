@@ -43,6 +43,7 @@ void px_handle_list_executions(px_rpc_server *srv, grpc_call *gcall, grpc_byte_b
     if (!call)
         return;
     call->rpc = "ListExecutions";
+    px_call_set_tenant(call, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__ListExecutionsRequest *req = (Pyexec__V1__ListExecutionsRequest *)px_call_decode(
         payload, &pyexec__v1__list_executions_request__descriptor, &err);

@@ -166,6 +166,7 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
     if (!s)
         return;
     s->base.rpc = "StreamOutput";
+    px_call_set_tenant(&s->base, tenant);
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__StreamOutputRequest *req = (Pyexec__V1__StreamOutputRequest *)px_call_decode(
         payload, &pyexec__v1__stream_output_request__descriptor, &err);

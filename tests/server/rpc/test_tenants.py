@@ -371,3 +371,28 @@ def test_http_door_follows_the_same_rules(token_file):
         assert door.request("DELETE", f"/api/v1/executions/{mine}", headers=alice).status == 200
     finally:
         assert door.close() == 0
+
+
+# ---- logs ----
+
+def test_access_lines_name_the_tenant_and_never_the_token(token_file):
+    import http.client
+    with server("--auth-tokens", token_file, "--log-format", "json",
+                "--http-listen", "127.0.0.1:0") as srv:
+        alice = Tenant(srv.channel(), TOKENS["alice"])
+        alice.run("print:x\n")
+        code_of(lambda: Tenant(srv.channel(), "wrong-s3cret").ls())
+        host, port = srv.http_address().rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/api/v1/executions",
+                     headers={"Authorization": f"Bearer {TOKENS['bob']}"})
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert srv.stop() == 0
+        text = srv.stderr_text()
+        lines = [json.loads(line) for line in srv.stderr_lines() if line.startswith("{")]
+    assert TOKENS["alice"] not in text and TOKENS["bob"] not in text and "s3cret" not in text
+    access = {(o["rpc"], o["tenant"], o["code"]) for o in lines if o["duration_ms"] is not None}
+    assert ("Execute", "alice", "OK") in access, access
+    assert ("ListExecutions", "", "UNAUTHENTICATED") in access, access
+    assert ("GET /api/v1/executions", "bob", "200") in access, access

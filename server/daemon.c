@@ -38,7 +38,8 @@ static void node_name(const px_config *cfg, char out[PX_RSTORE_NAME_MAX + 1]) {
 
 /* The in-memory store, or the Redis store for a redis URL; both hand jobs
  * to this node's executor. */
-static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err) {
+static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *metrics,
+                            px_error *err) {
     if (strcmp(cfg->store, "memory") == 0) {
         px_store_config sc = {
             .retention_ms = cfg->retention_s * 1000,
@@ -80,6 +81,7 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_error *err
                 .command_timeout_ms = 5000,
                 .backoff_min_ms = 100,
                 .backoff_max_ms = 5000,
+                .metrics = metrics,
             },
         .max_readers = (size_t)cfg->max_stream_readers,
         .max_queued = (unsigned)cfg->max_queue,
@@ -133,7 +135,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
         px_err("start: executor: %s", err.msg);
         return 1;
     }
-    px_store *store = open_store(cfg, ex, &err);
+    px_store *store = open_store(cfg, ex, metrics, &err);
     px_quota_config quotas = {
         .max_concurrent = cfg->tenant_max_concurrent,
         .max_queued = cfg->tenant_max_queued,

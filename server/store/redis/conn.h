@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "server/base/error.h"
+#include "server/base/metrics.h"
 #include "server/store/redis/target.h"
 
 #ifdef __cplusplus
@@ -42,6 +43,9 @@ typedef struct px_redis_conn_config {
     int64_t command_timeout_ms; /* > 0: bound on each reply */
     int64_t backoff_min_ms;     /* first wait after a failed connect; >= 0 */
     int64_t backoff_max_ms;     /* >= backoff_min_ms */
+    /* Where each answered command's round trip is observed, in seconds
+     * (blocking commands, which wait on purpose, excepted); NULL: nowhere. */
+    px_histogram *round_trip;
 } px_redis_conn_config;
 
 /* Returns a new, not yet connected connection, or NULL with PX_E_INTERNAL

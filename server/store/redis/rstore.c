@@ -300,6 +300,10 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
         .command_timeout_ms = config->command_timeout_ms,
         .backoff_min_ms = config->backoff_min_ms,
         .backoff_max_ms = config->backoff_max_ms,
+        .round_trip = px_metrics_histogram(
+            config->metrics, "pyexec_store_round_trip_seconds",
+            "Redis commands of the store from sending to the answer (blocking ones excepted).",
+            NULL, px_metrics_latency_bounds, px_metrics_latency_bounds_n),
     };
     rs->conns = calloc(config->max_connections, sizeof *rs->conns);
     rs->busy = calloc(config->max_connections, sizeof *rs->busy);

@@ -44,6 +44,7 @@
 
 #include "server/base/error.h"
 #include "server/base/id.h"
+#include "server/base/metrics.h"
 #include "server/model/job.h"
 #include "server/store/redis/target.h"
 #include "server/store/store.h"
@@ -70,6 +71,9 @@ typedef struct px_rstore_config {
     int64_t command_timeout_ms;   /* > 0 */
     int64_t backoff_min_ms;       /* reconnect backoff, >= 0 */
     int64_t backoff_max_ms;       /* >= backoff_min_ms */
+    /* Where the store counts (pyexec_store_round_trip_seconds); NULL:
+     * nowhere. Must outlive the store. */
+    px_metrics *metrics;
 } px_rstore_config;
 
 /* Results of the owner's writes, besides 0 / -1 (error). */

@@ -116,3 +116,22 @@ def test_an_error_answer_is_counted_by_its_code(door):
     assert value(samples, "pyexec_http_requests_total", route="/api/v1/executions/{id}",
                  code="400") == 1
     assert value(samples, "pyexec_http_requests_total", route="none", code="404") == 1
+
+
+def test_the_redis_store_round_trip(door_factory):
+    import uuid
+
+    import redis_server  # tests/support
+
+    with redis_server.RedisServer() as redis:
+        door = door_factory("--store", redis.url, "--store-namespace",
+                            "m" + uuid.uuid4().hex[:12])
+        before, _ = scrape(door)
+        assert door.run("print:x").json()["stdout"] == "x"
+        after, types = scrape(door)
+        assert types["pyexec_store_round_trip_seconds"] == "histogram"
+        moved = (value(after, "pyexec_store_round_trip_seconds_count")
+                 - value(before, "pyexec_store_round_trip_seconds_count"))
+        assert moved > 0
+        assert value(after, "pyexec_store_round_trip_seconds_sum") > 0
+        door.close()

@@ -269,3 +269,26 @@ def test_health_is_503_from_the_start_of_a_shutdown(door_factory):
     assert r.status == 200 and json.loads(r.read()) == {"status": "killed"}
     conn.close()
     assert door.server.wait(60) == 0
+
+
+def test_a_reader_that_stops_reading_is_closed_by_the_idle_timeout(door_factory):
+    """An output stream whose client stops reading while output is pending
+    is closed after --http-read-timeout-s, and its reader slot returns."""
+    door = door_factory("--http-read-timeout-s", "1", "--max-stream-readers", "1")
+    eid = door.submit(f"flood:{8 * 1024 * 1024}", "sleep")
+    stalled = socket.create_connection((door.host, door.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(f"GET /api/v1/executions/{eid}/output HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert stalled.recv(64).startswith(b"HTTP/1.1 200")
+    # Each try is a real request; the slot is busy until the server gives up
+    # on the stalled reader.
+    for _ in range(100000):
+        s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output?offset=0")
+        if s.status == 200:
+            s.close()
+            break
+        s.body()
+        s.close()
+    assert s.status == 200
+    stalled.close()
+    door.kill(eid)

@@ -97,6 +97,7 @@ struct px_http_req {
     /* For the access log line logged when the request ends (server.c). */
     int64_t started_us; /* px_now_mono_us() when the request line arrived */
     unsigned status;    /* the status queued; 0: none yet */
+    int64_t reserved;   /* bytes of the reply budget its answer holds (px_rpc_reserve_reply) */
     /* Who is asking (px_rpc_authenticate; "" on open routes and on a
      * server without tenants): the routes act on its executions only. */
     char tenant[PX_TENANT_MAX];

@@ -50,22 +50,26 @@ unsigned px_http_status(px_code code) {
     return MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
-enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *body) {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text) {
-        static const char oom[] = "{\"error\":\"out of memory\"}";
-        struct MHD_Response *r = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
-                                                                 MHD_RESPMEM_PERSISTENT);
-        if (!r)
-            return MHD_NO;
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        enum MHD_Result ret = MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, r);
-        MHD_destroy_response(r);
-        px_http_count(req, MHD_HTTP_INTERNAL_SERVER_ERROR);
-        return ret;
-    }
+/* Queues `text` (malloc'd, taken) as the JSON answer. With `reserve` its
+ * bytes count against the budget of replies being sent (shared with gRPC,
+ * --max-reply-queued-bytes) until the request completes: a reply is held
+ * until its client takes it. One that does not fit is refused with 429. */
+static enum MHD_Result queue_json(px_http_req *req, unsigned status, char *text, bool reserve) {
     size_t len = strlen(text);
+    if (reserve && !px_rpc_reserve_reply(req->srv->rpc, (int64_t)len)) {
+        free(text);
+        char refusal[256];
+        snprintf(refusal, sizeof refusal,
+                 "{\"error\":\"the reply (%zu bytes) does not fit the bytes of replies being sent "
+                 "to clients (--max-reply-queued-bytes); retry later\"}",
+                 len);
+        char *copy = strdup(refusal);
+        if (!copy)
+            return MHD_NO;
+        return queue_json(req, MHD_HTTP_TOO_MANY_REQUESTS, copy, false);
+    }
+    if (reserve)
+        req->reserved += (int64_t)len;
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
@@ -80,15 +84,27 @@ enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *bo
                          allow[0] ? ", " : "", rt->method);
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     }
+    /* Every request's end is logged by on_completed; a server error's
+     * message here too (before the response, which owns `text`, may go). */
+    if (status >= 500)
+        px_warn("http: %s %s from %s: %u %.300s", req->method,
+                req->route ? req->route->pattern : "(no route)", req->peer, status, text);
     enum MHD_Result ret = MHD_queue_response(req->conn, status, r);
     MHD_destroy_response(r);
     px_http_count(req, status);
-    /* Every request's end is logged by on_completed; a server error's
-     * message here too. */
-    if (status >= 500)
-        px_warn("http: %s %s from %s: %u %s", req->method,
-                req->route ? req->route->pattern : "(no route)", req->peer, status, text);
     return ret;
+}
+
+enum MHD_Result px_http_reply_json(px_http_req *req, unsigned status, json_t *body) {
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text) {
+        text = strdup("{\"error\":\"out of memory\"}");
+        if (!text)
+            return MHD_NO;
+        return queue_json(req, MHD_HTTP_INTERNAL_SERVER_ERROR, text, false);
+    }
+    return queue_json(req, status, text, true);
 }
 
 enum MHD_Result px_http_reply_error(px_http_req *req, unsigned status, const char *fmt, ...) {
@@ -402,6 +418,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     px_http_buf_release(&req->tar);
     px_http_buf_release(&req->metadata);
     px_http_server *srv = req->srv;
+    if (req->reserved)
+        px_rpc_release_reply(srv->rpc, req->reserved);
     free(req);
     *con_cls = NULL;
     pthread_mutex_lock(&srv->mu);

@@ -25,7 +25,7 @@ static void on_close_done(px_tag *tag, bool ok) {
 
 /* Counts `len` bytes of a final message against the server's reply budget.
  * Returns false (nothing counted) if they do not fit. */
-static bool reserve_reply(px_rpc_server *srv, int64_t len) {
+bool px_rpc_reserve_reply(px_rpc_server *srv, int64_t len) {
     int64_t max = srv->cfg->max_reply_queued_bytes;
     int64_t n = atomic_load(&srv->reply_bytes);
     do {
@@ -33,6 +33,14 @@ static bool reserve_reply(px_rpc_server *srv, int64_t len) {
             return false;
     } while (!atomic_compare_exchange_weak(&srv->reply_bytes, &n, n + len));
     return true;
+}
+
+void px_rpc_release_reply(px_rpc_server *srv, int64_t len) {
+    atomic_fetch_sub(&srv->reply_bytes, len);
+}
+
+static bool reserve_reply(px_rpc_server *srv, int64_t len) {
+    return px_rpc_reserve_reply(srv, len);
 }
 
 static void release_reply(px_call *call) {

@@ -70,6 +70,15 @@ int px_rpc_server_start(px_rpc_server *srv, px_error *err);
  * `reason` ("" when serving). Never blocks on the engine; any thread. */
 bool px_rpc_server_serving(px_rpc_server *srv, char *reason, size_t n);
 
+/* The budget of replies being sent to clients, --max-reply-queued-bytes,
+ * shared by both doors: a reply is held until its client takes it, so
+ * clients that never read could otherwise pin a whole result each.
+ * px_rpc_reserve_reply reserves `len` bytes and returns true, or false
+ * (nothing reserved) when they do not fit; px_rpc_release_reply gives them
+ * back once the reply is sent or dropped. Any thread. */
+bool px_rpc_reserve_reply(px_rpc_server *srv, int64_t len);
+void px_rpc_release_reply(px_rpc_server *srv, int64_t len);
+
 /* Graceful shutdown, blocking until done: health turns NOT_SERVING, new
  * calls are refused (UNAVAILABLE), running executions get
  * cfg->shutdown_grace_s and are then killed (FAILED, SANDBOX_ERROR), open

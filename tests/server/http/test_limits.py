@@ -292,3 +292,33 @@ def test_a_reader_that_stops_reading_is_closed_by_the_idle_timeout(door_factory)
     assert s.status == 200
     stalled.close()
     door.kill(eid)
+
+
+def test_replies_held_for_clients_that_never_read_are_bounded(door_factory):
+    """A reply is held until its client takes it, so the door's replies
+    count against --max-reply-queued-bytes as gRPC's do: with two large
+    results pinned by clients that never read, the third is 429; once they
+    go, the budget is back."""
+    size = 8 * 1024 * 1024
+    door = door_factory("--output-limit-bytes", str(size), "--max-reply-queued-bytes",
+                        str(2 * size + 2 * 1024 * 1024))
+    eid = door.run(f"flood:{size}").json()["execution_id"]
+    stalled = []
+    for _ in range(2):
+        s = socket.create_connection((door.host, door.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(f"GET /api/v1/executions/{eid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert s.recv(64).startswith(b"HTTP/1.1 200")  # answered, then stuck
+        stalled.append(s)
+    r = door.get(eid)
+    assert r.status == 429, r.status
+    assert "--max-reply-queued-bytes" in r.json()["error"]
+    # Small answers still fit.
+    assert door.request("GET", "/api/v1/executions").status == 200
+    for s in stalled:
+        s.close()
+    for _ in range(100000):  # each try a real request; ends once the budget is back
+        r = door.get(eid)
+        if r.status == 200:
+            break
+    assert r.status == 200 and len(r.json()["stdout"]) == size

@@ -181,6 +181,9 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
         px_error rerr = PX_ERROR_INIT;
         if (px_rpc_server_reload(srv, &rerr) < 0)
             px_err("SIGHUP: %s; keeping the files in use", rerr.msg);
+        px_error herr = PX_ERROR_INIT;
+        if (px_http_server_reload(http, &herr) < 0)
+            px_err("SIGHUP: %s; keeping the files in use", herr.msg);
         reload_log_level(cfg);
     }
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -501,11 +501,12 @@ static int check_tls(const px_config *cfg, px_error *err) {
                             "--listen '%s' is not a loopback address: serve it with --tls-cert "
                             "and --tls-key, or allow plaintext there with --insecure",
                             cfg->listen);
-    /* The HTTP door speaks plaintext only (for now). */
-    if (cfg->http_listen[0] && !cfg->insecure && !px_config_listen_is_loopback(cfg->http_listen))
+    /* The HTTP door speaks TLS with the same files. */
+    if (cfg->http_listen[0] && !cfg->tls_cert[0] && !cfg->insecure &&
+        !px_config_listen_is_loopback(cfg->http_listen))
         return px_error_set(err, PX_E_INVALID,
-                            "--http-listen '%s' is not a loopback address and the HTTP door has "
-                            "no TLS: keep it on loopback behind a TLS proxy, or say --insecure",
+                            "--http-listen '%s' is not a loopback address: serve it with "
+                            "--tls-cert and --tls-key, or allow plaintext there with --insecure",
                             cfg->http_listen);
     return 0;
 }

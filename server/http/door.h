@@ -23,6 +23,7 @@
 #include "server/base/config.h"
 #include "server/base/error.h"
 #include "server/http/http.h"
+#include "server/http/tls.h"
 #include "server/rpc/rpc.h"
 #include "server/store/store.h"
 
@@ -44,6 +45,7 @@ struct px_http_server {
     px_http_buf assets[PX_HTTP_DOCS_ASSETS]; /* --http-docs-dir's files; read-only once loaded */
     bool has_assets;
     struct MHD_Daemon *mhd;
+    px_http_tls *tls; /* --tls-cert: the door speaks TLS (tls.h); NULL: plaintext */
     char address[128];
     int stop_fd;           /* eventfd, readable once px_http_server_free began */
     atomic_bool quiescing; /* /health answers 503 */

@@ -41,6 +41,11 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
  * for). Borrowed until px_http_server_free. */
 const char *px_http_server_address(const px_http_server *srv);
 
+/* SIGHUP: re-reads the TLS files (--tls-cert, --tls-key, --tls-client-ca)
+ * when the door speaks TLS; new connections use them, open ones keep
+ * theirs. On an error (`err` naming the file) the old ones stay. NULL-safe. */
+int px_http_server_reload(px_http_server *srv, px_error *err);
+
 /* The first step of the shutdown: stops accepting connections and turns
  * /health to 503. Requests in progress go on (their executions end when
  * the executor shuts down). Idempotent. */

@@ -32,7 +32,8 @@ static enum MHD_Result health(px_http_req *req) {
 static px_record *find(px_http_req *req) {
     px_error err = PX_ERROR_INIT;
     px_record *record = NULL;
-    if (px_id_check(req->id, &err) < 0 || !(record = px_store_get_as(req->srv->store, req->tenant, req->id, &err)))
+    if (px_id_check(req->id, &err) < 0 ||
+        !(record = px_store_get_as(req->srv->store, req->tenant, req->id, &err)))
         px_http_reply_px_error(req, &err);
     return record;
 }
@@ -243,8 +244,8 @@ static enum MHD_Result list_executions(px_http_req *req) {
     px_status status;
     px_store_page page = {0};
     if (px_codec_list_args(page_size, (int)want, &size, &status, &err) < 0 ||
-        px_store_list(req->srv->store, req->tenant, status, size, token ? token : "", &page,
-                      &err) < 0)
+        px_store_list(req->srv->store, req->tenant, status, size, token ? token : "", &page, &err) <
+            0)
         return px_http_reply_px_error(req, &err);
     json_t *list = json_array();
     for (size_t i = 0; list && i < page.n; i++) {

@@ -214,6 +214,16 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const c
  * (the body follows), or the result of a queued refusal (req->answered). */
 static enum MHD_Result start(px_http_req *req, const char *url, const char *method) {
     const px_config *cfg = req->srv->cfg;
+    char subject[PX_TENANT_MAX + 1] = "";
+    if (cfg->tls_client_ca[0]) {
+        /* Mutual TLS, as on the gRPC port: nothing without a valid client
+         * certificate (the handshake asked for one). */
+        px_error err = PX_ERROR_INIT;
+        if (px_http_tls_peer_subject(req->srv->tls, req->conn, subject, sizeof subject, &err) < 0) {
+            req->answered = true;
+            return px_http_reply_px_error(req, &err);
+        }
+    }
     bool allowed = route(req, url, method);
     if (!req->route) {
         req->answered = true;
@@ -229,7 +239,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_AUTHORIZATION);
         px_error err = PX_ERROR_INIT;
-        if (px_rpc_authenticate(req->srv->rpc, auth, auth ? strlen(auth) : 0, NULL, req->tenant,
+        if (px_rpc_authenticate(req->srv->rpc, auth, auth ? strlen(auth) : 0, subject, req->tenant,
                                 &err) < 0) {
             req->answered = true;
             return px_http_reply_px_error(req, &err);
@@ -467,6 +477,7 @@ static void server_release(px_http_server *srv) {
         close(srv->stop_fd);
     pthread_cond_destroy(&srv->idle);
     pthread_mutex_destroy(&srv->mu);
+    px_http_tls_free(srv->tls);
     free(srv);
 }
 
@@ -500,6 +511,24 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
                      MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    /* TLS with the gRPC port's files: the certificate comes from the
+     * callback at each handshake (rotation); with a client CA, clients are
+     * asked for a certificate, checked by start(). */
+    struct MHD_OptionItem tls_opts[3];
+    size_t n_tls = 0;
+    if (cfg->tls_cert[0]) {
+        if (!(srv->tls = px_http_tls_new(cfg, err))) {
+            server_release(srv);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        tls_opts[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+                                                    (void *)px_http_tls_retrieve};
+        const char *ca = px_http_tls_client_ca_pem(srv->tls);
+        if (ca)
+            tls_opts[n_tls++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)ca};
+    }
+    tls_opts[n_tls] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     srv->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections,
@@ -507,7 +536,7 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_max_header_bytes,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_read_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, tls_opts, MHD_OPTION_END);
     if (!srv->mhd) {
         px_error_set(err, PX_E_UNAVAILABLE, "HTTP door: cannot listen on '%s'", cfg->http_listen);
         server_release(srv);
@@ -522,6 +551,15 @@ px_http_server *px_http_server_new(const px_config *cfg, px_rpc_server *rpc, px_
     snprintf(srv->address, sizeof srv->address, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
              host, info ? (unsigned)info->port : 0u);
     return srv;
+}
+
+int px_http_server_reload(px_http_server *srv, px_error *err) {
+    if (!srv || !srv->tls)
+        return 0;
+    if (px_http_tls_reload(srv->tls, err) < 0)
+        return -1;
+    px_info("http: certificate files re-read; new connections use them");
+    return 0;
 }
 
 const char *px_http_server_address(const px_http_server *srv) {

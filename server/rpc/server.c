@@ -82,8 +82,8 @@ static const char *method_name(enum px_method m) {
 }
 
 /* Answers a call whose caller could not be authenticated. */
-static void refuse(px_rpc_server *srv, grpc_call *call, grpc_byte_buffer *payload,
-                   enum px_method m, const px_error *err) {
+static void refuse(px_rpc_server *srv, grpc_call *call, grpc_byte_buffer *payload, enum px_method m,
+                   const px_error *err) {
     static const px_call_ops ops = {0};
     px_call *c = px_call_new(sizeof *c, srv, call, &payload, &ops);
     if (payload)

@@ -219,8 +219,8 @@ static char *scoped_key(const char *tenant, const char *request_id, px_error *er
  * refused this one: the store's create finds it; a record it makes instead
  * (there was none) is taken back at once and `err` (the quota's) stays.
  * Another digest is PX_E_EXISTS, as without quotas. */
-static px_record *repeated(px_store *s, const char *tenant, const char *key,
-                           const uint8_t *digest, px_error *err) {
+static px_record *repeated(px_store *s, const char *tenant, const char *key, const uint8_t *digest,
+                           px_error *err) {
     bool found = false;
     px_error cerr = PX_ERROR_INIT;
     px_record *r = s->ops->create(s, tenant, key, digest, &found, &cerr);

@@ -236,6 +236,8 @@ TEST(Config, PlaintextIsForLoopbackUnlessInsecure) {
     EXPECT_NE(nullptr, strstr(p.err.msg, "--http-listen '0.0.0.0:8080' is not a loopback"))
         << p.err.msg;
     EXPECT_EQ(PX_CONFIG_RUN, parse({"--http-listen", "0.0.0.0:8080", "--insecure"}).rc);
+    EXPECT_EQ(PX_CONFIG_RUN,
+              parse({"--http-listen", "0.0.0.0:8080", "--tls-cert", "c", "--tls-key", "k"}).rc);
     EXPECT_EQ(PX_CONFIG_RUN, parse({"--http-listen", "127.0.0.1:0"}).rc);
     p = parse({"--insecure=maybe"});
     EXPECT_EQ(-1, p.rc);

@@ -266,3 +266,69 @@ def test_python_client_speaks_tls_and_mtls(pki):
         pec.PythonExecutorClient("https://h", tls_cert=alice_cert)
     with pytest.raises(ValueError, match="'/nonexistent/ca.pem'"):
         pec.PythonExecutorClient("https://h", tls_ca="/nonexistent/ca.pem")
+
+
+# ---- the HTTP door over TLS ----
+
+def https(address, ca, client=None, path="/health", headers=None):
+    """GET `path` over TLS; (status, body), or raises ssl.SSLError/OSError."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=ca.cert)
+    if client:
+        ctx.load_cert_chain(client[0], client[1])
+    host, port = address.rsplit(":", 1)
+    conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def test_http_door_speaks_tls_with_the_same_files(pki):
+    import http.client
+    import ssl
+    cert, key = pki["server"]
+    with server("--tls-cert", cert, "--tls-key", key, "--http-listen", "127.0.0.1:0") as srv:
+        status, body = https(srv.http_address(), pki["ca"])
+        assert status == 200 and b"ok" in body
+        with pytest.raises(ssl.SSLError):
+            https(srv.http_address(), pki["other"])  # a CA the client does not trust
+        host, port = srv.http_address().rsplit(":", 1)
+        plain = http.client.HTTPConnection(host, int(port), timeout=10)
+        with pytest.raises((OSError, http.client.HTTPException)):
+            plain.request("GET", "/health")
+            plain.getresponse()  # plaintext to a TLS port: no HTTP answer
+        plain.close()
+
+
+def test_http_door_mtls_needs_a_valid_client_certificate(pki):
+    cert, key = pki["server"]
+    with server("--tls-cert", cert, "--tls-key", key, "--tls-client-ca", pki["clients"].cert,
+                "--http-listen", "127.0.0.1:0") as srv:
+        status, body = https(srv.http_address(), pki["ca"], pki["alice"], "/api/v1/executions")
+        assert status == 200, body
+        for client, why in ((None, b"a client certificate signed by --tls-client-ca"),
+                            (pki["mallory"], b"not valid for --tls-client-ca")):
+            status, body = https(srv.http_address(), pki["ca"], client, "/api/v1/executions")
+            assert status == 401 and why in body, body
+
+
+def test_http_door_rotates_its_certificate_on_sighup(pki, tmp_path):
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(pki["server"][0], cert)
+    shutil.copy(pki["server"][1], key)
+    with server("--tls-cert", cert, "--tls-key", key, "--http-listen", "127.0.0.1:0") as srv:
+        assert https(srv.http_address(), pki["ca"])[0] == 200
+        shutil.copy(pki["other_server"][0], cert)
+        shutil.copy(pki["other_server"][1], key)
+        srv.proc.send_signal(signal.SIGHUP)
+        assert pyexecd.wait_until(lambda: "http: certificate files re-read" in srv.stderr_text(),
+                                  30)
+        assert https(srv.http_address(), pki["other"])[0] == 200
+        with pytest.raises(ssl.SSLError):
+            https(srv.http_address(), pki["ca"])
+

@@ -15,7 +15,16 @@ session's servers is still there at the end.
 Environment: PYEXECD_BIN (server binary), PYEXEC_CLI_BIN (the `pyexec` CLI),
 PYEXEC_TEST_IMAGE (sandbox image, default pyexec/python:3.11),
 PYEXEC_TEST_ISOLATION (comma-separated --isolation modes the session server
-runs in, default "container,namespace").
+runs in, default "container,namespace"), PYEXEC_TEST_RUNTIME (the OCI
+runtime every server of the session uses, e.g. runsc; default: the
+engine's).
+
+The runtime: with PYEXEC_TEST_RUNTIME set, every pyexecd the suite starts
+gets it (PYEXEC_RUNTIME in the environment they inherit), and the whole
+session is skipped, saying why, when the engine has no such runtime.
+scripts/test runs a representative subset so under runsc; a test whose
+subject gVisor does differently says so with `runtime_differs` (skipped
+under that runtime, with the reason).
 
 Both isolation modes: the session `server` fixture is parametrised over
 them, so every test that uses it (through `stub`, `ex`, ...) runs once per
@@ -40,6 +49,42 @@ import pyexecd  # noqa: E402
 
 IMAGE = os.environ.get("PYEXEC_TEST_IMAGE") or "pyexec/python:3.11"
 ISOLATIONS = (os.environ.get("PYEXEC_TEST_ISOLATION") or "container,namespace").split(",")
+RUNTIME = os.environ.get("PYEXEC_TEST_RUNTIME") or ""
+if RUNTIME:
+    os.environ["PYEXEC_RUNTIME"] = RUNTIME
+
+
+def runtime_differs(runtime, reason):
+    """Marks a test whose subject `runtime` does differently (documented in
+    docs/security.md): skipped when the suite runs under it."""
+    return pytest.mark.skipif(RUNTIME == runtime, reason=f"under {runtime}: {reason}")
+
+
+def runtime_hole(runtime, reason):
+    """Marks a test that fails under `runtime` because of a known hole
+    (docs/security.md): an expected failure there, strict, so that the
+    day it passes the mark has to go."""
+    return pytest.mark.xfail(RUNTIME == runtime, reason=f"known hole under {runtime}: {reason}",
+                             strict=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not RUNTIME:
+        return
+    try:
+        status, info = pyexecd.docker_api("GET", "/info")
+    except OSError as e:
+        status, info = 0, str(e)
+    if status != 200:
+        why = f"the Docker engine did not answer GET /info: {info}"
+    elif RUNTIME not in (info.get("Runtimes") or {}):
+        why = (f"the engine has no runtime {RUNTIME!r} (it has "
+               f"{', '.join(sorted(info.get('Runtimes') or {}))}); scripts/setup --with-gvisor "
+               "registers runsc (docs/operations.md#gvisor-runsc)")
+    else:
+        return
+    for item in items:
+        item.add_marker(pytest.mark.skip(reason=why))
 # The session server's output cap when the server lets us set one: small, so
 # the output-limit test floods little. Otherwise the contract's default.
 SMALL_OUTPUT_LIMIT = 1024 * 1024

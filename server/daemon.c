@@ -1,14 +1,17 @@
 #include "server/daemon.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/base/cleanup.h"
 
 #include "server/base/log.h"
+#include "server/base/notify.h"
 #include "server/executor/executor.h"
 #include "server/executor/runner.h"
 #include "server/http/http.h"
@@ -99,6 +102,36 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     return store;
 }
 
+/* Tells the service manager (systemd, Type=notify) `state`; a failure is
+ * logged, never fatal: the server serves whether or not anyone listens. */
+static void notify(const char *state) {
+    px_error err = PX_ERROR_INIT;
+    if (px_notify(state, &err) < 0)
+        px_warn("notify: %s", err.msg);
+}
+
+/* Waits for one of `signals`, sending "WATCHDOG=1" every `period_us` (0:
+ * no watchdog) meanwhile. The pings prove that this loop, the one that
+ * handles signals and shutdown, is alive; an unhealthy engine is Health's
+ * business, not a reason for the service manager to restart the server. */
+static int wait_signal(const sigset_t *signals, int64_t period_us) {
+    for (;;) {
+        if (period_us <= 0) {
+            int sig = 0;
+            if (sigwait(signals, &sig) == 0)
+                return sig;
+            continue;
+        }
+        struct timespec ts = {.tv_sec = period_us / 1000000,
+                              .tv_nsec = (long)(period_us % 1000000) * 1000};
+        int sig = sigtimedwait(signals, NULL, &ts);
+        if (sig > 0)
+            return sig;
+        if (errno == EAGAIN)
+            notify("WATCHDOG=1");
+    }
+}
+
 /* SIGHUP: the --config file's log-level takes effect (unless a flag or the
  * environment set it); a file that no longer parses changes nothing. */
 static void reload_log_level(const px_config *cfg) {
@@ -173,11 +206,17 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
             PYEXEC_VERSION, px_rpc_server_address(srv), cfg->default_image, cfg->docker_socket,
             cfg->instance);
 
+    char ready[400];
+    snprintf(ready, sizeof ready, "READY=1\nSTATUS=serving on %s", px_rpc_server_address(srv));
+    notify(ready);
+    /* Half the interval the service manager allows, as sd_watchdog_enabled(3) advises. */
+    int64_t watchdog_us = px_notify_watchdog_usec() / 2;
     int sig = 0;
     for (;;) {
-        sigwait(signals, &sig);
+        sig = wait_signal(signals, watchdog_us);
         if (sig != SIGHUP)
             break;
+        notify("RELOADING=1");
         px_error rerr = PX_ERROR_INIT;
         if (px_rpc_server_reload(srv, &rerr) < 0)
             px_err("SIGHUP: %s; keeping the files in use", rerr.msg);
@@ -185,7 +224,9 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
         if (px_http_server_reload(http, &herr) < 0)
             px_err("SIGHUP: %s; keeping the files in use", herr.msg);
         reload_log_level(cfg);
+        notify(ready);
     }
+    notify("STOPPING=1");
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     /* The HTTP door stops accepting first; its requests in progress are
      * answered as the executor's shutdown ends their executions, then its

@@ -136,18 +136,10 @@ static px_project *read_project(const Pyexec__V1__ExecuteRequest *req, const px_
 PX_DEFINE_CLEANUP(px_project, px_project_free)
 PX_DEFINE_CLEANUP(px_job_spec, px_job_spec_free)
 
-px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_config *cfg,
-                               px_error *err) {
-    static const Pyexec__V1__Metadata empty_meta = PYEXEC__V1__METADATA__INIT;
-    static const Pyexec__V1__ExecutionConfig empty_conf = PYEXEC__V1__EXECUTION_CONFIG__INIT;
-    const Pyexec__V1__Metadata *meta = req->metadata ? req->metadata : &empty_meta;
-    const Pyexec__V1__ExecutionConfig *conf = meta->config ? meta->config : &empty_conf;
-
-    __attribute__((cleanup(px_job_spec_freep))) px_job_spec *spec = calloc(1, sizeof *spec);
-    if (!spec) {
-        px_error_set(err, PX_E_INTERNAL, "out of memory");
-        return NULL;
-    }
+/* The run's resources from metadata.config: each limit checked against its
+ * maximum (0 takes the default), the minimums, the network switch. */
+static int set_resources(px_job_spec *spec, const Pyexec__V1__ExecutionConfig *conf,
+                         const px_config *cfg, px_error *err) {
     if (check_limit("timeout_seconds", conf->timeout_seconds, cfg->default_timeout_s,
                     cfg->max_timeout_s, &spec->timeout_s, err) < 0 ||
         check_limit("memory_mb", conf->memory_mb, cfg->default_memory_mb, cfg->max_memory_mb,
@@ -156,30 +148,23 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                     &spec->disk_mb, err) < 0 ||
         check_limit("cpu_shares", conf->cpu_shares, cfg->default_cpu_shares, cfg->max_cpu_shares,
                     &spec->cpu_shares, err) < 0)
-        return NULL;
+        return -1;
     if (spec->memory_mb < 16)
         return px_error_set(err, PX_E_INVALID, "metadata.config.memory_mb: %d is below the minimum 16",
-                            spec->memory_mb),
-               NULL;
+                            spec->memory_mb);
     if (spec->cpu_shares < 2)
         return px_error_set(err, PX_E_INVALID, "metadata.config.cpu_shares: %d is below the minimum 2",
-                            spec->cpu_shares),
-               NULL;
+                            spec->cpu_shares);
     spec->network = conf->network_disabled ? !conf->network_disabled->value : false;
+    return 0;
+}
 
-    if ((int64_t)meta->stdin.len > cfg->max_stdin_bytes)
-        return px_error_set(err, PX_E_INVALID, "metadata.stdin: %zu bytes, the maximum is %" PRId64,
-                            meta->stdin.len, cfg->max_stdin_bytes),
-               NULL;
-    if ((int64_t)strlen(meta->requirements_txt) > cfg->max_string_bytes)
-        return px_error_set(err, PX_E_INVALID,
-                            "metadata.requirements_txt: longer than %" PRId64 " bytes",
-                            cfg->max_string_bytes),
-               NULL;
-    __attribute__((cleanup(px_requirements_release))) px_requirements reqs = {0};
-    if (px_requirements_parse(meta->requirements_txt, (size_t)cfg->max_requirements, &reqs,
-                              err) < 0)
-        return px_error_wrap(err, "metadata.requirements_txt"), NULL;
+/* The image the run uses: metadata.docker_image, or the one
+ * metadata.python_version maps to, or the default; a valid reference of an
+ * image this server runs. Returns it (borrowed from `meta` or `cfg`), or
+ * NULL with `err` set. */
+static const char *choose_image(const Pyexec__V1__Metadata *meta, const px_config *cfg,
+                                px_error *err) {
     const char *image = meta->docker_image[0] ? meta->docker_image : cfg->default_image;
     px_quoted q;
     if (meta->python_version[0]) {
@@ -216,19 +201,62 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                             px_quote_str(&q, image), allowed),
                NULL;
     }
+    return image;
+}
 
+/* The environment, script arguments and pre-commands, each list bounded in
+ * count and string length. */
+static int copy_lists(px_job_spec *spec, const Pyexec__V1__Metadata *meta, const px_config *cfg,
+                      px_error *err) {
     if (!(spec->env = copy_strv(meta->env_vars, meta->n_env_vars, "env_vars", cfg->max_env_vars,
                                 cfg->max_string_bytes, check_env, err)))
-        return NULL;
+        return -1;
     spec->n_env = meta->n_env_vars;
     if (!(spec->args = copy_strv(meta->script_args, meta->n_script_args, "script_args",
                                  cfg->max_args, cfg->max_string_bytes, NULL, err)))
-        return NULL;
+        return -1;
     spec->n_args = meta->n_script_args;
     if (!(spec->pre_commands = copy_strv(meta->pre_commands, meta->n_pre_commands, "pre_commands",
                                          cfg->max_pre_commands, cfg->max_string_bytes, NULL, err)))
-        return NULL;
+        return -1;
     spec->n_pre_commands = meta->n_pre_commands;
+    return 0;
+}
+
+px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_config *cfg,
+                               px_error *err) {
+    static const Pyexec__V1__Metadata empty_meta = PYEXEC__V1__METADATA__INIT;
+    static const Pyexec__V1__ExecutionConfig empty_conf = PYEXEC__V1__EXECUTION_CONFIG__INIT;
+    const Pyexec__V1__Metadata *meta = req->metadata ? req->metadata : &empty_meta;
+    const Pyexec__V1__ExecutionConfig *conf = meta->config ? meta->config : &empty_conf;
+
+    __attribute__((cleanup(px_job_spec_freep))) px_job_spec *spec = calloc(1, sizeof *spec);
+    if (!spec) {
+        px_error_set(err, PX_E_INTERNAL, "out of memory");
+        return NULL;
+    }
+    if (set_resources(spec, conf, cfg, err) < 0)
+        return NULL;
+
+    if ((int64_t)meta->stdin.len > cfg->max_stdin_bytes)
+        return px_error_set(err, PX_E_INVALID, "metadata.stdin: %zu bytes, the maximum is %" PRId64,
+                            meta->stdin.len, cfg->max_stdin_bytes),
+               NULL;
+    if ((int64_t)strlen(meta->requirements_txt) > cfg->max_string_bytes)
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.requirements_txt: longer than %" PRId64 " bytes",
+                            cfg->max_string_bytes),
+               NULL;
+    __attribute__((cleanup(px_requirements_release))) px_requirements reqs = {0};
+    if (px_requirements_parse(meta->requirements_txt, (size_t)cfg->max_requirements, &reqs,
+                              err) < 0)
+        return px_error_wrap(err, "metadata.requirements_txt"), NULL;
+    const char *image = choose_image(meta, cfg, err);
+    if (!image)
+        return NULL;
+
+    if (copy_lists(spec, meta, cfg, err) < 0)
+        return NULL;
 
     __attribute__((cleanup(px_project_freep))) px_project *project = read_project(req, cfg, err);
     if (!project)

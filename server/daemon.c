@@ -40,7 +40,7 @@ static void node_name(const px_config *cfg, char out[PX_RSTORE_NAME_MAX + 1]) {
 }
 
 /* The in-memory store, or the Redis store for a redis URL; both hand jobs
- * to this node's executor. */
+ * to this node's executor, `ex` (NULL on a frontend: it runs nothing). */
 static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *metrics,
                             px_error *err) {
     if (strcmp(cfg->store, "memory") == 0) {
@@ -88,7 +88,7 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
             },
         .max_readers = (size_t)cfg->max_stream_readers,
         .max_queued = (unsigned)cfg->max_queue,
-        .runner = px_executor_runner(ex),
+        .runner = ex ? px_executor_runner(ex) : (px_job_runner){0},
         .max_running = (unsigned)cfg->max_concurrent,
     };
     if (px_redis_target_parse(cfg->store, &rc.redis.target, err) < 0)
@@ -97,8 +97,8 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     if (password)
         explicit_bzero(password, strlen(password));
     if (store)
-        px_info("store: Redis %s, namespace '%s', node '%s'", cfg->store, cfg->store_namespace,
-                node);
+        px_info("store: Redis %s, namespace '%s', node '%s', role %s", cfg->store,
+                cfg->store_namespace, node, cfg->role);
     return store;
 }
 
@@ -157,16 +157,23 @@ static void reload_log_level(const px_config *cfg) {
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
                   const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
-    px_executor_config ec = {
-        .max_concurrent = (unsigned)cfg->max_concurrent,
-        .max_queue = (unsigned)cfg->max_queue,
-        .output_limit_bytes = (uint64_t)cfg->output_limit_bytes,
-        .metrics = metrics,
-    };
-    px_executor *ex = px_executor_new(&ec, sandbox, &err);
-    if (!ex) {
-        px_err("start: executor: %s", err.msg);
-        return 1;
+    px_executor *ex = NULL;
+    if (strcmp(cfg->role, "frontend") == 0) {
+        /* Serves calls, runs nothing: no executor, no back-end. */
+        if (sandbox.ops)
+            sandbox.ops->destroy(sandbox.self);
+    } else {
+        px_executor_config ec = {
+            .max_concurrent = (unsigned)cfg->max_concurrent,
+            .max_queue = (unsigned)cfg->max_queue,
+            .output_limit_bytes = (uint64_t)cfg->output_limit_bytes,
+            .metrics = metrics,
+        };
+        ex = px_executor_new(&ec, sandbox, &err);
+        if (!ex) {
+            px_err("start: executor: %s", err.msg);
+            return 1;
+        }
     }
     px_store *store = open_store(cfg, ex, metrics, &err);
     px_quota_config quotas = {
@@ -202,9 +209,13 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
     fflush(stdout);
     if (http)
         px_info("HTTP door listening on %s", px_http_server_address(http));
-    px_info("pyexecd %s listening on %s (default image '%s', engine '%s', instance '%s')",
-            PYEXEC_VERSION, px_rpc_server_address(srv), cfg->default_image, cfg->docker_socket,
-            cfg->instance);
+    if (ex)
+        px_info("pyexecd %s listening on %s (default image '%s', engine '%s', instance '%s')",
+                PYEXEC_VERSION, px_rpc_server_address(srv), cfg->default_image, cfg->docker_socket,
+                cfg->instance);
+    else
+        px_info("pyexecd %s listening on %s (frontend: runs nothing, no Docker engine)",
+                PYEXEC_VERSION, px_rpc_server_address(srv));
 
     char ready[400];
     snprintf(ready, sizeof ready, "READY=1\nSTATUS=serving on %s", px_rpc_server_address(srv));
@@ -249,8 +260,18 @@ extern char **environ;
 
 /* The store flags, before anything starts: a typo exits 2. */
 static int check_store(const px_config *cfg, px_error *err) {
-    if (strcmp(cfg->store, "memory") == 0)
+    if (strcmp(cfg->role, "both") != 0 && strcmp(cfg->role, "frontend") != 0 &&
+        strcmp(cfg->role, "worker") != 0)
+        return px_error_set(err, PX_E_INVALID, "--role: '%s' is not both, frontend or worker",
+                            cfg->role);
+    if (strcmp(cfg->store, "memory") == 0) {
+        if (strcmp(cfg->role, "both") != 0)
+            return px_error_set(err, PX_E_INVALID,
+                                "--role %s: needs a Redis --store (with memory, the one node "
+                                "serves calls and runs jobs: --role both)",
+                                cfg->role);
         return 0;
+    }
     px_redis_target t;
     if (!px_redis_target_is_redis(cfg->store))
         return px_error_set(err, PX_E_INVALID,

@@ -9,8 +9,11 @@
  * the flags name (px_rpc_server_reload) and the --config file's log level
  * (px_config_reread_log_level), and serving goes on. Must be called
  * from main's thread with `signals` blocked in every thread. Takes ownership
- * of `sandbox`. Returns the process exit code: 0 after a clean shutdown, 1 if the server could not
- * start (the reason is logged).
+ * of `sandbox` (ops NULL: none). With --role frontend there is no executor:
+ * the sandbox is freed unused, the store gets no runner and health does not
+ * ask the engine; with --role worker the RPC server serves only health.
+ * Returns the process exit code: 0 after a clean shutdown, 1 if the server
+ * could not start (the reason is logged).
  */
 #ifndef PYEXEC_DAEMON_H
 #define PYEXEC_DAEMON_H

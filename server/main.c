@@ -7,7 +7,9 @@
  * an error), 2 for bad flags, environment or --config file.
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "server/base/config.h"
 #include "server/base/log.h"
@@ -38,11 +40,13 @@ int main(int argc, char **argv) {
     px_docker_config dc;
     px_docker_config_from(&dc, &cfg);
     dc.metrics = metrics;
-    px_sandbox sandbox;
+    px_sandbox sandbox = {0};
+    /* A frontend runs nothing: it neither needs nor contacts an engine. */
+    bool frontend = strcmp(cfg.role, "frontend") == 0;
     rc = 1;
     if (!metrics)
         px_err("start: metrics: out of memory");
-    else if (px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
+    else if (!frontend && px_docker_sandbox_new(&dc, &sandbox, &err) < 0)
         px_err("start: Docker back-end: %s", err.msg);
     else
         rc = px_daemon_run(&cfg, sandbox, metrics, &signals);

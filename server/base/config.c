@@ -129,8 +129,9 @@ static const opt opts[] = {
     INT(warm_pool, 0, 64, "pre-started containers kept ready for default-profile runs (0: off)"),
     STR(isolation, "container (a fresh container per execution) or namespace (fresh namespaces "
                    "per execution, made by bubblewrap in pooled host containers)"),
-    INT(host_reuse, 1, 1000000, "executions a namespace-mode host container runs before it is "
-                                "replaced (at once after an abnormal end)"),
+    INT(host_reuse, 1, 1000000,
+        "executions a namespace-mode host container runs before it is "
+        "replaced (at once after an abnormal end)"),
     STR(wheelhouse, "host directory of wheels that requirements are installed from (mounted "
                     "read-only into the builds; empty: none)"),
     STR(pip_index_url, "package index (PEP 503 simple URL) requirements are installed from "
@@ -163,6 +164,9 @@ static const opt opts[] = {
     STR(node_name, "this node's name in the cluster, unique (default: host name and pid)"),
     I64(node_lease_ms, 300, 600000,
         "a node that stops renewing its lease this long is declared lost (Redis store), ms"),
+    STR(role, "both (serves calls and runs jobs), frontend (serves calls, runs nothing, needs no "
+              "Docker engine) or worker (runs jobs, serves only health); frontend and worker "
+              "need a Redis --store"),
 };
 
 void px_config_default(px_config *cfg) {
@@ -233,6 +237,7 @@ void px_config_default(px_config *cfg) {
     snprintf(cfg->store, sizeof cfg->store, "memory");
     snprintf(cfg->store_namespace, sizeof cfg->store_namespace, "pyexec");
     cfg->node_lease_ms = 10000;
+    snprintf(cfg->role, sizeof cfg->role, "both");
 }
 
 /* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */

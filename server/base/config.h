@@ -144,6 +144,7 @@ typedef struct px_config {
     char store_namespace[65];    /* --store-namespace: key prefix px:<ns>:, default pyexec */
     char node_name[65];          /* --node-name: unique per cluster; "" = host name + pid */
     int64_t node_lease_ms;       /* --node-lease-ms: a silent node's runs are lost after it */
+    char role[16];               /* --role both|frontend|worker (checked by the daemon) */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

@@ -389,6 +389,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
     }
     req->answered = true; /* the handler answers */
+    if (strcmp(req->srv->cfg->role, "worker") == 0 && strncmp(req->route->pattern, "/api/", 5) == 0)
+        return px_http_reply_error(req, MHD_HTTP_MISDIRECTED_REQUEST,
+                                   "this node is --role worker: it runs jobs and serves only "
+                                   "health and metrics; send calls to a frontend or both node");
     return req->route->handler(req);
 }
 

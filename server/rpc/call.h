@@ -59,7 +59,8 @@ typedef struct px_tokens px_tokens;
 
 struct px_rpc_server {
     const px_config *cfg;
-    px_executor *ex;
+    px_executor *ex;  /* NULL on a --role frontend node: it runs nothing */
+    bool worker_only; /* --role worker: only health is served */
     px_store *store;
     grpc_server *server;
     grpc_completion_queue *cq;

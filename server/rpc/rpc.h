@@ -36,7 +36,10 @@ typedef struct px_rpc_server px_rpc_server;
 void px_rpc_global_init(void);
 void px_rpc_global_cleanup(void);
 
-/* Creates the server and binds cfg->listen. Borrows `cfg`, `ex`, `store`
+/* Creates the server and binds cfg->listen. `ex` is NULL on a --role
+ * frontend node (health then asks only the store); with --role worker the
+ * ExecutorService's calls are refused (FAILED_PRECONDITION) and only health
+ * and reflection are served. Borrows `cfg`, `ex`, `store`
  * and `metrics` (may be NULL: not counted), which must outlive the server. Returns NULL with `err` set
  * (PX_E_UNAVAILABLE if the address cannot be bound, PX_E_INVALID if it
  * is malformed). */

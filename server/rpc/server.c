@@ -81,7 +81,8 @@ static const char *method_name(enum px_method m) {
     }
 }
 
-/* Answers a call whose caller could not be authenticated. */
+/* Answers a call whose caller could not be authenticated, or that this
+ * node does not serve (--role worker). */
 static void refuse(px_rpc_server *srv, grpc_call *call, grpc_byte_buffer *payload, enum px_method m,
                    const px_error *err) {
     static const px_call_ops ops = {0};
@@ -117,6 +118,13 @@ static void on_accept(px_tag *tag, bool ok) {
     grpc_metadata_array_destroy(&a->md);
     acceptor_arm(a);
     if (auth < 0) {
+        refuse(srv, call, payload, method, &err);
+        return;
+    }
+    if (srv->worker_only && needs_tenant(method)) {
+        px_error_set(&err, PX_E_PRECONDITION,
+                     "this node is --role worker: it runs jobs and serves only health; send "
+                     "calls to a frontend or both node");
         refuse(srv, call, payload, method, &err);
         return;
     }
@@ -266,7 +274,8 @@ static void on_shutdown_done(px_tag *tag, bool ok) {
 static int probe(px_rpc_server *srv, char *reason, size_t n) {
     px_error err = PX_ERROR_INIT;
     reason[0] = '\0';
-    if (px_executor_ping(srv->ex, &err) < 0) {
+    /* A frontend has no executor, and needs no engine. */
+    if (srv->ex && px_executor_ping(srv->ex, &err) < 0) {
         snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the back-end does not answer");
         return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
     }
@@ -468,6 +477,7 @@ px_rpc_server *px_rpc_server_new(const px_config *cfg, px_executor *ex, px_store
     srv->reflection = reflection;
     srv->cfg = cfg;
     srv->ex = ex;
+    srv->worker_only = strcmp(cfg->role, "worker") == 0;
     srv->store = store;
     srv->metrics = metrics;
     srv->serving = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;

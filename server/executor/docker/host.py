@@ -150,7 +150,7 @@ def bwrap_argv(hdr, bootstrap):
     argv += ["--perms", "1777", "--size", str(int(hdr["work_mb"]) * mib), "--tmpfs", "/work",
              "--perms", "1777", "--size", str(int(hdr["tmp_mb"]) * mib), "--tmpfs", "/tmp",
              "--perms", "1777", "--size", str(int(hdr["tmp_mb"]) * mib), "--tmpfs", "/dev/shm",
-             "--chdir", "/work", "--seccomp", str(FILTER_FD),
+             "--remount-ro", "/", "--chdir", "/work", "--seccomp", str(FILTER_FD),
              "--", sys.executable, "-I", "-S", "-c", bootstrap, "ns", str(REPORT_FD)]
     return argv
 

@@ -19,7 +19,9 @@
  *
  * The namespace mode (--isolation namespace, host.py) takes a third path: a
  * ready host of the spec's image (pooled, or one made now) -> update its
- * limits if they differ -> report started -> [poll loop] -> the host's
+ * limits if they differ -> rename it pyexec-<execution id> (operators and
+ * tests find an execution's host by name; its own name again after the
+ * execution) -> report started -> [poll loop] -> the host's
  * last words are the verdict (the host lives on: no wait, no removal) ->
  * back to the ready list when the execution ended cleanly and the host has
  * run fewer than --host-reuse executions; else removed. Any other end
@@ -461,10 +463,13 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
                    px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
     pooled *p = NULL;
+    char name[128];
+    snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
     while (!p && (p = sb_pool_take(sb, spec->image, spec->disk_mb))) {
         if (!sb_pooled_idle(p)) {
             px_warn("docker: host '%.12s' ended or spoke while idle; removing it", p->id);
-        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0) {
+        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0 ||
+                   sb_pooled_rename(sb, p, name, &err) < 0) {
             px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
         } else {
             sb_pool_count(sb, &sb->stats.taken);
@@ -486,7 +491,8 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         }
         sb_pool_count(sb, &sb->stats.cold);
         p = sb_pooled_create(sb, spec, &err);
-        if (!p) {
+        if (!p || sb_pooled_rename(sb, p, name, &err) < 0) {
+            sb_pooled_discard(sb, p);
             result->error = err;
             px_error_wrap(&result->error, "make a host container");
             return;
@@ -495,8 +501,13 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
     }
     px_sandbox_run_started(io->run);
     if (drive(sb, spec, io, p->id, p->fd, NULL, 0, p, result)) {
-        sb_pool_return(sb, p);
-        return;
+        /* Its own name again: pyexec-<execution id> means that execution
+         * runs there. */
+        if (sb_pooled_rename(sb, p, p->host_name, &err) == 0) {
+            sb_pool_return(sb, p);
+            return;
+        }
+        px_warn("docker: execution %s: %s; retiring the host", spec->execution_id, err.msg);
     }
     char id[16];
     snprintf(id, sizeof id, "%.12s", p->id);

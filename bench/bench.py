@@ -460,13 +460,15 @@ def sample(ms, **extra):
 
 
 def pool_ready():
-    """Idle pooled containers of the bench server that are running."""
+    """Idle pooled containers (namespace mode: hosts) of the bench server
+    that are running."""
     n = 0
     for c in pyexecd.containers("pyexec.pool=1"):
         if (c.get("Labels") or {}).get("pyexec.instance") != INSTANCE:
             continue
         if c.get("State") == "running" and \
-                any(x.startswith("/pyexec-pool-") for x in c.get("Names") or []):
+                any(x.startswith(("/pyexec-pool-", "/pyexec-host-"))
+                    for x in c.get("Names") or []):
             n += 1
     return n
 
@@ -872,7 +874,8 @@ class EventLog:
                     continue
                 if action == "create" and not is_pool:
                     cold += 1
-                elif action == "rename" and is_pool and not name.startswith("pyexec-pool-"):
+                elif action == "rename" and is_pool and \
+                        not name.startswith(("pyexec-pool-", "pyexec-host-")):
                     pooled += 1
         return {"pooled": pooled, "cold": cold}
 
@@ -1145,6 +1148,40 @@ def targets(phases):
                               ("warm_pool_on", "warm pool on", 0.25)):
         if key in phases:
             rows += phase_targets(phases[key].get("cases", {}), label, hello)
+    if "namespace" in phases:
+        rows += namespace_targets(phases["namespace"].get("cases", {}))
+    return rows
+
+
+def namespace_targets(cases):
+    """Issue 12's targets for --isolation namespace."""
+    rows = []
+
+    def get(case, variant, key="p50"):
+        c = cases.get(case)
+        return c and c["variants"].get(variant, {}).get("summary", {}).get(key)
+
+    def add(name, value, target, ok):
+        rows.append({"target": f"{name} (namespace mode)", "value": value, "limit": target,
+                     "met": ok})
+
+    px, dk = get("basic print", "pyexec"), get("basic print", "docker run")
+    if px and dk:
+        add("hello world p50 <= 0.1 x docker run --rm p50",
+            f"{px:.0f} ms vs {dk:.0f} ms = {px / dk:.2f} x", "0.10 x", px <= 0.1 * dk)
+    px = get("throughput, concurrency 8", "pyexec")
+    dk = get("throughput, concurrency 8", "docker run")
+    if px and dk:
+        add("throughput at concurrency 8 >= 5 x eight parallel docker run --rm",
+            f"{px:.2f} vs {dk:.2f} exec/s = {px / dk:.2f} x", "5.00 x", px >= 5 * dk)
+    c = cases.get("throughput, concurrency 8")
+    if c:
+        per = [s.get("machine_cpu_ms_per_exec") for s in c["variants"]["pyexec"]["samples"]]
+        per = [v for v in per if v is not None]
+        if per:
+            v = statistics.median(per)
+            add("whole-machine CPU per hello-world execution <= 60 ms (concurrency 8)",
+                f"{v:.0f} ms", "60 ms", v <= 60)
     return rows
 
 
@@ -1277,6 +1314,8 @@ def main():
     ap.add_argument("--warm-pool", type=int, default=2,
                     help="pool size for the warm-pool-on phase, when pyexecd has --warm-pool "
                          "(default 2, the server's own default)")
+    ap.add_argument("--no-namespace", action="store_true",
+                    help="skip the --isolation namespace phase (run when pyexecd has the flag)")
     ap.add_argument("--runtime", default="",
                     help="pyexecd --runtime, and the Engine API floor's runtime (default: the "
                          "engine's default)")
@@ -1303,6 +1342,7 @@ def main():
     help_text = subprocess.run([a.binary, "--help"], capture_output=True, text=True,
                                timeout=10).stdout
     has_pool = "--warm-pool" in help_text
+    has_ns = "--isolation" in help_text and not a.no_namespace
     b = Bench(a)
 
     def on_signal(signum, frame):
@@ -1333,6 +1373,11 @@ def main():
             phases["warm_pool_on"] = run_phase(
                 b, "warm_pool_on", f"Warm pool on ({a.warm_pool})",
                 ["--warm-pool", str(a.warm_pool)], full=False, pool=a.warm_pool)
+        if has_ns:
+            phases["namespace"] = run_phase(
+                b, "namespace", f"Namespace mode (--isolation namespace, warm pool {a.warm_pool})",
+                ["--isolation", "namespace", "--warm-pool", str(a.warm_pool)], full=False,
+                pool=a.warm_pool)
     except KeyboardInterrupt as e:
         log(f"bench: interrupted ({e}); cleaning up")
         left = b.cleanup()

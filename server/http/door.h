@@ -165,8 +165,8 @@ enum MHD_Result px_http_docs_asset(px_http_req *req);
  * out of memory. */
 json_t *px_http_result_json(const px_record_view *view, bool with_output);
 
-/* `len` bytes as valid UTF-8: each byte that does not start a well-formed
- * sequence becomes U+FFFD. Appends to `out`; returns 0, or -1 out of
+/* `len` bytes as valid UTF-8: each maximal ill-formed subpart becomes one
+ * U+FFFD (as Python's and the browsers' decoders do). Appends to `out`; returns 0, or -1 out of
  * memory. */
 int px_http_utf8_append(px_http_buf *out, const uint8_t *data, size_t len);
 

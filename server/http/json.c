@@ -2,6 +2,7 @@
  * The door's answers as JSON: an ExecutionResult in the original service's
  * shape (docs/api.md, "The HTTP door"), and output bytes as text.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -32,10 +33,14 @@ void px_http_buf_release(px_http_buf *b) {
     *b = (px_http_buf){0};
 }
 
-/* The length of the well-formed UTF-8 sequence at p[0..n), or 0 if there
- * is none (RFC 3629: no overlong forms, no surrogates, nothing above
- * U+10FFFF). */
-static size_t utf8_seq(const uint8_t *p, size_t n) {
+/* At p[0..n): the length of the well-formed UTF-8 sequence there (> 0),
+ * or minus the length of the maximal ill-formed subpart to replace with
+ * one U+FFFD (Unicode 15, section 3.9, "U+FFFD Substitution of Maximal
+ * Subparts", as Python's and the browsers' decoders do): the lead byte and
+ * the continuation bytes that could still have completed it. Well-formed
+ * means RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF. */
+static ptrdiff_t utf8_seq(const uint8_t *p, size_t n) {
     uint8_t c = p[0];
     if (c < 0x80)
         return 1;
@@ -56,13 +61,13 @@ static size_t utf8_seq(const uint8_t *p, size_t n) {
         else if (c == 0xF4)
             hi = 0x8F;
     } else
-        return 0;
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
+        return -1;
+    if (n < 2 || p[1] < lo || p[1] > hi)
+        return -1;
     for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
+        if (i >= n || (p[i] & 0xC0) != 0x80)
+            return -(ptrdiff_t)i;
+    return (ptrdiff_t)len;
 }
 
 int px_http_utf8_append(px_http_buf *out, const uint8_t *data, size_t len) {
@@ -70,15 +75,15 @@ int px_http_utf8_append(px_http_buf *out, const uint8_t *data, size_t len) {
     size_t run = 0; /* start of the current well-formed run */
     size_t i = 0;
     while (i < len) {
-        size_t k = utf8_seq(data + i, len - i);
+        ptrdiff_t k = utf8_seq(data + i, len - i);
         if (k > 0) {
-            i += k;
+            i += (size_t)k;
             continue;
         }
         if (px_http_buf_append(out, (const char *)data + run, i - run) < 0 ||
             px_http_buf_append(out, replacement, 3) < 0)
             return -1;
-        i++;
+        i += (size_t)-k;
         run = i;
     }
     return px_http_buf_append(out, (const char *)data + run, i - run);

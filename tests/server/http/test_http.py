@@ -71,18 +71,30 @@ def test_unknown_and_malformed_ids(door):
     assert door.kill("exe_00000000-0000-4000-8000-000000000000").status == 404
 
 
-def test_invalid_utf8_output_is_replaced(door_factory):
-    """Output bytes reach JSON as text, invalid UTF-8 as U+FFFD; the bytes
-    come in over gRPC (stdin echoed), which carries any bytes."""
+def test_invalid_utf8_output_is_replaced_as_python_decodes_it(door_factory):
+    """Output bytes reach JSON as text: each maximal ill-formed subpart
+    becomes one U+FFFD, exactly as bytes.decode("utf-8", "replace") does.
+    The bytes come in over gRPC (stdin echoed by the fake), which carries
+    any bytes."""
+    import random
+
     door = door_factory()
     stubs = httpdoor.pyexecd.stubs()
     pb = stubs.executor
     stub = stubs.executor_grpc.ExecutorServiceStub(door.server.channel())
-    res = stub.Execute(pb.ExecuteRequest(
-        metadata=pb.Metadata(script_args=["stdin"], stdin=b"ok \xff\xfe \xe2\x82\xac"),
-        files=[pb.File(path="main.py", content=b"")]), timeout=30)
-    out = door.get(res.execution_id).json()["stdout"]
-    assert out == "ok \ufffd\ufffd \u20ac"
+    cases = [b"ok \xff\xfe \xe2\x82\xac", b"\xc0\x80", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+             b"\xe2\x82", b"a\xe2\x82b", b"\xf0\x9f\x98", b"\xf0\x9f\x98\x80!", b"\x80\x80",
+             b"\xc2", b"\xe0\x80\x80", b"\xef\xbf\xbf", b"\x00nul"]
+    rng = random.Random(15)
+    alphabet = [0x00, 0x41, 0x7f, 0x80, 0xbf, 0xc0, 0xc2, 0xdf, 0xe0, 0xe2, 0xed, 0xef, 0xf0,
+                0xf4, 0xf5, 0xff, 0x82, 0xac, 0x9f, 0xa0, 0x90]
+    cases += [bytes(rng.choice(alphabet) for _ in range(rng.randint(1, 12))) for _ in range(150)]
+    for data in cases:
+        res = stub.Execute(pb.ExecuteRequest(
+            metadata=pb.Metadata(script_args=["stdin"], stdin=data),
+            files=[pb.File(path="main.py", content=b"")]), timeout=30)
+        got = door.get(res.execution_id).json()["stdout"]
+        assert got == data.decode("utf-8", "replace"), data
 
 
 def test_list_filters_and_pages(door):

@@ -55,13 +55,6 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
         };
         return px_memory_store_new(&sc, err);
     }
-    if (cfg->auth_tokens[0] || cfg->tls_client_ca[0]) {
-        px_error_set(err, PX_E_INVALID,
-                     "--store '%s': the Redis store does not keep a record's tenant yet; "
-                     "tenants (--auth-tokens, --tls-client-ca) need --store memory",
-                     cfg->store);
-        return NULL;
-    }
     char node[PX_RSTORE_NAME_MAX + 1];
     node_name(cfg, node);
     _cleanup_free_ char *password = NULL;

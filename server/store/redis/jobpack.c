@@ -10,7 +10,8 @@
 
 #include "server/base/cleanup.h"
 
-#define MAGIC "PXJ1"
+/* PXJ2: PXJ1 and the tenant. */
+#define MAGIC "PXJ2"
 
 /* ---- packing ---- */
 
@@ -81,6 +82,7 @@ int px_jobpack_pack(const px_job_spec *s, uint8_t **out, size_t *out_len, px_err
     put_u32(&b, (uint32_t)s->disk_mb);
     put_u32(&b, (uint32_t)s->cpu_shares);
     put(&b, &(uint8_t){s->eval ? 1 : 0}, 1);
+    put_str(&b, s->tenant);
     if (b.failed) {
         free(b.p);
         return px_error_set(err, PX_E_INTERNAL, "pack the job: out of memory or field too long");
@@ -199,6 +201,14 @@ px_job_spec *px_jobpack_unpack(const uint8_t *data, size_t len, const char *id, 
     s->cpu_shares = (int)get_u32(&b);
     const uint8_t *ev = take(&b, 1);
     s->eval = ev && *ev;
+    if (!b.failed) {
+        char *tenant = get_str(&b);
+        if (tenant && strlen(tenant) < sizeof s->tenant)
+            memcpy(s->tenant, tenant, strlen(tenant) + 1);
+        else
+            b.failed = true;
+        free(tenant);
+    }
     if (b.failed || b.off != b.len) {
         px_job_spec_free(s);
         px_error_set(err, PX_E_INTERNAL, "execution '%s': the queued job is not a packed job spec",

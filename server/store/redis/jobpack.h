@@ -2,11 +2,13 @@
  * The byte form of a job spec that travels through Redis from the node that
  * admitted it to the node that runs it (the `req:<id>` key).
  *
- * Format: "PXJ1", then the fields of px_job_spec in declaration order
- * (without execution_id, which is the key): strings and byte strings as a
- * u32 length + bytes, string lists as a u32 count + strings, ints as i32,
- * network and eval as one byte each; integers little-endian. requirements_txt NULL and ""
- * both pack as "".
+ * Format: "PXJ2", then the fields of px_job_spec in declaration order
+ * (without execution_id, which is the key, and tenant, which comes last):
+ * strings and byte strings as a u32 length + bytes, string lists as a u32
+ * count + strings, ints as i32, network and eval as one byte each; integers
+ * little-endian. requirements_txt NULL and "" both pack as "". (PXJ1, the
+ * form without the tenant, is refused: drain the queue before mixing
+ * versions.)
  *
  * Thread safety: plain functions on caller-owned data.
  */

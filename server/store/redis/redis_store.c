@@ -115,8 +115,10 @@ static rs_record *live_find(rs_store *st, const char *id) {
     return found;
 }
 
-/* The proxy of `id`: the live one, or a new one (with `token`). */
-static rs_record *proxy(rs_store *st, const char *id, int64_t token, px_error *err) {
+/* The proxy of `id`: the live one, or a new one (with `token`, of
+ * `tenant`, the record's). */
+static rs_record *proxy(rs_store *st, const char *id, int64_t token, const char *tenant,
+                        px_error *err) {
     rs_record *r = live_find(st, id);
     if (r) {
         if (token > 0) {
@@ -132,6 +134,11 @@ static rs_record *proxy(rs_store *st, const char *id, int64_t token, px_error *e
         return NULL;
     }
     px_record_init(&r->base, &rs_record_ops, id, st->cfg.max_readers);
+    if (px_record_set_tenant(&r->base, tenant) < 0) {
+        free(r);
+        px_error_set(err, PX_E_INTERNAL, "redis store: out of memory");
+        return NULL;
+    }
     r->st = st;
     atomic_fetch_add(&st->refs, 1);
     r->token = token;
@@ -375,13 +382,15 @@ static px_record *rs_store_admit(px_store *base, const char *request_id, const u
     rs_store *st = (rs_store *)base;
     uint8_t *job = NULL;
     size_t job_len = 0;
+    char tenant[PX_TENANT_MAX];
+    snprintf(tenant, sizeof tenant, "%s", spec->tenant);
     int rc = px_jobpack_pack(spec, &job, &job_len, err);
     px_job_spec_free(spec);
     if (rc < 0)
         return NULL;
     char dig[PX_SHA256_LEN * 2 + 1], old_dig[PX_RSTORE_DIGEST_MAX + 1], id[PX_ID_LEN + 1];
     digest_hex(request_id && request_id[0] ? digest : NULL, dig);
-    rc = px_rstore_create(st->rs, request_id ? request_id : "", dig, job, job_len,
+    rc = px_rstore_create(st->rs, tenant, request_id ? request_id : "", dig, job, job_len,
                           st->cfg.max_queued, id, existed, old_dig, err);
     free(job);
     if (rc < 0)
@@ -393,7 +402,7 @@ static px_record *rs_store_admit(px_store *base, const char *request_id, const u
     }
     if (!*existed)
         px_info("execution %s: queued; %s", id, origin ? origin : "");
-    rs_record *r = proxy(st, id, 0, err);
+    rs_record *r = proxy(st, id, 0, tenant, err);
     return r ? &r->base : NULL;
 }
 
@@ -408,7 +417,7 @@ static px_record *rs_store_get(px_store *base, const char *id, px_error *err) {
     if (px_rstore_get(st->rs, id, false, &v, err) < 0)
         return NULL;
     px_record_view_release(&v.record);
-    r = proxy(st, id, 0, err);
+    r = proxy(st, id, 0, v.tenant, err);
     return r ? &r->base : NULL;
 }
 
@@ -544,7 +553,7 @@ static void *puller_main(void *arg) {
         }
         px_job_spec *spec = px_jobpack_unpack(job.job, job.job_len, job.id, &err);
         free(job.job);
-        rs_record *r = spec ? proxy(st, job.id, token, &err) : NULL;
+        rs_record *r = spec ? proxy(st, job.id, token, spec->tenant, &err) : NULL;
         if (!r) {
             px_job_spec_free(spec);
             fail_claimed(st, job.id, token, err.msg);

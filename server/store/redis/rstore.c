@@ -438,7 +438,8 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err) {
 
 /* ---- records and the queue ---- */
 
-int px_rstore_create(px_rstore *rs, const char *request_id, const char *digest,
+int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id,
+                     const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
                      char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err) {
@@ -456,10 +457,10 @@ int px_rstore_create(px_rstore *rs, const char *request_id, const char *digest,
     char maxq[24], now[24];
     NUM(maxq, max_queued);
     NUM(now, px_now_unix_ms());
-    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now};
-    size_t len[] = {strlen(id), strlen(request_id), strlen(digest), job_len, strlen(maxq),
-                    strlen(now)};
-    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_CREATE, 6, argv, len, true, err);
+    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now, tenant};
+    size_t len[] = {strlen(id),    strlen(request_id), strlen(digest), job_len,
+                    strlen(maxq), strlen(now),        strlen(tenant)};
+    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_CREATE, 7, argv, len, true, err);
     if (!r)
         return px_error_wrap(err, "create");
     long long kind = elem_int(r, 0, -1);
@@ -803,6 +804,8 @@ int px_rstore_get(px_rstore *rs, const char *id, bool with_output, px_rstore_vie
             copy_field(view->request_id, sizeof view->request_id, val);
         else if (!strcmp(f, "dig"))
             copy_field(view->digest, sizeof view->digest, val);
+        else if (!strcmp(f, "tn"))
+            copy_field(view->tenant, sizeof view->tenant, val);
         else if (!strcmp(f, "prh"))
             has_result = n != 0;
         else if (!strcmp(f, "prs"))

@@ -55,7 +55,9 @@ extern "C" {
 
 #define PX_RSTORE_NAME_MAX 64   /* node names and the namespace */
 #define PX_RSTORE_DIGEST_MAX 64 /* request digest */
-#define PX_RSTORE_REQUEST_ID_MAX 256
+/* A request_id key: the client's (at most 256 bytes) within its tenant
+ * (store.c scopes it: "TENANT\x1fREQUEST_ID"). */
+#define PX_RSTORE_REQUEST_ID_MAX (256 + PX_TENANT_MAX)
 
 typedef struct px_rstore px_rstore;
 
@@ -132,8 +134,10 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err);
  * nothing and returns that one's id with *existed = true and its digest in
  * digest_out (the caller compares it with `digest`, a fingerprint of the
  * request of at most PX_RSTORE_DIGEST_MAX bytes). PX_E_EXHAUSTED if
- * `max_queued` jobs are already queued, cluster-wide. */
-int px_rstore_create(px_rstore *rs, const char *request_id, const char *digest,
+ * `max_queued` jobs are already queued, cluster-wide. The record keeps
+ * `tenant` ("" when none; px_rstore_view.tenant). */
+int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id,
+                     const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
                      char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err);
@@ -193,6 +197,7 @@ typedef struct px_rstore_view {
     int64_t created_at_ms;
     char request_id[PX_RSTORE_REQUEST_ID_MAX + 1];
     char digest[PX_RSTORE_DIGEST_MAX + 1];
+    char tenant[PX_TENANT_MAX];     /* "" when none */
 } px_rstore_view;
 
 /* Fills `view` (release with px_record_view_release(&view->record)); with

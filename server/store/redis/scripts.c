@@ -9,6 +9,7 @@
  *                  fencing token), kil (kill cause asked for), qid (queue
  *                  entry while unclaimed), rid (request_id), dig (request
  *                  digest), ca (created at), fby (token of the finisher),
+ *                  tn (the tenant; "" or absent: none),
  *                  Eval's report: prh (has a result), prs (result), pet,
  *                  pel, pem (error type, line, message)
  *   P req:<id>     string: the packed job, until the execution ends
@@ -125,7 +126,7 @@ typedef struct script {
 } script;
 
 static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
-    /* ARGV: P, id, request_id, digest, packed job, max queued, now.
+    /* ARGV: P, id, request_id, digest, packed job, max queued, now, tenant.
      * Safe to repeat with the same id.
      * -> {0, id} created; {1, existing id, its digest} request_id known;
      *    {2, queued} the queue is full. */
@@ -146,7 +147,8 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                            "if n >= tonumber(ARGV[6]) then return {2, n} end\n"
                            "local qid = redis.call('XADD', q, '*', 'id', id)\n"
                            "redis.call('HSET', P .. 'exe:' .. id, 'st', PENDING, 'len', 0,\n"
-                           "           'qid', qid, 'rid', rid, 'dig', ARGV[4], 'ca', ARGV[7])\n"
+                           "           'qid', qid, 'rid', rid, 'dig', ARGV[4], 'ca', ARGV[7],\n"
+                           "           'tn', ARGV[8])\n"
                            "redis.call('SET', P .. 'req:' .. id, ARGV[5])\n"
                            "if rid ~= '' then redis.call('SET', P .. 'rid:' .. rid, id) end\n"
                            "return {0, id}\n"},

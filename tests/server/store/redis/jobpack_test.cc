@@ -38,6 +38,7 @@ px_job_spec *Spec() {
     s->timeout_s = 30;
     s->network = true;
     s->eval = true;
+    snprintf(s->tenant, sizeof s->tenant, "%s", "team-a");
     s->memory_mb = 256;
     s->disk_mb = 512;
     s->cpu_shares = 1024;
@@ -90,6 +91,7 @@ TEST(JobPack, RoundTripKeepsEveryField) {
     EXPECT_EQ(out->memory_mb, 256);
     EXPECT_EQ(out->disk_mb, 512);
     EXPECT_EQ(out->cpu_shares, 1024);
+    EXPECT_STREQ(out->tenant, "team-a");
 }
 
 TEST(JobPack, EmptyListsAndNoRequirements) {
@@ -132,13 +134,13 @@ TEST(JobPack, RefusesWrongMagicNulInStringsAndHugeLists) {
     std::string b = Pack(in.get());
     px_error err = PX_ERROR_INIT;
     std::string wrong = b;
-    wrong[3] = '2';
+    wrong[3] = '1'; /* PXJ1: the form before tenants */
     EXPECT_EQ(Unpack(wrong, &err), nullptr);
     // The image "pyexec/..." starts after magic + length: put a NUL in it.
     std::string nul = b;
     nul[4 + 4 + 2] = '\0';
     EXPECT_EQ(Unpack(nul, &err), nullptr);
-    std::string huge = std::string("PXJ1") + std::string(4, '\0') + std::string(4, '\0') +
+    std::string huge = std::string("PXJ2") + std::string(4, '\0') + std::string(4, '\0') +
                        std::string(4, '\0') + std::string(4, '\0') +
                        std::string("\xff\xff\xff\x7f", 4);
     EXPECT_EQ(Unpack(huge, &err), nullptr);

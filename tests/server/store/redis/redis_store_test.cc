@@ -257,6 +257,42 @@ TEST_F(RedisStore, RequestIdIsIdempotentAcrossNodes) {
     px_record_unref(second);
 }
 
+TEST_F(RedisStore, EveryNodeKnowsARecordsTenant) {
+    FakeRunner runner;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(Config(srv_, "worker", &runner));
+    Store other = Open(Config(srv_, "other", nullptr));
+    px_job_spec *spec = Spec();
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", "alice");
+    px_error err = PX_ERROR_INIT;
+    bool existed = false;
+    px_record *r = px_store_admit(front.get(), "k", nullptr, spec, "test", &existed, &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    EXPECT_STREQ(px_record_tenant(r), "alice");
+    std::string id = px_record_id(r);
+    // The node that claims the job knows whose it is (the packed job)...
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    EXPECT_STREQ(px_record_tenant(job->record), "alice");
+    // ...and so does a node that only reads it (the record in Redis).
+    px_record *seen = px_store_get_as(other.get(), "alice", id.c_str(), &err);
+    ASSERT_NE(seen, nullptr) << err.msg;
+    px_record_unref(seen);
+    EXPECT_EQ(px_store_get_as(other.get(), "bob", id.c_str(), &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
+    // A request_id is a key within its tenant, cluster-wide.
+    px_job_spec *bobs = Spec();
+    snprintf(bobs->tenant, sizeof bobs->tenant, "%s", "bob");
+    px_record *b = px_store_admit(other.get(), "k", nullptr, bobs, "test", &existed, &err);
+    ASSERT_NE(b, nullptr) << err.msg;
+    EXPECT_FALSE(existed);
+    EXPECT_STRNE(px_record_id(b), id.c_str());
+    px_outcome done = Exited(0);
+    EXPECT_TRUE(px_record_finish(job->record, &done));
+    px_record_unref(b);
+    px_record_unref(r);
+}
+
 TEST_F(RedisStore, KillWhileQueuedEndsItEverywhere) {
     Store a = Open(Config(srv_, "a", nullptr));
     Store b = Open(Config(srv_, "b", nullptr));

@@ -52,8 +52,9 @@ std::string Create(px_rstore *rs, const std::string &job = "JOB", const char *ri
     char dig[PX_RSTORE_DIGEST_MAX + 1];
     bool existed;
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_rstore_create(rs, rid, digest, reinterpret_cast<const uint8_t *>(job.data()),
-                               job.size(), 100, id, &existed, dig, &err),
+    EXPECT_EQ(px_rstore_create(rs, "", rid, digest,
+                               reinterpret_cast<const uint8_t *>(job.data()), job.size(), 100, id,
+                               &existed, dig, &err),
               0)
         << err.msg;
     return id;
@@ -312,7 +313,7 @@ TEST_F(RStore, RequestIdIsIdempotentAcrossNodes) {
     char id[PX_ID_LEN + 1], dig[PX_RSTORE_DIGEST_MAX + 1];
     bool existed = false;
     px_error err = PX_ERROR_INIT;
-    ASSERT_EQ(px_rstore_create(b.get(), "req-1", "digest-2",
+    ASSERT_EQ(px_rstore_create(b.get(), "", "req-1", "digest-2",
                                reinterpret_cast<const uint8_t *>("J"), 1, 100, id, &existed, dig,
                                &err),
               0);
@@ -334,15 +335,15 @@ TEST_F(RStore, QueueLimitIsClusterWide) {
     bool existed;
     px_error err = PX_ERROR_INIT;
     const uint8_t job[] = "J";
-    ASSERT_EQ(px_rstore_create(a.get(), "", "", job, 1, 2, id, &existed, dig, &err), 0);
-    ASSERT_EQ(px_rstore_create(b.get(), "", "", job, 1, 2, id, &existed, dig, &err), 0);
-    EXPECT_EQ(px_rstore_create(a.get(), "", "", job, 1, 2, id, &existed, dig, &err), -1);
+    ASSERT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0);
+    ASSERT_EQ(px_rstore_create(b.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0);
+    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), -1);
     EXPECT_EQ(err.code, PX_E_EXHAUSTED);
     EXPECT_NE(std::string(err.msg).find("queue is full"), std::string::npos) << err.msg;
     // A claimed job leaves the queue.
     int64_t token = Lease(b.get());
     ASSERT_NE(Claim(b.get(), token), "");
-    EXPECT_EQ(px_rstore_create(a.get(), "", "", job, 1, 2, id, &existed, dig, &err), 0)
+    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0)
         << err.msg;
 }
 

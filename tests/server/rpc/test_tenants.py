@@ -89,8 +89,20 @@ class Tenant:
         return self.stub.Eval(self.pb.EvalRequest(code=code), timeout=30, metadata=self.md)
 
 
+class CheckedServer(pyexecd.Server):
+    """A fake server whose exit must be clean (ASan builds exit non-zero on
+    a leak or a memory error)."""
+
+    def __exit__(self, *exc):
+        code = self.stop() if self.proc and self.proc.poll() is None else self.proc.returncode
+        self.close()
+        if exc[0] is None:
+            assert code == 0, f"server exit {code}; stderr: {self.stderr_text()[-3000:]}"
+        return False
+
+
 def server(*args, level="info", **kw):
-    return pyexecd.Server(*args, "--log-level", level, binary=fake_binary(), **kw)
+    return CheckedServer(*args, "--log-level", level, binary=fake_binary(), **kw)
 
 
 def code_of(fn):

@@ -42,8 +42,20 @@ def pki(tmp_path_factory):
     }
 
 
+class CheckedServer(pyexecd.Server):
+    """A fake server whose exit must be clean (ASan builds exit non-zero on
+    a leak or a memory error)."""
+
+    def __exit__(self, *exc):
+        code = self.stop() if self.proc and self.proc.poll() is None else self.proc.returncode
+        self.close()
+        if exc[0] is None:
+            assert code == 0, f"server exit {code}; stderr: {self.stderr_text()[-3000:]}"
+        return False
+
+
 def server(*args, level="info"):
-    return pyexecd.Server(*args, "--log-level", level, binary=fake_binary())
+    return CheckedServer(*args, "--log-level", level, binary=fake_binary())
 
 
 def secure_channel(address, ca, client=None):

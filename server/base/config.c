@@ -59,6 +59,8 @@ static const opt opts[] = {
     STR(auth_tokens, "file of the tenants' tokens: lines 'TENANT SHA256HEX' (the hex SHA-256 of "
                      "the token; '#' comments); every call then needs 'authorization: Bearer "
                      "TOKEN' (re-read on SIGHUP)"),
+    STR(metrics_tenant, "the tenant whose token (or client certificate) the HTTP door's /metrics "
+                        "needs (empty: /metrics is open)"),
     INT(tenant_max_concurrent, 0, 1000000,
         "executions one tenant may have pending or running at once (0: no quota)"),
     INT(tenant_max_queued, 0, 1000000,
@@ -506,6 +508,9 @@ static int check_tls(const px_config *cfg, px_error *err) {
                             "--listen '%s' is not a loopback address: serve it with --tls-cert "
                             "and --tls-key, or allow plaintext there with --insecure",
                             cfg->listen);
+    if (cfg->metrics_tenant[0] && !cfg->auth_tokens[0] && !cfg->tls_client_ca[0])
+        return px_error_set(err, PX_E_INVALID,
+                            "--metrics-tenant needs tenants: --auth-tokens or --tls-client-ca");
     /* The HTTP door speaks TLS with the same files. */
     if (cfg->http_listen[0] && !cfg->tls_cert[0] && !cfg->insecure &&
         !px_config_listen_is_loopback(cfg->http_listen))

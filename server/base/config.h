@@ -59,6 +59,9 @@ typedef struct px_config {
     int tenant_max_concurrent;
     int tenant_max_queued;
     int tenant_max_per_minute;
+    /* --metrics-tenant: the tenant whose token (or certificate) the HTTP
+     * door's /metrics needs; "" = /metrics is open. */
+    char metrics_tenant[256]; /* a tenant: PX_TENANT_MAX bytes with its NUL */
     char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
     char default_image[256];   /* --default-image, default pyexec/python:3.11 */
     char instance[64];         /* --instance: label value for the reaper, default "default" */

@@ -234,7 +234,10 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         return px_http_reply_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s",
                                    method, req->route->pattern);
     }
-    if (!req->route->open) {
+    /* /metrics is open unless --metrics-tenant names who may scrape it. */
+    bool metrics_guarded =
+        cfg->metrics_tenant[0] && strcmp(req->route->pattern, "/metrics") == 0;
+    if (!req->route->open || metrics_guarded) {
         /* Before the body is read: an unknown caller sends nothing big. */
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_AUTHORIZATION);
@@ -243,6 +246,12 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
                                 &err) < 0) {
             req->answered = true;
             return px_http_reply_px_error(req, &err);
+        }
+        if (metrics_guarded && strcmp(req->tenant, cfg->metrics_tenant) != 0) {
+            req->answered = true;
+            return px_http_reply_error(req, MHD_HTTP_UNAUTHORIZED,
+                                       "/metrics: only tenant '%s' may scrape it (--metrics-tenant)",
+                                       cfg->metrics_tenant);
         }
     }
     const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,

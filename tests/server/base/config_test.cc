@@ -244,6 +244,15 @@ TEST(Config, PlaintextIsForLoopbackUnlessInsecure) {
     EXPECT_NE(nullptr, strstr(p.err.msg, "--insecure: 'maybe'")) << p.err.msg;
 }
 
+TEST(Config, MetricsTenantNeedsTenants) {
+    Parsed p = parse({"--metrics-tenant", "ops"});
+    EXPECT_EQ(-1, p.rc);
+    EXPECT_NE(nullptr, strstr(p.err.msg, "--metrics-tenant needs tenants")) << p.err.msg;
+    p = parse({"--metrics-tenant", "ops", "--auth-tokens", "tokens"});
+    EXPECT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
+    EXPECT_STREQ("ops", p.cfg.metrics_tenant);
+}
+
 TEST(Config, TlsFilesGoTogether) {
     Parsed p = parse({"--tls-cert", "c.pem"});
     EXPECT_EQ(-1, p.rc);

@@ -424,3 +424,31 @@ def test_access_lines_name_the_tenant_and_never_the_token(token_file):
     assert ("Execute", "alice", "OK") in access, access
     assert ("ListExecutions", "", "UNAUTHENTICATED") in access, access
     assert ("GET /api/v1/executions", "bob", "200") in access, access
+
+
+def test_metrics_can_be_put_behind_a_tenants_token(token_file):
+    import http.client
+    with server("--auth-tokens", token_file, "--metrics-tenant", "alice",
+                "--http-listen", "127.0.0.1:0") as srv:
+        host, port = srv.http_address().rsplit(":", 1)
+
+        def scrape(token=None):
+            conn = http.client.HTTPConnection(host, int(port), timeout=10)
+            conn.request("GET", "/metrics",
+                         headers={"Authorization": f"Bearer {token}"} if token else {})
+            r = conn.getresponse()
+            body = r.read()
+            conn.close()
+            return r.status, body
+
+        assert scrape(TOKENS["alice"])[0] == 200
+        status, body = scrape(TOKENS["bob"])
+        assert status == 401 and b"only tenant 'alice' may scrape it" in body
+        assert scrape()[0] == 401
+        assert scrape("nope")[0] == 401
+    with server("--auth-tokens", token_file, "--http-listen", "127.0.0.1:0") as srv:
+        host, port = srv.http_address().rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/metrics")
+        assert conn.getresponse().status == 200  # open by default
+        conn.close()

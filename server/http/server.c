@@ -235,8 +235,7 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
                                    method, req->route->pattern);
     }
     /* /metrics is open unless --metrics-tenant names who may scrape it. */
-    bool metrics_guarded =
-        cfg->metrics_tenant[0] && strcmp(req->route->pattern, "/metrics") == 0;
+    bool metrics_guarded = cfg->metrics_tenant[0] && strcmp(req->route->pattern, "/metrics") == 0;
     if (!req->route->open || metrics_guarded) {
         /* Before the body is read: an unknown caller sends nothing big. */
         const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
@@ -249,9 +248,9 @@ static enum MHD_Result start(px_http_req *req, const char *url, const char *meth
         }
         if (metrics_guarded && strcmp(req->tenant, cfg->metrics_tenant) != 0) {
             req->answered = true;
-            return px_http_reply_error(req, MHD_HTTP_UNAUTHORIZED,
-                                       "/metrics: only tenant '%s' may scrape it (--metrics-tenant)",
-                                       cfg->metrics_tenant);
+            return px_http_reply_error(
+                req, MHD_HTTP_UNAUTHORIZED,
+                "/metrics: only tenant '%s' may scrape it (--metrics-tenant)", cfg->metrics_tenant);
         }
     }
     const char *length = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,

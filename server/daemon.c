@@ -83,6 +83,7 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
         .max_queued = (unsigned)cfg->max_queue,
         .runner = ex ? px_executor_runner(ex) : (px_job_runner){0},
         .max_running = (unsigned)cfg->max_concurrent,
+        .grace_ms = (int64_t)cfg->store_grace_s * 1000,
     };
     if (px_redis_target_parse(cfg->store, &rc.redis.target, err) < 0)
         return NULL;

@@ -169,6 +169,9 @@ static const opt opts[] = {
     STR(role, "both (serves calls and runs jobs), frontend (serves calls, runs nothing, needs no "
               "Docker engine) or worker (runs jobs, serves only health); frontend and worker "
               "need a Redis --store"),
+    INT(store_grace_s, 1, 86400,
+        "seconds the Redis store may stay unreachable before a node kills its running "
+        "executions (they end FAILED/LOST, written when Redis answers again)"),
 };
 
 void px_config_default(px_config *cfg) {
@@ -240,6 +243,7 @@ void px_config_default(px_config *cfg) {
     snprintf(cfg->store_namespace, sizeof cfg->store_namespace, "pyexec");
     cfg->node_lease_ms = 10000;
     snprintf(cfg->role, sizeof cfg->role, "both");
+    cfg->store_grace_s = 30;
 }
 
 /* "max_timeout_s" -> "max-timeout-s" (flag) or "PYEXEC_MAX_TIMEOUT_S" (env). */

@@ -148,6 +148,7 @@ typedef struct px_config {
     char node_name[65];          /* --node-name: unique per cluster; "" = host name + pid */
     int64_t node_lease_ms;       /* --node-lease-ms: a silent node's runs are lost after it */
     char role[16];               /* --role both|frontend|worker (checked by the daemon) */
+    int store_grace_s;           /* --store-grace-s: Redis away this long: runs are killed */
 } px_config;
 
 /* Fills `cfg` with the defaults. */

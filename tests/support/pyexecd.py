@@ -231,19 +231,27 @@ class Server:
         """Waits for a stdout line matching the regex `pattern`; returns
         its match object. Raises ServerError if stdout ends first or after
         `timeout` s."""
+        return self._wait_line(self._stdout, "stdout", pattern, timeout)
+
+    def wait_stderr(self, pattern, timeout=30.0):
+        """Like wait_stdout, for a stderr (log) line; `pattern` is searched
+        anywhere in the line."""
+        return self._wait_line(self._stderr, "stderr", ".*?" + pattern, timeout)
+
+    def _wait_line(self, lines, name, pattern, timeout):
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
-                for line in self._stdout:
+                for line in lines:
                     m = rx.match(line)
                     if m:
                         return m
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None and not any(
                         t.is_alive() for t in self._threads):
-                    raise ServerError(f"no stdout line matching {pattern!r}; "
-                                      f"stdout: {self._stdout!r}")
+                    raise ServerError(f"no {name} line matching {pattern!r}; "
+                                      f"{name}: {lines!r}")
                 self._line_added.wait(left)
 
     def http_address(self):

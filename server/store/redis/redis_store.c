@@ -37,6 +37,15 @@
 
 typedef struct rs_store rs_store;
 
+/* An output chunk the owner could not write yet (Redis away). */
+typedef struct rs_pending_chunk {
+    struct rs_pending_chunk *next;
+    px_stream stream;
+    int64_t offset;
+    size_t len;
+    uint8_t data[];
+} rs_pending_chunk;
+
 typedef struct rs_record {
     px_record base; /* first: the interface */
     rs_store *st;
@@ -47,9 +56,16 @@ typedef struct rs_record {
     int64_t out_off;    /* the owner's output length */
     bool ended;         /* the owner's finish went through (or was refused) */
     px_kill_cause kill_cause;
+    bool away_killed; /* killed because Redis stayed away past the grace */
     const px_record_job_ops *job_ops;
     void *job_ctx;
     void *job;
+    /* Writes waiting for Redis, in order: chunks, then the end. While any
+     * wait, the store holds a reference (in st->pending). */
+    rs_pending_chunk *pend_head, *pend_tail;
+    px_outcome *pend_end;
+    bool pending_listed;
+    struct rs_record *pending_next; /* in st->pending, under st->mu */
 } rs_record;
 
 struct rs_store {
@@ -67,6 +83,7 @@ struct rs_store {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* a run ended, or stop */
     rs_record *live;
+    rs_record *pending;  /* proxies with writes waiting for Redis (referenced) */
     unsigned running;    /* claimed by this node, not yet finished */
     int64_t token;       /* this node's lease token; 0: none */
     bool stop;
@@ -78,6 +95,26 @@ struct rs_store {
 
 static const px_record_ops rs_record_ops;
 static const px_store_ops rs_store_ops;
+
+/* A copy of `o` (its Eval report too) for a later write, or NULL. */
+static px_outcome *outcome_dup(const px_outcome *o) {
+    px_outcome *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    *c = *o;
+    if (px_py_report_copy(&c->py, &o->py) < 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void outcome_free(px_outcome *o) {
+    if (o) {
+        px_py_report_release(&o->py);
+        free(o);
+    }
+}
 
 static void store_unref(rs_store *st) {
     if (atomic_fetch_sub(&st->refs, 1) != 1)
@@ -163,6 +200,11 @@ static void rs_record_destroy(px_record *base) {
     pthread_mutex_unlock(&st->mu);
     if (r->job_ops && r->job_ops->unref)
         r->job_ops->unref(r->job);
+    for (rs_pending_chunk *c = r->pend_head, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    outcome_free(r->pend_end);
     pthread_mutex_destroy(&r->mu);
     free(r);
     store_unref(st);
@@ -267,11 +309,57 @@ static void rs_record_set_running(px_record *base, int64_t started_at_ms) {
      * for it (readers wait for output, control calls for the end). */
 }
 
+/* Puts `r` on the store's list of proxies with waiting writes (once; the
+ * list holds a reference). */
+static void pending_list(rs_record *r) {
+    rs_store *st = r->st;
+    pthread_mutex_lock(&st->mu);
+    pthread_mutex_lock(&r->mu);
+    bool add = !r->pending_listed;
+    r->pending_listed = true;
+    pthread_mutex_unlock(&r->mu);
+    if (add) {
+        px_record_ref(&r->base);
+        r->pending_next = st->pending;
+        st->pending = r;
+    }
+    pthread_mutex_unlock(&st->mu);
+}
+
+/* Keeps a chunk for later, at `off`. Returns false out of memory. */
+static bool pending_chunk_locked(rs_record *r, px_stream stream, int64_t off, const uint8_t *data,
+                                 size_t len) {
+    rs_pending_chunk *c = malloc(sizeof *c + len);
+    if (!c)
+        return false;
+    c->next = NULL;
+    c->stream = stream;
+    c->offset = off;
+    c->len = len;
+    memcpy(c->data, data, len);
+    if (r->pend_tail)
+        r->pend_tail->next = c;
+    else
+        r->pend_head = c;
+    r->pend_tail = c;
+    return true;
+}
+
 static void rs_record_append(px_record *base, px_stream stream, const uint8_t *data, size_t len) {
     rs_record *r = (rs_record *)base;
     pthread_mutex_lock(&r->mu);
     int64_t token = r->token, off = r->out_off;
+    bool queued = r->pend_head != NULL;
+    if (queued) {
+        /* Earlier chunks wait for Redis: this one goes after them. */
+        if (pending_chunk_locked(r, stream, off, data, len))
+            r->out_off = off + (int64_t)len;
+        else
+            px_warn("execution %s: output chunk of %zu bytes lost: out of memory", base->id, len);
+    }
     pthread_mutex_unlock(&r->mu);
+    if (queued)
+        return;
     px_error err = PX_ERROR_INIT;
     px_rstore *rs = rs_of(r->st, &err);
     int rc = rs ? px_rstore_append(rs, base->id, token, off, stream, data, len, &err) : -1;
@@ -279,6 +367,18 @@ static void rs_record_append(px_record *base, px_stream stream, const uint8_t *d
         pthread_mutex_lock(&r->mu);
         r->out_off = off + (int64_t)len;
         pthread_mutex_unlock(&r->mu);
+    } else if (rc < 0 && rs && token > 0) {
+        /* Redis away: kept in memory (the executor caps a run's output) and
+         * written by the keeper when Redis answers. */
+        pthread_mutex_lock(&r->mu);
+        bool kept = pending_chunk_locked(r, stream, off, data, len);
+        if (kept)
+            r->out_off = off + (int64_t)len;
+        pthread_mutex_unlock(&r->mu);
+        if (kept)
+            pending_list(r);
+        else
+            px_warn("execution %s: output chunk of %zu bytes lost: %s", base->id, len, err.msg);
     } else if (rc < 0) {
         px_warn("execution %s: output chunk of %zu bytes lost: %s", base->id, len, err.msg);
     }
@@ -293,16 +393,54 @@ static void run_ended(rs_store *st) {
     pthread_mutex_unlock(&st->mu);
 }
 
+/* The end of a run this node killed because Redis stayed away. */
+static void away_outcome(px_outcome *o, int64_t grace_ms) {
+    o->status = PX_STATUS_FAILED;
+    o->reason = PX_REASON_LOST;
+    o->error_code = PX_E_UNAVAILABLE;
+    snprintf(o->error, sizeof o->error,
+             "killed: the store (Redis) was unreachable for longer than --store-grace-s (%lld s)",
+             (long long)(grace_ms / 1000));
+}
+
 static bool rs_record_finish(px_record *base, const px_outcome *outcome) {
     rs_record *r = (rs_record *)base;
+    px_outcome away;
     pthread_mutex_lock(&r->mu);
     int64_t token = r->token;
     bool was_ended = r->ended;
     r->ended = true;
+    if (r->away_killed && !was_ended) {
+        away = *outcome;
+        memset(&away.py, 0, sizeof away.py);
+        away_outcome(&away, r->st->cfg.grace_ms);
+        outcome = &away;
+    }
+    /* Output waiting for Redis: the end goes after it. */
+    bool queued = !was_ended && r->pend_head != NULL;
+    if (queued && !(r->pend_end = outcome_dup(outcome)))
+        px_warn("execution %s: terminal state not kept: out of memory", base->id);
     pthread_mutex_unlock(&r->mu);
+    if (queued) {
+        if (token > 0)
+            run_ended(r->st);
+        return true;
+    }
     px_error err = PX_ERROR_INIT;
     px_rstore *rs = rs_of(r->st, &err);
     int rc = rs ? px_rstore_finish(rs, base->id, token, outcome, &err) : -1;
+    if (rc < 0 && rs && token > 0 && !was_ended) {
+        px_outcome *kept = outcome_dup(outcome);
+        pthread_mutex_lock(&r->mu);
+        r->pend_end = kept;
+        pthread_mutex_unlock(&r->mu);
+        if (kept) {
+            px_warn("execution %s: terminal state kept until Redis answers: %s", base->id, err.msg);
+            pending_list(r);
+            run_ended(r->st);
+            return true;
+        }
+    }
     if (rc < 0)
         px_warn("execution %s: terminal state not written: %s", base->id, err.msg);
     else if (rc == PX_RSTORE_FENCED)
@@ -453,8 +591,10 @@ static int rs_store_list(px_store *base, const char *tenant, px_status status,
 
 /* ---- worker threads ---- */
 
-/* Kills every local run with `cause` (lease lost, or shutdown). */
-static void kill_local_runs(rs_store *st, px_kill_cause cause) {
+/* Kills every local run with `cause` (lease lost, or shutdown); with
+ * `away`, because Redis stayed unreachable past the grace (their end says
+ * so). */
+static void kill_local_runs(rs_store *st, px_kill_cause cause, bool away) {
     for (;;) {
         /* One at a time: a kill may end the run and drop the proxy. */
         rs_record *victim = NULL;
@@ -472,6 +612,11 @@ static void kill_local_runs(rs_store *st, px_kill_cause cause) {
         pthread_mutex_unlock(&st->mu);
         if (!victim)
             return;
+        if (away) {
+            pthread_mutex_lock(&victim->mu);
+            victim->away_killed = true;
+            pthread_mutex_unlock(&victim->mu);
+        }
         kill_local(victim, cause);
         px_record_unref(&victim->base);
     }
@@ -578,6 +723,85 @@ static void *puller_main(void *arg) {
     return NULL;
 }
 
+/* Writes `r`'s waiting chunks and end, in order. Returns false if Redis
+ * still does not answer (the rest waits), true when nothing waits. */
+static bool flush_one(rs_store *st, rs_record *r) {
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        rs_pending_chunk *c = r->pend_head;
+        px_outcome *end = c ? NULL : r->pend_end;
+        int64_t token = r->token;
+        pthread_mutex_unlock(&r->mu);
+        if (!c && !end)
+            return true;
+        px_error err = PX_ERROR_INIT;
+        int rc = c ? px_rstore_append(st->rs, r->base.id, token, c->offset, c->stream, c->data,
+                                      c->len, &err)
+                   : px_rstore_finish(st->rs, r->base.id, token, end, &err);
+        if (rc < 0)
+            return false;
+        pthread_mutex_lock(&r->mu);
+        if (c && rc == PX_RSTORE_DONE) {
+            r->pend_head = c->next;
+            if (!r->pend_head)
+                r->pend_tail = NULL;
+            c->next = NULL;
+        } else if (c) {
+            /* Ended elsewhere, or fenced (this node lost its lease while
+             * Redis was away): the verdict written there stands. */
+            c = r->pend_head;
+            r->pend_head = r->pend_tail = NULL;
+            end = r->pend_end;
+            r->pend_end = NULL;
+        } else {
+            r->pend_end = NULL;
+        }
+        pthread_mutex_unlock(&r->mu);
+        if (rc == PX_RSTORE_DONE && !c)
+            px_info("execution %s: terminal state written after Redis came back", r->base.id);
+        else if (rc != PX_RSTORE_DONE)
+            px_warn("execution %s: writes kept while Redis was away dropped: %s", r->base.id,
+                    rc == PX_RSTORE_FENCED ? "this node lost its lease meanwhile"
+                                           : "the execution ended meanwhile");
+        for (rs_pending_chunk *next; c; c = next) {
+            next = c->next;
+            free(c);
+        }
+        outcome_free(end);
+    }
+}
+
+/* Writes what waited for Redis; stops at the first proxy Redis still
+ * refuses. Keeper thread (and free). */
+static void flush_pending(rs_store *st) {
+    for (;;) {
+        pthread_mutex_lock(&st->mu);
+        rs_record *r = st->pending;
+        pthread_mutex_unlock(&st->mu);
+        if (!r || !flush_one(st, r))
+            return;
+        /* Unlisted only if nothing was added meanwhile (the writer lists
+         * under the same locks). */
+        bool done = false;
+        pthread_mutex_lock(&st->mu);
+        pthread_mutex_lock(&r->mu);
+        if (!r->pend_head && !r->pend_end) {
+            for (rs_record **p = &st->pending; *p; p = &(*p)->pending_next) {
+                if (*p == r) {
+                    *p = r->pending_next;
+                    break;
+                }
+            }
+            r->pending_listed = false;
+            done = true;
+        }
+        pthread_mutex_unlock(&r->mu);
+        pthread_mutex_unlock(&st->mu);
+        if (done)
+            px_record_unref(&r->base);
+    }
+}
+
 static int64_t sweep_interval(const rs_store *st) {
     return st->cfg.sweep_interval_ms > 0 ? st->cfg.sweep_interval_ms : st->cfg.redis.lease_ms / 2;
 }
@@ -586,10 +810,18 @@ static void *keeper_main(void *arg) {
     rs_store *st = arg;
     int64_t next_sweep = px_now_mono_ms() + sweep_interval(st);
     int64_t period = st->cfg.redis.lease_ms / 3 > 0 ? st->cfg.redis.lease_ms / 3 : 1;
+    if (st->cfg.grace_ms > 0 && st->cfg.grace_ms / 2 < period)
+        period = st->cfg.grace_ms / 2 > 0 ? st->cfg.grace_ms / 2 : 1;
+    /* While Redis is away or writes wait for it, look sooner (the
+     * connection's backoff bounds the attempts). */
+    enum { RETRY_MS = 250 };
+    int64_t last_ok = px_now_mono_ms(); /* Redis last answered */
+    bool away = false, away_killed = false;
     for (;;) {
         pthread_mutex_lock(&st->mu);
+        int64_t wait = (away || st->pending) && period > RETRY_MS ? RETRY_MS : period;
         if (!st->stop)
-            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + period);
+            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + wait);
         bool stop = st->stop;
         int64_t token = st->token;
         pthread_mutex_unlock(&st->mu);
@@ -597,16 +829,29 @@ static void *keeper_main(void *arg) {
             break;
         px_error err = PX_ERROR_INIT;
         int rc = token ? px_rstore_lease_renew(st->rs, token, &err) : PX_RSTORE_FENCED;
+        away = rc < 0;
         if (rc < 0) {
             px_warn("node '%s': renew the lease: %s", st->cfg.redis.node, err.msg);
-        } else if (rc == PX_RSTORE_FENCED) {
+            int64_t away_ms = px_now_mono_ms() - last_ok;
+            if (st->cfg.grace_ms > 0 && !away_killed && away_ms >= st->cfg.grace_ms) {
+                px_err("node '%s': Redis unreachable for %lld ms (--store-grace-s): killing its "
+                       "runs; their end is written when Redis answers",
+                       st->cfg.redis.node, (long long)away_ms);
+                kill_local_runs(st, PX_KILL_SHUTDOWN, true);
+                away_killed = true;
+            }
+            continue; /* no sweep either: it would fail too */
+        }
+        last_ok = px_now_mono_ms();
+        away_killed = false;
+        if (rc == PX_RSTORE_FENCED) {
             if (token)
                 px_err("node '%s': lost its lease; killing its runs (they end FAILED/LOST)",
                        st->cfg.redis.node);
             pthread_mutex_lock(&st->mu);
             st->token = 0;
             pthread_mutex_unlock(&st->mu);
-            kill_local_runs(st, PX_KILL_SHUTDOWN);
+            kill_local_runs(st, PX_KILL_SHUTDOWN, false);
             int64_t fresh;
             if (px_rstore_lease_acquire(st->rs, &fresh, &err) == 0) {
                 pthread_mutex_lock(&st->mu);
@@ -618,6 +863,7 @@ static void *keeper_main(void *arg) {
                 px_warn("node '%s': take a new lease: %s", st->cfg.redis.node, err.msg);
             }
         }
+        flush_pending(st);
         if (px_now_mono_ms() >= next_sweep) {
             unsigned lost = 0;
             if (px_rstore_sweep(st->rs, &lost, &err) < 0)
@@ -655,6 +901,20 @@ static void rs_store_free(px_store *base) {
     if (st->worker) {
         rs_store_drain(base);
         pthread_join(st->keeper, NULL);
+        /* A last chance for what waited for Redis; then it is lost. */
+        flush_pending(st);
+        for (;;) {
+            pthread_mutex_lock(&st->mu);
+            rs_record *r = st->pending;
+            if (r)
+                st->pending = r->pending_next;
+            pthread_mutex_unlock(&st->mu);
+            if (!r)
+                break;
+            px_warn("execution %s: writes kept while Redis was away are lost: the node stops",
+                    r->base.id);
+            px_record_unref(&r->base);
+        }
         px_error err = PX_ERROR_INIT;
         if (token && px_rstore_lease_release(st->rs, token, &err) < 0)
             px_warn("node '%s': release the lease: %s", st->cfg.redis.node, err.msg);

@@ -16,6 +16,13 @@
  * kills its runs (their records are declared lost elsewhere) and takes a
  * new lease. Kill requests for the node's runs arrive on its channel.
  *
+ * Redis away: an owner's output chunk or terminal state that cannot be
+ * written is kept in memory (output: what the executor hands on, at most its
+ * output cap per run) and written in order by the keeper once Redis answers
+ * again, unless the node lost its lease meanwhile (then the sweep's verdict
+ * stands). If Redis stays unreachable for grace_ms, the worker kills its
+ * runs: they end FAILED/LOST, written when Redis is back.
+ *
  * Not supported on Redis: px_store_create without a job (PX_E_INTERNAL),
  * px_store_remove (records end by retention), px_store_list
  * (PX_E_UNAVAILABLE), px_store_count (0).
@@ -37,6 +44,9 @@ typedef struct px_redis_store_config {
     px_job_runner runner;       /* ops NULL: this node runs nothing (a frontend) */
     unsigned max_running;       /* claimed, unfinished jobs on this node; >= 1 with a runner */
     int64_t sweep_interval_ms;  /* sweeps of dead nodes; 0: lease_ms / 2 */
+    /* A worker that cannot reach Redis this long kills its runs (they end
+     * FAILED/LOST, written when Redis answers again); 0: never. */
+    int64_t grace_ms;
 } px_redis_store_config;
 
 /* Connects (PX_E_UNAVAILABLE if Redis cannot be reached), starts the

@@ -171,3 +171,44 @@ def test_health_follows_redis_and_calls_in_the_gap_are_unavailable():
         finally:
             assert server.stop() == 0
             server.close()
+
+
+def test_redis_away_past_the_grace_kills_the_runs_and_their_end_is_written_later():
+    """--store-grace-s: Redis stopped under a running execution; health
+    turns NOT_SERVING, the node kills the run once the grace has passed
+    (its lease, 60 s, still holds), and when Redis is back the end is
+    there: FAILED/LOST naming the flag, with the output written before."""
+    with redis_server.RedisServer() as redis:
+        server = pyexecd.Server("--store", redis.url, "--store-namespace", "grace",
+                                "--store-grace-s", "1", "--node-lease-ms", "60000",
+                                "--health-interval-ms", "50", binary=fake_binary())
+        server.start()
+        try:
+            stubs = pyexecd.stubs()
+            pb = stubs.executor
+            ex = stubs.executor_grpc.ExecutorServiceStub(server.channel())
+            req = pb.ExecuteRequest(metadata=pb.Metadata(script_args=["print:before", "sleep"]),
+                                    files=[pb.File(path="main.py", content=b"")])
+            setattr(req, "async", True)
+            eid = ex.Execute(req, timeout=10).execution_id
+            stream = ex.StreamOutput(pb.StreamOutputRequest(execution_id=eid), timeout=60)
+            assert next(stream).data == b"before"  # it runs
+            hs = stubs.health_grpc.HealthStub(server.channel())
+            watch = hs.Watch(stubs.health.HealthCheckRequest(), timeout=60)
+            serving = stubs.health.HealthCheckResponse.SERVING
+            assert next(watch).status == serving
+            redis.stop()
+            assert next(watch).status != serving
+            server.wait_stderr(r"--store-grace-s\): killing its runs")
+            server.wait_stderr(eid + r": terminal state kept until Redis answers")
+            redis.start()
+            assert next(watch).status == serving
+            done = list(ex.StreamOutput(pb.StreamOutputRequest(execution_id=eid), timeout=30))
+            assert b"".join(m.data for m in done) == b"before"
+            got = ex.GetExecution(pb.GetExecutionRequest(execution_id=eid), timeout=10)
+            assert pyexecd.status_name(got) == "EXECUTION_STATUS_FAILED", got
+            assert pyexecd.reason_name(got).endswith("LOST"), got
+            assert "--store-grace-s" in got.error, got.error
+        finally:
+            assert server.stop() == 0
+            server.close()

@@ -400,4 +400,84 @@ TEST_F(RedisStore, ADrainedWorkerLeavesNewJobsInTheQueue) {
     px_record_unref(r);
 }
 
+// Waits until `r` is terminal as seen through `r`'s node (Redis answering).
+bool WaitTerminal(px_record *r) {
+    return WaitFor(r, PX_WATCH_CONTROL, [&] {
+        px_record_view v;
+        px_error err = PX_ERROR_INIT;
+        if (px_record_snapshot(r, false, &v, &err) < 0)
+            return false;
+        bool t = px_status_terminal(v.status);
+        px_record_view_release(&v);
+        return t;
+    });
+}
+
+// Redis away mid-run: the owner's output and end are kept in memory and
+// written, in order and once, when Redis is back.
+TEST_F(RedisStore, OutputAndEndWrittenWhileRedisWasAwayArriveWhenItReturns) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.redis.backoff_min_ms = 10;
+    wc.redis.backoff_max_ms = 50;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(wc);
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"a", 1);
+    srv_.Stop();
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"bc", 2);
+    px_record_append(job->record, PX_STREAM_STDERR, (const uint8_t *)"e", 1);
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"d", 1);
+    px_outcome end = Exited(7);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    srv_.Start();
+    ASSERT_TRUE(WaitTerminal(r));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_COMPLETED);
+    EXPECT_EQ(v.outcome.exit_code, 7);
+    EXPECT_EQ(Out(v), "abcd");
+    EXPECT_EQ(std::string(reinterpret_cast<const char *>(v.stderr_data), v.stderr_len), "e");
+    EXPECT_EQ(v.log_len, 5);
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
+// Redis away past the grace: the worker kills its runs; their end (FAILED,
+// LOST, naming --store-grace-s) is written when Redis answers again.
+TEST_F(RedisStore, RedisAwayPastTheGraceKillsTheRunsAndTheirEndIsWrittenLater) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.grace_ms = 300; // the lease (60 s) holds meanwhile
+    wc.redis.backoff_min_ms = 10;
+    wc.redis.backoff_max_ms = 50;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(wc);
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"x", 1);
+    srv_.Stop();
+    ASSERT_TRUE(runner.WaitKilled(job));
+    EXPECT_EQ(job->killed, PX_KILL_SHUTDOWN);
+    // The runner ends the killed run as the executor does.
+    px_outcome end = Exited(137);
+    end.status = PX_STATUS_FAILED;
+    end.reason = PX_REASON_SANDBOX_ERROR;
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    srv_.Start();
+    ASSERT_TRUE(WaitTerminal(r));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_FAILED);
+    EXPECT_EQ(v.outcome.reason, PX_REASON_LOST);
+    EXPECT_NE(std::string(v.outcome.error).find("--store-grace-s"), std::string::npos)
+        << v.outcome.error;
+    EXPECT_EQ(Out(v), "x");
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
 }  // namespace

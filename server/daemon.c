@@ -10,8 +10,10 @@
 
 #include "server/base/cleanup.h"
 
+#include "server/base/file.h"
 #include "server/base/log.h"
 #include "server/base/notify.h"
+#include "server/base/tokens.h"
 #include "server/executor/executor.h"
 #include "server/executor/runner.h"
 #include "server/http/http.h"
@@ -286,6 +288,37 @@ static int check_store(const px_config *cfg, px_error *err) {
     return 0;
 }
 
+/* --check-config reads the files the flags name as the start would: the
+ * token file line by line, the TLS files as PEM. (Whether a key is its
+ * certificate's is found at start.) */
+static int check_files(const px_config *cfg, px_error *err) {
+    if (cfg->auth_tokens[0]) {
+        px_tokens *t = px_tokens_load(cfg->auth_tokens, err);
+        if (!t)
+            return -1;
+        px_tokens_free(t);
+    }
+    const struct {
+        const char *flag, *path;
+    } pem[] = {{"--tls-cert", cfg->tls_cert},
+               {"--tls-key", cfg->tls_key},
+               {"--tls-client-ca", cfg->tls_client_ca}};
+    for (size_t i = 0; i < sizeof pem / sizeof pem[0]; i++) {
+        if (!pem[i].path[0])
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "%s file", pem[i].flag);
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        if (px_file_read(what, pem[i].path, 1024 * 1024, &text, &len, err) < 0)
+            return -1;
+        if (!strstr(text, "-----BEGIN "))
+            return px_error_set(err, PX_E_INVALID, "%s '%s': not PEM (no -----BEGIN line)", what,
+                                pem[i].path);
+    }
+    return 0;
+}
+
 int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, px_error *err) {
     px_config_default(cfg);
     int action = px_config_parse(cfg, argc, argv, environ, stdout, err);
@@ -294,6 +327,8 @@ int px_daemon_prepare(int argc, char **argv, px_config *cfg, sigset_t *signals, 
     if (action != PX_CONFIG_RUN && action != PX_CONFIG_CHECKED)
         return 1;
     if (check_store(cfg, err) < 0)
+        return -1;
+    if (action == PX_CONFIG_CHECKED && check_files(cfg, err) < 0)
         return -1;
     if (action == PX_CONFIG_CHECKED) {
         printf("pyexecd: configuration OK (%s)\n",

@@ -85,3 +85,19 @@ def test_sighup_rereads_the_log_level_from_the_file(tmp_path):
     assert len(checks) == 1, srv.stderr_text()
     assert srv.stderr_text().index("log level info (was warn)") < srv.stderr_text().index(
         "rpc: Health/Check from")
+
+
+def test_check_config_reads_the_token_file_and_the_tls_files(tmp_path):
+    import hashlib
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"alice {hashlib.sha256(b't').hexdigest()}\nbob zzz\n")
+    p = check("--auth-tokens", str(tokens))
+    assert p.returncode == 1
+    assert f"--auth-tokens '{tokens}' line 2: the hash is not 64 hex digits" in p.stderr, p.stderr
+    tokens.write_text(f"alice {hashlib.sha256(b't').hexdigest()}\n")
+    assert check("--auth-tokens", str(tokens)).returncode == 0
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not a certificate\n")
+    p = check("--tls-cert", str(cert), "--tls-key", str(tmp_path / "missing.key"))
+    assert p.returncode == 1
+    assert f"--tls-cert file '{cert}': not PEM" in p.stderr, p.stderr

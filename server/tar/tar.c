@@ -11,8 +11,10 @@
  * by its duplicates and then its descendants: O(n log n) whatever the input,
  * with no hash table for crafted paths to flood.
  *
- * libarchive is used only here: reading with the tar format alone and no
- * decompression filter (so compressed input is refused), writing pax.
+ * libarchive is used only in this module: reading here with the tar format
+ * alone and no decompression filter (so compressed input is refused), the
+ * extension headers checked on the raw bytes in pax.c, writing pax in
+ * pack.c.
  */
 #include "server/tar/tar.h"
 
@@ -27,10 +29,10 @@
 
 #include "server/base/cleanup.h"
 #include "server/base/quote.h"
+#include "server/tar/tar_internal.h"
 
 #define DEFAULT_FILE_MODE 0644u
 #define DEFAULT_DIR_MODE 0755u
-#define SYMLINK_MODE 0777u
 
 void px_tar_limits_default(px_tar_limits *limits) {
     *limits = (px_tar_limits){
@@ -39,12 +41,6 @@ void px_tar_limits_default(px_tar_limits *limits) {
         .max_path_depth = 32,
         .max_total_bytes = UINT64_C(256) << 20,
     };
-}
-
-/* ---- messages ---------------------------------------------------------- */
-
-static int set_oom(px_error *err) {
-    return px_error_set(err, PX_E_INTERNAL, "out of memory");
 }
 
 /* ---- project ----------------------------------------------------------- */
@@ -318,11 +314,6 @@ static void archive_read_closep(struct archive **a) {
         archive_read_free(*a);
 }
 
-static void archive_write_closep(struct archive **a) {
-    if (*a)
-        archive_write_free(*a);
-}
-
 /* Names the compression of `data` if it starts with a known magic number;
  * for the error message of input that is not a tar archive. */
 static const char *compression_name(const uint8_t *data, size_t len) {
@@ -343,11 +334,6 @@ static const char *compression_name(const uint8_t *data, size_t len) {
         if (len >= magics[i].len && memcmp(data, magics[i].magic, magics[i].len) == 0)
             return magics[i].name;
     return NULL;
-}
-
-static const char *archive_message(struct archive *a) {
-    const char *msg = archive_error_string(a);
-    return msg ? msg : "damaged or truncated archive";
 }
 
 static int read_file_data(struct archive *a, const char *path, px_entry *e, px_error *err) {
@@ -371,104 +357,83 @@ static int read_file_data(struct archive *a, const char *path, px_entry *e, px_e
     return 0;
 }
 
-/* ---- extension headers ------------------------------------------------- */
-
-#define TAR_BLOCK 512
-
-/* The size field of the ustar header at `h`: octal (digits after optional
- * spaces, ending at a space or NUL) or base-256 (first byte 0x80). Returns
- * false if it is neither or does not fit in 63 bits. */
-static bool header_size(const uint8_t *h, uint64_t *out) {
-    const uint8_t *f = h + 124;
-    uint64_t v = 0;
-    if (f[0] == 0x80) {
-        for (int i = 1; i < 12; i++) {
-            if (v >> 55)
-                return false;
-            v = v << 8 | f[i];
-        }
-        *out = v;
-        return true;
-    }
-    int i = 0;
-    while (i < 12 && f[i] == ' ')
-        i++;
-    for (; i < 12 && f[i] >= '0' && f[i] <= '7'; i++) {
-        if (v >> 60)
-            return false;
-        v = v << 3 | (uint64_t)(f[i] - '0');
-    }
-    if (i < 12 && f[i] != ' ' && f[i] != '\0')
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool has_prefix(const uint8_t *s, size_t len, const char *prefix) {
-    size_t n = strlen(prefix);
-    return len >= n && memcmp(s, prefix, n) == 0;
-}
-
-/* Checks the records of a pax extended header ("LEN key=value\n" each):
- * well-formed, and no NUL in a value that libarchive keeps as a C string
- * (every key but the binary xattr values, which are not used). */
-static int check_pax_records(const uint8_t *p, size_t len, px_error *err) {
-    px_quoted q;
-    for (size_t i = 0; i < len;) {
-        size_t rec_len = 0, j = i;
-        for (; j < len && p[j] >= '0' && p[j] <= '9' && rec_len <= len; j++)
-            rec_len = rec_len * 10 + (size_t)(p[j] - '0');
-        if (j == i || j >= len || p[j] != ' ' || rec_len > len - i || rec_len < j - i + 3 ||
-            p[i + rec_len - 1] != '\n')
-            return px_error_set(err, PX_E_INVALID, "malformed pax record");
-        const uint8_t *key = p + j + 1, *end = p + i + rec_len - 1;
-        const uint8_t *eq = memchr(key, '=', (size_t)(end - key));
-        if (!eq || eq == key)
-            return px_error_set(err, PX_E_INVALID, "malformed pax record");
-        size_t key_len = (size_t)(eq - key);
-        if (memchr(key, 0, key_len))
-            return px_error_set(err, PX_E_INVALID, "pax record key contains a NUL byte");
-        bool binary = has_prefix(key, key_len, "SCHILY.xattr.") ||
-                      has_prefix(key, key_len, "LIBARCHIVE.xattr.");
-        if (!binary && memchr(eq + 1, 0, (size_t)(end - eq - 1)))
-            return px_error_set(err, PX_E_INVALID, "pax record '%s' contains a NUL byte",
-                                px_quote(&q, (const char *)key, key_len));
-        i += rec_len;
+/* A regular file entry at `path` (normalised from `raw`): its size checked
+ * against the running total and the input before its data is read into
+ * *e. */
+static int read_regular(struct archive *a, struct archive_entry *ae, const char *path,
+                        const char *raw, size_t input_len, builder *b, px_entry *e,
+                        px_error *err) {
+    px_quoted q1;
+    if (path[0] == '\0')
+        return px_error_set(err, PX_E_INVALID, "'%s': not a file path", px_quote_str(&q1, raw));
+    if (archive_entry_sparse_count(ae) > 0)
+        return px_error_set(err, PX_E_INVALID, "'%s': sparse file not allowed",
+                            px_quote_str(&q1, path));
+    la_int64_t size = archive_entry_size(ae);
+    if (size < 0)
+        return px_error_set(err, PX_E_INVALID, "'%s': negative size", px_quote_str(&q1, path));
+    if (check_size(b, path, (uint64_t)size, err) < 0)
+        return -1;
+    /* The data follows the header in the same buffer: a claim larger than
+     * the whole input is a truncated (or hostile) archive. */
+    if ((uint64_t)size > input_len)
+        return px_error_set(err, PX_E_INVALID,
+                            "'%s': truncated archive (entry claims %" PRId64 " bytes)",
+                            px_quote_str(&q1, path), (int64_t)size);
+    unsigned perm = (unsigned)archive_entry_perm(ae) & 0777u;
+    e->type = PX_ENTRY_FILE;
+    e->len = (size_t)size;
+    e->mode = perm ? perm : DEFAULT_FILE_MODE;
+    if (read_file_data(a, path, e, err) < 0) {
+        entry_release(e);
+        return -1;
     }
     return 0;
 }
 
-/* libarchive hands pax values and GNU long names over as C strings, so a
- * NUL inside one would silently cut the name ("a\0b" becomes "a"). This
- * reads the extension headers of the entry whose first header starts at
- * `pos` (libarchive's own position, so entry boundaries are libarchive's)
- * and refuses such values, as every other string with a NUL is refused. */
-static int check_extension_headers(const uint8_t *tar, size_t len, int64_t pos, px_error *err) {
-    if (pos < 0)
-        return px_error_set(err, PX_E_INTERNAL, "tar: no header position");
-    for (size_t at = (size_t)pos; at <= len && len - at >= TAR_BLOCK;) {
-        const uint8_t *h = tar + at;
-        char type = (char)h[156];
-        if (type != 'x' && type != 'g' && type != 'L' && type != 'K')
-            return 0;
-        uint64_t size;
-        if (!header_size(h, &size) || size > len - at - TAR_BLOCK)
-            return px_error_set(err, PX_E_INVALID, "truncated extension header");
-        const uint8_t *body = h + TAR_BLOCK;
-        if (type == 'x' || type == 'g') {
-            if (check_pax_records(body, (size_t)size, err) < 0)
-                return -1;
-        } else {
-            size_t n = (size_t)size;
-            while (n > 0 && body[n - 1] == 0)
-                n--;
-            if (memchr(body, 0, n))
-                return px_error_set(err, PX_E_INVALID, "GNU long %s contains a NUL byte",
-                                    type == 'L' ? "name" : "link target");
-        }
-        at += TAR_BLOCK + (size_t)((size + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK);
-    }
+/* A symbolic link entry at `path` (normalised from `raw`): its target
+ * checked and copied into *e. */
+static int read_symlink(struct archive_entry *ae, const char *path, const char *raw,
+                        const builder *b, px_entry *e, px_error *err) {
+    px_quoted q1;
+    if (path[0] == '\0')
+        return px_error_set(err, PX_E_INVALID, "'%s': the root cannot be a symbolic link",
+                            px_quote_str(&q1, raw));
+    const char *target = archive_entry_symlink(ae);
+    if (!target)
+        target = archive_entry_symlink_utf8(ae);
+    if (!target)
+        target = "";
+    if (check_symlink_target(path, target, b->limits, err) < 0)
+        return -1;
+    e->type = PX_ENTRY_SYMLINK;
+    e->mode = SYMLINK_MODE;
+    e->link_target = strdup(target);
+    if (!e->link_target)
+        return set_oom(err);
     return 0;
+}
+
+/* Refuses an entry of a type a project may not hold (devices, FIFOs,
+ * sockets, anything unknown), naming it. Returns -1. */
+static int refuse_type(unsigned filetype, const char *path, px_error *err) {
+    px_quoted q1;
+    switch (filetype) {
+    case AE_IFCHR:
+        return px_error_set(err, PX_E_INVALID, "'%s': character device not allowed",
+                            px_quote_str(&q1, path));
+    case AE_IFBLK:
+        return px_error_set(err, PX_E_INVALID, "'%s': block device not allowed",
+                            px_quote_str(&q1, path));
+    case AE_IFIFO:
+        return px_error_set(err, PX_E_INVALID, "'%s': FIFO not allowed", px_quote_str(&q1, path));
+    case AE_IFSOCK:
+        return px_error_set(err, PX_E_INVALID, "'%s': socket not allowed",
+                            px_quote_str(&q1, path));
+    default:
+        return px_error_set(err, PX_E_INVALID, "'%s': unsupported entry type",
+                            px_quote_str(&q1, path));
+    }
 }
 
 /* Validates the entry whose header was just read and appends it to `b`. */
@@ -495,71 +460,22 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
     px_entry e = {0};
     unsigned perm = (unsigned)archive_entry_perm(ae) & 0777u;
     switch (archive_entry_filetype(ae)) {
-    case AE_IFREG: {
-        if (path[0] == '\0')
-            return px_error_set(err, PX_E_INVALID, "'%s': not a file path",
-                                px_quote_str(&q1, raw));
-        if (archive_entry_sparse_count(ae) > 0)
-            return px_error_set(err, PX_E_INVALID, "'%s': sparse file not allowed",
-                                px_quote_str(&q1, path));
-        la_int64_t size = archive_entry_size(ae);
-        if (size < 0)
-            return px_error_set(err, PX_E_INVALID, "'%s': negative size", px_quote_str(&q1, path));
-        if (check_size(b, path, (uint64_t)size, err) < 0)
+    case AE_IFREG:
+        if (read_regular(a, ae, path, raw, input_len, b, &e, err) < 0)
             return -1;
-        /* The data follows the header in the same buffer: a claim larger
-         * than the whole input is a truncated (or hostile) archive. */
-        if ((uint64_t)size > input_len)
-            return px_error_set(err, PX_E_INVALID,
-                                "'%s': truncated archive (entry claims %" PRId64 " bytes)",
-                                px_quote_str(&q1, path), (int64_t)size);
-        e.type = PX_ENTRY_FILE;
-        e.len = (size_t)size;
-        e.mode = perm ? perm : DEFAULT_FILE_MODE;
-        if (read_file_data(a, path, &e, err) < 0) {
-            entry_release(&e);
-            return -1;
-        }
         break;
-    }
     case AE_IFDIR:
         if (path[0] == '\0')
             return 0; /* "./": the root itself */
         e.type = PX_ENTRY_DIR;
         e.mode = perm ? perm : DEFAULT_DIR_MODE;
         break;
-    case AE_IFLNK: {
-        if (path[0] == '\0')
-            return px_error_set(err, PX_E_INVALID, "'%s': the root cannot be a symbolic link",
-                                px_quote_str(&q1, raw));
-        const char *target = archive_entry_symlink(ae);
-        if (!target)
-            target = archive_entry_symlink_utf8(ae);
-        if (!target)
-            target = "";
-        if (check_symlink_target(path, target, b->limits, err) < 0)
+    case AE_IFLNK:
+        if (read_symlink(ae, path, raw, b, &e, err) < 0)
             return -1;
-        e.type = PX_ENTRY_SYMLINK;
-        e.mode = SYMLINK_MODE;
-        e.link_target = strdup(target);
-        if (!e.link_target)
-            return set_oom(err);
         break;
-    }
-    case AE_IFCHR:
-        return px_error_set(err, PX_E_INVALID, "'%s': character device not allowed",
-                            px_quote_str(&q1, path));
-    case AE_IFBLK:
-        return px_error_set(err, PX_E_INVALID, "'%s': block device not allowed",
-                            px_quote_str(&q1, path));
-    case AE_IFIFO:
-        return px_error_set(err, PX_E_INVALID, "'%s': FIFO not allowed", px_quote_str(&q1, path));
-    case AE_IFSOCK:
-        return px_error_set(err, PX_E_INVALID, "'%s': socket not allowed",
-                            px_quote_str(&q1, path));
     default:
-        return px_error_set(err, PX_E_INVALID, "'%s': unsupported entry type",
-                            px_quote_str(&q1, path));
+        return refuse_type(archive_entry_filetype(ae), path, err);
     }
     e.path = TAKE_PTR(path);
     return builder_push(b, &e, err);
@@ -613,7 +529,7 @@ px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_lim
             px_error_set(err, PX_E_INVALID, "more than %zu entries", limits->max_entries);
             return NULL;
         }
-        if (check_extension_headers(tar, len, archive_read_header_position(a), err) < 0) {
+        if (px_tar_check_extension_headers(tar, len, archive_read_header_position(a), err) < 0) {
             px_error_wrap(err, "tar entry %zu", ordinal);
             return NULL;
         }
@@ -741,109 +657,4 @@ const char *px_project_entrypoint(const px_project *project, const char *request
     px_error_set(err, PX_E_INVALID,
                  "no entrypoint: no main.py, __main__.py or other .py file among the files");
     return NULL;
-}
-
-/* ---- pack -------------------------------------------------------------- */
-
-typedef struct out_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} out_buf;
-
-static la_ssize_t write_to_buf(struct archive *a, void *ctx, const void *buf, size_t n) {
-    out_buf *out = ctx;
-    if (n > out->cap - out->len) {
-        size_t cap = out->cap ? out->cap : 16384;
-        while (cap - out->len < n) {
-            if (cap > SIZE_MAX / 2) {
-                archive_set_error(a, ENOMEM, "archive too large");
-                return -1;
-            }
-            cap *= 2;
-        }
-        uint8_t *grown = realloc(out->data, cap);
-        if (!grown) {
-            archive_set_error(a, ENOMEM, "out of memory");
-            return -1;
-        }
-        out->data = grown;
-        out->cap = cap;
-    }
-    memcpy(out->data + out->len, buf, n);
-    out->len += n;
-    return (la_ssize_t)n;
-}
-
-static void out_buf_releasep(out_buf *b) {
-    free(b->data);
-}
-
-static void archive_entry_freep(struct archive_entry **e) {
-    if (*e)
-        archive_entry_free(*e);
-}
-
-static int pack_entry(struct archive *a, struct archive_entry *ae, const px_entry *e,
-                      px_error *err) {
-    px_quoted q;
-    archive_entry_clear(ae);
-    archive_entry_copy_pathname(ae, e->path);
-    archive_entry_set_uid(ae, 0);
-    archive_entry_set_gid(ae, 0);
-    archive_entry_set_mtime(ae, 0, 0);
-    switch (e->type) {
-    case PX_ENTRY_FILE:
-        archive_entry_set_filetype(ae, AE_IFREG);
-        archive_entry_set_perm(ae, e->mode & 0777u);
-        archive_entry_set_size(ae, (la_int64_t)e->len);
-        break;
-    case PX_ENTRY_DIR:
-        archive_entry_set_filetype(ae, AE_IFDIR);
-        archive_entry_set_perm(ae, e->mode & 0777u);
-        archive_entry_set_size(ae, 0);
-        break;
-    case PX_ENTRY_SYMLINK:
-        archive_entry_set_filetype(ae, AE_IFLNK);
-        archive_entry_set_perm(ae, SYMLINK_MODE);
-        archive_entry_set_size(ae, 0);
-        archive_entry_copy_symlink(ae, e->link_target);
-        break;
-    }
-    /* A warning here is the pax writer failing to convert a non-ASCII path
-     * from the process locale to UTF-8; it then writes the bytes unchanged
-     * under hdrcharset=BINARY, which is what the sandbox should create. */
-    int r = archive_write_header(a, ae);
-    if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
-        return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", px_quote_str(&q, e->path),
-                            archive_message(a));
-    if (e->type == PX_ENTRY_FILE && e->len > 0) {
-        la_ssize_t n = archive_write_data(a, e->data, e->len);
-        if (n < 0 || (size_t)n != e->len)
-            return px_error_set(err, PX_E_INTERNAL, "pack '%s': %s", px_quote_str(&q, e->path),
-                                archive_message(a));
-    }
-    return 0;
-}
-
-int px_project_pack(const px_project *project, uint8_t **out, size_t *out_len, px_error *err) {
-    __attribute__((cleanup(archive_write_closep))) struct archive *a = archive_write_new();
-    __attribute__((cleanup(archive_entry_freep))) struct archive_entry *ae = archive_entry_new();
-    __attribute__((cleanup(out_buf_releasep))) out_buf buf = {0};
-    if (!a || !ae)
-        return set_oom(err);
-    /* Restricted pax: plain ustar headers, plus a pax extended header only
-     * for what ustar cannot hold (long names, non-ASCII bytes). */
-    if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
-        archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
-        archive_write_open2(a, &buf, NULL, write_to_buf, NULL, NULL) != ARCHIVE_OK)
-        return px_error_set(err, PX_E_INTERNAL, "pack: %s", archive_message(a));
-    for (size_t i = 0; i < project->n_entries; i++)
-        if (pack_entry(a, ae, &project->entries[i], err) < 0)
-            return -1;
-    if (archive_write_close(a) != ARCHIVE_OK)
-        return px_error_set(err, PX_E_INTERNAL, "pack: %s", archive_message(a));
-    *out_len = buf.len;
-    *out = TAKE_PTR(buf.data);
-    return 0;
 }

@@ -234,7 +234,9 @@ TEST_F(DockerSandboxTest, Timeout) {
     EXPECT_EQ(o.result.exit_code, 137);
     EXPECT_EQ(o.out, "sleeping\n");
     EXPECT_GE(o.ran_ms_after_start, 2000);
-    EXPECT_LT(o.ran_ms_after_start, 2000 + 2500) << "ends within ~2 s of the limit";
+    // A hang guard, not a speed test: a loaded machine may take seconds to
+    // stop and reap the container.
+    EXPECT_LT(o.ran_ms_after_start, 30000) << "the run ends after the limit, it does not hang";
     EXPECT_GT(o.result.peak_memory_bytes, 0) << "usage from the stats snapshot";
 }
 

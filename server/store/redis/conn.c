@@ -96,13 +96,10 @@ static redisReply *call_once(px_redis_conn *c, int argc, const char **argv,
     *io_failed = false;
     if (extra_timeout_ms > 0)
         redisSetTimeout(c->ctx, to_timeval(c->cfg.command_timeout_ms + extra_timeout_ms));
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0_us = px_now_mono_us();
     redisReply *reply = redisCommandArgv(c->ctx, argc, argv, argv_len);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (reply && extra_timeout_ms <= 0)
-        px_histogram_observe(c->cfg.round_trip, (double)(t1.tv_sec - t0.tv_sec) +
-                                                    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        px_histogram_observe(c->cfg.round_trip, (double)(px_now_mono_us() - t0_us) / 1e6);
     if (!reply) {
         bool timed_out = c->ctx->err == REDIS_ERR_IO &&
                          (strstr(c->ctx->errstr, "temporarily unavailable") ||

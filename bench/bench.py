@@ -36,6 +36,25 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+
+
+def repo_relative(path):
+    """`path` relative to the repository when it lies inside it (results
+    are committed: they must not name this machine's checkout)."""
+    if os.path.isabs(path) and os.path.commonpath([path, REPO]) == REPO:
+        return os.path.relpath(path, REPO)
+    return path
+
+
+def recorded_argv(argv):
+    """argv with every path inside the repository (alone or as --flag=PATH)
+    made repo-relative."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        out.append(flag + eq + repo_relative(value) if eq and arg.startswith("--")
+                   else repo_relative(arg))
+    return out
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 import pyexecd  # noqa: E402  (tests/support/pyexecd.py)
 
@@ -1392,7 +1411,8 @@ def main():
     summarise(phases)
     tg = targets(phases)
     doc = {"run_id": b.run_id, "mode": "quick" if quick else "default",
-           "argv": sys.argv[1:], "label": a.label, "binary": a.binary,
+           "argv": recorded_argv(sys.argv[1:]), "label": a.label,
+           "binary": repo_relative(a.binary),
            "image": a.image, "warm_pool_flag": has_pool,
            "iterations": {"latency": a.iterations, "stream": a.stream_iterations,
                           "throughput_rounds": a.throughput_rounds, "per_slot": a.per_slot,

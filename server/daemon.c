@@ -150,6 +150,27 @@ static void reload_log_level(const px_config *cfg) {
     px_log_set_level(level);
 }
 
+/* Stops and frees what px_daemon_run started, in the one safe order, at
+ * shutdown and on every start-up failure (any part may be NULL, `srv`
+ * started or not): the HTTP door stops accepting first; its requests in
+ * progress are answered as the executor's shutdown ends their executions,
+ * then its threads are joined, before the gRPC server (whose health it
+ * reads) goes. No more jobs from the cluster's queue (Redis) before the
+ * executor shuts down: they stay there for other nodes while this one's
+ * running jobs get their grace period. Records release their jobs when
+ * freed: the store goes before the executor. */
+static void stop_all(px_http_server *http, px_rpc_server *srv, px_store *store, px_executor *ex) {
+    px_http_server_quiesce(http);
+    if (store)
+        px_store_drain(store);
+    if (srv)
+        px_rpc_server_shutdown(srv);
+    px_http_server_free(http);
+    px_rpc_server_free(srv);
+    px_store_free(store);
+    px_executor_free(ex);
+}
+
 int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
                   const sigset_t *signals) {
     px_error err = PX_ERROR_INIT;
@@ -179,24 +200,19 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
     };
     if (!store || px_store_set_quotas(store, &quotas, &err) < 0) {
         px_err("start: store: %s", err.msg);
-        px_store_free(store);
-        px_executor_free(ex);
+        stop_all(NULL, NULL, store, ex);
         return 1;
     }
     px_rpc_server *srv = px_rpc_server_new(cfg, ex, store, metrics, &err);
     if (!srv || px_rpc_server_start(srv, &err) < 0) {
         px_err("start: %s", err.msg);
-        px_rpc_server_free(srv);
-        px_executor_free(ex);
-        px_store_free(store);
+        stop_all(NULL, srv, store, ex);
         return 1;
     }
     px_http_server *http = NULL;
     if (cfg->http_listen[0] && !(http = px_http_server_new(cfg, srv, store, metrics, &err))) {
         px_err("start: %s", err.msg);
-        px_rpc_server_free(srv);
-        px_executor_free(ex);
-        px_store_free(store);
+        stop_all(NULL, srv, store, ex);
         return 1;
     }
     printf("listening on %s\n", px_rpc_server_address(srv));
@@ -235,20 +251,7 @@ int px_daemon_run(const px_config *cfg, px_sandbox sandbox, px_metrics *metrics,
     }
     notify("STOPPING=1");
     px_info("received %s; shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    /* The HTTP door stops accepting first; its requests in progress are
-     * answered as the executor's shutdown ends their executions, then its
-     * threads are joined, before the gRPC server (whose health it reads)
-     * goes. */
-    px_http_server_quiesce(http);
-    /* No more jobs from the cluster's queue (Redis): they stay there for
-     * other nodes while this one's running jobs get their grace period. */
-    px_store_drain(store);
-    px_rpc_server_shutdown(srv);
-    px_http_server_free(http);
-    px_rpc_server_free(srv);
-    /* Records release their jobs when freed: the store goes first. */
-    px_store_free(store);
-    px_executor_free(ex);
+    stop_all(http, srv, store, ex);
     return 0;
 }
 

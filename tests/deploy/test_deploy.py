@@ -66,7 +66,7 @@ def test_the_unit_is_a_notify_service_with_a_watchdog_as_a_user_in_the_docker_gr
 def systemd_analyze():
     tool = shutil.which("systemd-analyze")
     if not tool:
-        pytest.skip("systemd-analyze is not installed (Debian package systemd; scripts/setup)")
+        pyexecd.missing("systemd-analyze is not installed (Debian package systemd; scripts/setup)")
     return tool
 
 
@@ -103,9 +103,9 @@ def engine_gid():
     try:
         status, _ = pyexecd.docker_api("GET", "/_ping")
     except OSError as e:
-        pytest.skip(f"no Docker engine on {SOCKET}: {e}")
+        pyexecd.missing(f"no Docker engine on {SOCKET}: {e}")
     if status != 200:
-        pytest.skip(f"the Docker engine on {SOCKET} does not answer /_ping")
+        pyexecd.missing(f"the Docker engine on {SOCKET} does not answer /_ping")
     return os.stat(SOCKET).st_gid
 
 
@@ -166,8 +166,8 @@ def test_the_server_image_serves_a_hello_world(server_image):
 def compose_tool():
     tool = shutil.which("docker-compose")
     if not tool:
-        pytest.skip("docker-compose is not installed (Debian package docker-compose; "
-                    "scripts/setup)")
+        pyexecd.missing("docker-compose is not installed (Debian package docker-compose; "
+                        "scripts/setup)")
     return tool
 
 

@@ -25,10 +25,11 @@ def engine_runtimes():
 
 
 def crun_problem():
-    """None if crun can run a container here, else why not."""
+    """None if crun can run a container here, else why not (a limit of this
+    host: skipped). An engine without crun is a missing install."""
     if "crun" not in engine_runtimes():
-        return ("the engine has no runtime 'crun' (scripts/setup registers it when it "
-                "starts dockerd)")
+        pyexecd.missing("the engine has no runtime 'crun' (scripts/setup registers it when "
+                        "it starts dockerd)")
     name = f"pyexec-runtime-probe-{uuid.uuid4().hex[:8]}"
     status, created = pyexecd.docker_api(
         "POST", f"/containers/create?name={name}",

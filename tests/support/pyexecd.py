@@ -467,6 +467,20 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
+def missing(reason):
+    """Skips the calling test because something it needs is not installed
+    or not running (the Docker engine, chromium, crun, ...), or fails it
+    when PYEXEC_REQUIRE_ENGINE=1 (scripts/test sets it): there, a missing
+    install is a broken machine, not a reason to pass quietly. A limit of
+    the machine itself (a kernel or cgroup setup a runtime cannot use) is
+    skipped with pytest.skip, never through here."""
+    import pytest
+    if os.environ.get("PYEXEC_REQUIRE_ENGINE") == "1":
+        pytest.fail(f"{reason} (PYEXEC_REQUIRE_ENGINE=1: a missing install fails)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
 def docker_api(method, path, socket_path=None, body=None):
     """One Engine API call over the unix socket (`body`: a value sent as
     JSON); returns (status, parsed JSON or raw bytes)."""

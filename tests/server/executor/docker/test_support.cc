@@ -28,8 +28,15 @@ void EngineTest::SetUpTestSuite() {
 }
 
 void EngineTest::SetUp() {
-    if (!engine_up_)
+    if (!engine_up_) {
+        // scripts/test sets PYEXEC_REQUIRE_ENGINE=1: there a missing engine
+        // is a broken machine, and the suite fails rather than passing empty.
+        const char *require = getenv("PYEXEC_REQUIRE_ENGINE");
+        if (require && strcmp(require, "1") == 0)
+            FAIL() << "no docker engine answers on " << kEngineSocket
+                   << " (PYEXEC_REQUIRE_ENGINE=1)";
         GTEST_SKIP() << "no docker engine answers on " << kEngineSocket;
+    }
     DockerConfig defaults;
     client_ = px_docker_client_new(kEngineSocket, defaults->api_timeout_ms, nullptr);
 }

@@ -693,6 +693,42 @@ int pyexec_kill(pyexec_client *c, const char *id, pyexec_result **out, pyexec_er
     return call_by_id(c, METHOD_KILL, id, out, err);
 }
 
+/* Handles one OutputChunk message of a StreamOutput call (takes `recv`):
+ * hands its data to `fn` (a non-zero return sets *stopped) and, unless
+ * stopped, keeps its result in *last. Returns 0, or -1 with `err` set and
+ * the call cancelled. */
+static int stream_take_chunk(call_ctx *cx, const char *method, grpc_byte_buffer *recv,
+                             pyexec_chunk_fn fn, void *userdata, pyexec_result **last,
+                             bool *stopped, pyexec_error *err) {
+    Pyexec__V1__OutputChunk *chunk = (Pyexec__V1__OutputChunk *)unpack_message(
+        recv, &pyexec__v1__output_chunk__descriptor, method, err);
+    if (!chunk) {
+        grpc_call_cancel(cx->call, NULL);
+        return -1;
+    }
+    if (chunk->data.len && fn) {
+        pyexec_chunk pc = {
+            .stream = (pyexec_stream)chunk->stream,
+            .data = chunk->data.data,
+            .len = chunk->data.len,
+            .offset = chunk->offset,
+        };
+        if (fn(&pc, userdata) != 0)
+            *stopped = true;
+    }
+    if (chunk->result && !*stopped) {
+        pyexec_result_free(*last);
+        *last = codec_result_from_msg(chunk->result, err);
+        if (!*last) {
+            protobuf_c_message_free_unpacked(&chunk->base, NULL);
+            grpc_call_cancel(cx->call, NULL);
+            return -1;
+        }
+    }
+    protobuf_c_message_free_unpacked(&chunk->base, NULL);
+    return 0;
+}
+
 int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexec_chunk_fn fn,
                          void *userdata, pyexec_result **final, pyexec_error *err) {
     const char *method = METHOD_STREAM;
@@ -735,32 +771,8 @@ int pyexec_stream_output(pyexec_client *c, const char *id, int64_t offset, pyexe
                 grpc_byte_buffer_destroy(recv);
             break;
         }
-        Pyexec__V1__OutputChunk *chunk = (Pyexec__V1__OutputChunk *)unpack_message(
-            recv, &pyexec__v1__output_chunk__descriptor, method, err);
-        if (!chunk) {
-            grpc_call_cancel(cx.call, NULL);
+        if (stream_take_chunk(&cx, method, recv, fn, userdata, &last, &stopped, err) < 0)
             goto out;
-        }
-        if (chunk->data.len && fn) {
-            pyexec_chunk pc = {
-                .stream = (pyexec_stream)chunk->stream,
-                .data = chunk->data.data,
-                .len = chunk->data.len,
-                .offset = chunk->offset,
-            };
-            if (fn(&pc, userdata) != 0)
-                stopped = true;
-        }
-        if (chunk->result && !stopped) {
-            pyexec_result_free(last);
-            last = codec_result_from_msg(chunk->result, err);
-            if (!last) {
-                protobuf_c_message_free_unpacked(&chunk->base, NULL);
-                grpc_call_cancel(cx.call, NULL);
-                goto out;
-            }
-        }
-        protobuf_c_message_free_unpacked(&chunk->base, NULL);
         if (stopped) {
             grpc_call_cancel(cx.call, NULL);
             break;

@@ -275,9 +275,15 @@ static int probe(px_rpc_server *srv, char *reason, size_t n) {
     px_error err = PX_ERROR_INIT;
     reason[0] = '\0';
     /* A frontend has no executor, and needs no engine. */
-    if (srv->ex && px_executor_ping(srv->ex, &err) < 0) {
-        snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the back-end does not answer");
-        return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+    if (srv->ex) {
+        /* A worker whose engine does not answer takes no jobs from a shared
+         * queue until it does. */
+        bool ready = px_executor_ping(srv->ex, &err) == 0;
+        px_store_runner_ready(srv->store, ready);
+        if (!ready) {
+            snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the back-end does not answer");
+            return GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+        }
     }
     if (px_store_ping(srv->store, &err) < 0) {
         snprintf(reason, n, "%s", err.msg[0] ? err.msg : "the store does not answer");

@@ -270,6 +270,11 @@ int px_store_ping(px_store *s, px_error *err) {
     return s->ops->ping ? s->ops->ping(s, err) : 0;
 }
 
+void px_store_runner_ready(px_store *s, bool ready) {
+    if (s->ops->runner_ready)
+        s->ops->runner_ready(s, ready);
+}
+
 void px_store_drain(px_store *s) {
     if (s->ops->drain)
         s->ops->drain(s);

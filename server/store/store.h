@@ -109,6 +109,13 @@ px_record *px_store_admit(px_store *store, const char *request_id, const uint8_t
  * when no more will be handed on. Idempotent. */
 void px_store_drain(px_store *store);
 
+/* Whether this node's runner can run jobs now (its back-end answers; the
+ * health probe tells). While not, a shared store hands it no new jobs, so
+ * other nodes take them, and resumes when told it is ready again; the
+ * in-memory store ignores it (its executor fails what it cannot run).
+ * Ready until told otherwise. */
+void px_store_runner_ready(px_store *store, bool ready);
+
 /* Whether the store can serve: 0, or -1 with `err` set (e.g. the Redis
  * store's PX_E_UNAVAILABLE naming the server). The in-memory store always
  * can. May block up to a command timeout. */

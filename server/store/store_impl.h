@@ -36,6 +36,7 @@ typedef struct px_store_ops {
     px_record *(*get)(px_store *s, const char *id, px_error *err);
     void (*drain)(px_store *s); /* optional */
     int (*ping)(px_store *s, px_error *err); /* optional: absent means always 0 */
+    void (*runner_ready)(px_store *s, bool ready); /* optional */
     void (*remove)(px_store *s, px_record *r);
     size_t (*count)(px_store *s);
     /* Only the records of `tenant` (px_record_tenant). */

@@ -10,7 +10,9 @@ Environment: PYEXECD_BIN, PYEXEC_TEST_IMAGE (as tests/e2e).
 import os
 import pathlib
 import signal
+import socket
 import sys
+import threading
 import uuid
 
 import grpc
@@ -215,3 +217,134 @@ def test_a_paused_worker_is_fenced_and_kills_its_container(cluster):
     assert "node 'a" in got.error or "node 'b" in got.error
     assert "fenced" in "".join(cluster.nodes[owner].stderr_lines()) or \
         "lost its lease" in "".join(cluster.nodes[owner].stderr_lines())
+
+
+class EngineProxy:
+    """A unix socket that forwards to the Docker engine's, which the test can
+    take away (every connection closed, nothing accepted) and bring back:
+    a worker's engine going down and coming back."""
+
+    def __init__(self, path, engine="/var/run/docker.sock"):
+        self.path, self.engine = str(path), engine
+        self.lock = threading.Lock()
+        self.conns = []
+        self.listener = None
+
+    def start(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(self.path)
+        s.listen(64)
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.connect(self.engine)
+            with self.lock:
+                self.conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)  # a half close passes on as one
+        except OSError:
+            pass
+
+    def stop(self):
+        self.listener.close()
+        os.unlink(self.path)
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+def test_a_worker_whose_engine_is_down_claims_nothing_until_it_answers(cluster, tmp_path):
+    """The failure table's engine row: the worker turns NOT_SERVING and stops
+    claiming (a job admitted meanwhile waits, it is not failed), its running
+    execution ends FAILED, and it claims and runs the job once its engine
+    answers again."""
+    proxy = EngineProxy(tmp_path / "engine.sock")
+    proxy.start()
+    try:
+        cluster.start("front", "--role", "frontend")
+        worker = cluster.start("w", "--role", "worker", "--docker-socket", proxy.path,
+                               "--health-interval-ms", "100")
+        pb = cluster.pb
+        front = cluster.stub("front")
+        stubs = pyexecd.stubs()
+        watch = stubs.health_grpc.HealthStub(worker.channel()).Watch(
+            stubs.health.HealthCheckRequest(), timeout=120)
+        serving = stubs.health.HealthCheckResponse.SERVING
+        assert next(watch).status == serving
+        running = front.Execute(cluster.request(LONG), timeout=30)
+        assert first_output(front, pb, running.execution_id).data.startswith(b"started")
+        proxy.stop()
+        assert next(watch).status != serving
+        worker.wait_stderr(r"the back-end does not answer; claiming no jobs")
+        end = final_message(front, pb, running.execution_id, 0)
+        assert end.result.status == pb.EXECUTION_STATUS_FAILED, end
+        waiting = front.Execute(cluster.request("print('after')\n"), timeout=30)
+        assert front.GetExecution(pb.GetExecutionRequest(execution_id=waiting.execution_id),
+                                  timeout=10).status == pb.EXECUTION_STATUS_PENDING
+        proxy.start()
+        assert next(watch).status == serving
+        end = final_message(front, pb, waiting.execution_id, 0)
+        assert end.result.status == pb.EXECUTION_STATUS_COMPLETED, end
+        got = front.GetExecution(pb.GetExecutionRequest(execution_id=waiting.execution_id),
+                                 timeout=10)
+        assert got.stdout == b"after\n"
+    finally:
+        if proxy.listener and proxy.listener.fileno() >= 0:
+            proxy.stop()
+
+
+def test_a_client_retries_a_sync_execute_on_another_frontend_after_its_frontend_died(cluster):
+    """The frontend serving a sync Execute is killed (SIGKILL) mid call; the
+    execution goes on on its worker, and the client's retry with the same
+    request_id on another frontend returns that execution, run once."""
+    cluster.start("w", "--role", "worker")
+    first = cluster.start("f1", "--role", "frontend")
+    cluster.start("f2", "--role", "frontend")
+    pb = cluster.pb
+    code = ("import sys, time\nprint('once', flush=True)\n"
+            "while not __import__('os').path.exists('/tmp/go'):\n    time.sleep(0.05)\n")
+    # The program waits for a file nobody creates: it runs until killed, so
+    # the call is in flight when its frontend dies. The retry's answer comes
+    # when the Kill below ends it.
+    req = cluster.request(code, async_=False)
+    req.request_id = "retry-" + cluster.tag
+    f1, f2 = cluster.stub("f1"), cluster.stub("f2")
+    call = f1.Execute.future(req, timeout=120)
+    # The execution exists and runs: found through the other frontend.
+    retry_async = cluster.request(code, async_=True)
+    retry_async.request_id = req.request_id
+    found = f2.Execute(retry_async, timeout=30)
+    assert first_output(f2, pb, found.execution_id).data.startswith(b"once")
+    first.proc.kill()
+    first.proc.wait()
+    with pytest.raises(grpc.RpcError) as e:
+        call.result()
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    retry = f2.Execute.future(req, timeout=120)
+    f2.Kill(pb.KillRequest(execution_id=found.execution_id), timeout=60)
+    res = retry.result()
+    assert res.execution_id == found.execution_id
+    assert res.status == pb.EXECUTION_STATUS_KILLED
+    assert res.stdout == b"once\n"  # it ran once

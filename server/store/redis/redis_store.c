@@ -88,6 +88,7 @@ struct rs_store {
     int64_t token;       /* this node's lease token; 0: none */
     bool stop;
     bool draining;       /* the puller has stopped, or is stopping */
+    bool runner_down;    /* the runner's back-end does not answer: claim nothing */
     bool puller_joined;
     bool worker;
     pthread_t puller, keeper;
@@ -674,7 +675,7 @@ static void *puller_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&st->mu);
         while (!st->stop && !st->draining &&
-               (st->running >= st->cfg.max_running || st->token == 0 ||
+               (st->running >= st->cfg.max_running || st->token == 0 || st->runner_down ||
                 px_now_mono_ms() < pause_until)) {
             px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + 100);
         }
@@ -696,6 +697,13 @@ static void *puller_main(void *arg) {
             }
             continue;
         }
+        /* A claim that was waiting for a job when the back-end went down:
+         * the job waits here, unstarted, until the back-end answers (or the
+         * node stops, and the runner refuses it). */
+        pthread_mutex_lock(&st->mu);
+        while (st->runner_down && !st->stop && !st->draining)
+            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + 1000);
+        pthread_mutex_unlock(&st->mu);
         px_job_spec *spec = px_jobpack_unpack(job.job, job.job_len, job.id, &err);
         free(job.job);
         rs_record *r = spec ? proxy(st, job.id, token, spec->tenant, &err) : NULL;
@@ -879,6 +887,21 @@ static void *keeper_main(void *arg) {
 
 /* ---- life ---- */
 
+static void rs_store_runner_ready(px_store *base, bool ready) {
+    rs_store *st = (rs_store *)base;
+    pthread_mutex_lock(&st->mu);
+    bool changed = st->worker && st->runner_down == ready;
+    st->runner_down = !ready;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    if (changed && ready)
+        px_info("node '%s': the back-end answers again; claiming jobs", st->cfg.redis.node);
+    else if (changed)
+        px_warn("node '%s': the back-end does not answer; claiming no jobs (other nodes take "
+                "them)",
+                st->cfg.redis.node);
+}
+
 static void rs_store_drain(px_store *base) {
     rs_store *st = (rs_store *)base;
     pthread_mutex_lock(&st->mu);
@@ -984,6 +1007,7 @@ static const px_store_ops rs_store_ops = {
     .get = rs_store_get,
     .drain = rs_store_drain,
     .ping = rs_store_ping,
+    .runner_ready = rs_store_runner_ready,
     .remove = rs_store_remove,
     .count = rs_store_count,
     .list = rs_store_list,

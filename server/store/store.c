@@ -24,12 +24,16 @@ struct px_watch {
 
 /* ---- per-tenant quotas ----
  *
- * Each tenant that admitted a job has an entry: references to its records
- * that may not be finished yet (a NULL slot is an admission in progress)
- * and a token bucket for the per-minute quota. An admission prunes the
- * finished records first, so an entry holds at most the server's own bound
- * on executions in flight (--max-concurrent + --max-queue), plus admissions
- * in progress. Entries stay for the life of the store (one per tenant seen). */
+ * A tenant with executions in flight, or with a per-minute bucket not yet
+ * full again, has an entry: references to its records that are not finished
+ * yet (a NULL slot is an admission in progress) and the token bucket.
+ * A record leaves its entry when px_record_finish ends it (quota_release,
+ * through r->quota), so a finished execution's output is held only by the
+ * store's retention; a record finished elsewhere (another node of a shared
+ * store) leaves at its tenant's next admission. An entry with nothing in
+ * flight and a full bucket is freed (quota_sweep_locked, at every admission
+ * and release), so entries are bounded by the tenants active within the
+ * last minute, and their records by the executions in flight. */
 
 typedef struct quota_tenant {
     char *name;
@@ -46,16 +50,27 @@ struct px_quota {
     quota_tenant *tenants;
 };
 
+static void quota_tenant_free(quota_tenant *t) {
+    free(t->live);
+    free(t->name);
+    free(t);
+}
+
+/* Called when the store is freed: records still referenced elsewhere forget
+ * the quota. The store's jobs have ended by then (store.h), so no
+ * px_record_finish races with this. */
 static void quota_free(px_quota *q) {
     if (!q)
         return;
     for (quota_tenant *t = q->tenants, *next; t; t = next) {
         next = t->next;
-        for (size_t i = 0; i < t->n; i++)
+        for (size_t i = 0; i < t->n; i++) {
+            if (!t->live[i])
+                continue;
+            atomic_store(&t->live[i]->quota, NULL);
             px_record_unref(t->live[i]);
-        free(t->live);
-        free(t->name);
-        free(t);
+        }
+        quota_tenant_free(t);
     }
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -74,11 +89,45 @@ int px_store_set_quotas(px_store *s, const px_quota_config *cfg, px_error *err) 
     return 0;
 }
 
-static quota_tenant *quota_find_locked(px_quota *q, const char *tenant, px_error *err) {
+/* Refills `t`'s bucket up to now. Caller holds q->mu. */
+static void quota_refill_locked(const px_quota *q, quota_tenant *t, int64_t now_ms) {
+    int per_minute = q->cfg.max_per_minute;
+    if (per_minute <= 0)
+        return;
+    t->tokens += (double)(now_ms - t->refill_ms) * per_minute / 60000.0;
+    if (t->tokens > per_minute)
+        t->tokens = per_minute;
+    t->refill_ms = now_ms;
+}
+
+/* Frees the entries with nothing in flight and a full bucket: a new entry
+ * would be the same. Caller holds q->mu. */
+static void quota_sweep_locked(px_quota *q) {
+    int64_t now = px_now_mono_ms();
+    for (quota_tenant **pp = &q->tenants; *pp;) {
+        quota_tenant *t = *pp;
+        quota_refill_locked(q, t, now);
+        if (t->n == 0 && t->tokens >= q->cfg.max_per_minute) {
+            *pp = t->next;
+            quota_tenant_free(t);
+        } else {
+            pp = &t->next;
+        }
+    }
+}
+
+static quota_tenant *quota_lookup_locked(px_quota *q, const char *tenant) {
     for (quota_tenant *t = q->tenants; t; t = t->next)
         if (strcmp(t->name, tenant) == 0)
             return t;
-    quota_tenant *t = calloc(1, sizeof *t);
+    return NULL;
+}
+
+static quota_tenant *quota_find_locked(px_quota *q, const char *tenant, px_error *err) {
+    quota_tenant *t = quota_lookup_locked(q, tenant);
+    if (t)
+        return t;
+    t = calloc(1, sizeof *t);
     if (!t || !(t->name = strdup(tenant))) {
         free(t);
         px_error_set(err, PX_E_INTERNAL, "store: out of memory");
@@ -101,29 +150,55 @@ static px_status record_status(px_record *r) {
     return st;
 }
 
+/* Takes `r` out of `t`'s slots if it holds one; returns whether it did.
+ * Caller holds q->mu and still has its own reference to `r`. */
+static bool quota_drop_locked(quota_tenant *t, px_record *r) {
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->live[i] != r)
+            continue;
+        t->live[i] = t->live[--t->n];
+        atomic_store(&r->quota, NULL);
+        px_record_unref(r); /* never the last reference: the caller has one */
+        return true;
+    }
+    return false;
+}
+
+/* `r` finished (px_record_finish): it leaves its tenant's entry. */
+static void quota_release(px_quota *q, px_record *r) {
+    pthread_mutex_lock(&q->mu);
+    quota_tenant *t = quota_lookup_locked(q, px_record_tenant(r));
+    if (t)
+        quota_drop_locked(t, r);
+    quota_sweep_locked(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* Checks `tenant`'s quotas for one more job and, if it fits, takes a slot
- * (and a token). Finished records leave the entry first (their release
- * takes no lock of the quota's: lock order quota -> record -> job). */
+ * (and a token). Records finished without px_record_finish here (another
+ * node's) leave the entry first (lock order quota -> record -> job). */
 static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
     px_quoted qt;
     pthread_mutex_lock(&q->mu);
+    quota_sweep_locked(q);
     quota_tenant *t = quota_find_locked(q, tenant, err);
     if (!t) {
         pthread_mutex_unlock(&q->mu);
         return -1;
     }
-    size_t pending = 0, kept = 0;
-    for (size_t i = 0; i < t->n; i++) {
+    size_t pending = 0;
+    for (size_t i = 0; i < t->n;) {
         px_record *r = t->live[i];
         px_status st = r ? record_status(r) : PX_STATUS_PENDING;
         if (r && px_status_terminal(st)) {
+            px_record_ref(r);
+            quota_drop_locked(t, r); /* moves the last slot into i */
             px_record_unref(r);
             continue;
         }
         pending += st == PX_STATUS_PENDING;
-        t->live[kept++] = r;
+        i++;
     }
-    t->n = kept;
     const px_quota_config *c = &q->cfg;
     int rc = 0;
     if (c->max_concurrent > 0 && t->n >= (size_t)c->max_concurrent) {
@@ -137,11 +212,7 @@ static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
                           "(--tenant-max-queued; %zu waiting for a slot)",
                           px_quote_str(&qt, tenant), c->max_queued, pending);
     } else if (c->max_per_minute > 0) {
-        int64_t now = px_now_mono_ms();
-        t->tokens += (double)(now - t->refill_ms) * c->max_per_minute / 60000.0;
-        if (t->tokens > c->max_per_minute)
-            t->tokens = c->max_per_minute;
-        t->refill_ms = now;
+        quota_refill_locked(q, t, px_now_mono_ms());
         if (t->tokens < 1.0)
             rc = px_error_set(err, PX_E_EXHAUSTED,
                               "tenant '%s': quota of %d executions per minute reached "
@@ -168,19 +239,24 @@ static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
 }
 
 /* Ends an admission quota_reserve let through: its slot holds `r` (a new
- * reference) from now on, or, with `r` NULL (refused, or an existing record
- * found by its request_id), is given back with its token. */
+ * reference) from now on, until `r` finishes, or, with `r` NULL (refused,
+ * or an existing record found by its request_id), is given back with its
+ * token. */
 static void quota_commit(px_quota *q, const char *tenant, px_record *r) {
     pthread_mutex_lock(&q->mu);
-    quota_tenant *t = q->tenants;
-    while (t && strcmp(t->name, tenant) != 0)
-        t = t->next;
+    quota_tenant *t = quota_lookup_locked(q, tenant);
     for (size_t i = 0; t && i < t->n; i++) {
         if (t->live[i])
             continue;
         if (r) {
             px_record_ref(r);
             t->live[i] = r;
+            atomic_store(&r->quota, q);
+            /* It may have finished already (before r->quota was set, so its
+             * px_record_finish released nothing): whoever takes r->quota
+             * back drops the slot, this call or that finish's release. */
+            if (px_status_terminal(record_status(r)) && atomic_exchange(&r->quota, NULL) == q)
+                quota_drop_locked(t, r);
         } else {
             t->live[i] = t->live[--t->n];
             if (q->cfg.max_per_minute > 0 && t->tokens + 1.0 <= q->cfg.max_per_minute)
@@ -332,6 +408,7 @@ void px_record_init(px_record *r, const px_record_ops *ops, const char *id, size
     r->n_readers = 0;
     r->n_watchers = 0;
     r->tenant = NULL;
+    atomic_init(&r->quota, NULL);
     pthread_mutex_init(&r->watch_mu, NULL);
 }
 
@@ -399,7 +476,12 @@ void px_record_append(px_record *r, px_stream stream, const uint8_t *data, size_
 }
 
 bool px_record_finish(px_record *r, const px_outcome *outcome) {
-    return r->ops->finish(r, outcome);
+    if (!r->ops->finish(r, outcome))
+        return false;
+    px_quota *q = atomic_exchange(&r->quota, NULL);
+    if (q)
+        quota_release(q, r);
+    return true;
 }
 
 int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_error *err) {

@@ -81,6 +81,9 @@ struct px_record {
     size_t n_readers;         /* watchers of kind PX_WATCH_READER */
     size_t n_watchers;        /* all watchers */
     char *tenant;             /* immutable once published; NULL: "" */
+    /* The quota that counts this record until it finishes (store.c);
+     * NULL: none, or released. */
+    _Atomic(px_quota *) quota;
 };
 
 /* Initialises the common part: one reference, `id`, no watchers. */

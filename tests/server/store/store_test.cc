@@ -1009,9 +1009,9 @@ struct FakeRunner {
 
 const px_job_runner_ops kFakeRunnerOps = {FakeRunner::Submit};
 
-StorePtr StoreWithRunner(FakeRunner *f) {
+StorePtr StoreWithRunner(FakeRunner *f, int64_t retention_ms = 300000) {
     px_store_config cfg{};
-    cfg.retention_ms = 300000;
+    cfg.retention_ms = retention_ms;
     cfg.max_records = 10;
     cfg.max_readers = 8;
     cfg.runner = {&kFakeRunnerOps, f};
@@ -1139,8 +1139,9 @@ TEST(StoreTenants, ARequestIdIsAKeyWithinItsTenant) {
     px_record_unref(b);
 }
 
-StorePtr QuotaStore(FakeRunner *f, int concurrent, int queued, int per_minute) {
-    StorePtr s = StoreWithRunner(f);
+StorePtr QuotaStore(FakeRunner *f, int concurrent, int queued, int per_minute,
+                    int64_t retention_ms = 300000) {
+    StorePtr s = StoreWithRunner(f, retention_ms);
     px_quota_config q = {concurrent, queued, per_minute};
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(0, px_store_set_quotas(s.get(), &q, &err)) << err.msg;
@@ -1176,6 +1177,56 @@ TEST(StoreTenants, ConcurrentQuotaCountsUnfinishedExecutions) {
     EXPECT_EQ(Refusal(s.get(), "alice"), "admitted"); /* a finished one frees its slot */
     px_record_unref(a);
     px_record_unref(b);
+}
+
+TEST(StoreTenants, AFinishedExecutionIsFreedAtRetentionThoughItsTenantNeverReturns) {
+    FakeRunner f;
+    StorePtr s = QuotaStore(&f, 2, 1, 5, /*retention_ms=*/0);
+    px_record *a = AdmitAs(s.get(), "alice");
+    ASSERT_NE(a, nullptr);
+    FakeJob job; /* its unref tells when the record (and its output) is freed */
+    px_record_attach_job(a, &kFakeOps, kCtx, &job);
+    px_record_set_running(a, 1);
+    px_record_append(a, PX_STREAM_STDOUT, reinterpret_cast<const uint8_t *>("out"), 3);
+    px_outcome o{};
+    o.status = PX_STATUS_COMPLETED;
+    o.finished_at_ms = 1;
+    ASSERT_TRUE(px_record_finish(a, &o));
+    px_record_unref(a);
+    EXPECT_EQ(px_store_count(s.get()), 0u); /* retention 0: expired */
+    EXPECT_EQ(job.unrefs, 1) << "the quota still holds alice's finished record";
+}
+
+TEST(StoreTenants, AnExecutionFinishedBeforeItsAdmissionEndsHoldsNoSlot) {
+    /* The job may finish before px_store_admit returns (a fast executor). */
+    struct FinishingRunner {
+        static int Submit(void *, px_record *record, px_job_spec *spec, const char *, px_error *) {
+            px_job_spec_free(spec);
+            px_outcome o{};
+            o.status = PX_STATUS_COMPLETED;
+            o.finished_at_ms = 1;
+            EXPECT_TRUE(px_record_finish(record, &o));
+            return 0;
+        }
+    };
+    static const px_job_runner_ops ops = {FinishingRunner::Submit};
+    px_store_config cfg{};
+    cfg.retention_ms = 0;
+    cfg.max_records = 10;
+    cfg.max_readers = 8;
+    cfg.runner = {&ops, nullptr};
+    px_error err = PX_ERROR_INIT;
+    StorePtr s(px_memory_store_new(&cfg, &err));
+    px_quota_config q = {1, 0, 0};
+    ASSERT_EQ(0, px_store_set_quotas(s.get(), &q, &err)) << err.msg;
+    px_record *a = AdmitAs(s.get(), "alice");
+    ASSERT_NE(a, nullptr);
+    FakeJob job;
+    px_record_attach_job(a, &kFakeOps, kCtx, &job);
+    px_record_unref(a);
+    EXPECT_EQ(px_store_count(s.get()), 0u);
+    EXPECT_EQ(job.unrefs, 1) << "the quota kept a record that finished during its admission";
+    EXPECT_EQ(Refusal(s.get(), "alice"), "admitted");
 }
 
 TEST(StoreTenants, QueuedQuotaCountsPendingExecutions) {

@@ -30,8 +30,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "server/base/cleanup.h"
 #include "server/base/clock.h"
 #include "server/base/log.h"
+#include "server/base/quote.h"
 #include "server/store/redis/jobpack.h"
 #include "server/store/store_impl.h"
 
@@ -577,17 +579,90 @@ static size_t rs_store_count(px_store *base) {
     return 0;
 }
 
+/* Page tokens are "r" and the decimal list score of the page's last
+ * record; the next page starts below it. */
+static int list_token(const char *token, int64_t *below, px_error *err) {
+    *below = 0;
+    if (!token || !token[0])
+        return 0;
+    char *end = NULL;
+    long long v = token[0] == 'r' && token[1] >= '0' && token[1] <= '9' && strlen(token) <= 20
+                      ? strtoll(token + 1, &end, 10)
+                      : 0;
+    if (v <= 0 || !end || *end) {
+        px_quoted q;
+        return px_error_set(err, PX_E_INVALID, "page_token: '%s' is not a token of this server",
+                            px_quote_str(&q, token));
+    }
+    *below = v;
+    return 0;
+}
+
 static int rs_store_list(px_store *base, const char *tenant, px_status status,
                          size_t page_size, const char *page_token, px_store_page *page,
                          px_error *err) {
-    (void)base;
-    (void)tenant;
-    (void)status;
-    (void)page_size;
-    (void)page_token;
-    (void)page;
-    return px_error_set(err, PX_E_UNAVAILABLE,
-                        "ListExecutions is not available with the Redis store yet");
+    rs_store *st = (rs_store *)base;
+    int64_t below;
+    if (page_size == 0 || page_size > PX_STORE_LIST_MAX)
+        return px_error_set(err, PX_E_INVALID, "page_size: %zu is not in 1..%d", page_size,
+                            PX_STORE_LIST_MAX);
+    if (list_token(page_token, &below, err) < 0)
+        return -1;
+    px_rstore *rs = rs_of(st, err);
+    if (!rs)
+        return -1;
+    page->records = calloc(page_size, sizeof *page->records);
+    _cleanup_free_ px_rstore_listed *batch = calloc(PX_RSTORE_LIST_BATCH, sizeof *batch);
+    if (!page->records || !batch) {
+        free(page->records);
+        page->records = NULL;
+        return px_error_set(err, PX_E_INTERNAL, "store: list: out of memory");
+    }
+    int64_t last = 0;
+    bool more = false;
+    for (;;) {
+        size_t n;
+        if (px_rstore_list_ids(rs, tenant, below, PX_RSTORE_LIST_BATCH, batch, &n, err) < 0)
+            goto fail;
+        size_t i = 0;
+        for (; i < n && page->n < page_size; i++) {
+            below = batch[i].score;
+            px_rstore_view v;
+            px_error gerr = PX_ERROR_INIT;
+            if (px_rstore_get(rs, batch[i].id, false, &v, &gerr) < 0) {
+                if (gerr.code != PX_E_NOT_FOUND) {
+                    *err = gerr;
+                    goto fail;
+                }
+                /* Expired: its list entry goes too (best effort). */
+                px_error uerr = PX_ERROR_INIT;
+                px_rstore_unlist(rs, tenant, batch[i].id, &uerr);
+                continue;
+            }
+            bool match = (status == PX_STATUS_UNSPECIFIED || v.record.status == status) &&
+                         strcmp(v.tenant, tenant) == 0;
+            rs_record *r = match ? proxy(st, batch[i].id, 0, v.tenant, err) : NULL;
+            px_record_view_release(&v.record);
+            if (match && !r)
+                goto fail;
+            if (r) {
+                page->records[page->n++] = &r->base;
+                last = batch[i].score;
+            }
+        }
+        if (page->n == page_size) {
+            more = i < n || n == PX_RSTORE_LIST_BATCH;
+            break;
+        }
+        if (n < PX_RSTORE_LIST_BATCH)
+            break;
+    }
+    if (more && page->n > 0)
+        snprintf(page->next_token, sizeof page->next_token, "r%lld", (long long)last);
+    return 0;
+fail:
+    px_store_page_release(page);
+    return -1;
 }
 
 /* ---- worker threads ---- */

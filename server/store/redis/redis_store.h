@@ -23,9 +23,15 @@
  * stands). If Redis stays unreachable for grace_ms, the worker kills its
  * runs: they end FAILED/LOST, written when Redis is back.
  *
+ * px_store_list reads the tenant's list in Redis (rstore.h), newest first,
+ * and each candidate's status (one round trip each); an expired record's
+ * entry is removed as it is met. A page that is full carries a next token
+ * whenever older entries exist, so the last page may be empty.
+ *
  * Not supported on Redis: px_store_create without a job (PX_E_INTERNAL),
- * px_store_remove (records end by retention), px_store_list
- * (PX_E_UNAVAILABLE), px_store_count (0).
+ * px_store_remove (records end by retention), px_store_count (0); the
+ * store config's max_records and max_retained_bytes do not apply (Redis's
+ * memory is bounded by retention: EXPIRE on each terminal record).
  */
 #ifndef PYEXEC_STORE_REDIS_REDIS_STORE_H
 #define PYEXEC_STORE_REDIS_REDIS_STORE_H

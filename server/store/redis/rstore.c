@@ -354,6 +354,58 @@ void px_rstore_free(px_rstore *rs) {
     free(rs);
 }
 
+int px_rstore_list_ids(px_rstore *rs, const char *tenant, int64_t below, size_t max,
+                       px_rstore_listed *out, size_t *n, px_error *err) {
+    *n = 0;
+    if (max == 0 || max > PX_RSTORE_LIST_BATCH)
+        return px_error_set(err, PX_E_INVALID, "list: batch of %zu", max);
+    char key[sizeof rs->prefix + 8 + PX_TENANT_MAX], hi[32], count[24];
+    snprintf(key, sizeof key, "%slist:%s", rs->prefix, tenant);
+    if (below > 0)
+        snprintf(hi, sizeof hi, "(%lld", (long long)below);
+    else
+        snprintf(hi, sizeof hi, "+inf");
+    snprintf(count, sizeof count, "%zu", max);
+    unsigned slot;
+    px_redis_conn *c = pool_take(rs, &slot, err);
+    if (!c)
+        return -1;
+    const char *argv[] = {"ZREVRANGEBYSCORE", key, hi, "-inf", "WITHSCORES", "LIMIT", "0", count};
+    _cleanup_reply_ redisReply *r = px_redis_conn_call(c, 8, argv, NULL, 0, true, err);
+    pool_give(rs, slot);
+    if (!r)
+        return px_error_wrap(err, "list");
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0 || r->elements / 2 > max)
+        return px_error_set(err, PX_E_INTERNAL, "list: unexpected reply from Redis");
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *id = r->element[i], *score = r->element[i + 1];
+        if (id->type != REDIS_REPLY_STRING || id->len != PX_ID_LEN ||
+            score->type != REDIS_REPLY_STRING)
+            return px_error_set(err, PX_E_INTERNAL, "list: unexpected entry in Redis");
+        memcpy(out[*n].id, id->str, PX_ID_LEN);
+        out[*n].id[PX_ID_LEN] = '\0';
+        out[*n].score = strtoll(score->str, NULL, 10);
+        (*n)++;
+    }
+    return 0;
+}
+
+int px_rstore_unlist(px_rstore *rs, const char *tenant, const char *id, px_error *err) {
+    char key[sizeof rs->prefix + 8 + PX_TENANT_MAX];
+    snprintf(key, sizeof key, "%slist:%s", rs->prefix, tenant);
+    unsigned slot;
+    px_redis_conn *c = pool_take(rs, &slot, err);
+    if (!c)
+        return -1;
+    const char *argv[] = {"ZREM", key, id};
+    redisReply *r = px_redis_conn_call(c, 3, argv, NULL, 0, true, err);
+    pool_give(rs, slot);
+    if (!r)
+        return px_error_wrap(err, "list: remove '%s'", id);
+    freeReplyObject(r);
+    return 0;
+}
+
 int px_rstore_ping(px_rstore *rs, px_error *err) {
     unsigned slot;
     px_redis_conn *c = pool_take(rs, &slot, err);
@@ -454,13 +506,15 @@ int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id,
     char id[PX_ID_LEN + 1];
     if (px_id_new(id, err) != 0)
         return px_error_wrap(err, "create");
-    char maxq[24], now[24];
+    char maxq[24], now[24], oldest[32];
     NUM(maxq, max_queued);
-    NUM(now, px_now_unix_ms());
-    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now, tenant};
-    size_t len[] = {strlen(id),    strlen(request_id), strlen(digest), job_len,
-                    strlen(maxq), strlen(now),        strlen(tenant)};
-    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_CREATE, 7, argv, len, true, err);
+    int64_t now_ms = px_now_unix_ms();
+    NUM(now, now_ms);
+    NUM(oldest, (now_ms - rs->cfg.retention_ms - PX_RSTORE_LIST_SLACK_MS) * 1000);
+    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now, tenant, oldest};
+    size_t len[] = {strlen(id),   strlen(request_id), strlen(digest), job_len,
+                    strlen(maxq), strlen(now),        strlen(tenant), strlen(oldest)};
+    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_CREATE, 8, argv, len, true, err);
     if (!r)
         return px_error_wrap(err, "create");
     long long kind = elem_int(r, 0, -1);

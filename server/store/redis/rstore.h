@@ -189,6 +189,30 @@ int px_rstore_kill(px_rstore *rs, const char *id, px_kill_cause cause,
 
 /* ---- reading ---- */
 
+/* Each tenant's records are listed, newest first, in `list:<tenant>`, a
+ * sorted set scored created-at ms * 1000 + a counter mod 1000 (unique unless
+ * more than 1000 records are created in one millisecond). An entry stays
+ * until the record is seen expired by a lister (px_rstore_unlist) or is
+ * older than the retention period plus PX_RSTORE_LIST_SLACK_MS when a record
+ * is created (records that live longer than that between creation and
+ * their end plus retention are not listed then). */
+#define PX_RSTORE_LIST_SLACK_MS (INT64_C(2) * 86400 * 1000)
+#define PX_RSTORE_LIST_BATCH 1000
+
+typedef struct px_rstore_listed {
+    char id[PX_ID_LEN + 1];
+    int64_t score; /* the page position: the next batch starts below it */
+} px_rstore_listed;
+
+/* Up to `max` (1..PX_RSTORE_LIST_BATCH) of `tenant`'s listed ids, newest
+ * first, scored below `below` (0: from the newest), into `out`; *n of them.
+ * Returns 0, or -1 with `err`. */
+int px_rstore_list_ids(px_rstore *rs, const char *tenant, int64_t below, size_t max,
+                       px_rstore_listed *out, size_t *n, px_error *err);
+
+/* Removes `id` from `tenant`'s list (its record expired). */
+int px_rstore_unlist(px_rstore *rs, const char *tenant, const char *id, px_error *err);
+
 typedef struct px_rstore_view {
     px_record_view record;          /* as the memory store fills it */
     char owner[PX_RSTORE_NAME_MAX + 1]; /* "" until claimed */

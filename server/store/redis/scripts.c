@@ -126,7 +126,10 @@ typedef struct script {
 } script;
 
 static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
-    /* ARGV: P, id, request_id, digest, packed job, max queued, now, tenant.
+    /* ARGV: P, id, request_id, digest, packed job, max queued, now, tenant,
+     * the oldest list score kept. The record enters its tenant's list
+     * (`list:<tenant>`, a sorted set scored created-at ms * 1000 + a counter
+     * mod 1000), whose entries older than the last argument are trimmed.
      * Safe to repeat with the same id.
      * -> {0, id} created; {1, existing id, its digest} request_id known;
      *    {2, queued} the queue is full. */
@@ -151,6 +154,11 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                            "           'tn', ARGV[8])\n"
                            "redis.call('SET', P .. 'req:' .. id, ARGV[5])\n"
                            "if rid ~= '' then redis.call('SET', P .. 'rid:' .. rid, id) end\n"
+                           "local lk = P .. 'list:' .. ARGV[8]\n"
+                           "local sc = tonumber(ARGV[7]) * 1000 +\n"
+                           "           redis.call('INCR', P .. 'seq') % 1000\n"
+                           "redis.call('ZADD', lk, sc, id)\n"
+                           "redis.call('ZREMRANGEBYSCORE', lk, '-inf', '(' .. ARGV[9])\n"
                            "return {0, id}\n"},
 
     /* ARGV: P, id, queue entry id, node, token, resume ("1": this claim

@@ -180,6 +180,8 @@ def test_retention_expires_finished_executions(fake_factory):
             break
         assert time.monotonic() < deadline, "not expired after 10 s"
         time.sleep(0.1)
+    # Nor is it listed any more.
+    assert list(list_all(fake).executions) == []
 
 
 # ---- validation ----
@@ -559,7 +561,6 @@ def list_all(fake, **kw):
     return fake.stub.ListExecutions(fake.pb.ListExecutionsRequest(**kw), timeout=10)
 
 
-@pytest.mark.memory_only("ListExecutions is not on the Redis store yet")
 def test_list_executions_pages_newest_first_without_output(fake):
     ids = [fake.run("print:out%d" % i, "stderr:err", "exit:0").execution_id for i in range(5)]
     first = list_all(fake, page_size=2)
@@ -574,7 +575,6 @@ def test_list_executions_pages_newest_first_without_output(fake):
     assert third.next_page_token == ""
 
 
-@pytest.mark.memory_only("ListExecutions is not on the Redis store yet")
 def test_list_executions_filters_by_status_and_defaults_to_fifty(fake):
     done = fake.run("exit:0").execution_id
     running = fake.submit("print:x", "sleep").execution_id
@@ -589,7 +589,6 @@ def test_list_executions_filters_by_status_and_defaults_to_fifty(fake):
     assert len(page.executions) == 50 and page.next_page_token
 
 
-@pytest.mark.memory_only("ListExecutions is not on the Redis store yet")
 @pytest.mark.parametrize("kw,needle", [
     ({"page_size": 1001}, "page_size"),
     ({"page_size": -1}, "page_size"),
@@ -602,7 +601,6 @@ def test_list_executions_bad_requests_are_invalid_argument(fake, kw, needle):
     assert needle in e.value.details()
 
 
-@pytest.mark.memory_only("ListExecutions is not on the Redis store yet")
 def test_list_executions_at_the_maximum_page_size(fake):
     fake.run("exit:0")
     assert len(list_all(fake, page_size=1000).executions) == 1
@@ -743,7 +741,6 @@ def test_python_version_errors_are_invalid_argument(fake, metadata, needle):
     assert e.value.details().startswith("python_version: '2.7'")
 
 
-@pytest.mark.memory_only("ListExecutions is not on the Redis store yet")
 def test_eval_report_reaches_stream_get_and_list(fake):
     sub = fake.stub.Eval(eval_req(fake, "print:x\n", "result:'v'", **{"async": True}),
                          timeout=30)

@@ -116,6 +116,14 @@ class Door:
     def get(self, execution_id):
         return self.request("GET", f"/api/v1/executions/{execution_id}")
 
+    def await_status(self, execution_id, status, timeout=60):
+        """Polls GET until the execution has `status` (e.g. "running": an
+        execution just submitted may still be pending) or fails the test
+        after `timeout` s."""
+        got = pyexecd.wait_until(
+            lambda: self.get(execution_id).json()["status"] == status, timeout, 0.02)
+        assert got, f"{execution_id} not {status} after {timeout} s: {self.get(execution_id).body}"
+
     def kill(self, execution_id):
         return self.request("DELETE", f"/api/v1/executions/{execution_id}")
 

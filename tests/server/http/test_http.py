@@ -100,6 +100,7 @@ def test_invalid_utf8_output_is_replaced_as_python_decodes_it(door_factory):
 def test_list_filters_and_pages(door):
     done = [door.run("exit:0").json()["execution_id"] for _ in range(3)]
     running = door.submit("sleep")
+    door.await_status(running, "running")  # admitted is not yet running
     r = door.request("GET", "/api/v1/executions")
     assert r.status == 200
     body = r.json()

@@ -256,14 +256,18 @@ def test_health_is_503_from_the_start_of_a_shutdown(door_factory):
     assert r.status == 200
     r.read()
     door.server.proc.send_signal(2)  # SIGINT: graceful shutdown
-    for _ in range(100000):
+    # The signal is handled asynchronously: ask on the open connection,
+    # pausing between tries, until the answer turns.
+    answers = []
+
+    def health_turned():
         conn.request("GET", "/health")
         r = conn.getresponse()
-        body = json.loads(r.read())
-        if r.status == 503:
-            break
-    assert r.status == 503
-    assert body == {"status": "unavailable", "error": "shutting down"}
+        answers.append((r.status, json.loads(r.read())))
+        return r.status == 503
+
+    assert httpdoor.pyexecd.wait_until(health_turned, 60, 0.02), answers[-1]
+    assert answers[-1][1] == {"status": "unavailable", "error": "shutting down"}
     conn.request("DELETE", f"/api/v1/executions/{eid}")
     r = conn.getresponse()
     assert r.status == 200 and json.loads(r.read()) == {"status": "killed"}
@@ -275,21 +279,43 @@ def test_a_reader_that_stops_reading_is_closed_by_the_idle_timeout(door_factory)
     """An output stream whose client stops reading while output is pending
     is closed after --http-read-timeout-s, and its reader slot returns."""
     door = door_factory("--http-read-timeout-s", "1", "--max-stream-readers", "1")
-    eid = door.submit(f"flood:{8 * 1024 * 1024}", "sleep")
-    stalled = socket.create_connection((door.host, door.port))
+    flood = 8 * 1024 * 1024
+    eid = door.submit(f"flood:{flood}", "sleep")
+    # A small receive buffer, set before connecting (the window is agreed
+    # on in the handshake), so the server's writes back up at once.
+    stalled = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.settimeout(60)
+    stalled.connect((door.host, door.port))
     stalled.sendall(f"GET /api/v1/executions/{eid}/output HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     assert stalled.recv(64).startswith(b"HTTP/1.1 200")
-    # Each try is a real request; the slot is busy until the server gives up
-    # on the stalled reader.
-    for _ in range(100000):
+    # The one reader slot is busy (429) until the server gives up on the
+    # stalled reader; then a new reader is let in.
+
+    def let_in():
         s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output?offset=0")
-        if s.status == 200:
+        try:
+            if s.status != 200:
+                s.body()
+                assert s.status == 429, s.status
+            return s.status == 200
+        finally:
             s.close()
+
+    assert httpdoor.pyexecd.wait_until(let_in, 60, 0.05), "the stalled reader kept its slot"
+    # And the server closed the stalled connection: what it had sent before
+    # is still in the buffers, then EOF (a reader it still served would get
+    # the whole flood and then wait: a timeout here).
+    received = 0
+    while True:
+        try:
+            chunk = stalled.recv(65536)
+        except ConnectionResetError:
             break
-        s.body()
-        s.close()
-    assert s.status == 200
+        if not chunk:
+            break
+        received += len(chunk)
+    assert received < flood
     stalled.close()
     door.kill(eid)
 
@@ -305,8 +331,9 @@ def test_replies_held_for_clients_that_never_read_are_bounded(door_factory):
     eid = door.run(f"flood:{size}").json()["execution_id"]
     stalled = []
     for _ in range(2):
-        s = socket.create_connection((door.host, door.port))
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the handshake
+        s.connect((door.host, door.port))
         s.sendall(f"GET /api/v1/executions/{eid} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         assert s.recv(64).startswith(b"HTTP/1.1 200")  # answered, then stuck
         stalled.append(s)
@@ -317,8 +344,12 @@ def test_replies_held_for_clients_that_never_read_are_bounded(door_factory):
     assert door.request("GET", "/api/v1/executions").status == 200
     for s in stalled:
         s.close()
-    for _ in range(100000):  # each try a real request; ends once the budget is back
-        r = door.get(eid)
-        if r.status == 200:
-            break
-    assert r.status == 200 and len(r.json()["stdout"]) == size
+    # The budget is back once the server has noticed the hang-ups.
+    answers = []
+
+    def answered():
+        answers.append(door.get(eid))
+        return answers[-1].status == 200
+
+    assert httpdoor.pyexecd.wait_until(answered, 60, 0.05), answers[-1].body
+    assert len(answers[-1].json()["stdout"]) == size

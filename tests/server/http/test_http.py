@@ -192,6 +192,18 @@ def test_output_offset_errors(door):
     assert r.status == 404
 
 
+def let_in(door, eid):
+    """Whether a new reader of `eid`'s output is let in now (it leaves at once)."""
+    s = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
+    try:
+        if s.status != 200:
+            s.body()
+            assert s.status == 429, s.status
+        return s.status == 200
+    finally:
+        s.close()
+
+
 def test_output_readers_are_bounded_per_execution(door_factory):
     door = door_factory("--max-stream-readers", "1")
     eid = door.submit("sleep")
@@ -212,16 +224,9 @@ def test_a_reader_that_hangs_up_frees_its_slot(door_factory):
     a.response.close()
     a.conn.sock and a.conn.sock.shutdown(socket.SHUT_RDWR)
     a.close()
-    # The slot comes back once the server notices; each try is a real
-    # request, and the loop ends on the first that is let in.
-    for _ in range(1000):
-        b = Stream(door.host, door.port, f"/api/v1/executions/{eid}/output")
-        if b.status == 200:
-            break
-        b.body()
-        b.close()
-    assert b.status == 200
-    b.close()
+    # The slot comes back once the server notices the hang-up; until then a
+    # second reader is refused (429).
+    assert httpdoor.pyexecd.wait_until(lambda: let_in(door, eid), 60, 0.02)
     door.kill(eid)
 
 
@@ -233,10 +238,9 @@ def test_sync_client_that_hangs_up_kills_its_execution(door):
     sock.sendall((f"POST /api/v1/exec/sync HTTP/1.1\r\nHost: x\r\nContent-Type: {ctype}\r\n"
                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body)
     # Wait until it runs ("started" is its first output), then hang up.
-    for _ in range(10000):
-        listed = door.request("GET", "/api/v1/executions").json()["executions"]
-        if listed:
-            break
+    listed = httpdoor.pyexecd.wait_until(
+        lambda: door.request("GET", "/api/v1/executions").json()["executions"], 60, 0.02)
+    assert listed, "the upload was never admitted"
     eid = listed[0]["execution_id"]
     events = iter(Stream(door.host, door.port, f"/api/v1/executions/{eid}/output"))
     assert next(events)[2] == "started"

@@ -63,10 +63,22 @@ static pyexec_code code_from_status(grpc_status_code s) {
 
 static const char *status_name(grpc_status_code s) {
     static const char *const names[] = {
-        "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-        "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
         "UNAUTHENTICATED",
     };
     if ((unsigned)s < PX_ARRAY_SIZE(names))
@@ -193,8 +205,8 @@ static ProtobufCMessage *unpack_message(grpc_byte_buffer *bb,
     grpc_slice s = grpc_byte_buffer_reader_readall(&reader);
     grpc_byte_buffer_reader_destroy(&reader);
     grpc_byte_buffer_destroy(bb);
-    ProtobufCMessage *m =
-        protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s),
+                                                    GRPC_SLICE_START_PTR(s));
     grpc_slice_unref(s);
     if (!m)
         pyexec_error_set(err, PYEXEC_E_INTERNAL, "%s: malformed %s from the server",
@@ -295,17 +307,16 @@ static int check_port(const char *address, const char *s, size_t n, pyexec_error
     for (size_t i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9' || (v = v * 10 + (s[i] - '0')) > 65535)
             return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad port '%.*s'",
-                                address, (int)n, s);
+                                    address, (int)n, s);
     }
     if (n == 0 || v == 0)
-        return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad port '%.*s'", address,
-                            (int)n, s);
+        return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad port '%.*s'",
+                                address, (int)n, s);
     return 0;
 }
 
 char *pyexec_target_from_address(const char *address, pyexec_error *err) {
-    static const char *const passthrough[] = {"unix:", "unix-abstract:", "ipv4:", "ipv6:",
-                                              "dns:"};
+    static const char *const passthrough[] = {"unix:", "unix-abstract:", "ipv4:", "ipv6:", "dns:"};
     static const char *const schemes[] = {"http://", "grpc://", "https://", "grpcs://"};
     char *out = NULL;
     if (!address || !*address)
@@ -325,16 +336,16 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
             h += strlen(schemes[i]);
     if (strstr(h, "://"))
         return pyexec_error_set(err, PYEXEC_E_INVALID,
-                            "server address '%s': unknown scheme (use host:port, http://, "
-                            "grpc://, https:// or grpcs://)",
-                            address),
+                                "server address '%s': unknown scheme (use host:port, http://, "
+                                "grpc://, https:// or grpcs://)",
+                                address),
                NULL;
     size_t len = strlen(h);
     while (len > 0 && h[len - 1] == '/')
         len--;
     if (memchr(h, '/', len))
-        return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': a path is not part of it",
-                            address),
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "server address '%s': a path is not part of it", address),
                NULL;
     const char *colon = memchr(h, ':', len);
     size_t colons = 0;
@@ -345,14 +356,14 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
         const char *close = memchr(h, ']', len);
         if (!close || close == h + 1)
             return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': bad IPv6 address",
-                                address),
+                                    address),
                    NULL;
         size_t hl = (size_t)(close - h) + 1;
         if (hl == len) {
             rc = asprintf(&out, "%.*s:%d", (int)hl, h, default_port);
         } else if (h[hl] != ':') {
-            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': expected [v6]:port",
-                                address),
+            return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                    "server address '%s': expected [v6]:port", address),
                    NULL;
         } else {
             if (check_port(address, h + hl + 1, len - hl - 1, err) < 0)
@@ -363,13 +374,15 @@ char *pyexec_target_from_address(const char *address, pyexec_error *err) {
         rc = asprintf(&out, "[%.*s]:%d", (int)len, h, default_port);
     } else if (colon) { /* host:port */
         if (colon == h)
-            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address),
+                   NULL;
         if (check_port(address, colon + 1, (size_t)(h + len - colon - 1), err) < 0)
             return NULL;
         rc = asprintf(&out, "%.*s", (int)len, h);
     } else {
         if (len == 0)
-            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address), NULL;
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "server address '%s': no host", address),
+                   NULL;
         rc = asprintf(&out, "%.*s:%d", (int)len, h, default_port);
     }
     if (rc < 0)
@@ -396,7 +409,7 @@ static char *read_pem(const char *what, const char *path, pyexec_error *err) {
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory"), NULL;
     if (failed || n > PEM_MAX || !memmem(buf, n, "-----BEGIN ", 11))
         return pyexec_error_set(err, PYEXEC_E_INVALID, "%s '%s': %s", what, path,
-                                failed ? "cannot be read"
+                                failed        ? "cannot be read"
                                 : n > PEM_MAX ? "larger than 1 MiB"
                                               : "not PEM (no -----BEGIN line)"),
                NULL;
@@ -409,8 +422,9 @@ static char *read_pem(const char *what, const char *path, pyexec_error *err) {
 static grpc_channel_credentials *tls_credentials(const pyexec_client_options *o,
                                                  pyexec_error *err) {
     if (!o->tls_cert_file != !o->tls_key_file)
-        return pyexec_error_set(err, PYEXEC_E_INVALID, "%s without %s: a client certificate needs "
-                                                       "both",
+        return pyexec_error_set(err, PYEXEC_E_INVALID,
+                                "%s without %s: a client certificate needs "
+                                "both",
                                 o->tls_cert_file ? "tls_cert_file" : "tls_key_file",
                                 o->tls_cert_file ? "tls_key_file" : "tls_cert_file"),
                NULL;
@@ -421,8 +435,8 @@ static grpc_channel_credentials *tls_credentials(const pyexec_client_options *o,
                              !(key = read_pem("TLS key file", o->tls_key_file, err))))
         return NULL;
     grpc_ssl_pem_key_cert_pair pair = {.private_key = key, .cert_chain = cert};
-    grpc_channel_credentials *creds =
-        grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL, NULL);
+    grpc_channel_credentials *creds = grpc_ssl_credentials_create(ca, cert ? &pair : NULL, NULL,
+                                                                  NULL);
     if (key)
         explicit_bzero(key, strlen(key));
     if (!creds)
@@ -462,8 +476,8 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
         return NULL;
     target = c->target;
     grpc_init();
-    grpc_channel_credentials *creds =
-        tls ? tls_credentials(&o, err) : grpc_insecure_credentials_create();
+    grpc_channel_credentials *creds = tls ? tls_credentials(&o, err)
+                                          : grpc_insecure_credentials_create();
     if (!creds) {
         free(c->target);
         grpc_shutdown();
@@ -483,7 +497,8 @@ pyexec_client *pyexec_client_new(const char *target, const pyexec_client_options
         free(value);
         c->n_md = 1;
     }
-    c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS : o.call_timeout_ms;
+    c->call_timeout_ms = o.call_timeout_ms == 0 ? PYEXEC_DEFAULT_CALL_TIMEOUT_MS
+                                                : o.call_timeout_ms;
     c->wait_timeout_ms = o.wait_timeout_ms;
 
     grpc_arg args[] = {
@@ -617,9 +632,9 @@ int pyexec_list_executions(pyexec_client *c, pyexec_status status, int32_t page_
     req.page_size = page_size;
     if (page_token)
         req.page_token = (char *)page_token;
-    ProtobufCMessage *m =
-        call_unary(c, METHOD_LIST, &req.base, &pyexec__v1__list_executions_response__descriptor,
-                   deadline_after(c->call_timeout_ms), err);
+    ProtobufCMessage *m = call_unary(c, METHOD_LIST, &req.base,
+                                     &pyexec__v1__list_executions_response__descriptor,
+                                     deadline_after(c->call_timeout_ms), err);
     if (!m)
         return -1;
     Pyexec__V1__ListExecutionsResponse *resp = (Pyexec__V1__ListExecutionsResponse *)m;

@@ -175,7 +175,7 @@ typedef struct pyexec_request {
     const pyexec_file *files;
     size_t n_files;
 
-    const char *request_id; /* idempotency key, optional */
+    const char *request_id;     /* idempotency key, optional */
     const char *python_version; /* e.g. "3.13": picks the server's image; optional */
 } pyexec_request;
 

@@ -60,8 +60,8 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     char node[PX_RSTORE_NAME_MAX + 1];
     node_name(cfg, node);
     _cleanup_free_ char *password = NULL;
-    if (px_redis_password_load(cfg->store_password_file, getenv("PYEXEC_STORE_PASSWORD"),
-                               &password, err) < 0)
+    if (px_redis_password_load(cfg->store_password_file, getenv("PYEXEC_STORE_PASSWORD"), &password,
+                               err) < 0)
         return NULL;
     px_redis_store_config rc = {
         .redis =

@@ -135,8 +135,8 @@ int cli_tar_finish(cli_tar *t, uint8_t **out, size_t *out_len, pyexec_error *err
     return 0;
 }
 
-int cli_decompress(const uint8_t *in, size_t len, const char *name, size_t max_bytes,
-                   uint8_t **out, size_t *out_len, pyexec_error *err) {
+int cli_decompress(const uint8_t *in, size_t len, const char *name, size_t max_bytes, uint8_t **out,
+                   size_t *out_len, pyexec_error *err) {
     struct archive *a = archive_read_new();
     if (!a)
         return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");

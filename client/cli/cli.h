@@ -35,7 +35,7 @@
 
 /* What -q does for run and follow (their --help). */
 #define CLI_QUIET_PROGRAM                                                                          \
-    "only the program's stdout, held until the end and shown\n"                                   \
+    "only the program's stdout, held until the end and shown\n"                                    \
     "                        only if it exited 0; no notes"
 
 /* Which option groups a command accepts (bit set). */
@@ -70,10 +70,10 @@ typedef struct cli_opts {
     const char *python; /* --python VERSION */
     const char *code;   /* eval: the CODE argument, run as main.py */
     bool no_result;     /* eval --no-result: run as a plain program (Execute) */
-    cli_strv env;   /* "KEY=value"; entries of the form KEY are resolved into env_owned */
-    cli_strv args;  /* --arg values, then the words after `--` */
-    cli_strv pre;   /* --pre */
-    cli_strv files; /* --file */
+    cli_strv env;       /* "KEY=value"; entries of the form KEY are resolved into env_owned */
+    cli_strv args;      /* --arg values, then the words after `--` */
+    cli_strv pre;       /* --pre */
+    cli_strv files;     /* --file */
     char **env_owned;
     size_t n_env_owned;
 
@@ -160,8 +160,8 @@ int cli_tar_finish(cli_tar *t, uint8_t **out, size_t *out_len, pyexec_error *err
 /* Decompresses `in` (gzip, bzip2, xz or zstd; `name` for messages) into a
  * new buffer of at most `max_bytes`: the tar inside, byte for byte. Input
  * that is not compressed, or is corrupt: PYEXEC_E_INVALID. */
-int cli_decompress(const uint8_t *in, size_t len, const char *name, size_t max_bytes,
-                   uint8_t **out, size_t *out_len, pyexec_error *err);
+int cli_decompress(const uint8_t *in, size_t len, const char *name, size_t max_bytes, uint8_t **out,
+                   size_t *out_len, pyexec_error *err);
 
 /* ---- ignore rules (ignore.c) ---- */
 

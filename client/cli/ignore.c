@@ -37,8 +37,8 @@
 
 /* Applied before the file's rules, so a '!' line can undo them. */
 static const char *const default_rules[] = {
-    ".git", ".hg", ".svn", "__pycache__/", "*.pyc", ".mypy_cache/", ".pytest_cache/",
-    ".ruff_cache/",
+    ".git",  ".hg",          ".svn",           "__pycache__/",
+    "*.pyc", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
 };
 
 typedef struct rule {
@@ -127,8 +127,7 @@ static int add_text(cli_ignore *ig, const char *text, size_t len, const char *so
         if (!line)
             return pyexec_error_set(err, PYEXEC_E_INTERNAL, "out of memory");
         if (strlen(line) != n)
-            return pyexec_error_set(err, PYEXEC_E_INVALID, "%s:%zu: NUL byte", source,
-                                    lineno + 1);
+            return pyexec_error_set(err, PYEXEC_E_INVALID, "%s:%zu: NUL byte", source, lineno + 1);
         if (add_rule(ig, line, source, ++lineno, err) < 0)
             return -1;
         i += n + 1;

@@ -143,8 +143,7 @@ typedef struct dir_walk {
  * with their permission bits, symbolic links as links (whatever they point
  * to: the server refuses links that leave the project), and directories
  * walked in name order. Ignored entries and other file types are skipped. */
-static int walk_dir(dir_walk *w, const char *local, const char *rel, int depth,
-                    pyexec_error *err) {
+static int walk_dir(dir_walk *w, const char *local, const char *rel, int depth, pyexec_error *err) {
     if (depth > CLI_MAX_DIR_DEPTH)
         return pyexec_error_set(err, PYEXEC_E_INVALID, "'%s': nested deeper than %d directories",
                                 local, CLI_MAX_DIR_DEPTH);
@@ -221,8 +220,8 @@ static bool ends_with(const char *s, const char *suffix) {
 
 /* Compressed tar archives, by name; the client decompresses them. */
 static bool is_compressed_tar_name(const char *name) {
-    static const char *const suffixes[] = {".tar.gz", ".tgz",  ".tar.bz2", ".tbz2",
-                                           ".tar.xz", ".txz",  ".tar.zst", ".tzst"};
+    static const char *const suffixes[] = {".tar.gz", ".tgz", ".tar.bz2", ".tbz2",
+                                           ".tar.xz", ".txz", ".tar.zst", ".tzst"};
     for (size_t i = 0; i < PX_ARRAY_SIZE(suffixes); i++)
         if (ends_with(name, suffixes[i]))
             return true;
@@ -238,7 +237,9 @@ static const char *compressed_kind(const pyexec_file *f) {
         const char *kind;
     } kinds[] = {
         {"\x1f\x8b", 2, "gzip file"},
-        {"\xfd" "7zXZ\0", 6, "xz file"},
+        {"\xfd"
+         "7zXZ\0",
+         6, "xz file"},
         {"\x28\xb5\x2f\xfd", 4, "zstd file"},
         {"PK\x03\x04", 4, "zip archive (not supported)"},
     };

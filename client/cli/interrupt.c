@@ -44,8 +44,7 @@ static void *interrupt_main(void *arg) {
         return NULL;
     pthread_mutex_lock(&in->mu);
     if (in->client) {
-        fprintf(stderr, "pyexec: %s: killing %s (again to quit at once)\n", strsignal(sig),
-                in->id);
+        fprintf(stderr, "pyexec: %s: killing %s (again to quit at once)\n", strsignal(sig), in->id);
         pyexec_result *r = NULL;
         pyexec_error err = PYEXEC_ERROR_INIT;
         if (pyexec_kill(in->client, in->id, &r, &err) < 0)

@@ -53,8 +53,8 @@ int main(int argc, char **argv) {
             printf("pyexec %s\n", PYEXEC_VERSION);
             return CLI_EXIT_OK;
         }
-        static const char *const with_value[] = {"--server", "--tls-ca", "--tls-cert",
-                                                 "--tls-key", "--token"};
+        static const char *const with_value[] = {"--server", "--tls-ca", "--tls-cert", "--tls-key",
+                                                 "--token"};
         bool takes_value = false;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             takes_value |= strcmp(argv[i], with_value[k]) == 0;

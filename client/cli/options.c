@@ -219,7 +219,8 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
         if (c == ':')
             return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         if (!(group_of(c) & groups))
-            return cli_usage_error(cmd, "option '%s' does not apply to '%s'", argv[optind - 1], cmd);
+            return cli_usage_error(cmd, "option '%s' does not apply to '%s'", argv[optind - 1],
+                                   cmd);
         int rc = 0;
         switch (c) {
         case OPT_SERVER:
@@ -280,8 +281,8 @@ int cli_parse(const char *cmd, int argc, char **argv, unsigned groups, cli_opts 
     pyexec_error err = PYEXEC_ERROR_INIT;
     char *target = pyexec_target_from_address(o->server, &err);
     if (!target)
-        return cli_usage_error(cmd, "%s%s", o->server_from_env ? "PYEXEC_SERVER: " : "--server: ",
-                               err.msg);
+        return cli_usage_error(cmd, "%s%s",
+                               o->server_from_env ? "PYEXEC_SERVER: " : "--server: ", err.msg);
     free(target);
     if (!o->tls_cert != !o->tls_key)
         return cli_usage_error(cmd, "%s without %s: a client certificate needs both",

@@ -218,8 +218,8 @@ void cli_print_abnormal(const pyexec_result *r, int64_t log_bytes, int32_t timeo
     char a[32];
     switch (r->status) {
     case PYEXEC_STATUS_FAILED:
-        fprintf(stderr, "pyexec: execution %s failed (%s): %s\n", id,
-                pyexec_reason_name(r->reason), *r->error ? r->error : "no reason given");
+        fprintf(stderr, "pyexec: execution %s failed (%s): %s\n", id, pyexec_reason_name(r->reason),
+                *r->error ? r->error : "no reason given");
         return;
     case PYEXEC_STATUS_KILLED:
         if (r->reason == PYEXEC_REASON_CLIENT_CANCELLED)
@@ -255,8 +255,9 @@ void cli_print_abnormal(const pyexec_result *r, int64_t log_bytes, int32_t timeo
                     "limit of %s\n",
                     id, a);
         } else {
-            fprintf(stderr, "pyexec: execution %s was stopped: its output reached the server's "
-                            "limit\n",
+            fprintf(stderr,
+                    "pyexec: execution %s was stopped: its output reached the server's "
+                    "limit\n",
                     id);
         }
         break;

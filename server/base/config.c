@@ -38,13 +38,13 @@ typedef struct opt {
 
 /* For OPT_STR, `min` is the shortest value: 1, or 0 where empty means "off". */
 #define STR(field, help)                                                                           \
-    {#field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 1, 0, help}
+    { #field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 1, 0, help }
 #define STR_OR_EMPTY(field, help)                                                                  \
-    {#field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 0, 0, help}
+    { #field, OPT_STR, offsetof(px_config, field), sizeof(((px_config *)0)->field), 0, 0, help }
 #define INT(field, lo, hi, help)                                                                   \
-    {#field, OPT_INT, offsetof(px_config, field), sizeof(int), lo, hi, help}
+    { #field, OPT_INT, offsetof(px_config, field), sizeof(int), lo, hi, help }
 #define I64(field, lo, hi, help)                                                                   \
-    {#field, OPT_I64, offsetof(px_config, field), sizeof(int64_t), lo, hi, help}
+    { #field, OPT_I64, offsetof(px_config, field), sizeof(int64_t), lo, hi, help }
 
 static const opt opts[] = {
     STR(listen, "address to listen on, HOST:PORT (port 0 picks a free port)"),
@@ -391,8 +391,8 @@ static int check_patterns(const char *value, const char *source, px_error *err) 
         size_t ok = strspn(p, chars);
         if (ok < len)
             return px_error_set(err, PX_E_INVALID,
-                                "%s: '%.*s' has a character no image reference has ('%c')",
-                                source, (int)len, p, p[ok]);
+                                "%s: '%.*s' has a character no image reference has ('%c')", source,
+                                (int)len, p, p[ok]);
         p += len;
         if (!*p)
             return 0;
@@ -413,8 +413,8 @@ static int set_value(px_config *cfg, const opt *o, const char *value, const char
     }
     if (o->kind == OPT_PULL) {
         if (strcmp(value, "never") != 0 && strcmp(value, "missing") != 0)
-            return px_error_set(err, PX_E_INVALID, "%s: '%s' is not one of never, missing",
-                                source, value);
+            return px_error_set(err, PX_E_INVALID, "%s: '%s' is not one of never, missing", source,
+                                value);
         *(bool *)(void *)field = strcmp(value, "missing") == 0;
         return 0;
     }
@@ -568,9 +568,7 @@ void px_config_usage(FILE *out) {
         const char *field = (const char *)&def + o->offset;
         bool bytes = strstr(o->name, "_bytes") != NULL;
         switch (o->kind) {
-        case OPT_STR:
-            snprintf(defval, sizeof defval, "%s", field[0] ? field : "(none)");
-            break;
+        case OPT_STR: snprintf(defval, sizeof defval, "%s", field[0] ? field : "(none)"); break;
         case OPT_INT:
             format_number(*(const int *)(const void *)field, bytes, defval, sizeof defval);
             break;
@@ -580,8 +578,9 @@ void px_config_usage(FILE *out) {
         case OPT_LEVEL: snprintf(defval, sizeof defval, "info"); break;
         case OPT_FORMAT: snprintf(defval, sizeof defval, "text"); break;
         case OPT_IMAGES:
-            snprintf(defval, sizeof defval, "the configured images (--default-image and every "
-                                            "--python-image)");
+            snprintf(defval, sizeof defval,
+                     "the configured images (--default-image and every "
+                     "--python-image)");
             break;
         case OPT_PULL: snprintf(defval, sizeof defval, "never"); break;
         case OPT_BOOL: snprintf(defval, sizeof defval, "off"); break;
@@ -777,8 +776,7 @@ static int apply_file(px_config *cfg, const char *path, px_error *err) {
     return rc;
 }
 
-int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
-                    px_error *err) {
+int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out, px_error *err) {
     int action = walk_flags(cfg, argc, argv, out, false, err);
     if (action != PX_CONFIG_RUN)
         return action;

@@ -26,7 +26,7 @@ extern "C" {
 
 /* One Python version a request may ask for (python_version) and its image. */
 typedef struct px_python_image {
-    char version[16];          /* e.g. "3.13": digits and dots */
+    char version[16]; /* e.g. "3.13": digits and dots */
     char image[256];
 } px_python_image;
 
@@ -41,7 +41,7 @@ typedef struct px_config {
     /* The log level was set by a flag or the environment: a SIGHUP's
      * re-read of the file leaves it. */
     bool log_level_pinned;
-    char listen[256];          /* --listen, default 127.0.0.1:50051 */
+    char listen[256]; /* --listen, default 127.0.0.1:50051 */
     /* TLS of the gRPC port (PEM files, re-read on SIGHUP): --tls-cert and
      * --tls-key together turn it on; --tls-client-ca also makes it mutual
      * (every client presents a certificate that CA signed). Empty: off. */
@@ -62,12 +62,12 @@ typedef struct px_config {
     /* --metrics-tenant: the tenant whose token (or certificate) the HTTP
      * door's /metrics needs; "" = /metrics is open. */
     char metrics_tenant[256]; /* a tenant: PX_TENANT_MAX bytes with its NUL */
-    char docker_socket[256];   /* --docker-socket, default /var/run/docker.sock */
-    char default_image[256];   /* --default-image, default pyexec/python:3.11 */
-    char instance[64];         /* --instance: label value for the reaper, default "default" */
-    char runtime[64];          /* --runtime: OCI runtime of sandboxes; "" = engine default */
-    px_log_level log_level;    /* --log-level debug|info|warn|error */
-    px_log_format log_format;  /* --log-format text|json */
+    char docker_socket[256];  /* --docker-socket, default /var/run/docker.sock */
+    char default_image[256];  /* --default-image, default pyexec/python:3.11 */
+    char instance[64];        /* --instance: label value for the reaper, default "default" */
+    char runtime[64];         /* --runtime: OCI runtime of sandboxes; "" = engine default */
+    px_log_level log_level;   /* --log-level debug|info|warn|error */
+    px_log_format log_format; /* --log-format text|json */
     /* --python-image VERSION=IMAGE (repeatable; replaces or adds a version):
      * built in, 3.11 -> pyexec/python:3.11 and 3.13 -> pyexec/python:3.13. */
     px_python_image python_images[PX_PYTHON_IMAGES_MAX];
@@ -87,68 +87,68 @@ typedef struct px_config {
     int default_memory_mb, max_memory_mb;
     int default_disk_mb, max_disk_mb;
     int default_cpu_shares, max_cpu_shares;
-    int64_t output_limit_bytes;  /* stdout+stderr per execution */
+    int64_t output_limit_bytes; /* stdout+stderr per execution */
 
     /* Request limits. */
-    int64_t max_message_bytes;   /* gRPC receive limit */
+    int64_t max_message_bytes; /* gRPC receive limit */
     int64_t max_stdin_bytes;
-    int64_t max_project_bytes;   /* unpacked */
+    int64_t max_project_bytes; /* unpacked */
     int max_files;
     int max_path_len;
     int max_env_vars;
     int max_args;
     int max_pre_commands;
-    int64_t max_string_bytes;    /* one env var, arg, pre-command, requirements */
-    int max_requirements;        /* requirement lines in requirements_txt */
+    int64_t max_string_bytes; /* one env var, arg, pre-command, requirements */
+    int max_requirements;     /* requirement lines in requirements_txt */
 
     /* Service capacity. */
-    int max_concurrent;          /* executions running at once */
-    int max_queue;               /* admitted executions waiting to run */
-    int max_records;             /* executions retained in memory */
-    int64_t max_retained_bytes;  /* output bytes retained executions may hold together */
-    int max_stream_readers;      /* concurrent StreamOutput calls per execution */
-    int max_total_stream_readers; /* concurrent StreamOutput calls, server-wide */
+    int max_concurrent;              /* executions running at once */
+    int max_queue;                   /* admitted executions waiting to run */
+    int max_records;                 /* executions retained in memory */
+    int64_t max_retained_bytes;      /* output bytes retained executions may hold together */
+    int max_stream_readers;          /* concurrent StreamOutput calls per execution */
+    int max_total_stream_readers;    /* concurrent StreamOutput calls, server-wide */
     int64_t max_stream_queued_bytes; /* output queued to StreamOutput readers together */
     int64_t max_reply_queued_bytes;  /* unary replies (results with output) queued together */
-    int max_concurrent_streams;  /* HTTP/2 streams per connection */
-    int64_t retention_s;         /* terminal records kept after finished_at */
-    int64_t shutdown_grace_s;    /* SIGTERM: running executions may finish */
+    int max_concurrent_streams;      /* HTTP/2 streams per connection */
+    int64_t retention_s;             /* terminal records kept after finished_at */
+    int64_t shutdown_grace_s;        /* SIGTERM: running executions may finish */
 
     /* Sandbox. */
     int pids_limit;
     int tmp_mb;
-    int64_t docker_timeout_ms;   /* bound on each Engine API call */
+    int64_t docker_timeout_ms; /* bound on each Engine API call */
     int64_t reaper_interval_s;
-    int64_t health_interval_ms;  /* how often the engine is pinged */
-    int warm_pool;               /* pre-started containers for the default profile; 0: off */
-    char isolation[16];          /* --isolation container|namespace (docs/sandbox.md) */
-    int host_reuse;              /* --host-reuse: executions per namespace-mode host */
+    int64_t health_interval_ms; /* how often the engine is pinged */
+    int warm_pool;              /* pre-started containers for the default profile; 0: off */
+    char isolation[16];         /* --isolation container|namespace (docs/sandbox.md) */
+    int host_reuse;             /* --host-reuse: executions per namespace-mode host */
 
     /* Dependencies (requirements_txt): layers built outside the sandbox. */
-    char wheelhouse[1024];       /* --wheelhouse: host directory of wheels; "" = none */
-    char pip_index_url[1024];    /* --pip-index-url: package index of the builds; "" = none */
-    char deps_network[16];       /* --deps-network: none, host or bridge (the builds only) */
-    int64_t deps_cache_mb;       /* --deps-cache-mb: size of the layer cache (LRU) */
-    int auto_requirements;       /* --auto-requirements 0|1: add the project's imports */
+    char wheelhouse[1024];    /* --wheelhouse: host directory of wheels; "" = none */
+    char pip_index_url[1024]; /* --pip-index-url: package index of the builds; "" = none */
+    char deps_network[16];    /* --deps-network: none, host or bridge (the builds only) */
+    int64_t deps_cache_mb;    /* --deps-cache-mb: size of the layer cache (LRU) */
+    int auto_requirements;    /* --auto-requirements 0|1: add the project's imports */
 
     /* The HTTP door (server/http). */
-    char http_listen[256];       /* --http-listen HOST:PORT; "" (the default): off */
-    int64_t http_max_body_bytes; /* request body; beyond: 413 */
-    int http_max_connections;    /* open connections, all clients together */
+    char http_listen[256];               /* --http-listen HOST:PORT; "" (the default): off */
+    int64_t http_max_body_bytes;         /* request body; beyond: 413 */
+    int http_max_connections;            /* open connections, all clients together */
     int http_max_connections_per_client; /* open connections from one IP address */
-    int http_max_header_bytes;   /* request line + headers (the connection's buffer) */
-    int http_read_timeout_s;     /* a connection idle this long is closed */
-    char http_docs_dir[1024];    /* swagger-ui-dist for /docs; "": a plain page */
+    int http_max_header_bytes;           /* request line + headers (the connection's buffer) */
+    int http_read_timeout_s;             /* a connection idle this long is closed */
+    char http_docs_dir[1024];            /* swagger-ui-dist for /docs; "": a plain page */
     /* The store: "memory" (this process only) or a Redis URL shared by many
      * nodes (checked by the daemon; the password never comes from a flag
      * but from --store-password-file or PYEXEC_STORE_PASSWORD). */
-    char store[512];             /* --store, default memory */
+    char store[512];               /* --store, default memory */
     char store_password_file[512]; /* --store-password-file, default none */
-    char store_namespace[65];    /* --store-namespace: key prefix px:<ns>:, default pyexec */
-    char node_name[65];          /* --node-name: unique per cluster; "" = host name + pid */
-    int64_t node_lease_ms;       /* --node-lease-ms: a silent node's runs are lost after it */
-    char role[16];               /* --role both|frontend|worker (checked by the daemon) */
-    int store_grace_s;           /* --store-grace-s: Redis away this long: runs are killed */
+    char store_namespace[65];      /* --store-namespace: key prefix px:<ns>:, default pyexec */
+    char node_name[65];            /* --node-name: unique per cluster; "" = host name + pid */
+    int64_t node_lease_ms;         /* --node-lease-ms: a silent node's runs are lost after it */
+    char role[16];                 /* --role both|frontend|worker (checked by the daemon) */
+    int store_grace_s;             /* --store-grace-s: Redis away this long: runs are killed */
 } px_config;
 
 /* Fills `cfg` with the defaults. */
@@ -166,8 +166,7 @@ typedef enum px_config_action {
  * over the defaults. Help and version text go to `out`. Returns a px_config_action, or -1 with `err` set (PX_E_INVALID)
  * naming the flag, variable or FILE:LINE and the accepted values; main()
  * exits 2 then (1 with --check-config: cfg->check_config is set). */
-int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out,
-                    px_error *err);
+int px_config_parse(px_config *cfg, int argc, char **argv, char **envp, FILE *out, px_error *err);
 
 /* SIGHUP: re-reads cfg's --config file, checking it whole, into *level:
  * the log-level it sets (the default if none). Without a file, or when a
@@ -197,7 +196,6 @@ void px_config_usage(FILE *out);
 
 /* The smallest share of --max-stream-queued-bytes one reader may get. */
 #define PX_STREAM_MESSAGE_MIN 1024
-
 
 #ifdef __cplusplus
 }

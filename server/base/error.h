@@ -25,16 +25,16 @@ extern "C" {
 /* The class of a failure; each maps to exactly one gRPC status code. */
 typedef enum px_code {
     PX_OK = 0,
-    PX_E_INVALID,      /* bad input from the client: INVALID_ARGUMENT */
-    PX_E_NOT_FOUND,    /* unknown id: NOT_FOUND */
-    PX_E_EXHAUSTED,    /* a limit or queue is full: RESOURCE_EXHAUSTED */
-    PX_E_UNAVAILABLE,  /* Docker unreachable, shutting down: UNAVAILABLE */
-    PX_E_PRECONDITION, /* image missing and not pullable: FAILED_PRECONDITION */
-    PX_E_OUT_OF_RANGE, /* offset past the end of a finished log: OUT_OF_RANGE */
-    PX_E_EXISTS,       /* a key already names something different: ALREADY_EXISTS */
-    PX_E_CANCELLED,    /* the operation was cancelled: CANCELLED */
-    PX_E_TIMEOUT,      /* a call to a dependency timed out: DEADLINE_EXCEEDED */
-    PX_E_INTERNAL,     /* a bug or an unexpected system failure: INTERNAL */
+    PX_E_INVALID,         /* bad input from the client: INVALID_ARGUMENT */
+    PX_E_NOT_FOUND,       /* unknown id: NOT_FOUND */
+    PX_E_EXHAUSTED,       /* a limit or queue is full: RESOURCE_EXHAUSTED */
+    PX_E_UNAVAILABLE,     /* Docker unreachable, shutting down: UNAVAILABLE */
+    PX_E_PRECONDITION,    /* image missing and not pullable: FAILED_PRECONDITION */
+    PX_E_OUT_OF_RANGE,    /* offset past the end of a finished log: OUT_OF_RANGE */
+    PX_E_EXISTS,          /* a key already names something different: ALREADY_EXISTS */
+    PX_E_CANCELLED,       /* the operation was cancelled: CANCELLED */
+    PX_E_TIMEOUT,         /* a call to a dependency timed out: DEADLINE_EXCEEDED */
+    PX_E_INTERNAL,        /* a bug or an unexpected system failure: INTERNAL */
     PX_E_UNAUTHENTICATED, /* no valid credentials (token, certificate): UNAUTHENTICATED */
 } px_code;
 
@@ -45,7 +45,10 @@ typedef struct px_error {
     char msg[PX_ERROR_MSG_MAX];
 } px_error;
 
+/* clang-format 14 spreads a braced initializer in a macro over six lines. */
+/* clang-format off */
 #define PX_ERROR_INIT {PX_OK, {0}}
+/* clang-format on */
 
 /* Sets `err` to `code` and the printf-formatted message. Always returns -1,
  * so callers can write `return px_error_set(err, ...);`. */

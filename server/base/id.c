@@ -77,7 +77,8 @@ int px_id_check(const char *id, px_error *err) {
             return px_error_set(err, PX_E_INVALID,
                                 "execution_id: malformed (%zu bytes; expected exe_<uuid>)", len);
         px_quoted q;
-        return px_error_set(err, PX_E_INVALID, "execution_id: '%s' is malformed (expected exe_<uuid>)",
+        return px_error_set(err, PX_E_INVALID,
+                            "execution_id: '%s' is malformed (expected exe_<uuid>)",
                             px_quote(&q, id, len));
     }
     return 0;

@@ -21,8 +21,8 @@ extern "C" {
 
 typedef struct px_sha256_ctx {
     uint32_t state[8];
-    uint64_t total;     /* bytes hashed so far */
-    uint8_t block[64];  /* a partial block of `total % 64` bytes */
+    uint64_t total;    /* bytes hashed so far */
+    uint8_t block[64]; /* a partial block of `total % 64` bytes */
 } px_sha256_ctx;
 
 void px_sha256_init(px_sha256_ctx *ctx);

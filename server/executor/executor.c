@@ -115,7 +115,7 @@ struct px_executor {
     unsigned n_workers;
 
     /* Metrics (config.metrics; all NULL without one). */
-    px_counter *output_bytes[3];   /* by px_stream */
+    px_counter *output_bytes[3]; /* by px_stream */
     px_counter *refused_full, *refused_stopping;
 };
 
@@ -209,8 +209,7 @@ static void classify(px_kill_cause cause, bool output_capped, bool truncated, in
         out->error_code = PX_E_INTERNAL;
         snprintf(out->error, sizeof out->error, "killed by server shutdown");
         goto done;
-    case PX_KILL_NONE:
-        break;
+    case PX_KILL_NONE: break;
     }
 
     if (!res->ran || res->lost) {
@@ -357,8 +356,7 @@ void px_executor_kill(px_executor *ex, px_job *job, px_kill_cause cause) {
             job_wake_locked(job);
         }
         break;
-    case JOB_DONE:
-        break;
+    case JOB_DONE: break;
     }
     pthread_mutex_unlock(&job->mu);
     pthread_mutex_unlock(&ex->mu);

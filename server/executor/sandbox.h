@@ -34,14 +34,14 @@ typedef struct px_sandbox_result {
     /* The sandbox started and the run reached an end (exit, kill, timeout).
      * false: it failed before or while starting, or was lost; see `error`. */
     bool ran;
-    int exit_code;           /* as the container reported it: 128+N for signal N */
-    bool timed_out;          /* the back-end hit spec->timeout_s and killed it */
-    bool oom_killed;         /* the memory cgroup killed a process */
-    bool lost;               /* the sandbox vanished behind our back (reason LOST) */
+    int exit_code;   /* as the container reported it: 128+N for signal N */
+    bool timed_out;  /* the back-end hit spec->timeout_s and killed it */
+    bool oom_killed; /* the memory cgroup killed a process */
+    bool lost;       /* the sandbox vanished behind our back (reason LOST) */
     int64_t peak_memory_bytes;
     int64_t cpu_time_ms;
-    px_error error;          /* when !ran or lost: code + message */
-    px_py_report py;         /* Eval's report; owned by the result (run_job frees it) */
+    px_error error;  /* when !ran or lost: code + message */
+    px_py_report py; /* Eval's report; owned by the result (run_job frees it) */
 } px_sandbox_result;
 
 typedef struct px_sandbox_ops {
@@ -70,8 +70,7 @@ void px_sandbox_run_started(px_sandbox_run *run);
 /* Delivers one output chunk (borrowed for the call). The executor applies
  * the output cap: past it, it keeps the prefix and requests a kill.
  * Thread: the run() thread. */
-void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data,
-                           size_t len);
+void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data, size_t len);
 
 /* Nonzero if the executor asked for the job to end: the cause, or a value
  * outside px_kill_cause when the executor's output cap asked (back-ends

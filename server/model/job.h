@@ -75,26 +75,26 @@ typedef struct px_job_spec {
     /* Who asked: the tenant the record belongs to ("" when the server has no
      * tenants). Set by the door that took the request. */
     char tenant[PX_TENANT_MAX];
-    char *image;               /* never empty */
-    char *entrypoint;          /* normalised path inside /work */
-    uint8_t *tar;              /* normalised project archive (px_project_pack) */
+    char *image;      /* never empty */
+    char *entrypoint; /* normalised path inside /work */
+    uint8_t *tar;     /* normalised project archive (px_project_pack) */
     size_t tar_len;
-    uint8_t *stdin_data;       /* may be NULL when stdin_len == 0 */
+    uint8_t *stdin_data; /* may be NULL when stdin_len == 0 */
     size_t stdin_len;
-    char **env;                /* "KEY=value", validated */
+    char **env; /* "KEY=value", validated */
     size_t n_env;
-    char **args;               /* script arguments */
+    char **args; /* script arguments */
     size_t n_args;
-    char **pre_commands;       /* each run by `sh -c` before the program */
+    char **pre_commands; /* each run by `sh -c` before the program */
     size_t n_pre_commands;
-    char *requirements_txt;    /* normalised (server/model/requirements.h); NULL or "": none,
+    char *requirements_txt; /* normalised (server/model/requirements.h); NULL or "": none,
                                 * "-\n": none and none detected from imports */
-    int timeout_s;             /* > 0 */
-    bool network;              /* true: network enabled */
-    int memory_mb;             /* > 0 */
-    int disk_mb;               /* > 0 */
-    int cpu_shares;            /* > 0 */
-    bool eval;                 /* Eval: run REPL-style and report (px_py_report) */
+    int timeout_s;          /* > 0 */
+    bool network;           /* true: network enabled */
+    int memory_mb;          /* > 0 */
+    int disk_mb;            /* > 0 */
+    int cpu_shares;         /* > 0 */
+    bool eval;              /* Eval: run REPL-style and report (px_py_report) */
 } px_job_spec;
 
 /* NULL-safe; frees the spec and everything it owns. */
@@ -108,10 +108,10 @@ void px_job_spec_free(px_job_spec *spec);
  * Eval that ended without a report, e.g. killed).
  */
 typedef struct px_py_report {
-    char *result;         /* repr() of the last expression's value */
-    char *error_type;     /* the uncaught exception's type, e.g. "NameError" */
-    int32_t error_line;   /* its line in the entrypoint file; 0: unknown */
-    char *error_message;  /* str() of that exception */
+    char *result;        /* repr() of the last expression's value */
+    char *error_type;    /* the uncaught exception's type, e.g. "NameError" */
+    int32_t error_line;  /* its line in the entrypoint file; 0: unknown */
+    char *error_message; /* str() of that exception */
 } px_py_report;
 
 /* Frees the strings and zeroes *r. NULL-safe. */
@@ -126,15 +126,15 @@ int px_py_report_copy(px_py_report *dst, const px_py_report *src);
  * px_job_events.on_done.
  */
 typedef struct px_outcome {
-    px_status status;        /* COMPLETED, FAILED or KILLED */
+    px_status status; /* COMPLETED, FAILED or KILLED */
     px_reason reason;
-    bool ran;                /* the program (or its setup) ran: exit_code is meaningful */
-    int exit_code;           /* process exit code, 128+N for signal N */
+    bool ran;      /* the program (or its setup) ran: exit_code is meaningful */
+    int exit_code; /* process exit code, 128+N for signal N */
     bool output_truncated;
     int64_t peak_memory_bytes; /* 0 if unknown */
     int64_t cpu_time_ms;       /* 0 if unknown */
-    int64_t started_at_ms;   /* Unix ms when the program started; 0 if it never did */
-    int64_t finished_at_ms;  /* Unix ms of the terminal transition */
+    int64_t started_at_ms;     /* Unix ms when the program started; 0 if it never did */
+    int64_t finished_at_ms;    /* Unix ms of the terminal transition */
     /* For FAILED: why, and the class of the failure when it happened before a
      * container existed (PX_E_PRECONDITION for a missing image,
      * PX_E_UNAVAILABLE for an unreachable engine), else PX_E_INTERNAL. */

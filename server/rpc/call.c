@@ -221,9 +221,8 @@ static grpc_slice header_value(const char *value) {
     return s;
 }
 
-bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
-                                 grpc_status_code code, const char *details, const char *key,
-                                 const char *value) {
+bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
+                                 const char *details, const char *key, const char *value) {
     pthread_mutex_lock(&call->mu);
     if (call->finished) {
         pthread_mutex_unlock(&call->mu);
@@ -378,10 +377,10 @@ static bool string_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t
         case 2: {
             if (!read_varint(p, len, &i, &n) || n > len - i)
                 return true;
-            const ProtobufCFieldDescriptor *f =
-                key >> 3 <= UINT32_MAX
-                    ? protobuf_c_message_descriptor_get_field(desc, (unsigned)(key >> 3))
-                    : NULL;
+            const ProtobufCFieldDescriptor *f = key >> 3 <= UINT32_MAX
+                                                    ? protobuf_c_message_descriptor_get_field(
+                                                          desc, (unsigned)(key >> 3))
+                                                    : NULL;
             if (f && f->type == PROTOBUF_C_TYPE_STRING && memchr(p + i, 0, (size_t)n))
                 return true;
             if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
@@ -390,8 +389,7 @@ static bool string_has_nul(const ProtobufCMessageDescriptor *desc, const uint8_t
             i += (size_t)n;
             break;
         }
-        default:
-            return true; /* groups are not used by proto3 */
+        default: return true; /* groups are not used by proto3 */
         }
     }
     return false;
@@ -432,4 +430,6 @@ ProtobufCMessage *px_call_decode(grpc_byte_buffer *payload, const ProtobufCMessa
     return msg;
 }
 
-int px_check_id(const char *id, px_error *err) { return px_id_check(id, err); }
+int px_check_id(const char *id, px_error *err) {
+    return px_id_check(id, err);
+}

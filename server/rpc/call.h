@@ -72,16 +72,16 @@ struct px_rpc_server {
     pthread_t health_thread;
     bool health_thread_started;
 
-    pthread_mutex_t mu;           /* guards the fields below */
+    pthread_mutex_t mu; /* guards the fields below */
     pthread_cond_t cond;
     bool started;
     bool shutting_down;
-    bool shutdown_done;           /* the server's shutdown tag completed */
-    bool stopped;                 /* px_rpc_server_shutdown finished */
-    int serving;                  /* a HealthCheckResponse.ServingStatus */
-    char health_reason[512];      /* why not SERVING ("" when SERVING) */
-    bool logged_health;           /* the first status has been logged */
-    px_health_watch *watches;     /* open Health/Watch calls */
+    bool shutdown_done;       /* the server's shutdown tag completed */
+    bool stopped;             /* px_rpc_server_shutdown finished */
+    int serving;              /* a HealthCheckResponse.ServingStatus */
+    char health_reason[512];  /* why not SERVING ("" when SERVING) */
+    bool logged_health;       /* the first status has been logged */
+    px_health_watch *watches; /* open Health/Watch calls */
     px_tag shutdown_tag;
 
     atomic_int live_calls;
@@ -96,9 +96,9 @@ struct px_rpc_server {
      * cfg->max_reply_queued_bytes; a client that never reads would
      * otherwise pin a whole result per call. */
     _Atomic int64_t reply_bytes;
-    px_reflection *reflection;    /* owned; immutable once built, read by any thread */
-    px_metrics *metrics;          /* borrowed; RPC latency by method and code; may be NULL */
-    px_tls *tls;                  /* owned; NULL: plaintext */
+    px_reflection *reflection; /* owned; immutable once built, read by any thread */
+    px_metrics *metrics;       /* borrowed; RPC latency by method and code; may be NULL */
+    px_tls *tls;               /* owned; NULL: plaintext */
     /* --auth-tokens (owned; NULL: none), swapped by a reload: read under
      * tokens_mu (read lock) by px_rpc_authenticate. */
     pthread_rwlock_t tokens_mu;
@@ -139,20 +139,20 @@ struct px_call {
     char tenant[PX_TENANT_MAX];
     pthread_mutex_t mu;
     atomic_int refs;
-    bool initial_md_sent;         /* under mu */
-    bool finished;                /* final status batch started; under mu */
+    bool initial_md_sent; /* under mu */
+    bool finished;        /* final status batch started; under mu */
     px_tag close_tag;
-    int cancelled;                /* written by the core for RECV_CLOSE */
+    int cancelled; /* written by the core for RECV_CLOSE */
     px_tag final_tag;
-    grpc_byte_buffer *final_buf;  /* message sent with the status */
-    int64_t final_reserved;       /* its bytes counted in srv->reply_bytes */
+    grpc_byte_buffer *final_buf; /* message sent with the status */
+    int64_t final_reserved;      /* its bytes counted in srv->reply_bytes */
     /* What a refused reply names first, e.g. "execution 'exe_…' is KILLED";
      * set before finishing (empty: nothing). */
     char reply_note[96];
     grpc_slice final_details;
-    grpc_metadata final_trailer;  /* optional trailing metadata entry */
-    size_t n_final_trailer;       /* 0 or 1 */
-    px_tag send_tag;              /* the one outstanding SEND_MESSAGE */
+    grpc_metadata final_trailer; /* optional trailing metadata entry */
+    size_t n_final_trailer;      /* 0 or 1 */
+    px_tag send_tag;             /* the one outstanding SEND_MESSAGE */
     grpc_byte_buffer *send_buf;
     void (*on_sent)(px_call *call, bool ok);
 };
@@ -196,9 +196,8 @@ bool px_call_finish(px_call *call, const ProtobufCMessage *msg, grpc_status_code
 /* px_call_finish, and the status carries one trailing metadata entry
  * `key: value` (both copied). `key` is a lowercase ASCII header name; bytes
  * of `value` outside printable ASCII are sent as '?' (a text header). */
-bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg,
-                                 grpc_status_code code, const char *details, const char *key,
-                                 const char *value);
+bool px_call_finish_with_trailer(px_call *call, const ProtobufCMessage *msg, grpc_status_code code,
+                                 const char *details, const char *key, const char *value);
 
 /* Sends the final status for `err` (no message). */
 bool px_call_finish_error(px_call *call, const px_error *err);
@@ -259,8 +258,8 @@ void px_health_close_all(px_rpc_server *srv);
 
 /* A unary call that may have to wait for an execution to end. */
 typedef struct px_waiter {
-    px_call base;        /* first: px_call_unref frees the waiter */
-    px_record *record;   /* set by px_waiter_wait */
+    px_call base;      /* first: px_call_unref frees the waiter */
+    px_record *record; /* set by px_waiter_wait */
     px_watch *watch;
     bool kill_on_cancel; /* a cancelled call kills with PX_KILL_CANCEL */
     bool map_failures;   /* FAILED before any container: reply with its status code */
@@ -299,8 +298,8 @@ void px_call_peer(const px_call *call, char *out, size_t n);
  * by its bearer token, else the subject of its client certificate (mutual
  * TLS), else "" when the server has no tenants; into `tenant`
  * (PX_TENANT_MAX). Returns 0, or -1 with `err` (PX_E_UNAUTHENTICATED). */
-int px_auth_call(px_rpc_server *srv, grpc_call *gcall, const grpc_metadata_array *md,
-                 char *tenant, px_error *err);
+int px_auth_call(px_rpc_server *srv, grpc_call *gcall, const grpc_metadata_array *md, char *tenant,
+                 px_error *err);
 
 /* Validates an execution id field: PX_E_INVALID if malformed. */
 int px_check_id(const char *id, px_error *err);

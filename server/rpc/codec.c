@@ -63,9 +63,8 @@ static char **copy_strv(char **v, size_t n, const char *field, int max_n, int64_
     for (size_t i = 0; i < n; i++) {
         size_t len = strlen(v[i]);
         if ((int64_t)len > max_len) {
-            px_error_set(err, PX_E_INVALID,
-                         "metadata.%s[%zu]: %zu bytes, the maximum is %" PRId64, field, i, len,
-                         max_len);
+            px_error_set(err, PX_E_INVALID, "metadata.%s[%zu]: %zu bytes, the maximum is %" PRId64,
+                         field, i, len, max_len);
             goto fail;
         }
         if (check && check(v[i], err) < 0)
@@ -150,10 +149,12 @@ static int set_resources(px_job_spec *spec, const Pyexec__V1__ExecutionConfig *c
                     &spec->cpu_shares, err) < 0)
         return -1;
     if (spec->memory_mb < 16)
-        return px_error_set(err, PX_E_INVALID, "metadata.config.memory_mb: %d is below the minimum 16",
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.config.memory_mb: %d is below the minimum 16",
                             spec->memory_mb);
     if (spec->cpu_shares < 2)
-        return px_error_set(err, PX_E_INVALID, "metadata.config.cpu_shares: %d is below the minimum 2",
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.config.cpu_shares: %d is below the minimum 2",
                             spec->cpu_shares);
     spec->network = conf->network_disabled ? !conf->network_disabled->value : false;
     return 0;
@@ -186,8 +187,9 @@ static const char *choose_image(const Pyexec__V1__Metadata *meta, const px_confi
     }
     if (strlen(image) > 255 || strspn(image, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                                              "0123456789._-/:@") != strlen(image))
-        return px_error_set(err, PX_E_INVALID, "metadata.docker_image: '%s' is not a valid image "
-                                               "reference",
+        return px_error_set(err, PX_E_INVALID,
+                            "metadata.docker_image: '%s' is not a valid image "
+                            "reference",
                             px_quote_str(&q, image)),
                NULL;
     /* Before the engine is asked anything: an image name with a registry
@@ -248,8 +250,8 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
                             cfg->max_string_bytes),
                NULL;
     __attribute__((cleanup(px_requirements_release))) px_requirements reqs = {0};
-    if (px_requirements_parse(meta->requirements_txt, (size_t)cfg->max_requirements, &reqs,
-                              err) < 0)
+    if (px_requirements_parse(meta->requirements_txt, (size_t)cfg->max_requirements, &reqs, err) <
+        0)
         return px_error_wrap(err, "metadata.requirements_txt"), NULL;
     const char *image = choose_image(meta, cfg, err);
     if (!image)
@@ -333,8 +335,7 @@ px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_con
 
 #define PAGE_SIZE_DEFAULT 50
 
-int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out,
-                       px_error *err) {
+int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out, px_error *err) {
     if (page_size < 0 || page_size > PX_STORE_LIST_MAX)
         return px_error_set(err, PX_E_INVALID, "page_size: %d is not in 0..%d", page_size,
                             PX_STORE_LIST_MAX);
@@ -403,8 +404,7 @@ static void hash_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data
     px_sha256_update(&container_of(buffer, hash_buffer, base)->ctx, data, len);
 }
 
-void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
-                             uint8_t out[PX_SHA256_LEN]) {
+void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req, uint8_t out[PX_SHA256_LEN]) {
     Pyexec__V1__ExecuteRequest content = *req;
     content.async = 0;
     content.request_id = (char *)"";

@@ -27,8 +27,7 @@ px_job_spec *px_codec_job_spec(const Pyexec__V1__ExecuteRequest *req, const px_c
  * proto3 defaults omitted, unknown fields kept) with `async` and
  * `request_id` cleared, so two requests differing in any other field differ.
  * Hashed while packing: no copy of the request is made. */
-void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req,
-                             uint8_t out[PX_SHA256_LEN]);
+void px_codec_request_digest(const Pyexec__V1__ExecuteRequest *req, uint8_t out[PX_SHA256_LEN]);
 
 /* The same for an Eval (an EvalRequest's digest never equals an
  * ExecuteRequest's: a request_id reused across the two RPCs is a reuse
@@ -47,8 +46,7 @@ px_job_spec *px_codec_eval_spec(const Pyexec__V1__EvalRequest *req, const px_con
  * default, 50; else 1..PX_STORE_LIST_MAX) into *size and `status` (an
  * ExecutionStatus value; UNSPECIFIED: any) into *out. Returns 0, or -1
  * with `err` (PX_E_INVALID naming the field). */
-int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out,
-                       px_error *err);
+int px_codec_list_args(int32_t page_size, int status, size_t *size, px_status *out, px_error *err);
 
 /* An ExecutionResult with the sub-messages it points to; all borrowed from
  * the view it was filled from, which must outlive it. */

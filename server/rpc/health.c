@@ -25,12 +25,12 @@
 #include "server/rpc/call.h"
 
 struct px_health_watch {
-    px_call base;             /* first: freed by px_call_unref */
-    px_health_watch *next;    /* in srv->watches; under srv->mu */
-    bool listed;              /* under srv->mu */
-    bool known;               /* the service name is known */
-    bool sending;             /* under base.mu */
-    int last_sent;            /* under base.mu; -1 before the first send */
+    px_call base;          /* first: freed by px_call_unref */
+    px_health_watch *next; /* in srv->watches; under srv->mu */
+    bool listed;           /* under srv->mu */
+    bool known;            /* the service name is known */
+    bool sending;          /* under base.mu */
+    int last_sent;         /* under base.mu; -1 before the first send */
 };
 
 static bool known_service(const char *name) {
@@ -101,8 +101,9 @@ static void on_watch_sent(px_call *call, bool ok) {
 static void watch_pump_locked(px_health_watch *w) {
     if (w->sending || w->base.finished)
         return;
-    int status = w->known ? current(w->base.srv)
-                          : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
+    int status = w->known
+                     ? current(w->base.srv)
+                     : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN;
     if (status == w->last_sent)
         return;
     Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;

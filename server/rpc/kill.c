@@ -35,7 +35,7 @@ void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payl
     if (px_record_kill(record, PX_KILL_RPC))
         px_info("execution %s: killing; Kill from %s", px_record_id(record), peer);
     else
-        px_debug("execution %s: already ended; Kill from %s changes nothing",
-                 px_record_id(record), peer);
+        px_debug("execution %s: already ended; Kill from %s changes nothing", px_record_id(record),
+                 peer);
     px_waiter_wait(w, record);
 }

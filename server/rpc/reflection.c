@@ -71,26 +71,26 @@
 enum symbol_kind { SYM_MESSAGE, SYM_ENUM, SYM_SERVICE, SYM_METHOD };
 
 typedef struct refl_symbol {
-    char *name;             /* fully qualified, no leading dot; owned */
-    size_t file;            /* index into files */
+    char *name;  /* fully qualified, no leading dot; owned */
+    size_t file; /* index into files */
     enum symbol_kind kind;
 } refl_symbol;
 
 typedef struct refl_file {
-    const uint8_t *data;    /* the serialized FileDescriptorProto; static */
+    const uint8_t *data; /* the serialized FileDescriptorProto; static */
     size_t len;
     Google__Protobuf__FileDescriptorProto *fdp; /* unpacked; owned */
-    size_t *deps;           /* indices into files; owned */
+    size_t *deps;                               /* indices into files; owned */
     size_t n_deps;
 } refl_file;
 
 struct px_reflection {
     refl_file *files;
     size_t n_files;
-    refl_symbol *symbols;   /* sorted by name */
+    refl_symbol *symbols; /* sorted by name */
     size_t n_symbols;
     size_t cap_symbols;
-    const char **services;  /* borrowed from symbols, in file order */
+    const char **services; /* borrowed from symbols, in file order */
     size_t n_services;
 };
 
@@ -383,8 +383,8 @@ static int answer_services(answer *a, const px_reflection *r) {
     if (!a->service_msgs || !a->service_ptrs)
         return px_error_set(&a->err, PX_E_INTERNAL, "out of memory");
     for (size_t i = 0; i < n; i++) {
-        a->service_msgs[i] =
-            (Grpc__Reflection__V1__ServiceResponse)GRPC__REFLECTION__V1__SERVICE_RESPONSE__INIT;
+        a->service_msgs[i] = (Grpc__Reflection__V1__ServiceResponse)
+            GRPC__REFLECTION__V1__SERVICE_RESPONSE__INIT;
         a->service_msgs[i].name = (char *)r->services[i];
         a->service_ptrs[i] = &a->service_msgs[i];
     }
@@ -407,8 +407,7 @@ static int answer_request(answer *a, const px_reflection *r, const refl_request 
     const refl_symbol *sym;
     px_quoted q;
     switch (req->message_request_case) {
-    case REQUEST_CASE(LIST_SERVICES):
-        return answer_services(a, r);
+    case REQUEST_CASE(LIST_SERVICES): return answer_services(a, r);
     case REQUEST_CASE(FILE_BY_FILENAME):
         if (find_file_index(r, req->file_by_filename, &file) < 0)
             return px_error_set(&a->err, PX_E_NOT_FOUND, "unknown file '%s'",
@@ -446,9 +445,9 @@ static int answer_request(answer *a, const px_reflection *r, const refl_request 
 /* ---- the call ---- */
 
 typedef struct refl_call {
-    px_call base;                /* first: freed by px_call_unref */
+    px_call base; /* first: freed by px_call_unref */
     px_tag recv_tag;
-    grpc_byte_buffer *recv_buf;  /* written by the core for RECV_MESSAGE */
+    grpc_byte_buffer *recv_buf; /* written by the core for RECV_MESSAGE */
 } refl_call;
 
 static void on_recv(px_tag *tag, bool ok);

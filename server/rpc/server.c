@@ -222,8 +222,7 @@ static void on_unknown_request(px_tag *tag, bool ok) {
                                           .status_details = &u->status_details}},
     };
     u->done_tag.on_done = on_unknown_done;
-    if (grpc_call_start_batch(u->call, ops, PX_ARRAY_SIZE(ops), &u->done_tag, NULL) !=
-        GRPC_CALL_OK)
+    if (grpc_call_start_batch(u->call, ops, PX_ARRAY_SIZE(ops), &u->done_tag, NULL) != GRPC_CALL_OK)
         on_unknown_done(&u->done_tag, false);
 }
 
@@ -248,7 +247,8 @@ static void unknown_arm(px_rpc_server *srv) {
 static void *cq_loop(void *arg) {
     px_rpc_server *srv = arg;
     for (;;) {
-        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        grpc_event ev = grpc_completion_queue_next(srv->cq, gpr_inf_future(GPR_CLOCK_REALTIME),
+                                                   NULL);
         if (ev.type == GRPC_QUEUE_SHUTDOWN)
             return NULL;
         if (ev.type != GRPC_OP_COMPLETE)
@@ -361,8 +361,8 @@ static void bind_error(const char *listen, char *out, size_t n) {
         return;
     memcpy(host, listen, len);
     host[len] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
     int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
     if (rc != 0) {
@@ -396,15 +396,18 @@ static int split_host(const char *listen, char *host, size_t n) {
 static void create_grpc_server(px_rpc_server *srv, const px_config *cfg) {
     grpc_arg args[] = {
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
          .value.integer = (int)cfg->max_message_bytes},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1},
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
          .value.integer = cfg->max_concurrent_streams},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_METADATA_SIZE, .value.integer = 16 * 1024},
         /* Keepalive enforcement: clients may ping every 10 s at most, and
          * only with calls open; abusers are disconnected. */
-        {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+        {.type = GRPC_ARG_INTEGER,
+         .key = GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
          .value.integer = 10000},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_HTTP2_MAX_PING_STRIKES, .value.integer = 2},
         {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 120000},
@@ -431,8 +434,7 @@ static void register_methods(px_rpc_server *srv) {
         {PX_M_HEALTH_CHECK, "/grpc.health.v1.Health/Check"},
         {PX_M_HEALTH_WATCH, "/grpc.health.v1.Health/Watch"},
         {PX_M_REFLECTION_V1, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"},
-        {PX_M_REFLECTION_V1ALPHA,
-         "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"},
+        {PX_M_REFLECTION_V1ALPHA, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"},
     };
     for (size_t i = 0; i < PX_ARRAY_SIZE(methods); i++)
         srv->methods[methods[i].m] = grpc_server_register_method(

@@ -31,13 +31,13 @@
 #include "server/rpc/codec.h"
 
 typedef struct stream_call {
-    px_call base;          /* first: freed by px_call_unref */
+    px_call base; /* first: freed by px_call_unref */
     px_record *record;
-    px_watch *watch;       /* under base.mu */
-    bool admitted;         /* counted in srv->stream_readers */
-    int64_t offset;        /* next byte to send; under base.mu */
-    bool sending;          /* under base.mu */
-    bool closed;           /* cancelled or finished; under base.mu */
+    px_watch *watch; /* under base.mu */
+    bool admitted;   /* counted in srv->stream_readers */
+    int64_t offset;  /* next byte to send; under base.mu */
+    bool sending;    /* under base.mu */
+    bool closed;     /* cancelled or finished; under base.mu */
 } stream_call;
 
 static void pump(stream_call *s);
@@ -77,8 +77,7 @@ static void pump(stream_call *s) {
     }
     px_log_chunk piece;
     px_error err = PX_ERROR_INIT;
-    int rc = px_record_read(s->record, s->offset, s->base.srv->stream_message_max, &piece,
-                            &err);
+    int rc = px_record_read(s->record, s->offset, s->base.srv->stream_message_max, &piece, &err);
     if (rc == PX_READ_DATA) {
         Pyexec__V1__OutputChunk chunk = PYEXEC__V1__OUTPUT_CHUNK__INIT;
         chunk.stream = (Pyexec__V1__Stream)piece.stream;

@@ -66,8 +66,8 @@ typedef struct mem_store mem_store;
 typedef struct mem_record mem_record;
 
 struct mem_record {
-    px_record base; /* first: the interface (refs, id, watchers) */
-    char *request_id; /* NULL when none; immutable */
+    px_record base;                /* first: the interface (refs, id, watchers) */
+    char *request_id;              /* NULL when none; immutable */
     uint8_t digest[PX_SHA256_LEN]; /* the request's content, with request_id; immutable */
 
     /* Membership, guarded by the owning store's mu. */
@@ -308,8 +308,8 @@ static void sweep_locked(mem_store *s, mem_record **dropped) {
         if (expired(s, r, now))
             detach_locked(s, r, dropped);
     }
-    int64_t interval =
-        s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms : SWEEP_INTERVAL_MS;
+    int64_t interval = s->config.retention_ms < SWEEP_INTERVAL_MS ? s->config.retention_ms
+                                                                  : SWEEP_INTERVAL_MS;
     s->next_sweep_mono_ms = px_now_mono_ms() + interval;
 }
 
@@ -510,9 +510,8 @@ static bool listed(const mem_record *r, const char *tenant, px_status status) {
            strcmp(px_record_tenant(&r->base), tenant) == 0;
 }
 
-static int mem_store_list(px_store *base, const char *tenant, px_status status,
-                          size_t page_size, const char *page_token, px_store_page *page,
-                          px_error *err) {
+static int mem_store_list(px_store *base, const char *tenant, px_status status, size_t page_size,
+                          const char *page_token, px_store_page *page, px_error *err) {
     mem_store *s = (mem_store *)base;
     uint64_t below;
     if (parse_token(page_token, &below, err) < 0)
@@ -638,8 +637,7 @@ static int log_reserve_locked(mem_record *r, size_t n) {
     return 0;
 }
 
-static void mem_record_append(px_record *base, px_stream stream, const uint8_t *data,
-                              size_t len) {
+static void mem_record_append(px_record *base, px_stream stream, const uint8_t *data, size_t len) {
     mem_record *r = (mem_record *)base;
     pthread_mutex_lock(&r->mu);
     /* Out of memory drops the chunk: offsets stay consistent. */
@@ -650,8 +648,8 @@ static void mem_record_append(px_record *base, px_stream stream, const uint8_t *
         if (last && last->stream == stream) {
             last->len += len;
         } else {
-            r->segs[r->n_segs++] =
-                (log_seg){.offset = (int64_t)r->len, .len = len, .stream = stream};
+            r->segs[r->n_segs++] = (log_seg){
+                .offset = (int64_t)r->len, .len = len, .stream = stream};
         }
         r->len += len;
         atomic_fetch_add(&r->log_bytes, len);

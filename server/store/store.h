@@ -63,9 +63,9 @@ typedef struct px_watch px_watch;
 /* Settings of a store; max_records and max_retained_bytes bound the memory
  * of the in-memory store. */
 typedef struct px_store_config {
-    int64_t retention_ms;    /* terminal records kept this long after finished_at */
-    size_t max_records;      /* retained records of any state; beyond: PX_E_EXHAUSTED */
-    size_t max_readers;      /* reader watchers per record; beyond: PX_E_EXHAUSTED */
+    int64_t retention_ms; /* terminal records kept this long after finished_at */
+    size_t max_records;   /* retained records of any state; beyond: PX_E_EXHAUSTED */
+    size_t max_readers;   /* reader watchers per record; beyond: PX_E_EXHAUSTED */
     /* Output bytes the retained records may hold together; 0: no budget.
      * Checked whenever a record is created: if the budget is exceeded, the
      * oldest terminal records are dropped before their retention ends until
@@ -220,9 +220,9 @@ bool px_record_finish(px_record *r, const px_outcome *outcome);
 typedef struct px_record_view {
     char id[48];
     px_status status;
-    px_outcome outcome;      /* meaningful when status is terminal; started_at_ms
+    px_outcome outcome; /* meaningful when status is terminal; started_at_ms
                                 also set while RUNNING */
-    int64_t log_len;         /* bytes in the output log */
+    int64_t log_len;    /* bytes in the output log */
     uint8_t *stdout_data;
     size_t stdout_len;
     uint8_t *stderr_data;
@@ -236,15 +236,15 @@ int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_
 void px_record_view_release(px_record_view *view);
 
 typedef enum px_read_status {
-    PX_READ_DATA = 0,   /* *chunk filled */
-    PX_READ_WAIT = 1,   /* nothing at offset yet; the record is not terminal */
-    PX_READ_EOF = 2,    /* offset == log end and the record is terminal */
+    PX_READ_DATA = 0, /* *chunk filled */
+    PX_READ_WAIT = 1, /* nothing at offset yet; the record is not terminal */
+    PX_READ_EOF = 2,  /* offset == log end and the record is terminal */
 } px_read_status;
 
 typedef struct px_log_chunk {
     px_stream stream;
-    int64_t offset;   /* absolute offset of data[0] */
-    uint8_t *data;    /* malloc'd copy, owned by the caller */
+    int64_t offset; /* absolute offset of data[0] */
+    uint8_t *data;  /* malloc'd copy, owned by the caller */
     size_t len;
 } px_log_chunk;
 

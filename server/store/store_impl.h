@@ -34,8 +34,8 @@ typedef struct px_store_ops {
     px_record *(*admit)(px_store *s, const char *request_id, const uint8_t *digest,
                         px_job_spec *spec, const char *origin, bool *existed, px_error *err);
     px_record *(*get)(px_store *s, const char *id, px_error *err);
-    void (*drain)(px_store *s); /* optional */
-    int (*ping)(px_store *s, px_error *err); /* optional: absent means always 0 */
+    void (*drain)(px_store *s);                    /* optional */
+    int (*ping)(px_store *s, px_error *err);       /* optional: absent means always 0 */
     void (*runner_ready)(px_store *s, bool ready); /* optional */
     void (*remove)(px_store *s, px_record *r);
     size_t (*count)(px_store *s);
@@ -55,8 +55,7 @@ typedef struct px_record_ops {
     /* `view` is zeroed and its id filled before the call. */
     int (*snapshot)(px_record *r, bool with_output, px_record_view *view, px_error *err);
     /* `chunk` is zeroed before the call. */
-    int (*read)(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk,
-                px_error *err);
+    int (*read)(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk, px_error *err);
     /* Optional: the record got its first watcher (`on`; a failure refuses
      * the watcher) or lost its last one. Called under the watcher lock. */
     int (*watching)(px_record *r, bool on, px_error *err);
@@ -78,9 +77,9 @@ struct px_record {
     size_t max_readers;
     pthread_mutex_t watch_mu; /* the watcher list; held while callbacks run */
     px_watch *watchers;
-    size_t n_readers;         /* watchers of kind PX_WATCH_READER */
-    size_t n_watchers;        /* all watchers */
-    char *tenant;             /* immutable once published; NULL: "" */
+    size_t n_readers;  /* watchers of kind PX_WATCH_READER */
+    size_t n_watchers; /* all watchers */
+    char *tenant;      /* immutable once published; NULL: "" */
     /* The quota that counts this record until it finishes (store.c);
      * NULL: none, or released. */
     _Atomic(px_quota *) quota;

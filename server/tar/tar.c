@@ -166,8 +166,8 @@ static int normalize_path(const char *in, size_t len, const px_tar_limits *limit
  * directories (check_tree refuses paths through symlinks), and every other
  * symlink met on the way down obeys the same rule, so no chain of links can
  * leave the root. */
-static int check_symlink_target(const char *path, const char *target,
-                                const px_tar_limits *limits, px_error *err) {
+static int check_symlink_target(const char *path, const char *target, const px_tar_limits *limits,
+                                px_error *err) {
     px_quoted qp, qt;
     size_t len = strlen(target);
     if (len == 0)
@@ -184,8 +184,7 @@ static int check_symlink_target(const char *path, const char *target,
         return px_error_set(err, PX_E_INVALID, "'%s': symbolic link target '%s' is absolute",
                             px_quote_str(&qp, path), px_quote(&qt, target, len));
     if (len > limits->max_path_len)
-        return px_error_set(err, PX_E_INVALID,
-                            "'%s': symbolic link target longer than %zu bytes",
+        return px_error_set(err, PX_E_INVALID, "'%s': symbolic link target longer than %zu bytes",
                             px_quote_str(&qp, path), limits->max_path_len);
 
     size_t parent_depth = 0; /* components of the directory holding the link */
@@ -324,7 +323,10 @@ static const char *compression_name(const uint8_t *data, size_t len) {
     } magics[] = {
         {"gzip", "\x1f\x8b", 2},
         {"bzip2", "BZh", 3},
-        {"xz", "\xfd" "7zXZ\0", 6},
+        {"xz",
+         "\xfd"
+         "7zXZ\0",
+         6},
         {"zstd", "\x28\xb5\x2f\xfd", 4},
         {"lz4", "\x04\x22\x4d\x18", 4},
         {"compress", "\x1f\x9d", 2},
@@ -350,8 +352,7 @@ static int read_file_data(struct archive *a, const char *path, px_entry *e, px_e
             return px_error_set(err, PX_E_INVALID, "'%s': %s", px_quote_str(&q, path),
                                 archive_message(a));
         if (n == 0)
-            return px_error_set(err, PX_E_INVALID, "'%s': truncated data",
-                                px_quote_str(&q, path));
+            return px_error_set(err, PX_E_INVALID, "'%s': truncated data", px_quote_str(&q, path));
         got += (size_t)n;
     }
     return 0;
@@ -361,8 +362,7 @@ static int read_file_data(struct archive *a, const char *path, px_entry *e, px_e
  * against the running total and the input before its data is read into
  * *e. */
 static int read_regular(struct archive *a, struct archive_entry *ae, const char *path,
-                        const char *raw, size_t input_len, builder *b, px_entry *e,
-                        px_error *err) {
+                        const char *raw, size_t input_len, builder *b, px_entry *e, px_error *err) {
     px_quoted q1;
     if (path[0] == '\0')
         return px_error_set(err, PX_E_INVALID, "'%s': not a file path", px_quote_str(&q1, raw));
@@ -428,8 +428,7 @@ static int refuse_type(unsigned filetype, const char *path, px_error *err) {
     case AE_IFIFO:
         return px_error_set(err, PX_E_INVALID, "'%s': FIFO not allowed", px_quote_str(&q1, path));
     case AE_IFSOCK:
-        return px_error_set(err, PX_E_INVALID, "'%s': socket not allowed",
-                            px_quote_str(&q1, path));
+        return px_error_set(err, PX_E_INVALID, "'%s': socket not allowed", px_quote_str(&q1, path));
     default:
         return px_error_set(err, PX_E_INVALID, "'%s': unsupported entry type",
                             px_quote_str(&q1, path));
@@ -437,8 +436,8 @@ static int refuse_type(unsigned filetype, const char *path, px_error *err) {
 }
 
 /* Validates the entry whose header was just read and appends it to `b`. */
-static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t input_len,
-                          builder *b, px_error *err) {
+static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t input_len, builder *b,
+                          px_error *err) {
     px_quoted q1, q2;
     /* A pax path in UTF-8 that the C locale cannot represent comes back from
      * archive_entry_pathname() as the raw bytes, with a warning; either way
@@ -474,8 +473,7 @@ static int read_tar_entry(struct archive *a, struct archive_entry *ae, size_t in
         if (read_symlink(ae, path, raw, b, &e, err) < 0)
             return -1;
         break;
-    default:
-        return refuse_type(archive_entry_filetype(ae), path, err);
+    default: return refuse_type(archive_entry_filetype(ae), path, err);
     }
     e.path = TAKE_PTR(path);
     return builder_push(b, &e, err);
@@ -508,8 +506,7 @@ px_project *px_project_from_tar(const uint8_t *tar, size_t len, const px_tar_lim
         const char *compression = compression_name(tar, len);
         if (compression)
             px_error_set(err, PX_E_INVALID,
-                         "%s-compressed archive: only uncompressed tar is accepted",
-                         compression);
+                         "%s-compressed archive: only uncompressed tar is accepted", compression);
         else
             px_error_set(err, PX_E_INVALID, "not a tar archive: %s", archive_message(a));
         return NULL;
@@ -578,8 +575,7 @@ px_project *px_project_from_files(const px_file_in *files, size_t n, const px_ta
         limits = &defaults;
     }
     if (n > limits->max_entries) {
-        px_error_set(err, PX_E_INVALID, "%zu files: more than %zu entries", n,
-                     limits->max_entries);
+        px_error_set(err, PX_E_INVALID, "%zu files: more than %zu entries", n, limits->max_entries);
         return NULL;
     }
     __attribute__((cleanup(px_project_freep))) px_project *project = calloc(1, sizeof *project);
@@ -618,8 +614,7 @@ static bool ends_with_py(const char *path) {
     return len >= 3 && memcmp(path + len - 3, ".py", 3) == 0;
 }
 
-const char *px_project_entrypoint(const px_project *project, const char *requested,
-                                  px_error *err) {
+const char *px_project_entrypoint(const px_project *project, const char *requested, px_error *err) {
     px_quoted q;
     if (requested && requested[0]) {
         /* Only the syntax rules apply: the project already bounds what can

@@ -49,10 +49,10 @@ extern "C" {
 #endif
 
 typedef struct px_tar_limits {
-    size_t max_entries;        /* files + dirs + links */
-    size_t max_path_len;       /* bytes of one normalised path */
-    size_t max_path_depth;     /* components of one path */
-    uint64_t max_total_bytes;  /* sum of regular file sizes */
+    size_t max_entries;       /* files + dirs + links */
+    size_t max_path_len;      /* bytes of one normalised path */
+    size_t max_path_depth;    /* components of one path */
+    uint64_t max_total_bytes; /* sum of regular file sizes */
 } px_tar_limits;
 
 /* Defaults: 10000 entries, 1024-byte paths, depth 32, 256 MiB total. */
@@ -76,10 +76,10 @@ typedef struct px_file_in {
 /* One normalised entry of a project. All pointers are owned by the project. */
 typedef struct px_entry {
     px_entry_type type;
-    char *path;       /* normalised, NUL-terminated, no leading "./" */
-    uint8_t *data;    /* file contents (NULL for dirs/links) */
+    char *path;    /* normalised, NUL-terminated, no leading "./" */
+    uint8_t *data; /* file contents (NULL for dirs/links) */
     size_t len;
-    uint32_t mode;    /* permission bits only (& 0777) */
+    uint32_t mode;     /* permission bits only (& 0777) */
     char *link_target; /* symlinks only */
 } px_entry;
 
@@ -112,8 +112,7 @@ void px_project_free(px_project *project);
  * else "__main__.py" (at the root), else the first regular file ending in
  * ".py" in project order. Returns a pointer borrowed from the project (valid
  * until px_project_free), or NULL with `err` set to PX_E_INVALID. */
-const char *px_project_entrypoint(const px_project *project, const char *requested,
-                                  px_error *err);
+const char *px_project_entrypoint(const px_project *project, const char *requested, px_error *err);
 
 /* True if the project holds a regular file at normalised `path`. O(n). */
 bool px_project_has_file(const px_project *project, const char *path);

@@ -90,8 +90,9 @@ TEST_F(CliTest, PropagatesTheExitCode) {
 }
 
 TEST_F(CliTest, TimeoutExits124AndSaysSoOnce) {
-    ProcessResult r = Run({"run", "--timeout", "1", Write("slow.py", "import time\n"
-                                                                     "time.sleep(60)\n")});
+    ProcessResult r = Run({"run", "--timeout", "1",
+                           Write("slow.py", "import time\n"
+                                            "time.sleep(60)\n")});
     EXPECT_EQ(r.exit_code, 124) << r.err;
     EXPECT_NE(r.err.find(" timed out after 1 s\n"), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("exit code"), std::string::npos) << "no conflicting code: " << r.err;
@@ -169,9 +170,9 @@ TEST_F(CliTest, PipedStandardInputPastTheServersLimitIsRefusedClearly) {
 
 TEST_F(CliTest, AcceptsUrlStyleAddresses) {
     std::string f = Write("a.py", "print('url')\n");
-    for (const std::string &addr : {"http://" + server_->address(),
-                                    "http://" + server_->address() + "/",
-                                    "grpc://" + server_->address()}) {
+    for (const std::string &addr :
+         {"http://" + server_->address(), "http://" + server_->address() + "/",
+          "grpc://" + server_->address()}) {
         ProcessResult r = Run({"--server", addr, "run", f});
         EXPECT_EQ(r.exit_code, 0) << addr << ": " << r.err;
         EXPECT_EQ(r.out, "url\n") << addr;
@@ -403,8 +404,8 @@ TEST_F(CliTest, LsListsNewestFirstAndFilters) {
 }
 
 TEST_F(CliTest, JsonReplacesInvalidUtf8) {
-    ProcessResult r = Run({"run", "--json",
-                           Write("u.py", "import sys\nsys.stdout.buffer.write(b'a\\xffb\\x01')\n")});
+    ProcessResult r = Run(
+        {"run", "--json", Write("u.py", "import sys\nsys.stdout.buffer.write(b'a\\xffb\\x01')\n")});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_NE(r.out.find("\"stdout\": \"a\\ufffdb\\u0001\""), std::string::npos) << r.out;
 }
@@ -537,8 +538,8 @@ TEST_F(CliTest, QuietShowsOnlyTheStdoutOfASuccess) {
     ProcessResult fail = Run({"run", "-q", Write("bad.py", "print('out')\nraise SystemExit(3)\n")});
     EXPECT_EQ(fail.exit_code, 3);
     EXPECT_EQ(fail.out + fail.err, "");
-    ProcessResult slow = Run({"run", "-q", "--timeout", "1",
-                              Write("slow.py", "import time\ntime.sleep(60)\n")});
+    ProcessResult slow = Run(
+        {"run", "-q", "--timeout", "1", Write("slow.py", "import time\ntime.sleep(60)\n")});
     EXPECT_EQ(slow.exit_code, 124);
     EXPECT_EQ(slow.out + slow.err, "");
 }

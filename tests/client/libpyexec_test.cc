@@ -350,8 +350,7 @@ TEST_F(LibpyexecTest, StreamOffsetsOutOfRange) {
     pyexec_error err = PYEXEC_ERROR_INIT;
     ASSERT_EQ(pyexec_stream_output(client_, id.c_str(), 0, nullptr, nullptr, nullptr, &err), 0)
         << err.msg;
-    EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), 1000, nullptr, nullptr, nullptr, &err),
-              -1);
+    EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), 1000, nullptr, nullptr, nullptr, &err), -1);
     EXPECT_EQ(err.code, PYEXEC_E_OUT_OF_RANGE) << err.msg;
     err = PYEXEC_ERROR_INIT;
     EXPECT_EQ(pyexec_stream_output(client_, id.c_str(), -1, nullptr, nullptr, nullptr, &err), -1);

@@ -26,7 +26,6 @@ const char *px_bootstrap_eval_wrapper(void) {
     return eval_wrapper;
 }
 
-
 static int add_string(json_t *obj, const char *key, const char *value, px_error *err) {
     json_t *s = json_string(value);
     if (!s)
@@ -62,15 +61,14 @@ static int add_env(json_t *obj, const px_job_spec *spec, px_error *err) {
             continue;
         json_t *s = json_string(kv);
         if (!s)
-            return px_error_set(err, PX_E_INVALID, "environment entry %zu is not valid UTF-8",
-                                i);
+            return px_error_set(err, PX_E_INVALID, "environment entry %zu is not valid UTF-8", i);
         json_array_append_new(a, s);
     }
     return 0;
 }
 
-int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
-                          char **out, size_t *out_len, px_error *err) {
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps, char **out,
+                          size_t *out_len, px_error *err) {
     __attribute__((cleanup(json_decrefp))) json_t *h = json_object();
     if (!h)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");

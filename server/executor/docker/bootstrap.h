@@ -51,8 +51,8 @@ const char *px_bootstrap_eval_wrapper(void);
  * (*out, *out_len; malloc'd, owned by the caller). Returns 0, or -1 with
  * `err` set: PX_E_INVALID if a string of the spec is not valid UTF-8 (JSON
  * cannot carry it), PX_E_INTERNAL on allocation failure. */
-int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
-                          char **out, size_t *out_len, px_error *err);
+int px_bootstrap_preamble(const px_job_spec *spec, const char *nonce, const char *deps, char **out,
+                          size_t *out_len, px_error *err);
 
 /* The namespace mode's host supervisor (host.py): static, NUL-terminated.
  * A host container's command is `python3 -I -S -c <px_host_script()>

@@ -37,8 +37,7 @@ void px_docker_client_count_errors(px_docker_client *c, px_counter *unanswered,
     c->server_errors = server_errors;
 }
 
-px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms,
-                                       px_error *err) {
+px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms, px_error *err) {
     if (timeout_ms <= 0) {
         px_error_set(err, PX_E_INVALID, "docker client: timeout %lld ms is not positive",
                      (long long)timeout_ms);
@@ -130,8 +129,8 @@ static void set_method(CURL *h, const char *method, const char *json_body) {
 /* Sets `err` for a transfer that failed with `rc` (`errbuf`: curl's own
  * words, `overflow`: the body outgrew PX_DOCKER_MAX_RESPONSE). Returns -1. */
 static int transfer_error(const px_docker_client *c, CURL *h, CURLcode rc, const char *errbuf,
-                          bool overflow, const char *method, const char *path,
-                          int64_t timeout_ms, px_error *err) {
+                          bool overflow, const char *method, const char *path, int64_t timeout_ms,
+                          px_error *err) {
     if (overflow)
         return px_error_set(err, PX_E_INTERNAL, "%s %s: response larger than %u bytes", method,
                             path, PX_DOCKER_MAX_RESPONSE);
@@ -321,8 +320,7 @@ static ssize_t read_head(const px_docker_client *c, int fd, char *head, size_t c
             return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "%s: poll", what);
         ssize_t n = recv(fd, head + *have, cap - 1 - *have, 0);
         if (n == 0)
-            return px_error_set(err, PX_E_UNAVAILABLE, "%s: connection closed by the engine",
-                                what);
+            return px_error_set(err, PX_E_UNAVAILABLE, "%s: connection closed by the engine", what);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -335,8 +333,8 @@ static ssize_t read_head(const px_docker_client *c, int fd, char *head, size_t c
     return end + 4 - head;
 }
 
-int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
-                     size_t *early_len, px_error *err) {
+int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early, size_t *early_len,
+                     px_error *err) {
     *early = NULL;
     *early_len = 0;
     _cleanup_free_ char *eid = px_docker_escape(id, NULL);

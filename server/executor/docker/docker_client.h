@@ -35,8 +35,7 @@ typedef struct px_docker_client px_docker_client;
  * (> 0) is the default bound of each call. Returns NULL with `err` set on
  * allocation failure or a timeout that is not positive; the engine is not
  * contacted. */
-px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms,
-                                       px_error *err);
+px_docker_client *px_docker_client_new(const char *socket_path, int64_t timeout_ms, px_error *err);
 
 /* NULL-safe. No call may be in progress. */
 void px_docker_client_free(px_docker_client *c);
@@ -95,8 +94,8 @@ char *px_docker_escape(const char *s, const char *keep);
  * `err` set on failure (PX_E_UNAVAILABLE for transport problems, PX_E_NOT_FOUND
  * for 404, else PX_E_INTERNAL). Any thread.
  */
-int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early,
-                     size_t *early_len, px_error *err);
+int px_docker_attach(const px_docker_client *c, const char *id, uint8_t **early, size_t *early_len,
+                     px_error *err);
 
 #ifdef __cplusplus
 }

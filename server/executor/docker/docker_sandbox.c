@@ -48,10 +48,10 @@ static void collect(void *ud, px_metrics_writer *w) {
     px_metrics_write_gauge(w, "pyexec_warm_pool_size",
                            "Containers the warm pool keeps ready (--warm-pool).", NULL,
                            sb->pool_size);
-    px_metrics_write_gauge(w, "pyexec_warm_pool_ready", "Pooled containers ready for a run.",
-                           NULL, ready);
-    px_metrics_write_gauge(w, "pyexec_warm_pool_creating",
-                           "Pooled containers being created.", NULL, creating);
+    px_metrics_write_gauge(w, "pyexec_warm_pool_ready", "Pooled containers ready for a run.", NULL,
+                           ready);
+    px_metrics_write_gauge(w, "pyexec_warm_pool_creating", "Pooled containers being created.", NULL,
+                           creating);
     px_metrics_write_counter(w, "pyexec_warm_pool_handovers_total",
                              "Runs that took a pooled container.", NULL, st.taken);
     px_metrics_write_counter(w, "pyexec_warm_pool_cold_runs_total",
@@ -72,15 +72,15 @@ static void init_metrics(docker_sandbox *sb, px_metrics *m) {
         return;
     static const char help[] =
         "Docker Engine API calls on sandbox containers that succeeded, by operation.";
-    sb->create_seconds =
-        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"create\"",
-                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
-    sb->start_seconds =
-        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"start\"",
-                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
-    sb->remove_seconds =
-        px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"remove\"",
-                             px_metrics_latency_bounds, px_metrics_latency_bounds_n);
+    sb->create_seconds = px_metrics_histogram(m, "pyexec_container_op_seconds", help,
+                                              "op=\"create\"", px_metrics_latency_bounds,
+                                              px_metrics_latency_bounds_n);
+    sb->start_seconds = px_metrics_histogram(m, "pyexec_container_op_seconds", help, "op=\"start\"",
+                                             px_metrics_latency_bounds,
+                                             px_metrics_latency_bounds_n);
+    sb->remove_seconds = px_metrics_histogram(m, "pyexec_container_op_seconds", help,
+                                              "op=\"remove\"", px_metrics_latency_bounds,
+                                              px_metrics_latency_bounds_n);
     static const char ehelp[] = "Docker Engine API calls that failed, by how.";
     px_docker_client_count_errors(
         sb->client,
@@ -239,14 +239,14 @@ static int check_config(const px_docker_config *c, px_error *err) {
     if (!c->pool_image || !c->pool_image[0])
         return px_error_set(err, PX_E_INVALID, "%s: the warm pool has no image", bad);
     if (c->pool_memory_mb <= 0)
-        return px_error_set(err, PX_E_INVALID, "%s: warm pool memory %d MiB is not positive",
-                            bad, c->pool_memory_mb);
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool memory %d MiB is not positive", bad,
+                            c->pool_memory_mb);
     if (c->pool_disk_mb <= 0)
         return px_error_set(err, PX_E_INVALID, "%s: warm pool disk %d MiB is not positive", bad,
                             c->pool_disk_mb);
     if (c->pool_cpu_shares <= 0)
-        return px_error_set(err, PX_E_INVALID, "%s: warm pool CPU shares %d is not positive",
-                            bad, c->pool_cpu_shares);
+        return px_error_set(err, PX_E_INVALID, "%s: warm pool CPU shares %d is not positive", bad,
+                            c->pool_cpu_shares);
     return 0;
 }
 

@@ -72,9 +72,9 @@ extern "C" {
  * (px_config_default, server/base/config.c): px_docker_config_from() is the
  * one place that maps those to these. */
 typedef struct px_docker_config {
-    const char *socket_path;    /* the engine's unix socket */
-    const char *instance;       /* label value naming this server instance */
-    int64_t api_timeout_ms;     /* bound on every Engine API call (not attach/wait) */
+    const char *socket_path; /* the engine's unix socket */
+    const char *instance;    /* label value naming this server instance */
+    int64_t api_timeout_ms;  /* bound on every Engine API call (not attach/wait) */
     int pids_limit;
     int tmp_mb;                 /* size of the /tmp tmpfs (and /dev/shm) */
     int nofile;                 /* RLIMIT_NOFILE (not a server flag: always 1024) */
@@ -88,7 +88,7 @@ typedef struct px_docker_config {
      * CPU weight. A run uses a pooled container when its spec has that image
      * and disk_mb and the network off; memory and CPU are set at hand-over. */
     int warm_pool;
-    const char *pool_image;     /* required when warm_pool > 0 */
+    const char *pool_image; /* required when warm_pool > 0 */
     int pool_memory_mb;
     int pool_disk_mb;
     int pool_cpu_shares;

@@ -31,18 +31,9 @@
  * under /sys/kernel (vmcoreinfo with a physical address, BTF type data,
  * build notes, slab and mm details). docs/security.md. */
 static const char *const masked_paths[] = {
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/proc/config.gz",
-    "/sys/kernel",
+    "/proc/asound",        "/proc/acpi",       "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi",          "/sys/firmware",    "/proc/config.gz",   "/sys/kernel",
 };
 
 static const char *const sandbox_env[] = {
@@ -81,7 +72,6 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
     };
 }
 
-
 /* ---- API helpers ---- */
 
 /* Calls the API and requires a 2xx answer; parses the body into *out if
@@ -105,15 +95,14 @@ int sb_api(docker_sandbox *sb, const char *method, const char *path, const char 
     return rc;
 }
 
-int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
-                      px_error *err) {
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix, px_error *err) {
     _cleanup_free_ char *eid = px_docker_escape(id, NULL);
     if (!eid)
         return px_error_set(err, PX_E_INTERNAL, "path of container '%.64s': out of memory", id);
     int n = snprintf(buf, cap, "/containers/%s%s", eid, suffix);
     if (n < 0 || (size_t)n >= cap)
-        return px_error_set(err, PX_E_INTERNAL,
-                            "path of container '%.64s': longer than %zu bytes", id, cap - 1);
+        return px_error_set(err, PX_E_INTERNAL, "path of container '%.64s': longer than %zu bytes",
+                            id, cap - 1);
     return 0;
 }
 
@@ -167,9 +156,8 @@ void sb_take_stats(docker_sandbox *sb, const char *id, int64_t timeout_ms, int64
     json_int_t m = json_integer_value(json_object_get(mem, "max_usage"));
     if (m <= 0)
         m = json_integer_value(json_object_get(mem, "usage"));
-    json_int_t c = json_integer_value(
-        json_object_get(json_object_get(json_object_get(j, "cpu_stats"), "cpu_usage"),
-                        "total_usage"));
+    json_int_t c = json_integer_value(json_object_get(
+        json_object_get(json_object_get(j, "cpu_stats"), "cpu_usage"), "total_usage"));
     if (m > 0)
         *peak = m;
     if (c > 0)
@@ -188,8 +176,7 @@ int sb_live_add(docker_sandbox *sb, const char *name, px_error *err) {
         char **v = realloc(sb->live, cap * sizeof *v);
         if (!v) {
             pthread_mutex_unlock(&sb->live_mu);
-            return px_error_set(err, PX_E_INTERNAL, "register container '%s': out of memory",
-                                name);
+            return px_error_set(err, PX_E_INTERNAL, "register container '%s': out of memory", name);
         }
         sb->live = v;
         sb->cap_live = cap;
@@ -363,9 +350,8 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
     char work_opts[128], tmp_opts[128];
     /* Owned by the sandbox user: the engine re-modes the WorkingDir mount
      * point to 0755 after mounting it, so mode=1777 alone is not enough. */
-    snprintf(work_opts, sizeof work_opts,
-             "rw,exec,nosuid,nodev,size=%dm,mode=1777,uid=%d,gid=%d", spec->disk_mb,
-             SANDBOX_UID, SANDBOX_UID);
+    snprintf(work_opts, sizeof work_opts, "rw,exec,nosuid,nodev,size=%dm,mode=1777,uid=%d,gid=%d",
+             spec->disk_mb, SANDBOX_UID, SANDBOX_UID);
     snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm,mode=1777", sb->tmp_mb);
     const json_int_t mib = 1024 * 1024;
     const json_int_t memory = (json_int_t)spec->memory_mb * mib;
@@ -379,11 +365,10 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
         "NetworkMode", spec->network ? "bridge" : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
         "SecurityOpt", "no-new-privileges", sb->seccomp_opt, "MaskedPaths",
         strv_json(masked_paths, PX_ARRAY_SIZE(masked_paths)), "PidsLimit",
-        (json_int_t)sb->pids_limit, "Memory",
-        memory, "MemorySwap", memory, "CpuShares", (json_int_t)spec->cpu_shares, "Tmpfs", "/work",
-        work_opts, "/tmp", tmp_opts, "ShmSize", (json_int_t)sb->tmp_mb * mib, "Ulimits",
-        ulimit("nofile", sb->nofile), ulimit("fsize", disk), ulimit("core", 0), "Init", 0,
-        "LogConfig", "Type", "none", "Config");
+        (json_int_t)sb->pids_limit, "Memory", memory, "MemorySwap", memory, "CpuShares",
+        (json_int_t)spec->cpu_shares, "Tmpfs", "/work", work_opts, "/tmp", tmp_opts, "ShmSize",
+        (json_int_t)sb->tmp_mb * mib, "Ulimits", ulimit("nofile", sb->nofile),
+        ulimit("fsize", disk), ulimit("core", 0), "Init", 0, "LogConfig", "Type", "none", "Config");
     /* A namespace-mode host (--isolation namespace): bubblewrap may create
      * namespaces and mounts (the host profile), and /proc is left unmasked,
      * since the kernel refuses a new procfs where parts of the old one are
@@ -415,15 +400,14 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
                                       sb->deps_volume, "Target", "/deps", "ReadOnly", 1));
 
     const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
-    const char *host_cmd[] = {"python3", "-I", "-S", "-c", px_host_script(),
-                              px_bootstrap_script()};
+    const char *host_cmd[] = {"python3", "-I", "-S", "-c", px_host_script(), px_bootstrap_script()};
     _cleanup_json_ json_t *body = json_pack(
-        "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image",
-        spec->image, "Cmd",
-        is_host ? strv_json(host_cmd, PX_ARRAY_SIZE(host_cmd))
-                : strv_json(cmd, PX_ARRAY_SIZE(cmd)),
-        "Env", env, "WorkingDir", is_host ? "/" : "/work", "User", "65534:65534", "AttachStdin", 1, "AttachStdout", 1, "AttachStderr", 1,
-        "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels", labels, "HostConfig", host);
+        "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image", spec->image,
+        "Cmd",
+        is_host ? strv_json(host_cmd, PX_ARRAY_SIZE(host_cmd)) : strv_json(cmd, PX_ARRAY_SIZE(cmd)),
+        "Env", env, "WorkingDir", is_host ? "/" : "/work", "User", "65534:65534", "AttachStdin", 1,
+        "AttachStdout", 1, "AttachStderr", 1, "OpenStdin", 1, "StdinOnce", 1, "Tty", 0, "Labels",
+        labels, "HostConfig", host);
     if (!body) {
         px_error_set(err, PX_E_INVALID, "the image name or execution id is not valid UTF-8");
         return NULL;
@@ -439,8 +423,8 @@ int sb_create_container(docker_sandbox *sb, const px_job_spec *spec, bool for_po
         return -1;
     _cleanup_free_ char *ename = px_docker_escape(name, NULL);
     char path[256];
-    if (!ename || snprintf(path, sizeof path, "/containers/create?name=%s", ename) >=
-                      (int)sizeof path)
+    if (!ename ||
+        snprintf(path, sizeof path, "/containers/create?name=%s", ename) >= (int)sizeof path)
         return px_error_set(err, PX_E_INTERNAL, "container name too long");
     px_docker_response r;
     double t0 = sb_now_s();
@@ -521,8 +505,7 @@ static int build_ns_filter(docker_sandbox *sb, px_error *err) {
     _cleanup_json_ json_t *p = json_loads(seccomp_profile, 0, &jerr);
     json_t *arches = json_object_get(p, "architectures");
     json_t *rules = json_object_get(p, "syscalls");
-    if (!json_is_array(arches) || !json_is_array(rules) ||
-        json_array_size(arches) > 8)
+    if (!json_is_array(arches) || !json_is_array(rules) || json_array_size(arches) > 8)
         return px_error_set(err, PX_E_INTERNAL, "the built-in seccomp profile is bad");
     size_t n_rules = json_array_size(rules), n_names = 0, n_args = 0;
     for (size_t i = 0; i < n_rules; i++) {

@@ -66,7 +66,7 @@ int px_frame_demux_finish(const px_frame_demux *d, px_error *err);
 
 /* ---- usage trailer ---- */
 
-#define PX_TRAILER_NONCE_MAX 64  /* characters of the nonce */
+#define PX_TRAILER_NONCE_MAX 64 /* characters of the nonce */
 #define PX_TRAILER_MARKER_MAX (PX_TRAILER_NONCE_MAX + 5)
 /* A longer body is not a trailer. The end marker on stdout carries an Eval
  * report of up to 64 KiB (the bootstrap's REPORT_MAX). */

@@ -73,7 +73,8 @@ pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
         if (strcmp(sb->ready[i]->image, image) != 0 || sb->ready[i]->disk_mb != disk_mb)
             continue;
         p = sb->ready[i];
-        memmove(&sb->ready[i], &sb->ready[i + 1], (size_t)(sb->n_ready - i - 1) * sizeof *sb->ready);
+        memmove(&sb->ready[i], &sb->ready[i + 1],
+                (size_t)(sb->n_ready - i - 1) * sizeof *sb->ready);
         sb->n_ready--;
         pthread_cond_broadcast(&sb->pool_cond);
     }
@@ -106,15 +107,14 @@ bool sb_pooled_idle(const pooled *p) {
  * call, so the engine orders the cgroup v1 writes for a raise or a cut), CPU
  * weight and process limit. No call when they equal the ones it was created
  * with. Returns 0, or -1 with `err` set. */
-int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec,
-                         px_error *err) {
+int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec, px_error *err) {
     const char *id = p->id;
     if (spec->memory_mb == p->memory_mb && spec->cpu_shares == p->cpu_shares)
         return 0;
     const json_int_t memory = (json_int_t)spec->memory_mb * 1024 * 1024;
-    _cleanup_json_ json_t *b =
-        json_pack("{s:I, s:I, s:I, s:I}", "Memory", memory, "MemorySwap", memory, "CpuShares",
-                  (json_int_t)spec->cpu_shares, "PidsLimit", (json_int_t)sb->pids_limit);
+    _cleanup_json_ json_t *b = json_pack("{s:I, s:I, s:I, s:I}", "Memory", memory, "MemorySwap",
+                                         memory, "CpuShares", (json_int_t)spec->cpu_shares,
+                                         "PidsLimit", (json_int_t)sb->pids_limit);
     _cleanup_free_ char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
     char path[512];
     if (!body)
@@ -216,8 +216,7 @@ static pooled *pool_create(docker_sandbox *sb, px_error *err) {
         int present = sb_image_present(sb, sb->pool_image, err);
         if (present <= 0) {
             if (present == 0)
-                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present",
-                             sb->pool_image);
+                px_error_set(err, PX_E_PRECONDITION, "image '%s' is not present", sb->pool_image);
             return NULL;
         }
         sb_image_remember(sb, sb->pool_image);
@@ -266,10 +265,9 @@ void *sb_pool_main(void *arg) {
         } else {
             sb->stats.failures++;
             first_failure = sb->backoff_ms == 0;
-            sb->backoff_ms = first_failure ? POOL_BACKOFF_MIN_MS
-                             : 2 * sb->backoff_ms > POOL_BACKOFF_MAX_MS
-                                 ? POOL_BACKOFF_MAX_MS
-                                 : 2 * sb->backoff_ms;
+            sb->backoff_ms = first_failure                              ? POOL_BACKOFF_MIN_MS
+                             : 2 * sb->backoff_ms > POOL_BACKOFF_MAX_MS ? POOL_BACKOFF_MAX_MS
+                                                                        : 2 * sb->backoff_ms;
             sb->retry_at_ms = px_now_mono_ms() + sb->backoff_ms;
             sb->down = err.code == PX_E_UNAVAILABLE;
         }

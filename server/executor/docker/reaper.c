@@ -23,8 +23,8 @@
 /* Removes this instance's containers that no live run owns. Returns the
  * number removed, or -1 with `err` set if the list failed. */
 int sb_reap(docker_sandbox *sb, px_error *err) {
-    _cleanup_json_ json_t *filters =
-        json_pack("{s:[s,s]}", "label", "pyexec.service=pyexecd", "pyexec.instance=");
+    _cleanup_json_ json_t *filters = json_pack("{s:[s,s]}", "label", "pyexec.service=pyexecd",
+                                               "pyexec.instance=");
     if (!filters)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
     _cleanup_free_ char *inst = NULL;

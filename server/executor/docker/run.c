@@ -141,9 +141,9 @@ typedef struct drive_state {
     docker_sandbox *sb;
     const px_job_spec *spec;
     run_io *io;
-    const char *id;         /* the container */
-    int fd;                 /* its attach socket; borrowed */
-    uint8_t *buf;           /* READ_CHUNK bytes */
+    const char *id; /* the container */
+    int fd;         /* its attach socket; borrowed */
+    uint8_t *buf;   /* READ_CHUNK bytes */
     px_sandbox_result *result;
     stdin_feed in;
     px_frame_demux demux;
@@ -315,9 +315,8 @@ static void conclude(drive_state *d, run_end end) {
  * output is complete: the run waits for the container's exit, which follows
  * at once, and when the engine's exit code agrees with the trailer reports
  * the result (px_sandbox_run_ended) before the removal. */
-static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id,
-                  int fd, const uint8_t *early, size_t early_len, pooled *host,
-                  px_sandbox_result *result) {
+static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const char *id, int fd,
+                  const uint8_t *early, size_t early_len, pooled *host, px_sandbox_result *result) {
     _cleanup_free_ uint8_t *buf = malloc(READ_CHUNK);
     if (!buf) {
         px_error_set(&result->error, PX_E_INTERNAL, "out of memory");
@@ -335,7 +334,7 @@ static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
         .in = {.seg = {{(const uint8_t *)io->preamble, io->preamble_len},
                        {spec->tar, spec->tar_len},
                        {spec->stdin_data, spec->stdin_len}},
-                .keep_open = host != NULL},
+               .keep_open = host != NULL},
         .host = host,
         .deadline = io->deadline_ms ? io->deadline_ms
                                     : px_now_mono_ms() + (int64_t)spec->timeout_s * 1000,
@@ -523,8 +522,8 @@ static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run
     char path[128];
     if (deps)
         snprintf(path, sizeof path, "/deps/%s", deps);
-    __attribute__((cleanup(sb_run_io_freep))) run_io *io =
-        sb_run_io_new(sb, spec, run, deps ? path : NULL, &err);
+    __attribute__((cleanup(sb_run_io_freep)))
+    run_io *io = sb_run_io_new(sb, spec, run, deps ? path : NULL, &err);
     if (!io) {
         result->error = err;
         px_error_wrap(&result->error, "prepare bootstrap");
@@ -544,8 +543,7 @@ static void run_with(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run
     run_cold(sb, spec, io, result);
 }
 
-void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
-            px_sandbox_result *result) {
+void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run, px_sandbox_result *result) {
     docker_sandbox *sb = self;
     result->ran = false;
     const char *own = spec->requirements_txt ? spec->requirements_txt : "";

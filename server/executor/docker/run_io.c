@@ -95,11 +95,10 @@ run_io *sb_run_io_new(const docker_sandbox *sb, const px_job_spec *spec, px_sand
         px_trailer_scanner_init(&io->scanner, nonce, err) < 0 ||
         px_trailer_scanner_init(&io->out_scanner, nonce, err) < 0)
         return NULL;
-    if (sb_ns_runs(sb, spec) ? px_host_preamble(spec, nonce, deps, sb->ns_filter,
-                                                sb->ns_filter_len, sb->tmp_mb, &io->preamble,
-                                                &io->preamble_len, err) < 0
-                             : px_bootstrap_preamble(spec, nonce, deps, &io->preamble,
-                                                     &io->preamble_len, err) < 0)
+    if (sb_ns_runs(sb, spec)
+            ? px_host_preamble(spec, nonce, deps, sb->ns_filter, sb->ns_filter_len, sb->tmp_mb,
+                               &io->preamble, &io->preamble_len, err) < 0
+            : px_bootstrap_preamble(spec, nonce, deps, &io->preamble, &io->preamble_len, err) < 0)
         return NULL;
     return TAKE_PTR(io);
 }
@@ -157,7 +156,6 @@ void sb_deliver_frame(void *ud, px_stream stream, const uint8_t *data, size_t le
 bool sb_bootstrap_done(const run_io *io) {
     return io->scanner.has_trailer && io->out_scanner.has_trailer;
 }
-
 
 /* Writes what the socket takes now (at most WRITE_BURST bytes). Shuts the
  * write side down after the last byte, which is the program's EOF. */

@@ -52,7 +52,7 @@
 #include "server/model/job.h"
 
 #define IMAGE_CACHE_SIZE 8
-#define POOL_THREADS 2 /* bound on concurrent pooled creations */
+#define POOL_THREADS 2       /* bound on concurrent pooled creations */
 #define DETECT_CACHE_SIZE 64 /* projects whose imports are remembered */
 
 #define _cleanup_json_ __attribute__((cleanup(json_decrefp)))
@@ -156,7 +156,7 @@ typedef struct docker_sandbox {
     char *deps_network;      /* the builds' NetworkMode */
     char *deps_helper_image; /* runs the list and remove helpers */
     int64_t deps_cache_bytes;
-    bool deps_auto; /* --auto-requirements */
+    bool deps_auto;               /* --auto-requirements */
     pthread_mutex_t deps_load_mu; /* one index load at a time; taken before deps_mu */
     pthread_mutex_t deps_mu;
     sb_layer *layers;                /* under deps_mu */
@@ -180,8 +180,7 @@ typedef struct docker_sandbox {
 int sb_api(docker_sandbox *sb, const char *method, const char *path, const char *body,
            int64_t timeout_ms, json_t **out, px_error *err);
 /* Writes "/containers/<escaped id><suffix>" into buf[cap]. */
-int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix,
-                      px_error *err);
+int sb_container_path(char *buf, size_t cap, const char *id, const char *suffix, px_error *err);
 /* Best effort: forced removal with volumes. */
 void sb_remove_container(docker_sandbox *sb, const char *id);
 /* Starts container `id` (its latency is measured). Returns 0, or -1 with
@@ -228,7 +227,7 @@ typedef struct run_io {
     px_sandbox_run *run;
     px_trailer_scanner scanner;     /* stderr: the usage trailer */
     px_trailer_scanner out_scanner; /* stdout: the end marker */
-    char *preamble; /* the bootstrap preamble; owned */
+    char *preamble;                 /* the bootstrap preamble; owned */
     size_t preamble_len;
     const char *execution_id; /* the spec's, for the step log */
     int64_t deadline_ms;      /* monotonic; 0: the timeout counts from the drive */
@@ -238,7 +237,7 @@ typedef struct run_io {
     px_stream held_stream; /* of the bytes held; meaningful when held_len > 0 */
     uint8_t *held;         /* COALESCE_MAX bytes; owned */
     size_t held_len;
-    int64_t held_due_ms;   /* monotonic: when the bytes held go out at the latest */
+    int64_t held_due_ms; /* monotonic: when the bytes held go out at the latest */
 } run_io;
 
 /* The bytes sent to the container's stdin, in order, without copies. */
@@ -291,8 +290,7 @@ int sb_trailer_exit_code(const px_trailer_scanner *s);
 /* ---- run.c ---- */
 
 /* px_sandbox_ops.run. */
-void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run,
-            px_sandbox_result *result);
+void sb_run(void *self, const px_job_spec *spec, px_sandbox_run *run, px_sandbox_result *result);
 
 /* ---- pool.c ---- */
 
@@ -316,8 +314,7 @@ pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_erro
 bool sb_pooled_idle(const pooled *p);
 /* Gives pooled container `id` the spec's memory, CPU weight and process
  * limit. */
-int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec,
-                         px_error *err);
+int sb_pooled_set_limits(docker_sandbox *sb, pooled *p, const px_job_spec *spec, px_error *err);
 /* Renames pooled container `p` to `name`, keeping it live throughout. */
 int sb_pooled_rename(docker_sandbox *sb, pooled *p, const char *name, px_error *err);
 /* The engine answered a ping: ends a backoff caused by its absence. */
@@ -359,9 +356,8 @@ char *sb_deps_requirements(docker_sandbox *sb, const px_job_spec *spec, px_sandb
  * to the run's stderr. Returns the layer, in use until sb_deps_release; or
  * NULL with `result` filled (the build failed: !ran with error; the run
  * was killed or timed out meanwhile: ran, exit 137). Any worker thread. */
-sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec,
-                          const char *requirements, px_sandbox_run *run, int64_t *deadline,
-                          px_sandbox_result *result);
+sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const char *requirements,
+                          px_sandbox_run *run, int64_t *deadline, px_sandbox_result *result);
 /* Ends the run's use of `layer` (NULL-safe); then evicts least recently
  * used layers no run uses while the cache is over its size. */
 void sb_deps_release(docker_sandbox *sb, sb_layer *layer);

@@ -23,8 +23,8 @@ struct px_redis_conn {
     char *password;
     char where[PX_REDIS_PATH_MAX + 64]; /* the target, for messages */
     redisContext *ctx;
-    int64_t backoff_ms;     /* the wait after the next failed connect */
-    int64_t retry_at_ms;    /* monotonic; no connect attempt before */
+    int64_t backoff_ms;                /* the wait after the next failed connect */
+    int64_t retry_at_ms;               /* monotonic; no connect attempt before */
     char last_error[PX_ERROR_MSG_MAX]; /* why the last connect failed */
 };
 
@@ -78,8 +78,8 @@ bool px_redis_conn_connected(const px_redis_conn *c) {
 
 /* The class of an error reply: Redis says it will be back for some. */
 static px_code error_reply_code(const char *msg) {
-    static const char *const transient[] = {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN",
-                                            "NOAUTH",  "WRONGPASS"};
+    static const char *const transient[] = {"LOADING",  "BUSY",   "MASTERDOWN",
+                                            "TRYAGAIN", "NOAUTH", "WRONGPASS"};
     for (size_t i = 0; i < PX_ARRAY_SIZE(transient); i++) {
         size_t n = strlen(transient[i]);
         if (strncmp(msg, transient[i], n) == 0 && (msg[n] == ' ' || msg[n] == '\0'))
@@ -90,9 +90,8 @@ static px_code error_reply_code(const char *msg) {
 
 /* One command on the open context, no reconnect. On a socket failure drops
  * the context and sets *io_failed. */
-static redisReply *call_once(px_redis_conn *c, int argc, const char **argv,
-                             const size_t *argv_len, int64_t extra_timeout_ms, bool *io_failed,
-                             px_error *err) {
+static redisReply *call_once(px_redis_conn *c, int argc, const char **argv, const size_t *argv_len,
+                             int64_t extra_timeout_ms, bool *io_failed, px_error *err) {
     *io_failed = false;
     if (extra_timeout_ms > 0)
         redisSetTimeout(c->ctx, to_timeval(c->cfg.command_timeout_ms + extra_timeout_ms));
@@ -104,8 +103,8 @@ static redisReply *call_once(px_redis_conn *c, int argc, const char **argv,
         bool timed_out = c->ctx->err == REDIS_ERR_IO &&
                          (strstr(c->ctx->errstr, "temporarily unavailable") ||
                           strstr(c->ctx->errstr, "timed out"));
-        px_error_set(err, timed_out ? PX_E_TIMEOUT : PX_E_UNAVAILABLE, "redis %s: %s: %s",
-                     c->where, argv[0], timed_out ? "no reply in time" : c->ctx->errstr);
+        px_error_set(err, timed_out ? PX_E_TIMEOUT : PX_E_UNAVAILABLE, "redis %s: %s: %s", c->where,
+                     argv[0], timed_out ? "no reply in time" : c->ctx->errstr);
         drop(c);
         *io_failed = !timed_out;
         return NULL;
@@ -174,8 +173,8 @@ int px_redis_conn_ensure(px_redis_conn *c, px_error *err) {
         return 0;
     int64_t now = px_now_mono_ms();
     if (now < c->retry_at_ms)
-        return px_error_set(err, PX_E_UNAVAILABLE, "%s (next attempt in %lld ms)",
-                            c->last_error, (long long)(c->retry_at_ms - now));
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s (next attempt in %lld ms)", c->last_error,
+                            (long long)(c->retry_at_ms - now));
     px_error e = PX_ERROR_INIT;
     if (connect_now(c, &e) != 0) {
         snprintf(c->last_error, sizeof c->last_error, "%s", e.msg);

@@ -71,7 +71,7 @@ typedef struct rs_record {
 } rs_record;
 
 struct rs_store {
-    px_store base; /* first: the interface */
+    px_store base;             /* first: the interface */
     px_redis_store_config cfg; /* its strings point to the copies below */
     char node[PX_RSTORE_NAME_MAX + 1];
     char ns[PX_RSTORE_NAME_MAX + 1];
@@ -85,12 +85,12 @@ struct rs_store {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* a run ended, or stop */
     rs_record *live;
-    rs_record *pending;  /* proxies with writes waiting for Redis (referenced) */
-    unsigned running;    /* claimed by this node, not yet finished */
-    int64_t token;       /* this node's lease token; 0: none */
+    rs_record *pending; /* proxies with writes waiting for Redis (referenced) */
+    unsigned running;   /* claimed by this node, not yet finished */
+    int64_t token;      /* this node's lease token; 0: none */
     bool stop;
-    bool draining;       /* the puller has stopped, or is stopping */
-    bool runner_down;    /* the runner's back-end does not answer: claim nothing */
+    bool draining;    /* the puller has stopped, or is stopping */
+    bool runner_down; /* the runner's back-end does not answer: claim nothing */
     bool puller_joined;
     bool worker;
     pthread_t puller, keeper;
@@ -598,9 +598,8 @@ static int list_token(const char *token, int64_t *below, px_error *err) {
     return 0;
 }
 
-static int rs_store_list(px_store *base, const char *tenant, px_status status,
-                         size_t page_size, const char *page_token, px_store_page *page,
-                         px_error *err) {
+static int rs_store_list(px_store *base, const char *tenant, px_status status, size_t page_size,
+                         const char *page_token, px_store_page *page, px_error *err) {
     rs_store *st = (rs_store *)base;
     int64_t below;
     if (page_size == 0 || page_size > PX_STORE_LIST_MAX)

@@ -44,12 +44,12 @@ extern "C" {
 #endif
 
 typedef struct px_redis_store_config {
-    px_rstore_config redis;     /* connection, namespace, node name, lease, retention */
-    size_t max_readers;         /* StreamOutput readers per record on this node; >= 1 */
-    unsigned max_queued;        /* jobs queued cluster-wide; beyond: PX_E_EXHAUSTED */
-    px_job_runner runner;       /* ops NULL: this node runs nothing (a frontend) */
-    unsigned max_running;       /* claimed, unfinished jobs on this node; >= 1 with a runner */
-    int64_t sweep_interval_ms;  /* sweeps of dead nodes; 0: lease_ms / 2 */
+    px_rstore_config redis;    /* connection, namespace, node name, lease, retention */
+    size_t max_readers;        /* StreamOutput readers per record on this node; >= 1 */
+    unsigned max_queued;       /* jobs queued cluster-wide; beyond: PX_E_EXHAUSTED */
+    px_job_runner runner;      /* ops NULL: this node runs nothing (a frontend) */
+    unsigned max_running;      /* claimed, unfinished jobs on this node; >= 1 with a runner */
+    int64_t sweep_interval_ms; /* sweeps of dead nodes; 0: lease_ms / 2 */
     /* A worker that cannot reach Redis this long kills its runs (they end
      * FAILED/LOST, written when Redis answers again); 0: never. */
     int64_t grace_ms;

@@ -47,7 +47,7 @@ struct px_rstore {
 
     /* The follower: ids it follows, with the stream id it has seen. */
     pthread_mutex_t fmu;
-    pthread_cond_t fcond;  /* the follow set is no longer empty, or stop */
+    pthread_cond_t fcond; /* the follow set is no longer empty, or stop */
     struct follow_entry *follow;
     size_t n_follow, cap_follow;
     bool follow_started, follow_stop;
@@ -145,8 +145,8 @@ static redisReply *eval_on(px_rstore *rs, px_redis_conn *c, px_rscript s, int ar
     return r;
 }
 
-static redisReply *eval(px_rstore *rs, px_rscript s, int argc, const char **argv,
-                        const size_t *len, bool retry, px_error *err) {
+static redisReply *eval(px_rstore *rs, px_rscript s, int argc, const char **argv, const size_t *len,
+                        bool retry, px_error *err) {
     unsigned slot;
     px_redis_conn *c = pool_take(rs, &slot, err);
     if (!c)
@@ -163,8 +163,7 @@ static void reply_freep(redisReply **r) {
 #define _cleanup_reply_ __attribute__((cleanup(reply_freep)))
 
 static int bad_reply(px_rscript s, px_error *err) {
-    return px_error_set(err, PX_E_INTERNAL, "%s: unexpected reply from Redis",
-                        px_rscript_name(s));
+    return px_error_set(err, PX_E_INTERNAL, "%s: unexpected reply from Redis", px_rscript_name(s));
 }
 
 /* The integer at r->element[i] (integer or numeric string), or `def`. */
@@ -189,18 +188,12 @@ static const redisReply *elem_str(const redisReply *r, size_t i) {
 /* Maps owned()'s codes (scripts.c) to the API's results. */
 static int owner_result(long long code, const char *id, px_error *err) {
     switch (code) {
-    case 1:
-        return PX_RSTORE_DONE;
-    case 0:
-        return PX_RSTORE_NOOP;
-    case -1:
-        return PX_RSTORE_FENCED;
-    case -2:
-        return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
-    case -3:
-        return PX_RSTORE_ENDED;
-    default:
-        return px_error_set(err, PX_E_INTERNAL, "unexpected script result %lld", code);
+    case 1: return PX_RSTORE_DONE;
+    case 0: return PX_RSTORE_NOOP;
+    case -1: return PX_RSTORE_FENCED;
+    case -2: return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    case -3: return PX_RSTORE_ENDED;
+    default: return px_error_set(err, PX_E_INTERNAL, "unexpected script result %lld", code);
     }
 }
 
@@ -430,8 +423,7 @@ int px_rstore_lease_acquire(px_rstore *rs, int64_t *token, px_error *err) {
     NUM(now, px_now_unix_ms());
     NUM(ttl, rs->cfg.retention_ms);
     const char *argv[] = {rs->node, lease, now, ttl};
-    _cleanup_reply_ redisReply *r =
-        eval(rs, PX_RSCRIPT_LEASE_ACQUIRE, 4, argv, NULL, false, err);
+    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_LEASE_ACQUIRE, 4, argv, NULL, false, err);
     if (!r)
         return px_error_wrap(err, "node '%s': take the lease", rs->node);
     long long v = elem_int(r, 0, 0);
@@ -465,8 +457,7 @@ int px_rstore_lease_release(px_rstore *rs, int64_t token, px_error *err) {
     NUM(now, px_now_unix_ms());
     NUM(ttl, rs->cfg.retention_ms);
     const char *argv[] = {rs->node, tok, now, ttl};
-    _cleanup_reply_ redisReply *r =
-        eval(rs, PX_RSCRIPT_LEASE_RELEASE, 4, argv, NULL, true, err);
+    _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_LEASE_RELEASE, 4, argv, NULL, true, err);
     if (!r)
         return px_error_wrap(err, "node '%s': release the lease", rs->node);
     if (r->type != REDIS_REPLY_INTEGER)
@@ -490,8 +481,7 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err) {
 
 /* ---- records and the queue ---- */
 
-int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id,
-                     const char *digest,
+int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
                      char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err) {
@@ -596,10 +586,10 @@ static int read_queue(px_rstore *rs, px_redis_conn *c, const char *from, int64_t
                       px_error *err) {
     char block[24];
     NUM(block, block_ms);
-    const char *wait[] = {"XREADGROUP", "GROUP", "workers", rs->node, "COUNT", "1",
-                          "BLOCK", block, "STREAMS", rs->queue_key, from};
-    const char *now[] = {"XREADGROUP", "GROUP", "workers", rs->node, "COUNT", "1",
-                         "STREAMS", rs->queue_key, from};
+    const char *wait[] = {"XREADGROUP", "GROUP", "workers", rs->node,      "COUNT", "1",
+                          "BLOCK",      block,   "STREAMS", rs->queue_key, from};
+    const char *now[] = {"XREADGROUP", "GROUP",   "workers",     rs->node, "COUNT",
+                         "1",          "STREAMS", rs->queue_key, from};
     /* BLOCK 0 would wait forever: "do not wait" is no BLOCK at all. */
     bool blocking = strcmp(from, ">") == 0 && block_ms > 0;
     redisReply *r = blocking ? px_redis_conn_call(c, PX_ARRAY_SIZE(wait), wait, NULL, block_ms,
@@ -695,8 +685,8 @@ int px_rstore_set_running(px_rstore *rs, const char *id, int64_t token, int64_t 
     return owner_result(r->integer, id, err);
 }
 
-int px_rstore_append(px_rstore *rs, const char *id, int64_t token, int64_t offset,
-                     px_stream stream, const uint8_t *data, size_t len, px_error *err) {
+int px_rstore_append(px_rstore *rs, const char *id, int64_t token, int64_t offset, px_stream stream,
+                     const uint8_t *data, size_t len, px_error *err) {
     if (len == 0 || offset < 0)
         return px_error_set(err, PX_E_INVALID, "append: empty chunk or negative offset");
     char tok[24], off[24], st[24];
@@ -728,10 +718,24 @@ int px_rstore_finish(px_rstore *rs, const char *id, int64_t token, const px_outc
     NUM(ec, (int)o->error_code);
     char pel[24];
     NUM(pel, o->py.error_line);
-    const char *argv[] = {id, tok, ttl, st, rsn, o->ran ? "1" : "0", ex,
-                          o->output_truncated ? "1" : "0", mem, cpu, sa, fa, ec, o->error,
-                          o->py.result ? "1" : "0", o->py.result ? o->py.result : "",
-                          o->py.error_type ? o->py.error_type : "", pel,
+    const char *argv[] = {id,
+                          tok,
+                          ttl,
+                          st,
+                          rsn,
+                          o->ran ? "1" : "0",
+                          ex,
+                          o->output_truncated ? "1" : "0",
+                          mem,
+                          cpu,
+                          sa,
+                          fa,
+                          ec,
+                          o->error,
+                          o->py.result ? "1" : "0",
+                          o->py.result ? o->py.result : "",
+                          o->py.error_type ? o->py.error_type : "",
+                          pel,
                           o->py.error_message ? o->py.error_message : ""};
     _cleanup_reply_ redisReply *r = eval(rs, PX_RSCRIPT_FINISH, 19, argv, NULL, true, err);
     if (!r)
@@ -758,12 +762,9 @@ int px_rstore_kill(px_rstore *rs, const char *id, px_kill_cause cause,
         return px_error_wrap(err, "execution '%s': kill", id);
     long long kind = elem_int(r, 0, -3);
     switch (kind) {
-    case -2:
-        return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
-    case 0:
-        return PX_RSTORE_KILL_ENDED;
-    case 1:
-        return PX_RSTORE_KILL_QUEUED;
+    case -2: return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    case 0: return PX_RSTORE_KILL_ENDED;
+    case 1: return PX_RSTORE_KILL_QUEUED;
     case 2: {
         const redisReply *own = elem_str(r, 1);
         if (!own || own->len > PX_RSTORE_NAME_MAX)
@@ -772,8 +773,7 @@ int px_rstore_kill(px_rstore *rs, const char *id, px_kill_cause cause,
         owner_out[own->len] = '\0';
         return PX_RSTORE_KILL_SENT;
     }
-    default:
-        return bad_reply(PX_RSCRIPT_KILL, err);
+    default: return bad_reply(PX_RSCRIPT_KILL, err);
     }
 }
 

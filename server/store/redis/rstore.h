@@ -63,16 +63,16 @@ typedef struct px_rstore px_rstore;
 
 typedef struct px_rstore_config {
     px_redis_target target;
-    const char *password;         /* NULL: none; copied */
-    const char *ns;               /* key namespace: keys are "px:<ns>:..."; [A-Za-z0-9_.-]{1,64} */
-    const char *node;             /* this node's name, [A-Za-z0-9_.-]{1,64}, unique per cluster */
-    int64_t lease_ms;             /* node lease; > 0 */
-    int64_t retention_ms;         /* terminal records kept this long; > 0 */
-    unsigned max_connections;     /* >= 1 */
-    int64_t connect_timeout_ms;   /* > 0 */
-    int64_t command_timeout_ms;   /* > 0 */
-    int64_t backoff_min_ms;       /* reconnect backoff, >= 0 */
-    int64_t backoff_max_ms;       /* >= backoff_min_ms */
+    const char *password;       /* NULL: none; copied */
+    const char *ns;             /* key namespace: keys are "px:<ns>:..."; [A-Za-z0-9_.-]{1,64} */
+    const char *node;           /* this node's name, [A-Za-z0-9_.-]{1,64}, unique per cluster */
+    int64_t lease_ms;           /* node lease; > 0 */
+    int64_t retention_ms;       /* terminal records kept this long; > 0 */
+    unsigned max_connections;   /* >= 1 */
+    int64_t connect_timeout_ms; /* > 0 */
+    int64_t command_timeout_ms; /* > 0 */
+    int64_t backoff_min_ms;     /* reconnect backoff, >= 0 */
+    int64_t backoff_max_ms;     /* >= backoff_min_ms */
     /* Where the store counts (pyexec_store_round_trip_seconds); NULL:
      * nowhere. Must outlive the store. */
     px_metrics *metrics;
@@ -80,10 +80,10 @@ typedef struct px_rstore_config {
 
 /* Results of the owner's writes, besides 0 / -1 (error). */
 enum {
-    PX_RSTORE_DONE = 1,    /* the write happened */
-    PX_RSTORE_NOOP = 2,    /* nothing to do (set_running on a non-PENDING record) */
-    PX_RSTORE_ENDED = 3,   /* the record is already terminal: write ignored */
-    PX_RSTORE_FENCED = 4,  /* refused: the caller is not the owner with a live lease */
+    PX_RSTORE_DONE = 1,   /* the write happened */
+    PX_RSTORE_NOOP = 2,   /* nothing to do (set_running on a non-PENDING record) */
+    PX_RSTORE_ENDED = 3,  /* the record is already terminal: write ignored */
+    PX_RSTORE_FENCED = 4, /* refused: the caller is not the owner with a live lease */
 };
 
 /* Checks the configuration, connects, loads the scripts and creates the
@@ -136,15 +136,14 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err);
  * request of at most PX_RSTORE_DIGEST_MAX bytes). PX_E_EXHAUSTED if
  * `max_queued` jobs are already queued, cluster-wide. The record keeps
  * `tenant` ("" when none; px_rstore_view.tenant). */
-int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id,
-                     const char *digest,
+int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
                      char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err);
 
 typedef struct px_rstore_job {
     char id[PX_ID_LEN + 1];
-    uint8_t *job;     /* the packed job (malloc'd; the caller frees it) */
+    uint8_t *job; /* the packed job (malloc'd; the caller frees it) */
     size_t job_len;
 } px_rstore_job;
 
@@ -167,8 +166,8 @@ int px_rstore_set_running(px_rstore *rs, const char *id, int64_t token, int64_t 
 /* Appends `len` (> 0) bytes at `offset`, which must be the log's length
  * (the caller counts); repeating an append that already happened is
  * accepted as DONE without effect (safe to retry). */
-int px_rstore_append(px_rstore *rs, const char *id, int64_t token, int64_t offset,
-                     px_stream stream, const uint8_t *data, size_t len, px_error *err);
+int px_rstore_append(px_rstore *rs, const char *id, int64_t token, int64_t offset, px_stream stream,
+                     const uint8_t *data, size_t len, px_error *err);
 
 /* The one terminal transition; the output log gets its end marker and the
  * record, its output and its request_id expire retention_ms later. */
@@ -176,9 +175,9 @@ int px_rstore_finish(px_rstore *rs, const char *id, int64_t token, const px_outc
                      px_error *err);
 
 typedef enum px_rstore_kill_result {
-    PX_RSTORE_KILL_ENDED = 0,   /* already terminal: nothing done */
-    PX_RSTORE_KILL_QUEUED = 1,  /* it was queued: now KILLED, never runs */
-    PX_RSTORE_KILL_SENT = 2,    /* running: its owner (owner_out) was told */
+    PX_RSTORE_KILL_ENDED = 0,  /* already terminal: nothing done */
+    PX_RSTORE_KILL_QUEUED = 1, /* it was queued: now KILLED, never runs */
+    PX_RSTORE_KILL_SENT = 2,   /* running: its owner (owner_out) was told */
 } px_rstore_kill_result;
 
 /* Asks for execution `id` to end with `cause` (PX_KILL_RPC or
@@ -214,14 +213,14 @@ int px_rstore_list_ids(px_rstore *rs, const char *tenant, int64_t below, size_t 
 int px_rstore_unlist(px_rstore *rs, const char *tenant, const char *id, px_error *err);
 
 typedef struct px_rstore_view {
-    px_record_view record;          /* as the memory store fills it */
+    px_record_view record;              /* as the memory store fills it */
     char owner[PX_RSTORE_NAME_MAX + 1]; /* "" until claimed */
-    int64_t token;                  /* the owner's fencing token; 0 until claimed */
-    px_kill_cause kill;             /* the kill asked for, PX_KILL_NONE if none */
+    int64_t token;                      /* the owner's fencing token; 0 until claimed */
+    px_kill_cause kill;                 /* the kill asked for, PX_KILL_NONE if none */
     int64_t created_at_ms;
     char request_id[PX_RSTORE_REQUEST_ID_MAX + 1];
     char digest[PX_RSTORE_DIGEST_MAX + 1];
-    char tenant[PX_TENANT_MAX];     /* "" when none */
+    char tenant[PX_TENANT_MAX]; /* "" when none */
 } px_rstore_view;
 
 /* Fills `view` (release with px_record_view_release(&view->record)); with

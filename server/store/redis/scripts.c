@@ -125,6 +125,8 @@ typedef struct script {
     const char *body;
 } script;
 
+/* Each script's Lua source is laid out as Lua, not as C. */
+/* clang-format off */
 static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
     /* ARGV: P, id, request_id, digest, packed job, max queued, now, tenant,
      * the oldest list score kept. The record enters its tenant's list
@@ -373,6 +375,7 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                                "if not len then return -1 end\n"
                                "return tonumber(len)\n"},
 };
+/* clang-format on */
 
 const char *px_rscript_name(px_rscript s) {
     return SCRIPTS[s].name;

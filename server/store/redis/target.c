@@ -150,8 +150,8 @@ static int check_password(const char *pw, size_t len, const char *from, px_error
                             PX_REDIS_PASSWORD_MAX);
     for (size_t i = 0; i < len; i++)
         if (pw[i] == '\0' || pw[i] == '\n' || pw[i] == '\r')
-            return px_error_set(err, PX_E_INVALID,
-                                "%s: the password holds a NUL or a line break", from);
+            return px_error_set(err, PX_E_INVALID, "%s: the password holds a NUL or a line break",
+                                from);
     return 0;
 }
 

@@ -55,8 +55,8 @@ TEST(Config, DefaultsMatchTheContract) {
 }
 
 TEST(Config, FlagsInBothForms) {
-    Parsed p = parse({"--listen", "127.0.0.1:0", "--docker-socket=/tmp/d.sock",
-                      "--default-image", "img:1", "--max-concurrent", "7"});
+    Parsed p = parse({"--listen", "127.0.0.1:0", "--docker-socket=/tmp/d.sock", "--default-image",
+                      "img:1", "--max-concurrent", "7"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
     EXPECT_STREQ("127.0.0.1:0", p.cfg.listen);
     EXPECT_STREQ("/tmp/d.sock", p.cfg.docker_socket);
@@ -127,8 +127,8 @@ TEST(Config, AllowedImagesDefaultToTheConfiguredOnes) {
 TEST(Config, AllowedImagePatterns) {
     Parsed p = parse({"--allowed-images", "pyexec/python:*,registry.local/team/*,exact:1"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
-    for (const char *ok : {"pyexec/python:3.11", "pyexec/python:", "registry.local/team/a/b:c",
-                           "exact:1"})
+    for (const char *ok :
+         {"pyexec/python:3.11", "pyexec/python:", "registry.local/team/a/b:c", "exact:1"})
         EXPECT_TRUE(px_config_image_allowed(&p.cfg, ok)) << ok;
     for (const char *no : {"pyexec/python", "pyexec/pythonx:1", "x/pyexec/python:3.11",
                            "registry.local/other:1", "exact:12", "exact:"})
@@ -190,10 +190,10 @@ TEST(Config, Dependencies) {
     EXPECT_EQ(2048, c.deps_cache_mb);
     EXPECT_EQ(256, c.max_requirements);
     EXPECT_EQ(0, c.auto_requirements);
-    Parsed p = parse({"--wheelhouse", "/srv/wheels", "--deps-cache-mb=10", "--deps-network",
-                      "host", "--max-requirements", "3", "--auto-requirements", "1"},
-                     {"PYEXEC_PIP_INDEX_URL=http://127.0.0.1:3141/simple",
-                      "PYEXEC_WHEELHOUSE=/env"});
+    Parsed p = parse(
+        {"--wheelhouse", "/srv/wheels", "--deps-cache-mb=10", "--deps-network", "host",
+         "--max-requirements", "3", "--auto-requirements", "1"},
+        {"PYEXEC_PIP_INDEX_URL=http://127.0.0.1:3141/simple", "PYEXEC_WHEELHOUSE=/env"});
     ASSERT_EQ(PX_CONFIG_RUN, p.rc) << p.err.msg;
     EXPECT_STREQ("/srv/wheels", p.cfg.wheelhouse) << "the flag wins over the environment";
     EXPECT_STREQ("http://127.0.0.1:3141/simple", p.cfg.pip_index_url);
@@ -205,8 +205,7 @@ TEST(Config, Dependencies) {
     EXPECT_EQ(-1, p.rc);
     p = parse({"--deps-cache-mb", "0"});
     EXPECT_EQ(-1, p.rc);
-    EXPECT_NE(std::string(p.err.msg).find("--deps-cache-mb: 0 is out of range"),
-              std::string::npos)
+    EXPECT_NE(std::string(p.err.msg).find("--deps-cache-mb: 0 is out of range"), std::string::npos)
         << p.err.msg;
     p = parse({"--max-requirements", "10001"});
     EXPECT_EQ(-1, p.rc);
@@ -550,4 +549,4 @@ TEST(ConfigFile, RereadLogLevelUnlessAFlagOrTheEnvironmentSetIt) {
     unlink(f.c_str());
 }
 
-}  // namespace
+} // namespace

@@ -20,7 +20,9 @@ TEST(Id, NewIdsAreWellFormedAndDistinct) {
 }
 
 TEST(Id, RejectsMalformed) {
-    const char *bad[] = {"", "exe_", "../../etc/passwd",
+    const char *bad[] = {"",
+                         "exe_",
+                         "../../etc/passwd",
                          "exe_1b4e28ba-2fa1-4d2e-8c9f-0e02b2c3d47",
                          "exe_1b4e28ba-2fa1-4d2e-8c9f-0e02b2c3d4790",
                          "exe_1B4E28BA-2fa1-4d2e-8c9f-0e02b2c3d479",

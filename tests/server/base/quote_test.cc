@@ -30,8 +30,7 @@ TEST(Quote, LongStringsAreCutWithAnEllipsis) {
     EXPECT_EQ(px_quote_str(&q, over.c_str()), at_max + "...");
     // The worst case fills the buffer exactly: every byte escaped, then "...".
     std::string worst(1000, '\x01');
-    EXPECT_EQ(std::string(px_quote_str(&q, worst.c_str())).size(),
-              PX_QUOTE_MAX_BYTES * 4 + 3);
+    EXPECT_EQ(std::string(px_quote_str(&q, worst.c_str())).size(), PX_QUOTE_MAX_BYTES * 4 + 3);
 }
 
 } // namespace

@@ -66,4 +66,4 @@ TEST(Sha256, IncrementalEqualsOneShot) {
     }
 }
 
-}  // namespace
+} // namespace

@@ -78,8 +78,7 @@ struct Recorder {
     }
     bool WaitRunning() {
         std::unique_lock<std::mutex> lock(mu);
-        return cv.wait_for(lock, std::chrono::milliseconds(kWaitMs),
-                           [&] { return running > 0; });
+        return cv.wait_for(lock, std::chrono::milliseconds(kWaitMs), [&] { return running > 0; });
     }
     int Done() {
         std::lock_guard<std::mutex> lock(mu);
@@ -135,8 +134,8 @@ TEST_F(ExecutorTest, ExitedWithOutputInOrder) {
         clock_gettime(CLOCK_REALTIME, &ts);
         before = int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
     }
-    px_outcome o =
-        RunToEnd(fake_sandbox_spec("print:hi", "stderr:oops", "print:there", "exit:3", NULL), &rec);
+    px_outcome o = RunToEnd(
+        fake_sandbox_spec("print:hi", "stderr:oops", "print:there", "exit:3", NULL), &rec);
     EXPECT_EQ(PX_STATUS_COMPLETED, o.status);
     EXPECT_EQ(PX_REASON_EXITED, o.reason);
     EXPECT_TRUE(o.ran);
@@ -189,9 +188,8 @@ TEST_F(ExecutorTest, BackendFailureBeforeStart) {
     struct Case {
         const char *step;
         px_code code;
-    } cases[] = {{"fail", PX_E_INTERNAL},
-                 {"noimage", PX_E_PRECONDITION},
-                 {"unavailable", PX_E_UNAVAILABLE}};
+    } cases[] = {
+        {"fail", PX_E_INTERNAL}, {"noimage", PX_E_PRECONDITION}, {"unavailable", PX_E_UNAVAILABLE}};
     for (const Case &c : cases) {
         SCOPED_TRACE(c.step);
         Recorder rec;
@@ -383,9 +381,8 @@ TEST_F(ExecutorTest, OutputExactlyAtCapIsNotTruncated) {
 TEST_F(ExecutorTest, OutputCapCountsBothStreams) {
     Start(2, 4, 10);
     Recorder rec;
-    px_outcome o =
-        RunToEnd(fake_sandbox_spec("print:aaaa", "stderr:bbbb", "print:cccc", "stderr:dd", NULL),
-                 &rec);
+    px_outcome o = RunToEnd(
+        fake_sandbox_spec("print:aaaa", "stderr:bbbb", "print:cccc", "stderr:dd", NULL), &rec);
     EXPECT_EQ(PX_REASON_OUTPUT_LIMIT, o.reason);
     EXPECT_TRUE(o.output_truncated);
     EXPECT_EQ("aaaacc", rec.out);
@@ -658,4 +655,4 @@ TEST_F(ExecutorTest, ManyJobsStress) {
         px_job_unref(j);
 }
 
-}  // namespace
+} // namespace

@@ -68,7 +68,8 @@ class StoreExecutorTest : public ::testing::Test {
             std::mutex mu;
             std::condition_variable cv;
         } ctx;
-        px_watch *w = px_record_watch(r, PX_WATCH_READER,
+        px_watch *w = px_record_watch(
+            r, PX_WATCH_READER,
             [](void *ud, px_record *) {
                 auto *c = static_cast<Ctx *>(ud);
                 std::lock_guard<std::mutex> lock(c->mu);
@@ -140,4 +141,4 @@ TEST_F(StoreExecutorTest, KillRunningThroughRecord) {
     px_record_unref(r);
 }
 
-}  // namespace
+} // namespace

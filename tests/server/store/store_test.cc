@@ -781,8 +781,8 @@ TEST(Store, ConcurrentCreateGetAndFinish) {
         threads.emplace_back([&, t] {
             for (int i = 0; i < 500; i++) {
                 std::string req = "req-" + std::to_string(i % 50);
-                px_record *r = px_store_create(s.get(), t % 2 ? req.c_str() : "", nullptr,
-                                               nullptr, nullptr);
+                px_record *r = px_store_create(s.get(), t % 2 ? req.c_str() : "", nullptr, nullptr,
+                                               nullptr);
                 if (!r) {
                     failures++;
                     continue;
@@ -804,7 +804,7 @@ TEST(Store, ConcurrentCreateGetAndFinish) {
     EXPECT_TRUE(PollUntil([&] { return px_store_count(s.get()) == 0; }));
 }
 
-}  // namespace
+} // namespace
 
 TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
     px_store_config cfg{};
@@ -826,7 +826,7 @@ TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
         ids.push_back(px_record_id(r));
         px_record_unref(r);
     }
-    px_record *running = Create(s.get());  // 3000 > 2500: the oldest went
+    px_record *running = Create(s.get()); // 3000 > 2500: the oldest went
     Append(running, PX_STREAM_STDOUT, kilo);
     Append(running, PX_STREAM_STDOUT, kilo);
     px_record *probe = px_store_get(s.get(), ids[0].c_str(), &err);
@@ -981,8 +981,8 @@ TEST(Store, ListRejectsBadPageSizesAndForeignTokens) {
         EXPECT_EQ(PX_E_INVALID, err.code) << token;
     }
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, PX_STORE_LIST_MAX, "", &page,
-                               &err));
+    EXPECT_EQ(
+        0, px_store_list(s.get(), "", PX_STATUS_UNSPECIFIED, PX_STORE_LIST_MAX, "", &page, &err));
     px_store_page_release(&page);
 }
 
@@ -1303,7 +1303,7 @@ TEST(StoreAdmit, WithoutARunnerNothingIsAdmitted) {
     EXPECT_EQ(px_store_count(s.get()), 0u);
 }
 
-}  // namespace
+} // namespace
 
 namespace {
 
@@ -1334,4 +1334,4 @@ TEST(Store, RecordKeepsACopyOfTheEvalReport) {
     px_record_unref(r);
 }
 
-}  // namespace
+} // namespace

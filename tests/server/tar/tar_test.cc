@@ -32,8 +32,8 @@ class TarBuilder {
             EXPECT_EQ(ARCHIVE_OK, archive_write_add_filter_gzip(a_));
         }
         archive_write_set_bytes_in_last_block(a_, 1);
-        EXPECT_EQ(ARCHIVE_OK, archive_write_open2(a_, &out_, nullptr, AppendToString, nullptr,
-                                                  nullptr));
+        EXPECT_EQ(ARCHIVE_OK,
+                  archive_write_open2(a_, &out_, nullptr, AppendToString, nullptr, nullptr));
     }
     ~TarBuilder() {
         archive_entry_free(e_);
@@ -269,8 +269,8 @@ void ExpectSameEntries(const px_project *a, const px_project *b) {
     }
 }
 
-#define EXPECT_HAS(haystack, needle)                                                             \
-    EXPECT_NE(std::string::npos, std::string(haystack).find(needle))                            \
+#define EXPECT_HAS(haystack, needle)                                                               \
+    EXPECT_NE(std::string::npos, std::string(haystack).find(needle))                               \
         << "message: " << (haystack) << "\nexpected to contain: " << (needle)
 
 /* ---- accepted input ---------------------------------------------------- */
@@ -323,12 +323,8 @@ TEST(TarParse, AcceptsUstarPaxAndGnuWithLongNames) {
 }
 
 TEST(TarParse, NormalisesPaths) {
-    std::string tar = TarBuilder()
-                          .Dir("./")
-                          .Dir("./a//b/")
-                          .File("./a//b/./c.py", "c")
-                          .Dir("./x/")
-                          .Finish();
+    std::string tar =
+        TarBuilder().Dir("./").Dir("./a//b/").File("./a//b/./c.py", "c").Dir("./x/").Finish();
     Project p = Parse(tar);
     ASSERT_TRUE(p);
     EXPECT_EQ((std::vector<std::string>{"a/b", "a/b/c.py", "x"}), Paths(p.get()));
@@ -365,12 +361,12 @@ TEST(TarParse, NulInAPaxOrLongNameValueIsRefused) {
     EXPECT_HAS(Reject(PaxHeader({"mtime=1", string("path=a\0b.py", 12)}) + RawFile("x.py", "1") +
                       EndBlocks()),
                "pax record 'path' contains a NUL byte");
-    EXPECT_HAS(Reject(PaxHeader({string("linkpath=ok\0/etc", 17)}) +
-                      RawHeader("l", '2', 0, "ok") + EndBlocks()),
+    EXPECT_HAS(Reject(PaxHeader({string("linkpath=ok\0/etc", 17)}) + RawHeader("l", '2', 0, "ok") +
+                      EndBlocks()),
                "pax record 'linkpath' contains a NUL byte");
     /* The second entry's header, after a first entry with data. */
-    EXPECT_HAS(Reject(RawFile("first.py", string(700, 'x')) +
-                      PaxHeader({string("path=b\0c", 8)}) + RawFile("y.py", "2") + EndBlocks()),
+    EXPECT_HAS(Reject(RawFile("first.py", string(700, 'x')) + PaxHeader({string("path=b\0c", 8)}) +
+                      RawFile("y.py", "2") + EndBlocks()),
                "tar entry 2: pax record 'path' contains a NUL byte");
     /* A GNU long name ('L') is NUL-terminated; a NUL before its end is not. */
     string longname("a\0b", 3);
@@ -471,7 +467,7 @@ TEST(TarPaths, FourKilobyteNames) {
     std::string tar = TarBuilder().File(name, "x").Finish();
     std::string msg = Reject(tar);
     EXPECT_HAS(msg, "path longer than 1024 bytes");
-    EXPECT_HAS(msg, "nnnn...");  /* the message shows a prefix, not 4 KiB */
+    EXPECT_HAS(msg, "nnnn..."); /* the message shows a prefix, not 4 KiB */
     EXPECT_LT(strlen(msg.c_str()), 300u);
 
     px_tar_limits l = Defaults();
@@ -539,8 +535,12 @@ TEST(TarTree, RejectsPathsBelowAFile) {
     EXPECT_HAS(Reject(TarBuilder().File("a/b/c.py", "2").File("a", "1").Finish()),
                "'a/b/c.py': parent 'a' is a file");
     /* Siblings that sort between "a" and "a/..." byte-wise do not hide it. */
-    EXPECT_HAS(Reject(TarBuilder().File("a", "1").File("a-b", "3").File("a.c", "4")
-                          .File("a/x", "2").Finish()),
+    EXPECT_HAS(Reject(TarBuilder()
+                          .File("a", "1")
+                          .File("a-b", "3")
+                          .File("a.c", "4")
+                          .File("a/x", "2")
+                          .Finish()),
                "'a/x': parent 'a' is a file");
 }
 
@@ -623,8 +623,7 @@ TEST(TarTypes, RejectsDevicesAndFifos) {
                "'null': character device not allowed");
     EXPECT_HAS(Reject(TarBuilder().Special("sda", AE_IFBLK).Finish()),
                "'sda': block device not allowed");
-    EXPECT_HAS(Reject(TarBuilder().Special("pipe", AE_IFIFO).Finish()),
-               "'pipe': FIFO not allowed");
+    EXPECT_HAS(Reject(TarBuilder().Special("pipe", AE_IFIFO).Finish()), "'pipe': FIFO not allowed");
     EXPECT_HAS(Reject(RawHeader("dev", '3', 0) + EndBlocks()), "character device");
 }
 
@@ -634,9 +633,9 @@ TEST(TarLimits, EntryCount) {
     px_tar_limits l = Defaults();
     l.max_entries = 3;
     EXPECT_TRUE(Parse(TarBuilder().Dir("d").File("d/a", "").File("d/b", "").Finish(), &l));
-    EXPECT_HAS(Reject(TarBuilder().Dir("d").File("d/a", "").File("d/b", "").File("c", "").Finish(),
-                      &l),
-               "more than 3 entries");
+    EXPECT_HAS(
+        Reject(TarBuilder().Dir("d").File("d/a", "").File("d/b", "").File("c", "").Finish(), &l),
+        "more than 3 entries");
     /* Skipped root entries count too: they still cost work. */
     EXPECT_HAS(Reject(TarBuilder().Dir("./").Dir("./").Dir(".").Dir("./").Finish(), &l),
                "more than 3 entries");
@@ -722,14 +721,16 @@ TEST(TarGarbage, RejectsRandomBytes) {
 }
 
 TEST(TarGarbage, RejectsCompressedArchives) {
-    std::string gz = TarBuilder(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, true).File("main.py", "1")
-                         .Finish();
+    std::string gz =
+        TarBuilder(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED, true).File("main.py", "1").Finish();
     EXPECT_HAS(Reject(gz), "gzip-compressed archive: only uncompressed tar is accepted");
     EXPECT_HAS(Reject(std::string("BZh91AY&SY") + std::string(100, '\0')), "bzip2-compressed");
-    EXPECT_HAS(Reject(std::string("\xfd" "7zXZ\0\0", 7) + std::string(100, '\0')),
+    EXPECT_HAS(Reject(std::string("\xfd"
+                                  "7zXZ\0\0",
+                                  7) +
+                      std::string(100, '\0')),
                "xz-compressed");
-    EXPECT_HAS(Reject(std::string("\x28\xb5\x2f\xfd") + std::string(100, '\0')),
-               "zstd-compressed");
+    EXPECT_HAS(Reject(std::string("\x28\xb5\x2f\xfd") + std::string(100, '\0')), "zstd-compressed");
 }
 
 TEST(TarGarbage, NamesThatLookLikeCompressionMagicAreFine) {
@@ -743,8 +744,8 @@ TEST(TarGarbage, NamesThatLookLikeCompressionMagicAreFine) {
 
 TEST(TarGarbage, RejectsTruncatedArchives) {
     std::string data(3000, 'd');
-    std::string tar = TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").File("b.bin", data)
-                          .Finish();
+    std::string tar =
+        TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").File("b.bin", data).Finish();
     /* Cut inside b.bin's data, inside its header, and inside a's data block. */
     for (size_t cut : {size_t{1024 + 512 + 100}, size_t{1024 + 200}, size_t{600}, size_t{100}}) {
         SCOPED_TRACE(cut);
@@ -754,8 +755,8 @@ TEST(TarGarbage, RejectsTruncatedArchives) {
 }
 
 TEST(TarGarbage, RejectsABadChecksum) {
-    std::string tar = TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").File("b.py", "2")
-                          .Finish();
+    std::string tar =
+        TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").File("b.py", "2").Finish();
     tar[1024 + 10] ^= 0x55; /* inside the second header's name */
     EXPECT_HAS(Reject(tar), "tar entry 2");
     std::string first = TarBuilder(ARCHIVE_FORMAT_TAR_USTAR).File("a.py", "1").Finish();
@@ -772,10 +773,9 @@ TEST(TarGarbage, ErrorMessagesEscapeClientBytes) {
 
 TEST(FileList, ReadsAndNormalises) {
     px_error err = PX_ERROR_INIT;
-    Project p = FromFiles({{"./main.py", "print(1)\n", 0},
-                           {"pkg//mod.py", "X=1", 0755},
-                           {"bin/run", "#!", 0100700}},
-                          &err);
+    Project p = FromFiles(
+        {{"./main.py", "print(1)\n", 0}, {"pkg//mod.py", "X=1", 0755}, {"bin/run", "#!", 0100700}},
+        &err);
     ASSERT_TRUE(p) << err.msg;
     EXPECT_EQ((std::vector<std::string>{"main.py", "pkg/mod.py", "bin/run"}), Paths(p.get()));
     EXPECT_EQ(0644u, p->entries[0].mode);
@@ -815,16 +815,16 @@ TEST(FileList, RejectsDuplicatesAndFilesUsedAsDirectories) {
 /* ---- entrypoint -------------------------------------------------------- */
 
 TEST(Entrypoint, PrefersMainPy) {
-    Project p = Parse(TarBuilder().File("a.py", "").File("__main__.py", "").File("main.py", "")
-                          .Finish());
+    Project p = Parse(
+        TarBuilder().File("a.py", "").File("__main__.py", "").File("main.py", "").Finish());
     ASSERT_TRUE(p);
     EXPECT_EQ("main.py", Entrypoint(p.get(), nullptr));
     EXPECT_EQ("main.py", Entrypoint(p.get(), ""));
 }
 
 TEST(Entrypoint, ThenDunderMainAtTheRoot) {
-    Project p = Parse(TarBuilder().File("a.py", "").File("pkg/main.py", "").File("__main__.py", "")
-                          .Finish());
+    Project p = Parse(
+        TarBuilder().File("a.py", "").File("pkg/main.py", "").File("__main__.py", "").Finish());
     ASSERT_TRUE(p);
     EXPECT_EQ("__main__.py", Entrypoint(p.get(), nullptr));
 }
@@ -954,4 +954,4 @@ TEST(Pack, WritesRootOwnedEntriesWithTimeZero) {
     EXPECT_EQ(3, n);
 }
 
-}  // namespace
+} // namespace

@@ -18,8 +18,8 @@ std::vector<std::string> PreambleEnv(const Spec &spec) {
     char *out = nullptr;
     size_t len = 0;
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_bootstrap_preamble(spec.get(), "0123456789abcdef0123456789abcdef", nullptr, &out, &len,
-                                    &err),
+    EXPECT_EQ(px_bootstrap_preamble(spec.get(), "0123456789abcdef0123456789abcdef", nullptr, &out,
+                                    &len, &err),
               0)
         << err.msg;
     std::vector<std::string> env;

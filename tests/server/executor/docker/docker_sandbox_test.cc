@@ -60,9 +60,8 @@ class DockerSandboxTest : public EngineTest {
                            "\"Labels\":{\"pyexec.service\":\"pyexecd\",\"pyexec.instance\":\"" +
                            instance + "\"},\"HostConfig\":{\"NetworkMode\":\"none\"}}";
         px_docker_response r;
-        EXPECT_EQ(px_docker_call(client_, "POST", "/containers/create", body.c_str(), 0, &r,
-                                 nullptr),
-                  0);
+        EXPECT_EQ(
+            px_docker_call(client_, "POST", "/containers/create", body.c_str(), 0, &r, nullptr), 0);
         EXPECT_EQ(r.status, 201) << r.body;
         json_t *j = json_loadb(r.body, r.len, 0, nullptr);
         std::string id = json_string_value(json_object_get(j, "Id"));
@@ -105,12 +104,14 @@ TEST_F(DockerSandboxTest, HelloWorldWithUsage) {
 
 TEST_F(DockerSandboxTest, StdinArgsAndEnv) {
     Spec spec;
-    spec.Tar(Main("import os, sys\n"
-                  "data = sys.stdin.buffer.read()\n"
-                  "print(len(data), data[:5], data[-3:])\n"
-                  "print(sys.argv[1:])\n"
-                  "print(os.environ['GREETING'], os.environ['HOME'], os.environ['PYTHONUNBUFFERED'])\n"
-                  "print(os.getcwd())\n"))
+    spec
+        .Tar(Main(
+            "import os, sys\n"
+            "data = sys.stdin.buffer.read()\n"
+            "print(len(data), data[:5], data[-3:])\n"
+            "print(sys.argv[1:])\n"
+            "print(os.environ['GREETING'], os.environ['HOME'], os.environ['PYTHONUNBUFFERED'])\n"
+            "print(os.getcwd())\n"))
         .Stdin("first" + std::string(300000, '.') + "end")
         .Args({"a b", "--flag", ""})
         .Env({"GREETING=hi there", "HOME=/root", "PYTHONUNBUFFERED=0"});
@@ -202,9 +203,13 @@ TEST_F(DockerSandboxTest, MarkersWithAWrongNonceAreProgramOutput) {
     const std::string trailer = fake + "{\"exit_code\": 7}" + fake + "\n";
     Spec spec;
     spec.Tar(Main("import sys, time\n"
-                  "sys.stdout.write(" + PyStr(body) + ")\n"
+                  "sys.stdout.write(" +
+                  PyStr(body) +
+                  ")\n"
                   "sys.stdout.flush()\n"
-                  "sys.stderr.write(" + PyStr(trailer) + ")\n"
+                  "sys.stderr.write(" +
+                  PyStr(trailer) +
+                  ")\n"
                   "sys.stderr.flush()\n"
                   "time.sleep(0.2)\n"
                   "print('after', flush=True)\n"

@@ -171,8 +171,9 @@ std::string Frame(int stream, uint32_t len, const std::string &payload) {
 // 300 ms, and a loaded (or sanitizer) build may take seconds beyond it.
 const int64_t kHangGuardMs = 10000;
 
-const char kUpgraded[] = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
-                         "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+const char kUpgraded[] =
+    "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\n"
+    "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
 
 // Answers the calls every run makes before and after the container runs.
 bool Routine(const Request &r, int fd) {
@@ -292,8 +293,7 @@ TEST_F(FakeEngineTest, EngineThatNeverAnswersIsBoundedByTheApiTimeout) {
     int64_t took = px_now_mono_ms() - t0;
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_UNAVAILABLE) << result.error.msg;
-    EXPECT_NE(std::string(result.error.msg).find("did not answer within 300 ms"),
-              std::string::npos)
+    EXPECT_NE(std::string(result.error.msg).find("did not answer within 300 ms"), std::string::npos)
         << result.error.msg;
     EXPECT_LT(took, kHangGuardMs);
 }
@@ -340,8 +340,7 @@ TEST_F(FakeEngineTest, OversizedFrameOnAttach) {
     EXPECT_LT(px_now_mono_ms() - t0, kHangGuardMs);
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_INTERNAL);
-    EXPECT_NE(std::string(result.error.msg).find("exceeds"), std::string::npos)
-        << result.error.msg;
+    EXPECT_NE(std::string(result.error.msg).find("exceeds"), std::string::npos) << result.error.msg;
     EXPECT_EQ(run.out, "");
     EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/kill"));
     EXPECT_TRUE(engine.Saw("DELETE /containers/c0ffee?force=1&v=1"));
@@ -539,9 +538,8 @@ TEST_F(FakeEngineTest, WritesOfOneLineAreOneChunk) {
 
 // Held output of one stream goes out before the other stream's output.
 TEST_F(FakeEngineTest, CoalescingKeepsTheOrderOfTheStreams) {
-    FakeEngine engine(AttachThen(Frame(1, 1, "a") + Frame(1, 1, "b") + Frame(2, 2, "E\n") +
-                                     Frame(1, 2, "c\n"),
-                                 true));
+    FakeEngine engine(AttachThen(
+        Frame(1, 1, "a") + Frame(1, 1, "b") + Frame(2, 2, "E\n") + Frame(1, 2, "c\n"), true));
     NewSandbox(engine.path());
     Spec spec;
     spec.Tar(MakeTar({{"main.py", "pass\n"}}));

@@ -34,8 +34,8 @@ void Collect(void *ud, px_stream stream, const uint8_t *data, size_t len) {
 }
 
 int Feed(px_frame_demux *d, const std::string &s, Collected *c, px_error *err) {
-    return px_frame_demux_feed(d, reinterpret_cast<const uint8_t *>(s.data()), s.size(), Collect,
-                               c, err);
+    return px_frame_demux_feed(d, reinterpret_cast<const uint8_t *>(s.data()), s.size(), Collect, c,
+                               err);
 }
 
 TEST(FrameDemux, SplitAtEveryBoundary) {

@@ -154,8 +154,7 @@ void px_sandbox_run_started(px_sandbox_run *run) {
     run->started_mono_ms = px_now_mono_ms();
 }
 
-void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data,
-                           size_t len) {
+void px_sandbox_run_output(px_sandbox_run *run, px_stream stream, const uint8_t *data, size_t len) {
     std::lock_guard<std::mutex> lock(run->mu);
     if (!run->started || run->ended)
         run->order_ok = false;
@@ -354,10 +353,10 @@ std::string MakeZip(const std::vector<std::pair<std::string, std::string>> &file
         uint32_t crc = crc32(f.second);
         uint32_t offset = static_cast<uint32_t>(out.size());
         le32(out, 0x04034b50);
-        le16(out, 20); // version needed
-        le16(out, 0);  // flags
-        le16(out, 0);  // stored
-        le16(out, 0);  // time
+        le16(out, 20);   // version needed
+        le16(out, 0);    // flags
+        le16(out, 0);    // stored
+        le16(out, 0);    // time
         le16(out, 0x21); // date: 1980-01-01
         le32(out, crc);
         le32(out, static_cast<uint32_t>(f.second.size()));

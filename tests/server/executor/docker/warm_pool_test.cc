@@ -89,10 +89,11 @@ TEST_F(WarmPoolTest, EachPooledContainerServesOneRun) {
     EXPECT_EQ(CountContainers("pyexec.pool=1"), 1);
 
     Spec first;
-    first.Tar(Main("import socket\n"
-                   "open('/work/secret.txt', 'w').write('first')\n"
-                   "open('/tmp/secret.txt', 'w').write('first')\n"
-                   "print(socket.gethostname())\n"))
+    first
+        .Tar(Main("import socket\n"
+                  "open('/work/secret.txt', 'w').write('first')\n"
+                  "open('/tmp/secret.txt', 'w').write('first')\n"
+                  "print(socket.gethostname())\n"))
         .MemoryMb(kPoolMemoryMb); // the pool's own limits: no update call
     Outcome a = Run(first);
     ASSERT_TRUE(a.result.ran) << a.result.error.msg;
@@ -161,16 +162,17 @@ TEST_F(WarmPoolTest, LimitsSetAtHandOverAreTheJobs) {
     MakeSandbox(1);
     ASSERT_TRUE(WaitReady(1));
     Spec spec;
-    spec.Tar(Main("import os\n"
-                  "if not os.path.exists('/sys/fs/cgroup/memory/memory.limit_in_bytes'):\n"
-                  "    print('cgroup v2')\n"
-                  "    raise SystemExit(0)\n"
-                  "for f in ('memory/memory.limit_in_bytes', 'memory/memory.memsw.limit_in_bytes',\n"
-                  "          'cpu/cpu.shares', 'pids/pids.max'):\n"
-                  "    try:\n"
-                  "        print(open('/sys/fs/cgroup/' + f).read().strip())\n"
-                  "    except OSError:\n"
-                  "        print('-')\n"))
+    spec.Tar(
+            Main("import os\n"
+                 "if not os.path.exists('/sys/fs/cgroup/memory/memory.limit_in_bytes'):\n"
+                 "    print('cgroup v2')\n"
+                 "    raise SystemExit(0)\n"
+                 "for f in ('memory/memory.limit_in_bytes', 'memory/memory.memsw.limit_in_bytes',\n"
+                 "          'cpu/cpu.shares', 'pids/pids.max'):\n"
+                 "    try:\n"
+                 "        print(open('/sys/fs/cgroup/' + f).read().strip())\n"
+                 "    except OSError:\n"
+                 "        print('-')\n"))
         .MemoryMb(2048) // above the pool's 1024: a raise
         .CpuShares(512);
     Outcome o = Run(spec);

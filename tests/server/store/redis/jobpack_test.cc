@@ -61,8 +61,8 @@ std::string Pack(const px_job_spec *s) {
 }
 
 SpecPtr Unpack(const std::string &b, px_error *err) {
-    return SpecPtr(px_jobpack_unpack(reinterpret_cast<const uint8_t *>(b.data()), b.size(),
-                                     "exe_x", err));
+    return SpecPtr(
+        px_jobpack_unpack(reinterpret_cast<const uint8_t *>(b.data()), b.size(), "exe_x", err));
 }
 
 TEST(JobPack, RoundTripKeepsEveryField) {
@@ -96,7 +96,7 @@ TEST(JobPack, RoundTripKeepsEveryField) {
 
 TEST(JobPack, EmptyListsAndNoRequirements) {
     SpecPtr in(Spec());
-    in->n_env = in->n_args = in->n_pre_commands = 0;  // the arrays are still freed
+    in->n_env = in->n_args = in->n_pre_commands = 0; // the arrays are still freed
     free(in->requirements_txt);
     in->requirements_txt = nullptr;
     free(in->stdin_data);
@@ -146,4 +146,4 @@ TEST(JobPack, RefusesWrongMagicNulInStringsAndHugeLists) {
     EXPECT_EQ(Unpack(huge, &err), nullptr);
 }
 
-}  // namespace
+} // namespace

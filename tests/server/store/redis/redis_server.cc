@@ -19,7 +19,7 @@ namespace {
     abort();
 }
 
-}  // namespace
+} // namespace
 
 RedisServer::RedisServer(std::vector<std::string> extra) : extra_(std::move(extra)) {
     // As pyexecd does: a write to a socket the server closed is an error, not
@@ -53,13 +53,13 @@ void RedisServer::Start() {
     unlink(notify_.c_str());
     if (ns < 0 || bind(ns, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0)
         Die("cannot bind the notification socket");
-    std::vector<std::string> args = {"redis-server",  "--port",       "0",
-                                     "--unixsocket",  socket_,        "--unixsocketperm",
-                                     "700",           "--dir",        dir_,
-                                     "--appendonly",  "yes",          "--appendfsync",
-                                     "always",        "--save",       "",
-                                     "--supervised",  "systemd",      "--loglevel",
-                                     "warning",       "--logfile",    dir_ + "/redis.log"};
+    std::vector<std::string> args = {"redis-server", "--port",    "0",
+                                     "--unixsocket", socket_,     "--unixsocketperm",
+                                     "700",          "--dir",     dir_,
+                                     "--appendonly", "yes",       "--appendfsync",
+                                     "always",       "--save",    "",
+                                     "--supervised", "systemd",   "--loglevel",
+                                     "warning",      "--logfile", dir_ + "/redis.log"};
     args.insert(args.end(), extra_.begin(), extra_.end());
     pid_ = fork();
     if (pid_ < 0)
@@ -157,4 +157,4 @@ std::string RedisServer::Str(const std::vector<std::string> &argv) {
     return s;
 }
 
-}  // namespace pxtest
+} // namespace pxtest

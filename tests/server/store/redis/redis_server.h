@@ -18,7 +18,7 @@ class RedisServer {
     // Starts redis-server with `extra` arguments (e.g. {"--requirepass", "x"});
     // aborts the test binary if it does not come up.
     explicit RedisServer(std::vector<std::string> extra = {});
-    ~RedisServer();  // stops it and removes the directory
+    ~RedisServer(); // stops it and removes the directory
 
     const std::string &socket_path() const { return socket_; }
     std::string url() const { return "redis+unix://" + socket_; }
@@ -44,6 +44,6 @@ class RedisServer {
     pid_t pid_ = -1;
 };
 
-}  // namespace pxtest
+} // namespace pxtest
 
 #endif

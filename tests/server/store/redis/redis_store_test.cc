@@ -51,8 +51,7 @@ struct FakeRunner {
         j->runner->cv.notify_all();
     }
     static void Unref(void *) {}
-    static int Submit(void *ctx, px_record *record, px_job_spec *spec, const char *,
-                      px_error *) {
+    static int Submit(void *ctx, px_record *record, px_job_spec *spec, const char *, px_error *) {
         auto *f = static_cast<FakeRunner *>(ctx);
         static const px_record_job_ops ops = {Kill, Unref};
         auto *j = new Job{f, record, spec->image, PX_KILL_NONE};
@@ -301,7 +300,7 @@ TEST_F(RedisStore, KillWhileQueuedEndsItEverywhere) {
     px_record *other = px_store_get(b.get(), px_record_id(r), &err);
     ASSERT_NE(other, nullptr) << err.msg;
     EXPECT_TRUE(px_record_kill(other, PX_KILL_RPC));
-    EXPECT_FALSE(px_record_kill(other, PX_KILL_RPC));  // already terminal
+    EXPECT_FALSE(px_record_kill(other, PX_KILL_RPC)); // already terminal
     px_record_view v = Snapshot(r);
     EXPECT_EQ(v.status, PX_STATUS_KILLED);
     EXPECT_EQ(v.outcome.reason, PX_REASON_KILLED);
@@ -480,4 +479,4 @@ TEST_F(RedisStore, RedisAwayPastTheGraceKillsTheRunsAndTheirEndIsWrittenLater) {
     px_record_unref(r);
 }
 
-}  // namespace
+} // namespace

@@ -52,9 +52,8 @@ std::string Create(px_rstore *rs, const std::string &job = "JOB", const char *ri
     char dig[PX_RSTORE_DIGEST_MAX + 1];
     bool existed;
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_rstore_create(rs, "", rid, digest,
-                               reinterpret_cast<const uint8_t *>(job.data()), job.size(), 100, id,
-                               &existed, dig, &err),
+    EXPECT_EQ(px_rstore_create(rs, "", rid, digest, reinterpret_cast<const uint8_t *>(job.data()),
+                               job.size(), 100, id, &existed, dig, &err),
               0)
         << err.msg;
     return id;
@@ -144,7 +143,7 @@ TEST_F(RStore, LifecycleThroughTheQueue) {
     std::string job;
     ASSERT_EQ(Claim(a.get(), token, &job), id);
     EXPECT_EQ(job, std::string("packed\0job", 10));
-    EXPECT_EQ(Claim(a.get(), token), "");  // the queue is empty now
+    EXPECT_EQ(Claim(a.get(), token), ""); // the queue is empty now
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(px_rstore_set_running(a.get(), id.c_str(), token, 1000, &err), PX_RSTORE_DONE);
     EXPECT_EQ(px_rstore_set_running(a.get(), id.c_str(), token, 1001, &err), PX_RSTORE_NOOP);
@@ -161,7 +160,7 @@ TEST_F(RStore, LifecycleThroughTheQueue) {
         EXPECT_EQ(v.v.token, token);
     }
     EXPECT_EQ(Finish(a.get(), id, token, Exited(3)), PX_RSTORE_DONE);
-    EXPECT_EQ(Finish(a.get(), id, token, Exited(4)), PX_RSTORE_DONE);  // the same owner's repeat
+    EXPECT_EQ(Finish(a.get(), id, token, Exited(4)), PX_RSTORE_DONE); // the same owner's repeat
     View v;
     Get(a.get(), id, &v, true);
     EXPECT_EQ(v.v.record.status, PX_STATUS_COMPLETED);
@@ -172,11 +171,9 @@ TEST_F(RStore, LifecycleThroughTheQueue) {
     EXPECT_EQ(v.v.record.outcome.peak_memory_bytes, 123456);
     EXPECT_EQ(v.v.record.outcome.cpu_time_ms, 42);
     EXPECT_EQ(v.v.record.outcome.finished_at_ms, 2000);
-    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stdout_data),
-                          v.v.record.stdout_len),
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stdout_data), v.v.record.stdout_len),
               "hello world");
-    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stderr_data),
-                          v.v.record.stderr_len),
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stderr_data), v.v.record.stderr_len),
               "oops");
     // Retention: the record, its output and nothing else of it remain, with a TTL.
     EXPECT_GT(srv_.Int({"PTTL", Key("exe:" + id)}), 0);
@@ -295,10 +292,10 @@ TEST_F(RStore, AppendIsSafeToRepeatAndRefusesGaps) {
     std::string id = Create(a.get());
     ASSERT_EQ(Claim(a.get(), token), id);
     EXPECT_EQ(Append(a.get(), id, token, 0, "abc"), PX_RSTORE_DONE);
-    EXPECT_EQ(Append(a.get(), id, token, 0, "abc"), PX_RSTORE_DONE);  // a retry
+    EXPECT_EQ(Append(a.get(), id, token, 0, "abc"), PX_RSTORE_DONE); // a retry
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_rstore_append(a.get(), id.c_str(), token, 5,
-                               PX_STREAM_STDOUT, reinterpret_cast<const uint8_t *>("x"), 1, &err),
+    EXPECT_EQ(px_rstore_append(a.get(), id.c_str(), token, 5, PX_STREAM_STDOUT,
+                               reinterpret_cast<const uint8_t *>("x"), 1, &err),
               -1);
     EXPECT_NE(std::string(err.msg).find("log holds 3 bytes"), std::string::npos) << err.msg;
     View v;
@@ -353,8 +350,7 @@ TEST_F(RStore, KillWhileQueuedEndsItAndItNeverRuns) {
     std::string id = Create(a.get());
     char owner[PX_RSTORE_NAME_MAX + 1];
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err),
-              PX_RSTORE_KILL_QUEUED);
+    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err), PX_RSTORE_KILL_QUEUED);
     View v;
     Get(a.get(), id, &v);
     EXPECT_EQ(v.v.record.status, PX_STATUS_KILLED);
@@ -363,8 +359,7 @@ TEST_F(RStore, KillWhileQueuedEndsItAndItNeverRuns) {
     int64_t token = Lease(a.get());
     EXPECT_EQ(Claim(a.get(), token), "");
     EXPECT_EQ(srv_.Int({"XLEN", Key("queue")}), 0);
-    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err),
-              PX_RSTORE_KILL_ENDED);
+    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err), PX_RSTORE_KILL_ENDED);
     px_log_chunk c;
     EXPECT_EQ(px_rstore_read(b.get(), id.c_str(), 0, 10, &c, &err), PX_READ_EOF);
 }
@@ -380,12 +375,11 @@ TEST_F(RStore, KillOfAClaimedJobTellsItsOwner) {
     EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_CANCEL, owner, &err),
               PX_RSTORE_KILL_SENT);
     EXPECT_STREQ(owner, "node-a");
-    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err),
-              PX_RSTORE_KILL_SENT);
+    EXPECT_EQ(px_rstore_kill(b.get(), id.c_str(), PX_KILL_RPC, owner, &err), PX_RSTORE_KILL_SENT);
     View v;
     Get(b.get(), id, &v);
-    EXPECT_EQ(v.v.kill, PX_KILL_CANCEL);  // the first cause is kept
-    EXPECT_EQ(v.v.record.status, PX_STATUS_PENDING);  // the owner ends it
+    EXPECT_EQ(v.v.kill, PX_KILL_CANCEL);             // the first cause is kept
+    EXPECT_EQ(v.v.record.status, PX_STATUS_PENDING); // the owner ends it
 }
 
 TEST_F(RStore, NodeNamesAreExclusiveWhileLeased) {
@@ -412,11 +406,10 @@ TEST_F(RStore, AStaleOwnerIsFenced) {
     ASSERT_EQ(Claim(a.get(), token), running);
     ASSERT_EQ(Claim(a.get(), token), claimed);
     px_error err = PX_ERROR_INIT;
-    ASSERT_EQ(px_rstore_set_running(a.get(), running.c_str(), token, 1000, &err),
-              PX_RSTORE_DONE);
+    ASSERT_EQ(px_rstore_set_running(a.get(), running.c_str(), token, 1000, &err), PX_RSTORE_DONE);
     ASSERT_EQ(Append(a.get(), running, token, 0, "before"), PX_RSTORE_DONE);
 
-    ASSERT_EQ(srv_.Int({"DEL", Key("node:node-a")}), 1);  // the lease expires
+    ASSERT_EQ(srv_.Int({"DEL", Key("node:node-a")}), 1); // the lease expires
 
     // Before any sweep: every write of the stale owner is refused.
     EXPECT_EQ(Append(a.get(), running, token, 6, "after"), PX_RSTORE_FENCED);
@@ -441,9 +434,9 @@ TEST_F(RStore, AStaleOwnerIsFenced) {
     {
         View v;
         Get(b.get(), running, &v, true);
-        EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stdout_data),
-                              v.v.record.stdout_len),
-                  "before");
+        EXPECT_EQ(
+            std::string(reinterpret_cast<char *>(v.v.record.stdout_data), v.v.record.stdout_len),
+            "before");
         EXPECT_EQ(v.v.record.outcome.started_at_ms, 1000);
     }
     // The job node-a read but never claimed goes to another node.
@@ -467,8 +460,8 @@ TEST_F(RStore, UnclaimedJobsOfADeadNodeRunElsewhereClaimedOnesNever) {
     ASSERT_EQ(Claim(a.get(), ta), claimed);
     std::string read_only = Create(b.get());
     // node-a reads the entry and dies before its claim script runs.
-    redisReply *r = srv_.Command({"XREADGROUP", "GROUP", "workers", "node-a", "COUNT", "1",
-                                  "STREAMS", Key("queue"), ">"});
+    redisReply *r = srv_.Command(
+        {"XREADGROUP", "GROUP", "workers", "node-a", "COUNT", "1", "STREAMS", Key("queue"), ">"});
     ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
     ASSERT_EQ(srv_.Int({"DEL", Key("node:node-a")}), 1);
@@ -525,8 +518,7 @@ TEST_F(RStore, FinishRacesTheSweepOneWinner) {
             EXPECT_EQ(v.v.record.status, PX_STATUS_FAILED);
             EXPECT_EQ(v.v.record.outcome.reason, PX_REASON_LOST);
             // Fenced (after the lease went) or ended (after the verdict).
-            EXPECT_TRUE(finish_rc == PX_RSTORE_FENCED || finish_rc == PX_RSTORE_ENDED)
-                << finish_rc;
+            EXPECT_TRUE(finish_rc == PX_RSTORE_FENCED || finish_rc == PX_RSTORE_ENDED) << finish_rc;
         }
         EXPECT_EQ(v.v.record.log_len, appended.load());
         // The next round's lease for node-a (released if still held).
@@ -593,7 +585,7 @@ TEST_F(RStore, SurvivesARestartWithItsAppendOnlyFile) {
     std::string id = Create(a.get());
     ASSERT_EQ(Claim(a.get(), token), id);
     Append(a.get(), id, token, 0, "kept");
-    srv_.Kill();  // a crash: only the AOF (fsync always) remains
+    srv_.Kill(); // a crash: only the AOF (fsync always) remains
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(px_rstore_ping(a.get(), &err), -1);
     EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
@@ -605,8 +597,7 @@ TEST_F(RStore, SurvivesARestartWithItsAppendOnlyFile) {
     EXPECT_EQ(Append(a.get(), id, token, 4, "!"), PX_RSTORE_DONE);
     View v;
     Get(a.get(), id, &v, true);
-    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stdout_data),
-                          v.v.record.stdout_len),
+    EXPECT_EQ(std::string(reinterpret_cast<char *>(v.v.record.stdout_data), v.v.record.stdout_len),
               "kept!");
 }
 
@@ -618,10 +609,10 @@ TEST_F(RStore, BacksOffAfterAFailedConnect) {
     Store a = Open(c);
     srv_.Stop();
     px_error err = PX_ERROR_INIT;
-    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1);  // the broken connection
-    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1);  // a failed connect starts the backoff
+    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1); // the broken connection
+    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1); // a failed connect starts the backoff
     srv_.Start();
-    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1);  // no attempt before the backoff ends
+    EXPECT_EQ(px_rstore_ping(a.get(), &err), -1); // no attempt before the backoff ends
     EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
     EXPECT_NE(std::string(err.msg).find("next attempt in"), std::string::npos) << err.msg;
 }
@@ -670,9 +661,9 @@ TEST(RStoreNamespace, KeepsClustersApart) {
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(px_rstore_get(b.get(), id.c_str(), false, &v.v, &err), -1);
     EXPECT_EQ(err.code, PX_E_NOT_FOUND);
-    int64_t t1 = Lease(a.get()), t2 = Lease(b.get());  // the same node name in two namespaces
+    int64_t t1 = Lease(a.get()), t2 = Lease(b.get()); // the same node name in two namespaces
     EXPECT_EQ(Claim(b.get(), t2), "");
     EXPECT_EQ(Claim(a.get(), t1), id);
 }
 
-}  // namespace
+} // namespace

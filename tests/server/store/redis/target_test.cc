@@ -119,7 +119,7 @@ TEST_F(PasswordFile, ReadsOneLineWithoutItsNewline) {
     char *pw = nullptr;
     px_error err = PX_ERROR_INIT;
     ASSERT_EQ(px_redis_password_load(path_.c_str(), "from-env", &pw, &err), 0) << err.msg;
-    EXPECT_STREQ(pw, "s3cret");  // the file wins over the environment
+    EXPECT_STREQ(pw, "s3cret"); // the file wins over the environment
     free(pw);
 }
 
@@ -160,4 +160,4 @@ TEST(Password, FromTheEnvironmentOrNone) {
     EXPECT_EQ(px_redis_password_load(nullptr, "", &pw, &err), -1);
 }
 
-}  // namespace
+} // namespace

@@ -586,10 +586,14 @@ def test_kill_9_then_a_new_server_with_the_same_instance_reaps_orphans(pb):
 
 
 def test_container_removed_behind_the_servers_back_fails_the_execution(own):
-    eid = own.runner.start(READY, config={"timeout_seconds": 60}).execution_id
-    assert pyexecd.read_until(own.runner.stream(eid), b"ready\n") == b"ready\n"
-    found = pyexecd.containers_mentioning(eid[len("exe_"):])
-    assert len(found) == 1
+    # The program's host name is its container's short id, in both modes (a
+    # namespace-mode host keeps its own name while it runs an execution).
+    code = "import socket, time\nprint(socket.gethostname(), flush=True)\ntime.sleep(3600)\n"
+    eid = own.runner.start(code, config={"timeout_seconds": 60}).execution_id
+    host = pyexecd.read_until(own.runner.stream(eid), b"x" * 13).decode().strip()
+    found = [c for c in pyexecd.containers(f"pyexec.instance={own.instance}")
+             if c["Id"].startswith(host)]
+    assert len(found) == 1, host
     code, body = pyexecd.docker_api("DELETE", f"/containers/{found[0]['Id']}?force=1")
     assert code == 204, body
     res = own.runner.wait(eid, timeout=60)

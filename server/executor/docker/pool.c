@@ -178,7 +178,6 @@ pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_erro
     }
     p->fd = -1;
     snprintf(p->name, sizeof p->name, "pyexec-%s-%s", sb->ns ? "host" : "pool", hex);
-    memcpy(p->host_name, p->name, sizeof p->host_name);
     snprintf(p->image, sizeof p->image, "%s", profile->image);
     p->memory_mb = profile->memory_mb;
     p->cpu_shares = profile->cpu_shares;

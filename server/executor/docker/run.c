@@ -19,9 +19,7 @@
  *
  * The namespace mode (--isolation namespace, host.py) takes a third path: a
  * ready host of the spec's image (pooled, or one made now) -> update its
- * limits if they differ -> rename it pyexec-<execution id> (operators and
- * tests find an execution's host by name; its own name again after the
- * execution) -> report started -> [poll loop] -> the host's
+ * limits if they differ -> report started -> [poll loop] -> the host's
  * last words are the verdict (the host lives on: no wait, no removal) ->
  * back to the ready list when the execution ended cleanly and the host has
  * run fewer than --host-reuse executions; else removed. Any other end
@@ -462,13 +460,10 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
                    px_sandbox_result *result) {
     px_error err = PX_ERROR_INIT;
     pooled *p = NULL;
-    char name[128];
-    snprintf(name, sizeof name, "pyexec-%s", spec->execution_id);
     while (!p && (p = sb_pool_take(sb, spec->image, spec->disk_mb))) {
         if (!sb_pooled_idle(p)) {
             px_warn("docker: host '%.12s' ended or spoke while idle; removing it", p->id);
-        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0 ||
-                   sb_pooled_rename(sb, p, name, &err) < 0) {
+        } else if (sb_pooled_set_limits(sb, p, spec, &err) < 0) {
             px_warn("docker: execution %s: %s; removing it", spec->execution_id, err.msg);
         } else {
             sb_pool_count(sb, &sb->stats.taken);
@@ -490,8 +485,7 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         }
         sb_pool_count(sb, &sb->stats.cold);
         p = sb_pooled_create(sb, spec, &err);
-        if (!p || sb_pooled_rename(sb, p, name, &err) < 0) {
-            sb_pooled_discard(sb, p);
+        if (!p) {
             result->error = err;
             px_error_wrap(&result->error, "make a host container");
             return;
@@ -499,14 +493,13 @@ static void run_ns(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
         sb_step_done(io, "create host '%.12s'", p->id);
     }
     px_sandbox_run_started(io->run);
+    /* No rename to pyexec-<execution id> as in the warm pool: two engine
+     * calls per execution (there and back) cost more engine CPU than the
+     * execution itself. The debug log names the host of each execution; so
+     * does the execution's host name (the container's short id). */
     if (drive(sb, spec, io, p->id, p->fd, NULL, 0, p, result)) {
-        /* Its own name again: pyexec-<execution id> means that execution
-         * runs there. */
-        if (sb_pooled_rename(sb, p, p->host_name, &err) == 0) {
-            sb_pool_return(sb, p);
-            return;
-        }
-        px_warn("docker: execution %s: %s; retiring the host", spec->execution_id, err.msg);
+        sb_pool_return(sb, p);
+        return;
     }
     char id[16];
     snprintf(id, sizeof id, "%.12s", p->id);

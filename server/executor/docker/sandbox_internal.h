@@ -66,7 +66,6 @@ typedef struct image_entry {
  * reading its header. Owned by the pool while ready, then by one run. */
 typedef struct pooled {
     char name[64];
-    char host_name[64]; /* the name it was created with */
     char id[128];
     int fd; /* the attach socket, -1 before attach */
     /* What it was created for or last updated to. */

@@ -59,7 +59,9 @@ sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 import pyexecd  # noqa: E402  (tests/support/pyexecd.py)
 
 DOCKER = "/usr/bin/docker"
-INSTANCE = "bench"
+# The bench server's --instance: one per run, so that two runs on one machine
+# (and their start-up reaps and cleanups) never touch each other's containers.
+INSTANCE = f"bench-{uuid.uuid4().hex[:8]}"
 MB = 1024 * 1024
 
 # ---------------------------------------------------------------------------

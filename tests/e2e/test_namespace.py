@@ -190,3 +190,18 @@ def test_limits_set_at_hand_over_are_enforced(ns):
     res = ns.run(HOST + "b = bytearray(256 << 20)\nprint('allocated')\n",
                  config={"memory_mb": 512})
     assert ok(res).endswith("allocated\n")
+
+
+def test_usage_is_the_executions_own_not_its_hosts(ns):
+    host = fresh_host(ns)
+    heavy = ns.run(HOST + "import time\nb = bytearray(200 << 20)\n"
+                   "t = time.process_time()\nwhile time.process_time() - t < 1:\n    pass\n")
+    assert host_of(heavy) == host and heavy.exit_code == 0, heavy
+    assert heavy.usage.peak_memory_bytes >= 200 << 20, heavy.usage
+    assert heavy.usage.cpu_time_ms >= 1000, heavy.usage
+    light = ns.run(HOST)
+    assert host_of(light) == host  # the same host, after the heavy one
+    # The host's cgroup counters run over its life; the light execution's
+    # usage does not include the heavy one's.
+    assert 0 < light.usage.peak_memory_bytes < 200 << 20, light.usage
+    assert light.usage.cpu_time_ms < heavy.usage.cpu_time_ms, light.usage

@@ -9,7 +9,8 @@
  * program's PYTHONPATH. A layer is keyed by the SHA-256 of the image and the
  * normalised requirements and is built by a short-lived helper container
  * (deps_helper.py, wheels only, from the wheelhouse and/or the index the
- * server was configured with), never inside the sandbox.
+ * server was configured with), never inside the sandbox: deps_helper.c runs
+ * those containers, deps_detect.c finds a run's requirements.
  *
  * A layer moves through
  *   BUILDING (in the list, one run builds, others wait on done_fd) ->
@@ -40,7 +41,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/base/cleanup.h"
@@ -49,20 +49,8 @@
 #include "server/base/log.h"
 #include "server/base/metrics.h"
 #include "server/base/sha256.h"
-#include "server/executor/docker/docker_client.h"
-#include "server/executor/docker/frames.h"
+#include "server/executor/docker/deps_internal.h"
 #include "server/executor/docker/sandbox_internal.h"
-#include "server/model/requirements.h"
-
-static const char helper_script[] =
-#include "server/executor/docker/deps_helper_py.inc"
-    ;
-
-#define HELPER_OUT_MAX (64 * 1024) /* the helper's stdout (its JSON result) */
-#define HELPER_MEMORY_MB 1024
-#define HELPER_TMP_MB 64
-#define HELPER_READ_CHUNK (64 * 1024)
-#define DEPS_MOUNT "/deps"
 
 typedef enum layer_state { LAYER_BUILDING, LAYER_READY } layer_state;
 
@@ -146,204 +134,6 @@ bool sb_deps_enabled(const docker_sandbox *sb) {
     return sb->deps_volume != NULL;
 }
 
-/* ---- the helper container ---- */
-
-/* How a helper run ended, beyond its exit code. */
-typedef enum helper_end { HELPER_EXITED, HELPER_KILLED, HELPER_TIMED_OUT } helper_end;
-
-typedef struct helper_io {
-    px_sandbox_run *run; /* the execution whose stderr gets the helper's; or NULL */
-    const uint8_t *in;   /* the helper's stdin (detect: the project); NULL: none */
-    size_t in_len, in_off;
-    char out[HELPER_OUT_MAX + 1];
-    size_t out_len;
-} helper_io;
-
-static void helper_sink(void *ud, px_stream stream, const uint8_t *data, size_t len) {
-    helper_io *io = ud;
-    if (stream == PX_STREAM_STDERR) {
-        if (io->run)
-            px_sandbox_run_output(io->run, PX_STREAM_STDERR, data, len);
-        else
-            px_debug("docker: deps helper: %.*s", (int)len, (const char *)data);
-        return;
-    }
-    size_t room = HELPER_OUT_MAX - io->out_len;
-    size_t n = len < room ? len : room;
-    memcpy(io->out + io->out_len, data, n);
-    io->out_len += n;
-    io->out[io->out_len] = '\0';
-}
-
-/* The create body of a helper container running `args` in `image`. A
- * build gets the deps network and the wheelhouse; "detect", which parses
- * the user's code, runs as the sandbox user with no mount and stdin open. */
-static char *helper_body(docker_sandbox *sb, const char *image, const char *const *args,
-                         size_t n_args, px_error *err) {
-    bool build = strcmp(args[0], "build") == 0, detect = strcmp(args[0], "detect") == 0;
-    json_t *cmd = json_pack("[s,s,s,s,s]", "python3", "-I", "-S", "-c", helper_script);
-    for (size_t i = 0; cmd && i < n_args; i++)
-        json_array_append_new(cmd, json_string(args[i]));
-    json_t *mounts = detect ? json_array()
-                            : json_pack("[{s:s, s:s, s:s}]", "Type", "volume", "Source",
-                                        sb->deps_volume, "Target", DEPS_MOUNT);
-    if (mounts && build && sb->wheelhouse)
-        json_array_append_new(mounts,
-                              json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
-                                        sb->wheelhouse, "Target", "/wheelhouse", "ReadOnly", 1));
-    char tmp_opts[64];
-    snprintf(tmp_opts, sizeof tmp_opts, "rw,noexec,nosuid,nodev,size=%dm", HELPER_TMP_MB);
-    const json_int_t memory = (json_int_t)HELPER_MEMORY_MB * 1024 * 1024;
-    json_t *host = json_pack(
-        "{s:s, s:b, s:[s], s:[s,s], s:I, s:I, s:I, s:{s:s}, s:b, s:{s:s, s:{}}, s:o}",
-        "NetworkMode", build ? sb->deps_network : "none", "ReadonlyRootfs", 1, "CapDrop", "ALL",
-        "SecurityOpt", "no-new-privileges", sb->seccomp_opt, "PidsLimit",
-        (json_int_t)sb->pids_limit, "Memory", memory, "MemorySwap", memory, "Tmpfs", "/tmp",
-        tmp_opts, "Init", 1, "LogConfig", "Type", "none", "Config", "Mounts", mounts);
-    if (host && sb->runtime)
-        json_object_set_new(host, "Runtime", json_string(sb->runtime));
-    _cleanup_json_ json_t *body = json_pack(
-        "{s:s, s:o, s:[s,s], s:s, s:s, s:b, s:b, s:b, s:{s:s, s:s, s:s}, s:o}", "Image", image,
-        "Cmd", cmd, "Env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        "HOME=/tmp", "WorkingDir", "/tmp", "User", detect ? "65534:65534" : "0:0", "AttachStdout",
-        1, "AttachStderr", 1, "Tty", 0, "Labels", "pyexec.service", "pyexecd", "pyexec.instance",
-        sb->instance, "pyexec.deps", args[0], "HostConfig", host);
-    if (!body) {
-        px_error_set(err, PX_E_INTERNAL, "out of memory building the helper's create body");
-        return NULL;
-    }
-    if (detect) {
-        json_object_set_new(body, "AttachStdin", json_true());
-        json_object_set_new(body, "OpenStdin", json_true());
-        json_object_set_new(body, "StdinOnce", json_true());
-    }
-    char *s = json_dumps(body, JSON_COMPACT);
-    if (!s)
-        px_error_set(err, PX_E_INTERNAL, "out of memory");
-    return s;
-}
-
-/* Pumps the helper's attach stream on `fd` into `io` until it ends, a kill
- * is requested (io->run) or `deadline` (monotonic ms; 0: none) passes.
- * Returns how it ended, or -1 with `err` set. */
-static int helper_pump(int fd, helper_io *io, const uint8_t *early, size_t early_len,
-                       int64_t deadline, helper_end *end, px_error *err) {
-    px_frame_demux demux;
-    px_frame_demux_init(&demux, PX_FRAME_MAX_DEFAULT);
-    if (early_len > 0 && px_frame_demux_feed(&demux, early, early_len, helper_sink, io, err) < 0)
-        return -1;
-    _cleanup_free_ uint8_t *buf = malloc(HELPER_READ_CHUNK);
-    if (!buf)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    int wake = io->run ? px_sandbox_run_wake_fd(io->run) : -1;
-    for (;;) {
-        if (io->run && px_sandbox_run_kill_requested(io->run)) {
-            *end = HELPER_KILLED;
-            return 0;
-        }
-        int64_t now = px_now_mono_ms();
-        if (deadline && now >= deadline) {
-            *end = HELPER_TIMED_OUT;
-            return 0;
-        }
-        int64_t left = deadline ? deadline - now : 60000;
-        bool writing = io->in && io->in_off <= io->in_len;
-        struct pollfd p[2] = {{.fd = fd, .events = (short)(POLLIN | (writing ? POLLOUT : 0))},
-                              {.fd = wake, .events = POLLIN}};
-        int r = poll(p, wake >= 0 ? 2 : 1, (int)(left > 60000 ? 60000 : left));
-        if (r < 0 && errno != EINTR)
-            return px_error_set_errno(err, PX_E_INTERNAL, errno, "poll");
-        if (r <= 0 || (wake >= 0 && (p[1].revents & POLLIN)))
-            continue;
-        if (writing && (p[0].revents & POLLOUT)) {
-            if (io->in_off == io->in_len) {
-                shutdown(fd, SHUT_WR); /* the helper's EOF */
-                io->in_off++;
-            } else {
-                ssize_t w = send(fd, io->in + io->in_off, io->in_len - io->in_off,
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (w > 0)
-                    io->in_off += (size_t)w;
-                else if (w < 0 && errno != EAGAIN && errno != EINTR)
-                    io->in_off = io->in_len + 1; /* it stopped reading: it ended */
-            }
-        }
-        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-            continue;
-        ssize_t n = recv(fd, buf, HELPER_READ_CHUNK, MSG_DONTWAIT);
-        if (n > 0) {
-            if (px_frame_demux_feed(&demux, buf, (size_t)n, helper_sink, io, err) < 0)
-                return -1;
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            *end = HELPER_EXITED;
-            return px_frame_demux_finish(&demux, err);
-        }
-    }
-}
-
-/* Creates container `name` from `body`, attaches, starts it and pumps its
- * stream (helper_pump) to its end; then, when it exited, its exit code.
- * Returns 0, or -1 with `err` set. The caller removes the container. */
-static int helper_container(docker_sandbox *sb, const char *name, const char *body, helper_io *io,
-                            int64_t deadline, helper_end *end, int *exit_code, px_error *err) {
-    char id[128], path[512];
-    _cleanup_free_ char *ename = px_docker_escape(name, NULL);
-    if (!ename)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    snprintf(path, sizeof path, "/containers/create?name=%s", ename);
-    px_docker_response r;
-    if (px_docker_call(sb->client, "POST", path, body, 0, &r, err) < 0)
-        return px_error_wrap(err, "create helper container");
-    if (r.status != 201 && r.status != 200) {
-        px_docker_response_error(&r, "POST", "/containers/create", err);
-        px_docker_response_release(&r);
-        return px_error_wrap(err, "create helper container");
-    }
-    _cleanup_json_ json_t *j = json_loadb(r.body, r.len, 0, NULL);
-    px_docker_response_release(&r);
-    const char *cid = json_string_value(json_object_get(j, "Id"));
-    if (!cid || strlen(cid) >= sizeof id)
-        return px_error_set(err, PX_E_INTERNAL, "POST /containers/create: answer has no Id");
-    memcpy(id, cid, strlen(cid) + 1);
-    _cleanup_free_ uint8_t *early = NULL;
-    size_t early_len = 0;
-    _cleanup_close_ int fd = px_docker_attach(sb->client, id, &early, &early_len, err);
-    if (fd < 0)
-        return px_error_wrap(err, "attach to helper container '%.12s'", id);
-    if (sb_container_path(path, sizeof path, id, "/start", err) < 0 ||
-        sb_api(sb, "POST", path, NULL, 0, NULL, err) < 0)
-        return px_error_wrap(err, "start helper container '%.12s'", id);
-    if (helper_pump(fd, io, early, early_len, deadline, end, err) < 0)
-        return px_error_wrap(err, "helper container '%.12s'", id);
-    if (*end != HELPER_EXITED)
-        return 0;
-    _cleanup_json_ json_t *w = NULL;
-    if (sb_container_path(path, sizeof path, id, "/wait?condition=not-running", err) < 0 ||
-        sb_api(sb, "POST", path, NULL, 0, &w, err) < 0)
-        return px_error_wrap(err, "wait for helper container '%.12s'", id);
-    *exit_code = (int)json_integer_value(json_object_get(w, "StatusCode"));
-    return 0;
-}
-
-/* Runs the helper (`args`: its mode and the mode's arguments) in a new
- * container of `image` to its end. Returns 0 with *end and, when it exited,
- * *exit_code; or -1 with `err` set. The container is gone either way. */
-static int run_helper(docker_sandbox *sb, const char *image, const char *const *args, size_t n_args,
-                      helper_io *io, int64_t deadline, helper_end *end, int *exit_code,
-                      px_error *err) {
-    char hex[17], name[64];
-    if (px_random_hex(hex, 8, err) < 0)
-        return -1;
-    snprintf(name, sizeof name, "pyexec-deps-%s", hex);
-    _cleanup_free_ char *body = helper_body(sb, image, args, n_args, err);
-    if (!body || sb_live_add(sb, name, err) < 0)
-        return -1;
-    int rc = helper_container(sb, name, body, io, deadline, end, exit_code, err);
-    sb_remove_container(sb, name); /* by name: also when the create half-failed */
-    sb_live_remove(sb, name);
-    return rc;
-}
-
 /* ---- start-up: the index ---- */
 
 /* Adds the layer one line of the helper's listing describes. */
@@ -380,7 +170,7 @@ int sb_deps_load(docker_sandbox *sb, bool clean, px_error *err) {
     if (!io)
         return px_error_set(err, PX_E_INTERNAL, "out of memory");
     if (sb_ensure_image(sb, sb->deps_helper_image, err) < 0 ||
-        run_helper(sb, sb->deps_helper_image, args, 2, io, 0, &end, &code, err) < 0)
+        sb_deps_run_helper(sb, sb->deps_helper_image, args, 2, io, 0, &end, &code, err) < 0)
         return px_error_wrap(err, "list the dependency layers in volume '%s'", sb->deps_volume);
     if (code != 0)
         return px_error_set(err, PX_E_INTERNAL,
@@ -407,7 +197,7 @@ int sb_deps_load(docker_sandbox *sb, bool clean, px_error *err) {
 /* A server that could not read the index at start-up (the engine was
  * away) reads it before its first dependency run, without cleaning: a build
  * may be under way by then. Serialised by deps_load_mu. */
-static void ensure_loaded(docker_sandbox *sb) {
+void sb_deps_ensure_loaded(docker_sandbox *sb) {
     pthread_mutex_lock(&sb->deps_load_mu);
     pthread_mutex_lock(&sb->deps_mu);
     bool loaded = sb->deps_loaded;
@@ -465,7 +255,7 @@ static int build(docker_sandbox *sb, const sb_layer *l, const px_job_spec *spec,
     io->run = run;
     int code = -1;
     if (sb_ensure_image(sb, spec->image, err) < 0 ||
-        run_helper(sb, spec->image, args, n, io, deadline, end, &code, err) < 0)
+        sb_deps_run_helper(sb, spec->image, args, n, io, deadline, end, &code, err) < 0)
         return -1;
     if (*end != HELPER_EXITED)
         return px_error_set(err, PX_E_CANCELLED, "the build was stopped: execution %s %s",
@@ -486,7 +276,7 @@ static int build(docker_sandbox *sb, const sb_layer *l, const px_job_spec *spec,
 /* Fills `result` for a run that has no layer because of `err`: a kill or
  * timeout ends the run as one (the program never ran: exit 137); anything
  * else fails it with the message. */
-static void no_layer(px_sandbox_result *result, const px_error *err, helper_end end) {
+void sb_deps_no_layer(px_sandbox_result *result, const px_error *err, helper_end end) {
     if (err->code == PX_E_CANCELLED && end != HELPER_EXITED) {
         result->ran = true;
         result->exit_code = 128 + 9;
@@ -515,13 +305,13 @@ static helper_end await_build(const sb_layer *l, px_sandbox_run *run, int64_t de
     }
 }
 
-static void say(px_sandbox_run *run, const char *text) {
+void sb_deps_say(px_sandbox_run *run, const char *text) {
     px_sandbox_run_output(run, PX_STREAM_STDERR, (const uint8_t *)text, strlen(text));
 }
 
 /* Work before the program (a detection, a build, a wait) counts against the
  * run's timeout: reports the start and sets the deadline, once. */
-static void start_clock(const px_job_spec *spec, px_sandbox_run *run, int64_t *deadline) {
+void sb_deps_start_clock(const px_job_spec *spec, px_sandbox_run *run, int64_t *deadline) {
     if (*deadline)
         return;
     px_sandbox_run_started(run);
@@ -552,7 +342,7 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const cha
             !(l = layer_new(key, (snprintf(dir, sizeof dir, "%s-%s", key, hex), dir), true,
                             &err))) {
             pthread_mutex_unlock(&sb->deps_mu);
-            no_layer(result, &err, HELPER_EXITED);
+            sb_deps_no_layer(result, &err, HELPER_EXITED);
             return NULL;
         }
         l->next = sb->layers;
@@ -563,15 +353,15 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const cha
     l->refs++; /* this run's, while it builds or waits */
     pthread_mutex_unlock(&sb->deps_mu);
 
-    start_clock(spec, run, deadline);
+    sb_deps_start_clock(spec, run, deadline);
     helper_end end = HELPER_EXITED;
     int64_t size = 0, begun = px_now_mono_ms();
     int rc;
     if (builder) {
         rc = build(sb, l, spec, requirements, run, *deadline, &end, &size, &err);
     } else {
-        say(run, "pyexec: install: waiting for another execution's build of the same "
-                 "requirements\n");
+        sb_deps_say(run, "pyexec: install: waiting for another execution's build of the same "
+                         "requirements\n");
         end = await_build(l, run, *deadline);
         rc = end == HELPER_EXITED ? 0 : -1;
         if (rc < 0)
@@ -623,169 +413,10 @@ sb_layer *sb_deps_acquire(docker_sandbox *sb, const px_job_spec *spec, const cha
     if (end == HELPER_EXITED) { /* this run was not stopped itself: say why it fails */
         char line[PX_ERROR_MSG_MAX + 64];
         snprintf(line, sizeof line, "pyexec: install: failed: %s\n", err.msg);
-        say(run, line);
+        sb_deps_say(run, line);
     }
-    no_layer(result, &err, end);
+    sb_deps_no_layer(result, &err, end);
     return NULL;
-}
-
-/* ---- import detection ---- */
-
-/* Whether normalised `reqs` has a line for the canonical name `name`. */
-static bool has_name(const char *reqs, const char *name) {
-    size_t n = strlen(name);
-    for (const char *p = reqs; p && *p;) {
-        if (strcspn(p, "[<>=!~ ;\n") == n && memcmp(p, name, n) == 0)
-            return true;
-        p = strchr(p, '\n');
-        p = p ? p + 1 : NULL;
-    }
-    return false;
-}
-
-/* Runs the detect helper on spec's project. Returns 0 with *out set to the
- * distributions it found ("name\n" each, normalised; maybe ""), or -1 with
- * `err` set (PX_E_CANCELLED with *end when the run was killed or timed out). */
-static int detect(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
-                  int64_t deadline, helper_end *end, char **out, px_error *err) {
-    const char *args[] = {"detect"};
-    _cleanup_free_ helper_io *io = calloc(1, sizeof *io);
-    if (!io)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    io->run = run;
-    io->in = spec->tar;
-    io->in_len = spec->tar_len;
-    int code = -1;
-    if (sb_ensure_image(sb, spec->image, err) < 0 ||
-        run_helper(sb, spec->image, args, 1, io, deadline, end, &code, err) < 0)
-        return -1;
-    if (*end != HELPER_EXITED)
-        return px_error_set(err, PX_E_CANCELLED, "the import detection was stopped");
-    _cleanup_json_ json_t *j = json_loads(io->out, 0, NULL);
-    json_t *names = json_object_get(j, "requirements");
-    if (code != 0 || !json_is_array(names))
-        return px_error_set(err, PX_E_INTERNAL, "the import detection helper exited %d", code);
-    size_t len = 0;
-    _cleanup_free_ char *buf = NULL;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return px_error_set_errno(err, PX_E_INTERNAL, errno, "open_memstream");
-    size_t i;
-    json_t *v;
-    json_array_foreach(names, i, v) {
-        /* The helper only prints module names, but it parsed the user's
-         * code: what it says is checked like a request's line. */
-        px_requirements r;
-        px_error e = PX_ERROR_INIT;
-        const char *name = json_string_value(v);
-        if (name && px_requirements_parse(name, 1, &r, &e) == 0) {
-            if (r.count == 1 && !strpbrk(r.normalised, "[<>=!~ ;"))
-                fputs(r.normalised, f);
-            px_requirements_release(&r);
-        }
-    }
-    if (fclose(f) != 0)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    *out = TAKE_PTR(buf);
-    return 0;
-}
-
-/* The detection remembered for `digest`, copied, or NULL. */
-static char *detected_lookup(docker_sandbox *sb, const uint8_t digest[PX_SHA256_LEN]) {
-    char *found = NULL;
-    pthread_mutex_lock(&sb->deps_mu);
-    for (size_t i = 0; i < DETECT_CACHE_SIZE && !found; i++)
-        if (sb->detected[i].requirements &&
-            memcmp(sb->detected[i].digest, digest, PX_SHA256_LEN) == 0)
-            found = strdup(sb->detected[i].requirements);
-    pthread_mutex_unlock(&sb->deps_mu);
-    return found;
-}
-
-static void detected_remember(docker_sandbox *sb, const uint8_t digest[PX_SHA256_LEN],
-                              const char *requirements) {
-    char *copy = strdup(requirements);
-    if (!copy)
-        return;
-    pthread_mutex_lock(&sb->deps_mu);
-    struct sb_detected *slot = &sb->detected[sb->detected_next];
-    sb->detected_next = (sb->detected_next + 1) % DETECT_CACHE_SIZE;
-    free(slot->requirements);
-    memcpy(slot->digest, digest, PX_SHA256_LEN);
-    slot->requirements = copy;
-    pthread_mutex_unlock(&sb->deps_mu);
-}
-
-char *sb_deps_requirements(docker_sandbox *sb, const px_job_spec *spec, px_sandbox_run *run,
-                           int64_t *deadline, px_sandbox_result *result) {
-    const char *own = spec->requirements_txt ? spec->requirements_txt : "";
-    px_error err = PX_ERROR_INIT;
-    ensure_loaded(sb);
-    if (strcmp(own, "-\n") == 0 || !sb->deps_auto) {
-        char *copy = strdup(strcmp(own, "-\n") == 0 ? "" : own);
-        if (!copy) {
-            px_error_set(&err, PX_E_INTERNAL, "out of memory");
-            no_layer(result, &err, HELPER_EXITED);
-        }
-        return copy;
-    }
-    uint8_t digest[PX_SHA256_LEN];
-    px_sha256_ctx c;
-    px_sha256_init(&c);
-    px_sha256_update(&c, spec->image, strlen(spec->image));
-    px_sha256_update(&c, "\n", 1);
-    px_sha256_update(&c, spec->tar, spec->tar_len);
-    px_sha256_final(&c, digest);
-    _cleanup_free_ char *found = detected_lookup(sb, digest);
-    if (!found) {
-        start_clock(spec, run, deadline);
-        helper_end end = HELPER_EXITED;
-        int64_t begun = px_now_mono_ms();
-        if (detect(sb, spec, run, *deadline, &end, &found, &err) < 0) {
-            px_error_wrap(&err, "detect the project's imports");
-            no_layer(result, &err, end);
-            return NULL;
-        }
-        detected_remember(sb, digest, found);
-        px_info("docker: deps: execution %s: imports detected in %lld ms: %s", spec->execution_id,
-                (long long)(px_now_mono_ms() - begun), found[0] ? found : "none");
-    }
-    size_t len = 0;
-    _cleanup_free_ char *merged = NULL, *added = NULL;
-    size_t added_len = 0;
-    FILE *m = open_memstream(&merged, &len);
-    FILE *a = m ? open_memstream(&added, &added_len) : NULL;
-    if (a) {
-        fputs(own, m);
-        for (char *save = NULL, *line = strtok_r(found, "\n", &save); line;
-             line = strtok_r(NULL, "\n", &save)) {
-            if (has_name(own, line))
-                continue; /* the request's own line for it wins */
-            fprintf(m, "%s\n", line);
-            fprintf(a, " %s", line);
-        }
-    }
-    if (!m || !a || fclose(a) != 0 || fclose(m) != 0) {
-        if (m && !a)
-            fclose(m);
-        px_error_set(&err, PX_E_INTERNAL, "out of memory");
-        no_layer(result, &err, HELPER_EXITED);
-        return NULL;
-    }
-    if (added_len > 0) {
-        char line[1024];
-        snprintf(line, sizeof line,
-                 "pyexec: install: requirements detected from the project's imports:%.900s\n",
-                 added);
-        say(run, line);
-    }
-    px_requirements r;
-    if (px_requirements_parse(merged, SIZE_MAX, &r, &err) < 0) {
-        px_error_wrap(&err, "the requirements with the detected ones");
-        no_layer(result, &err, HELPER_EXITED);
-        return NULL;
-    }
-    return r.normalised;
 }
 
 /* ---- release and eviction ---- */
@@ -827,7 +458,8 @@ void sb_deps_release(docker_sandbox *sb, sb_layer *layer) {
     helper_end end = HELPER_EXITED;
     int code = -1;
     px_error err = PX_ERROR_INIT;
-    if (!io || run_helper(sb, sb->deps_helper_image, args, n + 1, io, 0, &end, &code, &err) < 0 ||
+    if (!io ||
+        sb_deps_run_helper(sb, sb->deps_helper_image, args, n + 1, io, 0, &end, &code, &err) < 0 ||
         code != 0)
         px_warn("docker: deps: remove %zu evicted layer(s) from volume '%s': %s (they are "
                 "removed at the next start)",

@@ -14,7 +14,9 @@
  *   pool.c            the warm pool: its threads, take and hand-over;
  *   reaper.c          the reaper: removes this instance's orphans;
  *   deps.c            the dependency cache: layers built by helper
- *                     containers into one volume every sandbox mounts.
+ *                     containers into one volume every sandbox mounts;
+ *   deps_helper.c     the cache's helper containers (deps_internal.h);
+ *   deps_detect.c     a run's requirements, with the detected imports.
  *
  * Locks. Each mutex but deps_load_mu guards one domain and is never held
  * while taking another or while calling the engine:
@@ -332,7 +334,7 @@ int sb_reap(docker_sandbox *sb, px_error *err);
 /* The reaper thread's body (arg: the docker_sandbox). */
 void *sb_reaper_main(void *arg);
 
-/* ---- deps.c ---- */
+/* ---- deps.c, deps_detect.c ---- */
 
 /* Whether the dependency cache is on (a wheelhouse or an index is set). */
 bool sb_deps_enabled(const docker_sandbox *sb);

@@ -69,7 +69,7 @@ extern "C" {
 #endif
 
 /* The back-end's settings. Their defaults are the server's
- * (px_config_default, server/base/config.c): px_docker_config_from() is the
+ * (px_config_default, server/base/config_flags.c): px_docker_config_from() is the
  * one place that maps those to these. */
 typedef struct px_docker_config {
     const char *socket_path; /* the engine's unix socket */

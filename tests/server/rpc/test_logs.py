@@ -77,7 +77,9 @@ def test_a_refused_request_is_logged_with_its_reason(srv):
     with pytest.raises(grpc.RpcError) as e:
         stub.GetExecution(pb.GetExecutionRequest(execution_id="exe_nope"), timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    (line,) = lines_about(srv, "rpc: Execute from ")
+    # The refusal is logged around the reply and read from the server's
+    # stderr by another thread: stopping the server is the event to await.
+    (line,) = wait_for_line(srv, "rpc: Execute from ")
     assert re.search(r"INFO +rpc: Execute from ipv4:127\.0\.0\.1:\d+: INVALID_ARGUMENT: "
                      r"metadata\.config\.timeout_seconds: 999999 is above the maximum", line), line
     (line,) = lines_about(srv, "rpc: GetExecution from ")

@@ -456,6 +456,14 @@ void px_record_notify(px_record *r) {
     pthread_mutex_unlock(&r->watch_mu);
 }
 
+void px_record_notify_readers(px_record *r) {
+    pthread_mutex_lock(&r->watch_mu);
+    for (px_watch *w = r->watchers; w; w = w->next)
+        if (w->kind == PX_WATCH_READER)
+            w->fn(w->ud, r);
+    pthread_mutex_unlock(&r->watch_mu);
+}
+
 /* ---- records: dispatch ---- */
 
 void px_record_attach_job(px_record *r, const px_record_job_ops *ops, void *ctx, void *job) {

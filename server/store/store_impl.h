@@ -96,6 +96,10 @@ int px_record_set_tenant(px_record *r, const char *tenant);
  * with none of the implementation's record locks held. */
 void px_record_notify(px_record *r);
 
+/* Like px_record_notify, for the readers only: after a change no control
+ * watcher waits for (output), so waiting calls are not woken for nothing. */
+void px_record_notify_readers(px_record *r);
+
 #ifdef __cplusplus
 }
 #endif

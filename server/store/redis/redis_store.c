@@ -213,11 +213,15 @@ static void rs_record_destroy(px_record *base) {
     store_unref(st);
 }
 
-/* The follower saw news for `id`: wake its local watchers. */
-static void on_follow(void *ud, const char *id) {
+/* The follower saw news for `id`: wake its local watchers; the control
+ * watchers (sync Execute, Kill: waiting for the end) only with the end. */
+static void on_follow(void *ud, const char *id, bool ended) {
     rs_record *r = live_find(ud, id);
     if (r) {
-        px_record_notify(&r->base);
+        if (ended)
+            px_record_notify(&r->base);
+        else
+            px_record_notify_readers(&r->base);
         px_record_unref(&r->base);
     }
 }

@@ -57,6 +57,9 @@ struct px_rstore {
     void *follow_ud;
     char wake_key[PX_RSTORE_NAME_MAX * 2 + 16];
     char wake_cursor[48];
+    /* The follower's connection answered once: a fresh one after that is a
+     * reconnect, after which every follower is told (follower thread). */
+    bool follow_answered;
 
     /* The listener on this node's ctl channel. */
     bool listen_started;
@@ -1014,8 +1017,10 @@ void px_rstore_follow_remove(px_rstore *rs, const char *id) {
 /* One XREAD over the followed streams; fills `ids` (malloc'd, *n) with the
  * ids that had news. Returns 0, or -1 on error (the connection is dropped
  * when broken). */
-static int follow_once(px_rstore *rs, char (**ids)[PX_ID_LEN + 1], size_t *n, px_error *err) {
+static int follow_once(px_rstore *rs, char (**ids)[PX_ID_LEN + 1], bool **ended, size_t *n,
+                       px_error *err) {
     *ids = NULL;
+    *ended = NULL;
     *n = 0;
     pthread_mutex_lock(&rs->fmu);
     while (!rs->follow_stop && rs->n_follow == 0)
@@ -1055,14 +1060,17 @@ static int follow_once(px_rstore *rs, char (**ids)[PX_ID_LEN + 1], size_t *n, px
         argv[6 + i] = keys[i];
         argv[6 + k + i] = cursors[i];
     }
-    bool fresh = !px_redis_conn_connected(rs->follow_conn);
+    /* A first connection needs no catching up: each followed id's cursor
+     * was taken when it was added. */
+    bool fresh = rs->follow_answered && !px_redis_conn_connected(rs->follow_conn);
     redisReply *r = px_redis_conn_call(rs->follow_conn, (int)argc, argv, NULL, FOLLOW_BLOCK_MS,
                                        false, err);
     free(argv);
     int rc = 0;
     size_t cap = k;
     *ids = calloc(cap, sizeof **ids);
-    if (!*ids) {
+    *ended = calloc(cap, sizeof **ended);
+    if (!*ids || !*ended) {
         rc = px_error_set(err, PX_E_INTERNAL, "follow: out of memory");
         goto out;
     }
@@ -1070,10 +1078,13 @@ static int follow_once(px_rstore *rs, char (**ids)[PX_ID_LEN + 1], size_t *n, px
         rc = -1;
         goto out;
     }
+    rs->follow_answered = true;
     if (fresh) {
         /* Connected anew: whatever happened meanwhile, tell every follower. */
-        for (size_t i = 1; i < k; i++)
+        for (size_t i = 1; i < k; i++) {
+            (*ended)[*n] = true;
             snprintf((*ids)[(*n)++], PX_ID_LEN + 1, "%s", keys[i] + strlen(rs->prefix) + 4);
+        }
     }
     if (r->type != REDIS_REPLY_ARRAY)
         goto out; /* nil: nothing new within the block time */
@@ -1095,8 +1106,20 @@ static int follow_once(px_rstore *rs, char (**ids)[PX_ID_LEN + 1], size_t *n, px
             follow_entry *e = follow_find(rs, id);
             if (e)
                 snprintf(e->cursor, sizeof e->cursor, "%s", last->str);
-            if (e && *n < cap)
+            if (e && *n < cap) {
+                /* The end marker's first field is "e" (chunks: "s"). */
+                for (size_t j = 0; j < entries->elements && !(*ended)[*n]; j++) {
+                    const redisReply *en = entries->element[j];
+                    const redisReply *f = en->type == REDIS_REPLY_ARRAY && en->elements >= 2 &&
+                                                  en->element[1]->type == REDIS_REPLY_ARRAY &&
+                                                  en->element[1]->elements >= 1
+                                              ? en->element[1]->element[0]
+                                              : NULL;
+                    (*ended)[*n] = f && f->type == REDIS_REPLY_STRING && f->len == 1 &&
+                                   f->str[0] == 'e';
+                }
                 snprintf((*ids)[(*n)++], PX_ID_LEN + 1, "%s", id);
+            }
         }
         pthread_mutex_unlock(&rs->fmu);
     }
@@ -1117,9 +1140,11 @@ static void *follow_main(void *arg) {
         if (stop)
             break;
         char(*ids)[PX_ID_LEN + 1] = NULL;
+        bool *ended = NULL;
         size_t n = 0;
         px_error err = PX_ERROR_INIT;
-        if (follow_once(rs, &ids, &n, &err) < 0 && !px_redis_conn_connected(rs->follow_conn)) {
+        if (follow_once(rs, &ids, &ended, &n, &err) < 0 &&
+            !px_redis_conn_connected(rs->follow_conn)) {
             /* Redis is away: wait a little before the next attempt (the
              * connection's own backoff makes attempts fail fast). */
             pthread_mutex_lock(&rs->fmu);
@@ -1129,8 +1154,9 @@ static void *follow_main(void *arg) {
             pthread_mutex_unlock(&rs->fmu);
         }
         for (size_t i = 0; i < n; i++)
-            rs->follow_fn(rs->follow_ud, ids[i]);
+            rs->follow_fn(rs->follow_ud, ids[i], ended[i]);
         free(ids);
+        free(ended);
     }
     return NULL;
 }

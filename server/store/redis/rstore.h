@@ -238,12 +238,13 @@ int px_rstore_read(px_rstore *rs, const char *id, int64_t offset, size_t max_len
 
 /* ---- following output: one thread and one connection per store ---- */
 
-typedef void (*px_rstore_follow_fn)(void *ud, const char *id);
+typedef void (*px_rstore_follow_fn)(void *ud, const char *id, bool ended);
 
-/* Starts the follower: from now on `fn(ud, id)` runs on the follower's
- * thread after output or the end marker is written for an execution being
- * followed, by any node, and once for every followed id after the
- * follower's connection was re-established. Call at most once per store.
+/* Starts the follower: from now on `fn(ud, id, ended)` runs on the
+ * follower's thread after output or the end marker is written for an
+ * execution being followed, by any node (`ended`: what was read includes
+ * the end marker), and once for every followed id, with `ended` true,
+ * after the follower's connection was re-established. Call at most once per store.
  * 0, or -1 with `err` set. */
 int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_error *err);
 

@@ -412,6 +412,53 @@ bool WaitTerminal(px_record *r) {
     });
 }
 
+// Output wakes the readers only; a control watcher (a call waiting for the
+// end) is woken by the end, so it makes no read per output chunk.
+TEST_F(RedisStore, ControlWatchersAreWokenByTheEndNotByOutput) {
+    FakeRunner runner;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(Config(srv_, "worker", &runner));
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    struct Count {
+        std::mutex mu;
+        std::condition_variable cv;
+        int fired = 0;
+    } reader, control;
+    auto fn = [](void *ud, px_record *) {
+        auto *c = static_cast<Count *>(ud);
+        std::lock_guard<std::mutex> lock(c->mu);
+        c->fired++;
+        c->cv.notify_all();
+    };
+    px_error err = PX_ERROR_INIT;
+    px_watch *rw = px_record_watch(r, PX_WATCH_READER, fn, &reader, &err);
+    px_watch *cw = px_record_watch(r, PX_WATCH_CONTROL, fn, &control, &err);
+    ASSERT_TRUE(rw && cw) << err.msg;
+    px_record_set_running(job->record, 1000);
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"out", 3);
+    {
+        std::unique_lock<std::mutex> lock(reader.mu);
+        ASSERT_TRUE(reader.cv.wait_for(lock, kWait, [&] { return reader.fired > 0; }));
+    }
+    {
+        // The reader was woken for the chunk: a control watcher woken by it
+        // would have been woken in the same pass, before.
+        std::lock_guard<std::mutex> lock(control.mu);
+        EXPECT_EQ(control.fired, 0);
+    }
+    px_outcome end = Exited(0);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    {
+        std::unique_lock<std::mutex> lock(control.mu);
+        EXPECT_TRUE(control.cv.wait_for(lock, kWait, [&] { return control.fired > 0; }));
+    }
+    px_record_unwatch(r, cw);
+    px_record_unwatch(r, rw);
+    px_record_unref(r);
+}
+
 // Redis away mid-run: the owner's output and end are kept in memory and
 // written, in order and once, when Redis is back.
 TEST_F(RedisStore, OutputAndEndWrittenWhileRedisWasAwayArriveWhenItReturns) {

@@ -27,7 +27,11 @@ bool px_finish_with_view(px_call *call, const px_record_view *view) {
     return px_call_finish(call, &msg.result.base, GRPC_STATUS_OK, NULL);
 }
 
-static void try_reply(px_waiter *w) {
+/* Replies once the record is terminal. A wake-up (`woken`) is almost
+ * always the end (control watchers are not woken by output), so it reads
+ * the record with its output at once: one read instead of a check and a
+ * read, which on Redis is one round trip fewer. */
+static void try_reply(px_waiter *w, bool woken) {
     pthread_mutex_lock(&w->base.mu);
     bool done = w->replied;
     pthread_mutex_unlock(&w->base.mu);
@@ -35,21 +39,25 @@ static void try_reply(px_waiter *w) {
         return;
     px_record_view view;
     px_error err = PX_ERROR_INIT;
-    if (px_record_snapshot(w->record, false, &view, &err) < 0) {
+    if (px_record_snapshot(w->record, woken, &view, &err) < 0) {
         px_call_finish_error(&w->base, &err);
         return;
     }
     bool terminal = px_status_terminal(view.status);
-    px_record_view_release(&view);
+    if (!terminal || !woken)
+        px_record_view_release(&view);
     if (!terminal)
         return;
     pthread_mutex_lock(&w->base.mu);
     done = w->replied;
     w->replied = true;
     pthread_mutex_unlock(&w->base.mu);
-    if (done)
+    if (done) {
+        if (woken)
+            px_record_view_release(&view);
         return;
-    if (px_record_snapshot(w->record, true, &view, &err) < 0) {
+    }
+    if (!woken && px_record_snapshot(w->record, true, &view, &err) < 0) {
         px_call_finish_error(&w->base, &err);
         return;
     }
@@ -67,7 +75,7 @@ static void try_reply(px_waiter *w) {
 
 static void on_change(void *ud, px_record *r) {
     (void)r;
-    try_reply(ud);
+    try_reply(ud, true);
 }
 
 /* The watcher holds a reference to the call, so the call cannot be freed
@@ -137,6 +145,6 @@ void px_waiter_wait(px_waiter *w, px_record *record) {
     if (closed)
         drop_watch(w);
     else
-        try_reply(w);
+        try_reply(w, false);
     px_call_unref(&w->base);
 }

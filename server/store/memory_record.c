@@ -160,7 +160,7 @@ static void mem_record_append(px_record *base, px_stream stream, const uint8_t *
     }
     pthread_mutex_unlock(&r->mu);
     if (appended)
-        px_record_notify(&r->base);
+        px_record_notify_readers(&r->base); /* control watchers wait for the end */
 }
 
 static bool mem_record_finish(px_record *base, const px_outcome *outcome) {

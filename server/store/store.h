@@ -20,7 +20,9 @@
  * (output appended, RUNNING, terminal). A watcher is a reader (a
  * StreamOutput call: at most max_readers per record) or a control watcher (a
  * call waiting for the end: sync Execute, Kill), which is never refused for
- * want of a slot, so readers can never lock the control calls out.
+ * want of a slot, so readers can never lock the control calls out, and is
+ * not called for output (only for the other changes; on Redis, only for
+ * the end).
  * Callbacks run on the thread that made the change (or that learned of a
  * change made elsewhere), with no record data lock held but with the record's watcher
  * lock held: a callback may read the record (snapshot, read) but must not

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import time
 import uuid
 
 import grpc
@@ -165,6 +166,11 @@ def test_a_missing_package_fails_clearly_and_is_not_cached(deps):
         assert "no-such-package" in res.error, res.error
         assert res.stdout == b""
         assert b"pyexec: install: failed: " in res.stderr, res.stderr
+        # The failure's log line is read from the server's stderr by another
+        # thread: await it (a cached failure would never log a second one).
+        deadline = time.monotonic() + 30
+        while srv.stderr_text().count("build of layer") < attempt and time.monotonic() < deadline:
+            time.sleep(0.05)
         failed = srv.stderr_text().count("build of layer")
         assert failed == attempt, "a failed build is tried again, not cached"
     assert builds(srv) == 0

@@ -421,7 +421,7 @@ def test_auto_requirements_detect_third_party_imports(deps):
     # project's own modules (helper, mypkg) became requirements.
     assert (b"pyexec: install: requirements detected from the project's imports: "
             b"pyyaml tinypkg\n") in res.stderr, res.stderr
-    assert "imports detected" in srv.stderr_text()
+    assert pyexecd.wait_until(lambda: "imports detected" in srv.stderr_text(), 30)
 
     # The same project again: detection and layer both remembered.
     res = ex.run(files=AUTO_PROJECT)

@@ -422,6 +422,11 @@ static int parse_line(line_ctx *l, char **out) {
     }
     if (rc == 0 && b.oom)
         rc = px_error_set(l->err, PX_E_INTERNAL, "out of memory");
+    /* Normalising can lengthen a line (a blank between marker tokens): the
+     * normalised form must itself be a line this parser accepts. */
+    if (rc == 0 && b.len > PX_REQUIREMENT_LINE_MAX)
+        rc = refuse(l, "the line normalised (a blank between marker tokens) would be over the "
+                       "maximum line length");
     if (rc < 0) {
         free(b.p);
         return -1;

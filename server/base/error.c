@@ -1,20 +1,18 @@
 #include "server/base/error.h"
 
 #include <stdarg.h>
-#include <stdio.h>
-#include <string.h>
 
-static void vset(px_error *err, px_code code, const char *fmt, va_list ap) {
-    err->code = code;
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-}
+#include "server/base/errfmt.h"
+
+_Static_assert(PX_ERROR_MSG_MAX <= PX_ERRFMT_MSG_MAX, "the message fits server/base/errfmt.h");
 
 int px_error_set(px_error *err, px_code code, const char *fmt, ...) {
     if (!err)
         return -1;
+    err->code = code;
     va_list ap;
     va_start(ap, fmt);
-    vset(err, code, fmt, ap);
+    px_errfmt_vset(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
     return -1;
 }
@@ -22,36 +20,21 @@ int px_error_set(px_error *err, px_code code, const char *fmt, ...) {
 int px_error_set_errno(px_error *err, px_code code, int errnum, const char *fmt, ...) {
     if (!err)
         return -1;
+    err->code = code;
     va_list ap;
     va_start(ap, fmt);
-    vset(err, code, fmt, ap);
+    px_errfmt_vset_errno(err->msg, sizeof err->msg, errnum, fmt, ap);
     va_end(ap);
-    size_t len = strlen(err->msg);
-    snprintf(err->msg + len, sizeof err->msg - len, ": %s", strerror(errnum));
     return -1;
 }
 
 int px_error_wrap(px_error *err, const char *fmt, ...) {
     if (!err)
         return -1;
-    char ctx[PX_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    px_errfmt_vwrap(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
-    char old[PX_ERROR_MSG_MAX];
-    memcpy(old, err->msg, sizeof old);
-    size_t n = strlen(ctx);
-    if (n > sizeof err->msg - 3)
-        n = sizeof err->msg - 3;
-    memcpy(err->msg, ctx, n);
-    err->msg[n++] = ':';
-    err->msg[n++] = ' ';
-    size_t rest = strnlen(old, sizeof old);
-    if (rest > sizeof err->msg - 1 - n)
-        rest = sizeof err->msg - 1 - n;
-    memcpy(err->msg + n, old, rest);
-    err->msg[n + rest] = '\0';
     return -1;
 }
 

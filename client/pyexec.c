@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "client/codec.h"
+#include "google/rpc/code.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "pyexec/v1/executor.pb-c.h"
 #include "server/base/cleanup.h"
@@ -61,29 +62,12 @@ static pyexec_code code_from_status(grpc_status_code s) {
     }
 }
 
+/* "INVALID_ARGUMENT", ...: the names are google.rpc.Code's (the server's
+ * logs read them from the same descriptor). */
 static const char *status_name(grpc_status_code s) {
-    static const char *const names[] = {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    if ((unsigned)s < PX_ARRAY_SIZE(names))
-        return names[s];
-    return "UNKNOWN";
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&google__rpc__code__descriptor, (int)s);
+    return v ? v->name : "UNKNOWN";
 }
 
 /* The short RPC name ("GetExecution") of a method path. */

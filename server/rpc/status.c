@@ -1,5 +1,7 @@
 #include "server/rpc/status.h"
 
+#include "google/rpc/code.pb-c.h"
+
 grpc_status_code px_status_from_code(px_code code) {
     switch (code) {
     case PX_OK: return GRPC_STATUS_OK;
@@ -19,26 +21,7 @@ grpc_status_code px_status_from_code(px_code code) {
 }
 
 const char *px_grpc_status_name(grpc_status_code code) {
-    static const char *const names[] = {
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    };
-    if ((unsigned)code < sizeof names / sizeof names[0])
-        return names[code];
-    return "UNKNOWN";
+    const ProtobufCEnumValue *v =
+        protobuf_c_enum_descriptor_get_value(&google__rpc__code__descriptor, (int)code);
+    return v ? v->name : "UNKNOWN";
 }

@@ -21,7 +21,7 @@ grpc_status_code px_status_from_code(px_code code) {
 }
 
 const char *px_grpc_status_name(grpc_status_code code) {
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&google__rpc__code__descriptor, (int)code);
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &google__rpc__code__descriptor, (int)code);
     return v ? v->name : "UNKNOWN";
 }

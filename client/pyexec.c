@@ -65,8 +65,8 @@ static pyexec_code code_from_status(grpc_status_code s) {
 /* "INVALID_ARGUMENT", ...: the names are google.rpc.Code's (the server's
  * logs read them from the same descriptor). */
 static const char *status_name(grpc_status_code s) {
-    const ProtobufCEnumValue *v =
-        protobuf_c_enum_descriptor_get_value(&google__rpc__code__descriptor, (int)s);
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+        &google__rpc__code__descriptor, (int)s);
     return v ? v->name : "UNKNOWN";
 }
 

@@ -259,8 +259,12 @@ void *rs_keeper_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&st->mu);
         int64_t wait = (away || st->pending) && period > RETRY_MS ? RETRY_MS : period;
-        if (!st->stop)
-            px_cond_wait_until(&st->cond, &st->mu, px_now_mono_ms() + wait);
+        /* The condition is broadcast at every run's end too: only stop cuts
+         * the wait short, or the lease would be renewed once per execution
+         * (a round trip each). */
+        int64_t until = px_now_mono_ms() + wait;
+        while (!st->stop && px_now_mono_ms() < until)
+            px_cond_wait_until(&st->cond, &st->mu, until);
         bool stop = st->stop;
         int64_t token = st->token;
         pthread_mutex_unlock(&st->mu);

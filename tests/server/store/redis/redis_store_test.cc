@@ -459,6 +459,42 @@ TEST_F(RedisStore, ControlWatchersAreWokenByTheEndNotByOutput) {
     px_record_unref(r);
 }
 
+// How often Redis ran `command` (its INFO commandstats calls), inside
+// scripts or not.
+long long CommandCalls(RedisServer &srv, const std::string &command) {
+    std::string info = srv.Str({"INFO", "commandstats"});
+    std::string key = "cmdstat_" + command + ":calls=";
+    size_t at = info.find(key);
+    return at == std::string::npos ? 0 : atoll(info.c_str() + at + key.size());
+}
+
+// The worker's lease is renewed on its period (a third of the lease), not
+// at every run's end: a renewal is a round trip, as many as executions.
+TEST_F(RedisStore, RunsEndingDoNotRenewTheLease) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.redis.lease_ms = 3600000; // renewed every 20 minutes
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(wc);
+    long long before = CommandCalls(srv_, "pexpire");
+    constexpr int kRuns = 5;
+    for (int i = 1; i <= kRuns; i++) {
+        px_record *r = Admit(front.get());
+        FakeRunner::Job *job = runner.WaitJob(i);
+        ASSERT_NE(job, nullptr);
+        px_outcome end = Exited(0);
+        EXPECT_TRUE(px_record_finish(job->record, &end));
+        px_record_unref(r);
+    }
+    // The next claim shows the last end was seen by the worker's threads.
+    px_record *last = Admit(front.get());
+    ASSERT_NE(runner.WaitJob(kRuns + 1), nullptr);
+    // Each finish expires the record and its output (no request_id): two
+    // PEXPIREs; a renewal would be a third.
+    EXPECT_EQ(CommandCalls(srv_, "pexpire") - before, 2 * kRuns);
+    px_record_unref(last);
+}
+
 // Redis away mid-run: the owner's output and end are kept in memory and
 // written, in order and once, when Redis is back.
 TEST_F(RedisStore, OutputAndEndWrittenWhileRedisWasAwayArriveWhenItReturns) {

@@ -267,9 +267,16 @@ typedef struct px_waiter {
     bool closed;         /* the call is over (on_close/on_finished ran); under base.mu */
 } px_waiter;
 
-/* Allocates a waiter for `gcall` (taken over). Returns NULL if the call is
- * already dead (nothing to do then). */
-px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall);
+/* The opening of the waiter's handlers (Execute, Eval, Kill): allocates the
+ * waiter for `gcall` (taken over), names its RPC (`rpc`: a static string)
+ * and caller, and decodes `payload` (taken over) as `desc`. Returns the
+ * waiter, holding the caller's reference, with *req set (free it with
+ * protobuf_c_message_free_unpacked); or NULL when there is nothing left to
+ * do: the call was dead, or the request did not decode and has been
+ * answered with the reason. */
+px_waiter *px_waiter_open(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                          const char *rpc, const char *tenant,
+                          const ProtobufCMessageDescriptor *desc, ProtobufCMessage **req);
 
 /* Replies with the record's result (with output) once it is terminal, now
  * or from the executor thread that ends it. Takes over one reference to
@@ -277,12 +284,12 @@ px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall);
 void px_waiter_wait(px_waiter *w, px_record *record);
 
 /* The part Execute and Eval share (execute.c), after the request became a
- * spec: checks request_id, makes the record or finds the one with the same
- * request_id and content `digest` (px_store_create), admits the job, and
- * answers (async: at once; sync: when the execution is terminal). Takes
- * over the caller's reference to `w` and `spec`; with `spec` NULL, answers
- * with `err` (the reason there is none). */
-void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *request_id,
+ * spec: makes it `tenant`'s, checks request_id, makes the record or finds
+ * the one with the same request_id and content `digest` (px_store_create),
+ * admits the job, and answers (async: at once; sync: when the execution is
+ * terminal). Takes over the caller's reference to `w` and `spec`; with
+ * `spec` NULL, answers with `err` (the reason there is none). */
+void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *tenant, const char *request_id,
                       const uint8_t *digest, bool async, px_job_spec *spec, px_error *err);
 
 /* Encodes a record view as an ExecutionResult and finishes `call` with it. */

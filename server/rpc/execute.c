@@ -32,10 +32,11 @@ static void reply_now(px_waiter *w, px_record *record) {
     px_record_view_release(&view);
 }
 
-void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *request_id,
+void px_execute_admit(px_rpc_server *srv, px_waiter *w, const char *tenant, const char *request_id,
                       const uint8_t *digest, bool async, px_job_spec *spec, px_error *err) {
     if (!spec)
         goto fail;
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
     if (strlen(request_id) > 256) {
         px_error_set(err, PX_E_INVALID, "request_id: longer than 256 bytes");
         goto fail;
@@ -77,27 +78,16 @@ fail:
 
 void px_handle_execute(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
                        const char *tenant) {
-    px_waiter *w = px_waiter_new(srv, gcall);
-    if (!w) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    ProtobufCMessage *msg;
+    px_waiter *w = px_waiter_open(srv, gcall, payload, "Execute", tenant,
+                                  &pyexec__v1__execute_request__descriptor, &msg);
+    if (!w)
         return;
-    }
-    w->base.rpc = "Execute";
-    px_call_set_tenant(&w->base, tenant);
+    Pyexec__V1__ExecuteRequest *req = (Pyexec__V1__ExecuteRequest *)msg;
     px_error err = PX_ERROR_INIT;
-    Pyexec__V1__ExecuteRequest *req = (Pyexec__V1__ExecuteRequest *)px_call_decode(
-        payload, &pyexec__v1__execute_request__descriptor, &err);
-    if (!req) {
-        px_call_finish_error(&w->base, &err);
-        px_call_unref(&w->base);
-        return;
-    }
     px_job_spec *spec = px_codec_job_spec(req, srv->cfg, &err);
-    if (spec)
-        snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
     uint8_t digest[PX_SHA256_LEN];
     px_codec_request_digest(req, digest);
-    px_execute_admit(srv, w, req->request_id, digest, req->async, spec, &err);
-    protobuf_c_message_free_unpacked(&req->base, NULL);
+    px_execute_admit(srv, w, tenant, req->request_id, digest, req->async, spec, &err);
+    protobuf_c_message_free_unpacked(msg, NULL);
 }

@@ -9,22 +9,17 @@
 
 void px_handle_kill(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
                     const char *tenant) {
-    px_waiter *w = px_waiter_new(srv, gcall);
-    if (!w) {
-        if (payload)
-            grpc_byte_buffer_destroy(payload);
+    ProtobufCMessage *msg;
+    px_waiter *w = px_waiter_open(srv, gcall, payload, "Kill", tenant,
+                                  &pyexec__v1__kill_request__descriptor, &msg);
+    if (!w)
         return;
-    }
-    w->base.rpc = "Kill";
-    px_call_set_tenant(&w->base, tenant);
+    Pyexec__V1__KillRequest *req = (Pyexec__V1__KillRequest *)msg;
     px_error err = PX_ERROR_INIT;
-    Pyexec__V1__KillRequest *req = (Pyexec__V1__KillRequest *)px_call_decode(
-        payload, &pyexec__v1__kill_request__descriptor, &err);
     px_record *record = NULL;
-    if (!req || px_check_id(req->execution_id, &err) < 0 ||
+    if (px_check_id(req->execution_id, &err) < 0 ||
         !(record = px_store_get_as(srv->store, tenant, req->execution_id, &err))) {
-        if (req)
-            protobuf_c_message_free_unpacked(&req->base, NULL);
+        protobuf_c_message_free_unpacked(&req->base, NULL);
         px_call_finish_error(&w->base, &err);
         px_call_unref(&w->base);
         return;

@@ -118,10 +118,32 @@ static void destroy(px_call *call) {
     px_record_unref(w->record);
 }
 
-px_waiter *px_waiter_new(px_rpc_server *srv, grpc_call *gcall) {
+/* A waiter for `gcall` (taken over); NULL if the call is already dead. */
+static px_waiter *waiter_new(px_rpc_server *srv, grpc_call *gcall) {
     static const px_call_ops ops = {
         .on_close = on_close, .on_finished = on_finished, .destroy = destroy};
     return px_call_new(sizeof(px_waiter), srv, gcall, NULL, &ops);
+}
+
+px_waiter *px_waiter_open(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *payload,
+                          const char *rpc, const char *tenant,
+                          const ProtobufCMessageDescriptor *desc, ProtobufCMessage **req) {
+    px_waiter *w = waiter_new(srv, gcall);
+    if (!w) {
+        if (payload)
+            grpc_byte_buffer_destroy(payload);
+        return NULL;
+    }
+    w->base.rpc = rpc;
+    px_call_set_tenant(&w->base, tenant);
+    px_error err = PX_ERROR_INIT;
+    *req = px_call_decode(payload, desc, &err);
+    if (!*req) {
+        px_call_finish_error(&w->base, &err);
+        px_call_unref(&w->base);
+        return NULL;
+    }
+    return w;
 }
 
 void px_waiter_wait(px_waiter *w, px_record *record) {

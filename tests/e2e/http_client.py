@@ -1,89 +1,31 @@
 """A client of the HTTP door written the way the original python-executor's
 users wrote theirs: `requests`, the original client's types
 (python_executor_client.types: ExecutionStatus, ExecutionConfig, Metadata,
-ExecutionResult) and its JSON shapes; nothing pyexec-specific. The tests
-run it unchanged against the door.
+ExecutionResult, imported from client/python) and its JSON shapes; nothing
+pyexec-specific. The tests run it unchanged against the door.
 
     client = HttpClient("http://127.0.0.1:8080")
     result = client.execute_sync({"main.py": "print('hi')"}, Metadata(entrypoint="main.py"))
 """
 
-import dataclasses
-import enum
 import io
 import json
 import tarfile
 import time
-from datetime import datetime
-from typing import Optional
 
 import requests
 
+import pyexecd
 
-class ExecutionStatus(str, enum.Enum):
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    KILLED = "killed"
-
-
-@dataclasses.dataclass
-class ExecutionConfig:
-    timeout_seconds: int = 300
-    network_disabled: bool = True
-    memory_mb: int = 1024
-    disk_mb: int = 2048
-    cpu_shares: int = 1024
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-@dataclasses.dataclass
-class Metadata:
-    entrypoint: str
-    docker_image: Optional[str] = None
-    requirements_txt: Optional[str] = None
-    pre_commands: Optional[list] = None
-    stdin: Optional[str] = None
-    config: Optional[ExecutionConfig] = None
-    env_vars: Optional[list] = None
-    script_args: Optional[list] = None
-
-    def to_dict(self):
-        d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
-        if self.config is not None:
-            d["config"] = self.config.to_dict()
-        return d
-
-
-def _time(value):
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-@dataclasses.dataclass
-class ExecutionResult:
-    execution_id: str
-    status: ExecutionStatus
-    stdout: Optional[str] = None
-    stderr: Optional[str] = None
-    exit_code: Optional[int] = None
-    error: Optional[str] = None
-    started_at: Optional[datetime] = None
-    finished_at: Optional[datetime] = None
-    duration_ms: Optional[int] = None
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls(execution_id=data["execution_id"], status=ExecutionStatus(data["status"]),
-                   stdout=data.get("stdout"), stderr=data.get("stderr"),
-                   exit_code=data.get("exit_code"), error=data.get("error"),
-                   started_at=_time(data.get("started_at")),
-                   finished_at=_time(data.get("finished_at")),
-                   duration_ms=data.get("duration_ms"))
+# The client package imports its generated stubs: pyexecd.stubs() makes them
+# (and puts client/python on sys.path).
+pyexecd.stubs()
+from python_executor_client.types import (  # noqa: E402,F401 - re-exported for the tests
+    ExecutionConfig,
+    ExecutionResult,
+    ExecutionStatus,
+    Metadata,
+)
 
 
 def tar_of(files):

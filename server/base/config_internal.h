@@ -29,7 +29,8 @@ typedef enum opt_kind {
 } opt_kind;
 
 /* One setting: its flag (without "--"), its type, where it lives in
- * px_config, and the accepted range for numbers. */
+ * px_config, the accepted range for numbers, and the default of the
+ * OPT_STR, OPT_INT and OPT_I64 kinds (px_config_default sets the others). */
 typedef struct opt {
     const char *name;
     opt_kind kind;
@@ -37,6 +38,8 @@ typedef struct opt {
     size_t size; /* for OPT_STR: the buffer size */
     int64_t min, max;
     const char *help;
+    int64_t def;         /* OPT_INT, OPT_I64 */
+    const char *def_str; /* OPT_STR */
 } opt;
 
 /* Every setting, in --help's order (config_flags.c). */

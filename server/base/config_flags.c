@@ -97,8 +97,8 @@ const opt px_config_opts[] = {
     INT(max_queue, 64, 0, 1000000, "admitted executions waiting to run"),
     INT(max_records, 10000, 1, 100000000, "executions retained in memory"),
     I64(max_retained_bytes, 1024 * MIB, 0, INT64_C(1) << 40,
-        "output bytes finished executions may hold together; past it the oldest are dropped "
-        "before their retention ends (0: no budget)"),
+        "bytes of output and Eval reports finished executions may hold together; past it the "
+        "oldest are dropped before their retention ends (0: no budget)"),
     INT(max_stream_readers, 256, 1, 100000, "concurrent StreamOutput calls per execution"),
     /* A stalled reader costs its queued message plus ~13 KiB of call state
      * (docs/security.md): 1024 of them, ~77 MiB at most. */

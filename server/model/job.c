@@ -74,3 +74,8 @@ int px_py_report_copy(px_py_report *dst, const px_py_report *src) {
     }
     return 0;
 }
+
+size_t px_py_report_bytes(const px_py_report *r) {
+    return (r->result ? strlen(r->result) : 0) + (r->error_type ? strlen(r->error_type) : 0) +
+           (r->error_message ? strlen(r->error_message) : 0);
+}

@@ -121,6 +121,10 @@ void px_py_report_release(px_py_report *r);
  * -1 out of memory with *dst left empty. */
 int px_py_report_copy(px_py_report *dst, const px_py_report *src);
 
+/* The bytes of the report's strings (what holding it costs, beyond the
+ * struct). 0 for an empty report. */
+size_t px_py_report_bytes(const px_py_report *r);
+
 /*
  * How an execution ended. Filled by the executor, delivered once through
  * px_job_events.on_done.

@@ -24,8 +24,8 @@
  * last sweep is older than SWEEP_INTERVAL_MS (bounding the memory held by
  * expired records without scanning on every call), or when the retained
  * output passed max_retained_bytes: then the oldest terminal records are
- * dropped early until it fits (each record publishes its log length in
- * r->log_bytes, so this needs no record lock).
+ * dropped early until it fits (each record publishes the bytes it holds,
+ * output and Eval report, in r->held_bytes, so this needs no record lock).
  *
  * The output log is one growing buffer (offset == position) plus an index
  * of segments (offset, length, stream); consecutive chunks of the same
@@ -204,11 +204,12 @@ static void release_dropped(mem_record *dropped) {
     }
 }
 
-/* The output bytes the retained records hold. Caller holds s->mu. */
+/* The bytes (output and Eval reports) the retained records hold. Caller
+ * holds s->mu. */
 static uint64_t retained_bytes(mem_store *s) {
     uint64_t total = 0;
     for (mem_record *r = s->all; r; r = r->all_next)
-        total += atomic_load(&r->log_bytes);
+        total += atomic_load(&r->held_bytes);
     return total;
 }
 
@@ -242,7 +243,7 @@ static void trim_locked(mem_store *s, mem_record **dropped) {
     for (mem_record *r = tail, *prev; r && total > s->config.max_retained_bytes; r = prev) {
         prev = r->all_prev;
         if (atomic_load(&r->finished_at) != 0) {
-            total -= atomic_load(&r->log_bytes);
+            total -= atomic_load(&r->held_bytes);
             detach_locked(s, r, dropped);
         }
     }

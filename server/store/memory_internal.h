@@ -42,8 +42,9 @@ struct mem_record {
     _Atomic int pub_status;
     /* Unix ms of the terminal transition; 0 while not terminal. */
     _Atomic int64_t finished_at;
-    /* Bytes in the output log, for the store's budget. */
-    _Atomic uint64_t log_bytes;
+    /* Bytes the record holds for the store's budget (max_retained_bytes):
+     * its output log plus its Eval report. */
+    _Atomic uint64_t held_bytes;
 
     pthread_mutex_t mu; /* everything below */
     px_status status;

@@ -51,7 +51,7 @@ mem_record *px_mem_record_new(const char *id, const char *tenant, const char *re
         return NULL;
     }
     atomic_init(&r->finished_at, 0);
-    atomic_init(&r->log_bytes, 0);
+    atomic_init(&r->held_bytes, 0);
     atomic_init(&r->pub_status, PX_STATUS_PENDING);
     r->status = PX_STATUS_PENDING;
     pthread_mutex_init(&r->mu, NULL);
@@ -156,7 +156,7 @@ static void mem_record_append(px_record *base, px_stream stream, const uint8_t *
                 .offset = (int64_t)r->len, .len = len, .stream = stream};
         }
         r->len += len;
-        atomic_fetch_add(&r->log_bytes, len);
+        atomic_fetch_add(&r->held_bytes, len);
     }
     pthread_mutex_unlock(&r->mu);
     if (appended)
@@ -174,6 +174,7 @@ static bool mem_record_finish(px_record *base, const px_outcome *outcome) {
     /* Out of memory leaves the copy empty: the execution ends without its
      * Eval report rather than not at all. */
     (void)px_py_report_copy(&r->outcome.py, &outcome->py);
+    atomic_fetch_add(&r->held_bytes, px_py_report_bytes(&r->outcome.py));
     if (!px_status_terminal(r->outcome.status)) {
         /* A caller bug; still end the record exactly once. */
         r->outcome.status = PX_STATUS_FAILED;

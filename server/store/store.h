@@ -68,7 +68,8 @@ typedef struct px_store_config {
     int64_t retention_ms; /* terminal records kept this long after finished_at */
     size_t max_records;   /* retained records of any state; beyond: PX_E_EXHAUSTED */
     size_t max_readers;   /* reader watchers per record; beyond: PX_E_EXHAUSTED */
-    /* Output bytes the retained records may hold together; 0: no budget.
+    /* Bytes of output and Eval reports the retained records may hold
+     * together; 0: no budget.
      * Checked whenever a record is created: if the budget is exceeded, the
      * oldest terminal records are dropped before their retention ends until
      * it fits (running ones are never dropped: their output is bounded by

@@ -851,6 +851,43 @@ TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
     px_record_unref(running);
 }
 
+TEST(Store, RetainedBudgetCountsEvalReports) {
+    px_store_config cfg{};
+    cfg.retention_ms = 300000;
+    cfg.max_records = 1000;
+    cfg.max_readers = 8;
+    cfg.max_retained_bytes = 2500;
+    px_error err = PX_ERROR_INIT;
+    StorePtr s(px_memory_store_new(&cfg, &err));
+    ASSERT_NE(nullptr, s) << err.msg;
+    // Three finished Evals without output, each reporting 1000 bytes (a
+    // 600-byte result; a 400-byte exception type and message).
+    std::string result(600, 'r'), type(100, 't'), message(300, 'm');
+    std::vector<std::string> ids;
+    for (int i = 0; i < 3; i++) {
+        px_record *r = Create(s.get());
+        px_outcome o = Outcome(PX_STATUS_COMPLETED, PX_REASON_EXITED);
+        o.py.result = result.data();
+        o.py.error_type = type.data();
+        o.py.error_message = message.data();
+        EXPECT_TRUE(px_record_finish(r, &o));
+        ids.push_back(px_record_id(r));
+        px_record_unref(r);
+    }
+    px_record *next = Create(s.get()); // 3000 > 2500: the oldest went
+    px_record *probe = px_store_get(s.get(), ids[0].c_str(), &err);
+    EXPECT_EQ(nullptr, probe) << "the reports count against --max-retained-bytes";
+    EXPECT_EQ(PX_E_NOT_FOUND, err.code);
+    px_record_unref(probe);
+    for (int i = 1; i < 3; i++) {
+        px_error e2 = PX_ERROR_INIT;
+        px_record *kept = px_store_get(s.get(), ids[i].c_str(), &e2);
+        EXPECT_NE(nullptr, kept) << ids[i] << ": 2000 bytes fit";
+        px_record_unref(kept);
+    }
+    px_record_unref(next);
+}
+
 TEST(Store, NoBudgetKeepsEverythingUntilRetention) {
     StorePtr s = NewStore();
     const std::string big(100000, 'y');

@@ -274,8 +274,9 @@ static int check_store(const px_config *cfg, px_error *err) {
     px_redis_target t;
     if (!px_redis_target_is_redis(cfg->store))
         return px_error_set(err, PX_E_INVALID,
-                            "--store: '%s' is not memory, redis://HOST:PORT[/DB] or "
-                            "redis+unix:///PATH[?db=N]",
+                            "--store: '%s' is not memory, redis://HOST:PORT[/DB], "
+                            "redis+unix:///PATH[?db=N] or "
+                            "redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]",
                             cfg->store);
     if (px_redis_target_parse(cfg->store, &t, err) < 0)
         return px_error_wrap(err, "--store");

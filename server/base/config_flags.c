@@ -160,7 +160,9 @@ const opt px_config_opts[] = {
         "seconds an HTTP connection may stay idle (a request trickling in included)"),
     STR(store, "memory",
         "where records, output and the job queue live: memory (this process), "
-        "redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N] (shared by many nodes)"),
+        "redis://HOST:PORT[/DB], redis+unix:///PATH[?db=N] or "
+        "redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] (the primary the "
+        "Sentinels name; shared by many nodes)"),
     STR(store_password_file, "",
         "file holding the Redis password (else PYEXEC_STORE_PASSWORD; "
         "never on the command line)"),

@@ -3,8 +3,15 @@
  *
  * States: closed (ctx == NULL) -> connected (ctx != NULL) on a successful
  * connect + AUTH + SELECT; connected -> closed when a command fails on the
- * socket (I/O error, EOF, timeout). While closed, a command first tries to
+ * socket (I/O error, EOF, timeout) or the server turns out not to be the
+ * primary (READONLY, MASTERDOWN). While closed, a command first tries to
  * connect unless the backoff deadline is in the future.
+ *
+ * With a Sentinel target, every connect first asks the Sentinels in turn
+ * (starting with the one that answered last) for the primary's address,
+ * then checks with ROLE that the server there is a primary: a failover in
+ * progress makes the connect fail (UNAVAILABLE), and the next one asks
+ * again.
  */
 #include "server/store/redis/conn.h"
 
@@ -21,12 +28,21 @@
 struct px_redis_conn {
     px_redis_conn_config cfg;
     char *password;
-    char where[PX_REDIS_PATH_MAX + 64]; /* the target, for messages */
+    char target[PX_REDIS_TARGET_TEXT_MAX]; /* the target as configured */
+    /* The server, for messages: the target, or with Sentinel the master's
+     * name and the address last found for it. */
+    char where[PX_REDIS_TARGET_TEXT_MAX];
     redisContext *ctx;
+    size_t sentinel_next;              /* the Sentinel asked first at the next connect */
     int64_t backoff_ms;                /* the wait after the next failed connect */
     int64_t retry_at_ms;               /* monotonic; no connect attempt before */
     char last_error[PX_ERROR_MSG_MAX]; /* why the last connect failed */
 };
+
+PX_DEFINE_CLEANUP(redisContext, redisFree)
+PX_DEFINE_CLEANUP(redisReply, freeReplyObject)
+#define _cleanup_context_ __attribute__((cleanup(redisFreep)))
+#define _cleanup_reply_ __attribute__((cleanup(freeReplyObjectp)))
 
 static struct timeval to_timeval(int64_t ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -49,7 +65,11 @@ px_redis_conn *px_redis_conn_new(const px_redis_conn_config *config, px_error *e
         }
     }
     c->cfg.password = NULL;
-    px_redis_target_format(&config->target, c->where, sizeof c->where);
+    px_redis_target_format(&config->target, c->target, sizeof c->target);
+    if (config->target.is_sentinel)
+        snprintf(c->where, sizeof c->where, "master '%s'", config->target.master_name);
+    else
+        snprintf(c->where, sizeof c->where, "%s", c->target);
     c->backoff_ms = config->backoff_min_ms;
     return c;
 }
@@ -88,6 +108,15 @@ static px_code error_reply_code(const char *msg) {
     return PX_E_INTERNAL;
 }
 
+/* True for the error replies of a server that is not (or no longer) the
+ * primary: the connection is dropped, so the next command connects anew
+ * (with Sentinel: to whichever server is the primary now). A script's
+ * write on a replica fails with READONLY too. */
+static bool not_the_primary(const char *msg) {
+    return strncmp(msg, "READONLY", 8) == 0 || strncmp(msg, "MASTERDOWN", 10) == 0 ||
+           strstr(msg, "READONLY You can't write") != NULL;
+}
+
 /* One command on the open context, no reconnect. On a socket failure drops
  * the context and sets *io_failed. */
 static redisReply *call_once(px_redis_conn *c, int argc, const char **argv, const size_t *argv_len,
@@ -112,19 +141,117 @@ static redisReply *call_once(px_redis_conn *c, int argc, const char **argv, cons
     if (extra_timeout_ms > 0)
         redisSetTimeout(c->ctx, to_timeval(c->cfg.command_timeout_ms));
     if (reply->type == REDIS_REPLY_ERROR) {
-        px_error_set(err, error_reply_code(reply->str), "redis %s: %s: %s", c->where, argv[0],
-                     reply->str);
+        bool moved = not_the_primary(reply->str);
+        px_error_set(err, moved ? PX_E_UNAVAILABLE : error_reply_code(reply->str),
+                     "redis %s: %s: %s%s", c->where, argv[0], reply->str,
+                     moved ? " (not the primary: reconnecting)" : "");
         freeReplyObject(reply);
+        if (moved) {
+            /* Nothing was written: safe to send again to the primary. */
+            drop(c);
+            *io_failed = true;
+        }
         return NULL;
     }
     return reply;
 }
 
+/* Asks one Sentinel for the address of the target's master. 0 with
+ * `primary` set, or -1 with `err` set to why not. */
+static int ask_sentinel(const px_redis_conn *c, const px_redis_endpoint *sentinel,
+                        px_redis_endpoint *primary, px_error *err) {
+    const px_redis_target *t = &c->cfg.target;
+    const char *fmt = strchr(sentinel->host, ':') ? "Sentinel [%s]:%d" : "Sentinel %s:%d";
+    char who[PX_REDIS_HOST_MAX + 32];
+    snprintf(who, sizeof who, fmt, sentinel->host, sentinel->port);
+    _cleanup_context_ redisContext *ctx = redisConnectWithTimeout(
+        sentinel->host, sentinel->port, to_timeval(c->cfg.connect_timeout_ms));
+    if (!ctx)
+        return px_error_set(err, PX_E_INTERNAL, "%s: out of memory", who);
+    if (ctx->err)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s: connect: %s", who, ctx->errstr);
+    redisSetTimeout(ctx, to_timeval(c->cfg.command_timeout_ms));
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", t->master_name};
+    size_t len[] = {8, 23, strlen(t->master_name)};
+    _cleanup_reply_ redisReply *r = redisCommandArgv(ctx, 3, argv, len);
+    if (!r)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s: %s", who, ctx->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s: %s", who, r->str);
+    if (r->type == REDIS_REPLY_NIL)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s: no master named '%s'", who, t->master_name);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len == 0 || r->element[0]->len > PX_REDIS_HOST_MAX)
+        return px_error_set(err, PX_E_UNAVAILABLE,
+                            "%s: unexpected reply to SENTINEL "
+                            "get-master-addr-by-name",
+                            who);
+    char *endp;
+    long port = strtol(r->element[1]->str, &endp, 10);
+    if (*endp != '\0' || port < 1 || port > 65535)
+        return px_error_set(err, PX_E_UNAVAILABLE, "%s: port '%s' of master '%s' out of range", who,
+                            r->element[1]->str, t->master_name);
+    memcpy(primary->host, r->element[0]->str, r->element[0]->len);
+    primary->host[r->element[0]->len] = '\0';
+    primary->port = (int)port;
+    return 0;
+}
+
+/* Asks the Sentinels in turn, from the one that answered last, for the
+ * primary's address. 0, or -1 with `err` naming the last failure. */
+static int discover(px_redis_conn *c, px_redis_endpoint *primary, px_error *err) {
+    const px_redis_target *t = &c->cfg.target;
+    px_error e = PX_ERROR_INIT;
+    for (size_t k = 0; k < t->sentinel_count; k++) {
+        size_t i = (c->sentinel_next + k) % t->sentinel_count;
+        if (ask_sentinel(c, &t->sentinels[i], primary, &e) == 0) {
+            c->sentinel_next = i;
+            return 0;
+        }
+    }
+    return px_error_set(err, PX_E_UNAVAILABLE,
+                        "redis %s: no Sentinel named the primary of '%s' "
+                        "(%zu asked; last: %s)",
+                        c->target, t->master_name, t->sentinel_count, e.msg);
+}
+
+/* With Sentinel: fails unless the server just connected to says it is a
+ * primary (a replica being promoted still says "slave"). */
+static int check_role(px_redis_conn *c, px_error *err) {
+    bool io_failed;
+    const char *argv[] = {"ROLE"};
+    size_t len[] = {4};
+    _cleanup_reply_ redisReply *r = call_once(c, 1, argv, len, 0, &io_failed, err);
+    if (!r)
+        return -1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return px_error_set(err, PX_E_UNAVAILABLE, "redis %s: unexpected reply to ROLE", c->where);
+    if (strcmp(r->element[0]->str, "master") != 0)
+        return px_error_set(err, PX_E_UNAVAILABLE,
+                            "redis %s: the server is a %s, not the primary (a failover in "
+                            "progress?)",
+                            c->where, r->element[0]->str);
+    return 0;
+}
+
 static int connect_now(px_redis_conn *c, px_error *err) {
     struct timeval tv = to_timeval(c->cfg.connect_timeout_ms);
     const px_redis_target *t = &c->cfg.target;
+    px_redis_endpoint primary = {0};
+    if (t->is_sentinel) {
+        if (discover(c, &primary, err) != 0)
+            return -1;
+        snprintf(c->where, sizeof c->where,
+                 strchr(primary.host, ':') ? "master '%s' at [%s]:%d" : "master '%s' at %s:%d",
+                 t->master_name, primary.host, primary.port);
+    } else if (!t->is_unix) {
+        memcpy(primary.host, t->host, sizeof primary.host);
+        primary.port = t->port;
+    }
     redisContext *ctx = t->is_unix ? redisConnectUnixWithTimeout(t->path, tv)
-                                   : redisConnectWithTimeout(t->host, t->port, tv);
+                                   : redisConnectWithTimeout(primary.host, primary.port, tv);
     if (!ctx)
         return px_error_set(err, PX_E_INTERNAL, "redis %s: connect: out of memory", c->where);
     if (ctx->err) {
@@ -152,6 +279,10 @@ static int connect_now(px_redis_conn *c, px_error *err) {
             return -1;
         }
         freeReplyObject(r);
+    }
+    if (t->is_sentinel && check_role(c, err) != 0) {
+        drop(c);
+        return -1;
     }
     if (t->db != 0) {
         char db[16];

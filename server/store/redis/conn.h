@@ -8,10 +8,16 @@
  * before the next attempt (backoff_min_ms .. backoff_max_ms; during the wait
  * commands fail at once with PX_E_UNAVAILABLE, without touching the
  * network). A successful connect resets the backoff. On connect it sends
- * AUTH (if a password is configured) and SELECT (if db != 0).
+ * AUTH (if a password is configured) and SELECT (if db != 0). With a
+ * Sentinel target each connect first asks the Sentinels in turn for the
+ * primary's address and, after AUTH, checks with ROLE that the server there
+ * is a primary; an answer READONLY or MASTERDOWN (the server is a replica
+ * now) drops the connection, so the next command asks again.
  *
  * Errors: PX_E_UNAVAILABLE when Redis cannot be reached, refuses the login,
- * or answers LOADING/BUSY/MASTERDOWN (it will be back); PX_E_TIMEOUT when a
+ * answers LOADING/BUSY/MASTERDOWN/READONLY (it will be back, or another
+ * server will be the primary), or, with Sentinel, no Sentinel names a
+ * primary or the one named is not (yet) a primary; PX_E_TIMEOUT when a
  * reply does not come within the command timeout (the connection is dropped:
  * whether the command ran is unknown); PX_E_INTERNAL for other error replies.
  *

@@ -257,7 +257,7 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
         return NULL;
     }
     if (prepare(rs, err) != 0) {
-        char where[PX_REDIS_PATH_MAX + 64];
+        char where[PX_REDIS_TARGET_TEXT_MAX];
         px_redis_target_format(&config->target, where, sizeof where);
         px_error_wrap(err, "redis store %s", where);
         px_rstore_free(rs);

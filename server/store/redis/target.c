@@ -14,10 +14,15 @@
 
 #define TCP_SCHEME "redis://"
 #define UNIX_SCHEME "redis+unix://"
+#define SENTINEL_SCHEME "redis+sentinel://"
+
+static bool has_scheme(const char *url, const char *scheme) {
+    return strncmp(url, scheme, strlen(scheme)) == 0;
+}
 
 bool px_redis_target_is_redis(const char *url) {
-    return strncmp(url, TCP_SCHEME, strlen(TCP_SCHEME)) == 0 ||
-           strncmp(url, UNIX_SCHEME, strlen(UNIX_SCHEME)) == 0;
+    return has_scheme(url, TCP_SCHEME) || has_scheme(url, UNIX_SCHEME) ||
+           has_scheme(url, SENTINEL_SCHEME);
 }
 
 /* Parses the decimal [s, s+len) into *out within [min, max]. */
@@ -36,13 +41,19 @@ static int parse_int(const char *s, size_t len, int min, int max, int *out) {
     return 0;
 }
 
-static int parse_tcp(const char *url, px_redis_target *t, px_error *err) {
-    const char *p = url + strlen(TCP_SCHEME);
-    const char *end = p + strcspn(p, "/?#");
+/* Refuses "user:password@" before `end` (the authority's end). */
+static int refuse_userinfo(const char *p, const char *end, px_error *err) {
     if (memchr(p, '@', (size_t)(end - p)))
         return px_error_set(err, PX_E_INVALID,
                             "a user or password in the URL is not accepted (it would show in the "
                             "process list): use --store-password-file or PYEXEC_STORE_PASSWORD");
+    return 0;
+}
+
+/* Parses HOST[:PORT] or [IPV6][:PORT] in [p, end) into `out`, PORT
+ * defaulting to `default_port`. */
+static int parse_endpoint(const char *p, const char *end, int default_port, px_redis_endpoint *out,
+                          px_error *err) {
     const char *host = p, *host_end, *port = NULL;
     if (*p == '[') {
         host = p + 1;
@@ -73,11 +84,24 @@ static int parse_tcp(const char *url, px_redis_target *t, px_error *err) {
         if (!ok || (c == ':' && *p != '['))
             return px_error_set(err, PX_E_INVALID, "invalid character in the host");
     }
-    memcpy(t->host, host, host_len);
-    t->host[host_len] = '\0';
-    t->port = 6379;
-    if (port && parse_int(port, (size_t)(end - port), 1, 65535, &t->port) != 0)
+    memcpy(out->host, host, host_len);
+    out->host[host_len] = '\0';
+    out->port = default_port;
+    if (port && parse_int(port, (size_t)(end - port), 1, 65535, &out->port) != 0)
         return px_error_set(err, PX_E_INVALID, "the port must be a number in 1..65535");
+    return 0;
+}
+
+static int parse_tcp(const char *url, px_redis_target *t, px_error *err) {
+    const char *p = url + strlen(TCP_SCHEME);
+    const char *end = p + strcspn(p, "/?#");
+    if (refuse_userinfo(p, end, err) != 0)
+        return -1;
+    px_redis_endpoint ep;
+    if (parse_endpoint(p, end, 6379, &ep, err) != 0)
+        return -1;
+    memcpy(t->host, ep.host, sizeof t->host);
+    t->port = ep.port;
     if (*end == '/' && end[1] != '\0') {
         const char *db = end + 1;
         if (parse_int(db, strlen(db), 0, PX_REDIS_DB_MAX, &t->db) != 0)
@@ -86,6 +110,56 @@ static int parse_tcp(const char *url, px_redis_target *t, px_error *err) {
     } else if (*end == '?' || *end == '#') {
         return px_error_set(err, PX_E_INVALID, "no query or fragment in a redis:// URL");
     }
+    return 0;
+}
+
+/* redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB] */
+static int parse_sentinel(const char *url, px_redis_target *t, px_error *err) {
+    const char *p = url + strlen(SENTINEL_SCHEME);
+    const char *end = p + strcspn(p, "/?#");
+    if (refuse_userinfo(p, end, err) != 0)
+        return -1;
+    if (p == end)
+        return px_error_set(err, PX_E_INVALID,
+                            "no Sentinel: expected redis+sentinel://HOST[:PORT][,HOST[:PORT]...]"
+                            "/MASTER[/DB]");
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *ep_end = comma ? comma : end;
+        if (t->sentinel_count == PX_REDIS_SENTINELS_MAX)
+            return px_error_set(err, PX_E_INVALID, "more than %d Sentinels",
+                                PX_REDIS_SENTINELS_MAX);
+        px_redis_endpoint *ep = &t->sentinels[t->sentinel_count];
+        if (parse_endpoint(p, ep_end, 26379, ep, err) != 0)
+            return px_error_wrap(err, "Sentinel %zu", t->sentinel_count + 1);
+        t->sentinel_count++;
+        p = comma ? comma + 1 : end;
+        if (comma && p == end)
+            return px_error_set(err, PX_E_INVALID, "an empty Sentinel after ','");
+    }
+    if (*end == '?' || *end == '#')
+        return px_error_set(err, PX_E_INVALID, "no query or fragment in a redis+sentinel:// URL");
+    if (*end != '/' || end[1] == '\0' || end[1] == '/')
+        return px_error_set(err, PX_E_INVALID,
+                            "no master name: expected redis+sentinel://SENTINELS/MASTER[/DB]");
+    const char *name = end + 1;
+    size_t name_len = strcspn(name, "/?#");
+    if (name_len > PX_REDIS_MASTER_NAME_MAX)
+        return px_error_set(err, PX_E_INVALID, "master name longer than %d bytes",
+                            PX_REDIS_MASTER_NAME_MAX);
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+    if (strspn(name, ok) < name_len)
+        return px_error_set(err, PX_E_INVALID, "the master name may hold only [A-Za-z0-9_.-]");
+    memcpy(t->master_name, name, name_len);
+    t->master_name[name_len] = '\0';
+    const char *rest = name + name_len;
+    if (*rest == '?' || *rest == '#')
+        return px_error_set(err, PX_E_INVALID, "no query or fragment in a redis+sentinel:// URL");
+    if (*rest == '/' && rest[1] != '\0' &&
+        parse_int(rest + 1, strlen(rest + 1), 0, PX_REDIS_DB_MAX, &t->db) != 0)
+        return px_error_set(err, PX_E_INVALID, "the database must be a number in 0..%d",
+                            PX_REDIS_DB_MAX);
+    t->is_sentinel = true;
     return 0;
 }
 
@@ -120,21 +194,46 @@ static int parse_unix(const char *url, px_redis_target *t, px_error *err) {
 int px_redis_target_parse(const char *url, px_redis_target *out, px_error *err) {
     px_redis_target t = {0};
     int rc;
-    if (strncmp(url, TCP_SCHEME, strlen(TCP_SCHEME)) == 0)
+    if (has_scheme(url, TCP_SCHEME))
         rc = parse_tcp(url, &t, err);
-    else if (strncmp(url, UNIX_SCHEME, strlen(UNIX_SCHEME)) == 0)
+    else if (has_scheme(url, UNIX_SCHEME))
         rc = parse_unix(url, &t, err);
+    else if (has_scheme(url, SENTINEL_SCHEME))
+        rc = parse_sentinel(url, &t, err);
     else
         rc = px_error_set(err, PX_E_INVALID,
-                          "expected redis://HOST:PORT[/DB] or redis+unix:///PATH[?db=N]");
+                          "expected redis://HOST:PORT[/DB], redis+unix:///PATH[?db=N] or "
+                          "redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/MASTER[/DB]");
     if (rc != 0)
         return -1;
     *out = t;
     return 0;
 }
 
+/* Appends host:port (brackets around an IPv6 address) at buf + *len. */
+static void append_endpoint(char *buf, size_t size, size_t *len, const char *host, int port) {
+    if (*len >= size)
+        return;
+    int n = snprintf(buf + *len, size - *len, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    *len += n > 0 ? (size_t)n : 0;
+}
+
 void px_redis_target_format(const px_redis_target *t, char *buf, size_t size) {
-    if (t->is_unix)
+    if (size == 0)
+        return;
+    if (t->is_sentinel) {
+        size_t len = 0;
+        buf[0] = '\0';
+        int n = snprintf(buf, size, "%s", SENTINEL_SCHEME);
+        len = n > 0 ? (size_t)n : 0;
+        for (size_t i = 0; i < t->sentinel_count; i++) {
+            if (i > 0 && len < size)
+                len += (size_t)snprintf(buf + len, size - len, ",");
+            append_endpoint(buf, size, &len, t->sentinels[i].host, t->sentinels[i].port);
+        }
+        if (len < size)
+            snprintf(buf + len, size - len, "/%s/%d", t->master_name, t->db);
+    } else if (t->is_unix)
         snprintf(buf, size, "redis+unix://%s?db=%d", t->path, t->db);
     else if (strchr(t->host, ':'))
         snprintf(buf, size, "redis://[%s]:%d/%d", t->host, t->port, t->db);

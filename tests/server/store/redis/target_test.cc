@@ -88,9 +88,72 @@ TEST(RedisTarget, RefusesMalformedUrls) {
     EXPECT_NE(Error(long_path.c_str()).find("longer than"), std::string::npos);
 }
 
+TEST(RedisTarget, Sentinels) {
+    px_redis_target t = Parse(
+        "redis+sentinel://s1.internal,10.0.0.2:26380,[fd00::3]:26381/cache-main.1/4");
+    EXPECT_TRUE(t.is_sentinel);
+    EXPECT_FALSE(t.is_unix);
+    ASSERT_EQ(t.sentinel_count, 3u);
+    EXPECT_STREQ(t.sentinels[0].host, "s1.internal");
+    EXPECT_EQ(t.sentinels[0].port, 26379);
+    EXPECT_STREQ(t.sentinels[1].host, "10.0.0.2");
+    EXPECT_EQ(t.sentinels[1].port, 26380);
+    EXPECT_STREQ(t.sentinels[2].host, "fd00::3");
+    EXPECT_EQ(t.sentinels[2].port, 26381);
+    EXPECT_STREQ(t.master_name, "cache-main.1");
+    EXPECT_EQ(t.db, 4);
+    char buf[PX_REDIS_TARGET_TEXT_MAX];
+    px_redis_target_format(&t, buf, sizeof buf);
+    EXPECT_STREQ(buf, "redis+sentinel://s1.internal:26379,10.0.0.2:26380,[fd00::3]:26381/"
+                      "cache-main.1/4");
+}
+
+TEST(RedisTarget, OneSentinelAndTheDefaultDatabase) {
+    px_redis_target t = Parse("redis+sentinel://127.0.0.1:5000/mymaster");
+    ASSERT_EQ(t.sentinel_count, 1u);
+    EXPECT_EQ(t.sentinels[0].port, 5000);
+    EXPECT_STREQ(t.master_name, "mymaster");
+    EXPECT_EQ(t.db, 0);
+    EXPECT_EQ(Parse("redis+sentinel://h/m/").db, 0);
+}
+
+TEST(RedisTarget, TheLongestSentinelUrlFormatsWhole) {
+    std::string host(PX_REDIS_HOST_MAX, 'h'), url = "redis+sentinel://";
+    for (int i = 0; i < PX_REDIS_SENTINELS_MAX; i++)
+        url += (i ? "," : "") + host + ":65535";
+    url += "/" + std::string(PX_REDIS_MASTER_NAME_MAX, 'm') + "/" + std::to_string(PX_REDIS_DB_MAX);
+    px_redis_target t = Parse(url.c_str());
+    char buf[PX_REDIS_TARGET_TEXT_MAX];
+    px_redis_target_format(&t, buf, sizeof buf);
+    EXPECT_EQ(url, buf);
+}
+
+TEST(RedisTarget, RefusesMalformedSentinelUrls) {
+    EXPECT_NE(Error("redis+sentinel://").find("no Sentinel"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel:///mymaster").find("no Sentinel"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1,h2").find("no master name"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1/").find("no master name"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1//0").find("no master name"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1,/m").find("empty Sentinel"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1,,h2/m").find("Sentinel 2"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1:0/m").find("port"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1/my master").find("[A-Za-z0-9_.-]"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1/m/x").find("database"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1/m/1/2").find("database"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://h1/m?db=1").find("query"), std::string::npos);
+    EXPECT_NE(Error("redis+sentinel://:pw@h1/m").find("--store-password-file"), std::string::npos);
+    std::string many = "redis+sentinel://";
+    for (int i = 0; i <= PX_REDIS_SENTINELS_MAX; i++)
+        many += (i ? ",h" : "h") + std::to_string(i);
+    EXPECT_NE(Error((many + "/m").c_str()).find("more than"), std::string::npos);
+    std::string long_name = "redis+sentinel://h/" + std::string(PX_REDIS_MASTER_NAME_MAX + 1, 'm');
+    EXPECT_NE(Error(long_name.c_str()).find("longer than"), std::string::npos);
+}
+
 TEST(RedisTarget, IsRedis) {
     EXPECT_TRUE(px_redis_target_is_redis("redis://x"));
     EXPECT_TRUE(px_redis_target_is_redis("redis+unix:///x"));
+    EXPECT_TRUE(px_redis_target_is_redis("redis+sentinel://x/m"));
     EXPECT_FALSE(px_redis_target_is_redis("memory"));
     EXPECT_FALSE(px_redis_target_is_redis("rediss://x"));
 }

@@ -1,0 +1,203 @@
+"""Test support: a private Redis primary, its replica and three Sentinels.
+
+The primary and the replica are redis-servers on loopback TCP ports (Sentinel
+knows servers by address and port only), each in its own temporary
+directory with the append-only file on (tests/support/redis_server.py);
+the Sentinels are `redis-server --sentinel` with a generated configuration
+and short timeouts (down after 500 ms), never the system service.
+
+    with redis_sentinel.SentinelSet() as s:
+        url = s.url              # redis+sentinel://127.0.0.1:P1,.../pyexec-test
+        s.primary_address()      # ("127.0.0.1", port) as the Sentinels name it
+
+`command(address, *args)` sends one command and returns its reply (a
+minimal RESP client: str, bytes, int, list, None; an error reply raises
+RedisError).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+import redis_server
+
+MASTER = "pyexec-test"
+DOWN_AFTER_MS = 500
+FAILOVER_TIMEOUT_MS = 1000
+
+
+class RedisError(RuntimeError):
+    """An error reply."""
+
+
+def free_port():
+    """A loopback TCP port free at the time of the call."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _read_reply(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise RedisError(f"unexpected reply {line!r}")
+
+
+def command(address, *args, timeout=10):
+    """Sends one command to `address` (host, port) and returns the reply."""
+    with socket.create_connection(address, timeout=timeout) as s:
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        s.sendall(b"".join(parts))
+        with s.makefile("rb") as f:
+            return _read_reply(f)
+
+
+def _pairs(flat):
+    """A flat [k1, v1, k2, v2, ...] reply as a dict of str."""
+    return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+
+
+class SentinelSet:
+    def __init__(self, sentinels=3):
+        self.ports = {"primary": free_port(), "replica": free_port()}
+        self.primary = redis_server.RedisServer(
+            "--port", str(self.ports["primary"]), "--bind", "127.0.0.1")
+        self.replica = redis_server.RedisServer(
+            "--port", str(self.ports["replica"]), "--bind", "127.0.0.1",
+            "--replicaof", "127.0.0.1", str(self.ports["primary"]))
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.dir = tempfile.mkdtemp(prefix="pyexec-sentinel-", dir="/tmp")
+        self.sentinels = []
+        self.url = "redis+sentinel://" + ",".join(
+            f"127.0.0.1:{p}" for p in self.sentinel_ports) + "/" + MASTER
+
+    def address(self, which):
+        return ("127.0.0.1", self.ports[which])
+
+    def start(self, timeout=60):
+        self.primary.start()
+        self.replica.start()
+        quorum = len(self.sentinel_ports) // 2 + 1
+        for i, port in enumerate(self.sentinel_ports):
+            d = os.path.join(self.dir, f"sentinel{i}")
+            os.mkdir(d)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                        f"logfile {d}/sentinel.log\n"
+                        f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['primary']} {quorum}\n"
+                        f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+                        f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n")
+            self.sentinels.append(subprocess.Popen(
+                ["redis-server", conf, "--sentinel"], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL))
+        # Ready when every Sentinel sees the replica and the other Sentinels
+        # (they find each other through the primary, within seconds): only
+        # then can they agree on a failover.
+        others = str(len(self.sentinel_ports) - 1)
+        if not self._poll(lambda: all(
+                self._master_info(p).get("num-other-sentinels") == others and
+                self._master_info(p).get("num-slaves") == "1"
+                for p in self.sentinel_ports), timeout):
+            raise RuntimeError(f"the Sentinels did not find each other in {timeout} s "
+                               f"(see {self.dir}/sentinel*/sentinel.log)")
+        return self
+
+    def _master_info(self, port):
+        try:
+            return _pairs(command(("127.0.0.1", port), "SENTINEL", "MASTER", MASTER))
+        except (OSError, RedisError):
+            return {}
+
+    @staticmethod
+    def _poll(predicate, timeout):
+        # Sentinel has no event to wait on: its state is read until it holds.
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def primary_address(self):
+        """The primary's address as the first Sentinel that answers names it."""
+        for port in self.sentinel_ports:
+            try:
+                host, p = command(("127.0.0.1", port), "SENTINEL", "get-master-addr-by-name",
+                                  MASTER)
+                return (host.decode(), int(p))
+            except (OSError, RedisError, TypeError, ValueError):
+                continue
+        return None
+
+    def await_primary(self, address, timeout=60):
+        """Polls every Sentinel until all name `address` as the primary."""
+        def named():
+            for port in self.sentinel_ports:
+                try:
+                    host, p = command(("127.0.0.1", port), "SENTINEL",
+                                      "get-master-addr-by-name", MASTER)
+                except (OSError, RedisError, TypeError, ValueError):
+                    return False
+                if (host.decode(), int(p)) != address:
+                    return False
+            return True
+        if not self._poll(named, timeout):
+            raise AssertionError(f"the Sentinels did not name {address} in {timeout} s "
+                                 f"(see {self.dir}/sentinel*/sentinel.log)")
+
+    def await_replicated(self):
+        """Returns once the replica has every write the primary acknowledged
+        so far: WAIT after a write of our own, which the replication stream
+        carries after all earlier ones."""
+        addr = self.address("primary")
+        with socket.create_connection(addr, timeout=30) as s, s.makefile("rb") as f:
+            s.sendall(b"*3\r\n$3\r\nSET\r\n$17\r\npyexec-test:fence\r\n$1\r\n1\r\n"
+                      b"*3\r\n$4\r\nWAIT\r\n$1\r\n1\r\n$5\r\n20000\r\n")
+            assert _read_reply(f) == "OK"
+            acked = _read_reply(f)
+        if acked < 1:
+            raise AssertionError("the replica did not acknowledge the writes")
+
+    def close(self):
+        for p in self.sentinels:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.sentinels = []
+        self.primary.close()
+        self.replica.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc):
+        self.close()

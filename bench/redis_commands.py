@@ -46,15 +46,15 @@ def commandstats(sock):
     return stats
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=200)
-    ap.add_argument("--binary", default=os.path.join(REPO, "bazel-bin", "tests", "server",
-                                                     "rpc", "fake_pyexecd"))
-    args = ap.parse_args()
+def measure(binary, n):
+    """Runs `n` executions of each shape on one node of `binary` over a
+    private redis-server; returns one dict per shape: shape, round_trips and
+    commands (per execution), detail (round trips by command) and rate
+    (executions/s, one client)."""
+    rows = []
     with redis_server.RedisServer() as redis:
         server = pyexecd.Server("--store", redis.url, "--store-namespace", "bench",
-                                "--log-level", "warn", binary=args.binary)
+                                "--log-level", "warn", binary=binary)
         server.start()
         try:
             stubs = pyexecd.stubs()
@@ -68,13 +68,10 @@ def main():
 
             for _ in range(5):
                 stub.Execute(request(True), timeout=30)
-            print("| shape | round trips / execution | commands / execution | executions/s "
-                  "(one client) |")
-            print("|---|---|---|---|")
             for shape in ("sync", "async"):
                 before = commandstats(redis.socket_path)
                 t0 = time.monotonic()
-                for _ in range(args.n):
+                for _ in range(n):
                     res = stub.Execute(request(shape == "sync"), timeout=30)
                     if shape == "async":
                         for _ in stub.StreamOutput(pb.StreamOutputRequest(
@@ -86,14 +83,30 @@ def main():
                 after = commandstats(redis.socket_path)
                 diff = {k: after[k] - before.get(k, 0) for k in after if k != "info"}
                 trips = sum(v for k, v in diff.items() if k in CLIENT_COMMANDS)
-                total = sum(diff.values())
-                detail = ", ".join(f"{k} {diff[k] / args.n:.1f}" for k in sorted(diff)
+                detail = ", ".join(f"{k} {diff[k] / n:.1f}" for k in sorted(diff)
                                    if k in CLIENT_COMMANDS and diff[k])
-                print(f"| {shape} | {trips / args.n:.1f} ({detail}) | {total / args.n:.1f} | "
-                      f"{args.n / elapsed:.0f} |")
+                rows.append({"shape": shape, "round_trips": trips / n,
+                             "commands": sum(diff.values()) / n, "detail": detail,
+                             "by_command": {k: v / n for k, v in diff.items() if v},
+                             "rate": n / elapsed})
         finally:
             server.stop()
             server.close()
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--binary", default=os.path.join(REPO, "bazel-bin", "tests", "server",
+                                                     "rpc", "fake_pyexecd"))
+    args = ap.parse_args()
+    print("| shape | round trips / execution | commands / execution | executions/s "
+          "(one client) |")
+    print("|---|---|---|---|")
+    for r in measure(args.binary, args.n):
+        print(f"| {r['shape']} | {r['round_trips']:.1f} ({r['detail']}) | {r['commands']:.1f} | "
+              f"{r['rate']:.0f} |")
 
 
 if __name__ == "__main__":

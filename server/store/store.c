@@ -29,8 +29,9 @@ struct px_watch {
  * yet (a NULL slot is an admission in progress) and the token bucket.
  * A record leaves its entry when px_record_finish ends it (quota_release,
  * through r->quota), so a finished execution's output is held only by the
- * store's retention; a record finished elsewhere (another node of a shared
- * store) leaves at its tenant's next admission. An entry with nothing in
+ * store's retention; a record finished without px_record_finish here leaves
+ * at its tenant's next admission. (A store shared by nodes counts the quotas
+ * itself, cluster-wide: px_store_ops.set_quotas.) An entry with nothing in
  * flight and a full bucket is freed (quota_sweep_locked, at every admission
  * and release), so entries are bounded by the tenants active within the
  * last minute, and their records by the executions in flight. */
@@ -79,6 +80,8 @@ static void quota_free(px_quota *q) {
 int px_store_set_quotas(px_store *s, const px_quota_config *cfg, px_error *err) {
     if (cfg->max_concurrent <= 0 && cfg->max_queued <= 0 && cfg->max_per_minute <= 0)
         return 0;
+    if (s->ops->set_quotas)
+        return s->ops->set_quotas(s, cfg, err);
     px_quota *q = calloc(1, sizeof *q);
     if (!q)
         return px_error_set(err, PX_E_INTERNAL, "store: out of memory");
@@ -174,11 +177,32 @@ static void quota_release(px_quota *q, px_record *r) {
     pthread_mutex_unlock(&q->mu);
 }
 
+int px_quota_refuse(px_error *err, const px_quota_config *c, px_quota_kind kind, const char *tenant,
+                    int64_t n) {
+    px_quoted qt;
+    switch (kind) {
+    case PX_QUOTA_CONCURRENT:
+        return px_error_set(err, PX_E_EXHAUSTED,
+                            "tenant '%s': quota of %d concurrent executions reached "
+                            "(--tenant-max-concurrent; %lld pending or running)",
+                            px_quote_str(&qt, tenant), c->max_concurrent, (long long)n);
+    case PX_QUOTA_QUEUED:
+        return px_error_set(err, PX_E_EXHAUSTED,
+                            "tenant '%s': quota of %d queued executions reached "
+                            "(--tenant-max-queued; %lld waiting for a slot)",
+                            px_quote_str(&qt, tenant), c->max_queued, (long long)n);
+    case PX_QUOTA_PER_MINUTE: break;
+    }
+    return px_error_set(err, PX_E_EXHAUSTED,
+                        "tenant '%s': quota of %d executions per minute reached "
+                        "(--tenant-max-per-minute; the next one fits in %.1f s)",
+                        px_quote_str(&qt, tenant), c->max_per_minute, (double)n / 1000.0);
+}
+
 /* Checks `tenant`'s quotas for one more job and, if it fits, takes a slot
  * (and a token). Records finished without px_record_finish here (another
  * node's) leave the entry first (lock order quota -> record -> job). */
 static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
-    px_quoted qt;
     pthread_mutex_lock(&q->mu);
     quota_sweep_locked(q);
     quota_tenant *t = quota_find_locked(q, tenant, err);
@@ -202,23 +226,14 @@ static int quota_reserve(px_quota *q, const char *tenant, px_error *err) {
     const px_quota_config *c = &q->cfg;
     int rc = 0;
     if (c->max_concurrent > 0 && t->n >= (size_t)c->max_concurrent) {
-        rc = px_error_set(err, PX_E_EXHAUSTED,
-                          "tenant '%s': quota of %d concurrent executions reached "
-                          "(--tenant-max-concurrent; %zu pending or running)",
-                          px_quote_str(&qt, tenant), c->max_concurrent, t->n);
+        rc = px_quota_refuse(err, c, PX_QUOTA_CONCURRENT, tenant, (int64_t)t->n);
     } else if (c->max_queued > 0 && pending >= (size_t)c->max_queued) {
-        rc = px_error_set(err, PX_E_EXHAUSTED,
-                          "tenant '%s': quota of %d queued executions reached "
-                          "(--tenant-max-queued; %zu waiting for a slot)",
-                          px_quote_str(&qt, tenant), c->max_queued, pending);
+        rc = px_quota_refuse(err, c, PX_QUOTA_QUEUED, tenant, (int64_t)pending);
     } else if (c->max_per_minute > 0) {
         quota_refill_locked(q, t, px_now_mono_ms());
         if (t->tokens < 1.0)
-            rc = px_error_set(err, PX_E_EXHAUSTED,
-                              "tenant '%s': quota of %d executions per minute reached "
-                              "(--tenant-max-per-minute; the next one fits in %.1f s)",
-                              px_quote_str(&qt, tenant), c->max_per_minute,
-                              (1.0 - t->tokens) * 60.0 / c->max_per_minute);
+            rc = px_quota_refuse(err, c, PX_QUOTA_PER_MINUTE, tenant,
+                                 (int64_t)((1.0 - t->tokens) * 60000.0 / c->max_per_minute));
         else
             t->tokens -= 1.0;
     }

@@ -140,7 +140,9 @@ typedef struct px_quota_config {
 } px_quota_config;
 
 /* Turns the quotas on (all zero: off). Call once, before the store is
- * used. Returns 0, or -1 with `err` (PX_E_INTERNAL out of memory). */
+ * used. The memory store counts them in this process; the Redis store in
+ * Redis, for the whole cluster (every node refuses the same way). Returns
+ * 0, or -1 with `err` (PX_E_INTERNAL out of memory). */
 int px_store_set_quotas(px_store *store, const px_quota_config *quotas, px_error *err);
 
 /* Removes a record from the store at once (e.g. its job was never admitted).

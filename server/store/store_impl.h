@@ -42,7 +42,23 @@ typedef struct px_store_ops {
     /* Only the records of `tenant` (px_record_tenant). */
     int (*list)(px_store *s, const char *tenant, px_status status, size_t page_size,
                 const char *page_token, px_store_page *page, px_error *err);
+    /* Optional: the implementation enforces the tenants' quotas itself (in
+     * its admit, e.g. cluster-wide, refusing with px_quota_refuse); store.c
+     * then counts nothing. Absent: store.c counts them in this process. */
+    int (*set_quotas)(px_store *s, const px_quota_config *quotas, px_error *err);
 } px_store_ops;
+
+typedef enum px_quota_kind {
+    PX_QUOTA_CONCURRENT = 1, /* `n`: the tenant's executions pending or running */
+    PX_QUOTA_QUEUED = 2,     /* `n`: those waiting for a slot */
+    PX_QUOTA_PER_MINUTE = 3, /* `n`: ms until the next admission fits */
+} px_quota_kind;
+
+/* Sets `err` to the refusal of `tenant`'s quota `kind` (PX_E_EXHAUSTED,
+ * naming the quota and its flag): the same words from every
+ * implementation. Returns -1. */
+int px_quota_refuse(px_error *err, const px_quota_config *quotas, px_quota_kind kind,
+                    const char *tenant, int64_t n);
 
 typedef struct px_record_ops {
     /* The last reference is gone and the watchers are freed: free the rest. */

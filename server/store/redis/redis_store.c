@@ -79,7 +79,7 @@ static px_record *rs_store_admit(px_store *base, const char *request_id, const u
     char dig[PX_SHA256_LEN * 2 + 1], old_dig[PX_RSTORE_DIGEST_MAX + 1], id[PX_ID_LEN + 1];
     digest_hex(request_id && request_id[0] ? digest : NULL, dig);
     rc = px_rstore_create(st->rs, tenant, request_id ? request_id : "", dig, job, job_len,
-                          st->cfg.max_queued, id, existed, old_dig, err);
+                          st->cfg.max_queued, &st->quotas, id, existed, old_dig, err);
     free(job);
     if (rc < 0)
         return NULL;
@@ -92,6 +92,14 @@ static px_record *rs_store_admit(px_store *base, const char *request_id, const u
         px_info("execution %s: queued; %s", id, origin ? origin : "");
     rs_record *r = rs_proxy(st, id, 0, tenant, err);
     return r ? &r->base : NULL;
+}
+
+/* The quotas hold cluster-wide: the create script checks and counts them
+ * in Redis, and every end releases them there. */
+static int rs_store_set_quotas(px_store *base, const px_quota_config *quotas, px_error *err) {
+    (void)err;
+    ((rs_store *)base)->quotas = *quotas;
+    return 0;
 }
 
 static px_record *rs_store_get(px_store *base, const char *id, px_error *err) {
@@ -337,4 +345,5 @@ static const px_store_ops rs_store_ops = {
     .remove = rs_store_remove,
     .count = rs_store_count,
     .list = rs_store_list,
+    .set_quotas = rs_store_set_quotas,
 };

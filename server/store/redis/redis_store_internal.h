@@ -51,6 +51,9 @@ typedef struct rs_record {
 struct rs_store {
     px_store base;             /* first: the interface */
     px_redis_store_config cfg; /* its strings point to the copies below */
+    /* The tenants' quotas, checked and counted in Redis (set before use,
+     * then read-only); all 0: none. */
+    px_quota_config quotas;
     char node[PX_RSTORE_NAME_MAX + 1];
     char ns[PX_RSTORE_NAME_MAX + 1];
     /* NULL once the store is freed: proxies may outlive it (store.h), and

@@ -18,6 +18,7 @@
 #include "server/store/redis/conn.h"
 #include "server/store/redis/rstore_internal.h"
 #include "server/store/redis/scripts.h"
+#include "server/store/store_impl.h"
 
 static void conn_cfg_password_free(px_redis_conn_config *c) {
     if (c->password) {
@@ -425,7 +426,7 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err) {
 
 int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
-                     char id_out[PX_ID_LEN + 1], bool *existed,
+                     const px_quota_config *quotas, char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err) {
     *existed = false;
     digest_out[0] = '\0';
@@ -443,10 +444,19 @@ int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, 
     int64_t now_ms = px_now_unix_ms();
     NUM(now, now_ms);
     NUM(oldest, (now_ms - rs->cfg.retention_ms - PX_RSTORE_LIST_SLACK_MS) * 1000);
-    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now, tenant, oldest};
+    static const px_quota_config none = {0};
+    const px_quota_config *qc = quotas ? quotas : &none;
+    char mc[24], mq[24], mm[24];
+    NUM(mc, qc->max_concurrent > 0 ? qc->max_concurrent : 0);
+    NUM(mq, qc->max_queued > 0 ? qc->max_queued : 0);
+    NUM(mm, qc->max_per_minute > 0 ? qc->max_per_minute : 0);
+    const char *argv[] = {id, request_id, digest, (const char *)job, maxq, now, tenant, oldest,
+                          mc, mq,         mm};
     size_t len[] = {strlen(id),   strlen(request_id), strlen(digest), job_len,
-                    strlen(maxq), strlen(now),        strlen(tenant), strlen(oldest)};
-    _cleanup_reply_ redisReply *r = rstore_eval(rs, PX_RSCRIPT_CREATE, 8, argv, len, true, err);
+                    strlen(maxq), strlen(now),        strlen(tenant), strlen(oldest),
+                    strlen(mc),   strlen(mq),         strlen(mm)};
+    _cleanup_reply_ redisReply *r = rstore_eval(rs, PX_RSCRIPT_CREATE, PX_ARRAY_SIZE(argv), argv,
+                                                len, true, err);
     if (!r)
         return px_error_wrap(err, "create");
     long long kind = rstore_elem_int(r, 0, -1);
@@ -454,6 +464,12 @@ int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, 
     if (kind == 2)
         return px_error_set(err, PX_E_EXHAUSTED, "the queue is full (%lld executions waiting)",
                             rstore_elem_int(r, 1, 0));
+    if (kind == 3) {
+        long long which = rstore_elem_int(r, 1, 0);
+        if (which < PX_QUOTA_CONCURRENT || which > PX_QUOTA_PER_MINUTE)
+            return rstore_bad_reply(PX_RSCRIPT_CREATE, err);
+        return px_quota_refuse(err, qc, (px_quota_kind)which, tenant, rstore_elem_int(r, 2, 0));
+    }
     if ((kind != 0 && kind != 1) || !rid || rid->len != PX_ID_LEN)
         return rstore_bad_reply(PX_RSCRIPT_CREATE, err);
     memcpy(id_out, rid->str, PX_ID_LEN);

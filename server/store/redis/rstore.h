@@ -134,11 +134,16 @@ int px_rstore_sweep(px_rstore *rs, unsigned *lost, px_error *err);
  * nothing and returns that one's id with *existed = true and its digest in
  * digest_out (the caller compares it with `digest`, a fingerprint of the
  * request of at most PX_RSTORE_DIGEST_MAX bytes). PX_E_EXHAUSTED if
- * `max_queued` jobs are already queued, cluster-wide. The record keeps
+ * `max_queued` jobs are already queued, cluster-wide. With `quotas` (NULL
+ * or all 0: none) `tenant`'s quotas are checked and the record counted,
+ * cluster-wide and in the same script: PX_E_EXHAUSTED naming the quota
+ * (px_quota_refuse) if one is reached; the count is released at the
+ * record's end, whichever way it ends (finish, kill while queued, sweep).
+ * A request_id already known is never refused by a quota. The record keeps
  * `tenant` ("" when none; px_rstore_view.tenant). */
 int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, const char *digest,
                      const uint8_t *job, size_t job_len, unsigned max_queued,
-                     char id_out[PX_ID_LEN + 1], bool *existed,
+                     const px_quota_config *quotas, char id_out[PX_ID_LEN + 1], bool *existed,
                      char digest_out[PX_RSTORE_DIGEST_MAX + 1], px_error *err);
 
 typedef struct px_rstore_job {

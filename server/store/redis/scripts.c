@@ -27,6 +27,12 @@
  *                  must carry out
  *   P fw:<name>    stream (one entry): wakes the node's output follower when
  *                  it must follow one more execution
+ *   P tq:<tenant>  hash: the tenant's quota counts, c (executions counted
+ *                  and not terminal) and q (of those, PENDING); deleted when
+ *                  c is back to 0. A record counted has qc = 1.
+ *   P tb:<tenant>  hash: the tenant's per-minute bucket, tok (tokens) and at
+ *                  (unix ms of the last refill); expires when it would be
+ *                  full again
  *
  * Fencing: a node's token is the epoch it got with its lease. A claim writes
  * own/fen; every later write by the owner passes the token and succeeds only
@@ -52,11 +58,21 @@ static const char PRELUDE[] =
     "local PENDING, RUNNING, COMPLETED, FAILED, KILLED = %d, %d, %d, %d, %d\n"
     "local R_LOST, E_INTERNAL = %d, %d\n"
     "local function terminal(st) return st == COMPLETED or st == FAILED or st == KILLED end\n"
+    /* A record counted by its tenant's quotas (qc) leaves the queued count
+     * (`queued`: it was PENDING) and, `ended`, the concurrent one. */
+    "local function quota_leave(tn, queued, ended)\n"
+    "  local tq = P .. 'tq:' .. (tn or '')\n"
+    "  if queued then redis.call('HINCRBY', tq, 'q', -1) end\n"
+    "  if ended and redis.call('HINCRBY', tq, 'c', -1) <= 0 then redis.call('DEL', tq) end\n"
+    "end\n"
     /* The one terminal transition of a non-terminal record; `fields` are
-     * HSET pairs with at least st. */
+     * HSET pairs with at least st. Every end goes through here (finish,
+     * kill while queued, the sweep, a lease taken again or given up), so a
+     * tenant's quota counts are released on each. */
     "local function finish(id, k, fields, ttl)\n"
-    "  local h = redis.call('HMGET', k, 'own', 'qid', 'rid', 'len')\n"
+    "  local h = redis.call('HMGET', k, 'own', 'qid', 'rid', 'len', 'st', 'qc', 'tn')\n"
     "  local own, qid, rid, len = h[1], h[2], h[3], tonumber(h[4] or '0')\n"
+    "  if h[6] == '1' then quota_leave(h[7], tonumber(h[5]) == PENDING, true) end\n"
     "  redis.call('HSET', k, unpack(fields))\n"
     "  local st = redis.call('HGET', k, 'st')\n"
     "  local out = P .. 'out:' .. id\n"
@@ -129,12 +145,17 @@ typedef struct script {
 /* clang-format off */
 static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
     /* ARGV: P, id, request_id, digest, packed job, max queued, now, tenant,
-     * the oldest list score kept. The record enters its tenant's list
+     * the oldest list score kept, then the tenant's quotas (0: none):
+     * concurrent, queued, per minute. The record enters its tenant's list
      * (`list:<tenant>`, a sorted set scored created-at ms * 1000 + a counter
-     * mod 1000), whose entries older than the last argument are trimmed.
+     * mod 1000), whose entries older than the oldest score kept are trimmed.
+     * With a quota it is counted in tq:<tenant> (and takes a token from
+     * tb:<tenant>, a bucket of `per minute` tokens refilled at that rate).
      * Safe to repeat with the same id.
      * -> {0, id} created; {1, existing id, its digest} request_id known;
-     *    {2, queued} the queue is full. */
+     *    {2, queued} the queue is full; {3, quota, n} a tenant's quota is
+     *    reached: 1 concurrent (n counted), 2 queued (n PENDING), 3 per
+     *    minute (n: ms until the next token). */
     [PX_RSCRIPT_CREATE] = {"create",
                            "local id, rid = ARGV[2], ARGV[3]\n"
                            "if redis.call('EXISTS', P .. 'exe:' .. id) == 1 then\n"
@@ -150,10 +171,38 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                            "local q = P .. 'queue'\n"
                            "local n = redis.call('XLEN', q)\n"
                            "if n >= tonumber(ARGV[6]) then return {2, n} end\n"
+                           "local tn, now = ARGV[8], tonumber(ARGV[7])\n"
+                           "local mc, mq, mm = tonumber(ARGV[10]), tonumber(ARGV[11]),\n"
+                           "                   tonumber(ARGV[12])\n"
+                           "local counted = mc > 0 or mq > 0 or mm > 0\n"
+                           "if counted then\n"
+                           "  local tq = P .. 'tq:' .. tn\n"
+                           "  local h = redis.call('HMGET', tq, 'c', 'q')\n"
+                           "  local c, w = tonumber(h[1] or '0'), tonumber(h[2] or '0')\n"
+                           "  if mc > 0 and c >= mc then return {3, 1, c} end\n"
+                           "  if mq > 0 and w >= mq then return {3, 2, w} end\n"
+                           "  if mm > 0 then\n"
+                           "    local tb = P .. 'tb:' .. tn\n"
+                           "    local b = redis.call('HMGET', tb, 'tok', 'at')\n"
+                           "    local tok, at = tonumber(b[1] or mm), tonumber(b[2] or now)\n"
+                           "    if now > at then\n"
+                           "      tok = math.min(mm, tok + (now - at) * mm / 60000)\n"
+                           "      at = now\n"
+                           "    end\n"
+                           "    if tok < 1 then\n"
+                           "      return {3, 3, math.ceil((1 - tok) * 60000 / mm)}\n"
+                           "    end\n"
+                           "    tok = tok - 1\n"
+                           "    redis.call('HSET', tb, 'tok', tostring(tok), 'at', at)\n"
+                           "    redis.call('PEXPIRE', tb, math.ceil((mm - tok) * 60000 / mm) + 1)\n"
+                           "  end\n"
+                           "  redis.call('HINCRBY', tq, 'c', 1)\n"
+                           "  redis.call('HINCRBY', tq, 'q', 1)\n"
+                           "end\n"
                            "local qid = redis.call('XADD', q, '*', 'id', id)\n"
                            "redis.call('HSET', P .. 'exe:' .. id, 'st', PENDING, 'len', 0,\n"
                            "           'qid', qid, 'rid', rid, 'dig', ARGV[4], 'ca', ARGV[7],\n"
-                           "           'tn', ARGV[8])\n"
+                           "           'tn', tn, 'qc', counted and '1' or '0')\n"
                            "redis.call('SET', P .. 'req:' .. id, ARGV[5])\n"
                            "if rid ~= '' then redis.call('SET', P .. 'rid:' .. rid, id) end\n"
                            "local lk = P .. 'list:' .. ARGV[8]\n"
@@ -197,6 +246,8 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                                 "if ok ~= 1 then return ok end\n"
                                 "if st ~= PENDING then return 0 end\n"
                                 "redis.call('HSET', k, 'st', RUNNING, 'sa', ARGV[4])\n"
+                                "local h = redis.call('HMGET', k, 'qc', 'tn')\n"
+                                "if h[1] == '1' then quota_leave(h[2], true, false) end\n"
                                 "return 1\n"},
 
     /* ARGV: P, id, token, offset, stream, bytes.

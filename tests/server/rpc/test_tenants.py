@@ -322,6 +322,31 @@ def test_per_minute_quota(token_file):
         Tenant(srv.channel(), TOKENS["bob"]).run("print:bob\n")
 
 
+def test_quotas_over_the_redis_store_hold_for_the_cluster(token_file):
+    """Two nodes on one Redis: a tenant's quota is one count for both, and
+    an end on either node frees the slot on both."""
+    import shutil as _shutil
+    if _shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    import redis_server
+    with redis_server.RedisServer() as redis:
+        common = ("--auth-tokens", token_file, "--store", redis.url, "--store-namespace",
+                  f"quotas{os.getpid()}", "--tenant-max-concurrent", "1")
+        with server(*common, "--node-name", "q1") as n1, \
+                server(*common, "--node-name", "q2") as n2:
+            alice1 = Tenant(n1.channel(), TOKENS["alice"])
+            alice2 = Tenant(n2.channel(), TOKENS["alice"])
+            first = alice1.submit("sleep").execution_id
+            code, details = code_of(lambda: alice2.submit("sleep"))
+            assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert details == "execute: tenant 'alice': quota of 1 concurrent executions " \
+                              "reached (--tenant-max-concurrent; 1 pending or running)"
+            Tenant(n2.channel(), TOKENS["bob"]).run("print:bob is not counted\n")
+            assert alice2.kill(first).status == alice2.pb.EXECUTION_STATUS_KILLED
+            alice1.kill(alice1.submit("sleep").execution_id)  # the kill on n2 freed it
+            alice2.run("print:again\n")
+
+
 # ---- clients: the CLI, the Python client ----
 
 def cli(*args, env=None):

@@ -459,6 +459,199 @@ TEST_F(RedisStore, ControlWatchersAreWokenByTheEndNotByOutput) {
     px_record_unref(r);
 }
 
+// ---- tenant quotas, cluster-wide ----
+
+Store OpenWithQuotas(const px_redis_store_config &c, int concurrent, int queued, int per_minute) {
+    Store s = Open(c);
+    px_quota_config q = {concurrent, queued, per_minute};
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(px_store_set_quotas(s.get(), &q, &err), 0) << err.msg;
+    return s;
+}
+
+// Admits a job of `tenant` on `s`: the record, or NULL with *err set.
+px_record *AdmitAs(px_store *s, const char *tenant, px_error *err, const char *request_id = "") {
+    px_job_spec *spec = Spec();
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", tenant);
+    bool existed = false;
+    uint8_t digest[PX_SHA256_LEN] = {7};
+    return px_store_admit(s, request_id, request_id[0] ? digest : nullptr, spec, "test", &existed,
+                          err);
+}
+
+bool Mentions(const px_error &err, const char *words) {
+    return std::string(err.msg).find(words) != std::string::npos;
+}
+
+// A tenant's executions in flight are counted once for the cluster: what
+// one node admitted counts on the other, and a finish on a third (the
+// worker) gives the slot back at once, on every node.
+TEST_F(RedisStore, ConcurrentQuotaHoldsAcrossNodesAndEndsGiveItBack) {
+    FakeRunner runner;
+    Store a = OpenWithQuotas(Config(srv_, "a", nullptr), 2, 0, 0);
+    Store b = OpenWithQuotas(Config(srv_, "b", nullptr), 2, 0, 0);
+    px_error err = PX_ERROR_INIT;
+    px_record *r1 = AdmitAs(a.get(), "alice", &err);
+    ASSERT_NE(r1, nullptr) << err.msg;
+    px_record *r2 = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(r2, nullptr) << err.msg;
+    EXPECT_EQ(AdmitAs(a.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_TRUE(Mentions(err, "tenant 'alice': quota of 2 concurrent executions reached "
+                              "(--tenant-max-concurrent; 2 pending or running)"))
+        << err.msg;
+    EXPECT_EQ(AdmitAs(b.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    // Another tenant has its own count; a repeat of an admitted request is
+    // found, not refused.
+    px_record *bob = AdmitAs(b.get(), "bob", &err, "bob-1");
+    ASSERT_NE(bob, nullptr) << err.msg;
+    px_record *again = AdmitAs(a.get(), "bob", &err, "bob-1");
+    ASSERT_NE(again, nullptr) << err.msg;
+    EXPECT_STREQ(px_record_id(again), px_record_id(bob));
+    px_record_unref(again);
+    // A worker runs alice's first job to its end: b admits at once, with
+    // no admission on a in between.
+    Store w = OpenWithQuotas(Config(srv_, "w", &runner), 2, 0, 0);
+    FakeRunner::Job *job = nullptr;
+    for (size_t n = 1; n <= 3; n++) {
+        FakeRunner::Job *j = runner.WaitJob(n);
+        ASSERT_NE(j, nullptr);
+        if (strcmp(px_record_id(j->record), px_record_id(r1)) == 0)
+            job = j;
+    }
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    px_outcome end = Exited(0);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    px_record *r3 = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(r3, nullptr) << err.msg;
+    EXPECT_EQ(AdmitAs(a.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    // Kills of r2 and r3 (both with the worker: it has free slots) end
+    // them: both slots come back.
+    ASSERT_NE(runner.WaitJob(4), nullptr);
+    for (px_record *r : {r2, r3}) {
+        FakeRunner::Job *j = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(runner.mu);
+            for (FakeRunner::Job *k : runner.jobs)
+                if (strcmp(px_record_id(k->record), px_record_id(r)) == 0)
+                    j = k;
+        }
+        ASSERT_NE(j, nullptr);
+        EXPECT_TRUE(px_record_kill(r, PX_KILL_RPC));
+        ASSERT_TRUE(runner.WaitKilled(j));
+        px_outcome o = {};
+        o.status = PX_STATUS_KILLED;
+        o.reason = PX_REASON_KILLED;
+        EXPECT_TRUE(px_record_finish(j->record, &o));
+    }
+    EXPECT_EQ(srv_.Int({"EXISTS", "px:t:tq:alice"}), 0); // nothing in flight: no count kept
+    px_record *r4 = AdmitAs(a.get(), "alice", &err);
+    ASSERT_NE(r4, nullptr) << err.msg;
+    px_record *r5 = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(r5, nullptr) << err.msg;
+    for (px_record *r : {r1, r2, r3, r4, r5, bob})
+        px_record_unref(r);
+}
+
+// A job killed while still queued (no worker took it) ends at once, and so
+// does its count.
+TEST_F(RedisStore, AKillWhileQueuedGivesTheQuotaSlotBack) {
+    Store a = OpenWithQuotas(Config(srv_, "a", nullptr), 1, 0, 0);
+    Store b = OpenWithQuotas(Config(srv_, "b", nullptr), 1, 0, 0);
+    px_error err = PX_ERROR_INIT;
+    px_record *r = AdmitAs(a.get(), "alice", &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    EXPECT_EQ(AdmitAs(b.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_TRUE(px_record_kill(r, PX_KILL_RPC));
+    px_record *next = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(next, nullptr) << err.msg;
+    px_record_unref(next);
+    px_record_unref(r);
+}
+
+// Queued: the tenant's PENDING executions, cluster-wide; one that starts
+// (RUNNING) leaves the count.
+TEST_F(RedisStore, QueuedQuotaCountsPendingExecutionsOfEveryNode) {
+    Store a = OpenWithQuotas(Config(srv_, "a", nullptr), 0, 1, 0);
+    Store b = OpenWithQuotas(Config(srv_, "b", nullptr), 0, 1, 0);
+    px_error err = PX_ERROR_INIT;
+    px_record *r1 = AdmitAs(a.get(), "alice", &err);
+    ASSERT_NE(r1, nullptr) << err.msg;
+    EXPECT_EQ(AdmitAs(b.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_TRUE(Mentions(err, "tenant 'alice': quota of 1 queued executions reached "
+                              "(--tenant-max-queued; 1 waiting for a slot)"))
+        << err.msg;
+    FakeRunner runner;
+    Store w = OpenWithQuotas(Config(srv_, "w", &runner), 0, 1, 0);
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    // Claimed but not started: still waiting for its slot.
+    EXPECT_EQ(AdmitAs(b.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    px_record_set_running(job->record, 1000);
+    px_record *r2 = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(r2, nullptr) << err.msg;
+    px_outcome end = Exited(0);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    px_record_unref(r2);
+    px_record_unref(r1);
+}
+
+// Per minute: one bucket per tenant for the cluster.
+TEST_F(RedisStore, PerMinuteQuotaIsOneBucketForTheCluster) {
+    Store a = OpenWithQuotas(Config(srv_, "a", nullptr), 0, 0, 2);
+    Store b = OpenWithQuotas(Config(srv_, "b", nullptr), 0, 0, 2);
+    px_error err = PX_ERROR_INIT;
+    px_record *r1 = AdmitAs(a.get(), "alice", &err);
+    ASSERT_NE(r1, nullptr) << err.msg;
+    px_record *r2 = AdmitAs(b.get(), "alice", &err);
+    ASSERT_NE(r2, nullptr) << err.msg;
+    EXPECT_EQ(AdmitAs(a.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    EXPECT_TRUE(Mentions(err, "tenant 'alice': quota of 2 executions per minute reached "
+                              "(--tenant-max-per-minute; the next one fits in "))
+        << err.msg;
+    px_record *other = AdmitAs(b.get(), "bob", &err);
+    ASSERT_NE(other, nullptr) << err.msg;
+    for (px_record *r : {r1, r2, other})
+        px_record_unref(r);
+}
+
+// A worker that lost its lease: its run ends FAILED/LOST through the reap,
+// which gives the tenant's slot back too.
+TEST_F(RedisStore, ALostRunGivesItsQuotaSlotBack) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.redis.lease_ms = 300;
+    Store front = OpenWithQuotas(Config(srv_, "front", nullptr), 1, 0, 0);
+    Store worker = OpenWithQuotas(wc, 1, 0, 0);
+    px_error err = PX_ERROR_INIT;
+    px_record *r = AdmitAs(front.get(), "alice", &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    EXPECT_EQ(AdmitAs(front.get(), "alice", &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_EXHAUSTED);
+    ASSERT_EQ(srv_.Int({"DEL", "px:t:node:worker"}), 1);
+    ASSERT_TRUE(runner.WaitKilled(job));
+    ASSERT_TRUE(WaitTerminal(r));
+    px_outcome late = Exited(0);
+    EXPECT_FALSE(px_record_finish(job->record, &late)); // fenced
+    px_record_view v = Snapshot(r, false);
+    EXPECT_EQ(v.outcome.reason, PX_REASON_LOST);
+    px_record_view_release(&v);
+    px_record *next = AdmitAs(front.get(), "alice", &err);
+    ASSERT_NE(next, nullptr) << err.msg;
+    px_record_unref(next);
+    px_record_unref(r);
+}
+
 // How often Redis ran `command` (its INFO commandstats calls), inside
 // scripts or not.
 long long CommandCalls(RedisServer &srv, const std::string &command) {

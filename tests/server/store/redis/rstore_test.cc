@@ -53,7 +53,7 @@ std::string Create(px_rstore *rs, const std::string &job = "JOB", const char *ri
     bool existed;
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(px_rstore_create(rs, "", rid, digest, reinterpret_cast<const uint8_t *>(job.data()),
-                               job.size(), 100, id, &existed, dig, &err),
+                               job.size(), 100, nullptr, id, &existed, dig, &err),
               0)
         << err.msg;
     return id;
@@ -311,8 +311,8 @@ TEST_F(RStore, RequestIdIsIdempotentAcrossNodes) {
     bool existed = false;
     px_error err = PX_ERROR_INIT;
     ASSERT_EQ(px_rstore_create(b.get(), "", "req-1", "digest-2",
-                               reinterpret_cast<const uint8_t *>("J"), 1, 100, id, &existed, dig,
-                               &err),
+                               reinterpret_cast<const uint8_t *>("J"), 1, 100, nullptr, id,
+                               &existed, dig, &err),
               0);
     EXPECT_TRUE(existed);
     EXPECT_EQ(first, id);
@@ -332,15 +332,18 @@ TEST_F(RStore, QueueLimitIsClusterWide) {
     bool existed;
     px_error err = PX_ERROR_INIT;
     const uint8_t job[] = "J";
-    ASSERT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0);
-    ASSERT_EQ(px_rstore_create(b.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0);
-    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), -1);
+    ASSERT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, nullptr, id, &existed, dig, &err),
+              0);
+    ASSERT_EQ(px_rstore_create(b.get(), "", "", "", job, 1, 2, nullptr, id, &existed, dig, &err),
+              0);
+    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, nullptr, id, &existed, dig, &err),
+              -1);
     EXPECT_EQ(err.code, PX_E_EXHAUSTED);
     EXPECT_NE(std::string(err.msg).find("queue is full"), std::string::npos) << err.msg;
     // A claimed job leaves the queue.
     int64_t token = Lease(b.get());
     ASSERT_NE(Claim(b.get(), token), "");
-    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, id, &existed, dig, &err), 0)
+    EXPECT_EQ(px_rstore_create(a.get(), "", "", "", job, 1, 2, nullptr, id, &existed, dig, &err), 0)
         << err.msg;
 }
 

@@ -71,6 +71,12 @@ class FakeEngine {
         return false;
     }
 
+    // Responds and has the connection closed: `return Answer(...)` in a handler.
+    static bool Answer(int fd, int status, const std::string &body) {
+        Respond(fd, status, body);
+        return true;
+    }
+
     static void Respond(int fd, int status, const std::string &body) {
         std::string head = "HTTP/1.1 " + std::to_string(status) +
                            " X\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -218,7 +224,14 @@ class FakeEngineTest : public ::testing::Test {
         return run->Effective(result);
     }
 
+    // Runs spec_ with a project of one main.py holding `code`.
+    px_sandbox_result RunMain(const std::string &code, px_sandbox_run *run) {
+        spec_.Tar(MakeTar({{"main.py", code}}));
+        return Run(spec_, run);
+    }
+
     px_sandbox sandbox_ = {};
+    Spec spec_; // what RunMain runs; a test may set more of it first
 };
 
 TEST_F(FakeEngineTest, DaemonDown) {
@@ -235,10 +248,8 @@ TEST_F(FakeEngineTest, DaemonDown) {
         << err.msg;
     EXPECT_EQ(std::string(err.msg).find("localhost"), std::string::npos) << err.msg;
 
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_UNAVAILABLE) << result.error.msg;
     EXPECT_NE(std::string(result.error.msg).find("/tmp/pyexec-no-such-dir/docker.sock"),
@@ -249,27 +260,21 @@ TEST_F(FakeEngineTest, DaemonDown) {
 
 TEST_F(FakeEngineTest, CreateFailsWithHttp500) {
     FakeEngine engine([](const Request &r, int fd) {
-        if (r.target.rfind("/containers/create", 0) == 0) {
-            FakeEngine::Respond(fd, 500, "{\"message\":\"no space left on device\"}");
-            return true;
-        }
-        if (r.method == "DELETE") {
-            FakeEngine::Respond(fd, 404, "{\"message\":\"No such container\"}");
-            return true;
-        }
+        if (r.target.rfind("/containers/create", 0) == 0)
+            return FakeEngine::Answer(fd, 500, "{\"message\":\"no space left on device\"}");
+        if (r.method == "DELETE")
+            return FakeEngine::Answer(fd, 404, "{\"message\":\"No such container\"}");
         return Routine(r, fd);
     });
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_INTERNAL);
     EXPECT_STREQ(result.error.msg,
                  "create container: POST /containers/create: HTTP 500: no space left on device");
     EXPECT_EQ(run.started, 0);
-    EXPECT_TRUE(engine.Saw("DELETE /containers/pyexec-" + spec.id() + "?force=1&v=1"))
+    EXPECT_TRUE(engine.Saw("DELETE /containers/pyexec-" + spec_.id() + "?force=1&v=1"))
         << "a half-created container would not leak";
 }
 
@@ -285,11 +290,9 @@ TEST_F(FakeEngineTest, EngineThatNeverAnswersIsBoundedByTheApiTimeout) {
     EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
     EXPECT_LT(px_now_mono_ms() - t0, kHangGuardMs);
 
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
     t0 = px_now_mono_ms();
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     int64_t took = px_now_mono_ms() - t0;
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_UNAVAILABLE) << result.error.msg;
@@ -308,10 +311,8 @@ TEST_F(FakeEngineTest, TruncatedFrameOnAttach) {
         return Routine(r, fd);
     });
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_INTERNAL);
     EXPECT_NE(std::string(result.error.msg).find("truncated frame"), std::string::npos)
@@ -332,11 +333,9 @@ TEST_F(FakeEngineTest, OversizedFrameOnAttach) {
         return Routine(r, fd);
     });
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
     int64_t t0 = px_now_mono_ms();
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_LT(px_now_mono_ms() - t0, kHangGuardMs);
     EXPECT_FALSE(result.ran);
     EXPECT_EQ(result.error.code, PX_E_INTERNAL);
@@ -352,17 +351,13 @@ TEST_F(FakeEngineTest, ContainerThatVanishesIsLost) {
             FakeEngine::WriteAll(fd, kUpgraded + Frame(1, 3, "hi\n"));
             return true; // a clean end of stream
         }
-        if (r.target.find("/wait") != std::string::npos) {
-            FakeEngine::Respond(fd, 404, "{\"message\":\"No such container: c0ffee\"}");
-            return true;
-        }
+        if (r.target.find("/wait") != std::string::npos)
+            return FakeEngine::Answer(fd, 404, "{\"message\":\"No such container: c0ffee\"}");
         return Routine(r, fd);
     });
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_FALSE(result.ran);
     EXPECT_TRUE(result.lost);
     EXPECT_NE(std::string(result.error.msg).find("vanished"), std::string::npos)
@@ -376,21 +371,16 @@ TEST_F(FakeEngineTest, ExitCodeAndOomFromInspect) {
             FakeEngine::WriteAll(fd, kUpgraded);
             return true;
         }
-        if (r.target.find("/wait") != std::string::npos) {
-            FakeEngine::Respond(fd, 200, "{\"StatusCode\":137}");
-            return true;
-        }
-        if (r.target == "/containers/c0ffee/json") {
-            FakeEngine::Respond(fd, 200, "{\"State\":{\"ExitCode\":137,\"OOMKilled\":true}}");
-            return true;
-        }
+        if (r.target.find("/wait") != std::string::npos)
+            return FakeEngine::Answer(fd, 200, "{\"StatusCode\":137}");
+        if (r.target == "/containers/c0ffee/json")
+            return FakeEngine::Answer(fd, 200, "{\"State\":{\"ExitCode\":137,\"OOMKilled\":true}}");
         return Routine(r, fd);
     });
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
+    spec_.MemoryMb(96);
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec.MemoryMb(96), &run);
+    px_sandbox_result result = RunMain("print(1)\n", &run);
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(result.exit_code, 137);
     EXPECT_TRUE(result.oom_killed);
@@ -509,14 +499,10 @@ FakeEngine::Handler AttachThen(const std::string &frames, bool end) {
             FakeEngine::WriteAll(fd, kUpgraded + frames);
             return end;
         }
-        if (r.target.find("/wait") != std::string::npos) {
-            FakeEngine::Respond(fd, 200, "{\"StatusCode\":0}");
-            return true;
-        }
-        if (r.target == "/containers/c0ffee/json") {
-            FakeEngine::Respond(fd, 200, "{\"State\":{\"ExitCode\":0}}");
-            return true;
-        }
+        if (r.target.find("/wait") != std::string::npos)
+            return FakeEngine::Answer(fd, 200, "{\"StatusCode\":0}");
+        if (r.target == "/containers/c0ffee/json")
+            return FakeEngine::Answer(fd, 200, "{\"State\":{\"ExitCode\":0}}");
         return Routine(r, fd);
     };
 }
@@ -528,10 +514,8 @@ TEST_F(FakeEngineTest, WritesOfOneLineAreOneChunk) {
     FakeEngine engine(AttachThen(
         Frame(1, 4, "tick") + Frame(1, 1, " ") + Frame(1, 1, "0") + Frame(1, 1, "\n"), true));
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "print('tick', 0)\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("print('tick', 0)\n", &run);
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(run.chunks, (Chunks{{1, "tick 0\n"}}));
 }
@@ -541,10 +525,8 @@ TEST_F(FakeEngineTest, CoalescingKeepsTheOrderOfTheStreams) {
     FakeEngine engine(AttachThen(
         Frame(1, 1, "a") + Frame(1, 1, "b") + Frame(2, 2, "E\n") + Frame(1, 2, "c\n"), true));
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "pass\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("pass\n", &run);
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(run.chunks, (Chunks{{1, "ab"}, {2, "E\n"}, {1, "c\n"}}));
 }
@@ -556,11 +538,9 @@ TEST_F(FakeEngineTest, PartialLinesAreNotHeldBack) {
     {
         FakeEngine engine(AttachThen(Frame(1, 8, "prompt> "), false));
         NewSandbox(engine.path());
-        Spec spec;
-        spec.Tar(MakeTar({{"main.py", "input('prompt> ')\n"}}));
         px_sandbox_run run;
         px_sandbox_result result = {};
-        std::thread t([&] { result = Run(spec, &run); });
+        std::thread t([&] { result = RunMain("input('prompt> ')\n", &run); });
         EXPECT_TRUE(run.WaitForOutput("prompt> ", 10000)) << "held while the stream is open";
         run.Kill(PX_KILL_RPC);
         t.join();
@@ -570,10 +550,8 @@ TEST_F(FakeEngineTest, PartialLinesAreNotHeldBack) {
     }
     FakeEngine engine(AttachThen(Frame(1, 10, "no newline"), true));
     NewSandbox(engine.path());
-    Spec spec;
-    spec.Tar(MakeTar({{"main.py", "pass\n"}}));
     px_sandbox_run run;
-    px_sandbox_result result = Run(spec, &run);
+    px_sandbox_result result = RunMain("pass\n", &run);
     EXPECT_TRUE(result.ran) << result.error.msg;
     EXPECT_EQ(run.chunks, (Chunks{{1, "no newline"}}));
     EXPECT_TRUE(run.order_ok) << "all output before the result";
@@ -628,24 +606,19 @@ class Witnesses : public FakeEngineTest {
                 });
                 return false;
             }
-            if (r.target.find("/wait") != std::string::npos) {
-                FakeEngine::Respond(fd, 200,
-                                    "{\"StatusCode\":" + std::to_string(engine_exit) + "}");
-                return true;
-            }
-            if (r.target == "/containers/c0ffee/json") {
-                FakeEngine::Respond(fd, 200,
-                                    "{\"State\":{\"ExitCode\":" + std::to_string(engine_exit) +
-                                        ",\"OOMKilled\":false}}");
-                return true;
-            }
+            if (r.target.find("/wait") != std::string::npos)
+                return FakeEngine::Answer(fd, 200,
+                                          "{\"StatusCode\":" + std::to_string(engine_exit) + "}");
+            if (r.target == "/containers/c0ffee/json")
+                return FakeEngine::Answer(
+                    fd, 200,
+                    "{\"State\":{\"ExitCode\":" + std::to_string(engine_exit) +
+                        ",\"OOMKilled\":false}}");
             return Routine(r, fd);
         });
         NewSandbox(engine.path());
-        Spec spec;
-        spec.Tar(MakeTar({{"main.py", "print(1)\n"}}));
         px_sandbox_run run;
-        Verdict v = {Run(spec, &run), run.ended};
+        Verdict v = {RunMain("print(1)\n", &run), run.ended};
         EXPECT_EQ(run.out, "hi\n");
         EXPECT_EQ(run.err, "");
         EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/wait?condition=not-running"))

@@ -178,18 +178,38 @@ px_outcome Exited(int code) {
     return o;
 }
 
+// Waits until `r` is terminal as seen through `r`'s node (Redis answering).
+bool WaitTerminal(px_record *r) {
+    return WaitFor(r, PX_WATCH_CONTROL, [&] {
+        px_record_view v;
+        px_error err = PX_ERROR_INIT;
+        if (px_record_snapshot(r, false, &v, &err) < 0)
+            return false;
+        bool t = px_status_terminal(v.status);
+        px_record_view_release(&v);
+        return t;
+    });
+}
+
 class RedisStore : public ::testing::Test {
   protected:
+    // The usual pair: a frontend ("front", runs nothing) and a worker
+    // ("worker", runs on runner_), with the default settings.
+    void OpenFrontAndWorker() {
+        front_ = Open(Config(srv_, "front", nullptr));
+        worker_ = Open(Config(srv_, "worker", &runner_));
+    }
+
     RedisServer srv_;
+    FakeRunner runner_; // outlives the stores
+    Store front_, worker_;
 };
 
 TEST_F(RedisStore, AJobAdmittedOnOneNodeRunsOnAnotherAndIsReadEverywhere) {
-    FakeRunner runner;
-    Store front = Open(Config(srv_, "front", nullptr));
-    Store worker = Open(Config(srv_, "worker", &runner));
-    px_record *r = Admit(front.get(), "", nullptr, nullptr, "python:3.11");
+    OpenFrontAndWorker();
+    px_record *r = Admit(front_.get(), "", nullptr, nullptr, "python:3.11");
     std::string id = px_record_id(r);
-    FakeRunner::Job *job = runner.WaitJob(1);
+    FakeRunner::Job *job = runner_.WaitJob(1);
     ASSERT_NE(job, nullptr);
     EXPECT_EQ(job->image, "python:3.11");
     EXPECT_EQ(id, px_record_id(job->record));
@@ -217,12 +237,7 @@ TEST_F(RedisStore, AJobAdmittedOnOneNodeRunsOnAnotherAndIsReadEverywhere) {
     }));
     px_outcome done = Exited(7);
     EXPECT_TRUE(px_record_finish(job->record, &done));
-    EXPECT_TRUE(WaitFor(r, PX_WATCH_CONTROL, [&] {
-        px_record_view v = Snapshot(r, false);
-        bool t = px_status_terminal(v.status);
-        px_record_view_release(&v);
-        return t;
-    }));
+    EXPECT_TRUE(WaitTerminal(r));
     px_record_view v = Snapshot(r);
     EXPECT_EQ(v.status, PX_STATUS_COMPLETED);
     EXPECT_EQ(v.outcome.exit_code, 7);
@@ -232,7 +247,7 @@ TEST_F(RedisStore, AJobAdmittedOnOneNodeRunsOnAnotherAndIsReadEverywhere) {
     EXPECT_EQ(px_record_read(r, 5, 100, &c, nullptr), PX_READ_EOF);
     // Any node finds it by id.
     px_error err = PX_ERROR_INIT;
-    px_record *again = px_store_get(worker.get(), id.c_str(), &err);
+    px_record *again = px_store_get(worker_.get(), id.c_str(), &err);
     ASSERT_NE(again, nullptr) << err.msg;
     px_record_unref(again);
     px_record_unref(r);
@@ -257,20 +272,18 @@ TEST_F(RedisStore, RequestIdIsIdempotentAcrossNodes) {
 }
 
 TEST_F(RedisStore, EveryNodeKnowsARecordsTenant) {
-    FakeRunner runner;
-    Store front = Open(Config(srv_, "front", nullptr));
-    Store worker = Open(Config(srv_, "worker", &runner));
+    OpenFrontAndWorker();
     Store other = Open(Config(srv_, "other", nullptr));
     px_job_spec *spec = Spec();
     snprintf(spec->tenant, sizeof spec->tenant, "%s", "alice");
     px_error err = PX_ERROR_INIT;
     bool existed = false;
-    px_record *r = px_store_admit(front.get(), "k", nullptr, spec, "test", &existed, &err);
+    px_record *r = px_store_admit(front_.get(), "k", nullptr, spec, "test", &existed, &err);
     ASSERT_NE(r, nullptr) << err.msg;
     EXPECT_STREQ(px_record_tenant(r), "alice");
     std::string id = px_record_id(r);
     // The node that claims the job knows whose it is (the packed job)...
-    FakeRunner::Job *job = runner.WaitJob(1);
+    FakeRunner::Job *job = runner_.WaitJob(1);
     ASSERT_NE(job, nullptr);
     EXPECT_STREQ(px_record_tenant(job->record), "alice");
     // ...and so does a node that only reads it (the record in Redis).
@@ -310,14 +323,12 @@ TEST_F(RedisStore, KillWhileQueuedEndsItEverywhere) {
 }
 
 TEST_F(RedisStore, KillOnAnotherNodeReachesTheRunningJob) {
-    FakeRunner runner;
-    Store front = Open(Config(srv_, "front", nullptr));
-    Store worker = Open(Config(srv_, "worker", &runner));
-    px_record *r = Admit(front.get());
-    FakeRunner::Job *job = runner.WaitJob(1);
+    OpenFrontAndWorker();
+    px_record *r = Admit(front_.get());
+    FakeRunner::Job *job = runner_.WaitJob(1);
     ASSERT_NE(job, nullptr);
     EXPECT_TRUE(px_record_kill(r, PX_KILL_RPC));
-    ASSERT_TRUE(runner.WaitKilled(job));
+    ASSERT_TRUE(runner_.WaitKilled(job));
     EXPECT_EQ(job->killed, PX_KILL_RPC);
     px_outcome o = {};
     o.status = PX_STATUS_KILLED;
@@ -362,12 +373,7 @@ TEST_F(RedisStore, AWorkerThatLostItsLeaseKillsItsRuns) {
     // one owned: FAILED/LOST.
     px_outcome late = Exited(0);
     EXPECT_FALSE(px_record_finish(job->record, &late));
-    EXPECT_TRUE(WaitFor(r, PX_WATCH_CONTROL, [&] {
-        px_record_view v = Snapshot(r, false);
-        bool t = px_status_terminal(v.status);
-        px_record_view_release(&v);
-        return t;
-    }));
+    EXPECT_TRUE(WaitTerminal(r));
     px_record_view v = Snapshot(r);
     EXPECT_EQ(v.status, PX_STATUS_FAILED);
     EXPECT_EQ(v.outcome.reason, PX_REASON_LOST);
@@ -378,16 +384,14 @@ TEST_F(RedisStore, AWorkerThatLostItsLeaseKillsItsRuns) {
 // A draining worker (SIGTERM) claims nothing more: new jobs stay queued
 // for other nodes.
 TEST_F(RedisStore, ADrainedWorkerLeavesNewJobsInTheQueue) {
-    FakeRunner runner;
-    Store front = Open(Config(srv_, "front", nullptr));
-    Store worker = Open(Config(srv_, "worker", &runner));
-    px_store_drain(worker.get());
-    px_store_drain(worker.get()); // idempotent
-    px_record *r = Admit(front.get());
+    OpenFrontAndWorker();
+    px_store_drain(worker_.get());
+    px_store_drain(worker_.get()); // idempotent
+    px_record *r = Admit(front_.get());
     EXPECT_EQ(srv_.Int({"XLEN", "px:t:queue"}), 1);
     {
-        std::lock_guard<std::mutex> lock(runner.mu);
-        EXPECT_TRUE(runner.jobs.empty());
+        std::lock_guard<std::mutex> lock(runner_.mu);
+        EXPECT_TRUE(runner_.jobs.empty());
     }
     px_record_view v = Snapshot(r, false);
     EXPECT_EQ(v.status, PX_STATUS_PENDING);
@@ -399,27 +403,12 @@ TEST_F(RedisStore, ADrainedWorkerLeavesNewJobsInTheQueue) {
     px_record_unref(r);
 }
 
-// Waits until `r` is terminal as seen through `r`'s node (Redis answering).
-bool WaitTerminal(px_record *r) {
-    return WaitFor(r, PX_WATCH_CONTROL, [&] {
-        px_record_view v;
-        px_error err = PX_ERROR_INIT;
-        if (px_record_snapshot(r, false, &v, &err) < 0)
-            return false;
-        bool t = px_status_terminal(v.status);
-        px_record_view_release(&v);
-        return t;
-    });
-}
-
 // Output wakes the readers only; a control watcher (a call waiting for the
 // end) is woken by the end, so it makes no read per output chunk.
 TEST_F(RedisStore, ControlWatchersAreWokenByTheEndNotByOutput) {
-    FakeRunner runner;
-    Store front = Open(Config(srv_, "front", nullptr));
-    Store worker = Open(Config(srv_, "worker", &runner));
-    px_record *r = Admit(front.get());
-    FakeRunner::Job *job = runner.WaitJob(1);
+    OpenFrontAndWorker();
+    px_record *r = Admit(front_.get());
+    FakeRunner::Job *job = runner_.WaitJob(1);
     ASSERT_NE(job, nullptr);
     struct Count {
         std::mutex mu;

@@ -17,6 +17,34 @@
 #include "server/store/redis/rstore_internal.h"
 #include "server/store/redis/scripts.h"
 
+/* ---- what both readers share ---- */
+
+/* Runs one command on a pooled connection (`retry`: as px_redis_conn_call):
+ * the reply (the caller's), or NULL with *err set. */
+static redisReply *pool_call(px_rstore *rs, int argc, const char **argv, bool retry,
+                             px_error *err) {
+    unsigned slot;
+    px_redis_conn *c = rstore_pool_take(rs, &slot, err);
+    if (!c)
+        return NULL;
+    redisReply *r = px_redis_conn_call(c, argc, argv, NULL, 0, retry, err);
+    rstore_pool_give(rs, slot);
+    return r;
+}
+
+/* Starts a reader: a connection of its own (*conn) and a thread running
+ * `main` on `rs`. */
+static int reader_start(px_rstore *rs, px_redis_conn **conn, pthread_t *thread,
+                        void *(*main)(void *), const char *what, px_error *err) {
+    *conn = px_redis_conn_new(&rs->conn_cfg, err);
+    if (!*conn)
+        return -1;
+    int e = pthread_create(thread, NULL, main, rs);
+    if (e != 0)
+        return px_error_set_errno(err, PX_E_INTERNAL, e, "start the %s", what);
+    return 0;
+}
+
 /* ---- the follower ----
  *
  * One thread runs XREAD BLOCK over the out:<id> streams of the followed
@@ -40,12 +68,7 @@ static follow_entry *follow_find(px_rstore *rs, const char *id) {
 /* Wakes the follower's XREAD (the fw stream). */
 static int follow_wake(px_rstore *rs, px_error *err) {
     const char *argv[] = {"XADD", rs->wake_key, "MAXLEN", "1", "*", "w", "1"};
-    unsigned slot;
-    px_redis_conn *c = rstore_pool_take(rs, &slot, err);
-    if (!c)
-        return -1;
-    redisReply *r = px_redis_conn_call(c, PX_ARRAY_SIZE(argv), argv, NULL, 0, true, err);
-    rstore_pool_give(rs, slot);
+    redisReply *r = pool_call(rs, PX_ARRAY_SIZE(argv), argv, true, err);
     if (!r)
         return px_error_wrap(err, "wake the follower");
     freeReplyObject(r);
@@ -255,12 +278,7 @@ int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_e
      * that no wake written later is missed (unlike "$", which means "after
      * whatever is last when the XREAD arrives"). */
     const char *argv[] = {"XREVRANGE", rs->wake_key, "+", "-", "COUNT", "1"};
-    unsigned slot;
-    px_redis_conn *c = rstore_pool_take(rs, &slot, err);
-    if (!c)
-        return -1;
-    redisReply *r = px_redis_conn_call(c, PX_ARRAY_SIZE(argv), argv, NULL, 0, true, err);
-    rstore_pool_give(rs, slot);
+    redisReply *r = pool_call(rs, PX_ARRAY_SIZE(argv), argv, true, err);
     if (!r)
         return px_error_wrap(err, "start the output follower");
     const redisReply *last = r->type == REDIS_REPLY_ARRAY && r->elements > 0
@@ -268,14 +286,11 @@ int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_e
                                  : NULL;
     snprintf(rs->wake_cursor, sizeof rs->wake_cursor, "%s", last ? last->str : "0-0");
     freeReplyObject(r);
-    rs->follow_conn = px_redis_conn_new(&rs->conn_cfg, err);
-    if (!rs->follow_conn)
-        return -1;
     rs->follow_fn = fn;
     rs->follow_ud = ud;
-    int e = pthread_create(&rs->follow_thread, NULL, follow_main, rs);
-    if (e != 0)
-        return px_error_set_errno(err, PX_E_INTERNAL, e, "start the output follower");
+    if (reader_start(rs, &rs->follow_conn, &rs->follow_thread, follow_main, "output follower",
+                     err) < 0)
+        return -1;
     rs->follow_started = true;
     return 0;
 }
@@ -339,14 +354,11 @@ static void *listen_main(void *arg) {
 }
 
 int px_rstore_listen_start(px_rstore *rs, px_rstore_kill_fn fn, void *ud, px_error *err) {
-    rs->listen_conn = px_redis_conn_new(&rs->conn_cfg, err);
-    if (!rs->listen_conn)
-        return -1;
     rs->listen_fn = fn;
     rs->listen_ud = ud;
-    int e = pthread_create(&rs->listen_thread, NULL, listen_main, rs);
-    if (e != 0)
-        return px_error_set_errno(err, PX_E_INTERNAL, e, "start the kill listener");
+    if (reader_start(rs, &rs->listen_conn, &rs->listen_thread, listen_main, "kill listener", err) <
+        0)
+        return -1;
     rs->listen_started = true;
     return 0;
 }
@@ -357,14 +369,9 @@ void rstore_listen_stop(px_rstore *rs) {
     atomic_store(&rs->listen_stop, true);
     /* Any message wakes the listener at once; it then sees the flag. */
     const char *argv[] = {"PUBLISH", rs->ctl_key, "stop"};
-    unsigned slot;
-    px_redis_conn *c = rstore_pool_take(rs, &slot, NULL);
-    if (c) {
-        redisReply *r = px_redis_conn_call(c, 3, argv, NULL, 0, false, NULL);
-        if (r)
-            freeReplyObject(r);
-        rstore_pool_give(rs, slot);
-    }
+    redisReply *r = pool_call(rs, PX_ARRAY_SIZE(argv), argv, false, NULL);
+    if (r)
+        freeReplyObject(r);
     pthread_join(rs->listen_thread, NULL);
     rs->listen_started = false;
 }

@@ -25,12 +25,13 @@ struct StoreDeleter {
 };
 using StorePtr = std::unique_ptr<px_store, StoreDeleter>;
 
-StorePtr NewStore(int64_t retention_ms = 300000, size_t max_records = 1000,
-                  size_t max_readers = 8) {
+StorePtr NewStore(int64_t retention_ms = 300000, size_t max_records = 1000, size_t max_readers = 8,
+                  uint64_t max_retained_bytes = 0) {
     px_store_config cfg{};
     cfg.retention_ms = retention_ms;
     cfg.max_records = max_records;
     cfg.max_readers = max_readers;
+    cfg.max_retained_bytes = max_retained_bytes;
     px_error err = PX_ERROR_INIT;
     px_store *s = px_memory_store_new(&cfg, &err);
     EXPECT_NE(nullptr, s) << err.msg;
@@ -810,14 +811,9 @@ TEST(Store, ConcurrentCreateGetAndFinish) {
 } // namespace
 
 TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
-    px_store_config cfg{};
-    cfg.retention_ms = 300000;
-    cfg.max_records = 1000;
-    cfg.max_readers = 8;
-    cfg.max_retained_bytes = 2500;
+    StorePtr s = NewStore(300000, 1000, 8, 2500);
+    ASSERT_NE(nullptr, s);
     px_error err = PX_ERROR_INIT;
-    StorePtr s(px_memory_store_new(&cfg, &err));
-    ASSERT_NE(nullptr, s) << err.msg;
     const std::string kilo(1000, 'x');
     // Three finished records of 1000 bytes each, then a running one.
     std::vector<std::string> ids;
@@ -852,14 +848,9 @@ TEST(Store, RetainedOutputBudgetDropsTheOldestFinishedRecordsFirst) {
 }
 
 TEST(Store, RetainedBudgetCountsEvalReports) {
-    px_store_config cfg{};
-    cfg.retention_ms = 300000;
-    cfg.max_records = 1000;
-    cfg.max_readers = 8;
-    cfg.max_retained_bytes = 2500;
+    StorePtr s = NewStore(300000, 1000, 8, 2500);
+    ASSERT_NE(nullptr, s);
     px_error err = PX_ERROR_INIT;
-    StorePtr s(px_memory_store_new(&cfg, &err));
-    ASSERT_NE(nullptr, s) << err.msg;
     // Three finished Evals without output, each reporting 1000 bytes (a
     // 600-byte result; a 400-byte exception type and message).
     std::string result(600, 'r'), type(100, 't'), message(300, 'm');

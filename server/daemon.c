@@ -63,6 +63,7 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     if (px_redis_password_load(cfg->store_password_file, getenv("PYEXEC_STORE_PASSWORD"), &password,
                                err) < 0)
         return NULL;
+    _cleanup_free_ char *sentinel_password = NULL;
     px_redis_store_config rc = {
         .redis =
             {
@@ -89,9 +90,17 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     };
     if (px_redis_target_parse(cfg->store, &rc.redis.target, err) < 0)
         return NULL;
+    if (rc.redis.target.is_sentinel &&
+        px_redis_sentinel_password_load(cfg->store_sentinel_password_file,
+                                        getenv("PYEXEC_STORE_SENTINEL_PASSWORD"),
+                                        &sentinel_password, err) < 0)
+        return NULL;
+    rc.redis.sentinel_password = sentinel_password;
     px_store *store = px_redis_store_new(&rc, err);
     if (password)
         explicit_bzero(password, strlen(password));
+    if (sentinel_password)
+        explicit_bzero(sentinel_password, strlen(sentinel_password));
     if (store)
         px_info("store: Redis %s, namespace '%s', node '%s', role %s", cfg->store,
                 cfg->store_namespace, node, cfg->role);
@@ -280,6 +289,9 @@ static int check_store(const px_config *cfg, px_error *err) {
                             cfg->store);
     if (px_redis_target_parse(cfg->store, &t, err) < 0)
         return px_error_wrap(err, "--store");
+    if (cfg->store_sentinel_password_file[0] && !t.is_sentinel)
+        return px_error_set(err, PX_E_INVALID,
+                            "--store-sentinel-password-file: needs a redis+sentinel:// --store");
     if (cfg->max_queue < 1)
         return px_error_set(err, PX_E_INVALID,
                             "--max-queue: the Redis store needs at least 1 (jobs wait in the "

@@ -149,6 +149,9 @@ typedef struct px_config {
     int64_t node_lease_ms;         /* --node-lease-ms: a silent node's runs are lost after it */
     char role[16];                 /* --role both|frontend|worker (checked by the daemon) */
     int store_grace_s;             /* --store-grace-s: Redis away this long: runs are killed */
+    /* --store-sentinel-password-file: the Sentinels' own password (else
+     * PYEXEC_STORE_SENTINEL_PASSWORD), default none. */
+    char store_sentinel_password_file[512];
 } px_config;
 
 /* Fills `cfg` with the defaults. */

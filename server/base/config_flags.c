@@ -166,6 +166,9 @@ const opt px_config_opts[] = {
     STR(store_password_file, "",
         "file holding the Redis password (else PYEXEC_STORE_PASSWORD; "
         "never on the command line)"),
+    STR(store_sentinel_password_file, "",
+        "file holding the Sentinels' own password, with a redis+sentinel:// --store (else "
+        "PYEXEC_STORE_SENTINEL_PASSWORD; never on the command line)"),
     STR(store_namespace, "pyexec", "prefix of this cluster's Redis keys (px:NAMESPACE:...)"),
     STR(node_name, "", "this node's name in the cluster, unique (default: host name and pid)"),
     I64(node_lease_ms, 10000, 300, 600000,

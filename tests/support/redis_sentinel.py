@@ -10,9 +10,10 @@ and short timeouts (down after 500 ms), never the system service.
         url = s.url              # redis+sentinel://127.0.0.1:P1,.../pyexec-test
         s.primary_address()      # ("127.0.0.1", port) as the Sentinels name it
 
-`command(address, *args)` sends one command and returns its reply (a
-minimal RESP client: str, bytes, int, list, None; an error reply raises
-RedisError).
+`command(address, *args, password=None)` sends one command (after AUTH
+with `password`, if given) and returns its reply (a minimal RESP client:
+str, bytes, int, list, None; an error reply raises RedisError).
+`SentinelSet(sentinel_password=PW)` gives the Sentinels `requirepass PW`.
 """
 
 import os
@@ -63,16 +64,23 @@ def _read_reply(f):
     raise RedisError(f"unexpected reply {line!r}")
 
 
-def command(address, *args, timeout=10):
-    """Sends one command to `address` (host, port) and returns the reply."""
-    with socket.create_connection(address, timeout=timeout) as s:
-        parts = [b"*%d\r\n" % len(args)]
-        for a in args:
-            a = a if isinstance(a, bytes) else str(a).encode()
-            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        s.sendall(b"".join(parts))
-        with s.makefile("rb") as f:
-            return _read_reply(f)
+def _encode(args):
+    parts = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+
+def command(address, *args, password=None, timeout=10):
+    """Sends one command to `address` (host, port), after AUTH with
+    `password` if given, and returns the reply."""
+    with socket.create_connection(address, timeout=timeout) as s, s.makefile("rb") as f:
+        if password is not None:
+            s.sendall(_encode(["AUTH", password]))
+            _read_reply(f)
+        s.sendall(_encode(args))
+        return _read_reply(f)
 
 
 def _pairs(flat):
@@ -81,7 +89,8 @@ def _pairs(flat):
 
 
 class SentinelSet:
-    def __init__(self, sentinels=3):
+    def __init__(self, sentinels=3, sentinel_password=None):
+        self.sentinel_password = sentinel_password
         self.ports = {"primary": free_port(), "replica": free_port()}
         self.primary = redis_server.RedisServer(
             "--port", str(self.ports["primary"]), "--bind", "127.0.0.1")
@@ -111,6 +120,9 @@ class SentinelSet:
                         f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['primary']} {quorum}\n"
                         f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                         f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n")
+                if self.sentinel_password is not None:
+                    # Also the password they give each other.
+                    f.write(f'requirepass "{self.sentinel_password}"\n')
             self.sentinels.append(subprocess.Popen(
                 ["redis-server", conf, "--sentinel"], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL))
@@ -118,7 +130,7 @@ class SentinelSet:
         # (they find each other through the primary, within seconds): only
         # then can they agree on a failover.
         others = str(len(self.sentinel_ports) - 1)
-        if not self._poll(lambda: all(
+        if not self._poll(lambda: self._sentinels_alive() and all(
                 self._master_info(p).get("num-other-sentinels") == others and
                 self._master_info(p).get("num-slaves") == "1"
                 for p in self.sentinel_ports), timeout):
@@ -126,9 +138,20 @@ class SentinelSet:
                                f"(see {self.dir}/sentinel*/sentinel.log)")
         return self
 
+    def _sentinels_alive(self):
+        for p in self.sentinels:
+            if p.poll() is not None:
+                raise RuntimeError(f"a Sentinel exited with {p.returncode} "
+                                   f"(see {self.dir}/sentinel*/sentinel.log)")
+        return True
+
+    def sentinel(self, port, *args):
+        """One command to the Sentinel on `port` (with its password)."""
+        return command(("127.0.0.1", port), *args, password=self.sentinel_password)
+
     def _master_info(self, port):
         try:
-            return _pairs(command(("127.0.0.1", port), "SENTINEL", "MASTER", MASTER))
+            return _pairs(self.sentinel(port, "SENTINEL", "MASTER", MASTER))
         except (OSError, RedisError):
             return {}
 
@@ -146,8 +169,7 @@ class SentinelSet:
         """The primary's address as the first Sentinel that answers names it."""
         for port in self.sentinel_ports:
             try:
-                host, p = command(("127.0.0.1", port), "SENTINEL", "get-master-addr-by-name",
-                                  MASTER)
+                host, p = self.sentinel(port, "SENTINEL", "get-master-addr-by-name", MASTER)
                 return (host.decode(), int(p))
             except (OSError, RedisError, TypeError, ValueError):
                 continue
@@ -158,8 +180,7 @@ class SentinelSet:
         def named():
             for port in self.sentinel_ports:
                 try:
-                    host, p = command(("127.0.0.1", port), "SENTINEL",
-                                      "get-master-addr-by-name", MASTER)
+                    host, p = self.sentinel(port, "SENTINEL", "get-master-addr-by-name", MASTER)
                 except (OSError, RedisError, TypeError, ValueError):
                     return False
                 if (host.decode(), int(p)) != address:

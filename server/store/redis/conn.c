@@ -28,6 +28,7 @@
 struct px_redis_conn {
     px_redis_conn_config cfg;
     char *password;
+    char *sentinel_password;
     char target[PX_REDIS_TARGET_TEXT_MAX]; /* the target as configured */
     /* The server, for messages: the target, or with Sentinel the master's
      * name and the address last found for it. */
@@ -56,15 +57,15 @@ px_redis_conn *px_redis_conn_new(const px_redis_conn_config *config, px_error *e
         return NULL;
     }
     c->cfg = *config;
-    if (config->password) {
-        c->password = strdup(config->password);
-        if (!c->password) {
-            free(c);
-            px_error_set(err, PX_E_INTERNAL, "redis: out of memory");
-            return NULL;
-        }
-    }
     c->cfg.password = NULL;
+    c->cfg.sentinel_password = NULL;
+    if ((config->password && !(c->password = strdup(config->password))) ||
+        (config->sentinel_password &&
+         !(c->sentinel_password = strdup(config->sentinel_password)))) {
+        px_redis_conn_free(c);
+        px_error_set(err, PX_E_INTERNAL, "redis: out of memory");
+        return NULL;
+    }
     px_redis_target_format(&config->target, c->target, sizeof c->target);
     if (config->target.is_sentinel)
         snprintf(c->where, sizeof c->where, "master '%s'", config->target.master_name);
@@ -81,14 +82,19 @@ static void drop(px_redis_conn *c) {
     }
 }
 
+static void secret_free(char *s) {
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
 void px_redis_conn_free(px_redis_conn *c) {
     if (!c)
         return;
     drop(c);
-    if (c->password) {
-        explicit_bzero(c->password, strlen(c->password));
-        free(c->password);
-    }
+    secret_free(c->password);
+    secret_free(c->sentinel_password);
     free(c);
 }
 
@@ -171,6 +177,15 @@ static int ask_sentinel(const px_redis_conn *c, const px_redis_endpoint *sentine
     if (ctx->err)
         return px_error_set(err, PX_E_UNAVAILABLE, "%s: connect: %s", who, ctx->errstr);
     redisSetTimeout(ctx, to_timeval(c->cfg.command_timeout_ms));
+    if (c->sentinel_password) {
+        const char *auth[] = {"AUTH", c->sentinel_password};
+        size_t auth_len[] = {4, strlen(c->sentinel_password)};
+        _cleanup_reply_ redisReply *a = redisCommandArgv(ctx, 2, auth, auth_len);
+        if (!a)
+            return px_error_set(err, PX_E_UNAVAILABLE, "%s: AUTH: %s", who, ctx->errstr);
+        if (a->type == REDIS_REPLY_ERROR)
+            return px_error_set(err, PX_E_UNAVAILABLE, "%s: AUTH: %s", who, a->str);
+    }
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", t->master_name};
     size_t len[] = {8, 23, strlen(t->master_name)};
     _cleanup_reply_ redisReply *r = redisCommandArgv(ctx, 3, argv, len);

@@ -52,6 +52,9 @@ typedef struct px_redis_conn_config {
     /* Where each answered command's round trip is observed, in seconds
      * (blocking commands, which wait on purpose, excepted); NULL: nowhere. */
     px_histogram *round_trip;
+    /* The Sentinels' own password (target.is_sentinel); NULL: no AUTH;
+     * copied. */
+    const char *sentinel_password;
 } px_redis_conn_config;
 
 /* Returns a new, not yet connected connection, or NULL with PX_E_INTERNAL

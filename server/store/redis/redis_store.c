@@ -298,6 +298,7 @@ px_store *px_redis_store_new(const px_redis_store_config *config, px_error *err)
     st->cfg.redis.node = st->node;
     st->cfg.redis.ns = st->ns;
     st->cfg.redis.password = NULL; /* copied by px_rstore_new; not kept here */
+    st->cfg.redis.sentinel_password = NULL;
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->mu, NULL);
     px_cond_init_mono(&st->cond);

@@ -26,6 +26,11 @@ static void conn_cfg_password_free(px_redis_conn_config *c) {
         free((char *)c->password);
         c->password = NULL;
     }
+    if (c->sentinel_password) {
+        explicit_bzero((char *)c->sentinel_password, strlen(c->sentinel_password));
+        free((char *)c->sentinel_password);
+        c->sentinel_password = NULL;
+    }
 }
 
 /* ---- the connection pool ---- */
@@ -223,6 +228,7 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
     rs->cfg.ns = rs->ns;
     rs->cfg.node = rs->node;
     rs->cfg.password = NULL;
+    rs->cfg.sentinel_password = NULL;
     snprintf(rs->prefix, sizeof rs->prefix, "px:%s:", rs->ns);
     snprintf(rs->queue_key, sizeof rs->queue_key, "%squeue", rs->prefix);
     pthread_mutex_init(&rs->mu, NULL);
@@ -247,7 +253,10 @@ px_rstore *px_rstore_new(const px_rstore_config *config, px_error *err) {
     rs->busy = calloc(config->max_connections, sizeof *rs->busy);
     if (config->password)
         rs->conn_cfg.password = strdup(config->password);
-    bool oom = !rs->conns || !rs->busy || (config->password && !rs->conn_cfg.password);
+    if (config->sentinel_password)
+        rs->conn_cfg.sentinel_password = strdup(config->sentinel_password);
+    bool oom = !rs->conns || !rs->busy || (config->password && !rs->conn_cfg.password) ||
+               (config->sentinel_password && !rs->conn_cfg.sentinel_password);
     for (int s = 0; s < PX_RSCRIPT_COUNT && !oom; s++) {
         rs->source[s] = px_rscript_source((px_rscript)s, err);
         oom = !rs->source[s];

@@ -76,6 +76,8 @@ typedef struct px_rstore_config {
     /* Where the store counts (pyexec_store_round_trip_seconds); NULL:
      * nowhere. Must outlive the store. */
     px_metrics *metrics;
+    /* The Sentinels' own password (target.is_sentinel); NULL: none; copied. */
+    const char *sentinel_password;
 } px_rstore_config;
 
 /* Results of the owner's writes, besides 0 / -1 (error). */

@@ -254,7 +254,8 @@ static int check_password(const char *pw, size_t len, const char *from, px_error
     return 0;
 }
 
-int px_redis_password_load(const char *file, const char *env_value, char **out, px_error *err) {
+static int load_password(const char *file, const char *env_name, const char *env_value, char **out,
+                         px_error *err) {
     *out = NULL;
     if (file && *file) {
         _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -290,7 +291,7 @@ int px_redis_password_load(const char *file, const char *env_value, char **out, 
         *out = strndup(buf, len);
         explicit_bzero(buf, sizeof buf);
     } else if (env_value) {
-        if (check_password(env_value, strlen(env_value), "PYEXEC_STORE_PASSWORD", err) != 0)
+        if (check_password(env_value, strlen(env_value), env_name, err) != 0)
             return -1;
         *out = strdup(env_value);
     } else {
@@ -299,4 +300,13 @@ int px_redis_password_load(const char *file, const char *env_value, char **out, 
     if (!*out)
         return px_error_set(err, PX_E_INTERNAL, "password: out of memory");
     return 0;
+}
+
+int px_redis_password_load(const char *file, const char *env_value, char **out, px_error *err) {
+    return load_password(file, "PYEXEC_STORE_PASSWORD", env_value, out, err);
+}
+
+int px_redis_sentinel_password_load(const char *file, const char *env_value, char **out,
+                                    px_error *err) {
+    return load_password(file, "PYEXEC_STORE_SENTINEL_PASSWORD", env_value, out, err);
 }

@@ -85,6 +85,12 @@ void px_redis_target_format(const px_redis_target *t, char *buf, size_t size);
  * password; PX_E_INTERNAL if out of memory. */
 int px_redis_password_load(const char *file, const char *env_value, char **out, px_error *err);
 
+/* Like px_redis_password_load, for the Sentinels' own password
+ * (`requirepass` in sentinel.conf): `env_value` is the value of
+ * PYEXEC_STORE_SENTINEL_PASSWORD, and messages name that. */
+int px_redis_sentinel_password_load(const char *file, const char *env_value, char **out,
+                                    px_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import tempfile
 
 import grpc
 import pytest
@@ -26,9 +27,10 @@ def fake_binary():
         REPO / "bazel-bin" / "tests" / "server" / "rpc" / "fake_pyexecd")
 
 
-def start_fails(*args):
+def start_fails(*args, env=None):
     p = subprocess.run([fake_binary(), "--listen", "127.0.0.1:0", *args], capture_output=True,
-                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+                       text=True, timeout=60, stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, **(env or {})))
     assert p.returncode != 0, p.stderr
     return p
 
@@ -66,6 +68,38 @@ def test_a_master_name_the_sentinels_do_not_know_is_a_start_up_error(sentinels):
     p = start_fails("--store", url)
     assert p.returncode == 1, p.stderr
     assert "no master named 'not-monitored'" in p.stderr
+
+
+def test_a_sentinel_password_needs_a_sentinel_store():
+    p = start_fails("--store", "redis://127.0.0.1:6379", "--store-sentinel-password-file",
+                    "/dev/null")
+    assert p.returncode == 2, p.stderr
+    assert "--store-sentinel-password-file: needs a redis+sentinel://" in p.stderr
+
+
+def test_the_sentinels_own_password_comes_from_a_file_or_the_environment():
+    """Sentinels with requirepass: the node logs in to them with the password
+    from --store-sentinel-password-file or PYEXEC_STORE_SENTINEL_PASSWORD,
+    names a refusal and never shows the password."""
+    with redis_sentinel.SentinelSet(sentinels=1, sentinel_password="s3nt pw") as s:
+        p = start_fails("--store", s.url)
+        assert p.returncode == 1 and "NOAUTH" in p.stderr, p.stderr
+        p = start_fails("--store", s.url, env={"PYEXEC_STORE_SENTINEL_PASSWORD": "not-it"})
+        assert p.returncode == 1 and "WRONGPASS" in p.stderr, p.stderr
+        assert "not-it" not in p.stderr
+        with tempfile.NamedTemporaryFile("w", suffix=".pw") as f:
+            f.write("s3nt pw\n")
+            f.flush()
+            for args, env in [(["--store-sentinel-password-file", f.name], {}),
+                              ([], {"PYEXEC_STORE_SENTINEL_PASSWORD": "s3nt pw"})]:
+                server = pyexecd.Server("--store", s.url, "--store-namespace", "sentinelpw",
+                                        *args, binary=fake_binary(), env=env)
+                server.start()
+                try:
+                    assert run_one(server, "in").stdout == b"in"
+                finally:
+                    assert server.stop() == 0
+                    server.close()
 
 
 def run_one(server, text):

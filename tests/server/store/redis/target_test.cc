@@ -223,4 +223,15 @@ TEST(Password, FromTheEnvironmentOrNone) {
     EXPECT_EQ(px_redis_password_load(nullptr, "", &pw, &err), -1);
 }
 
+TEST(Password, TheSentinelsOwnNamesItsVariable) {
+    px_error err = PX_ERROR_INIT;
+    char *pw = nullptr;
+    ASSERT_EQ(px_redis_sentinel_password_load(nullptr, "s-pw", &pw, &err), 0);
+    EXPECT_STREQ(pw, "s-pw");
+    free(pw);
+    EXPECT_EQ(px_redis_sentinel_password_load(nullptr, "a\nb", &pw, &err), -1);
+    EXPECT_NE(std::string(err.msg).find("PYEXEC_STORE_SENTINEL_PASSWORD"), std::string::npos)
+        << err.msg;
+}
+
 } // namespace

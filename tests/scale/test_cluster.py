@@ -142,6 +142,7 @@ def test_kill_on_another_node_than_the_run(cluster):
     res = cluster.stub(other).Kill(pb.KillRequest(execution_id=job.execution_id), timeout=60)
     assert res.status == pb.EXECUTION_STATUS_KILLED
     assert res.reason == pb.TERMINATION_REASON_KILLED
+    assert res.stdout == b"started\n"  # all it wrote before it died
     assert pyexecd.wait_until(lambda: not cluster.owner(job.execution_id), 15)
 
 

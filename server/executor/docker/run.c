@@ -150,6 +150,7 @@ typedef struct drive_state {
     px_error err;           /* why the stream broke (END_PROTOCOL) */
     pooled *host;           /* the namespace mode's host, or NULL */
     bool reusable;          /* out: the host may run another execution */
+    bool killed;            /* the container was killed at a kill request */
 } drive_state;
 
 /* The deadline passed: takes a usage snapshot, kills the container and lets
@@ -167,24 +168,41 @@ static void kill_at_deadline(drive_state *d) {
     d->drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
 }
 
+/* A kill was requested: takes a usage snapshot (best effort), kills the
+ * container and lets its streams drain for at most DRAIN_AFTER_KILL_MS.
+ * What the program wrote before it died may still be on its way through
+ * the engine (a print's "\n" is a write of its own); cutting the stream at
+ * the request would lose those last bytes, so the run ends at the stream's
+ * end, which the engine sends once the container is gone. */
+static void kill_on_request(drive_state *d) {
+    sb_take_stats(d->sb, d->id, KILL_STATS_TIMEOUT_MS, &d->result->peak_memory_bytes,
+                  &d->result->cpu_time_ms);
+    sb_kill_container(d->sb, d->id);
+    d->killed = true;
+    d->in.done = true;
+    d->drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
+}
+
 /* The poll loop: pumps stdin out and frames in until the stream ends, the
- * bootstrap's last words arrive, a kill is requested or the drain after the
- * deadline's kill runs out. Returns how it ended (END_PROTOCOL with d->err
- * set). */
+ * bootstrap's last words arrive or the drain after a kill (at the deadline
+ * or on request) runs out. Returns how it ended (END_KILL after a kill
+ * request, END_PROTOCOL with d->err set). */
 static run_end pump(drive_state *d) {
     px_sandbox_run *run = d->io->run;
     int wake = px_sandbox_run_wake_fd(run);
     for (;;) {
         int64_t now = px_now_mono_ms();
         sb_flush_held_if_ready(d->io, now);
-        if (px_sandbox_run_kill_requested(run))
-            return END_KILL;
+        if (!d->drain_deadline && px_sandbox_run_kill_requested(run)) {
+            kill_on_request(d);
+            continue;
+        }
         if (!d->drain_deadline && now >= d->deadline) {
             kill_at_deadline(d);
             continue;
         }
         if (d->drain_deadline && now >= d->drain_deadline)
-            return END_EOF;
+            return d->killed ? END_KILL : END_EOF;
         int64_t until = (d->drain_deadline ? d->drain_deadline : d->deadline) - now;
         if (d->io->held_len > 0 && d->io->held_due_ms - now < until)
             until = d->io->held_due_ms - now;
@@ -192,7 +210,10 @@ static run_end pump(drive_state *d) {
             {.fd = d->fd, .events = (short)(POLLIN | (d->in.done ? 0 : POLLOUT))},
             {.fd = wake, .events = POLLIN},
         };
-        int r = poll(p, wake >= 0 ? 2 : 1, (int)(until > 60000 ? 60000 : until));
+        /* Once draining, a kill has nothing left to do: the wake fd (which
+         * stays readable) is no longer watched. */
+        int r = poll(p, wake >= 0 && !d->drain_deadline ? 2 : 1,
+                     (int)(until > 60000 ? 60000 : until));
         if (r < 0 && errno != EINTR) {
             px_error_set_errno(&d->err, PX_E_INTERNAL, errno, "poll");
             return END_PROTOCOL;
@@ -213,7 +234,8 @@ static run_end pump(drive_state *d) {
                 if (sb_bootstrap_done(d->io) && !d->drain_deadline)
                     return END_DONE;
             } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                return END_EOF; /* end of stream (or reset, which ends it too) */
+                /* end of stream (or reset, which ends it too) */
+                return d->killed ? END_KILL : END_EOF;
             }
         }
     }
@@ -281,9 +303,7 @@ static void conclude(drive_state *d, run_end end) {
         shutdown(d->fd, SHUT_RDWR);
     }
     if (end == END_KILL) {
-        sb_take_stats(d->sb, d->id, KILL_STATS_TIMEOUT_MS, &result->peak_memory_bytes,
-                      &result->cpu_time_ms);
-        sb_kill_container(d->sb, d->id);
+        /* Killed (kill_on_request) and drained: the output is complete. */
         result->ran = true;
         result->exit_code = 128 + 9;
         return;

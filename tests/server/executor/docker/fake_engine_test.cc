@@ -557,6 +557,43 @@ TEST_F(FakeEngineTest, PartialLinesAreNotHeldBack) {
     EXPECT_TRUE(run.order_ok) << "all output before the result";
 }
 
+// A killed program keeps the bytes it wrote before it died: print('started')
+// is two writes, "started" and "\n", and the second may still be in the
+// engine when the kill is asked for. The run kills the container and reads
+// its stream to the end (the engine sends it once the container is gone)
+// instead of cutting it at the request.
+TEST_F(FakeEngineTest, AKilledProgramKeepsWhatItWroteBeforeItDied) {
+    int attach = -1; // the engine's thread only
+    FakeEngine engine([&attach](const Request &r, int fd) {
+        if (r.target.find("/attach") != std::string::npos) {
+            FakeEngine::WriteAll(fd, kUpgraded + Frame(1, 7, "started"));
+            attach = fd;
+            return false; // open until the kill
+        }
+        if (r.target.find("/kill") != std::string::npos && attach >= 0) {
+            // The container dies: what it wrote last, then the end.
+            FakeEngine::WriteAll(attach, Frame(1, 1, "\n"));
+            shutdown(attach, SHUT_RDWR);
+        }
+        return Routine(r, fd);
+    });
+    NewSandbox(engine.path());
+    px_sandbox_run run;
+    px_sandbox_result result = {};
+    std::thread t([&] { result = RunMain("print('started')\n", &run); });
+    ASSERT_TRUE(run.WaitForOutput("started", kHangGuardMs));
+    run.Kill(PX_KILL_RPC);
+    t.join();
+    EXPECT_TRUE(result.ran) << result.error.msg;
+    EXPECT_EQ(result.exit_code, 128 + 9);
+    std::string out;
+    for (const auto &c : run.chunks)
+        out += c.second;
+    EXPECT_EQ(out, "started\n");
+    EXPECT_TRUE(engine.Saw("POST /containers/c0ffee/kill"));
+    EXPECT_TRUE(run.order_ok) << "all output before the result";
+}
+
 // Reads the bootstrap preamble the back-end sends on the attach socket `fd`
 // and returns the nonce in its header ("" if none came).
 std::string ReadNonce(int fd) {

@@ -1337,6 +1337,9 @@ def main():
                          "(default 2, the server's own default)")
     ap.add_argument("--no-namespace", action="store_true",
                     help="skip the --isolation namespace phase (run when pyexecd has the flag)")
+    ap.add_argument("--phases", default="off,on,namespace",
+                    help="the phases to run, comma-separated: off (warm pool off), on (warm "
+                         "pool on), namespace (default: all three, as the binary has them)")
     ap.add_argument("--runtime", default="",
                     help="pyexecd --runtime, and the Engine API floor's runtime (default: the "
                          "engine's default)")
@@ -1359,11 +1362,14 @@ def main():
     a.per_slot = a.per_slot or (2 if quick else 4)
     a.concurrency = [int(x) for x in a.concurrency.split(",") if x]
     a.binary = os.path.abspath(a.binary)
+    a.phases = set(x.strip() for x in a.phases.split(",") if x.strip())
+    if not a.phases or a.phases - {"off", "on", "namespace"}:
+        ap.error("--phases: a comma-separated list of off, on, namespace")
 
     help_text = subprocess.run([a.binary, "--help"], capture_output=True, text=True,
                                timeout=10).stdout
     has_pool = "--warm-pool" in help_text
-    has_ns = "--isolation" in help_text and not a.no_namespace
+    has_ns = "--isolation" in help_text and not a.no_namespace and "namespace" in a.phases
     b = Bench(a)
 
     def on_signal(signum, frame):
@@ -1388,9 +1394,10 @@ def main():
     left = []
     try:
         off_args = ["--warm-pool", "0"] if has_pool else []
-        phases["warm_pool_off"] = run_phase(b, "warm_pool_off", "Warm pool off", off_args,
-                                            full=True)
-        if has_pool:
+        if "off" in a.phases:
+            phases["warm_pool_off"] = run_phase(b, "warm_pool_off", "Warm pool off", off_args,
+                                                full=True)
+        if has_pool and "on" in a.phases:
             phases["warm_pool_on"] = run_phase(
                 b, "warm_pool_on", f"Warm pool on ({a.warm_pool})",
                 ["--warm-pool", str(a.warm_pool)], full=False, pool=a.warm_pool)

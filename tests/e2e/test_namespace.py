@@ -1,8 +1,9 @@
 """What only --isolation namespace has (docs/sandbox.md, "Namespace mode";
 docs/security.md): executions that share a host container see nothing of
 each other, the program cannot leave its namespaces nor reach the supervisor,
-a host is retired after an abnormal end or --host-reuse executions, and the
-limits set at hand-over hold.
+a host is retired after an abnormal end or --host-reuse executions, the
+limits set at hand-over hold, and an idle host has the next execution's
+sandbox started already.
 
 One server of its own: namespace mode, no warm pool and one execution at a
 time, so that consecutive executions run on the same host while it is not
@@ -10,6 +11,7 @@ retired. A program learns its host from its host name (the execution's UTS
 namespace starts with the host container's name, its id).
 """
 
+import os
 import uuid
 
 import pytest
@@ -205,3 +207,52 @@ def test_usage_is_the_executions_own_not_its_hosts(ns):
     # usage does not include the heavy one's.
     assert 0 < light.usage.peak_memory_bytes < 200 << 20, light.usage
     assert light.usage.cpu_time_ms < heavy.usage.cpu_time_ms, light.usage
+
+
+PID_NS = HOST + "import os\nprint(os.readlink('/proc/self/ns/pid'))\n"
+
+
+def children(pid):
+    """The pids of the machine's processes whose parent is `pid`."""
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # not a process, or gone
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(p))
+    return found
+
+
+def waiting_sandbox(host):
+    """The pid namespace of the sandbox that the idle host container `host`
+    started for its next execution: its PID 1 (host.py) has a child,
+    bubblewrap, whose child is the sandbox's bootstrap. Awaits it."""
+    status, info = pyexecd.docker_api("GET", f"/containers/{host}/json")
+    assert status == 200, info
+    root = info["State"]["Pid"]
+
+    def sandbox():
+        for bwrap in children(root):
+            for bootstrap in children(bwrap):
+                try:
+                    return os.readlink(f"/proc/{bootstrap}/ns/pid")
+                except OSError:
+                    pass
+        return None
+    return pyexecd.wait_until(sandbox, 30)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads the host container's processes in /proc")
+def test_an_idle_host_has_the_next_executions_sandbox_started(ns):
+    host = fresh_host(ns)  # its first execution has ended
+    waiting = waiting_sandbox(host)
+    assert waiting, "no sandbox waits on the idle host"
+    out = ok(ns.run(PID_NS)).split("\n")
+    assert out[:2] == [host, waiting]  # the one that waited ran it
+    again = waiting_sandbox(host)
+    assert again and again != waiting  # a new one for the next: never reused
+    out = ok(ns.run(PID_NS)).split("\n")
+    assert out[:2] == [host, again]

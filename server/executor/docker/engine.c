@@ -400,7 +400,12 @@ static char *create_body(docker_sandbox *sb, const px_job_spec *spec, bool for_p
                                       sb->deps_volume, "Target", "/deps", "ReadOnly", 1));
 
     const char *cmd[] = {"python3", "-I", "-S", "-c", px_bootstrap_script()};
-    const char *host_cmd[] = {"python3", "-I", "-S", "-c", px_host_script(), px_bootstrap_script()};
+    /* host.py's last argument, the executions it will run at most: it
+     * starts no sandbox ahead of a job that will never come. */
+    char reuse[16];
+    snprintf(reuse, sizeof reuse, "%d", sb->host_reuse);
+    const char *host_cmd[] = {"python3", "-I", "-S", "-c", px_host_script(), px_bootstrap_script(),
+                              reuse};
     _cleanup_json_ json_t *body = json_pack(
         "{s:s, s:o, s:o, s:s, s:s, s:b, s:b, s:b, s:b, s:b, s:b, s:o, s:o}", "Image", spec->image,
         "Cmd",

@@ -511,18 +511,21 @@ def main():
         # As PID 1 no signal from inside the container reaches a default
         # disposition; Python's own SIGINT handler would let one in.
         _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        # Memory for the last words: when a program fills the memory with
+        # what no kill frees (a full /work tmpfs), the bootstrap still needs
+        # a little to read the usage and write the trailer. This and the
+        # relay are made before the header arrives: a pooled container or a
+        # namespace host's waiting sandbox has them ready for its job.
+        import mmap
+        reserve = mmap.mmap(-1, RESERVE_BYTES, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                            | mmap.MAP_POPULATE)
+        relay = Relay()
         line = read_exact(16)
         if line[:5] != b"PYX1 " or line[15:16] != b"\n":
             raise ValueError("bad protocol header")
         hdr = parse_json(read_exact(int(line[5:15])).decode("utf-8"))
         nonce = hdr["nonce"] if report_fd is None else None
-        # Memory for the last words: when a program fills the memory with
-        # what no kill frees (a full /work tmpfs), the bootstrap still needs
-        # a little to read the usage and write the trailer.
-        import mmap
-        reserve = mmap.mmap(-1, RESERVE_BYTES, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-                            | mmap.MAP_POPULATE)
-        code = run(hdr, Relay())
+        code = run(hdr, relay)
     except Exception as e:  # the protocol failed: report it, keep the trailer
         say("bootstrap failed: %s: %s" % (type(e).__name__, e))
     if reserve is not None:

@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -230,6 +231,31 @@ def run_load(targets, kind, args, extra_procs, execution_id=None):
 
 
 # ---------------------------------------------------------------------------
+# The nodes' own counts (their HTTP door's /metrics)
+
+
+def store_round_trips(nodes):
+    """(count, seconds) of pyexec_store_round_trip_seconds summed over the
+    nodes: the Redis commands they sent (blocking reads excepted) and the
+    time they waited for the answers."""
+    count = total = 0.0
+    for server in nodes:
+        host, port = server.http_address().rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            conn.request("GET", "/metrics")
+            body = conn.getresponse().read().decode()
+        finally:
+            conn.close()
+        for line in body.splitlines():
+            if line.startswith("pyexec_store_round_trip_seconds_count"):
+                count += float(line.split()[-1])
+            elif line.startswith("pyexec_store_round_trip_seconds_sum"):
+                total += float(line.split()[-1])
+    return count, total
+
+
+# ---------------------------------------------------------------------------
 # Nodes
 
 
@@ -325,7 +351,8 @@ def phase_hello(args):
 
 
 def fake_flags(args):
-    return ["--max-concurrent", str(args.fake_slots), "--max-queue", "100000",
+    return ["--http-listen", "127.0.0.1:0",
+            "--max-concurrent", str(args.fake_slots), "--max-queue", "100000",
             "--max-records", "1000000", "--retention-s", "60", "--warm-pool", "0"]
 
 
@@ -338,10 +365,16 @@ def phase_capacity(args):
                      for i in range(args.capacity_nodes)]
             n = len(nodes)
             log(f"capacity: {n} Redis nodes, appendfsync {fsync}, {args.seconds:g} s")
-            out[f"redis (appendfsync {fsync}), {n} node{'s' if n > 1 else ''}"] = run_load(
-                [s.address for s in nodes], "execute", args,
-                {"pyexecd nodes" if n > 1 else "pyexecd node": [s.proc.pid for s in nodes],
-                 "redis-server": [redis_pid(run)]})
+            rt0 = store_round_trips(nodes)
+            r = run_load([s.address for s in nodes], "execute", args,
+                         {"pyexecd nodes" if n > 1 else "pyexecd node":
+                          [s.proc.pid for s in nodes], "redis-server": [redis_pid(run)]})
+            rt1 = store_round_trips(nodes)
+            # Includes the load processes' warm-up calls (5 per process and node).
+            calls = r["n"] + 5 * args.load_procs * n
+            r["store_round_trips_per_execution"] = (rt1[0] - rt0[0]) / calls
+            r["store_round_trip_mean_ms"] = (rt1[1] - rt0[1]) / max(1.0, rt1[0] - rt0[0]) * 1e3
+            out[f"redis (appendfsync {fsync}), {n} node{'s' if n > 1 else ''}"] = r
     with Run(args) as run:
         m = run.node("m", args.fake_binary, "memory", *fake_flags(args))
         log(f"capacity: 1 memory node, {args.seconds:g} s")
@@ -486,6 +519,12 @@ def markdown(res, args, argv):
         out.append("CPU per call, all nodes together (what bounds the rate once the cores "
                    "are free: 1 s / that per core): " + "; ".join(ceil) + ".")
         if key == "capacity":
+            trips = [f"{name}: {r['store_round_trips_per_execution']:.1f} per execution, "
+                     f"{r['store_round_trip_mean_ms']:.2f} ms each on average"
+                     for name, r in ph[key].items() if "store_round_trip_mean_ms" in r]
+            out.append("Redis round trips the nodes waited for (their "
+                       "pyexec_store_round_trip_seconds; blocking reads not counted): "
+                       + "; ".join(trips) + ".")
             out.append("Target: >= 1000 executions/s through 2 nodes + Redis.")
         out.append("")
     if "chunks" in ph:

@@ -2,6 +2,7 @@
 #include "client/pyexec.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -308,6 +309,26 @@ TEST_F(LibpyexecTest, KillARunningExecution) {
     ASSERT_EQ(pyexec_kill(client_, id.c_str(), &r, &err), 0) << err.msg;
     EXPECT_EQ(r->status, PYEXEC_STATUS_KILLED);
     pyexec_result_free(r);
+}
+
+// A status without a code of its own (here ALREADY_EXISTS) is INTERNAL, and
+// the message names the status as gRPC spells it.
+TEST_F(LibpyexecTest, OtherStatusesAreInternalAndNamed) {
+    std::string key = "libpyexec-test-" + std::to_string(getpid());
+    OneFile first("import time\ntime.sleep(60)\n");
+    first.req.request_id = key.c_str();
+    pyexec_result *r = nullptr;
+    pyexec_error err = PYEXEC_ERROR_INIT;
+    ASSERT_EQ(pyexec_execute_async(client_, &first.req, &r, &err), 0) << err.msg;
+    started_.push_back(r->execution_id);
+    pyexec_result_free(r);
+    r = nullptr;
+    OneFile other("print('other content')\n");
+    other.req.request_id = key.c_str();
+    EXPECT_EQ(pyexec_execute_async(client_, &other.req, &r, &err), -1);
+    EXPECT_EQ(err.code, PYEXEC_E_INTERNAL) << err.msg;
+    EXPECT_EQ(std::string(err.msg).rfind("Execute: ALREADY_EXISTS: ", 0), 0u) << err.msg;
+    EXPECT_EQ(r, nullptr);
 }
 
 TEST_F(LibpyexecTest, ErrorsMapToPxCodesAndKeepTheServerMessage) {

@@ -35,7 +35,20 @@
 # stdout and stderr: they write into pipes that the bootstrap relays, since a
 # process holding a pipe can reopen it for reading through /proc/self/fd and
 # would read the last words. The nonce is in no argument, no environment and
-# no inherited descriptor.
+# no inherited descriptor. Before the last words the bootstrap kills every
+# other process in the container and reaps them: no process of the request
+# exists while the nonce is on the wire.
+#
+# Where the runtime lets an unprivileged process create namespaces (gVisor:
+# runsc; runc and crun refuse it through pyexec's seccomp profile), those
+# defences are not enough: gVisor lets a process of the same user open a
+# non-dumpable process's /proc/<pid>/fd/*, environ, cmdline and maps, and
+# send it any signal, PID 1 included. There the bootstrap first moves itself
+# into a user namespace of its own (65534 mapped to 65534, before it becomes
+# non-dumpable, as writing the maps needs), and starts every child as PID 1
+# of a fresh PID namespace (see spawn_isolated): a child can name no process
+# outside its namespace, so it can signal and ptrace neither the bootstrap
+# nor anything else that holds the nonce.
 #
 # In the namespace mode (--isolation namespace, argv "ns <fd>") the bootstrap
 # runs as PID 1 of an execution's own namespaces, started by the host
@@ -68,6 +81,9 @@ SETUP_FAILED = 1
 BLOCK = 512
 SIGPIPE, SIGXFSZ = 13, 25  # Linux; what subprocess resets for its children
 PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
+CLONE_NEWUSER, CLONE_NEWPID = 0x10000000, 0x20000000
+EPERM, EINVAL, ENOSYS = 1, 22, 38
+SIGKILL = 9
 RESERVE_BYTES = 2 << 20
 
 
@@ -343,6 +359,10 @@ def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
     killer's preference, and `fd3` (if set) as its fd 3; returns its exit
     code, as exit_code() writes it."""
     out_w = relay.err_w if stdout_to_stderr else relay.out_w
+    if ISOLATED[0]:
+        pid = spawn_isolated(argv, env, [(out_w, 1), (relay.err_w, 2)]
+                             + ([(fd3, 3)] if fd3 is not None else []), stdin_null)
+        return exit_code(os.waitstatus_to_exitcode(relay.wait(pid)))
     actions = [(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, relay.err_w, 2)]
     if stdin_null:
         actions.append((os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0))
@@ -352,6 +372,85 @@ def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
                           setsigdef=(SIGPIPE, SIGXFSZ))
     prefer_for_oom_kill(pid)
     return exit_code(os.waitstatus_to_exitcode(relay.wait(pid)))
+
+
+def spawn_isolated(argv, env, dups, stdin_null):
+    """Starts argv as PID 1 of a fresh PID namespace (the bootstrap is in a
+    user namespace of its own: see own_user_namespace) and returns the pid
+    of the process to wait for: an intermediate process in the bootstrap's
+    namespace that waits for the child and exits with its exit code (128+N
+    for signal N). Inside, the child's PID 1 is itself and its own children:
+    the bootstrap, the intermediate and every other process have no pid it
+    could signal or ptrace. When the child exits, the kernel kills whatever
+    it left behind in its namespace. `dups` are (fd, target) pairs. Raises
+    OSError, as posix_spawnp would, if the program cannot be started.
+
+    The child's oom_score_adj is left alone: under gVisor the memory limit
+    is the sandbox's as a whole and the OOM killer of the host, not of the
+    sandbox, acts on it."""
+    err_r, err_w = os.pipe()  # close-on-exec: EOF means the exec happened
+    pid = os.fork()
+    if pid == 0:
+        code = 127
+        try:
+            os.close(err_r)
+            _signal.set_wakeup_fd(-1)
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            if LIBC.unshare(CLONE_NEWPID) != 0:
+                raise OSError(LIBC.errno(), "unshare(CLONE_NEWPID) failed")
+            child = os.fork()
+            if child == 0:
+                try:
+                    for fd, target in dups:
+                        if fd == target:
+                            os.set_inheritable(fd, True)
+                        else:
+                            os.dup2(fd, target)
+                    if stdin_null:
+                        null = os.open("/dev/null", os.O_RDONLY)
+                        os.dup2(null, 0)
+                        os.close(null)
+                    for sig in (SIGPIPE, SIGXFSZ, _signal.SIGINT):
+                        _signal.signal(sig, _signal.SIG_DFL)
+                    os.execvpe(argv[0], argv, env)
+                except BaseException as e:
+                    report_failure(err_w, e, argv[0])
+                os._exit(127)
+            os.close(err_w)
+            code = exit_code(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+        except BaseException as e:
+            report_failure(err_w, e, None)
+        os._exit(code)
+    os.close(err_w)
+    try:
+        failure = read_to_end(err_r)
+    finally:
+        os.close(err_r)
+    if failure:
+        os.waitpid(pid, 0)
+        num, msg, name = failure.decode("utf-8", "replace").split("\0", 2)
+        raise OSError(int(num), msg, name or None)
+    return pid
+
+
+def report_failure(fd, e, name):
+    """Writes why a child could not be started as "errno\\0message\\0name"
+    (what spawn_isolated raises again as an OSError)."""
+    num = getattr(e, "errno", None) or 0
+    msg = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    try:
+        os.write(fd, ("%d\0%s\0%s" % (num, msg, name or "")).encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def read_to_end(fd):
+    parts = []
+    while True:
+        b = os.read(fd, 4096)
+        if not b:
+            return b"".join(parts)
+        parts.append(b)
 
 
 def quote(s):
@@ -475,29 +574,92 @@ def eval_report(data):
         return b"{}"
 
 
+class Libc:
+    """prctl and unshare through _ctypes (ctypes itself costs 2 ms more to
+    import), with errno."""
+
+    def __init__(self):
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):
+            _type_ = "i"
+
+        class ULong(_ctypes._SimpleCData):
+            _type_ = "L"
+
+        class Func(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = Int
+
+        libc = _ctypes.dlopen(None)
+        self._prctl = Func(_ctypes.dlsym(libc, "prctl"))
+        self._unshare = Func(_ctypes.dlsym(libc, "unshare"))
+        self._int, self._ulong = Int, ULong
+        self.errno = _ctypes.get_errno
+
+    def prctl(self, option):
+        z = self._ulong(0)
+        return self._prctl(self._int(option), z, z, z, z)
+
+    def unshare(self, flags):
+        return self._unshare(self._int(flags))
+
+
 def make_undumpable():
-    """prctl(PR_SET_DUMPABLE, 0) through _ctypes (ctypes itself costs 2 ms
-    more to import). Raises OSError if it did not take."""
-    import _ctypes
-
-    class Int(_ctypes._SimpleCData):
-        _type_ = "i"
-
-    class ULong(_ctypes._SimpleCData):
-        _type_ = "L"
-
-    class Func(_ctypes.CFuncPtr):
-        _flags_ = _ctypes.FUNCFLAG_CDECL
-        _restype_ = Int
-
-    prctl = Func(_ctypes.dlsym(_ctypes.dlopen(None), "prctl"))
-    z = ULong(0)
-    prctl(Int(PR_SET_DUMPABLE), z, z, z, z)
-    if prctl(Int(PR_GET_DUMPABLE), z, z, z, z) != 0:
+    """prctl(PR_SET_DUMPABLE, 0). Raises OSError if it did not take."""
+    LIBC.prctl(PR_SET_DUMPABLE)
+    if LIBC.prctl(PR_GET_DUMPABLE) != 0:
         raise OSError("prctl(PR_SET_DUMPABLE, 0) did not take")
 
 
+def own_user_namespace():
+    """Moves the bootstrap into a new user namespace with its own uid and gid
+    mapped to themselves, so that it may create a PID namespace per child
+    (spawn_isolated). Returns False when the runtime refuses (runc and crun:
+    pyexec's seccomp profile, like Docker's, allows no namespace to a process
+    without CAP_SYS_ADMIN; there, a non-dumpable PID 1 is protected by the
+    kernel); raises OSError when the namespace was made but not mapped. Runs
+    while the bootstrap is still dumpable: /proc/self/uid_map of a
+    non-dumpable process belongs to root."""
+    uid, gid = os.getuid(), os.getgid()
+    if LIBC.unshare(CLONE_NEWUSER) != 0:
+        e = LIBC.errno()
+        if e in (EPERM, EINVAL, ENOSYS):
+            return False
+        raise OSError(e, "unshare(CLONE_NEWUSER) failed")
+    for name, text in (("uid_map", "%d %d 1" % (uid, uid)), ("setgroups", "deny"),
+                       ("gid_map", "%d %d 1" % (gid, gid))):
+        try:
+            fd = os.open("/proc/self/" + name, os.O_WRONLY)
+        except FileNotFoundError:  # setgroups: gVisor has none
+            continue
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+    return True
+
+
+def end_every_other_process():
+    """Kills every process in the container but the bootstrap (PID 1) and
+    reaps them all (as PID 1, every orphan is its child)."""
+    try:
+        os.kill(-1, SIGKILL)
+    except ProcessLookupError:  # none left
+        pass
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+LIBC = None
+ISOLATED = [False]  # children start in PID namespaces of their own
+
+
 def main():
+    global LIBC
     code = SETUP_FAILED
     nonce = None
     reserve = None
@@ -506,6 +668,10 @@ def main():
         report_fd = int(sys.argv[2])
         os.set_inheritable(report_fd, False)
     try:
+        LIBC = Libc()
+        # In the namespace mode bubblewrap made the namespaces already.
+        if report_fd is None:
+            ISOLATED[0] = own_user_namespace()
         # Before anything secret arrives (see the top of the file).
         make_undumpable()
         # As PID 1 no signal from inside the container reaches a default
@@ -538,6 +704,7 @@ def main():
         except OSError:
             pass
     if nonce:
+        end_every_other_process()
         m = ("\x1ePYX" + nonce + "\x1e").encode()
         u = usage()
         u["exit_code"] = code

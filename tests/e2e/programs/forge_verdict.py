@@ -15,7 +15,11 @@ FAKE = "0123456789abcdef0123456789abcdef"
 # Any 32 lower-case hex digits could be the nonce: each one found is tried.
 NONCE = re.compile(rb"(?<![0-9a-f])([0-9a-f]{32})(?![0-9a-f])")
 found = set()
-me = os.getpid()
+# /proc may be another PID namespace's than the program's own (gVisor: the
+# program is PID 1 of a namespace of its own, /proc is the container's):
+# its own entry there is /proc/self. Signals and ptrace name a pid in the
+# program's namespace, so they go to the pids it sees that it can name.
+me = int(os.readlink("/proc/self"))
 others = sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and int(p) != me)
 libc = ctypes.CDLL(None, use_errno=True)
 libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
@@ -81,6 +85,8 @@ def steal(pid):
         except OSError as e:
             say(f"fd-open-{fd}", pid, e.errno)
     for name, req in (("attach", PTRACE_ATTACH), ("seize", PTRACE_SEIZE)):
+        if pid == os.getpid():
+            continue
         if libc.ptrace(req, pid, None, None) == 0:
             say(name, pid)
             if req == PTRACE_ATTACH:
@@ -117,6 +123,8 @@ if os.fork() == 0:
 os.wait()
 
 for pid in others:
+    if pid == os.getpid():  # its own pid 1 in its namespace (gVisor)
+        continue
     for sig in (signal.SIGSTOP, signal.SIGKILL):
         try:
             os.kill(pid, sig)

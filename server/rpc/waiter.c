@@ -151,9 +151,12 @@ void px_waiter_wait(px_waiter *w, px_record *record) {
     w->record = record;
     pthread_mutex_unlock(&w->base.mu);
     px_error err = PX_ERROR_INIT;
-    /* Registered before the state is checked, so no change is missed. */
+    /* Registered before the state is checked, so no change is missed; no
+     * check when the registration saw the record not ended (on Redis, a
+     * round trip fewer: the end will wake the watcher). */
     px_call_ref(&w->base); /* the watcher's */
-    px_watch *watch = px_record_watch(record, PX_WATCH_CONTROL, on_change, w, &err);
+    bool live = false;
+    px_watch *watch = px_record_watch_live(record, PX_WATCH_CONTROL, on_change, w, &live, &err);
     if (!watch) {
         px_call_unref(&w->base);
         px_call_finish_error(&w->base, &err);
@@ -166,7 +169,7 @@ void px_waiter_wait(px_waiter *w, px_record *record) {
     pthread_mutex_unlock(&w->base.mu);
     if (closed)
         drop_watch(w);
-    else
+    else if (!live)
         try_reply(w, false);
     px_call_unref(&w->base);
 }

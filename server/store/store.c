@@ -537,6 +537,13 @@ int px_record_read(px_record *r, int64_t offset, size_t max_len, px_log_chunk *c
 
 px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
                           px_error *err) {
+    return px_record_watch_live(r, kind, fn, ud, NULL, err);
+}
+
+px_watch *px_record_watch_live(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
+                               bool *live, px_error *err) {
+    if (live)
+        *live = false;
     px_watch *w = calloc(1, sizeof *w);
     if (!w) {
         px_error_set(err, PX_E_INTERNAL, "watch: out of memory");
@@ -554,11 +561,14 @@ px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void
                      r->max_readers);
         return NULL;
     }
-    if (r->n_watchers == 0 && r->ops->watching && r->ops->watching(r, true, err) < 0) {
+    int seen = r->n_watchers == 0 && r->ops->watching ? r->ops->watching(r, true, err) : 0;
+    if (seen < 0) {
         pthread_mutex_unlock(&r->watch_mu);
         free(w);
         return NULL;
     }
+    if (live)
+        *live = seen == 1;
     w->next = r->watchers;
     if (r->watchers)
         r->watchers->prev = w;

@@ -276,6 +276,13 @@ typedef enum px_watch_kind {
 px_watch *px_record_watch(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
                           px_error *err);
 
+/* px_record_watch, and *live: true when the registration itself read the
+ * record as not terminal (on Redis, the first watcher of a record on this
+ * node), so its end will reach `fn` and the caller need not re-check the
+ * state; false when the caller must re-check, as after px_record_watch. */
+px_watch *px_record_watch_live(px_record *r, px_watch_kind kind, px_watch_fn fn, void *ud,
+                               bool *live, px_error *err);
+
 /* Unregisters and frees `w`; see the file comment. NULL-safe. */
 void px_record_unwatch(px_record *r, px_watch *w);
 

@@ -73,7 +73,10 @@ typedef struct px_record_ops {
     /* `chunk` is zeroed before the call. */
     int (*read)(px_record *r, int64_t offset, size_t max_len, px_log_chunk *chunk, px_error *err);
     /* Optional: the record got its first watcher (`on`; a failure refuses
-     * the watcher) or lost its last one. Called under the watcher lock. */
+     * the watcher) or lost its last one. Called under the watcher lock.
+     * With `on`, returns 1 if it read, at the registration itself, that
+     * the record is not terminal (its end will reach the watchers), else 0;
+     * -1 on failure. */
     int (*watching)(px_record *r, bool on, px_error *err);
 } px_record_ops;
 

@@ -158,7 +158,10 @@ static int rs_record_watching(px_record *base, bool on, px_error *err) {
         px_rstore_follow_remove(rs, base->id);
         return 0;
     }
-    return px_rstore_follow_add(rs, base->id, err);
+    bool live = false;
+    if (px_rstore_follow_add(rs, base->id, &live, err) < 0)
+        return -1;
+    return live ? 1 : 0;
 }
 
 /* ---- the job behind a proxy ---- */

@@ -257,8 +257,10 @@ int px_rstore_follow_start(px_rstore *rs, px_rstore_follow_fn fn, void *ud, px_e
 
 /* Follows `id`; counted (follow as often as added, until removed as often).
  * Every change written after this returns is reported; the caller re-reads
- * the state after adding. PX_E_NOT_FOUND for an unknown id. */
-int px_rstore_follow_add(px_rstore *rs, const char *id, px_error *err);
+ * the state after adding, unless *live (NULL: not asked) says this call
+ * read the record, atomically with its starting point, as not terminal
+ * (the end is then reported for sure). PX_E_NOT_FOUND for an unknown id. */
+int px_rstore_follow_add(px_rstore *rs, const char *id, bool *live, px_error *err);
 void px_rstore_follow_remove(px_rstore *rs, const char *id);
 
 /* ---- kill requests for this node's executions ---- */

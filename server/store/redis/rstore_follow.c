@@ -75,7 +75,9 @@ static int follow_wake(px_rstore *rs, px_error *err) {
     return 0;
 }
 
-int px_rstore_follow_add(px_rstore *rs, const char *id, px_error *err) {
+int px_rstore_follow_add(px_rstore *rs, const char *id, bool *live, px_error *err) {
+    if (live)
+        *live = false;
     pthread_mutex_lock(&rs->fmu);
     follow_entry *e = follow_find(rs, id);
     if (e) {
@@ -89,10 +91,12 @@ int px_rstore_follow_add(px_rstore *rs, const char *id, px_error *err) {
                                                 err);
     if (!r)
         return px_error_wrap(err, "execution '%s': follow", id);
-    if (r->type != REDIS_REPLY_INTEGER)
-        return rstore_bad_reply(PX_RSCRIPT_FOLLOW_ADD, err);
-    if (r->integer < 0)
+    long long len = rstore_elem_int(r, 0, -2);
+    if (len == -1)
         return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    if (len < 0)
+        return rstore_bad_reply(PX_RSCRIPT_FOLLOW_ADD, err);
+    bool ended = rstore_elem_int(r, 1, 1) != 0;
     pthread_mutex_lock(&rs->fmu);
     e = follow_find(rs, id);
     if (e) {
@@ -110,9 +114,13 @@ int px_rstore_follow_add(px_rstore *rs, const char *id, px_error *err) {
         }
         e = &rs->follow[rs->n_follow++];
         snprintf(e->id, sizeof e->id, "%s", id);
-        snprintf(e->cursor, sizeof e->cursor, "%lld-0", r->integer);
+        snprintf(e->cursor, sizeof e->cursor, "%lld-0", len);
         e->refs = 1;
         pthread_cond_signal(&rs->fcond);
+        /* Not ended when the cursor was taken: the end marker, written
+         * later, is after the cursor and will be reported. */
+        if (live)
+            *live = !ended;
     }
     pthread_mutex_unlock(&rs->fmu);
     return 0;

@@ -417,14 +417,15 @@ static const script SCRIPTS[PX_RSCRIPT_COUNT] = {
                           "return n\n"},
 
     /* ARGV: P, id, node. Wakes the node's follower (P fw:<node>).
-     * -> the execution's output length (the follower's starting point), or
-     *    -1 if there is no such record. */
+     * -> {the execution's output length (the follower's starting point),
+     *    1 if it is terminal else 0}, or {-1} if there is no such record. */
     [PX_RSCRIPT_FOLLOW_ADD] = {"follow_add",
-                               "local len = redis.call('HGET', P .. 'exe:' .. ARGV[2], 'len')\n"
+                               "local k = P .. 'exe:' .. ARGV[2]\n"
+                               "local h = redis.call('HMGET', k, 'len', 'st')\n"
                                "redis.call('XADD', P .. 'fw:' .. ARGV[3], 'MAXLEN', 1, '*',\n"
                                "           'id', ARGV[2])\n"
-                               "if not len then return -1 end\n"
-                               "return tonumber(len)\n"},
+                               "if not h[1] then return {-1} end\n"
+                               "return {tonumber(h[1]), terminal(tonumber(h[2])) and 1 or 0}\n"},
 };
 /* clang-format on */
 

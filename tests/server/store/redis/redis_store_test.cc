@@ -403,6 +403,50 @@ TEST_F(RedisStore, ADrainedWorkerLeavesNewJobsInTheQueue) {
     px_record_unref(r);
 }
 
+// The first watcher of a record on a node reads, with its registration,
+// whether the record has ended: "live" (not ended) spares the caller its
+// check, and the end still reaches it. Later watchers, and an ended record,
+// are not "live": the caller checks.
+TEST_F(RedisStore, AWatchKnowsWhetherItsRegistrationSawTheRecordLive) {
+    OpenFrontAndWorker();
+    px_record *r = Admit(front_.get());
+    FakeRunner::Job *job = runner_.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    struct Count {
+        std::mutex mu;
+        std::condition_variable cv;
+        int fired = 0;
+    } first, second;
+    auto fn = [](void *ud, px_record *) {
+        auto *c = static_cast<Count *>(ud);
+        std::lock_guard<std::mutex> lock(c->mu);
+        c->fired++;
+        c->cv.notify_all();
+    };
+    px_error err = PX_ERROR_INIT;
+    bool live = false;
+    px_watch *w1 = px_record_watch_live(r, PX_WATCH_CONTROL, fn, &first, &live, &err);
+    ASSERT_NE(w1, nullptr) << err.msg;
+    EXPECT_TRUE(live);
+    px_watch *w2 = px_record_watch_live(r, PX_WATCH_CONTROL, fn, &second, &live, &err);
+    ASSERT_NE(w2, nullptr) << err.msg;
+    EXPECT_FALSE(live) << "only the registration that read the record knows";
+    px_outcome end = Exited(0);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    {
+        std::unique_lock<std::mutex> lock(first.mu);
+        EXPECT_TRUE(first.cv.wait_for(lock, kWait, [&] { return first.fired > 0; }));
+    }
+    px_record_unwatch(r, w2);
+    px_record_unwatch(r, w1);
+    // Ended: a new first watcher is told to check.
+    px_watch *w3 = px_record_watch_live(r, PX_WATCH_CONTROL, fn, &second, &live, &err);
+    ASSERT_NE(w3, nullptr) << err.msg;
+    EXPECT_FALSE(live);
+    px_record_unwatch(r, w3);
+    px_record_unref(r);
+}
+
 // Output wakes the readers only; a control watcher (a call waiting for the
 // end) is woken by the end, so it makes no read per output chunk.
 TEST_F(RedisStore, ControlWatchersAreWokenByTheEndNotByOutput) {

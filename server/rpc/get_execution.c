@@ -15,17 +15,14 @@ void px_handle_get(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *paylo
     px_error err = PX_ERROR_INIT;
     Pyexec__V1__GetExecutionRequest *req = (Pyexec__V1__GetExecutionRequest *)px_call_decode(
         payload, &pyexec__v1__get_execution_request__descriptor, &err);
-    px_record *record = NULL;
     px_record_view view;
     if (req && px_check_id(req->execution_id, &err) == 0 &&
-        (record = px_store_get_as(srv->store, tenant, req->execution_id, &err)) != NULL &&
-        px_record_snapshot(record, true, &view, &err) == 0) {
+        px_store_view_as(srv->store, tenant, req->execution_id, true, &view, &err) == 0) {
         px_finish_with_view(call, &view);
         px_record_view_release(&view);
     } else {
         px_call_finish_error(call, &err);
     }
-    px_record_unref(record);
     if (req)
         protobuf_c_message_free_unpacked(&req->base, NULL);
     px_call_unref(call);

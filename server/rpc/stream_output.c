@@ -179,13 +179,16 @@ void px_handle_stream(px_rpc_server *srv, grpc_call *gcall, grpc_byte_buffer *pa
     if (!(record = px_store_get_as(srv->store, tenant, req->execution_id, &err)))
         goto fail;
     px_call_set_execution(&s->base, req->execution_id);
-    /* An offset past the end of a finished log is OUT_OF_RANGE at once. */
-    px_log_chunk probe;
-    int rc = px_record_read(record, req->offset, 1, &probe, &err);
-    if (rc < 0)
-        goto fail;
-    if (rc == PX_READ_DATA)
-        free(probe.data);
+    /* An offset past the end of a finished log is OUT_OF_RANGE at once.
+     * Offset 0 never is (no read: on Redis a round trip fewer). */
+    if (req->offset > 0) {
+        px_log_chunk probe;
+        int rc = px_record_read(record, req->offset, 1, &probe, &err);
+        if (rc < 0)
+            goto fail;
+        if (rc == PX_READ_DATA)
+            free(probe.data);
+    }
     if (admit_reader(srv, &err) < 0)
         goto fail;
     s->admitted = true;

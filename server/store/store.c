@@ -386,6 +386,21 @@ px_record *px_store_get_as(px_store *s, const char *tenant, const char *id, px_e
     return r;
 }
 
+int px_store_view_as(px_store *s, const char *tenant, const char *id, bool with_output,
+                     px_record_view *view, px_error *err) {
+    memset(view, 0, sizeof *view);
+    if (s->ops->view) {
+        snprintf(view->id, sizeof view->id, "%s", id);
+        return s->ops->view(s, tenant ? tenant : "", id, with_output, view, err);
+    }
+    px_record *r = px_store_get_as(s, tenant, id, err);
+    if (!r)
+        return -1;
+    int rc = px_record_snapshot(r, with_output, view, err);
+    px_record_unref(r);
+    return rc;
+}
+
 void px_store_remove(px_store *s, px_record *r) {
     s->ops->remove(s, r);
 }

@@ -238,6 +238,15 @@ typedef struct px_record_view {
  * of the log, else left NULL/0. Returns 0, or -1 (PX_E_INTERNAL) if out of
  * memory. */
 int px_record_snapshot(px_record *r, bool with_output, px_record_view *view, px_error *err);
+
+/* The current state of `tenant`'s execution `id` (px_store_get_as, then
+ * px_record_snapshot) in one step: on Redis one read instead of two.
+ * Returns 0 with `view` filled (release
+ * with px_record_view_release), or -1 with `err` (PX_E_NOT_FOUND as
+ * px_store_get_as says it). */
+int px_store_view_as(px_store *store, const char *tenant, const char *id, bool with_output,
+                     px_record_view *view, px_error *err);
+
 void px_record_view_release(px_record_view *view);
 
 typedef enum px_read_status {

@@ -34,6 +34,11 @@ typedef struct px_store_ops {
     px_record *(*admit)(px_store *s, const char *request_id, const uint8_t *digest,
                         px_job_spec *spec, const char *origin, bool *existed, px_error *err);
     px_record *(*get)(px_store *s, const char *id, px_error *err);
+    /* Optional: px_store_view_as without a record; `view` is zeroed and its
+     * id filled before the call; `tenant` is never NULL. Absent: get, then
+     * snapshot. */
+    int (*view)(px_store *s, const char *tenant, const char *id, bool with_output,
+                px_record_view *view, px_error *err);
     void (*drain)(px_store *s);                    /* optional */
     int (*ping)(px_store *s, px_error *err);       /* optional: absent means always 0 */
     void (*runner_ready)(px_store *s, bool ready); /* optional */

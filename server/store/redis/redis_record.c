@@ -387,6 +387,19 @@ static bool rs_record_finish(px_record *base, const px_outcome *outcome) {
 
 /* ---- reading ---- */
 
+/* The record view of what Redis holds: a non-terminal record's outcome is
+ * only its status and start, as in the memory store. */
+void rs_view_of(px_rstore_view *v, px_record_view *view) {
+    *view = v->record;
+    if (!px_status_terminal(view->status)) {
+        int64_t started = view->outcome.started_at_ms;
+        px_py_report_release(&view->outcome.py);
+        memset(&view->outcome, 0, sizeof view->outcome);
+        view->outcome.status = view->status;
+        view->outcome.started_at_ms = started;
+    }
+}
+
 static int rs_record_snapshot(px_record *base, bool with_output, px_record_view *view,
                               px_error *err) {
     rs_record *r = (rs_record *)base;
@@ -394,13 +407,7 @@ static int rs_record_snapshot(px_record *base, bool with_output, px_record_view 
     px_rstore *rs = rs_of(r->st, err);
     if (!rs || px_rstore_get(rs, base->id, with_output, &v, err) < 0)
         return -1;
-    *view = v.record;
-    if (!px_status_terminal(view->status)) {
-        int64_t started = view->outcome.started_at_ms;
-        memset(&view->outcome, 0, sizeof view->outcome);
-        view->outcome.status = view->status;
-        view->outcome.started_at_ms = started;
-    }
+    rs_view_of(&v, view);
     return 0;
 }
 

@@ -117,6 +117,23 @@ static px_record *rs_store_get(px_store *base, const char *id, px_error *err) {
     return r ? &r->base : NULL;
 }
 
+/* One read, the record with the view: no proxy is made (or looked up), so
+ * the tenant is checked on what Redis holds. */
+static int rs_store_view(px_store *base, const char *tenant, const char *id, bool with_output,
+                         px_record_view *view, px_error *err) {
+    rs_store *st = (rs_store *)base;
+    px_rstore_view v;
+    if (px_rstore_get(st->rs, id, with_output, &v, err) < 0)
+        return -1;
+    if (strcmp(v.tenant, tenant) != 0) {
+        px_record_view_release(&v.record);
+        /* The same words as for an id nobody has: nothing leaks. */
+        return px_error_set(err, PX_E_NOT_FOUND, "execution '%s' not found", id);
+    }
+    rs_view_of(&v, view);
+    return 0;
+}
+
 static int rs_store_ping(px_store *base, px_error *err) {
     rs_store *st = (rs_store *)base;
     if (px_rstore_ping(st->rs, err) < 0)
@@ -340,6 +357,7 @@ static const px_store_ops rs_store_ops = {
     .create = rs_store_create,
     .admit = rs_store_admit,
     .get = rs_store_get,
+    .view = rs_store_view,
     .drain = rs_store_drain,
     .ping = rs_store_ping,
     .runner_ready = rs_store_runner_ready,

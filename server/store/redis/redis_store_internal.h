@@ -94,6 +94,8 @@ void rs_on_follow(void *ud, const char *id, bool ended);
 /* Kills the local job (this node runs it). Returns false if there is none. */
 bool rs_kill_local(rs_record *r, px_kill_cause cause);
 int64_t rs_token_of(rs_record *r);
+/* Fills `view` from what px_rstore_get read (taking its allocations). */
+void rs_view_of(px_rstore_view *v, px_record_view *view);
 /* One of this node's claimed runs ended: a slot is free for the puller. */
 void rs_run_ended(rs_store *st);
 /* ---- the worker threads (redis_store_workers.c) ---- */

@@ -1137,6 +1137,14 @@ TEST(StoreTenants, ARecordIsSeenByItsTenantOnly) {
                           theirs.find("exe_"), strlen("exe_00000000-0000-4000-8000-000000000000"),
                           px_record_id(a)));
     EXPECT_EQ(px_store_get_as(s.get(), "", px_record_id(a), &err), nullptr);
+    // A view by id sees the same.
+    px_record_view v;
+    ASSERT_EQ(px_store_view_as(s.get(), "alice", px_record_id(a), true, &v, &err), 0) << err.msg;
+    EXPECT_STREQ(v.id, px_record_id(a));
+    EXPECT_EQ(v.status, PX_STATUS_PENDING);
+    px_record_view_release(&v);
+    EXPECT_EQ(px_store_view_as(s.get(), "bob", px_record_id(a), true, &v, &err), -1);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
 
     px_store_page page;
     ASSERT_EQ(0, px_store_list(s.get(), "bob", PX_STATUS_UNSPECIFIED, 10, "", &page, &err));

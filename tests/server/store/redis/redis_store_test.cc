@@ -694,6 +694,49 @@ long long CommandCalls(RedisServer &srv, const std::string &command) {
     return at == std::string::npos ? 0 : atoll(info.c_str() + at + key.size());
 }
 
+// A view by id is one read (the record with its output) and sees only the
+// caller's tenant's records, as px_store_get_as does.
+TEST_F(RedisStore, AViewByIdIsOneReadAndKeepsTenantsApart) {
+    OpenFrontAndWorker();
+    Store other = Open(Config(srv_, "other", nullptr));
+    px_job_spec *spec = Spec();
+    snprintf(spec->tenant, sizeof spec->tenant, "%s", "alice");
+    px_error err = PX_ERROR_INIT;
+    bool existed = false;
+    px_record *r = px_store_admit(front_.get(), "", nullptr, spec, "test", &existed, &err);
+    ASSERT_NE(r, nullptr) << err.msg;
+    std::string id = px_record_id(r);
+    FakeRunner::Job *job = runner_.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"out", 3);
+    px_record_view v;
+    long long before = CommandCalls(srv_, "evalsha");
+    ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), true, &v, &err), 0) << err.msg;
+    EXPECT_EQ(CommandCalls(srv_, "evalsha") - before, 1);
+    EXPECT_EQ(v.status, PX_STATUS_RUNNING);
+    EXPECT_EQ(v.outcome.status, PX_STATUS_RUNNING);
+    EXPECT_EQ(v.outcome.started_at_ms, 1000);
+    EXPECT_EQ(Out(v), "out");
+    EXPECT_STREQ(v.id, id.c_str());
+    px_record_view_release(&v);
+    EXPECT_EQ(px_store_view_as(other.get(), "bob", id.c_str(), true, &v, &err), -1);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
+    EXPECT_EQ(std::string(err.msg), "execution '" + id + "' not found");
+    EXPECT_EQ(px_store_view_as(other.get(), "alice", "exe_00000000-0000-4000-8000-000000000000",
+                               false, &v, &err),
+              -1);
+    EXPECT_EQ(err.code, PX_E_NOT_FOUND);
+    px_outcome end = Exited(4);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), false, &v, &err), 0) << err.msg;
+    EXPECT_EQ(v.status, PX_STATUS_COMPLETED);
+    EXPECT_EQ(v.outcome.exit_code, 4);
+    EXPECT_EQ(v.stdout_len, 0u); // without output
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
 // The worker's lease is renewed on its period (a third of the lease), not
 // at every run's end: a renewal is a round trip, as many as executions.
 TEST_F(RedisStore, RunsEndingDoNotRenewTheLease) {

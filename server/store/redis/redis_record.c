@@ -60,9 +60,8 @@ px_rstore *rs_of(rs_store *st, px_error *err) {
 /* ---- proxies ---- */
 
 /* Returns a new reference to the live proxy of `id`, or NULL. */
-rs_record *rs_live_find(rs_store *st, const char *id) {
-    pthread_mutex_lock(&st->mu);
-    rs_record *found = NULL;
+/* rs_live_find with st->mu held. */
+static rs_record *live_find_locked(rs_store *st, const char *id) {
     for (rs_record *r = st->live; r; r = r->next) {
         if (strcmp(r->base.id, id) != 0)
             continue;
@@ -71,26 +70,40 @@ rs_record *rs_live_find(rs_store *st, const char *id) {
         while (refs > 0 && !atomic_compare_exchange_weak(&r->base.refs, &refs, refs + 1))
             ;
         if (refs > 0)
-            found = r;
-        break;
+            return r;
     }
+    return NULL;
+}
+
+rs_record *rs_live_find(rs_store *st, const char *id) {
+    pthread_mutex_lock(&st->mu);
+    rs_record *found = live_find_locked(st, id);
     pthread_mutex_unlock(&st->mu);
     return found;
 }
 
+/* Gives `r` the owner's token (token > 0) and returns it. */
+static rs_record *with_token(rs_record *r, int64_t token) {
+    if (token > 0) {
+        pthread_mutex_lock(&r->mu);
+        r->token = token;
+        pthread_mutex_unlock(&r->mu);
+    }
+    return r;
+}
+
 /* The proxy of `id`: the live one, or a new one (with `token`, of
- * `tenant`, the record's). */
+ * `tenant`, the record's). One per id and node: watchers, kill requests
+ * and the follower's news reach a proxy by its id, so a second one would
+ * have watchers nobody wakes (a sync call waiting forever) or a job no kill
+ * reaches. Two threads may both find none (the puller claiming a job while
+ * the call that admitted it makes its proxy): the one that inserts second
+ * takes the first one's instead. */
 rs_record *rs_proxy(rs_store *st, const char *id, int64_t token, const char *tenant,
                     px_error *err) {
     rs_record *r = rs_live_find(st, id);
-    if (r) {
-        if (token > 0) {
-            pthread_mutex_lock(&r->mu);
-            r->token = token;
-            pthread_mutex_unlock(&r->mu);
-        }
-        return r;
-    }
+    if (r)
+        return with_token(r, token);
     r = calloc(1, sizeof *r);
     if (!r) {
         px_error_set(err, PX_E_INTERNAL, "redis store: out of memory");
@@ -107,10 +120,16 @@ rs_record *rs_proxy(rs_store *st, const char *id, int64_t token, const char *ten
     r->token = token;
     pthread_mutex_init(&r->mu, NULL);
     pthread_mutex_lock(&st->mu);
-    r->next = st->live;
-    st->live = r;
+    rs_record *first = live_find_locked(st, id);
+    if (!first) {
+        r->next = st->live;
+        st->live = r;
+    }
     pthread_mutex_unlock(&st->mu);
-    return r;
+    if (!first)
+        return r;
+    px_record_unref(&r->base); /* never published: destroyed here */
+    return with_token(first, token);
 }
 
 static void rs_record_destroy(px_record *base) {

@@ -857,10 +857,14 @@ class EventLog:
         self.conn = pyexecd._UnixHTTPConnection(
             os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock"), timeout=None)
         self.conn.request("GET", f"/events?filters={filters}")
+        # Ours to shut down at the end (the connection may hand it to the
+        # response and forget it).
+        self.sock = self.conn.sock
         self.resp = self.conn.getresponse()
         if self.resp.status != 200:
             raise RuntimeError(f"GET /events: HTTP {self.resp.status}")
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
 
     def _pump(self):
         try:
@@ -876,11 +880,15 @@ class EventLog:
             pass  # closed at the end of the run
 
     def close(self):
-        if self.conn.sock is not None:
-            try:
-                self.conn.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        """Ends the stream: the shutdown makes the pump's read see the end,
+        and the response is closed only once the pump has returned (closing
+        it under a read in progress crashed the pump in http.client)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(timeout=10)
+        self.resp.close()
         self.conn.close()
 
     def pool_use(self, since):

@@ -224,6 +224,9 @@ static int check_config(const px_docker_config *c, px_error *err) {
     if (c->warm_pool < 0 || c->warm_pool > PX_DOCKER_POOL_MAX)
         return px_error_set(err, PX_E_INVALID, "%s: warm pool size %d is not in 0..%d", bad,
                             c->warm_pool, PX_DOCKER_POOL_MAX);
+    if (c->pool_refill_hold_ms < 0)
+        return px_error_set(err, PX_E_INVALID, "%s: refill hold %lld ms is negative", bad,
+                            (long long)c->pool_refill_hold_ms);
     if (check_deps_config(c, err) < 0)
         return -1;
     if (c->isolation && strcmp(c->isolation, "container") != 0 &&
@@ -279,6 +282,7 @@ static docker_sandbox *sandbox_alloc(const px_docker_config *config, px_error *e
     sb->pool_memory_mb = config->pool_memory_mb;
     sb->pool_disk_mb = config->pool_disk_mb;
     sb->pool_cpu_shares = config->pool_cpu_shares;
+    sb->refill_hold_ms = config->pool_refill_hold_ms;
     bool deps = config->wheelhouse || config->pip_index_url;
     bool deps_oom = false;
     if (deps) {

@@ -92,6 +92,12 @@ typedef struct px_docker_config {
     int pool_memory_mb;
     int pool_disk_mb;
     int pool_cpu_shares;
+    /* How long the refill after a take may wait for the run that took the
+     * container to end (PX_DOCKER_REFILL_HOLD_MS; 0: it starts at once).
+     * Creating and starting a container competes with the run's end for
+     * the engine and the CPU; docs/sandbox.md, "The warm pool". Not a
+     * server flag. */
+    int64_t pool_refill_hold_ms;
 
     /* "container" (NULL too): a fresh container per execution. "namespace":
      * each execution in fresh namespaces made by bubblewrap inside a host
@@ -118,6 +124,7 @@ typedef struct px_docker_config {
 } px_docker_config;
 
 #define PX_DOCKER_POOL_MAX 64
+#define PX_DOCKER_REFILL_HOLD_MS 1000
 
 /* Fills `dc` from the server's configuration: socket, instance, runtime
  * ("" = NULL), API timeout, process limit, /tmp size, reaper interval,

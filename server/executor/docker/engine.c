@@ -61,6 +61,7 @@ void px_docker_config_from(px_docker_config *dc, const px_config *cfg) {
         .pool_memory_mb = cfg->default_memory_mb,
         .pool_disk_mb = cfg->default_disk_mb,
         .pool_cpu_shares = cfg->default_cpu_shares,
+        .pool_refill_hold_ms = PX_DOCKER_REFILL_HOLD_MS,
         .isolation = cfg->isolation,
         .host_reuse = cfg->host_reuse,
         .wheelhouse = cfg->wheelhouse[0] ? cfg->wheelhouse : NULL,

@@ -15,6 +15,14 @@
  * period, never a spin. destroy() stops the threads (a creation in flight
  * finishes, bounded by api_timeout_ms, and is removed), closes the ready
  * containers' stdin so their bootstraps exit, then removes them.
+ *
+ * A container-mode run's take holds the refill back (sb_pool_take_held)
+ * until the run has ended and removed its container, or refill_hold_ms
+ * after the latest such take, whichever comes first: creating and starting
+ * a container (runc, the engine's network sandbox, a Python start-up)
+ * competes for the engine and the CPU with the run's end, whose answer
+ * waits for the engine to handle the container's exit, and with a Kill.
+ * A long run thus delays its refill by refill_hold_ms at most.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -65,8 +73,9 @@ bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec) {
 
 /* Takes the oldest ready container of `image` with /work of `disk_mb` MiB
  * (owned by the caller from now on), or returns NULL when none is ready.
- * Wakes the pool threads to refill. */
-pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
+ * Wakes the pool threads to refill; with `hold`, their refill waits for
+ * sb_pool_release_hold or refill_hold_ms (see the file comment). */
+static pooled *take(docker_sandbox *sb, const char *image, int disk_mb, bool hold) {
     pthread_mutex_lock(&sb->pool_mu);
     pooled *p = NULL;
     for (int i = 0; i < sb->n_ready && !p; i++) {
@@ -76,10 +85,29 @@ pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
         memmove(&sb->ready[i], &sb->ready[i + 1],
                 (size_t)(sb->n_ready - i - 1) * sizeof *sb->ready);
         sb->n_ready--;
+        if (hold && sb->refill_hold_ms > 0) {
+            sb->holds++;
+            sb->hold_until_ms = px_now_mono_ms() + sb->refill_hold_ms;
+        }
         pthread_cond_broadcast(&sb->pool_cond);
     }
     pthread_mutex_unlock(&sb->pool_mu);
     return p;
+}
+
+pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
+    return take(sb, image, disk_mb, false);
+}
+
+pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb) {
+    return take(sb, image, disk_mb, true);
+}
+
+void sb_pool_release_hold(docker_sandbox *sb) {
+    pthread_mutex_lock(&sb->pool_mu);
+    if (sb->holds > 0 && --sb->holds == 0)
+        pthread_cond_broadcast(&sb->pool_cond);
+    pthread_mutex_unlock(&sb->pool_mu);
 }
 
 /* A namespace-mode host after a clean execution: back to the ready list
@@ -241,6 +269,10 @@ void *sb_pool_main(void *arg) {
         }
         if (sb->n_ready + sb->creating >= sb->pool_size) {
             pthread_cond_wait(&sb->pool_cond, &sb->pool_mu);
+            continue;
+        }
+        if (sb->holds > 0 && sb->hold_until_ms > px_now_mono_ms()) {
+            px_cond_wait_until(&sb->pool_cond, &sb->pool_mu, sb->hold_until_ms);
             continue;
         }
         sb->creating++;

@@ -384,13 +384,14 @@ static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
 
 /* The warm path: takes pooled containers until one is idle, accepts the
  * spec's limits and takes the run's name, pyexec-<execution id> (the others
- * are discarded), then reports the start and drives it.
+ * are discarded), then reports the start and drives it. The pool's refill
+ * waits for the run's end, its container's removal included (pool.c).
  * Returns false, having done nothing for the run, when the pool has none to
  * give. */
 static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
                      px_sandbox_result *result) {
     for (;;) {
-        pooled *p = sb_pool_take(sb, spec->image, spec->disk_mb);
+        pooled *p = sb_pool_take_held(sb, spec->image, spec->disk_mb);
         if (!p)
             return false;
         px_error err = PX_ERROR_INIT;
@@ -411,10 +412,12 @@ static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
             snprintf(id, sizeof id, "%.12s", p->id);
             sb_pooled_discard(sb, p);
             sb_step_done(io, "remove container '%s'", id);
+            sb_pool_release_hold(sb);
             return true;
         }
         sb_pool_count(sb, &sb->stats.discarded);
         sb_pooled_discard(sb, p);
+        sb_pool_release_hold(sb);
     }
 }
 

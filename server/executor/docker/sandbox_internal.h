@@ -136,12 +136,17 @@ typedef struct docker_sandbox {
     int pool_size;
     char *pool_image;
     int pool_memory_mb, pool_disk_mb, pool_cpu_shares;
+    int64_t refill_hold_ms;
     pthread_mutex_t pool_mu;
     pthread_cond_t pool_cond;
     bool pool_stopping;
     pooled *ready[PX_DOCKER_POOL_MAX]; /* oldest first */
     int n_ready;
     int creating;
+    /* Container-mode runs on a taken pooled container that have not ended
+     * (see sb_pool_take_held); refills wait for them until hold_until. */
+    int holds;
+    int64_t hold_until_ms;      /* monotonic */
     int64_t retry_at_ms;        /* monotonic; no creation before it */
     int64_t backoff_ms;         /* 0 after a success */
     bool down;                  /* the last failure was an unreachable engine */
@@ -305,6 +310,13 @@ bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec);
 /* Takes the oldest ready container of `image` with /work of `disk_mb` MiB
  * (the caller owns it), or NULL. */
 pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb);
+/* As sb_pool_take, for a container-mode run: the refill it causes waits
+ * until the run calls sb_pool_release_hold (at its very end) or
+ * refill_hold_ms have passed, so that creating and starting the
+ * replacement does not compete with the run's end. */
+pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb);
+/* Ends the hold of one sb_pool_take_held that returned a container. */
+void sb_pool_release_hold(docker_sandbox *sb);
 /* Puts a namespace-mode host back after a clean execution (or removes it
  * when the ready list is full or the back-end stops). */
 void sb_pool_return(docker_sandbox *sb, pooled *p);

@@ -413,6 +413,7 @@ TEST(DockerConfig, FromTheServerConfiguration) {
     EXPECT_EQ(d.pool_memory_mb, c.default_memory_mb);
     EXPECT_EQ(d.pool_disk_mb, c.default_disk_mb);
     EXPECT_EQ(d.pool_cpu_shares, c.default_cpu_shares);
+    EXPECT_EQ(d.pool_refill_hold_ms, PX_DOCKER_REFILL_HOLD_MS);
     c.runtime[0] = '\0';
     px_docker_config_from(&d, &c);
     EXPECT_EQ(d.runtime, nullptr);
@@ -436,6 +437,7 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
         {[](px_docker_config *c) { c->warm_pool = PX_DOCKER_POOL_MAX + 1; },
          "warm pool size 65 is not in 0..64"},
         {[](px_docker_config *c) { c->warm_pool = 1; }, "the warm pool has no image"},
+        {[](px_docker_config *c) { c->pool_refill_hold_ms = -1; }, "refill hold -1 ms"},
         {[](px_docker_config *c) {
              c->warm_pool = 1;
              c->pool_image = "img";

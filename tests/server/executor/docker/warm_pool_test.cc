@@ -1,6 +1,7 @@
 // The Docker back-end's warm pool, against the real engine and the sandbox
 // image: single use, limits applied at hand-over, the cold path for specs
-// the pool does not fit, the timeout counted from hand-over, refill, backoff
+// the pool does not fit, the timeout counted from hand-over, refill (after
+// the run that took the container, or after the hold time), backoff
 // while the engine is away, and removal on destroy. Skipped when
 // /var/run/docker.sock does not answer. Every test checks that no container
 // of its instance is left behind.
@@ -48,8 +49,10 @@ class WarmPoolTest : public EngineTest {
         EngineTest::TearDown();
     }
 
-    // Creates the back-end with a pool of `size` on `socket`.
-    void MakeSandbox(int size, const char *socket = kEngineSocket) {
+    // Creates the back-end with a pool of `size` on `socket`, whose refill
+    // after a take waits up to `hold_ms` for the run's end.
+    void MakeSandbox(int size, const char *socket = kEngineSocket,
+                     int64_t hold_ms = PX_DOCKER_REFILL_HOLD_MS) {
         image_ = TestImage();
         DockerConfig cfg;
         cfg->socket_path = socket;
@@ -61,6 +64,7 @@ class WarmPoolTest : public EngineTest {
         cfg->pool_memory_mb = kPoolMemoryMb;
         cfg->pool_disk_mb = kPoolDiskMb;
         cfg->pool_cpu_shares = 1024;
+        cfg->pool_refill_hold_ms = hold_ms;
         px_error err = PX_ERROR_INIT;
         ASSERT_EQ(px_docker_sandbox_new(cfg.get(), &sandbox_, &err), 0) << err.msg;
     }
@@ -271,6 +275,49 @@ TEST_F(WarmPoolTest, RefillsAfterTakes) {
     EXPECT_GE(s.taken, 2u);
     EXPECT_EQ(s.created, 2u + s.taken) << "one refill per take";
     EXPECT_EQ(CountContainers("pyexec.pool=1"), 2);
+}
+
+// The refill after a take starts only once the run that took the container
+// has ended and removed it: creating and starting a container would
+// compete with the run's end (and a Kill) for the engine and the CPU.
+TEST_F(WarmPoolTest, RefillWaitsForTheRunThatTookTheContainer) {
+    MakeSandbox(1, kEngineSocket, 600000); // a hold that outlasts the test
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("import time\nprint('ready', flush=True)\ntime.sleep(600)\n"));
+    px_sandbox_run run;
+    Outcome o;
+    std::thread t([&] { o = Run(spec, &run); });
+    EXPECT_TRUE(run.WaitForOutput("ready\n", 30000)); // joined below either way
+    px_docker_pool_stats during = Stats();
+    run.Kill(PX_KILL_RPC);
+    t.join();
+    EXPECT_EQ(o.result.exit_code, 137) << o.result.error.msg;
+    EXPECT_EQ(during.taken, 1u);
+    EXPECT_EQ(during.creating, 0) << "no refill while the run is in flight";
+    EXPECT_EQ(during.created, 1u);
+    EXPECT_EQ(Inspect("pyexec-" + spec.id()), 404) << "removed when run() returns";
+    ASSERT_TRUE(WaitReady(1)) << "the refill follows the run's end";
+    EXPECT_EQ(Stats().created, 2u);
+}
+
+// A long run holds its refill back for the hold time only.
+TEST_F(WarmPoolTest, ALongRunHoldsItsRefillForTheHoldTimeAtMost) {
+    MakeSandbox(1, kEngineSocket, 100);
+    ASSERT_TRUE(WaitReady(1));
+    Spec spec;
+    spec.Tar(Main("import time\nprint('ready', flush=True)\ntime.sleep(600)\n"));
+    px_sandbox_run run;
+    Outcome o;
+    std::thread t([&] { o = Run(spec, &run); });
+    EXPECT_TRUE(run.WaitForOutput("ready\n", 30000)); // joined below either way
+    bool refilled = WaitReady(1);
+    run.Kill(PX_KILL_RPC);
+    t.join();
+    EXPECT_TRUE(refilled);
+    EXPECT_EQ(o.result.exit_code, 137)
+        << "still running when the pool was full again: " << o.result.error.msg;
+    EXPECT_EQ(Stats().created, 2u);
 }
 
 TEST_F(WarmPoolTest, DestroyRemovesEveryPooledContainer) {

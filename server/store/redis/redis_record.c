@@ -336,7 +336,7 @@ static void rs_record_append(px_record *base, px_stream stream, const uint8_t *d
     }
 }
 
-/* One of this node's claimed runs ended: a slot is free for the puller. */
+/* One of this node's claimed runs ended: a slot is free for a puller. */
 void rs_run_ended(rs_store *st) {
     pthread_mutex_lock(&st->mu);
     if (st->running > 0)

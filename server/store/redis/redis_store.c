@@ -11,9 +11,10 @@
  * proxy (so the runner's job, attached on the claiming node, and the local
  * watchers are shared by every caller) or asks Redis and makes one.
  *
- * Worker threads (with a runner): the puller claims jobs while fewer than
- * max_running claimed jobs are unfinished; the keeper renews the lease,
- * sweeps dead nodes and, if the lease was lost, kills the local runs and
+ * Worker threads (with a runner): the pullers (RS_PULLERS_MAX, at most
+ * max_running) claim jobs while fewer than max_running claimed jobs are
+ * unfinished, a slot a puller waits to fill counted as taken; the keeper
+ * renews the lease, sweeps dead nodes and, if the lease was lost, kills the local runs and
  * takes a new one. Kill requests from other nodes arrive through the
  * rstore listener and reach the local job.
  *
@@ -261,8 +262,19 @@ static void rs_store_drain(px_store *base) {
     st->puller_joined = true;
     pthread_cond_broadcast(&st->cond);
     pthread_mutex_unlock(&st->mu);
-    if (join)
-        pthread_join(st->puller, NULL);
+    for (unsigned i = 0; join && i < st->n_pullers; i++)
+        pthread_join(st->pullers[i], NULL);
+}
+
+/* Stops and joins the pullers started so far (start-up failed). */
+static void stop_pullers(rs_store *st) {
+    pthread_mutex_lock(&st->mu);
+    st->stop = true;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->mu);
+    for (unsigned i = 0; i < st->n_pullers; i++)
+        pthread_join(st->pullers[i], NULL);
+    st->n_pullers = 0;
 }
 
 static void rs_store_free(px_store *base) {
@@ -319,23 +331,28 @@ px_store *px_redis_store_new(const px_redis_store_config *config, px_error *err)
     atomic_init(&st->refs, 1);
     pthread_mutex_init(&st->mu, NULL);
     px_cond_init_mono(&st->cond);
-    st->rs = px_rstore_new(&config->redis, err); /* with the password */
+    unsigned pullers = config->runner.ops ? config->max_running : 0;
+    if (pullers > RS_PULLERS_MAX)
+        pullers = RS_PULLERS_MAX;
+    px_rstore_config redis = config->redis;
+    if (pullers > 1)
+        redis.max_connections += pullers - 1; /* each puller may hold one, blocked */
+    st->rs = px_rstore_new(&redis, err);      /* with the password */
     if (!st->rs || px_rstore_follow_start(st->rs, rs_on_follow, st, err) < 0)
         goto fail;
     if (config->runner.ops) {
         if (px_rstore_lease_acquire(st->rs, &st->token, err) < 0 ||
             px_rstore_listen_start(st->rs, rs_on_kill, st, err) < 0)
             goto fail;
-        if (pthread_create(&st->puller, NULL, rs_puller_main, st) != 0) {
-            px_error_set(err, PX_E_INTERNAL, "redis store: start the puller");
-            goto fail;
+        for (; st->n_pullers < pullers; st->n_pullers++) {
+            if (pthread_create(&st->pullers[st->n_pullers], NULL, rs_puller_main, st) != 0) {
+                stop_pullers(st);
+                px_error_set(err, PX_E_INTERNAL, "redis store: start the pullers");
+                goto fail;
+            }
         }
         if (pthread_create(&st->keeper, NULL, rs_keeper_main, st) != 0) {
-            pthread_mutex_lock(&st->mu);
-            st->stop = true;
-            pthread_cond_broadcast(&st->cond);
-            pthread_mutex_unlock(&st->mu);
-            pthread_join(st->puller, NULL);
+            stop_pullers(st);
             px_error_set(err, PX_E_INTERNAL, "redis store: start the keeper");
             goto fail;
         }

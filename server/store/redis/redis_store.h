@@ -8,9 +8,9 @@
  *
  * Admission (px_store_admit) puts the packed job in the cluster's queue,
  * bounded by max_queued cluster-wide. A node with a runner (a worker) holds
- * a lease and a puller thread: while fewer than max_running of its claimed
- * jobs are unfinished it claims the next queued job and hands it to the
- * runner; the runner's events become the owner's fenced writes. A keeper
+ * a lease and puller threads (up to 4): while fewer than max_running of
+ * its claimed jobs are unfinished they claim the next queued jobs and hand
+ * them to the runner; the runner's events become the owner's fenced writes. A keeper
  * thread renews the lease every lease_ms/3 and sweeps nodes whose lease
  * expired every sweep_interval_ms; if this node's own lease was lost it
  * kills its runs (their records are declared lost elsewhere) and takes a

@@ -17,6 +17,12 @@
 
 typedef struct rs_store rs_store;
 
+/* Claiming threads per worker node (at most max_running): a claim is two
+ * round trips (the queue read, the claim script), each of which waits for
+ * Redis's fsync under `appendfsync always`; several pullers let a node's
+ * claims share those waits instead of queueing behind one another. */
+#define RS_PULLERS_MAX 4
+
 /* An output chunk the owner could not write yet (Redis away). */
 typedef struct rs_pending_chunk {
     struct rs_pending_chunk *next;
@@ -70,11 +76,13 @@ struct rs_store {
     unsigned running;   /* claimed by this node, not yet finished */
     int64_t token;      /* this node's lease token; 0: none */
     bool stop;
-    bool draining;    /* the puller has stopped, or is stopping */
+    bool draining;    /* the pullers have stopped, or are stopping */
     bool runner_down; /* the runner's back-end does not answer: claim nothing */
     bool puller_joined;
     bool worker;
-    pthread_t puller, keeper;
+    pthread_t pullers[RS_PULLERS_MAX];
+    unsigned n_pullers;
+    pthread_t keeper;
 };
 
 /* ---- the records (redis_record.c) ---- */
@@ -96,7 +104,7 @@ bool rs_kill_local(rs_record *r, px_kill_cause cause);
 int64_t rs_token_of(rs_record *r);
 /* Fills `view` from what px_rstore_get read (taking its allocations). */
 void rs_view_of(px_rstore_view *v, px_record_view *view);
-/* One of this node's claimed runs ended: a slot is free for the puller. */
+/* One of this node's claimed runs ended: a slot is free for a puller. */
 void rs_run_ended(rs_store *st);
 /* ---- the worker threads (redis_store_workers.c) ---- */
 

@@ -67,7 +67,10 @@ struct px_rpc_server {
     void *methods[PX_M_COUNT];
     char address[300];
 
-    pthread_t cq_threads[2];
+    /* Handlers block on the store: in memory briefly, on Redis for round
+     * trips (each an fsync under appendfsync always), so a shared store
+     * gets more threads to wait in. */
+    pthread_t cq_threads[8];
     int n_cq_threads;
     pthread_t health_thread;
     bool health_thread_started;

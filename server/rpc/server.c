@@ -586,7 +586,9 @@ int px_rpc_server_start(px_rpc_server *srv, px_error *err) {
             return px_error_set(err, PX_E_INTERNAL, "out of memory");
     }
     unknown_arm(srv);
-    srv->n_cq_threads = (int)PX_ARRAY_SIZE(srv->cq_threads);
+    srv->n_cq_threads = strcmp(srv->cfg->store, "memory") == 0
+                            ? 2
+                            : (int)PX_ARRAY_SIZE(srv->cq_threads);
     for (int i = 0; i < srv->n_cq_threads; i++) {
         int rc = pthread_create(&srv->cq_threads[i], NULL, cq_loop, srv);
         if (rc != 0) {

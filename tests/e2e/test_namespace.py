@@ -256,3 +256,25 @@ def test_an_idle_host_has_the_next_executions_sandbox_started(ns):
     assert again and again != waiting  # a new one for the next: never reused
     out = ok(ns.run(PID_NS)).split("\n")
     assert out[:2] == [host, again]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads the host container's processes in /proc")
+def test_a_pooled_host_has_its_first_executions_sandbox_started(pb, no_container_left_behind):
+    instance = f"e2e-ns-prime-{uuid.uuid4().hex[:8]}"
+    args = ["--default-image", IMAGE, "--instance", instance, "--isolation", "namespace",
+            "--warm-pool", "1", "--max-concurrent", "1"]
+    with pyexecd.Server(*args) as srv:
+        runner = Runner(pyexecd.stubs().executor_grpc.ExecutorServiceStub(srv.channel()), pb)
+        made = pyexecd.wait_until(
+            lambda: [c for c in pyexecd.containers(f"pyexec.instance={instance}")
+                     if c["State"] == "running"], 60)
+        assert len(made) == 1, made
+        host = made[0]["Id"][:12]
+        waiting = waiting_sandbox(host)  # before the host has run anything
+        assert waiting, "no sandbox waits on the new host"
+        out = ok(runner.run(PID_NS)).split("\n")
+        assert out[:2] == [host, waiting]
+        runner.close()
+        assert srv.stop(timeout=60) == 0
+    assert pyexecd.wait_until(
+        lambda: not pyexecd.containers(f"pyexec.instance={instance}"), 15)

@@ -140,3 +140,25 @@ int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *dep
     *out_len = total;
     return 0;
 }
+
+int px_host_prime(const uint8_t *filter, size_t filter_len, int work_mb, int tmp_mb, char **out,
+                  size_t *out_len, px_error *err) {
+    __attribute__((cleanup(json_decrefp)))
+    json_t *h = json_pack("{s:b, s:I, s:i, s:i}", "prime", 1, "filter_len", (json_int_t)filter_len,
+                          "work_mb", work_mb, "tmp_mb", tmp_mb);
+    _cleanup_free_ char *body = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    if (!body)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    size_t blen = strlen(body);
+    size_t total = PX_BOOTSTRAP_LINE_LEN + blen + filter_len;
+    char *buf = malloc(total + 1);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYXH %010zu\n", blen % 10000000000u);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen, filter, filter_len);
+    buf[total] = '\0';
+    *out = buf;
+    *out_len = total;
+    return 0;
+}

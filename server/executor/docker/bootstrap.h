@@ -71,6 +71,15 @@ int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *dep
                      const uint8_t *filter, size_t filter_len, int tmp_mb, char **out,
                      size_t *out_len, px_error *err);
 
+/* Builds the message that has a new host container start the sandbox for
+ * its first job before that job exists, into a new buffer (*out, *out_len;
+ * malloc'd, owned by the caller): "PYXH %010zu\n", the host header
+ * {"prime": true, "filter_len", "work_mb", "tmp_mb"}, then `filter`. The
+ * host answers nothing; a job with the same parameters runs in that
+ * sandbox. Returns 0, or -1 with `err` set. */
+int px_host_prime(const uint8_t *filter, size_t filter_len, int work_mb, int tmp_mb, char **out,
+                  size_t *out_len, px_error *err);
+
 #ifdef __cplusplus
 }
 #endif

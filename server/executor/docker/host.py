@@ -10,6 +10,8 @@
 #   filter_len bytes: the program's seccomp filter (BPF, built by the server)
 #   job_len bytes: the execution's own stream, exactly what the container
 #       mode's bootstrap reads (preamble, project, the user's stdin)
+# or, once, before the first job, a header {"prime": true, filter_len,
+# work_mb, tmp_mb} and the filter: start the first job's sandbox now.
 # End of standard input ends the host.
 #
 # For each job it starts bubblewrap with new user (uid 65534 mapped), pid,
@@ -23,9 +25,10 @@
 # straight to the container's stdout and stderr; its result (exit code and
 # the Eval report) comes back on a pipe of its own.
 #
-# Each job's sandbox is started ahead of it: right after a job's last
-# words, the host starts bubblewrap and the bootstrap for the next job with
-# the same parameters, and the bootstrap waits on its empty stdin pipe. A
+# Each job's sandbox is started ahead of it: when the server primes a new
+# host, and right after a job's last words, the host starts bubblewrap and
+# the bootstrap for the next job with the same parameters, and the
+# bootstrap waits on its empty stdin pipe. A
 # job that finds it (and the same parameters) feeds it; otherwise a new one
 # is started. Each sandbox, with its namespaces and interpreter, serves one
 # job at most; this only moves its start-up (about half of a hello world's
@@ -331,6 +334,17 @@ def main():
             code = SETUP_FAILED
             break
         hdr = parse_json(read_exact(int(line[5:15])).decode("utf-8"))
+        if hdr.get("prime") is True:
+            # A new host: the sandbox for its first job, started before
+            # that job exists. No answer: the server waits for nothing.
+            key = (int(hdr["work_mb"]), int(hdr["tmp_mb"]), read_exact(int(hdr["filter_len"])))
+            if spare is not None:
+                spare.discard()
+            try:
+                spare = Sandbox(key, bootstrap)
+            except OSError:
+                spare = None  # the job starts its own, and reports why not
+            continue
         nonce = hdr["nonce"]
         cpu0, oom0 = cgroup_counters()
         peak0 = cgroup_peak()

@@ -31,12 +31,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "server/base/cleanup.h"
 #include "server/base/clock.h"
 #include "server/base/id.h"
 #include "server/base/log.h"
+#include "server/executor/docker/bootstrap.h"
 #include "server/executor/docker/docker_client.h"
 #include "server/executor/docker/sandbox_internal.h"
 
@@ -192,9 +194,39 @@ void sb_pool_engine_back(docker_sandbox *sb) {
 
 /* ---- the warm pool: refill ---- */
 
+/* Has the new host `p` start the sandbox of its first job now (host.py's
+ * "prime"), so that a job taking a host from the pool does not wait for
+ * bubblewrap and the bootstrap. Returns 0, or -1 with `err` set. */
+static int prime_host(docker_sandbox *sb, const pooled *p, px_error *err) {
+    _cleanup_free_ char *msg = NULL;
+    size_t len = 0;
+    if (px_host_prime(sb->ns_filter, sb->ns_filter_len, p->disk_mb, sb->tmp_mb, &msg, &len, err) <
+        0)
+        return -1;
+    int64_t deadline = px_now_mono_ms() + sb->api_timeout_ms;
+    for (size_t off = 0; off < len;) {
+        ssize_t n = send(p->fd, msg + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            off += (size_t)n;
+            continue;
+        }
+        int64_t left = deadline - px_now_mono_ms();
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return px_error_set_errno(err, PX_E_UNAVAILABLE, errno, "prime host '%.12s'", p->id);
+        struct pollfd pfd = {.fd = p->fd, .events = POLLOUT};
+        if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR))
+            return px_error_set(err, PX_E_UNAVAILABLE, "prime host '%.12s': no room to write",
+                                p->id);
+    }
+    return 0;
+}
+
 /* Makes one pooled container for `profile` (image, memory, disk, CPU; in
- * the namespace mode a host): name live, create, attach, start. Returns it
- * (owned by the caller), or NULL with `err` set and nothing left behind. */
+ * the namespace mode a host, primed): name live, create, attach, start.
+ * Returns it (owned by the caller), or NULL with `err` set and nothing left
+ * behind. */
 pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_error *err) {
     char hex[17];
     if (px_random_hex(hex, 8, err) < 0)
@@ -228,7 +260,7 @@ pooled *sb_pooled_create(docker_sandbox *sb, const px_job_spec *profile, px_erro
         px_error_set(err, PX_E_INTERNAL, "container '%.12s' spoke before its start", p->id);
     } else if (sb_start_container(sb, p->id, err) < 0) {
         px_error_wrap(err, "start container '%.12s'", p->id);
-    } else {
+    } else if (!sb->ns || prime_host(sb, p, err) == 0) {
         return p;
     }
     sb_pooled_discard(sb, p);

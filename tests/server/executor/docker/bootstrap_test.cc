@@ -1,5 +1,6 @@
 // The bootstrap preamble: the request's environment reaches the program
-// without the names every back-end reserves (server/executor/reserved_env.h).
+// without the names every back-end reserves (server/executor/reserved_env.h);
+// the namespace mode's priming message for a new host.
 #include "server/executor/docker/bootstrap.h"
 
 #include <gtest/gtest.h>
@@ -41,6 +42,31 @@ TEST(Bootstrap, ReservedNamesAreDroppedFromTheEnvironment) {
               "PYTHONPATH=/work/lib", "PATHX=kept"});
     EXPECT_EQ(PreambleEnv(spec),
               (std::vector<std::string>{"GREETING=hi", "PYTHONPATH=/work/lib", "PATHX=kept"}));
+}
+
+TEST(Bootstrap, HostPrimeIsAHeaderAndTheFilter) {
+    const uint8_t filter[] = {0x20, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00};
+    char *out = nullptr;
+    size_t len = 0;
+    px_error err = PX_ERROR_INIT;
+    ASSERT_EQ(px_host_prime(filter, sizeof filter, 2048, 64, &out, &len, &err), 0) << err.msg;
+    std::string msg(out, len);
+    free(out);
+    ASSERT_GT(len, PX_BOOTSTRAP_LINE_LEN + sizeof filter);
+    ASSERT_EQ(msg.substr(0, 5), "PYXH ");
+    ASSERT_EQ(msg[PX_BOOTSTRAP_LINE_LEN - 1], '\n');
+    size_t blen = std::stoul(msg.substr(5, 10));
+    EXPECT_EQ(len, PX_BOOTSTRAP_LINE_LEN + blen + sizeof filter); // nothing after the filter
+    json_t *j = json_loadb(msg.data() + PX_BOOTSTRAP_LINE_LEN, blen, 0, nullptr);
+    ASSERT_NE(j, nullptr);
+    EXPECT_TRUE(json_is_true(json_object_get(j, "prime")));
+    EXPECT_EQ(json_integer_value(json_object_get(j, "filter_len")), (json_int_t)sizeof filter);
+    EXPECT_EQ(json_integer_value(json_object_get(j, "work_mb")), 2048);
+    EXPECT_EQ(json_integer_value(json_object_get(j, "tmp_mb")), 64);
+    EXPECT_EQ(json_object_get(j, "nonce"), nullptr); // no job, nothing to answer
+    json_decref(j);
+    EXPECT_EQ(msg.substr(PX_BOOTSTRAP_LINE_LEN + blen),
+              std::string(reinterpret_cast<const char *>(filter), sizeof filter));
 }
 
 TEST(ReservedEnv, MatchesWholeNamesOnly) {

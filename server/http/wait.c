@@ -25,23 +25,28 @@ int px_http_wait_terminal(px_http_req *req, px_record *record, px_error *err) {
     int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd < 0)
         return px_error_set_errno(err, PX_E_INTERNAL, errno, "eventfd");
-    /* Registered before the state is checked, so no change is missed. */
-    px_watch *watch = px_record_watch(record, PX_WATCH_CONTROL, on_change, &efd, err);
+    /* Registered before the state is checked, so no change is missed; no
+     * first check when the registration saw the record not ended (its end
+     * will signal the eventfd). */
+    bool live = false;
+    px_watch *watch = px_record_watch_live(record, PX_WATCH_CONTROL, on_change, &efd, &live, err);
     if (!watch) {
         close(efd);
         return -1;
     }
     int end = -1;
     int client = px_http_client_fd(req->conn);
-    for (;;) {
-        px_record_view view;
-        if (px_record_snapshot(record, false, &view, err) < 0)
-            break;
-        bool terminal = px_status_terminal(view.status);
-        px_record_view_release(&view);
-        if (terminal) {
-            end = PX_WAIT_TERMINAL;
-            break;
+    for (bool check = !live;; check = true) {
+        if (check) {
+            px_record_view view;
+            if (px_record_snapshot(record, false, &view, err) < 0)
+                break;
+            bool terminal = px_status_terminal(view.status);
+            px_record_view_release(&view);
+            if (terminal) {
+                end = PX_WAIT_TERMINAL;
+                break;
+            }
         }
         struct pollfd fds[3] = {
             {.fd = efd, .events = POLLIN},

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -494,13 +495,19 @@ TEST(DockerConfig, EachInvalidSettingIsNamed) {
 }
 
 // An engine whose attach stream carries `frames` in one write, then either
-// ends (the container exits 0) or stays open.
+// ends (the container exits 0) or stays open until the container is killed
+// (as a real engine ends it once the container is gone).
 FakeEngine::Handler AttachThen(const std::string &frames, bool end) {
-    return [frames, end](const Request &r, int fd) {
+    auto attach = std::make_shared<int>(-1); // the engine's thread only
+    return [frames, end, attach](const Request &r, int fd) {
         if (r.target.find("/attach") != std::string::npos) {
             FakeEngine::WriteAll(fd, kUpgraded + frames);
+            if (!end)
+                *attach = fd;
             return end;
         }
+        if (r.target.find("/kill") != std::string::npos && *attach >= 0)
+            shutdown(*attach, SHUT_RDWR);
         if (r.target.find("/wait") != std::string::npos)
             return FakeEngine::Answer(fd, 200, "{\"StatusCode\":0}");
         if (r.target == "/containers/c0ffee/json")

@@ -9,9 +9,13 @@ directory, AOF on with fsync always, as the tests run it) and its own nodes,
 each with its own --instance, and stops them (by pid) before the next phase.
 
   hello     sync Execute of print('Hello, World!') on the warm pool, real
-            Docker: one node --store memory against one node --store redis,
-            interleaved (the order alternates) in the same run. p50/p90 and
-            the difference of the p50s (target: Redis adds <= 5 ms).
+            Docker: one node --store memory against one node on Redis with
+            appendfsync always and one with everysec, interleaved (the order
+            rotates) in the same run, each run started on a full pool.
+            p50/p90 and the difference of the p50s (target: Redis adds
+            <= 5 ms). Then the same three ways with the
+            no-op back-end, one call at a time: the store's share without
+            Docker's noise.
   capacity  control-plane capacity with the no-op back-end
             (tests/server/rpc:fake_pyexecd: the real RPC layer, executor and
             store; the "run" prints one line and exits 0): executions/s
@@ -234,25 +238,42 @@ def run_load(targets, kind, args, extra_procs, execution_id=None):
 # The nodes' own counts (their HTTP door's /metrics)
 
 
+def metrics(server):
+    """The node's /metrics as {series name with labels: value}."""
+    host, port = server.http_address().rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("GET", "/metrics")
+        body = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
 def store_round_trips(nodes):
     """(count, seconds) of pyexec_store_round_trip_seconds summed over the
     nodes: the Redis commands they sent (blocking reads excepted) and the
     time they waited for the answers."""
     count = total = 0.0
     for server in nodes:
-        host, port = server.http_address().rsplit(":", 1)
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        try:
-            conn.request("GET", "/metrics")
-            body = conn.getresponse().read().decode()
-        finally:
-            conn.close()
-        for line in body.splitlines():
-            if line.startswith("pyexec_store_round_trip_seconds_count"):
-                count += float(line.split()[-1])
-            elif line.startswith("pyexec_store_round_trip_seconds_sum"):
-                total += float(line.split()[-1])
+        m = metrics(server)
+        count += m.get("pyexec_store_round_trip_seconds_count", 0.0)
+        total += m.get("pyexec_store_round_trip_seconds_sum", 0.0)
     return count, total
+
+
+def wait_pool_full(server, size=2, timeout=60.0):
+    """Waits until the node's warm pool has `size` containers ready (its
+    pyexec_warm_pool_ready gauge; the pool has no event to wait on), so that
+    a timed run is a pool hit, not a race with the refill."""
+    if not pyexecd.wait_until(lambda: metrics(server).get("pyexec_warm_pool_ready", 0) >= size,
+                              timeout=timeout, interval=0.02):
+        raise RuntimeError(f"the warm pool of {server.address} did not fill in {timeout:g} s")
 
 
 # ---------------------------------------------------------------------------
@@ -321,9 +342,11 @@ def phase_hello(args):
         everysec = stack.enter_context(Run(args, appendfsync="everysec"))
         always.start_redis()
         everysec.start_redis()
-        nodes = {"memory": always.node("m", args.binary, "memory"),
-                 "redis (appendfsync always)": always.node("r", args.binary, "redis"),
-                 "redis (appendfsync everysec)": everysec.node("e", args.binary, "redis")}
+        door = ["--http-listen", "127.0.0.1:0"]
+        nodes = {"memory": always.node("m", args.binary, "memory", *door),
+                 "redis (appendfsync always)": always.node("r", args.binary, "redis", *door),
+                 "redis (appendfsync everysec)": everysec.node("e", args.binary, "redis",
+                                                               *door)}
         stubs = {k: stub_of(v) for k, v in nodes.items()}
         samples = {k: [] for k in nodes}
 
@@ -331,6 +354,7 @@ def phase_hello(args):
             pb, stub = stubs[mode]
             req = pb.ExecuteRequest(metadata=pb.Metadata(entrypoint="main.py"),
                                     files=[pb.File(path="main.py", content=HELLO)])
+            wait_pool_full(nodes[mode])
             t0 = time.perf_counter()
             res = stub.Execute(req, timeout=120)
             ms = (time.perf_counter() - t0) * 1000
@@ -343,6 +367,47 @@ def phase_hello(args):
         modes = list(nodes)
         for i in range(args.iterations):
             for mode in modes[i % 3:] + modes[:i % 3]:  # the order rotates
+                samples[mode].append(one(mode))
+    p50 = {k: statistics.median(v) for k, v in samples.items()}
+    return {"samples_ms": samples, "p50_ms": p50,
+            "p90_ms": {k: pct(v, 90) for k, v in samples.items()},
+            "redis_adds_ms": {k: v - p50["memory"] for k, v in p50.items() if k != "memory"},
+            "noop": noop_latency(args)}
+
+
+def noop_latency(args):
+    """The store's share of a sync Execute without Docker: the no-op
+    back-end, one client, one call at a time, the same three ways."""
+    with contextlib.ExitStack() as stack:
+        always = stack.enter_context(Run(args))
+        everysec = stack.enter_context(Run(args, appendfsync="everysec"))
+        always.start_redis()
+        everysec.start_redis()
+        flags = ["--warm-pool", "0"]
+        nodes = {"memory": always.node("fm", args.fake_binary, "memory", *flags),
+                 "redis (appendfsync always)": always.node("fr", args.fake_binary, "redis",
+                                                           *flags),
+                 "redis (appendfsync everysec)": everysec.node("fe", args.fake_binary, "redis",
+                                                               *flags)}
+        stubs = {k: stub_of(v) for k, v in nodes.items()}
+        samples = {k: [] for k in nodes}
+
+        def one(mode):
+            pb, stub = stubs[mode]
+            req = pb.ExecuteRequest(metadata=pb.Metadata(script_args=NOOP_STEPS),
+                                    files=[pb.File(path="main.py", content=b"")])
+            t0 = time.perf_counter()
+            res = stub.Execute(req, timeout=30)
+            ms = (time.perf_counter() - t0) * 1000
+            if pyexecd.status_name(res) != "EXECUTION_STATUS_COMPLETED":
+                raise RuntimeError(f"{mode}: unexpected result {res}")
+            return ms
+        modes = list(nodes)
+        for mode in modes:
+            for _ in range(5):
+                one(mode)
+        for i in range(args.iterations * 5):
+            for mode in modes[i % 3:] + modes[:i % 3]:
                 samples[mode].append(one(mode))
     p50 = {k: statistics.median(v) for k, v in samples.items()}
     return {"samples_ms": samples, "p50_ms": p50,
@@ -493,8 +558,18 @@ def markdown(res, args, argv):
             adds = h["redis_adds_ms"].get(k)
             out.append(f"| {k} | {h['p50_ms'][k]:.1f} | {h['p90_ms'][k]:.1f} | "
                        f"{'' if adds is None else f'{adds:+.1f}'} |")
-        out += ["", f"{args.iterations} runs each, interleaved (the order rotates); one node per "
-                "store, each on its own redis-server. Target: Redis adds <= 5 ms.", ""]
+        out += ["", f"{args.iterations} runs each, interleaved (the order rotates), each on a "
+                "full warm pool (2); one node per store, each Redis node on its own "
+                "redis-server. Target: Redis adds <= 5 ms.", ""]
+        n = h["noop"]
+        out += ["The same without Docker (the no-op back-end, one call at a time, "
+                f"{len(n['samples_ms']['memory'])} each): the store's share.", "",
+                "| store | p50 (ms) | p90 (ms) | adds to the p50 (ms) |", "|---|---|---|---|"]
+        for k in n["p50_ms"]:
+            adds = n["redis_adds_ms"].get(k)
+            out.append(f"| {k} | {n['p50_ms'][k]:.2f} | {n['p90_ms'][k]:.2f} | "
+                       f"{'' if adds is None else f'{adds:+.2f}'} |")
+        out.append("")
     for key, title, unit in (("capacity", "Control-plane capacity, no-op back-end, sync Execute",
                               "executions/s"),
                              ("get", "GetExecution of a finished execution, one node", "calls/s")):

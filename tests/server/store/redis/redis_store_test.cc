@@ -36,6 +36,11 @@ struct FakeRunner {
     std::mutex mu;
     std::condition_variable cv;
     std::vector<Job *> jobs;
+    // With hold_first, the first Submit waits (inside the hand-over) until
+    // released; entered counts the Submits begun.
+    bool hold_first = false;
+    bool released = false;
+    size_t entered = 0;
 
     ~FakeRunner() {
         for (Job *j : jobs) {
@@ -53,6 +58,13 @@ struct FakeRunner {
     static void Unref(void *) {}
     static int Submit(void *ctx, px_record *record, px_job_spec *spec, const char *, px_error *) {
         auto *f = static_cast<FakeRunner *>(ctx);
+        {
+            std::unique_lock<std::mutex> lock(f->mu);
+            bool first = ++f->entered == 1;
+            f->cv.notify_all();
+            if (first && f->hold_first)
+                f->cv.wait(lock, [&] { return f->released; });
+        }
         static const px_record_job_ops ops = {Kill, Unref};
         auto *j = new Job{f, record, spec->image, PX_KILL_NONE};
         px_job_spec_free(spec);
@@ -251,6 +263,33 @@ TEST_F(RedisStore, AJobAdmittedOnOneNodeRunsOnAnotherAndIsReadEverywhere) {
     ASSERT_NE(again, nullptr) << err.msg;
     px_record_unref(again);
     px_record_unref(r);
+}
+
+TEST_F(RedisStore, ANodeClaimsTheNextJobWhileAnotherIsBeingHandedOver) {
+    // A worker's claims do not queue behind one another (each claim is two
+    // round trips, an fsync each under appendfsync always): while the
+    // hand-over of one claimed job is held, the next queued job is claimed
+    // and handed over too.
+    runner_.hold_first = true;
+    OpenFrontAndWorker();
+    px_record *a = Admit(front_.get());
+    px_record *b = Admit(front_.get());
+    {
+        std::unique_lock<std::mutex> lock(runner_.mu);
+        EXPECT_TRUE(runner_.cv.wait_for(lock, kWait, [&] { return runner_.entered >= 2; }));
+        runner_.released = true;
+        runner_.cv.notify_all();
+    }
+    for (size_t n = 1; n <= 2; n++) {
+        FakeRunner::Job *job = runner_.WaitJob(n);
+        ASSERT_NE(job, nullptr);
+        px_outcome done = Exited(0);
+        EXPECT_TRUE(px_record_finish(job->record, &done));
+    }
+    EXPECT_TRUE(WaitTerminal(a));
+    EXPECT_TRUE(WaitTerminal(b));
+    px_record_unref(a);
+    px_record_unref(b);
 }
 
 TEST_F(RedisStore, RequestIdIsIdempotentAcrossNodes) {

@@ -3,9 +3,11 @@
 #include "server/store/redis/redis_store.h"
 
 #include <gtest/gtest.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -750,9 +752,19 @@ TEST_F(RedisStore, AViewByIdIsOneReadAndKeepsTenantsApart) {
     px_record_set_running(job->record, 1000);
     px_record_append(job->record, PX_STREAM_STDOUT, (const uint8_t *)"out", 3);
     px_record_view v;
-    long long before = CommandCalls(srv_, "evalsha");
+    // The counter is Redis-wide: the worker's keeper and claimers may run a
+    // script in the same window. A view that needed two scripts could never
+    // show one, so the fewest calls seen over a few views is the view's own.
+    long long fewest = LLONG_MAX;
+    for (int attempt = 0; attempt < 5 && fewest != 1; attempt++) {
+        long long before = CommandCalls(srv_, "evalsha");
+        ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), true, &v, &err), 0)
+            << err.msg;
+        fewest = std::min(fewest, CommandCalls(srv_, "evalsha") - before);
+        px_record_view_release(&v);
+    }
+    EXPECT_EQ(fewest, 1);
     ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), true, &v, &err), 0) << err.msg;
-    EXPECT_EQ(CommandCalls(srv_, "evalsha") - before, 1);
     EXPECT_EQ(v.status, PX_STATUS_RUNNING);
     EXPECT_EQ(v.outcome.status, PX_STATUS_RUNNING);
     EXPECT_EQ(v.outcome.started_at_ms, 1000);

@@ -758,8 +758,7 @@ TEST_F(RedisStore, AViewByIdIsOneReadAndKeepsTenantsApart) {
     long long fewest = LLONG_MAX;
     for (int attempt = 0; attempt < 5 && fewest != 1; attempt++) {
         long long before = CommandCalls(srv_, "evalsha");
-        ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), true, &v, &err), 0)
-            << err.msg;
+        ASSERT_EQ(px_store_view_as(other.get(), "alice", id.c_str(), true, &v, &err), 0) << err.msg;
         fewest = std::min(fewest, CommandCalls(srv_, "evalsha") - before);
         px_record_view_release(&v);
     }

@@ -623,8 +623,9 @@ std::string ReadNonce(int fd) {
 }
 
 // The bootstrap's last words claim exit 0 with tiny usage; the engine saw
-// `engine_exit`. Returns what the back-end reported and whether it ended
-// early.
+// `engine_exit`, or answers every wait and inspect with HTTP `failure` (a
+// status other than 200). Returns what the back-end reported and whether it
+// ended early.
 struct Verdict {
     px_sandbox_result result;
     int ended;
@@ -632,7 +633,7 @@ struct Verdict {
 
 class Witnesses : public FakeEngineTest {
   protected:
-    Verdict Run2(int engine_exit) {
+    Verdict Run2(int engine_exit, int failure = 200) {
         std::vector<std::thread> streams;
         FakeEngine engine([&](const Request &r, int fd) {
             if (r.target.find("/attach") != std::string::npos) {
@@ -652,6 +653,10 @@ class Witnesses : public FakeEngineTest {
                 });
                 return false;
             }
+            bool asks_exit = r.target.find("/wait") != std::string::npos ||
+                             r.target == "/containers/c0ffee/json";
+            if (asks_exit && failure != 200)
+                return FakeEngine::Answer(fd, failure, "{\"message\":\"engine trouble\"}");
             if (r.target.find("/wait") != std::string::npos)
                 return FakeEngine::Answer(fd, 200,
                                           "{\"StatusCode\":" + std::to_string(engine_exit) + "}");
@@ -690,6 +695,27 @@ TEST_F(Witnesses, ATrailerThatTheEngineContradictsIsIgnored) {
     EXPECT_EQ(v.result.exit_code, 3) << "the engine's exit, not the trailer's";
     EXPECT_EQ(v.result.peak_memory_bytes, 0) << "nor its usage";
     EXPECT_EQ(v.result.cpu_time_ms, 0);
+}
+
+// Without the engine's word the last words are no verdict: a failed wait
+// fails the run, and a container the engine no longer knows was lost.
+TEST_F(Witnesses, ATrailerTheEngineCannotConfirmIsNoVerdict) {
+    Verdict v = Run2(0, 500);
+    EXPECT_FALSE(v.result.ran);
+    EXPECT_FALSE(v.result.lost);
+    EXPECT_EQ(v.result.error.code, PX_E_INTERNAL) << v.result.error.msg;
+    EXPECT_NE(std::string(v.result.error.msg).find("engine trouble"), std::string::npos)
+        << v.result.error.msg;
+    EXPECT_EQ(v.result.peak_memory_bytes, 0) << "no usage from the trailer";
+    EXPECT_EQ(v.ended, 0) << "nothing reported before the removal";
+}
+
+TEST_F(Witnesses, AContainerGoneAfterTheLastWordsIsLost) {
+    Verdict v = Run2(0, 404);
+    EXPECT_FALSE(v.result.ran);
+    EXPECT_TRUE(v.result.lost) << v.result.error.msg;
+    EXPECT_EQ(v.result.peak_memory_bytes, 0) << "no usage from the trailer";
+    EXPECT_EQ(v.ended, 0);
 }
 
 } // namespace

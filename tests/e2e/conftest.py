@@ -60,14 +60,6 @@ def runtime_differs(runtime, reason):
     return pytest.mark.skipif(RUNTIME == runtime, reason=f"under {runtime}: {reason}")
 
 
-def runtime_hole(runtime, reason):
-    """Marks a test that fails under `runtime` because of a known hole
-    (docs/security.md): an expected failure there, strict, so that the
-    day it passes the mark has to go."""
-    return pytest.mark.xfail(RUNTIME == runtime, reason=f"known hole under {runtime}: {reason}",
-                             strict=True)
-
-
 def pytest_collection_modifyitems(config, items):
     if not RUNTIME:
         return

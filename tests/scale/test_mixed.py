@@ -66,8 +66,10 @@ class CreatedContainers:
             self.conn.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.conn.close()
+        # The reader ends on the shut-down socket; close the connection only
+        # after it, or http.client would find its file gone mid-read.
         self.thread.join(10)
+        self.conn.close()
 
 
 def run_one(cluster, i, rng):

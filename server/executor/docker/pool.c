@@ -16,13 +16,16 @@
  * finishes, bounded by api_timeout_ms, and is removed), closes the ready
  * containers' stdin so their bootstraps exit, then removes them.
  *
- * A container-mode run's take holds the refill back (sb_pool_take_held)
+ * A container-mode run's take holds back one refill (sb_pool_take_held)
  * until the run has ended and removed its container, or refill_hold_ms
- * after the latest such take, whichever comes first: creating and starting
- * a container (runc, the engine's network sandbox, a Python start-up)
+ * after that take, whichever comes first: creating and starting a
+ * container (runc, the engine's network sandbox, a Python start-up)
  * competes for the engine and the CPU with the run's end, whose answer
  * waits for the engine to handle the container's exit, and with a Kill.
- * A long run thus delays its refill by refill_hold_ms at most.
+ * Each hold is the take's own: the pool threads create while ready +
+ * creating + the holds in force < pool_size, so a run's end or its hold's
+ * expiry lets its refill start whatever later takes hold. A long run thus
+ * delays its refill by refill_hold_ms at most, also under steady load.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -75,9 +78,10 @@ bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec) {
 
 /* Takes the oldest ready container of `image` with /work of `disk_mb` MiB
  * (owned by the caller from now on), or returns NULL when none is ready.
- * Wakes the pool threads to refill; with `hold`, their refill waits for
- * sb_pool_release_hold or refill_hold_ms (see the file comment). */
-static pooled *take(docker_sandbox *sb, const char *image, int disk_mb, bool hold) {
+ * Wakes the pool threads to refill; with `hold` (linked in when a container
+ * is taken), their refill waits for sb_pool_release_hold or refill_hold_ms
+ * (see the file comment). */
+static pooled *take(docker_sandbox *sb, const char *image, int disk_mb, sb_pool_hold *hold) {
     pthread_mutex_lock(&sb->pool_mu);
     pooled *p = NULL;
     for (int i = 0; i < sb->n_ready && !p; i++) {
@@ -87,9 +91,13 @@ static pooled *take(docker_sandbox *sb, const char *image, int disk_mb, bool hol
         memmove(&sb->ready[i], &sb->ready[i + 1],
                 (size_t)(sb->n_ready - i - 1) * sizeof *sb->ready);
         sb->n_ready--;
-        if (hold && sb->refill_hold_ms > 0) {
-            sb->holds++;
-            sb->hold_until_ms = px_now_mono_ms() + sb->refill_hold_ms;
+        if (hold) { /* appended: the list stays in take order */
+            hold->until_ms = px_now_mono_ms() + sb->refill_hold_ms;
+            hold->next = NULL;
+            sb_pool_hold **tail = &sb->holds;
+            while (*tail)
+                tail = &(*tail)->next;
+            *tail = hold;
         }
         pthread_cond_broadcast(&sb->pool_cond);
     }
@@ -98,18 +106,37 @@ static pooled *take(docker_sandbox *sb, const char *image, int disk_mb, bool hol
 }
 
 pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb) {
-    return take(sb, image, disk_mb, false);
+    return take(sb, image, disk_mb, NULL);
 }
 
-pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb) {
-    return take(sb, image, disk_mb, true);
+pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb, sb_pool_hold *hold) {
+    return take(sb, image, disk_mb, hold);
 }
 
-void sb_pool_release_hold(docker_sandbox *sb) {
+void sb_pool_release_hold(docker_sandbox *sb, sb_pool_hold *hold) {
     pthread_mutex_lock(&sb->pool_mu);
-    if (sb->holds > 0 && --sb->holds == 0)
-        pthread_cond_broadcast(&sb->pool_cond);
+    for (sb_pool_hold **h = &sb->holds; *h; h = &(*h)->next) {
+        if (*h == hold) {
+            *h = hold->next;
+            pthread_cond_broadcast(&sb->pool_cond);
+            break;
+        }
+    }
     pthread_mutex_unlock(&sb->pool_mu);
+}
+
+/* The holds in force at `now` (under pool_mu); *until_ms: when the
+ * earliest of them expires (unchanged when there is none). The list is in
+ * take order, so the expired ones come first. */
+static int holds_in_force(const docker_sandbox *sb, int64_t now, int64_t *until_ms) {
+    int n = 0;
+    for (const sb_pool_hold *h = sb->holds; h; h = h->next) {
+        if (h->until_ms <= now)
+            continue;
+        if (n++ == 0)
+            *until_ms = h->until_ms;
+    }
+    return n;
 }
 
 /* A namespace-mode host after a clean execution: back to the ready list
@@ -303,8 +330,10 @@ void *sb_pool_main(void *arg) {
             pthread_cond_wait(&sb->pool_cond, &sb->pool_mu);
             continue;
         }
-        if (sb->holds > 0 && sb->hold_until_ms > px_now_mono_ms()) {
-            px_cond_wait_until(&sb->pool_cond, &sb->pool_mu, sb->hold_until_ms);
+        int64_t hold_until = 0;
+        if (sb->n_ready + sb->creating + holds_in_force(sb, px_now_mono_ms(), &hold_until) >=
+            sb->pool_size) {
+            px_cond_wait_until(&sb->pool_cond, &sb->pool_mu, hold_until);
             continue;
         }
         sb->creating++;

@@ -391,7 +391,8 @@ static bool drive(docker_sandbox *sb, const px_job_spec *spec, run_io *io, const
 static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
                      px_sandbox_result *result) {
     for (;;) {
-        pooled *p = sb_pool_take_held(sb, spec->image, spec->disk_mb);
+        sb_pool_hold hold;
+        pooled *p = sb_pool_take_held(sb, spec->image, spec->disk_mb, &hold);
         if (!p)
             return false;
         px_error err = PX_ERROR_INIT;
@@ -412,12 +413,12 @@ static bool run_warm(docker_sandbox *sb, const px_job_spec *spec, run_io *io,
             snprintf(id, sizeof id, "%.12s", p->id);
             sb_pooled_discard(sb, p);
             sb_step_done(io, "remove container '%s'", id);
-            sb_pool_release_hold(sb);
+            sb_pool_release_hold(sb, &hold);
             return true;
         }
         sb_pool_count(sb, &sb->stats.discarded);
         sb_pooled_discard(sb, p);
-        sb_pool_release_hold(sb);
+        sb_pool_release_hold(sb, &hold);
     }
 }
 

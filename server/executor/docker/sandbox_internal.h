@@ -79,6 +79,14 @@ typedef struct pooled {
     int64_t cpu_base_ms;
 } pooled;
 
+/* The hold of one container-mode take (sb_pool_take_held): it holds back
+ * one refill until the run releases it or until_ms, whichever comes first.
+ * Owned by the run (on its stack); linked into the pool's list while held. */
+typedef struct sb_pool_hold {
+    int64_t until_ms; /* monotonic: the take's time + refill_hold_ms */
+    struct sb_pool_hold *next;
+} sb_pool_hold;
+
 /* A dependency layer (deps.c). */
 typedef struct sb_layer sb_layer;
 
@@ -143,10 +151,9 @@ typedef struct docker_sandbox {
     pooled *ready[PX_DOCKER_POOL_MAX]; /* oldest first */
     int n_ready;
     int creating;
-    /* Container-mode runs on a taken pooled container that have not ended
-     * (see sb_pool_take_held); refills wait for them until hold_until. */
-    int holds;
-    int64_t hold_until_ms;      /* monotonic */
+    /* The holds of container-mode runs on a taken pooled container that
+     * have not ended (see sb_pool_take_held), oldest take first. */
+    sb_pool_hold *holds;
     int64_t retry_at_ms;        /* monotonic; no creation before it */
     int64_t backoff_ms;         /* 0 after a success */
     bool down;                  /* the last failure was an unreachable engine */
@@ -312,11 +319,12 @@ bool sb_pool_fits(const docker_sandbox *sb, const px_job_spec *spec);
 pooled *sb_pool_take(docker_sandbox *sb, const char *image, int disk_mb);
 /* As sb_pool_take, for a container-mode run: the refill it causes waits
  * until the run calls sb_pool_release_hold (at its very end) or
- * refill_hold_ms have passed, so that creating and starting the
+ * refill_hold_ms after this take, independent of later takes (`hold`, the
+ * caller's, is linked in until released), so that creating and starting the
  * replacement does not compete with the run's end. */
-pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb);
-/* Ends the hold of one sb_pool_take_held that returned a container. */
-void sb_pool_release_hold(docker_sandbox *sb);
+pooled *sb_pool_take_held(docker_sandbox *sb, const char *image, int disk_mb, sb_pool_hold *hold);
+/* Ends `hold`, of one sb_pool_take_held that returned a container. */
+void sb_pool_release_hold(docker_sandbox *sb, sb_pool_hold *hold);
 /* Puts a namespace-mode host back after a clean execution (or removes it
  * when the ready list is full or the back-end stops). */
 void sb_pool_return(docker_sandbox *sb, pooled *p);

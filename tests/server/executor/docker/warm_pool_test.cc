@@ -301,6 +301,35 @@ TEST_F(WarmPoolTest, RefillWaitsForTheRunThatTookTheContainer) {
     EXPECT_EQ(Stats().created, 2u);
 }
 
+// Each take holds back its own refill: a run's end lets its refill start
+// while a later take's run is still in flight (under steady load a hold
+// shared by all takes would keep the pool from refilling at all).
+TEST_F(WarmPoolTest, ARunsEndRefillsWhileALaterRunHoldsItsOwn) {
+    MakeSandbox(2, kEngineSocket, 600000); // holds that outlast the test
+    ASSERT_TRUE(WaitReady(2));
+    Spec first, second;
+    first.Tar(Main("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")).Timeout(600);
+    second.Tar(Main("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")).Timeout(600);
+    px_sandbox_run run_a, run_b;
+    Outcome a, b;
+    std::thread ta([&] { a = Run(first, &run_a); });
+    EXPECT_TRUE(run_a.WaitForOutput("ready\n", 30000)); // joined below either way
+    std::thread tb([&] { b = Run(second, &run_b); });
+    EXPECT_TRUE(run_b.WaitForOutput("ready\n", 30000));
+    run_a.Kill(PX_KILL_RPC);
+    ta.join();
+    bool refilled = WaitReady(1);
+    run_b.Kill(PX_KILL_RPC);
+    tb.join();
+    EXPECT_TRUE(refilled) << "the first run's end refills";
+    EXPECT_EQ(a.result.exit_code, 137) << a.result.error.msg;
+    EXPECT_EQ(b.result.exit_code, 137) << b.result.error.msg;
+    EXPECT_FALSE(b.result.timed_out) << "still running when its pool was refilled";
+    px_docker_pool_stats s = Stats();
+    EXPECT_EQ(s.taken, 2u);
+    EXPECT_GE(s.created, 3u);
+}
+
 // A long run holds its refill back for the hold time only.
 TEST_F(WarmPoolTest, ALongRunHoldsItsRefillForTheHoldTimeAtMost) {
     MakeSandbox(1, kEngineSocket, 100);

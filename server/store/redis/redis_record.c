@@ -262,7 +262,8 @@ static void rs_record_set_running(px_record *base, int64_t started_at_ms) {
 }
 
 /* Puts `r` on the store's list of proxies with waiting writes (once; the
- * list holds a reference). */
+ * list holds a reference) and wakes the keeper, which retries them: it
+ * would otherwise sleep out its period (a third of the lease). */
 static void pending_list(rs_record *r) {
     rs_store *st = r->st;
     pthread_mutex_lock(&st->mu);
@@ -274,6 +275,8 @@ static void pending_list(rs_record *r) {
         px_record_ref(&r->base);
         r->pending_next = st->pending;
         st->pending = r;
+        st->pending_new = true;
+        pthread_cond_broadcast(&st->cond);
     }
     pthread_mutex_unlock(&st->mu);
 }

@@ -70,9 +70,10 @@ struct rs_store {
     atomic_uint refs;
 
     pthread_mutex_t mu;
-    pthread_cond_t cond; /* a run ended, or stop */
+    pthread_cond_t cond; /* a run ended, a write was left waiting, or stop */
     rs_record *live;
     rs_record *pending; /* proxies with writes waiting for Redis (referenced) */
+    bool pending_new;   /* a proxy joined `pending`: the keeper retries now */
     unsigned running;   /* claimed by this node, not yet finished */
     int64_t token;      /* this node's lease token; 0: none */
     bool stop;

@@ -259,12 +259,13 @@ void *rs_keeper_main(void *arg) {
     for (;;) {
         pthread_mutex_lock(&st->mu);
         int64_t wait = (away || st->pending) && period > RETRY_MS ? RETRY_MS : period;
-        /* The condition is broadcast at every run's end too: only stop cuts
-         * the wait short, or the lease would be renewed once per execution
-         * (a round trip each). */
+        /* The condition is broadcast at every run's end too: only stop or a
+         * write newly left waiting for Redis cuts the wait short, or the
+         * lease would be renewed once per execution (a round trip each). */
         int64_t until = px_now_mono_ms() + wait;
-        while (!st->stop && px_now_mono_ms() < until)
+        while (!st->stop && !st->pending_new && px_now_mono_ms() < until)
             px_cond_wait_until(&st->cond, &st->mu, until);
+        st->pending_new = false;
         bool stop = st->stop;
         int64_t token = st->token;
         pthread_mutex_unlock(&st->mu);

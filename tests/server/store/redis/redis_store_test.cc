@@ -846,6 +846,33 @@ TEST_F(RedisStore, OutputAndEndWrittenWhileRedisWasAwayArriveWhenItReturns) {
     px_record_unref(r);
 }
 
+// An end that Redis refused during a blip wakes the keeper, which writes it
+// as soon as Redis answers: not at the end of its period (20 minutes here,
+// far past the wait).
+TEST_F(RedisStore, AnEndLeftWaitingIsWrittenWithoutWaitingForTheKeepersPeriod) {
+    FakeRunner runner;
+    px_redis_store_config wc = Config(srv_, "worker", &runner);
+    wc.redis.lease_ms = 3600000;
+    wc.redis.backoff_min_ms = 10;
+    wc.redis.backoff_max_ms = 50;
+    Store front = Open(Config(srv_, "front", nullptr));
+    Store worker = Open(wc);
+    px_record *r = Admit(front.get());
+    FakeRunner::Job *job = runner.WaitJob(1);
+    ASSERT_NE(job, nullptr);
+    px_record_set_running(job->record, 1000);
+    srv_.Stop();
+    px_outcome end = Exited(3);
+    EXPECT_TRUE(px_record_finish(job->record, &end));
+    srv_.Start();
+    ASSERT_TRUE(WaitTerminal(r));
+    px_record_view v = Snapshot(r);
+    EXPECT_EQ(v.status, PX_STATUS_COMPLETED);
+    EXPECT_EQ(v.outcome.exit_code, 3);
+    px_record_view_release(&v);
+    px_record_unref(r);
+}
+
 // Redis away past the grace: the worker kills its runs; their end (FAILED,
 // LOST, naming --store-grace-s) is written when Redis answers again.
 TEST_F(RedisStore, RedisAwayPastTheGraceKillsTheRunsAndTheirEndIsWrittenLater) {

@@ -787,15 +787,60 @@ TEST_F(RedisStore, AViewByIdIsOneReadAndKeepsTenantsApart) {
     px_record_unref(r);
 }
 
+// Counts the expirations set on keys matching `pattern` (keyspace
+// notifications, subscribed before the events): Expires() returns those
+// Redis made before it answered.
+class ExpireCounter {
+  public:
+    ExpireCounter(RedisServer &srv, const std::string &pattern) {
+        freeReplyObject(srv.Command({"CONFIG", "SET", "notify-keyspace-events", "Kg"}));
+        c_ = redisConnectUnix(srv.socket_path().c_str());
+        EXPECT_TRUE(c_ && !c_->err);
+        auto *r = static_cast<redisReply *>(
+            redisCommand(c_, "PSUBSCRIBE __keyspace@*__:%s", pattern.c_str()));
+        EXPECT_NE(r, nullptr);
+        freeReplyObject(r);
+    }
+    ~ExpireCounter() { redisFree(c_); }
+
+    // A PING on the subscription is answered after every notification of
+    // the commands Redis ran before it.
+    long long Expires() {
+        EXPECT_EQ(redisAppendCommand(c_, "PING"), REDIS_OK);
+        for (;;) {
+            void *v = nullptr;
+            if (redisGetReply(c_, &v) != REDIS_OK || !v) {
+                ADD_FAILURE() << "subscription: " << c_->errstr;
+                return -1;
+            }
+            auto *r = static_cast<redisReply *>(v);
+            bool pong = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                        std::string(r->element[0]->str, r->element[0]->len) == "pong";
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+                std::string(r->element[3]->str, r->element[3]->len) == "expire")
+                expires_++;
+            freeReplyObject(r);
+            if (pong)
+                return expires_;
+        }
+    }
+
+  private:
+    redisContext *c_ = nullptr;
+    long long expires_ = 0;
+};
+
 // The worker's lease is renewed on its period (a third of the lease), not
 // at every run's end: a renewal is a round trip, as many as executions.
+// Counted on the worker's lease key only (other nodes' renewals and the
+// records' expirations are not renewals of it).
 TEST_F(RedisStore, RunsEndingDoNotRenewTheLease) {
     FakeRunner runner;
     px_redis_store_config wc = Config(srv_, "worker", &runner);
     wc.redis.lease_ms = 3600000; // renewed every 20 minutes
     Store front = Open(Config(srv_, "front", nullptr));
     Store worker = Open(wc);
-    long long before = CommandCalls(srv_, "pexpire");
+    ExpireCounter lease(srv_, "*node:worker");
     constexpr int kRuns = 5;
     for (int i = 1; i <= kRuns; i++) {
         px_record *r = Admit(front.get());
@@ -808,9 +853,13 @@ TEST_F(RedisStore, RunsEndingDoNotRenewTheLease) {
     // The next claim shows the last end was seen by the worker's threads.
     px_record *last = Admit(front.get());
     ASSERT_NE(runner.WaitJob(kRuns + 1), nullptr);
-    // Each finish expires the record and its output (no request_id): two
-    // PEXPIREs; a renewal would be a third.
-    EXPECT_EQ(CommandCalls(srv_, "pexpire") - before, 2 * kRuns);
+    EXPECT_EQ(lease.Expires(), 0);
+    // What a renewal does, counted: the counter sees it.
+    std::string key = srv_.Str(
+        {"EVAL", "return redis.call('KEYS', ARGV[1])[1]", "0", "*node:worker"});
+    ASSERT_FALSE(key.empty());
+    EXPECT_EQ(srv_.Int({"PEXPIRE", key, "3600000"}), 1);
+    EXPECT_EQ(lease.Expires(), 1);
     px_record_unref(last);
 }
 

@@ -5,7 +5,9 @@
  * connect + AUTH + SELECT; connected -> closed when a command fails on the
  * socket (I/O error, EOF, timeout) or the server turns out not to be the
  * primary (READONLY, MASTERDOWN). While closed, a command first tries to
- * connect unless the backoff deadline is in the future.
+ * connect unless the backoff deadline is in the future. A failed connect,
+ * and with a plain target a server that is not the primary, set that
+ * deadline (doubling the wait); a reply from a primary resets the wait.
  *
  * With a Sentinel target, every connect first asks the Sentinels in turn
  * (starting with the one that answered last) for the primary's address,
@@ -82,6 +84,17 @@ static void drop(px_redis_conn *c) {
     }
 }
 
+/* Closes the connection and waits the backoff before the next connect, as
+ * after a failed connect; `why` is what commands say meanwhile. */
+static void drop_backing_off(px_redis_conn *c, const char *why) {
+    drop(c);
+    snprintf(c->last_error, sizeof c->last_error, "%s", why);
+    c->retry_at_ms = px_now_mono_ms() + c->backoff_ms;
+    c->backoff_ms *= 2;
+    if (c->backoff_ms > c->cfg.backoff_max_ms)
+        c->backoff_ms = c->cfg.backoff_max_ms;
+}
+
 static void secret_free(char *s) {
     if (s) {
         explicit_bzero(s, strlen(s));
@@ -153,8 +166,15 @@ static redisReply *call_once(px_redis_conn *c, int argc, const char **argv, cons
                      moved ? " (not the primary: reconnecting)" : "");
         freeReplyObject(reply);
         if (moved) {
-            /* Nothing was written: safe to send again to the primary. */
-            drop(c);
+            /* Nothing was written: safe to send again to the primary. With
+             * Sentinel the next connect asks where it is now (a failover:
+             * at once; the ROLE check backs off while none is primary). A
+             * plain target connects to the same server: that waits the
+             * backoff, or every command would connect to the replica anew. */
+            if (c->cfg.target.is_sentinel)
+                drop(c);
+            else
+                drop_backing_off(c, err->msg);
             *io_failed = true;
         }
         return NULL;
@@ -323,16 +343,11 @@ int px_redis_conn_ensure(px_redis_conn *c, px_error *err) {
                             (long long)(c->retry_at_ms - now));
     px_error e = PX_ERROR_INIT;
     if (connect_now(c, &e) != 0) {
-        snprintf(c->last_error, sizeof c->last_error, "%s", e.msg);
-        c->retry_at_ms = now + c->backoff_ms;
-        c->backoff_ms *= 2;
-        if (c->backoff_ms > c->cfg.backoff_max_ms)
-            c->backoff_ms = c->cfg.backoff_max_ms;
+        drop_backing_off(c, e.msg);
         if (err)
             *err = e;
         return -1;
     }
-    c->backoff_ms = c->cfg.backoff_min_ms;
     c->retry_at_ms = 0;
     return 0;
 }
@@ -353,6 +368,8 @@ redisReply *px_redis_conn_call(px_redis_conn *c, int argc, const char **argv,
             return NULL;
         r = call_once(c, argc, argv, argv_len, extra_timeout_ms, &io_failed, &e);
     }
+    if (r || c->ctx)
+        c->backoff_ms = c->cfg.backoff_min_ms; /* the server answered as a primary */
     if (!r && err)
         *err = e;
     return r;
@@ -400,8 +417,10 @@ redisReply *px_redis_conn_read(px_redis_conn *c, int64_t timeout_ms, px_error *e
     void *reply = NULL;
     if (redisGetReplyFromReader(c->ctx, &reply) != REDIS_OK)
         goto broken;
-    if (reply)
+    if (reply) {
+        c->backoff_ms = c->cfg.backoff_min_ms;
         return reply;
+    }
     struct pollfd p = {.fd = c->ctx->fd, .events = POLLIN};
     int n = poll(&p, 1, (int)timeout_ms);
     if (n == 0) {
@@ -411,6 +430,7 @@ redisReply *px_redis_conn_read(px_redis_conn *c, int64_t timeout_ms, px_error *e
     }
     if (n < 0 || redisGetReply(c->ctx, &reply) != REDIS_OK || !reply)
         goto broken;
+    c->backoff_ms = c->cfg.backoff_min_ms;
     return reply;
 broken:
     px_error_set(err, PX_E_UNAVAILABLE, "redis %s: %s", c->where,

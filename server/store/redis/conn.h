@@ -7,12 +7,14 @@
  * command connects again at once, and each failed connect doubles the wait
  * before the next attempt (backoff_min_ms .. backoff_max_ms; during the wait
  * commands fail at once with PX_E_UNAVAILABLE, without touching the
- * network). A successful connect resets the backoff. On connect it sends
- * AUTH (if a password is configured) and SELECT (if db != 0). With a
- * Sentinel target each connect first asks the Sentinels in turn for the
- * primary's address and, after AUTH, checks with ROLE that the server there
- * is a primary; an answer READONLY or MASTERDOWN (the server is a replica
- * now) drops the connection, so the next command asks again.
+ * network). A reply from the server resets the backoff. On connect it sends
+ * AUTH (if a password is configured) and SELECT (if db != 0). An answer
+ * READONLY or MASTERDOWN (the server is a replica now) drops the
+ * connection: with a plain target, as a failed connect (the next attempt
+ * waits the backoff: the same server is still a replica). With a Sentinel
+ * target each connect first asks the Sentinels in turn for the primary's
+ * address and, after AUTH, checks with ROLE that the server there is a
+ * primary; there the next command asks again at once.
  *
  * Errors: PX_E_UNAVAILABLE when Redis cannot be reached, refuses the login,
  * answers LOADING/BUSY/MASTERDOWN/READONLY (it will be back, or another

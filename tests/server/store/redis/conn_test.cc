@@ -3,6 +3,7 @@
 #include "server/store/redis/conn.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <initializer_list>
@@ -21,8 +22,10 @@ struct ConnFree {
 };
 using Conn = std::unique_ptr<px_redis_conn, ConnFree>;
 
-Conn Open(const RedisServer &srv) {
+Conn Open(const RedisServer &srv, int64_t backoff_ms = 0) {
     px_redis_conn_config cfg = {};
+    cfg.backoff_min_ms = backoff_ms;
+    cfg.backoff_max_ms = backoff_ms;
     px_error err = PX_ERROR_INIT;
     EXPECT_EQ(px_redis_target_parse(srv.url().c_str(), &cfg.target, &err), 0) << err.msg;
     cfg.connect_timeout_ms = 2000;
@@ -81,6 +84,35 @@ TEST(RedisConn, LeavesAServerThatTurnedReplica) {
     freeReplyObject(srv.Command({"REPLICAOF", "NO", "ONE"}));
     EXPECT_EQ(Send(c.get(), {"SET", "k", "4"}), "OK");
     EXPECT_EQ(srv.Str({"GET", "k"}), "4");
+}
+
+// Connections the server accepted so far (this query's own included).
+long long Accepted(RedisServer &srv) {
+    std::string info = srv.Str({"INFO", "stats"});
+    const std::string key = "total_connections_received:";
+    size_t at = info.find(key);
+    return at == std::string::npos ? -1 : atoll(info.c_str() + at + key.size());
+}
+
+// A plain target at a replica: each command fails UNAVAILABLE, and the
+// connection waits its backoff (a minute here) before connecting again
+// rather than connecting anew for every command.
+TEST(RedisConn, APlainTargetAtAReplicaBacksOff) {
+    RedisServer srv;
+    freeReplyObject(srv.Command({"REPLICAOF", "127.0.0.1", "1"}));
+    Conn c = Open(srv, 60000);
+    px_error err = PX_ERROR_INIT;
+    std::string got = Send(c.get(), {"SET", "k", "1"}, true, &err);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE) << got;
+    EXPECT_NE(got.find("READONLY"), std::string::npos) << got;
+    long long before = Accepted(srv);
+    for (int i = 0; i < 5; i++) {
+        got = Send(c.get(), {"SET", "k", "1"}, true, &err);
+        EXPECT_EQ(err.code, PX_E_UNAVAILABLE) << got;
+        EXPECT_NE(got.find("READONLY"), std::string::npos) << got;
+        EXPECT_NE(got.find("next attempt in"), std::string::npos) << got;
+    }
+    EXPECT_EQ(Accepted(srv) - before, 1); // only the second count's own
 }
 
 TEST(RedisConn, OtherErrorRepliesKeepTheConnection) {

@@ -59,11 +59,12 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
     }
     char node[PX_RSTORE_NAME_MAX + 1];
     node_name(cfg, node);
-    _cleanup_free_ char *password = NULL;
+    /* Wiped on every way out: the store keeps its own copies. */
+    _cleanup_secret_ char *password = NULL;
     if (px_redis_password_load(cfg->store_password_file, getenv("PYEXEC_STORE_PASSWORD"), &password,
                                err) < 0)
         return NULL;
-    _cleanup_free_ char *sentinel_password = NULL;
+    _cleanup_secret_ char *sentinel_password = NULL;
     px_redis_store_config rc = {
         .redis =
             {
@@ -97,10 +98,6 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
         return NULL;
     rc.redis.sentinel_password = sentinel_password;
     px_store *store = px_redis_store_new(&rc, err);
-    if (password)
-        explicit_bzero(password, strlen(password));
-    if (sentinel_password)
-        explicit_bzero(sentinel_password, strlen(sentinel_password));
     if (store)
         px_info("store: Redis %s, namespace '%s', node '%s', role %s", cfg->store,
                 cfg->store_namespace, node, cfg->role);

@@ -2,6 +2,7 @@
  * Scope-bound cleanup for locals (CONTRIBUTING.md, "Style, by example").
  *
  *   _cleanup_free_ char *buf = malloc(n);     freed when `buf` leaves scope
+ *   _cleanup_secret_ char *password = NULL;    wiped, then freed
  *   return TAKE_PTR(buf);                      hands ownership to the caller
  *
  * PX_DEFINE_CLEANUP(type, fn) defines `fn##p` for a NULL-safe destructor
@@ -12,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifdef __cplusplus
@@ -27,8 +29,22 @@ static inline void px_closep(int *fd) {
         close(*fd);
 }
 
+/* Wipes a secret (a password: a NUL-terminated string) and frees it, so it
+ * does not linger in freed memory. NULL: nothing. */
+static inline void px_secret_free(char *s) {
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static inline void px_secret_freep(char **p) {
+    px_secret_free(*p);
+}
+
 #define _cleanup_free_ __attribute__((cleanup(px_freep)))
 #define _cleanup_close_ __attribute__((cleanup(px_closep)))
+#define _cleanup_secret_ __attribute__((cleanup(px_secret_freep)))
 
 #define PX_DEFINE_CLEANUP(type, fn)                                                                \
     static inline void fn##p(type **p) {                                                           \

@@ -95,19 +95,12 @@ static void drop_backing_off(px_redis_conn *c, const char *why) {
         c->backoff_ms = c->cfg.backoff_max_ms;
 }
 
-static void secret_free(char *s) {
-    if (s) {
-        explicit_bzero(s, strlen(s));
-        free(s);
-    }
-}
-
 void px_redis_conn_free(px_redis_conn *c) {
     if (!c)
         return;
     drop(c);
-    secret_free(c->password);
-    secret_free(c->sentinel_password);
+    px_secret_free(c->password);
+    px_secret_free(c->sentinel_password);
     free(c);
 }
 

@@ -20,19 +20,6 @@
 #include "server/store/redis/scripts.h"
 #include "server/store/store_impl.h"
 
-static void conn_cfg_password_free(px_redis_conn_config *c) {
-    if (c->password) {
-        explicit_bzero((char *)c->password, strlen(c->password));
-        free((char *)c->password);
-        c->password = NULL;
-    }
-    if (c->sentinel_password) {
-        explicit_bzero((char *)c->sentinel_password, strlen(c->sentinel_password));
-        free((char *)c->sentinel_password);
-        c->sentinel_password = NULL;
-    }
-}
-
 /* ---- the connection pool ---- */
 
 px_redis_conn *rstore_pool_take(px_rstore *rs, unsigned *slot, px_error *err) {
@@ -292,7 +279,8 @@ void px_rstore_free(px_rstore *rs) {
     free(rs->busy);
     for (int s = 0; s < PX_RSCRIPT_COUNT; s++)
         free(rs->source[s]);
-    conn_cfg_password_free(&rs->conn_cfg);
+    px_secret_free((char *)rs->conn_cfg.password);
+    px_secret_free((char *)rs->conn_cfg.sentinel_password);
     pthread_cond_destroy(&rs->cond);
     pthread_mutex_destroy(&rs->mu);
     free(rs);

@@ -11,6 +11,7 @@
   :tar_fuzz_replay   a test (default build): every seed of
                      tests/fuzz/corpus/tar/ and every kept crash of
                      tests/fuzz/regressions/tar/ passes the target's checks.
+                     It fails when it replayed nothing (no corpus).
 """
 
 load("//bazel:copts.bzl", "PX_COPTS")

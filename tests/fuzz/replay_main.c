@@ -3,7 +3,8 @@
  * runs LLVMFuzzerTestOneInput once on every file named on the command line,
  * and on every file of a directory named there (README.md files excepted),
  * as `TARGET_fuzz -runs=1 FILE...` does under libFuzzer. A failed check
- * aborts, so the exit status says whether every input passed. With
+ * aborts, so the exit status says whether every input passed; no input at
+ * all (a missing or empty corpus) fails too, as nothing was checked. With
  * `--config=fuzz` the target links libFuzzer's main instead.
  */
 #include <dirent.h>
@@ -78,6 +79,10 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (replay(argv[i], &n) < 0)
             return 1;
+    if (n == 0) {
+        fprintf(stderr, "replay: no input replayed (is the corpus missing or empty?)\n");
+        return 1;
+    }
     printf("replay: %d input(s) passed\n", n);
     return 0;
 }

@@ -4,7 +4,9 @@ The primary and the replica are redis-servers on loopback TCP ports (Sentinel
 knows servers by address and port only), each in its own temporary
 directory with the append-only file on (tests/support/redis_server.py);
 the Sentinels are `redis-server --sentinel` with a generated configuration
-and short timeouts (down after 500 ms), never the system service.
+and short timeouts (down after 500 ms), never the system service. Each
+server's port is free when chosen; if another process takes it before the
+server binds it (the server exits saying so), it starts again on another.
 
     with redis_sentinel.SentinelSet() as s:
         url = s.url              # redis+sentinel://127.0.0.1:P1,.../pyexec-test
@@ -19,7 +21,6 @@ str, bytes, int, list, None; an error reply raises RedisError).
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 
@@ -39,6 +40,22 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+PORT_ATTEMPTS = 10
+
+
+def start_on_free_port(start):
+    """Returns `start(port)` for a port from free_port(); while the server
+    exits because the port was taken meanwhile (ExitedEarly, its log saying
+    so), `start` is called again with another port."""
+    for attempt in range(PORT_ATTEMPTS):
+        try:
+            return start(free_port())
+        except redis_server.ExitedEarly as e:
+            if "Address already in use" not in e.log or attempt == PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read_reply(f):
@@ -91,41 +108,56 @@ def _pairs(flat):
 class SentinelSet:
     def __init__(self, sentinels=3, sentinel_password=None):
         self.sentinel_password = sentinel_password
-        self.ports = {"primary": free_port(), "replica": free_port()}
-        self.primary = redis_server.RedisServer(
-            "--port", str(self.ports["primary"]), "--bind", "127.0.0.1")
-        self.replica = redis_server.RedisServer(
-            "--port", str(self.ports["replica"]), "--bind", "127.0.0.1",
-            "--replicaof", "127.0.0.1", str(self.ports["primary"]))
-        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.n_sentinels = sentinels
+        # Set by start(), with the ports the servers could bind.
+        self.ports = {}
+        self.primary = self.replica = None
+        self.sentinel_ports = []
         self.dir = tempfile.mkdtemp(prefix="pyexec-sentinel-", dir="/tmp")
         self.sentinels = []
-        self.url = "redis+sentinel://" + ",".join(
-            f"127.0.0.1:{p}" for p in self.sentinel_ports) + "/" + MASTER
+        self.url = None
 
     def address(self, which):
         return ("127.0.0.1", self.ports[which])
 
+    def _start_server(self, which, port, *extra):
+        server = redis_server.RedisServer("--port", str(port), "--bind", "127.0.0.1", *extra)
+        try:
+            server.start()
+        except BaseException:
+            server.close()
+            raise
+        self.ports[which] = port
+        return server
+
+    def _start_sentinel(self, i, port):
+        d = os.path.join(self.dir, f"sentinel{i}")
+        shutil.rmtree(d, ignore_errors=True)  # a previous attempt's
+        os.mkdir(d)
+        conf = os.path.join(d, "sentinel.conf")
+        quorum = self.n_sentinels // 2 + 1
+        with open(conf, "w") as f:
+            f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
+                    f"logfile {d}/sentinel.log\n"
+                    f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['primary']} {quorum}\n"
+                    f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+                    f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n")
+            if self.sentinel_password is not None:
+                # Also the password they give each other.
+                f.write(f'requirepass "{self.sentinel_password}"\n')
+        self.sentinels.append(redis_server.start_notified(
+            ["redis-server", conf, "--sentinel", "--supervised", "systemd"],
+            os.path.join(d, "notify.sock"), os.path.join(d, "sentinel.log")))
+        self.sentinel_ports.append(port)
+
     def start(self, timeout=60):
-        self.primary.start()
-        self.replica.start()
-        quorum = len(self.sentinel_ports) // 2 + 1
-        for i, port in enumerate(self.sentinel_ports):
-            d = os.path.join(self.dir, f"sentinel{i}")
-            os.mkdir(d)
-            conf = os.path.join(d, "sentinel.conf")
-            with open(conf, "w") as f:
-                f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\n"
-                        f"logfile {d}/sentinel.log\n"
-                        f"sentinel monitor {MASTER} 127.0.0.1 {self.ports['primary']} {quorum}\n"
-                        f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
-                        f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n")
-                if self.sentinel_password is not None:
-                    # Also the password they give each other.
-                    f.write(f'requirepass "{self.sentinel_password}"\n')
-            self.sentinels.append(subprocess.Popen(
-                ["redis-server", conf, "--sentinel"], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL))
+        self.primary = start_on_free_port(lambda port: self._start_server("primary", port))
+        self.replica = start_on_free_port(lambda port: self._start_server(
+            "replica", port, "--replicaof", "127.0.0.1", str(self.ports["primary"])))
+        for i in range(self.n_sentinels):
+            start_on_free_port(lambda port: self._start_sentinel(i, port))
+        self.url = "redis+sentinel://" + ",".join(
+            f"127.0.0.1:{p}" for p in self.sentinel_ports) + "/" + MASTER
         # Ready when every Sentinel sees the replica and the other Sentinels
         # (they find each other through the primary, within seconds): only
         # then can they agree on a failover.
@@ -209,8 +241,9 @@ class SentinelSet:
                 p.kill()
                 p.wait()
         self.sentinels = []
-        self.primary.close()
-        self.replica.close()
+        for server in (self.primary, self.replica):
+            if server:
+                server.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):

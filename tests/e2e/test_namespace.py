@@ -209,6 +209,23 @@ def test_usage_is_the_executions_own_not_its_hosts(ns):
     assert light.usage.cpu_time_ms < heavy.usage.cpu_time_ms, light.usage
 
 
+def test_a_killed_executions_cpu_is_its_own_not_its_hosts(ns):
+    host = fresh_host(ns)
+    heavy = ns.run(HOST + "import time\nt = time.process_time()\n"
+                   "while time.process_time() - t < 1:\n    pass\n")
+    assert host_of(heavy) == host and heavy.exit_code == 0, heavy
+    assert heavy.usage.cpu_time_ms >= 1000, heavy.usage
+    started = ns.start(HOST + "import time\ntime.sleep(3600)\n")
+    stream = ns.stream(started.execution_id)
+    assert pyexecd.read_until(stream, host.encode()).startswith(host.encode())  # same host
+    ns.kill(started.execution_id)
+    killed = ns.wait(started.execution_id)
+    assert pyexecd.status_name(killed) == "EXECUTION_STATUS_KILLED", killed
+    # The host's counter includes the heavy execution's second; the killed
+    # one's usage is what it used itself.
+    assert killed.usage.cpu_time_ms < heavy.usage.cpu_time_ms, killed.usage
+
+
 PID_NS = HOST + "import os\nprint(os.readlink('/proc/self/ns/pid'))\n"
 
 

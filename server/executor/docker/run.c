@@ -153,32 +153,21 @@ typedef struct drive_state {
     bool killed;            /* the container was killed at a kill request */
 } drive_state;
 
-/* The deadline passed: takes a usage snapshot, kills the container and lets
- * its streams drain for at most DRAIN_AFTER_KILL_MS. */
-static void kill_at_deadline(drive_state *d) {
-    sb_take_stats(d->sb, d->id, TIMEOUT_STATS_TIMEOUT_MS, &d->result->peak_memory_bytes,
+/* Ends the run by a kill: takes a usage snapshot (waiting `stats_timeout_ms`
+ * at most), kills the container and lets its streams drain for at most
+ * DRAIN_AFTER_KILL_MS. What the program wrote before it died may still be
+ * on its way through the engine (a print's "\n" is a write of its own);
+ * cutting the stream at the kill would lose those last bytes, so the run
+ * ends at the stream's end, which the engine sends once the container is
+ * gone. The caller marks why (timed_out, killed). */
+static void kill_and_drain(drive_state *d, int64_t stats_timeout_ms) {
+    sb_take_stats(d->sb, d->id, stats_timeout_ms, &d->result->peak_memory_bytes,
                   &d->result->cpu_time_ms);
     if (d->host) /* the host's counter runs over its whole life */
         d->result->cpu_time_ms = d->result->cpu_time_ms > d->host->cpu_base_ms
                                      ? d->result->cpu_time_ms - d->host->cpu_base_ms
                                      : 0;
     sb_kill_container(d->sb, d->id);
-    d->result->timed_out = true;
-    d->in.done = true;
-    d->drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
-}
-
-/* A kill was requested: takes a usage snapshot (best effort), kills the
- * container and lets its streams drain for at most DRAIN_AFTER_KILL_MS.
- * What the program wrote before it died may still be on its way through
- * the engine (a print's "\n" is a write of its own); cutting the stream at
- * the request would lose those last bytes, so the run ends at the stream's
- * end, which the engine sends once the container is gone. */
-static void kill_on_request(drive_state *d) {
-    sb_take_stats(d->sb, d->id, KILL_STATS_TIMEOUT_MS, &d->result->peak_memory_bytes,
-                  &d->result->cpu_time_ms);
-    sb_kill_container(d->sb, d->id);
-    d->killed = true;
     d->in.done = true;
     d->drain_deadline = px_now_mono_ms() + DRAIN_AFTER_KILL_MS;
 }
@@ -194,11 +183,13 @@ static run_end pump(drive_state *d) {
         int64_t now = px_now_mono_ms();
         sb_flush_held_if_ready(d->io, now);
         if (!d->drain_deadline && px_sandbox_run_kill_requested(run)) {
-            kill_on_request(d);
+            kill_and_drain(d, KILL_STATS_TIMEOUT_MS);
+            d->killed = true;
             continue;
         }
         if (!d->drain_deadline && now >= d->deadline) {
-            kill_at_deadline(d);
+            kill_and_drain(d, TIMEOUT_STATS_TIMEOUT_MS);
+            d->result->timed_out = true;
             continue;
         }
         if (d->drain_deadline && now >= d->drain_deadline)
@@ -303,7 +294,8 @@ static void conclude(drive_state *d, run_end end) {
         shutdown(d->fd, SHUT_RDWR);
     }
     if (end == END_KILL) {
-        /* Killed (kill_on_request) and drained: the output is complete. */
+        /* Killed at a request (kill_and_drain) and drained: the output is
+         * complete. */
         result->ran = true;
         result->exit_code = 128 + 9;
         return;

@@ -111,6 +111,33 @@ const char *px_host_script(void) {
     return host_script;
 }
 
+/* Builds a message to a host into a new buffer (*out, *out_len; malloc'd,
+ * owned by the caller, NUL-terminated past *out_len): "PYXH %010zu\n", the
+ * header `h` (NULL: out of memory), `filter`, then `tail`. Returns 0, or -1
+ * with `err` set. */
+static int host_message(const json_t *h, const uint8_t *filter, size_t filter_len, const char *tail,
+                        size_t tail_len, char **out, size_t *out_len, px_error *err) {
+    _cleanup_free_ char *body = h ? json_dumps(h, JSON_COMPACT) : NULL;
+    if (!body)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    size_t blen = strlen(body);
+    if (blen > 9999999999u)
+        return px_error_set(err, PX_E_INVALID, "host header too large");
+    size_t total = PX_BOOTSTRAP_LINE_LEN + blen + filter_len + tail_len;
+    char *buf = malloc(total + 1);
+    if (!buf)
+        return px_error_set(err, PX_E_INTERNAL, "out of memory");
+    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYXH %010zu\n", blen % 10000000000u);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen);
+    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen, filter, filter_len);
+    if (tail_len > 0)
+        memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen + filter_len, tail, tail_len);
+    buf[total] = '\0';
+    *out = buf;
+    *out_len = total;
+    return 0;
+}
+
 int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *deps,
                      const uint8_t *filter, size_t filter_len, int tmp_mb, char **out,
                      size_t *out_len, px_error *err) {
@@ -122,23 +149,7 @@ int px_host_preamble(const px_job_spec *spec, const char *nonce, const char *dep
         "{s:s, s:I, s:I, s:i, s:i}", "nonce", nonce, "filter_len", (json_int_t)filter_len,
         "job_len", (json_int_t)(job_len + spec->tar_len + spec->stdin_len), "work_mb",
         spec->disk_mb, "tmp_mb", tmp_mb);
-    _cleanup_free_ char *body = h ? json_dumps(h, JSON_COMPACT) : NULL;
-    if (!body)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    size_t blen = strlen(body);
-    if (blen > 9999999999u)
-        return px_error_set(err, PX_E_INVALID, "host header too large");
-    size_t total = PX_BOOTSTRAP_LINE_LEN + blen + filter_len + job_len;
-    char *buf = malloc(total + 1);
-    if (!buf)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYXH %010zu\n", blen % 10000000000u);
-    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen);
-    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen, filter, filter_len);
-    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen + filter_len, job, job_len + 1);
-    *out = buf;
-    *out_len = total;
-    return 0;
+    return host_message(h, filter, filter_len, job, job_len, out, out_len, err);
 }
 
 int px_host_prime(const uint8_t *filter, size_t filter_len, int work_mb, int tmp_mb, char **out,
@@ -146,19 +157,5 @@ int px_host_prime(const uint8_t *filter, size_t filter_len, int work_mb, int tmp
     __attribute__((cleanup(json_decrefp)))
     json_t *h = json_pack("{s:b, s:I, s:i, s:i}", "prime", 1, "filter_len", (json_int_t)filter_len,
                           "work_mb", work_mb, "tmp_mb", tmp_mb);
-    _cleanup_free_ char *body = h ? json_dumps(h, JSON_COMPACT) : NULL;
-    if (!body)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    size_t blen = strlen(body);
-    size_t total = PX_BOOTSTRAP_LINE_LEN + blen + filter_len;
-    char *buf = malloc(total + 1);
-    if (!buf)
-        return px_error_set(err, PX_E_INTERNAL, "out of memory");
-    snprintf(buf, PX_BOOTSTRAP_LINE_LEN + 1, "PYXH %010zu\n", blen % 10000000000u);
-    memcpy(buf + PX_BOOTSTRAP_LINE_LEN, body, blen);
-    memcpy(buf + PX_BOOTSTRAP_LINE_LEN + blen, filter, filter_len);
-    buf[total] = '\0';
-    *out = buf;
-    *out_len = total;
-    return 0;
+    return host_message(h, filter, filter_len, NULL, 0, out, out_len, err);
 }

@@ -219,6 +219,12 @@ class Sandbox:
             os.waitpid(self.pid, 0)
 
 
+def read_key(hdr):
+    """The sandbox parameters of a job or priming header `hdr`: (work_mb,
+    tmp_mb, the filter's bytes, read from stdin where the header says)."""
+    return (int(hdr["work_mb"]), int(hdr["tmp_mb"]), read_exact(int(hdr["filter_len"])))
+
+
 def sandbox_for(spare, key, bootstrap):
     """The sandbox for a job with parameters `key`: `spare`, started ahead
     of the job, when it was started for the same parameters and still
@@ -337,7 +343,7 @@ def main():
         if hdr.get("prime") is True:
             # A new host: the sandbox for its first job, started before
             # that job exists. No answer: the server waits for nothing.
-            key = (int(hdr["work_mb"]), int(hdr["tmp_mb"]), read_exact(int(hdr["filter_len"])))
+            key = read_key(hdr)
             if spare is not None:
                 spare.discard()
             try:
@@ -351,7 +357,7 @@ def main():
         clean = 0
         key = None
         try:
-            key = (int(hdr["work_mb"]), int(hdr["tmp_mb"]), read_exact(int(hdr["filter_len"])))
+            key = read_key(hdr)
             box, spare = sandbox_for(spare, key, bootstrap), None
             rc, report, ru = run_job(hdr, box, wake_r)
             word = parse_json(report.decode("utf-8")) if report else None

@@ -69,6 +69,41 @@ TEST(Bootstrap, HostPrimeIsAHeaderAndTheFilter) {
               std::string(reinterpret_cast<const char *>(filter), sizeof filter));
 }
 
+TEST(Bootstrap, HostJobIsAHeaderTheFilterAndTheBootstrapPreamble) {
+    const uint8_t filter[] = {0x20, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00};
+    Spec spec;
+    spec.Stdin("in");
+    char *out = nullptr;
+    size_t len = 0;
+    px_error err = PX_ERROR_INIT;
+    ASSERT_EQ(px_host_preamble(spec.get(), "0123456789abcdef0123456789abcdef", nullptr, filter,
+                               sizeof filter, 64, &out, &len, &err),
+              0)
+        << err.msg;
+    std::string msg(out, len);
+    free(out);
+    ASSERT_GT(len, PX_BOOTSTRAP_LINE_LEN + sizeof filter);
+    ASSERT_EQ(msg.substr(0, 5), "PYXH ");
+    ASSERT_EQ(msg[PX_BOOTSTRAP_LINE_LEN - 1], '\n');
+    size_t blen = std::stoul(msg.substr(5, 10));
+    json_t *j = json_loadb(msg.data() + PX_BOOTSTRAP_LINE_LEN, blen, 0, nullptr);
+    ASSERT_NE(j, nullptr);
+    EXPECT_STREQ(json_string_value(json_object_get(j, "nonce")),
+                 "0123456789abcdef0123456789abcdef");
+    EXPECT_EQ(json_integer_value(json_object_get(j, "filter_len")), (json_int_t)sizeof filter);
+    EXPECT_EQ(json_integer_value(json_object_get(j, "tmp_mb")), 64);
+    json_int_t job_len = json_integer_value(json_object_get(j, "job_len"));
+    json_decref(j);
+    EXPECT_EQ(msg.substr(PX_BOOTSTRAP_LINE_LEN + blen, sizeof filter),
+              std::string(reinterpret_cast<const char *>(filter), sizeof filter));
+    // Then the bootstrap's own preamble, whole; the project and stdin follow
+    // on the stream and are counted in job_len.
+    std::string job = msg.substr(PX_BOOTSTRAP_LINE_LEN + blen + sizeof filter);
+    ASSERT_EQ(job.substr(0, 5), "PYX1 ");
+    EXPECT_EQ(job.size(), PX_BOOTSTRAP_LINE_LEN + std::stoul(job.substr(5, 10)));
+    EXPECT_EQ(job_len, (json_int_t)(job.size() + spec.get()->tar_len + 2));
+}
+
 TEST(ReservedEnv, MatchesWholeNamesOnly) {
     EXPECT_STREQ(px_env_reserved("HOME=/root", 4), "HOME");
     EXPECT_STREQ(px_env_reserved("LD_PRELOAD", 10), "LD_PRELOAD");

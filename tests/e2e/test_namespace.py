@@ -246,18 +246,22 @@ def children(pid):
 def waiting_sandbox(host):
     """The pid namespace of the sandbox that the idle host container `host`
     started for its next execution: its PID 1 (host.py) has a child,
-    bubblewrap, whose child is the sandbox's bootstrap. Awaits it."""
+    bubblewrap, whose child is the sandbox's bootstrap. Awaits it, and the
+    end of the previous execution's bubblewrap: while that one is still
+    exiting the host has two children, and either could be read."""
     status, info = pyexecd.docker_api("GET", f"/containers/{host}/json")
     assert status == 200, info
     root = info["State"]["Pid"]
 
     def sandbox():
-        for bwrap in children(root):
-            for bootstrap in children(bwrap):
-                try:
-                    return os.readlink(f"/proc/{bootstrap}/ns/pid")
-                except OSError:
-                    pass
+        bwraps = children(root)
+        if len(bwraps) != 1:
+            return None
+        for bootstrap in children(bwraps[0]):
+            try:
+                return os.readlink(f"/proc/{bootstrap}/ns/pid")
+            except OSError:
+                pass
         return None
     return pyexecd.wait_until(sandbox, 30)
 

@@ -105,6 +105,99 @@ def test_killed_by_signal_reports_128_plus_n(ex):
     assert res.exit_code == 128 + 9
 
 
+# The program's signals to itself, its abort() and its orphans behave alike
+# under every runtime: under gVisor, where the program runs in a PID
+# namespace of its own, it is PID 2 there, not PID 1, which a signal with a
+# default action does not end and whose orphans it would have to reap
+# (docs/sandbox.md, "The bootstrap is the supervisor").
+@pytest.mark.parametrize("how, code", [
+    ("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n", 128 + 15),
+    ("import os\nos.abort()\n", 128 + 6),
+], ids=["sigterm", "abort"])
+def test_a_program_that_signals_itself_dies_of_it(ex, how, code):
+    res = ex.run(how + "print('survived')\n")
+    assert status(res) == COMPLETED, res.stderr
+    assert res.exit_code == code, (res.stdout, res.stderr)
+    assert b"survived" not in res.stdout
+
+
+def test_a_program_cannot_end_its_pid_1_with_a_signal(ex):
+    # PID 1 is the bootstrap (runc) or the program's namespace init (gVisor):
+    # either ignores the signals it can.
+    code = ("import os, signal\n"
+            "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTSTP):\n"
+            "    os.kill(1, s)\n"
+            "print('alive')\n")
+    res = ex.run(code)
+    assert status(res) == COMPLETED, res.stderr
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == b"alive\n"
+
+
+ORPHANS = """
+import os, time
+r, w = os.pipe()
+for _ in range(50):
+    if os.fork() == 0:  # a child that leaves an orphan, which exits at once
+        if os.fork() == 0:
+            os._exit(0)
+        os._exit(0)
+    os.wait()
+os.close(w)
+os.read(r, 1)  # EOF: every orphan has exited (exit closes its pipe end)
+me = os.readlink("/proc/self")
+def zombies():
+    n = 0
+    for p in os.listdir("/proc"):
+        if not p.isdigit() or p == me:
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    n += 1
+        except OSError:
+            pass
+    return n
+deadline = time.monotonic() + 30  # the reaper acts on SIGCHLD: wait for it
+while zombies() and time.monotonic() < deadline:
+    time.sleep(0.01)
+print("zombies", zombies())
+"""
+
+
+def test_orphans_that_exit_are_reaped(ex):
+    res = ex.run(ORPHANS, config={"timeout_seconds": 60})
+    assert status(res) == COMPLETED, res.stderr
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == b"zombies 0\n", res.stderr
+
+
+# A process that forks a successor and exits, over and over, has a new pid
+# while the bootstrap kills every process before its last words: it is
+# killed again until none is left, and the run ends with the program.
+FORK_LOOP = """
+import os
+for _ in range(4):
+    if os.fork() == 0:
+        os.setsid()
+        while True:
+            try:
+                if os.fork():
+                    os._exit(0)
+            except OSError:
+                pass
+print("left", flush=True)
+"""
+
+
+def test_a_fork_loop_left_behind_ends_with_the_run(ex):
+    res = ex.run(FORK_LOOP, config={"timeout_seconds": 60})
+    assert status(res) == COMPLETED, res.stderr
+    assert reason(res) == "TERMINATION_REASON_EXITED", res.stderr
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == b"left\n"
+
+
 def test_stdin_args_and_env(ex):
     code = ("import os, sys\n"
             "print(repr(sys.stdin.buffer.read()))\n"

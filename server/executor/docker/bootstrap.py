@@ -34,8 +34,9 @@
 # handler for (SIGKILL included). Children never get the container's own
 # stdout and stderr: they write into pipes that the bootstrap relays, since a
 # process holding a pipe can reopen it for reading through /proc/self/fd and
-# would read the last words. The nonce is in no argument, no environment and
-# no inherited descriptor. Before the last words the bootstrap kills every
+# would read the last words (under gVisor a child can open them for writing
+# through /proc/1/fd/1 and 2, not for reading: see below). The nonce is in
+# no argument, no environment and no inherited descriptor. Before the last words the bootstrap kills every
 # other process in the container and reaps them: no process of the request
 # exists while the nonce is on the wire.
 #
@@ -45,10 +46,15 @@
 # non-dumpable process's /proc/<pid>/fd/*, environ, cmdline and maps, and
 # send it any signal, PID 1 included. There the bootstrap first moves itself
 # into a user namespace of its own (65534 mapped to 65534, before it becomes
-# non-dumpable, as writing the maps needs), and starts every child as PID 1
-# of a fresh PID namespace (see spawn_isolated): a child can name no process
-# outside its namespace, so it can signal and ptrace neither the bootstrap
-# nor anything else that holds the nonce.
+# non-dumpable, as writing the maps needs), and starts every child as PID 2
+# of a fresh PID namespace under a small init (see spawn_isolated): a child
+# can name no process outside its namespace, so it can signal and ptrace
+# neither the bootstrap nor anything else that holds the nonce, and the init
+# is not dumpable. gVisor refuses a fresh /proc mount in a user namespace, so
+# /proc stays the container's: a child can still read the bootstrap's
+# environ and cmdline, and open its descriptors (the relay pipes, and the
+# container's stdout and stderr, which read EBADF there but can be written).
+# None holds the nonce: a child can write markers, not forge them.
 #
 # In the namespace mode (--isolation namespace, argv "ns <fd>") the bootstrap
 # runs as PID 1 of an execution's own namespaces, started by the host
@@ -375,15 +381,17 @@ def spawn(relay, argv, env, stdin_null=False, stdout_to_stderr=False, fd3=None):
 
 
 def spawn_isolated(argv, env, dups, stdin_null):
-    """Starts argv as PID 1 of a fresh PID namespace (the bootstrap is in a
-    user namespace of its own: see own_user_namespace) and returns the pid
-    of the process to wait for: an intermediate process in the bootstrap's
-    namespace that waits for the child and exits with its exit code (128+N
-    for signal N). Inside, the child's PID 1 is itself and its own children:
-    the bootstrap, the intermediate and every other process have no pid it
-    could signal or ptrace. When the child exits, the kernel kills whatever
-    it left behind in its namespace. `dups` are (fd, target) pairs. Raises
-    OSError, as posix_spawnp would, if the program cannot be started.
+    """Starts argv in a fresh PID namespace (the bootstrap is in a user
+    namespace of its own: see own_user_namespace) and returns the pid of the
+    process to wait for: an intermediate process in the bootstrap's
+    namespace that exits with the child's exit code (128+N for signal N).
+    Inside, PID 1 is a small init forked from the intermediate (see
+    namespace_init) and the child is PID 2, so that the child's signals to
+    itself and its orphans behave as under runc: the bootstrap, the
+    intermediate and every other process outside have no pid the child could
+    signal or ptrace. When the child exits, the init exits and the kernel
+    kills whatever is left in the namespace. `dups` are (fd, target) pairs.
+    Raises OSError, as posix_spawnp would, if the program cannot be started.
 
     The child's oom_score_adj is left alone: under gVisor the memory limit
     is the sandbox's as a whole and the OOM killer of the host, not of the
@@ -398,26 +406,19 @@ def spawn_isolated(argv, env, dups, stdin_null):
             _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
             if LIBC.unshare(CLONE_NEWPID) != 0:
                 raise OSError(LIBC.errno(), "unshare(CLONE_NEWPID) failed")
-            child = os.fork()
-            if child == 0:
-                try:
-                    for fd, target in dups:
-                        if fd == target:
-                            os.set_inheritable(fd, True)
-                        else:
-                            os.dup2(fd, target)
-                    if stdin_null:
-                        null = os.open("/dev/null", os.O_RDONLY)
-                        os.dup2(null, 0)
-                        os.close(null)
-                    for sig in (SIGPIPE, SIGXFSZ, _signal.SIGINT):
-                        _signal.signal(sig, _signal.SIG_DFL)
-                    os.execvpe(argv[0], argv, env)
-                except BaseException as e:
-                    report_failure(err_w, e, argv[0])
-                os._exit(127)
+            init = os.fork()
+            if init == 0:
+                namespace_init(argv, env, dups, stdin_null, err_w)
             os.close(err_w)
-            code = exit_code(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+            while True:
+                st = os.waitpid(init, os.WUNTRACED)[1]
+                # Under gVisor a process may stop its namespace's init
+                # (SIGSTOP is not kept from PID 1 there): resume it, or
+                # the run would hang until its timeout.
+                if not os.WIFSTOPPED(st):
+                    break
+                os.kill(init, _signal.SIGCONT)
+            code = exit_code(os.waitstatus_to_exitcode(st))
         except BaseException as e:
             report_failure(err_w, e, None)
         os._exit(code)
@@ -428,9 +429,56 @@ def spawn_isolated(argv, env, dups, stdin_null):
         os.close(err_r)
     if failure:
         os.waitpid(pid, 0)
-        num, msg, name = failure.decode("utf-8", "replace").split("\0", 2)
-        raise OSError(int(num), msg, name or None)
+        raise start_failure(failure)
     return pid
+
+
+def namespace_init(argv, env, dups, stdin_null, err_w):
+    """PID 1 of a child's PID namespace (in spawn_isolated): forks the child,
+    which execs argv as PID 2, keeps no descriptor, reaps every process that
+    ends in the namespace (the child's orphans are its children) and exits
+    with the child's exit code once the child has exited. It ignores every
+    signal it can (gVisor gives a namespace's init no protection from them):
+    SIGKILL and SIGSTOP still reach it, so the child can end its own
+    namespace, as it can end itself, and spawn_isolated resumes a stopped
+    init. It is a fork of the bootstrap and as such not dumpable: its memory
+    is closed to the child."""
+    code = 127
+    try:
+        child = os.fork()
+        if child == 0:
+            try:
+                for fd, target in dups:
+                    if fd == target:
+                        os.set_inheritable(fd, True)
+                    else:
+                        os.dup2(fd, target)
+                if stdin_null:
+                    null = os.open("/dev/null", os.O_RDONLY)
+                    os.dup2(null, 0)
+                    os.close(null)
+                for sig in (SIGPIPE, SIGXFSZ, _signal.SIGINT):
+                    _signal.signal(sig, _signal.SIG_DFL)
+                os.execvpe(argv[0], argv, env)
+            except BaseException as e:
+                report_failure(err_w, e, argv[0])
+            os._exit(127)
+        # Nothing of the bootstrap's stays open in the child's namespace.
+        os.closerange(0, os.sysconf("SC_OPEN_MAX"))
+        for sig in _signal.valid_signals():
+            if sig not in (SIGKILL, _signal.SIGSTOP, _signal.SIGCHLD):
+                try:
+                    _signal.signal(sig, _signal.SIG_IGN)
+                except (OSError, ValueError):  # one the interpreter reserves
+                    pass
+        while True:
+            p, st = os.wait()
+            if p == child:
+                code = exit_code(os.waitstatus_to_exitcode(st))
+                break
+    except BaseException as e:
+        report_failure(err_w, e, None)
+    os._exit(code)
 
 
 def report_failure(fd, e, name):
@@ -442,6 +490,17 @@ def report_failure(fd, e, name):
         os.write(fd, ("%d\0%s\0%s" % (num, msg, name or "")).encode("utf-8", "replace"))
     except OSError:
         pass
+
+
+def start_failure(data):
+    """The OSError that report_failure's `data` describes; for anything else
+    (it was cut short, say) an OSError with the text as its message."""
+    text = data.decode("utf-8", "replace")
+    num, _, rest = text.partition("\0")
+    msg, sep, name = rest.partition("\0")
+    if not (num.isdigit() and msg and sep):
+        return OSError(0, text)
+    return OSError(int(num), msg, name or None)
 
 
 def read_to_end(fd):
@@ -642,12 +701,16 @@ def own_user_namespace():
 
 def end_every_other_process():
     """Kills every process in the container but the bootstrap (PID 1) and
-    reaps them all (as PID 1, every orphan is its child)."""
-    try:
-        os.kill(-1, SIGKILL)
-    except ProcessLookupError:  # none left
-        pass
+    reaps them all (as PID 1, every orphan is its child), killing again
+    before each wait until none is left."""
     while True:
+        # Again before each wait: a process forked while the last kill went
+        # through the process list can have escaped it, and the wait would
+        # block on it.
+        try:
+            os.kill(-1, SIGKILL)
+        except ProcessLookupError:  # none left
+            pass
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:

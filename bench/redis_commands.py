@@ -14,10 +14,15 @@ follower's XREAD...); commands run inside scripts count in `commands` but
 are not round trips.
 
     bazel build //tests/server/rpc:fake_pyexecd
-    /usr/bin/python3 bench/redis_commands.py [--n 200] [--binary PATH]
+    /usr/bin/python3 bench/redis_commands.py [--n 200] [--binary PATH] [--min-replicas N]
+
+With --min-replicas N the redis-server gets N replicas (loopback TCP) and
+the node --store-min-replicas N: each create and claim is followed by a
+WAIT, one round trip more each.
 """
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -26,13 +31,14 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "support"))
 import pyexecd  # noqa: E402
+import redis_sentinel  # noqa: E402
 import redis_server  # noqa: E402
 
 # Commands a node sends itself (everything else runs inside its scripts).
 # (XACK, XREVRANGE, PUBLISH and XADD are sent directly only at start-up,
 # shutdown or on rare paths; counted here as script work.)
 CLIENT_COMMANDS = {"evalsha", "eval", "xreadgroup", "xread", "ping", "script", "xgroup",
-                   "subscribe", "auth", "select"}
+                   "subscribe", "auth", "select", "wait"}
 
 
 def commandstats(sock):
@@ -46,14 +52,43 @@ def commandstats(sock):
     return stats
 
 
-def measure(binary, n):
+def start_replicas(stack, n):
+    """A primary on a loopback port (and its unix socket) with `n` replicas,
+    each synced before this returns."""
+    def start(port, *extra):
+        s = redis_server.RedisServer("--port", str(port), "--bind", "127.0.0.1", *extra)
+        try:
+            s.start()
+        except BaseException:
+            s.close()
+            raise
+        s.port = port
+        return stack.enter_context(contextlib.closing(s))
+    primary = redis_sentinel.start_on_free_port(start)
+    for _ in range(n):
+        redis_sentinel.start_on_free_port(
+            lambda p: start(p, "--replicaof", "127.0.0.1", str(primary.port)))
+    addr = ("127.0.0.1", primary.port)
+    redis_sentinel.command(addr, "SET", "pyexec-bench:fence", "1")
+    if redis_sentinel.command(addr, "WAIT", str(n), "20000") < n:
+        raise RuntimeError("the replicas did not sync in 20 s")
+    return primary
+
+
+def measure(binary, n, min_replicas=0):
     """Runs `n` executions of each shape on one node of `binary` over a
-    private redis-server; returns one dict per shape: shape, round_trips and
-    commands (per execution), detail (round trips by command) and rate
+    private redis-server (with `min_replicas` replicas and
+    --store-min-replicas); returns one dict per shape: shape, round_trips
+    and commands (per execution), detail (round trips by command) and rate
     (executions/s, one client)."""
     rows = []
-    with redis_server.RedisServer() as redis:
+    with contextlib.ExitStack() as stack:
+        if min_replicas:
+            redis = start_replicas(stack, min_replicas)
+        else:
+            redis = stack.enter_context(redis_server.RedisServer())
         server = pyexecd.Server("--store", redis.url, "--store-namespace", "bench",
+                                "--store-min-replicas", str(min_replicas),
                                 "--log-level", "warn", binary=binary)
         server.start()
         try:
@@ -100,11 +135,12 @@ def main():
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--binary", default=os.path.join(REPO, "bazel-bin", "tests", "server",
                                                      "rpc", "fake_pyexecd"))
+    ap.add_argument("--min-replicas", type=int, default=0)
     args = ap.parse_args()
     print("| shape | round trips / execution | commands / execution | executions/s "
           "(one client) |")
     print("|---|---|---|---|")
-    for r in measure(args.binary, args.n):
+    for r in measure(args.binary, args.n, args.min_replicas):
         print(f"| {r['shape']} | {r['round_trips']:.1f} ({r['detail']}) | {r['commands']:.1f} | "
               f"{r['rate']:.0f} |")
 

@@ -82,6 +82,8 @@ static px_store *open_store(const px_config *cfg, px_executor *ex, px_metrics *m
                 .backoff_min_ms = 100,
                 .backoff_max_ms = 5000,
                 .metrics = metrics,
+                .min_replicas = (unsigned)cfg->store_min_replicas,
+                .replica_timeout_ms = cfg->store_replica_timeout_ms,
             },
         .max_readers = (size_t)cfg->max_stream_readers,
         .max_queued = (unsigned)cfg->max_queue,
@@ -275,6 +277,10 @@ static int check_store(const px_config *cfg, px_error *err) {
                                 "--role %s: needs a Redis --store (with memory, the one node "
                                 "serves calls and runs jobs: --role both)",
                                 cfg->role);
+        if (cfg->store_min_replicas > 0)
+            return px_error_set(err, PX_E_INVALID,
+                                "--store-min-replicas: needs a Redis --store (the memory store "
+                                "has no replicas)");
         return 0;
     }
     px_redis_target t;

@@ -152,6 +152,11 @@ typedef struct px_config {
     /* --store-sentinel-password-file: the Sentinels' own password (else
      * PYEXEC_STORE_SENTINEL_PASSWORD), default none. */
     char store_sentinel_password_file[512];
+    /* --store-min-replicas: replicas that must acknowledge a create or a
+     * claim (Redis WAIT) before it counts, 0..8, default 0 (no wait);
+     * --store-replica-timeout-ms: how long to wait for them. */
+    int store_min_replicas;
+    int store_replica_timeout_ms;
 } px_config;
 
 /* Fills `cfg` with the defaults. */

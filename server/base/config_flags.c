@@ -180,6 +180,12 @@ const opt px_config_opts[] = {
     INT(store_grace_s, 30, 1, 86400,
         "seconds the Redis store may stay unreachable before a node kills its running "
         "executions (they end FAILED/LOST, written when Redis answers again)"),
+    INT(store_min_replicas, 0, 0, 8,
+        "Redis replicas that must acknowledge (WAIT) a new execution before the client is "
+        "answered and a claim before its program starts; fewer: the call fails UNAVAILABLE, "
+        "the claim is retried (0: no wait)"),
+    INT(store_replica_timeout_ms, 1000, 1, 60000,
+        "how long a create or a claim waits for --store-min-replicas acknowledgements, ms"),
 };
 
 const size_t px_config_n_opts = sizeof px_config_opts / sizeof px_config_opts[0];

@@ -94,6 +94,29 @@ redisReply *rstore_eval(px_rstore *rs, px_rscript s, int argc, const char **argv
     return r;
 }
 
+int rstore_wait_replicas(px_rstore *rs, px_redis_conn *c, px_error *err) {
+    if (rs->cfg.min_replicas == 0)
+        return 0;
+    char n[24], ms[24];
+    NUM(n, rs->cfg.min_replicas);
+    NUM(ms, rs->cfg.replica_timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    /* Not retried: on a new connection WAIT would cover nothing. */
+    _cleanup_reply_ redisReply *r = px_redis_conn_call(c, 3, argv, NULL, rs->cfg.replica_timeout_ms,
+                                                       false, err);
+    if (!r)
+        return px_error_wrap(err, "wait for %u replica(s)", rs->cfg.min_replicas);
+    if (r->type != REDIS_REPLY_INTEGER)
+        return px_error_set(err, PX_E_INTERNAL, "WAIT: unexpected reply from Redis");
+    if (r->integer < (long long)rs->cfg.min_replicas)
+        return px_error_set(err, PX_E_UNAVAILABLE,
+                            "only %lld of the %u Redis replica(s) --store-min-replicas asks for "
+                            "acknowledged the write within %lld ms (replica wait)",
+                            r->integer, rs->cfg.min_replicas,
+                            (long long)rs->cfg.replica_timeout_ms);
+    return 0;
+}
+
 void rstore_reply_freep(redisReply **r) {
     if (*r)
         freeReplyObject(*r);
@@ -161,6 +184,11 @@ static int check_config(const px_rstore_config *c, px_error *err) {
         c->connect_timeout_ms <= 0 || c->command_timeout_ms <= 0 || c->backoff_min_ms < 0 ||
         c->backoff_max_ms < c->backoff_min_ms)
         return px_error_set(err, PX_E_INVALID, "redis store: invalid limits");
+    if (c->min_replicas > PX_RSTORE_MAX_REPLICAS)
+        return px_error_set(err, PX_E_INVALID, "redis store: min replicas %u is more than %d",
+                            c->min_replicas, PX_RSTORE_MAX_REPLICAS);
+    if (c->min_replicas > 0 && c->replica_timeout_ms <= 0)
+        return px_error_set(err, PX_E_INVALID, "redis store: replica timeout must be > 0");
     return 0;
 }
 
@@ -452,10 +480,22 @@ int px_rstore_create(px_rstore *rs, const char *tenant, const char *request_id, 
     size_t len[] = {strlen(id),   strlen(request_id), strlen(digest), job_len,
                     strlen(maxq), strlen(now),        strlen(tenant), strlen(oldest),
                     strlen(mc),   strlen(mq),         strlen(mm)};
-    _cleanup_reply_ redisReply *r = rstore_eval(rs, PX_RSCRIPT_CREATE, PX_ARRAY_SIZE(argv), argv,
-                                                len, true, err);
+    unsigned slot;
+    px_redis_conn *c = rstore_pool_take(rs, &slot, err);
+    if (!c)
+        return px_error_wrap(err, "create");
+    _cleanup_reply_ redisReply *r = rstore_eval_on(rs, c, PX_RSCRIPT_CREATE, PX_ARRAY_SIZE(argv),
+                                                   argv, len, true, err);
+    /* The record (new, or found by request_id) is acknowledged only once
+     * enough replicas have it: a failover before that could lose it. */
+    long long k = r ? rstore_elem_int(r, 0, -1) : -1;
+    int wrc = k == 0 || k == 1 ? rstore_wait_replicas(rs, c, err) : 0;
+    rstore_pool_give(rs, slot);
     if (!r)
         return px_error_wrap(err, "create");
+    if (wrc < 0)
+        return px_error_wrap(err, "create: the execution may exist; a retry with the same "
+                                  "request_id finds it");
     long long kind = rstore_elem_int(r, 0, -1);
     const redisReply *rid = rstore_elem_str(r, 1);
     if (kind == 2)

@@ -78,7 +78,14 @@ typedef struct px_rstore_config {
     px_metrics *metrics;
     /* The Sentinels' own password (target.is_sentinel); NULL: none; copied. */
     const char *sentinel_password;
+    /* Replicas that must acknowledge (Redis WAIT, on the same connection) a
+     * create and a claim before they count; 0: no wait. At most
+     * PX_RSTORE_MAX_REPLICAS. */
+    unsigned min_replicas;
+    int64_t replica_timeout_ms; /* > 0 when min_replicas > 0 */
 } px_rstore_config;
+
+#define PX_RSTORE_MAX_REPLICAS 8
 
 /* Results of the owner's writes, besides 0 / -1 (error). */
 enum {

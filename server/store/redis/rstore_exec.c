@@ -59,6 +59,13 @@ static int claim_entry(px_rstore *rs, px_redis_conn *c, const char *id, const ch
     const redisReply *job = rstore_elem_str(r, 1);
     if (kind != 1 || !job)
         return rstore_bad_reply(PX_RSCRIPT_CLAIM, err);
+    if (rstore_wait_replicas(rs, c, err) < 0) {
+        /* Not started: a failover could lose the claim and let another
+         * worker run the job too. The next claim resumes this one (and
+         * waits again); until then the job stays claimed, unstarted. */
+        uncertain_add(rs, id, qid, token);
+        return px_error_wrap(err, "claim '%s'", id);
+    }
     memset(out, 0, sizeof *out);
     snprintf(out->id, sizeof out->id, "%s", id);
     out->job = malloc(job->len ? job->len : 1);

@@ -92,6 +92,10 @@ redisReply *rstore_eval_on(px_rstore *rs, px_redis_conn *c, px_rscript s, int ar
 redisReply *rstore_eval(px_rstore *rs, px_rscript s, int argc, const char **argv, const size_t *len,
                         bool retry, px_error *err);
 int rstore_bad_reply(px_rscript s, px_error *err);
+/* With cfg.min_replicas > 0: WAIT on `c` (right after its write) until that
+ * many replicas acknowledged it, else PX_E_UNAVAILABLE naming the replica
+ * wait. 0 at once without. */
+int rstore_wait_replicas(px_rstore *rs, px_redis_conn *c, px_error *err);
 /* The integer at r->element[i] (integer or numeric string), or `def`. */
 long long rstore_elem_int(const redisReply *r, size_t i, long long def);
 const redisReply *rstore_elem_str(const redisReply *r, size_t i);

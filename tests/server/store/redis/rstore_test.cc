@@ -654,6 +654,63 @@ TEST(RStoreConfig, RefusesBadNamesAndLimits) {
     EXPECT_NE(std::string(err.msg).find("namespace"), std::string::npos);
 }
 
+TEST(RStoreConfig, RefusesBadReplicaWaits) {
+    RedisServer srv;
+    px_rstore_config c = Config(srv, "n");
+    c.min_replicas = PX_RSTORE_MAX_REPLICAS + 1;
+    c.replica_timeout_ms = 100;
+    px_error err = PX_ERROR_INIT;
+    EXPECT_EQ(px_rstore_new(&c, &err), nullptr);
+    EXPECT_EQ(err.code, PX_E_INVALID);
+    EXPECT_NE(std::string(err.msg).find("min replicas"), std::string::npos) << err.msg;
+    c.min_replicas = 1;
+    c.replica_timeout_ms = 0;
+    EXPECT_EQ(px_rstore_new(&c, &err), nullptr);
+    EXPECT_NE(std::string(err.msg).find("replica timeout"), std::string::npos) << err.msg;
+}
+
+// With min_replicas and a server without replicas, a create fails
+// UNAVAILABLE naming the replica wait (its record exists: a retry with the
+// request_id finds it), and a claim fails the same way without handing the
+// job out; the next claim resumes that one, and no other node gets it.
+TEST_F(RStore, MinReplicasRefusesWhatNoReplicaAcknowledged) {
+    px_rstore_config c = Config(srv_, "waits");
+    c.min_replicas = 1;
+    c.replica_timeout_ms = 20;
+    Store w = Open(c);
+    Store plain = Open(Config(srv_, "plain"));
+    char id[PX_ID_LEN + 1], dig[PX_RSTORE_DIGEST_MAX + 1];
+    bool existed;
+    px_error err = PX_ERROR_INIT;
+    const uint8_t job[] = "J";
+    EXPECT_EQ(
+        px_rstore_create(w.get(), "", "rid-1", "d", job, 1, 100, nullptr, id, &existed, dig, &err),
+        -1);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+    EXPECT_NE(std::string(err.msg).find("replica wait"), std::string::npos) << err.msg;
+    EXPECT_NE(std::string(err.msg).find("same request_id"), std::string::npos) << err.msg;
+    std::string first = Create(plain.get(), "J", "rid-1", "d");
+    EXPECT_EQ(
+        px_rstore_create(w.get(), "", "rid-1", "d", job, 1, 100, nullptr, id, &existed, dig, &err),
+        -1); // found, but not acknowledged by a replica either
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+
+    int64_t tw = Lease(w.get()), tp = Lease(plain.get());
+    for (int i = 0; i < 2; i++) { // the claim, then its resumption
+        px_rstore_job j;
+        err = PX_ERROR_INIT;
+        EXPECT_EQ(px_rstore_claim(w.get(), tw, 0, &j, &err), -1);
+        EXPECT_EQ(err.code, PX_E_UNAVAILABLE);
+        EXPECT_NE(std::string(err.msg).find("claim '" + first + "'"), std::string::npos) << err.msg;
+        EXPECT_NE(std::string(err.msg).find("replica wait"), std::string::npos) << err.msg;
+    }
+    EXPECT_EQ(Claim(plain.get(), tp), "");
+    View v;
+    Get(plain.get(), first, &v);
+    EXPECT_EQ(v.v.record.status, PX_STATUS_PENDING);
+    EXPECT_STREQ(v.v.owner, "waits");
+}
+
 TEST(RStoreNamespace, KeepsClustersApart) {
     RedisServer srv;
     px_rstore_config c1 = Config(srv, "node-a"), c2 = Config(srv, "node-a");

@@ -8,6 +8,10 @@
  * connect unless the backoff deadline is in the future. A failed connect,
  * and with a plain target a server that is not the primary, set that
  * deadline (doubling the wait); a reply from a primary resets the wait.
+ * A connection waiting out its backoff tries at once when another
+ * connection of the process has had a reply from a primary since its last
+ * failure: the server is back (or found), and each connection of a pool
+ * must not wait out a backoff that was for a server that was down.
  *
  * With a Sentinel target, every connect first asks the Sentinels in turn
  * (starting with the one that answered last) for the primary's address,
@@ -18,6 +22,7 @@
 #include "server/store/redis/conn.h"
 
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +45,13 @@ struct px_redis_conn {
     int64_t backoff_ms;                /* the wait after the next failed connect */
     int64_t retry_at_ms;               /* monotonic; no connect attempt before */
     char last_error[PX_ERROR_MSG_MAX]; /* why the last connect failed */
+    bool answered;                     /* a primary replied since the connect */
+    uint_fast64_t answers_seen;        /* primaries_answered at the last failure */
 };
+
+/* Connections of the process that have had a first reply from a primary
+ * since they connected (see the top of the file). */
+static atomic_uint_fast64_t primaries_answered;
 
 PX_DEFINE_CLEANUP(redisContext, redisFree)
 PX_DEFINE_CLEANUP(redisReply, freeReplyObject)
@@ -90,6 +101,7 @@ static void drop_backing_off(px_redis_conn *c, const char *why) {
     drop(c);
     snprintf(c->last_error, sizeof c->last_error, "%s", why);
     c->retry_at_ms = px_now_mono_ms() + c->backoff_ms;
+    c->answers_seen = atomic_load(&primaries_answered);
     c->backoff_ms *= 2;
     if (c->backoff_ms > c->cfg.backoff_max_ms)
         c->backoff_ms = c->cfg.backoff_max_ms;
@@ -331,7 +343,7 @@ int px_redis_conn_ensure(px_redis_conn *c, px_error *err) {
     if (c->ctx)
         return 0;
     int64_t now = px_now_mono_ms();
-    if (now < c->retry_at_ms)
+    if (now < c->retry_at_ms && atomic_load(&primaries_answered) == c->answers_seen)
         return px_error_set(err, PX_E_UNAVAILABLE, "%s (next attempt in %lld ms)", c->last_error,
                             (long long)(c->retry_at_ms - now));
     px_error e = PX_ERROR_INIT;
@@ -342,6 +354,7 @@ int px_redis_conn_ensure(px_redis_conn *c, px_error *err) {
         return -1;
     }
     c->retry_at_ms = 0;
+    c->answered = false;
     return 0;
 }
 
@@ -361,8 +374,13 @@ redisReply *px_redis_conn_call(px_redis_conn *c, int argc, const char **argv,
             return NULL;
         r = call_once(c, argc, argv, argv_len, extra_timeout_ms, &io_failed, &e);
     }
-    if (r || c->ctx)
+    if (r || c->ctx) {
         c->backoff_ms = c->cfg.backoff_min_ms; /* the server answered as a primary */
+        if (!c->answered) {
+            c->answered = true;
+            atomic_fetch_add(&primaries_answered, 1);
+        }
+    }
     if (!r && err)
         *err = e;
     return r;

@@ -115,6 +115,27 @@ TEST(RedisConn, APlainTargetAtAReplicaBacksOff) {
     EXPECT_EQ(Accepted(srv) - before, 1); // only the second count's own
 }
 
+// A connection of a pool backing off after the server went away tries
+// again at once when another connection has reached the primary since:
+// its own wait (a minute here) was for a server that was down.
+TEST(RedisConn, ABackingOffConnectionTriesAgainOnceAnotherReachedThePrimary) {
+    RedisServer srv;
+    Conn a = Open(srv, 60000);
+    EXPECT_EQ(Send(a.get(), {"SET", "k", "1"}), "OK");
+    srv.Stop();
+    px_error err = PX_ERROR_INIT;
+    std::string got = Send(a.get(), {"GET", "k"}, true, &err);
+    EXPECT_EQ(err.code, PX_E_UNAVAILABLE) << got;
+    got = Send(a.get(), {"GET", "k"}, false, &err);
+    EXPECT_NE(got.find("next attempt in"), std::string::npos) << got;
+    srv.Start();
+    got = Send(a.get(), {"GET", "k"}, false, &err);
+    EXPECT_NE(got.find("next attempt in"), std::string::npos) << got; // nothing reached it yet
+    Conn b = Open(srv, 60000);
+    EXPECT_EQ(Send(b.get(), {"GET", "k"}), "1");
+    EXPECT_EQ(Send(a.get(), {"GET", "k"}), "1");
+}
+
 TEST(RedisConn, OtherErrorRepliesKeepTheConnection) {
     RedisServer srv;
     Conn c = Open(srv);
